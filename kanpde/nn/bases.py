@@ -1,0 +1,387 @@
+"""One-dimensional bases for KAN edge functions.
+
+Every edge of a KAN layer computes ``φ(x) = w_b·silu(x) + w_s·Σ_b c_b B_b(x)``. A basis is a
+small declaration: how its grid buffer is laid out, how many coefficients an edge has, and how
+to evaluate the functions ``B_b`` and their first and second derivatives. The layer mechanism in
+:mod:`kanpde.nn.kan` is shared by all bases.
+
+Two evaluation strategies exist:
+
+* *dense* bases (Gaussian RBF, reflectional switch, Chebyshev) return all ``nb`` basis values
+  per point; the layer contracts them with the coefficients in one batched matrix product;
+* the B-spline basis is *local*: at any point only ``k + 1`` of its ``G + k`` functions are
+  non-zero. It converts the coefficients once per step into a piecewise-polynomial table
+  (``k + 1`` monomial coefficients per knot interval) and gathers one row per point, so the
+  per-point cost does not grow with the grid size ``G``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def silu_features(x: Tensor, order: int) -> Tensor:
+    """``silu`` and its first ``order`` derivatives, stacked: ``(N, n_in)`` → ``(N, n_in, Q)``."""
+    s = torch.sigmoid(x)
+    out = [x * s]
+    if order >= 1:
+        out.append(s * (1 + x * (1 - s)))
+    if order >= 2:
+        out.append(s * (1 - s) * (2 + x * (1 - 2 * s)))
+    return torch.stack(out, dim=-1)
+
+
+def _uniform_points(ranges: Tensor, grid: int) -> Tensor:
+    """``grid + 1`` equispaced points per row of ``ranges`` ``(n_in, 2)``."""
+    t = torch.linspace(0, 1, grid + 1, dtype=ranges.dtype, device=ranges.device)
+    return ranges[:, :1] + (ranges[:, 1:] - ranges[:, :1]) * t
+
+
+class Basis:
+    """Interface of a basis (see the module docstring)."""
+
+    name: str = ""
+    local: bool = False
+
+    def size(self, grid: int, k: int) -> int:
+        """Number of coefficients per edge."""
+        raise NotImplementedError
+
+    def make_grid(self, points: Tensor, k: int) -> Tensor:
+        """Grid buffer from ``grid + 1`` increasing points per input, ``(n_in, grid + 1)``."""
+        raise NotImplementedError
+
+    def grid_size(self, grid_buffer: Tensor, k: int) -> int:
+        """The ``grid`` (number of intervals ``G``) that built ``grid_buffer``."""
+        raise NotImplementedError
+
+    def domain(self, grid_buffer: Tensor, k: int) -> Tensor:
+        """``(n_in, 2)`` interval the grid was built for (the ``grid_range``)."""
+        raise NotImplementedError
+
+    def prepare(self, grid_buffer: Tensor, k: int) -> dict[str, Tensor]:
+        """Tensors derived from the grid once per grid change (cached by the layer)."""
+        return {}
+
+    def features(self, x: Tensor, grid_buffer: Tensor, k: int, aux: dict, order: int) -> Tensor:
+        """All basis functions and derivatives: ``(N, n_in)`` → ``(N, n_in, order + 1, nb)``."""
+        raise NotImplementedError
+
+    def edges(
+        self,
+        x: Tensor,
+        coef: Tensor,
+        scale_base: Tensor,
+        scale_spline: Tensor,
+        grid_buffer: Tensor,
+        k: int,
+        aux: dict,
+        order: int,
+    ) -> Tensor:
+        """Edge functions and their derivatives.
+
+        Parameters
+        ----------
+        x : Tensor
+            ``(N, n_in)`` layer inputs.
+        coef : Tensor
+            ``(n_out, n_in, nb)`` basis coefficients ``c``.
+        scale_base, scale_spline : Tensor
+            ``(n_out, n_in)`` weights ``w_b`` and ``w_s``.
+        order : int
+            Highest derivative wanted (0, 1 or 2).
+
+        Returns
+        -------
+        Tensor
+            ``(N, n_in, order + 1, n_out)``: ``φ_{oi}^{(q)}(x_i)``.
+        """
+        feats = torch.cat(
+            [self.features(x, grid_buffer, k, aux, order), silu_features(x, order).unsqueeze(-1)],
+            dim=-1,
+        )  # (N, n_in, Q, nb + 1)
+        weights = torch.cat(
+            [(coef * scale_spline.unsqueeze(-1)).permute(1, 2, 0), scale_base.t().unsqueeze(1)],
+            dim=1,
+        )  # (n_in, nb + 1, n_out)
+        return torch.matmul(feats, weights)
+
+
+class BSpline(Basis):
+    """B-splines of order ``k`` on ``G`` intervals, knots extended by ``k`` on each side.
+
+    The grid buffer holds the ``G + 2k + 1`` knots of each input (pykan's convention). Each
+    basis function is the standard B-spline on its whole support and zero outside it, so inside
+    ``[t_k, t_{G+k}]`` (the grid range) the ``G + k`` functions form a partition of unity.
+    """
+
+    name = "bspline"
+    local = True
+
+    def size(self, grid: int, k: int) -> int:
+        return grid + k
+
+    def make_grid(self, points: Tensor, k: int) -> Tensor:
+        g = points.shape[1] - 1
+        h = (points[:, -1:] - points[:, :1]) / g
+        steps = torch.arange(1, k + 1, dtype=points.dtype, device=points.device)
+        left = points[:, :1] - h * steps.flip(0)
+        right = points[:, -1:] + h * steps
+        return torch.cat([left, points, right], dim=1)
+
+    def grid_size(self, grid_buffer: Tensor, k: int) -> int:
+        return grid_buffer.shape[1] - 1 - 2 * k
+
+    def domain(self, grid_buffer: Tensor, k: int) -> Tensor:
+        return grid_buffer[:, [k, grid_buffer.shape[1] - 1 - k]]
+
+    def prepare(self, grid_buffer: Tensor, k: int) -> dict[str, Tensor]:
+        t = grid_buffer.detach().to(torch.float64)
+        n_in, n_knots = t.shape
+        poly = _local_polynomials(t, k)  # (n_in, n_knots - 1, k + 1, k + 1)
+        zero = poly.new_zeros(n_in, 1, k + 1, k + 1)
+        # Slot 0 (left of t_0) and the last slot (right of the last knot) hold no spline.
+        poly = torch.cat([zero, poly, zero], dim=1)
+        h = t[:, 1:] - t[:, :-1]
+        one = t.new_ones(n_in, 1)
+        left = torch.cat([t[:, :1], t[:, :-1], t[:, -1:]], dim=1)
+        inv_h = torch.cat([one, 1 / h, one], dim=1)
+        # ``deriv[:, q*(k+1) + p]`` maps monomials s^0..s^k to the q-th derivative's coefficient
+        # of s^p (in units of 1/h^q): d^q/ds^q s^j = j!/(j-q)! s^(j-q).
+        deriv = t.new_zeros(k + 1, 3 * (k + 1))
+        for q in range(3):
+            for j in range(q, k + 1):
+                deriv[j - q, q * (k + 1) + j] = math.factorial(j) / math.factorial(j - q)
+        dtype = grid_buffer.dtype
+        return {
+            "poly": poly.to(dtype),
+            "left": left.reshape(-1).to(dtype),
+            "inv_h": inv_h.reshape(-1).to(dtype),
+            "deriv": deriv.to(dtype),
+        }
+
+    def locate(self, x: Tensor, grid_buffer: Tensor, k: int, aux: dict) -> tuple[Tensor, Tensor]:
+        """Flat slot index ``(N, n_in)`` and local coordinate ``s ∈ [0, 1]`` of every input."""
+        n_in, n_knots = grid_buffer.shape
+        slot = torch.searchsorted(grid_buffer, x.detach().t().contiguous(), right=True)
+        offset = torch.arange(n_in, device=x.device).unsqueeze(1) * (n_knots + 1)
+        flat = (slot + offset).t()
+        s = (x - aux["left"][flat]) * aux["inv_h"][flat]
+        return flat, s.clamp(0, 1)
+
+    def _monomials(self, s: Tensor, k: int, aux: dict, flat: Tensor, order: int) -> Tensor:
+        """``d^q/dx^q s^p`` for ``q ≤ order``: ``(N, n_in, Q, k + 1)``."""
+        powers = [torch.ones_like(s), s]
+        for _ in range(2, k + 1):
+            powers.append(powers[-1] * s)
+        pw = torch.stack(powers[: k + 1], dim=-1)
+        if order == 0:
+            return pw.unsqueeze(2)
+        q = order + 1
+        mono = (pw @ aux["deriv"][:, : q * (k + 1)]).unflatten(-1, (q, k + 1))
+        inv_h = aux["inv_h"][flat]
+        scale = torch.stack([torch.ones_like(inv_h), inv_h, inv_h * inv_h][:q], dim=-1)
+        return mono * scale.unsqueeze(-1)
+
+    def features(self, x: Tensor, grid_buffer: Tensor, k: int, aux: dict, order: int) -> Tensor:
+        flat, s = self.locate(x, grid_buffer, k, aux)
+        n_in, n_knots = grid_buffer.shape
+        mono = self._monomials(s, k, aux, flat, order)  # (N, n_in, Q, k+1)
+        poly = aux["poly"].reshape(-1, k + 1, k + 1)[flat]  # (N, n_in, k+1 [r], k+1 [p])
+        local = mono @ poly.transpose(-1, -2)  # (N, n_in, Q, k+1 [r])
+        # Slot j + 1 is knot interval j, whose non-zero functions are B_{j-k} .. B_j.
+        slot = flat - torch.arange(n_in, device=x.device) * (n_knots + 1)
+        start = (slot - 1).clamp(min=0)  # padded index of B_{j-k} (padding by k)
+        index = (start.unsqueeze(-1) + torch.arange(k + 1, device=x.device)).unsqueeze(2)
+        nb = n_knots - 1 - k
+        dense = local.new_zeros(*local.shape[:3], nb + 3 * k + 1)
+        dense = dense.scatter_add(-1, index.expand_as(local), local)
+        return dense[..., k : k + nb]
+
+    def table(self, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, k: int, aux: dict):
+        """Per-slot monomial coefficients ``(n_in · n_slots, (k + 2) · n_out)``.
+
+        Row ``i · n_slots + slot`` holds, for every output ``o``, the monomial coefficients
+        of ``w_s c·B`` on that slot (columns ``p · n_out + o`` for ``p ≤ k``) followed by ``w_b``.
+        """
+        n_out, n_in, _ = coef.shape
+        padded = F.pad(coef * scale_spline.unsqueeze(-1), (k, k))
+        windows = padded.unfold(2, k + 1, 1)  # (n_out, n_in, n_intervals, k+1)
+        poly = aux["poly"][:, 1:-1]  # (n_in, n_intervals, k+1, k+1)
+        mono = torch.einsum("oijr,ijrp->ijpo", windows, poly)
+        mono = F.pad(mono, (0, 0, 0, 0, 1, 1))  # exterior slots
+        base = scale_base.t().reshape(n_in, 1, 1, n_out).expand(n_in, mono.shape[1], 1, n_out)
+        return torch.cat([mono, base], dim=2).reshape(n_in * mono.shape[1], (k + 2) * n_out)
+
+    def edges(self, x, coef, scale_base, scale_spline, grid_buffer, k, aux, order):
+        n_out = coef.shape[0]
+        flat, s = self.locate(x, grid_buffer, k, aux)
+        mono = self._monomials(s, k, aux, flat, order)  # (N, n_in, Q, k+1)
+        feats = torch.cat([mono, silu_features(x, order).unsqueeze(-1)], dim=-1)
+        rows = F.embedding(flat, self.table(coef, scale_base, scale_spline, k, aux))
+        return feats @ rows.unflatten(-1, (k + 2, n_out))
+
+
+def _local_polynomials(t: Tensor, k: int) -> Tensor:
+    """Monomial coefficients of the non-zero B-splines on every knot interval.
+
+    Parameters
+    ----------
+    t : Tensor
+        ``(n_in, K)`` strictly increasing knots (float64).
+
+    Returns
+    -------
+    Tensor
+        ``(n_in, K - 1, k + 1, k + 1)``: entry ``[i, j, r, p]`` is the coefficient of ``s^p`` of
+        ``B_{j-k+r,k}(t_j + s (t_{j+1} - t_j))``. Functions with an index outside ``0..K-k-2``
+        are those of phantom knots added beyond the ends; they meet zero coefficients.
+    """
+    n_in, n_knots = t.shape
+    h0 = t[:, 1:2] - t[:, :1]
+    h1 = t[:, -1:] - t[:, -2:-1]
+    steps = torch.arange(1, k + 1, dtype=t.dtype, device=t.device)
+    tp = torch.cat([t[:, :1] - h0 * steps.flip(0), t, t[:, -1:] + h1 * steps], dim=1)
+    j = torch.arange(n_knots - 1, device=t.device)
+
+    def knot(index: Tensor) -> Tensor:
+        return tp[:, index + k]
+
+    tj = knot(j)
+    h = knot(j + 1) - tj
+    polys = t.new_zeros(n_in, n_knots - 1, 1, k + 1)
+    polys[..., 0, 0] = 1.0
+
+    def times_linear(c: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:
+        # (alpha + beta s) · Σ c_p s^p
+        shifted = F.pad(c[..., :-1], (1, 0))
+        return alpha.unsqueeze(-1) * c + beta.unsqueeze(-1) * shifted
+
+    for p in range(1, k + 1):
+        new = t.new_zeros(n_in, n_knots - 1, p + 1, k + 1)
+        for r in range(p + 1):
+            i = j - p + r
+            if r >= 1:  # (x - t_i) / (t_{i+p} - t_i) · B_{i,p-1}
+                den = knot(i + p) - knot(i)
+                new[:, :, r] += times_linear(polys[:, :, r - 1], (tj - knot(i)) / den, h / den)
+            if r <= p - 1:  # (t_{i+p+1} - x) / (t_{i+p+1} - t_{i+1}) · B_{i+1,p-1}
+                den = knot(i + p + 1) - knot(i + 1)
+                new[:, :, r] += times_linear(polys[:, :, r], (knot(i + p + 1) - tj) / den, -h / den)
+        polys = new
+    return polys
+
+
+class GaussianRBF(Basis):
+    """Gaussian radial basis ``exp(-((x - μ_b)/h)²)`` on ``G + 1`` centres (FastKAN).
+
+    The grid buffer holds the centres; ``h`` is their spacing.
+    """
+
+    name = "rbf"
+
+    def size(self, grid: int, k: int) -> int:
+        return grid + 1
+
+    def make_grid(self, points: Tensor, k: int) -> Tensor:
+        return points.clone()
+
+    def grid_size(self, grid_buffer: Tensor, k: int) -> int:
+        return grid_buffer.shape[1] - 1
+
+    def domain(self, grid_buffer: Tensor, k: int) -> Tensor:
+        return grid_buffer[:, [0, -1]]
+
+    def _z(self, x: Tensor, grid_buffer: Tensor) -> tuple[Tensor, Tensor]:
+        h = (grid_buffer[:, -1] - grid_buffer[:, 0]) / (grid_buffer.shape[1] - 1)  # (n_in,)
+        z = (x.unsqueeze(-1) - grid_buffer) / h.unsqueeze(-1)
+        return z, (1 / h).unsqueeze(-1)
+
+    def features(self, x, grid_buffer, k, aux, order):
+        z, ih = self._z(x, grid_buffer)
+        b = torch.exp(-z * z)
+        out = [b]
+        if order >= 1:
+            out.append(-2 * z * b * ih)
+        if order >= 2:
+            out.append((4 * z * z - 2) * b * ih * ih)
+        return torch.stack(out, dim=2)
+
+
+class ReflectionalSwitch(GaussianRBF):
+    """Reflectional switch functions ``1 - tanh²((x - μ_b)/h)`` on ``G + 1`` centres (FasterKAN)."""
+
+    name = "rswaf"
+
+    def features(self, x, grid_buffer, k, aux, order):
+        z, ih = self._z(x, grid_buffer)
+        th = torch.tanh(z)
+        b = 1 - th * th
+        out = [b]
+        if order >= 1:
+            out.append(-2 * th * b * ih)
+        if order >= 2:
+            out.append(b * (6 * th * th - 2) * ih * ih)
+        return torch.stack(out, dim=2)
+
+
+class Chebyshev(Basis):
+    """Chebyshev polynomials ``T_0 … T_G`` of ``z = tanh(x̂)``, where ``x̂`` maps the grid range
+    affinely onto ``[-1, 1]`` (ChebyKAN's convention: ``tanh`` keeps hidden-layer inputs inside
+    the interval where the polynomials are bounded). The grid buffer holds ``G + 1`` points of
+    the range; only its ends are used."""
+
+    name = "chebyshev"
+
+    def size(self, grid: int, k: int) -> int:
+        return grid + 1
+
+    def make_grid(self, points: Tensor, k: int) -> Tensor:
+        return points.clone()
+
+    def grid_size(self, grid_buffer: Tensor, k: int) -> int:
+        return grid_buffer.shape[1] - 1
+
+    def domain(self, grid_buffer: Tensor, k: int) -> Tensor:
+        return grid_buffer[:, [0, -1]]
+
+    def features(self, x, grid_buffer, k, aux, order):
+        lo, hi = grid_buffer[:, 0], grid_buffer[:, -1]
+        a = 2 / (hi - lo)
+        z = torch.tanh((x - lo) * a - 1)
+        n = grid_buffer.shape[1]
+        t = [torch.ones_like(z), z]
+        d1 = [torch.zeros_like(z), torch.ones_like(z)]
+        d2 = [torch.zeros_like(z), torch.zeros_like(z)]
+        # Three-term recurrences for T_n and its z-derivatives.
+        for _ in range(2, n):
+            t.append(2 * z * t[-1] - t[-2])
+            if order >= 1:
+                d1.append(2 * t[-2] + 2 * z * d1[-1] - d1[-2])
+            if order >= 2:
+                d2.append(4 * d1[-2] + 2 * z * d2[-1] - d2[-2])
+        out = [torch.stack(t[:n], dim=-1)]
+        if order >= 1:
+            dz = (a * (1 - z * z)).unsqueeze(-1)  # dz/dx
+            tz1 = torch.stack(d1[:n], dim=-1)
+            out.append(tz1 * dz)
+        if order >= 2:
+            ddz = (-2 * z * (1 - z * z) * a * a).unsqueeze(-1)  # d²z/dx²
+            out.append(torch.stack(d2[:n], dim=-1) * dz * dz + tz1 * ddz)
+        return torch.stack(out, dim=2)
+
+
+BASES: dict[str, Basis] = {b.name: b for b in (BSpline(), GaussianRBF(), ReflectionalSwitch(), Chebyshev())}
+
+
+def get_basis(name: str | Basis) -> Basis:
+    """Look a basis up by name (``bspline``, ``rbf``, ``rswaf``, ``chebyshev``)."""
+    if isinstance(name, Basis):
+        return name
+    try:
+        return BASES[name]
+    except KeyError:
+        raise ValueError(f"unknown basis {name!r}; choose one of {', '.join(BASES)}") from None

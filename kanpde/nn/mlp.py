@@ -1,0 +1,102 @@
+"""Multilayer perceptron baseline with the same interface as :class:`~kanpde.nn.KAN`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .jet import Jet, coordinates, elementwise, linear, normalize_pairs
+
+
+def _tanh(x):
+    t = torch.tanh(x)
+    d1 = 1 - t * t
+    return t, d1, -2 * t * d1
+
+
+def _sin(x):
+    s = torch.sin(x)
+    return s, torch.cos(x), -s
+
+
+def _silu(x):
+    s = torch.sigmoid(x)
+    return x * s, s * (1 + x * (1 - s)), s * (1 - s) * (2 + x * (1 - 2 * s))
+
+
+def _softplus(x):
+    s = torch.sigmoid(x)
+    return nn.functional.softplus(x), s, s * (1 - s)
+
+
+def _gelu(x):
+    pdf = torch.exp(-0.5 * x * x) * 0.3989422804014327
+    cdf = 0.5 * (1 + torch.erf(x * 0.7071067811865476))
+    return x * cdf, cdf + x * pdf, pdf * (2 - x * x)
+
+
+# Each activation returns (f, f', f'') so that jets need no nested autograd.
+ACTIVATIONS: dict[str, Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]] = {
+    "tanh": _tanh,
+    "sin": _sin,
+    "silu": _silu,
+    "softplus": _softplus,
+    "gelu": _gelu,
+}
+
+
+class MLP(nn.Module):
+    """Fully connected network ``Linear → σ → … → Linear`` with Glorot-normal weights.
+
+    Parameters
+    ----------
+    width : sequence of int
+        Layer widths, inputs first, e.g. ``[2, 100, 100, 100, 1]``.
+    activation : str
+        One of ``tanh`` (default), ``sin``, ``silu``, ``softplus``, ``gelu``.
+    """
+
+    def __init__(
+        self,
+        width: Sequence[int],
+        activation: str = "tanh",
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        width = [int(w) for w in width]
+        if len(width) < 2 or min(width) < 1:
+            raise ValueError(f"width must list at least two positive layer sizes, got {width}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}"
+            )
+        self.width, self.activation = width, activation
+        self._act = ACTIVATIONS[activation]
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b, dtype=dtype, device=device) for a, b in zip(width[:-1], width[1:])
+        )
+        for layer in self.layers:
+            nn.init.xavier_normal_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(N, width[0])`` → ``(N, width[-1])``."""
+        for layer in self.layers[:-1]:
+            x = self._act(layer(x))[0]
+        return self.layers[-1](x)
+
+    def jet(self, x: Tensor, order: int = 2, pairs: Sequence[tuple[int, int]] = ()) -> Jet:
+        """Outputs with derivatives; same contract as :meth:`kanpde.nn.KAN.jet`."""
+        jet = coordinates(x, order, normalize_pairs(pairs) if order >= 2 else ())
+        for layer in self.layers[:-1]:
+            jet = linear(layer.weight, layer.bias, jet)
+            f0, f1, f2 = self._act(jet.value)
+            jet = elementwise(f0, f1 if order >= 1 else None, f2 if order >= 2 else None, jet)
+        return linear(self.layers[-1].weight, self.layers[-1].bias, jet)
+
+    def config(self) -> dict:
+        """JSON-serialisable description, enough with a state dict to rebuild the model."""
+        return {"type": "mlp", "width": list(self.width), "activation": self.activation}
