@@ -1,0 +1,485 @@
+"""Tests for kanpde.geometry: domains, boundaries, space-time products, samplers."""
+
+import numpy as np
+import pytest
+from scipy.stats import qmc
+
+from kanpde.geometry import (
+    CSG,
+    METHODS,
+    Box,
+    Disk,
+    Interval,
+    Polygon,
+    Rectangle,
+    SpaceTime,
+    Time,
+)
+
+RANDOM = ("uniform", "lhs", "sobol")
+L_VERTS = [(-1, -1), (1, -1), (1, 0), (0, 0), (0, 1), (-1, 1)]
+
+
+def square():
+    return Rectangle([-1, -1], [1, 1])
+
+
+def l_csg():
+    return square() - Rectangle([0, 0], [1, 1])
+
+
+def holes():
+    return square() - Disk([0.4, 0.4], 0.25) - Disk([-0.45, -0.35], 0.3)
+
+
+# ----------------------------------------------------------------------------- distances
+
+
+def seg_distance(x, a, b):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    e = b - a
+    t = np.clip(((x - a) @ e) / (e @ e), 0, 1)
+    return np.linalg.norm(x - a - t[:, None] * e, axis=1)
+
+
+def polyline_distance(x, verts):
+    v = np.asarray(verts, float)
+    return np.min([seg_distance(x, v[i], v[(i + 1) % len(v)]) for i in range(len(v))], axis=0)
+
+
+def box_distance(x, lo, hi):
+    # distance to the surface of a box, for points inside it
+    return np.min(np.concatenate([np.abs(x - lo), np.abs(x - hi)], axis=1), axis=1)
+
+
+def circle_distance(x, c, r):
+    return np.abs(np.linalg.norm(x - np.asarray(c), axis=1) - r)
+
+
+def holes_distance(x):
+    return np.minimum.reduce(
+        [
+            box_distance(x, np.array([-1, -1]), np.array([1, 1])),
+            circle_distance(x, [0.4, 0.4], 0.25),
+            circle_distance(x, [-0.45, -0.35], 0.3),
+        ]
+    )
+
+
+CASES = {
+    "interval": (lambda: Interval(-1, 2), lambda x: box_distance(x, [-1], [2])),
+    "rectangle": (lambda: Rectangle([0, -1], [3, 1]), lambda x: box_distance(x, [0, -1], [3, 1])),
+    "box3": (lambda: Box([0, 0, 0], [1, 2, 3]), lambda x: box_distance(x, [0, 0, 0], [1, 2, 3])),
+    "box4": (lambda: Box([0] * 4, [1] * 4), lambda x: box_distance(x, [0] * 4, [1] * 4)),
+    "disk": (lambda: Disk([0.5, -1], 2), lambda x: circle_distance(x, [0.5, -1], 2)),
+    "polygon": (lambda: Polygon(L_VERTS), lambda x: polyline_distance(x, L_VERTS)),
+    "polygon_cw": (lambda: Polygon(L_VERTS[::-1]), lambda x: polyline_distance(x, L_VERTS)),
+    "l_csg": (l_csg, lambda x: polyline_distance(x, L_VERTS)),
+    "holes": (holes, holes_distance),
+}
+L_CASES = ("polygon", "polygon_cw", "l_csg")
+
+
+def assert_outward(dom, bs, h=1e-6, reentrant=None):
+    """Unit normals with x + h*n outside and x - h*n inside.  At a re-entrant
+    corner no normal satisfies both, so points near one can be skipped."""
+    assert np.allclose(np.linalg.norm(bs.normals, axis=1), 1.0, atol=1e-12)
+    x, n = bs.points, bs.normals
+    if reentrant is not None:
+        far = np.linalg.norm(x - np.asarray(reentrant), axis=1) > 10 * h
+        x, n = x[far], n[far]
+    assert not dom.contains(x + h * n).any()
+    assert dom.contains(x - h * n).all()
+
+
+# ----------------------------------------------------------------------------- interior
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("method", RANDOM)
+def test_sample_inside_exact_count(case, method):
+    dom = CASES[case][0]()
+    x = dom.sample(257, method=method, seed=3)
+    assert x.shape == (257, dom.dim) and x.dtype == np.float64
+    assert dom.contains(x).all()
+    lo, hi = dom.bounds
+    assert np.all(x >= lo) and np.all(x <= hi)
+
+
+@pytest.mark.parametrize("method", RANDOM)
+def test_reproducible_and_seed_dependent(method):
+    for dom in (square(), Disk([0, 0], 1), holes(), Interval(0, 1) * Time(0, 1)):
+        a = dom.sample(100, method=method, seed=1)
+        assert np.array_equal(a, dom.sample(100, method=method, seed=1))
+        assert not np.allclose(a, dom.sample(100, method=method, seed=2))
+        b = dom.boundary(50, method=method, seed=1)
+        assert np.array_equal(b.points, dom.boundary(50, method=method, seed=1).points)
+        assert not np.allclose(b.points, dom.boundary(50, method=method, seed=2).points)
+    # seed=None draws fresh entropy
+    assert not np.allclose(
+        square().sample(10, "uniform", None), square().sample(10, "uniform", None)
+    )
+
+
+def test_grid_method_is_deterministic():
+    a = holes().sample(500, method="grid", seed=1)
+    assert np.array_equal(a, holes().sample(500, method="grid", seed=2))
+
+
+@pytest.mark.parametrize("method", ["sobol", "lhs"])
+def test_qmc_coverage_and_discrepancy(method):
+    unit = Rectangle([0, 0], [1, 1])
+    x = unit.sample(1024, method=method, seed=0)
+    cells = np.floor(x * 10).astype(int).clip(0, 9)
+    hits = np.zeros((10, 10), int)
+    np.add.at(hits, (cells[:, 0], cells[:, 1]), 1)
+    assert hits.min() >= 1
+    d_qmc = qmc.discrepancy(x)
+    d_rand = np.mean([qmc.discrepancy(unit.sample(1024, "uniform", s)) for s in range(5)])
+    assert d_qmc < d_rand
+
+
+def test_lhs_is_latin():
+    x = Rectangle([0, 0], [1, 1]).sample(50, method="lhs", seed=4)
+    for j in range(2):
+        assert np.array_equal(np.sort(np.floor(x[:, j] * 50)), np.arange(50))
+
+
+def test_grid_sampling_counts():
+    assert len(Rectangle([0, 0], [1, 1]).sample(100, method="grid")) == 100
+    assert len(Rectangle([-1, 0], [1, 1]).sample(200, method="grid")) == 200
+    assert len(Interval(0, 1).sample(37, method="grid")) == 37
+    x = Interval(0, 1).sample(4, method="grid")[:, 0]
+    np.testing.assert_allclose(x, [0.125, 0.375, 0.625, 0.875], atol=1e-15)
+    n = len(l_csg().sample(300, method="grid"))
+    assert 250 <= n <= 350
+    assert len(Disk([0, 0], 1).sample(400, method="grid")) == pytest.approx(400, rel=0.1)
+
+
+def test_measures():
+    assert square().measure == 4.0
+    assert Disk([0, 0], 2).measure == pytest.approx(4 * np.pi)
+    assert Polygon(L_VERTS).measure == pytest.approx(3.0)
+    assert l_csg().measure == pytest.approx(3.0, rel=1e-3)
+    holes_area = 4 - np.pi * (0.25**2 + 0.3**2)
+    assert holes().measure == pytest.approx(holes_area, rel=2e-3)
+    assert (square() * Time(0, 2)).measure == 8.0
+    assert square().boundary_measure == 8.0
+    assert holes().boundary_measure == pytest.approx(8 + 2 * np.pi * 0.55, rel=1e-3)
+
+
+# ----------------------------------------------------------------------------- boundary
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("method", METHODS)
+def test_boundary_on_surface_with_outward_normals(case, method):
+    make, dist = CASES[case]
+    dom = make()
+    bs = dom.boundary(301, method=method, seed=5)
+    if method != "grid" or case in ("interval", "rectangle", "disk", "polygon"):
+        assert len(bs) == 301
+    assert bs.points.shape == bs.normals.shape == (len(bs), dom.dim)
+    assert bs.piece.shape == (len(bs),)
+    assert np.max(dist(bs.points)) < 1e-12
+    assert dom.contains(bs.points).all()
+    assert_outward(dom, bs, reentrant=(0, 0) if case in L_CASES else None)
+
+
+def test_boundary_grid_classic_poisson_set():
+    bs = square().boundary(204, method="grid")
+    assert np.array_equal(np.bincount(bs.piece), [51, 51, 51, 51])
+    left = bs.points[bs.mask("left")]
+    np.testing.assert_allclose(left[:, 0], -1.0)
+    np.testing.assert_allclose(left[:, 1], np.linspace(-1, 1, 51), atol=1e-15)
+    corners = {(-1.0, -1.0), (-1.0, 1.0), (1.0, -1.0), (1.0, 1.0)}
+    assert corners <= {tuple(p) for p in bs.points}
+
+
+def test_boundary_measure_proportional():
+    bs = Rectangle([0, 0], [3, 1]).boundary(800, seed=0)
+    assert dict(zip(bs.names, np.bincount(bs.piece), strict=True)) == {
+        "left": 100,
+        "right": 100,
+        "bottom": 300,
+        "top": 300,
+    }
+    h = holes()
+    bs = h.boundary(10_000, seed=0)
+    counts = np.bincount(bs.piece, minlength=len(bs.names))
+    lengths = np.array([2, 2, 2, 2, 2 * np.pi * 0.25, 2 * np.pi * 0.3])
+    np.testing.assert_allclose(counts / 10_000, lengths / lengths.sum(), atol=2e-3)
+    # every selected piece gets a point when n allows
+    bs = Rectangle([0, 0], [100, 1]).boundary(4)
+    assert np.array_equal(np.bincount(bs.piece), [1, 1, 1, 1])
+
+
+def test_select_by_name_alias_list_predicate():
+    r = Rectangle([-1, -2], [1, 2])
+    for on in ("left", "x=-1", "xmin"):
+        bs = r.boundary(40, on=on)
+        assert len(bs) == 40 and np.all(bs.points[:, 0] == -1.0)
+        assert np.all(bs.piece == bs.names.index("left"))
+        assert np.all(bs.normals == [-1.0, 0.0])
+    bs = r.boundary(90, on=["top", "y=-2"])
+    assert set(bs.piece) == {bs.names.index("top"), bs.names.index("bottom")}
+    assert np.all(np.abs(bs.points[:, 1]) == 2.0)
+    bs = r.boundary(60, on=lambda p: p[:, 1] > 1.0)
+    assert len(bs) == 60 and np.all(bs.points[:, 1] > 1.0)
+    # left and right edges (length 1 each above y=1) and top (length 2)
+    assert np.array_equal(np.bincount(bs.piece), [15, 15, 0, 30])
+
+
+def test_predicate_selecting_nothing_raises():
+    with pytest.raises(ValueError, match="selects no point"):
+        square().boundary(10, on=lambda p: p[:, 0] > 5)
+    with pytest.raises(ValueError, match="mask of shape"):
+        square().boundary(10, on=lambda p: np.ones(3, bool))
+
+
+def test_unknown_piece_error_is_one_line():
+    with pytest.raises(ValueError) as err:
+        square().boundary(10, on="lft")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(
+        "unknown boundary piece 'lft' for Rectangle([-1, -1], [1, 1]); "
+        "known: left, right, bottom, top, x=-1"
+    )
+    with pytest.raises(ValueError, match="unknown boundary piece 'nope'"):
+        holes().boundary(10, on=["left", "nope"])
+
+
+def test_interval_boundary():
+    bs = Interval(-1, 2).boundary(2)
+    assert bs.names == ["left", "right"]
+    np.testing.assert_array_equal(bs.points[:, 0], [-1, 2])
+    np.testing.assert_array_equal(bs.normals[:, 0], [-1, 1])
+    assert Interval(-1, 2).piece_names() == ["left", "right", "x=-1", "xmin", "x=2", "xmax"]
+    assert np.all(Interval(-1, 2).boundary(5, on="x=2").points == 2.0)
+
+
+def test_box_3d_faces():
+    b = Box([0, 0, 0], [1, 2, 3])
+    assert b.names == ("x", "y", "z")
+    assert b.piece_names()[:6] == ["left", "right", "front", "back", "bottom", "top"]
+    for name, axis, value in [("front", 1, 0.0), ("back", 1, 2.0), ("z=3", 2, 3.0)]:
+        bs = b.boundary(20, on=name)
+        assert np.all(bs.points[:, axis] == value)
+        assert np.all(bs.normals[:, axis] == (1.0 if value > 0 else -1.0))
+    assert Box([0] * 4, [1] * 4).names == ("x1", "x2", "x3", "x4")
+    assert Box([0] * 4, [1] * 4).piece_names()[:2] == ["x1min", "x1max"]
+
+
+def test_disk_normals_radial():
+    d = Disk([1, 2], 0.5)
+    bs = d.boundary(64, method="grid")
+    np.testing.assert_allclose(bs.normals, (bs.points - [1, 2]) / 0.5, atol=1e-14)
+    assert d.piece_names() == ["circle"]
+    x = d.sample(2000, seed=0)
+    # area-preserving map: a quarter of the points within half the radius
+    assert np.mean(np.linalg.norm(x - [1, 2], axis=1) < 0.25) == pytest.approx(0.25, abs=0.02)
+
+
+# ----------------------------------------------------------------------------- polygon / CSG
+
+
+def test_polygon_contains_edges_and_orientation():
+    for verts in (L_VERTS, L_VERTS[::-1], L_VERTS + [L_VERTS[0]]):
+        p = Polygon(verts)
+        pts = np.array([[0, 0], [0.5, 0], [0, 0.5], [-1, 1], [1, -0.5], [-0.5, 0.5]], float)
+        assert p.contains(pts).all()
+        out = np.array([[0.5, 0.5], [1.1, 0], [0, 1.0 + 1e-9], [0.5, 1e-9]])
+        assert not p.contains(out).any()
+        assert not p.contains(pts[:3], tol=-1e-9).any()  # strict interior excludes edges
+    ccw = Polygon(L_VERTS).boundary(100, on="edge0")
+    cw = Polygon([L_VERTS[0], *L_VERTS[:0:-1]]).boundary(100, on="edge0")
+    assert np.all(ccw.normals == [0, -1]) and np.all(cw.normals == [-1, 0])
+
+
+def test_polygon_and_csg_l_shapes_agree():
+    x = square().sample(4000, "uniform", seed=9)
+    assert np.array_equal(Polygon(L_VERTS).contains(x), l_csg().contains(x))
+    # on a grid through the edges too: the removed square's outer edges (x = 1 or
+    # y = 1 above/right of the corner) are not part of the regularised difference
+    assert np.array_equal(Polygon(L_VERTS).grid(21).mask, l_csg().grid(21).mask)
+    edge_pts = np.array([[1, 0.5], [0.5, 1], [1, 1], [0, 0.5], [0.5, 0], [0, 0], [1, 0], [0, 1]])
+    assert l_csg().contains(edge_pts).tolist() == [False] * 3 + [True] * 5
+    assert not l_csg().contains(edge_pts, tol=-1e-9).any()
+
+
+@pytest.mark.parametrize("make", [l_csg, lambda: Polygon(L_VERTS)])
+def test_l_shape(make):
+    dom = make()
+    x = dom.sample(3000, seed=1)
+    assert not np.any((x[:, 0] > 0) & (x[:, 1] > 0))
+    bs = dom.boundary(2000, seed=1)
+    assert_outward(dom, bs)
+    vert = np.isclose(bs.points[:, 0], 0) & (bs.points[:, 1] > 0)
+    horiz = np.isclose(bs.points[:, 1], 0) & (bs.points[:, 0] > 0)
+    assert vert.sum() > 200 and horiz.sum() > 200  # each re-entrant edge has length 1 of 8
+    assert np.all(bs.normals[vert] == [1, 0]) and np.all(bs.normals[horiz] == [0, 1])
+    # nothing on the removed square's far edges
+    assert not np.any(np.isclose(bs.points[:, 0], 1) & (bs.points[:, 1] > 1e-12))
+
+
+def test_l_csg_piece_names():
+    dom = l_csg()
+    assert dom.piece_names()[:6] == ["left", "right", "bottom", "top", "op1.left", "op1.bottom"]
+    for on in ("op1.left", "x=0"):
+        bs = dom.boundary(30, on=on)
+        assert np.all(bs.points[:, 0] == 0) and np.all(bs.normals == [1, 0])
+    bs = dom.boundary(40, on="right")  # only the lower half of x = 1 survives
+    assert np.all(bs.points[:, 0] == 1) and np.all(bs.points[:, 1] <= 0)
+    assert set(dom.boundary(30, on="op1").piece) == {4, 5}
+
+
+def test_square_with_holes():
+    dom = holes()
+    assert dom.piece_names()[:6] == ["left", "right", "bottom", "top", "circle", "op2.circle"]
+    x = dom.sample(4000, seed=2)
+    assert np.all(np.linalg.norm(x - [0.4, 0.4], axis=1) >= 0.25 - 1e-12)
+    assert np.all(np.linalg.norm(x - [-0.45, -0.35], axis=1) >= 0.3 - 1e-12)
+    for on, c, r in (("op1.circle", [0.4, 0.4], 0.25), ("op2", [-0.45, -0.35], 0.3)):
+        bs = dom.boundary(100, on=on)
+        np.testing.assert_allclose(np.linalg.norm(bs.points - c, axis=1), r, atol=1e-12)
+        # outward from the domain means into the hole
+        np.testing.assert_allclose(bs.normals, (np.asarray(c) - bs.points) / r, atol=1e-12)
+
+
+def test_union_and_intersection():
+    u = Rectangle([0, 0], [1, 1]) | Rectangle([1, 0], [2, 1])
+    bs = u.boundary(600, seed=0)
+    assert not np.any(np.isclose(bs.points[:, 0], 1) & (np.abs(bs.points[:, 1] - 0.5) < 0.49))
+    assert u.boundary_measure == pytest.approx(6.0, rel=1e-3)
+    assert_outward(u, bs)
+    # coincident outer edges are not counted twice
+    u2 = Rectangle([0, 0], [1, 1]) | Rectangle([0, 0], [2, 1])
+    assert u2.boundary_measure == pytest.approx(6.0, rel=1e-3)
+    half = Disk([0, 0], 1) & Rectangle([0, -2], [2, 2])
+    assert half.measure == pytest.approx(np.pi / 2, rel=2e-3)
+    bs = half.boundary(500, seed=0)
+    assert np.all(bs.points[:, 0] >= 0)
+    assert_outward(half, bs)
+    one_d = Interval(0, 3) - Interval(1, 2)
+    bs = one_d.boundary(4)
+    np.testing.assert_array_equal(bs.points[:, 0], [0, 3, 1, 2])
+    np.testing.assert_array_equal(bs.normals[:, 0], [-1, 1, 1, -1])
+
+
+# ----------------------------------------------------------------------------- space-time
+
+
+@pytest.mark.parametrize("space", [Interval(-1, 1), square(), Disk([0, 0], 1), l_csg()], ids=repr)
+def test_space_time(space):
+    st = space * Time(0.5, 2)
+    assert isinstance(st, SpaceTime)
+    assert st.names == space.names + ("t",)
+    assert st.time_axis == st.dim - 1 == space.dim
+    assert st.spatial_axes == tuple(range(space.dim))
+    x = st.sample(500, seed=0)
+    assert x.shape == (500, space.dim + 1) and st.contains(x).all()
+    assert space.contains(x[:, :-1]).all()
+    bs = st.boundary(400, seed=0)
+    assert len(bs) == 400
+    assert np.all((bs.points[:, -1] >= 0.5) & (bs.points[:, -1] <= 2))
+    assert np.all(bs.normals[:, -1] == 0)
+    assert space.boundary(10).names == bs.names
+    assert_outward(st, bs)
+    x0 = st.initial(128, seed=0)
+    assert x0.shape == (128, st.dim) and np.all(x0[:, -1] == 0.5)
+    assert space.contains(x0[:, :-1]).all()
+    with pytest.raises(ValueError, match="'initial' is not a boundary piece"):
+        st.boundary(10, on="initial")
+
+
+def test_space_time_interval_grid_and_names():
+    st = Interval(-1, 1) * Time(0, 1)
+    assert repr(st) == "Interval(-1, 1) * Time(0, 1)"
+    assert st.names == ("x", "t") and st.time_axis == 1
+    bs = st.boundary(22, method="grid")
+    assert np.array_equal(np.bincount(bs.piece), [11, 11])
+    np.testing.assert_allclose(bs.points[bs.mask("left"), 1], np.linspace(0, 1, 11))
+    assert np.all(st.boundary(5, on="x=1").points[:, 0] == 1)
+    assert repr(Time(0, 1) * Interval(-1, 1)) == repr(st)
+
+
+def test_time_alone():
+    t = Time(0, 3)
+    assert t.time_axis == 0 and t.spatial_axes == () and t.names == ("t",)
+    assert np.all(t.initial(4) == 0) and t.initial(4).shape == (4, 1)
+    assert t.contains(t.sample(50)).all()
+    with pytest.raises(ValueError, match="no boundary pieces"):
+        t.boundary(4)
+
+
+# ----------------------------------------------------------------------------- grid()
+
+
+def test_grid_mask_points_consistent():
+    dom = holes()
+    g = dom.grid(41)
+    assert [len(a) for a in g.axes] == [41, 41] and g.mask.shape == (41, 41)
+    np.testing.assert_array_equal(g.axes[0][[0, -1]], [-1, 1])
+    xx, yy = np.meshgrid(*g.axes, indexing="ij")
+    np.testing.assert_array_equal(g.points, np.stack([xx[g.mask], yy[g.mask]], axis=1))
+    np.testing.assert_array_equal(
+        g.mask.ravel(), dom.contains(np.stack([xx.ravel(), yy.ravel()], 1))
+    )
+    assert 0 < g.mask.sum() < 41 * 41
+    g3 = (l_csg() * Time(0, 1)).grid([5, 6, 7])
+    assert g3.mask.shape == (5, 6, 7) and g3.points.shape == (g3.mask.sum(), 3)
+    with pytest.raises(ValueError, match="positive integer"):
+        square().grid([3])
+
+
+# ----------------------------------------------------------------------------- errors / repr
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: Rectangle([0], [1, 2]), "Rectangle: lo and hi must be 1-D with 2 entries"),
+        (lambda: Box([0, 1], [1, 1]), "need lo < hi"),
+        (lambda: Interval(1, 0), "need lo < hi"),
+        (lambda: Disk([0, 0], -1), "radius must be positive"),
+        (lambda: Disk([0, 0, 0], 1), "center must be 2"),
+        (lambda: Polygon([(0, 0), (1, 1), (1, 0), (0, 1)]), "not simple"),
+        (lambda: Polygon([(0, 0), (1, 1), (2, 2)]), "zero area"),
+        (lambda: square() - Interval(0, 1), "share dimension"),
+        (lambda: (Interval(0, 1) * Time(0, 1)) - square(), "time axis"),
+        (lambda: Rectangle([0, 0], [1, 1]) & Rectangle([2, 2], [3, 3]), "empty"),
+        (lambda: square().initial(10), "steady"),
+        (lambda: square().sample(10, method="random"), "unknown sampling method 'random'"),
+        (lambda: square().boundary(10, method="halton"), "unknown sampling method"),
+        (lambda: square().sample(-1), "non-negative integer"),
+        (lambda: square().contains(np.zeros((3, 3))), r"shape \(m, 2\)"),
+        (lambda: Rectangle([0, 0], [1, 1], names=("x", "x")), "distinct"),
+    ],
+)
+def test_errors(make, match):
+    with pytest.raises(ValueError, match=match) as err:
+        make()
+    assert "\n" not in str(err.value)
+
+
+def test_reprs():
+    assert repr(Interval(-1, 1)) == "Interval(-1, 1)"
+    assert repr(square()) == "Rectangle([-1, -1], [1, 1])"
+    assert repr(Box([0, 0, 0], [1, 1, 0.5])) == "Box([0, 0, 0], [1, 1, 0.5])"
+    assert repr(Disk([0, 0], 0.25)) == "Disk([0, 0], 0.25)"
+    assert repr(Polygon([(0, 0), (1, 0), (0, 1)])) == "Polygon([[0, 0], [1, 0], [0, 1]])"
+    assert repr(l_csg()) == "(Rectangle([-1, -1], [1, 1]) - Rectangle([0, 0], [1, 1]))"
+    assert isinstance(l_csg(), CSG)
+    assert repr(Rectangle([0, 0], [1, 1], names=("r", "z"))).endswith("names=('r', 'z'))")
+
+
+def test_bounds_and_inputs_not_mutated():
+    c = np.array([0.0, 0.0])
+    d = Disk(c, 1)
+    c[0] = 5.0  # the domain keeps its own copy
+    assert d.contains(np.array([[0.9, 0.0]]))[0]
+    lo, hi = (square() - Disk([0, 0], 0.5)).bounds
+    np.testing.assert_array_equal(lo, [-1, -1])
+    np.testing.assert_array_equal(hi, [1, 1])
+    assert Interval(0, 1).contains(np.array([0.5, 2.0])).tolist() == [True, False]
