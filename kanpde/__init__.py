@@ -1,0 +1,49 @@
+"""kanpde: physics-informed Kolmogorov–Arnold networks for partial differential equations."""
+
+__version__ = "0.1.0"
+
+from .conditions import Dirichlet, Initial, Neumann, Periodic, PointData, Robin
+from .geometry import Box, Disk, Domain, Interval, Polygon, Rectangle, Time
+from .nn import KAN, MLP, KANLayer, count_parameters
+from .operators import d, div, grad, hessian, laplacian, split
+from .problem import Problem, ProblemError, load_problem
+from .results import Run, ResultsError, load
+from .schedule import Stage, parse_schedule
+from .training import build_model, solve
+
+__all__ = [
+    "KAN",
+    "MLP",
+    "Box",
+    "Dirichlet",
+    "Disk",
+    "Domain",
+    "Initial",
+    "Interval",
+    "KANLayer",
+    "Neumann",
+    "Periodic",
+    "PointData",
+    "Polygon",
+    "Problem",
+    "ProblemError",
+    "Rectangle",
+    "ResultsError",
+    "Robin",
+    "Run",
+    "Stage",
+    "Time",
+    "__version__",
+    "build_model",
+    "count_parameters",
+    "d",
+    "div",
+    "grad",
+    "hessian",
+    "laplacian",
+    "load",
+    "load_problem",
+    "parse_schedule",
+    "solve",
+    "split",
+]

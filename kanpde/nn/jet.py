@@ -64,10 +64,12 @@ def first_layer_jet(phi: Tensor, pairs: Pairs) -> Jet:
     value = phi[:, :, 0].sum(1)
     d1 = phi[:, :, 1].transpose(1, 2) if q > 1 else None
     d2 = None
-    if q > 2:
+    if q > 2 and not pairs:
+        d2 = phi.new_zeros(phi.shape[0], phi.shape[3], 0)
+    elif q > 2:
         # Each edge sees a single coordinate, so mixed second derivatives vanish here.
         second = phi[:, :, 2].transpose(1, 2)  # (N, m, D)
-        a = torch.tensor([p[0] for p in pairs], device=phi.device)
+        a = torch.tensor([p[0] for p in pairs], device=phi.device, dtype=torch.long)
         pure = torch.tensor([p[0] == p[1] for p in pairs], device=phi.device, dtype=phi.dtype)
         d2 = second.index_select(2, a) * pure
     return Jet(value, d1, d2, pairs)

@@ -19,11 +19,15 @@ from .jet import Jet, Pairs, chain, coordinates, first_layer_jet, normalize_pair
 
 def _ranges(grid_range, n_in: int, dtype, device) -> Tensor:
     r = torch.as_tensor(grid_range, dtype=dtype, device=device)
-    if r.ndim == 1:
+    if r.shape == (2,):
         r = r.expand(n_in, 2)
-    if r.shape != (n_in, 2) or not bool((r[:, 1] > r[:, 0]).all()):
+    if (
+        r.shape != (n_in, 2)
+        or not bool(torch.isfinite(r).all())
+        or not bool((r[:, 1] > r[:, 0]).all())
+    ):
         raise ValueError(
-            f"grid_range must be (lo, hi) with lo < hi, or one such pair per input ({n_in}); "
+            f"grid_range must be finite (lo, hi) with lo < hi, or one such pair per input ({n_in}); "
             f"got {grid_range!r}"
         )
     return r.clone()
@@ -121,7 +125,9 @@ class KANLayer(nn.Module):
         key = prefix + "grid_points"
         if key in state_dict and state_dict[key].shape != self.grid_points.shape:
             # A checkpoint taken after grid extension: adopt its grid size before loading.
-            self.grid_points = torch.empty_like(state_dict[key], device=self.grid_points.device)
+            self.grid_points = torch.empty_like(
+                state_dict[key], dtype=self.grid_points.dtype, device=self.grid_points.device
+            )
             nb = self.basis.size(self.basis.grid_size(state_dict[key], self.k), self.k)
             self.coef = nn.Parameter(self.coef.new_empty(self.out_features, self.in_features, nb))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -1,0 +1,309 @@
+"""Boundary, initial and data conditions.
+
+A condition knows where its points lie (:meth:`Condition.sample`) and what residual the trial
+function must drive to zero there (:meth:`Condition.residual`). Values are constants or
+callables of the points; they are evaluated once per point set, not at every step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import operators as ops
+
+Value = float | int | Sequence[float] | Callable[[Tensor], Tensor]
+Component = int | str | Sequence[int | str] | None
+
+
+@dataclass
+class PointSet:
+    """Points of one loss term, with what its residual needs besides the field.
+
+    Attributes
+    ----------
+    x : Tensor
+        ``(n, D)`` points.
+    normals : Tensor or None
+        ``(n, D)`` outward unit normals (boundary terms).
+    target : Tensor or None
+        ``(n, c)`` values the condition prescribes.
+    """
+
+    x: Tensor
+    normals: Tensor | None = None
+    target: Tensor | None = None
+
+    def to(self, **kw) -> PointSet:
+        f = lambda t: None if t is None else t.to(**kw)
+        return PointSet(f(self.x), f(self.normals), f(self.target))
+
+
+def _value(value: Value, x: Tensor, n_cols: int, what: str) -> Tensor:
+    """Evaluate a condition value at ``x`` as an ``(n, n_cols)`` tensor."""
+    if callable(value):
+        v = value(x)
+        if not isinstance(v, Tensor):
+            v = torch.as_tensor(np.asarray(v), dtype=x.dtype, device=x.device)
+    else:
+        v = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+        if v.ndim == 0:
+            v = v.expand(x.shape[0], n_cols)
+        elif v.ndim == 1 and v.shape[0] == n_cols:
+            v = v.expand(x.shape[0], n_cols)
+    v = v.to(dtype=x.dtype, device=x.device)
+    if v.ndim == 1 and v.shape[0] == x.shape[0]:
+        v = v.unsqueeze(1)
+    if v.shape != (x.shape[0], n_cols):
+        raise ValueError(
+            f"{what} value has shape {tuple(v.shape)}; expected ({x.shape[0]}, {n_cols}) "
+            f"for {x.shape[0]} points and {n_cols} component(s)"
+        )
+    if not bool(torch.isfinite(v).all()):
+        raise ValueError(f"{what} value is not finite (NaN or Inf) at some points")
+    return v.detach()
+
+
+class Condition:
+    """Base class. Subclasses set :attr:`where` and implement :meth:`lhs`.
+
+    Parameters
+    ----------
+    component : int, str or sequence, optional
+        Outputs the condition applies to (index or name); all outputs when omitted.
+    weight : float
+        Loss weight of the term (the problem's ``weights`` may override it by name).
+    name : str, optional
+        Name of the loss term; defaults to the class name in lower case plus the selection.
+    n : int, optional
+        Number of points; defaults to the problem's ``points`` budget for this kind.
+    """
+
+    where = "boundary"  # "boundary", "initial" or "data": which point budget it draws from
+
+    def __init__(
+        self,
+        value: Value = 0.0,
+        on=None,
+        component: Component = None,
+        weight: float = 1.0,
+        name: str | None = None,
+        n: int | None = None,
+    ) -> None:
+        self.value, self.on, self.component = value, on, component
+        self.weight, self.n = float(weight), n
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        if self._name:
+            return self._name
+        base = type(self).__name__.lower()
+        if isinstance(self.on, str):
+            return f"{base}[{self.on}]"
+        return base
+
+    def columns(self, outputs: Sequence[str]) -> list[int]:
+        """Output columns this condition constrains."""
+        comps = self.component
+        if comps is None:
+            return list(range(len(outputs)))
+        if isinstance(comps, int | str):
+            comps = [comps]
+        cols = []
+        for c in comps:
+            if isinstance(c, str):
+                if c not in outputs:
+                    raise ValueError(
+                        f"{self.name}: unknown component {c!r}; outputs are {', '.join(outputs)}"
+                    )
+                cols.append(list(outputs).index(c))
+            else:
+                if not 0 <= int(c) < len(outputs):
+                    raise ValueError(
+                        f"{self.name}: component {c} out of range for {len(outputs)} output(s)"
+                    )
+                cols.append(int(c))
+        return cols
+
+    def sample(self, domain, n: int, method: str, seed: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Points ``(n, D)`` and normals (or None) for this condition."""
+        b = domain.boundary(n, on=self.on, method=method, seed=seed)
+        return b.points, b.normals
+
+    def points(self, domain, outputs, n: int, method: str, seed, dtype, device) -> PointSet:
+        """Sample points and evaluate the prescribed values once."""
+        x, normals = self.sample(domain, n, method, seed)
+        x = torch.as_tensor(x, dtype=dtype, device=device)
+        nt = None if normals is None else torch.as_tensor(normals, dtype=dtype, device=device)
+        target = _value(self.value, x, len(self.columns(outputs)), self.name)
+        return PointSet(x, nt, target)
+
+    def lhs(self, x: Tensor, u: Tensor, points: PointSet, cols: list[int], ctx) -> Tensor:
+        """The constrained quantity at the points, ``(n, len(cols))``."""
+        raise NotImplementedError
+
+    def residual(self, x: Tensor, u: Tensor, points: PointSet, cols: list[int], ctx) -> Tensor:
+        """``lhs - target``, ``(n, len(cols))``."""
+        return self.lhs(x, u, points, cols, ctx) - points.target
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _normal_derivative(x: Tensor, u: Tensor, normals: Tensor, cols: list[int], ctx) -> Tensor:
+    axes = ctx.spatial_axes(x.shape[1])
+    dn = sum(ops.d(u, x, a) * normals[:, a : a + 1] for a in axes)
+    return dn[:, cols]
+
+
+class Dirichlet(Condition):
+    """``u = value`` on the boundary (or the pieces selected by ``on=``)."""
+
+    def lhs(self, x, u, points, cols, ctx):
+        return u[:, cols]
+
+
+class Neumann(Condition):
+    """``∂u/∂n = value``: outward normal derivative over the spatial axes."""
+
+    def lhs(self, x, u, points, cols, ctx):
+        return _normal_derivative(x, u, points.normals, cols, ctx)
+
+
+class Robin(Condition):
+    """``alpha·u + beta·∂u/∂n = value``."""
+
+    def __init__(self, alpha: float, beta: float, value: Value = 0.0, **kw) -> None:
+        super().__init__(value, **kw)
+        self.alpha, self.beta = float(alpha), float(beta)
+
+    def lhs(self, x, u, points, cols, ctx):
+        return self.alpha * u[:, cols] + self.beta * _normal_derivative(
+            x, u, points.normals, cols, ctx
+        )
+
+
+class Periodic(Condition):
+    """``u`` (and its first ``derivatives`` derivatives along ``axis``) equal on opposite faces.
+
+    Parameters
+    ----------
+    axis : str or int
+        The periodic axis; points are drawn on its lower face and paired with the upper face.
+    derivatives : int
+        Also match derivatives along the axis up to this order (0, 1 or 2).
+    """
+
+    def __init__(self, axis: str | int = "x", derivatives: int = 1, **kw) -> None:
+        super().__init__(0.0, **kw)
+        self.axis, self.derivatives = axis, int(derivatives)
+
+    @property
+    def name(self) -> str:
+        return self._name or f"periodic[{self.axis}]"
+
+    def sample(self, domain, n, method, seed):
+        a = self.axis if isinstance(self.axis, int) else domain.names.index(self.axis)
+        lo, hi = domain.bounds[0][a], domain.bounds[1][a]
+        if domain.time_axis is not None and a == domain.time_axis:
+            raise ValueError(f"{self.name}: the time axis cannot be periodic")
+        face = domain.boundary(n, on=f"{domain.names[a]}min", method=method, seed=seed).points
+        face[:, a] = lo
+        partner = face.copy()
+        partner[:, a] = hi
+        return np.concatenate([face, partner]), None
+
+    def points(self, domain, outputs, n, method, seed, dtype, device):
+        if isinstance(self.axis, str) and self.axis not in domain.names:
+            raise ValueError(
+                f"{self.name}: unknown axis {self.axis!r}; axes are {', '.join(domain.names)}"
+            )
+        x, _ = self.sample(domain, n, method, seed)
+        x = torch.as_tensor(x, dtype=dtype, device=device)
+        return PointSet(x, None, None)
+
+    def residual(self, x, u, points, cols, ctx):
+        a = ctx.axis(self.axis, x.shape[1])
+        n = x.shape[0] // 2
+        parts = [u[:, cols]]
+        for order in range(1, self.derivatives + 1):
+            parts.append(ops.d(u, x, *([a] * order))[:, cols])
+        f = torch.cat(parts, dim=1)
+        return f[:n] - f[n:]
+
+
+class Initial(Condition):
+    """``u(x, t0) = value`` or, with ``derivative=1``, ``∂u/∂t(x, t0) = value``."""
+
+    where = "initial"
+
+    def __init__(self, value: Value = 0.0, derivative: int = 0, **kw) -> None:
+        super().__init__(value, **kw)
+        if derivative not in (0, 1):
+            raise ValueError(f"Initial: derivative must be 0 or 1, got {derivative}")
+        self.derivative = derivative
+
+    @property
+    def name(self) -> str:
+        return self._name or ("initial" if self.derivative == 0 else "initial_dt")
+
+    def sample(self, domain, n, method, seed):
+        if domain.time_axis is None:
+            raise ValueError(
+                f"{self.name}: an Initial condition needs a space-time domain "
+                f"(e.g. Interval(-1, 1) * Time(0, 1)), got {domain!r}"
+            )
+        return domain.initial(n, method=method, seed=seed), None
+
+    def lhs(self, x, u, points, cols, ctx):
+        if self.derivative == 0:
+            return u[:, cols]
+        return ops.d(u, x, x.shape[1] - 1)[:, cols]
+
+
+class PointData(Condition):
+    """Observations ``u(x_i) = values_i`` at given points (data-assisted or inverse problems).
+
+    Parameters
+    ----------
+    x : array-like
+        ``(n, D)`` observation points.
+    values : array-like
+        ``(n, c)`` observed values of the selected components.
+    """
+
+    where = "data"
+
+    def __init__(self, x, values, **kw) -> None:
+        super().__init__(0.0, **kw)
+        self.x = np.asarray(x, dtype=np.float64)
+        self.values = np.asarray(values, dtype=np.float64)
+        if self.values.ndim == 1:
+            self.values = self.values[:, None]
+        if self.x.ndim != 2 or self.values.shape[0] != self.x.shape[0]:
+            raise ValueError(
+                f"PointData: x must be (n, D) and values (n, c) with the same n; got "
+                f"{self.x.shape} and {self.values.shape}"
+            )
+
+    @property
+    def name(self) -> str:
+        return self._name or "data"
+
+    def points(self, domain, outputs, n, method, seed, dtype, device):
+        if self.x.shape[1] != domain.dim:
+            raise ValueError(
+                f"{self.name}: points have {self.x.shape[1]} coordinates, the domain has "
+                f"{domain.dim}"
+            )
+        x = torch.as_tensor(self.x, dtype=dtype, device=device)
+        target = _value(torch.as_tensor(self.values), x, len(self.columns(outputs)), self.name)
+        return PointSet(x, None, target)
+
+    def lhs(self, x, u, points, cols, ctx):
+        return u[:, cols]

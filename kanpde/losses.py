@@ -1,0 +1,228 @@
+"""Collocation points and the physics-informed loss.
+
+:class:`Residuals` draws the points of every loss term once (interior points for the PDE,
+boundary/initial points for the conditions), evaluates the trial function with the derivatives
+each term needs, and returns the mean squared residual of every term.
+
+Derivatives: before training, every term is evaluated once on a few points with plain autograd
+to find out which derivatives its residual asks for. During training the model then computes
+those (up to second order) in closed form with :meth:`jet`, and pre-fills the operators' cache;
+anything else (third derivatives, derivatives of expressions) still falls back to autograd.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from . import operators as ops
+from .conditions import Condition, PointSet
+
+PROBE_POINTS = 8
+
+
+@dataclass
+class Term:
+    """One loss term: its points, how to compute its residual and which derivatives it needs."""
+
+    name: str
+    points: PointSet
+    condition: Condition | None = None  # None: the PDE
+    cols: list[int] = field(default_factory=list)
+    weight: float = 1.0
+    order: int = 0
+    pairs: tuple = ()
+
+
+def point_budget(points: dict, kind: str, n_conditions: int) -> int:
+    """Points per condition of ``kind`` when a condition does not set ``n``."""
+    total = int(points.get(kind, points.get("boundary", 0)))
+    return max(1, total // max(1, n_conditions)) if kind == "boundary" else max(1, total)
+
+
+class Residuals:
+    """The loss terms of a problem for a given model.
+
+    Parameters
+    ----------
+    problem : Problem
+        The PDE, domain and conditions.
+    model : nn.Module
+        Trial function with ``forward`` and ``jet`` (KAN or MLP).
+    points : dict
+        Point budget: ``interior``, ``boundary`` (shared by the boundary conditions),
+        ``initial``, ``method`` (grid, uniform, lhs, sobol) and optionally ``seed``.
+    weights : dict
+        Loss weight per term name (``"pde"`` for all PDE residuals).
+    dtype, device
+        Of the points.
+    seed : int
+        Seed of the random samplers.
+    """
+
+    def __init__(self, problem, model: nn.Module, points: dict, weights: dict, dtype, device, seed: int = 0):
+        self.problem, self.model = problem, model
+        domain = problem.domain
+        method = points.get("method", "sobol")
+        seed = points.get("seed", seed)
+        self.dtype, self.device = dtype, device
+        self.names = tuple(domain.names)
+        self.spatial = tuple(getattr(domain, "spatial_axes", range(domain.dim)))
+        interior = domain.sample(int(points["interior"]), method=method, seed=seed)
+        self.interior = PointSet(torch.as_tensor(interior, dtype=dtype, device=device))
+        self.terms: list[Term] = []
+        self._pde_names: list[str] | None = None
+        counts: dict[str, int] = {}
+        for c in problem.conditions:
+            counts[c.where] = counts.get(c.where, 0) + 1
+        for i, c in enumerate(problem.conditions):
+            n = c.n if c.n is not None else point_budget(points, c.where, counts[c.where])
+            ps = c.points(domain, problem.outputs, n, method, seed + 1 + i, dtype, device)
+            w = float(weights.get(c.name, c.weight))
+            self.terms.append(Term(c.name, ps, c, c.columns(problem.outputs), w))
+        self.weights = dict(weights)
+        self._probe()
+
+    # -- derivative needs ---------------------------------------------------------------------
+    def context(self):
+        return ops.derivatives(self.names, self.spatial, self.problem.outputs)
+
+    def _pde_residuals(self, x: Tensor, u: Tensor) -> list[tuple[str, Tensor]]:
+        r = self.problem.pde(x, u)
+        if isinstance(r, dict):
+            items = [(f"pde[{k}]", v) for k, v in r.items()]
+        elif isinstance(r, list | tuple):
+            items = [(f"pde[{i}]", v) for i, v in enumerate(r)] if len(r) > 1 else [("pde", r[0])]
+        else:
+            items = [("pde", r)]
+        where = self.problem.source or f"problem {self.problem.name!r}"
+        for name, v in items:
+            if not isinstance(v, Tensor):
+                raise ValueError(
+                    f"{where}: pde must return tensors, {name} is {type(v).__name__}"
+                )
+            if v.ndim == 1:
+                v = v.unsqueeze(1)
+            if v.ndim != 2 or v.shape[0] != x.shape[0]:
+                raise ValueError(
+                    f"{where}: {name} residual has shape {tuple(v.shape)}, expected "
+                    f"({x.shape[0]}, k) for {x.shape[0]} points"
+                )
+        return [(n, v if v.ndim == 2 else v.unsqueeze(1)) for n, v in items]
+
+    def _probe(self) -> None:
+        """Find the derivatives each term needs, evaluating it with autograd on a few points."""
+        self.pde_order, self.pde_pairs = self._probe_one(None, self.interior)
+        for term in self.terms:
+            term.order, term.pairs = self._probe_one(term, term.points)
+
+    def _probe_one(self, term: Term | None, points: PointSet) -> tuple[int, tuple]:
+        n = points.x.shape[0]
+        if term is not None and term.condition is not None and type(term.condition).__name__ == "Periodic":
+            idx = torch.cat([torch.arange(min(PROBE_POINTS, n // 2)), n // 2 + torch.arange(min(PROBE_POINTS, n // 2))])
+        else:
+            idx = torch.arange(min(PROBE_POINTS, n))
+        sub = PointSet(
+            points.x[idx],
+            None if points.normals is None else points.normals[idx],
+            None if points.target is None else points.target[idx],
+        )
+        x = sub.x.clone().requires_grad_(True)
+        with self.context() as ctx:
+            u = self.model(x)
+            ctx._entry(u, x)
+            if term is None:
+                items = self._pde_residuals(x, u)
+                self._pde_names = [name for name, _ in items]
+                for name, v in items:
+                    if not bool(torch.isfinite(v).all()):
+                        where = self.problem.source or f"problem {self.problem.name!r}"
+                        raise ValueError(f"{where}: {name} residual is NaN or Inf at initialisation")
+                    if not v.requires_grad:
+                        where = self.problem.source or f"problem {self.problem.name!r}"
+                        raise ValueError(
+                            f"{where}: {name} residual does not depend on the solution u "
+                            "(no gradient path); build it from u and operators such as laplacian(u, x)"
+                        )
+            else:
+                term.condition.residual(x, u, sub, term.cols, ctx)
+            keys = [k for k in ctx.misses if len(k) <= 2]
+        order = max((len(k) for k in keys), default=0)
+        pairs = tuple(sorted({k for k in keys if len(k) == 2}))
+        return order, pairs
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def field(self, x: Tensor, order: int, pairs: tuple, ctx) -> Tensor:
+        """Model outputs at ``x`` with the derivatives ``order``/``pairs`` registered in ``ctx``."""
+        if order == 0 or not hasattr(self.model, "jet"):
+            return self.model(x)
+        jet = self.model.jet(x, order, pairs)
+        ctx.register(jet.value, x, jet)
+        return jet.value
+
+    def pde_names(self) -> list[str]:
+        return list(self._pde_names or ["pde"])
+
+    def terms_of(self, x_interior: Tensor | None = None) -> dict[str, Tensor]:
+        """Mean squared residual of every term (unweighted), as 0-d tensors."""
+        out: dict[str, Tensor] = {}
+        with self.context() as ctx:
+            x = self.interior.x if x_interior is None else x_interior
+            if self.pde_order > 0:
+                x = x.detach().requires_grad_(True)
+            u = self.field(x, self.pde_order, self.pde_pairs, ctx)
+            for name, r in self._pde_residuals(x, u):
+                out[name] = (r * r).mean()
+            for term in self.terms:
+                xt = term.points.x
+                if term.order > 0:
+                    xt = xt.detach().requires_grad_(True)
+                ut = self.field(xt, term.order, term.pairs, ctx)
+                r = term.condition.residual(xt, ut, term.points, term.cols, ctx)
+                out[term.name] = (r * r).mean()
+        return out
+
+    def weight(self, name: str) -> float:
+        if name in self.weights:
+            return float(self.weights[name])
+        if name.startswith("pde"):
+            return float(self.weights.get("pde", 1.0))
+        for t in self.terms:
+            if t.name == name:
+                return t.weight
+        return 1.0
+
+    def total(self, terms: dict[str, Tensor]) -> Tensor:
+        return sum(self.weight(n) * v for n, v in terms.items())
+
+    def __call__(self) -> tuple[Tensor, dict[str, Tensor]]:
+        terms = self.terms_of()
+        return self.total(terms), terms
+
+    def all_points(self) -> Tensor:
+        """Every collocation point (PDE and conditions), for grid extension and updates."""
+        xs = [self.interior.x] + [t.points.x for t in self.terms]
+        return torch.cat([x.detach() for x in xs])
+
+
+def chunked(fn, x: Tensor, chunk: int = 65536) -> Tensor:
+    """Apply ``fn`` to ``x`` in row chunks (bounded memory for large evaluation sets)."""
+    return torch.cat([fn(x[i : i + chunk]) for i in range(0, x.shape[0], chunk)])
+
+
+def error_metrics(pred: Tensor, ref: Tensor, outputs: Sequence[str]) -> dict[str, float]:
+    """Test errors: ``mse``, ``rel_l2``, ``max_err`` (all outputs) and per-output ``rel_l2_<name>``."""
+    diff = pred - ref
+    out = {
+        "mse": float((diff * diff).mean()),
+        "rel_l2": float(diff.norm() / ref.norm().clamp_min(1e-300)),
+        "max_err": float(diff.abs().max()),
+    }
+    if len(outputs) > 1:
+        for i, o in enumerate(outputs):
+            out[f"rel_l2_{o}"] = float(diff[:, i].norm() / ref[:, i].norm().clamp_min(1e-300))
+            out[f"mse_{o}"] = float((diff[:, i] ** 2).mean())
+    return out

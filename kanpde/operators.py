@@ -1,0 +1,263 @@
+"""Differential operators on fields evaluated at points.
+
+``d(u, x, "x", "x")`` is ``∂²u/∂x²`` at the points ``x`` (``(N, D)``, requiring grad) for a
+field ``u`` (``(N, m)``) computed from them. Derivatives come from
+``torch.autograd.grad(create_graph=True)``, so residuals stay differentiable for training.
+
+Inside the training engine a :class:`Derivatives` context is active: it knows the axis names,
+which axes are spatial and the output names, caches every derivative so that one used twice in
+a residual is computed once per step, and may be pre-filled with derivatives that the model
+computed in closed form (see :meth:`kanpde.nn.KAN.jet`). Outside the engine the operators work
+on plain tensors with integer axes.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor
+
+from .nn.jet import Jet
+
+Axis = int | str
+
+
+class Derivatives:
+    """Derivative cache and naming context for one evaluation of the residuals.
+
+    Parameters
+    ----------
+    names : sequence of str, optional
+        Axis names of the columns of ``x`` (e.g. ``("x", "t")``).
+    spatial : sequence of int, optional
+        Spatial axes (all axes when omitted); ``laplacian``, ``grad`` and ``div`` use them.
+    outputs : sequence of str, optional
+        Output names, for ``component="v"``.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str] | None = None,
+        spatial: Sequence[int] | None = None,
+        outputs: Sequence[str] | None = None,
+    ) -> None:
+        self.names = tuple(names) if names is not None else None
+        self.spatial = tuple(spatial) if spatial is not None else None
+        self.outputs = tuple(outputs) if outputs is not None else None
+        self._fields: dict[tuple[int, int], dict] = {}
+        self._views: dict[int, tuple[Tensor, int]] = {}
+        self.misses: list[tuple[int, ...]] = []  # derivatives computed by autograd
+
+    # -- naming -------------------------------------------------------------------------------
+    def axis(self, a: Axis, dim: int) -> int:
+        """Column index of axis ``a`` (a name or an integer) for points of dimension ``dim``."""
+        if isinstance(a, str):
+            if self.names is None:
+                raise ValueError(
+                    f"axis {a!r} given by name but no axis names are known here; pass an integer"
+                )
+            if a not in self.names:
+                raise ValueError(f"unknown axis {a!r}; axes are {', '.join(self.names)}")
+            return self.names.index(a)
+        if not -dim <= int(a) < dim:
+            raise ValueError(f"axis {a} out of range for points with {dim} coordinates")
+        return int(a) % dim
+
+    def spatial_axes(self, dim: int) -> tuple[int, ...]:
+        return self.spatial if self.spatial is not None else tuple(range(dim))
+
+    def component(self, c: int | str, m: int) -> int:
+        """Column index of output ``c`` (a name or an integer) of a field with ``m`` columns."""
+        if isinstance(c, str):
+            if self.outputs is None or c not in self.outputs:
+                known = ", ".join(self.outputs) if self.outputs else "none named"
+                raise ValueError(f"unknown output {c!r}; outputs are {known}")
+            c = self.outputs.index(c)
+        if not 0 <= int(c) < m:
+            raise ValueError(f"component {c} out of range for a field with {m} outputs")
+        return int(c)
+
+    # -- cache --------------------------------------------------------------------------------
+    def _entry(self, u: Tensor, x: Tensor) -> dict:
+        key = (id(u), id(x))
+        entry = self._fields.get(key)
+        if entry is None:
+            # Keep u and x alive so that their ids cannot be reused during this evaluation.
+            entry = self._fields[key] = {"refs": (u, x), (): u}
+        return entry
+
+    def register(self, u: Tensor, x: Tensor, jet: Jet) -> None:
+        """Pre-fill the cache with the derivatives carried by ``jet`` (``jet.value is u``)."""
+        entry = self._entry(u, x)
+        if jet.d1 is not None:
+            for a in range(jet.d1.shape[2]):
+                entry[(a,)] = jet.d1[:, :, a]
+        if jet.d2 is not None:
+            for p, pair in enumerate(jet.pairs):
+                entry[pair] = jet.d2[:, :, p]
+
+    def split(self, u: Tensor) -> tuple[Tensor, ...]:
+        """Columns of ``u`` as ``(N, 1)`` tensors whose derivatives are looked up in ``u``'s."""
+        cols = tuple(u[:, c : c + 1] for c in range(u.shape[1]))
+        for c, col in enumerate(cols):
+            self._views[id(col)] = (u, c)
+        return cols
+
+    def derivative(self, u: Tensor, x: Tensor, key: tuple[int, ...]) -> Tensor:
+        """``∂^n u / ∂x_{key[0]} … ∂x_{key[-1]}`` (``key`` sorted), shape of ``u``."""
+        entry = self._entry(u, x)
+        if key in entry:
+            return entry[key]
+        view = self._views.get(id(u))
+        if view is not None:
+            parent, c = view
+            parent_entry = self._fields.get((id(parent), id(x)))
+            if parent_entry is not None and key in parent_entry:
+                entry[key] = parent_entry[key][:, c : c + 1]
+                return entry[key]
+        lower = self.derivative(u, x, key[:-1])
+        self.misses.append(key)
+        for a, column in _autograd_columns(lower, x).items():
+            entry.setdefault(tuple(sorted(key[:-1] + (a,))), column)
+        return entry[key]
+
+
+def _autograd_columns(f: Tensor, x: Tensor) -> dict[int, Tensor]:
+    """All first derivatives of every column of ``f`` ``(N, m)``: ``{axis: (N, m)}``."""
+    if not x.requires_grad:
+        raise ValueError(
+            "derivatives need points with requires_grad=True (x.requires_grad_()) from which "
+            "the field was computed"
+        )
+    n, dim = x.shape
+    cols = []
+    for c in range(f.shape[1]):
+        if f.requires_grad:
+            (g,) = torch.autograd.grad(
+                f[:, c].sum(), x, create_graph=True, allow_unused=True, materialize_grads=True
+            )
+        else:  # a field that does not depend on x (e.g. a constant)
+            g = torch.zeros_like(x)
+        cols.append(g)
+    jac = torch.stack(cols, dim=1)  # (N, m, D)
+    return {a: jac[:, :, a] for a in range(dim)}
+
+
+_CONTEXT: contextvars.ContextVar[Derivatives | None] = contextvars.ContextVar(
+    "kanpde_derivatives", default=None
+)
+
+
+@contextmanager
+def derivatives(
+    names: Sequence[str] | None = None,
+    spatial: Sequence[int] | None = None,
+    outputs: Sequence[str] | None = None,
+):
+    """Activate a fresh :class:`Derivatives` context (a cache for one evaluation)."""
+    ctx = Derivatives(names, spatial, outputs)
+    token = _CONTEXT.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _CONTEXT.reset(token)
+
+
+def _context() -> Derivatives:
+    ctx = _CONTEXT.get()
+    return ctx if ctx is not None else Derivatives()
+
+
+def _check(u: Tensor, x: Tensor) -> None:
+    if not isinstance(u, Tensor) or not isinstance(x, Tensor):
+        raise TypeError("operators take tensors: the field u (N, m) and the points x (N, D)")
+    if x.ndim != 2:
+        raise ValueError(f"points must have shape (N, D), got {tuple(x.shape)}")
+    if u.ndim != 2 or u.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"field must have shape (N, m) with N = {x.shape[0]} rows like the points, "
+            f"got {tuple(u.shape)}"
+        )
+
+
+def d(u: Tensor, x: Tensor, *axes: Axis, component: int | str | None = None) -> Tensor:
+    """Partial derivative ``∂ⁿu/∂x_{a₁}…∂x_{aₙ}``.
+
+    Parameters
+    ----------
+    u : Tensor
+        ``(N, m)`` field computed from ``x``.
+    x : Tensor
+        ``(N, D)`` points.
+    *axes : int or str
+        Axes to differentiate along, by index or name (``d(u, x, "x", "x")``).
+    component : int or str, optional
+        Differentiate only this output (by index or name); the result is then ``(N, 1)``.
+
+    Returns
+    -------
+    Tensor
+        ``(N, m)``, or ``(N, 1)`` with ``component``.
+    """
+    _check(u, x)
+    ctx = _context()
+    key = tuple(sorted(ctx.axis(a, x.shape[1]) for a in axes))
+    out = ctx.derivative(u, x, key)
+    if component is not None:
+        c = ctx.component(component, u.shape[1])
+        out = out[:, c : c + 1]
+    return out
+
+
+def grad(u: Tensor, x: Tensor) -> Tensor:
+    """Spatial gradient: ``(N, D_s)`` for a scalar field ``(N, 1)``, ``(N, m, D_s)`` otherwise."""
+    _check(u, x)
+    ctx = _context()
+    g = torch.stack([ctx.derivative(u, x, (a,)) for a in ctx.spatial_axes(x.shape[1])], dim=-1)
+    return g[:, 0] if u.shape[1] == 1 else g
+
+
+def div(v: Tensor, x: Tensor) -> Tensor:
+    """Divergence ``Σ_a ∂v_a/∂x_a`` over the spatial axes of a vector field ``(N, D_s)`` → ``(N, 1)``."""
+    _check(v, x)
+    ctx = _context()
+    axes = ctx.spatial_axes(x.shape[1])
+    if v.shape[1] != len(axes):
+        raise ValueError(
+            f"div needs a field with one column per spatial axis ({len(axes)}), "
+            f"got {v.shape[1]}"
+        )
+    return sum(ctx.derivative(v, x, (a,))[:, i : i + 1] for i, a in enumerate(axes))
+
+
+def laplacian(u: Tensor, x: Tensor) -> Tensor:
+    """Laplacian over the spatial axes, same shape as ``u`` ``(N, m)``."""
+    _check(u, x)
+    ctx = _context()
+    return sum(ctx.derivative(u, x, (a, a)) for a in ctx.spatial_axes(x.shape[1]))
+
+
+def hessian(u: Tensor, x: Tensor) -> Tensor:
+    """Spatial Hessian of a scalar field ``(N, 1)``: ``(N, D_s, D_s)``."""
+    _check(u, x)
+    if u.shape[1] != 1:
+        raise ValueError(f"hessian takes a scalar field (N, 1), got {tuple(u.shape)}")
+    ctx = _context()
+    axes = ctx.spatial_axes(x.shape[1])
+    rows = [
+        torch.cat([ctx.derivative(u, x, tuple(sorted((a, b)))) for b in axes], dim=1)
+        for a in axes
+    ]
+    return torch.stack(rows, dim=1)
+
+
+def split(u: Tensor) -> tuple[Tensor, ...]:
+    """Split a system's outputs ``(N, m)`` into ``m`` columns ``(N, 1)``.
+
+    Inside the engine the columns share the derivatives computed for ``u`` (slicing by hand
+    also works, but each column's derivatives are then recomputed by autograd).
+    """
+    return _context().split(u)

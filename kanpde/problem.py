@@ -1,0 +1,197 @@
+"""The :class:`Problem` specification and problem-file loading.
+
+A problem file is a plain Python module that defines ``problem = Problem(...)``. Loading it
+validates the specification and reports any mistake as one line that names the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .conditions import Condition
+
+DEFAULT_MODEL = {"type": "kan", "width": None, "grid": 5, "k": 3}
+DEFAULT_POINTS = {"interior": 2000, "boundary": 400, "initial": 400, "method": "sobol", "test": 101}
+
+
+class ProblemError(ValueError):
+    """A problem file or specification is invalid (message: one line naming the problem)."""
+
+
+@dataclass
+class Problem:
+    """A PDE to solve with a physics-informed trial function.
+
+    Parameters
+    ----------
+    name : str
+        Short identifier (used for run directories).
+    domain : kanpde.geometry.Domain
+        Where the PDE holds; time-dependent problems use a space-time domain.
+    pde : callable
+        ``pde(x, u)`` → residual ``(N, 1)`` or a tuple of residuals for systems, built with
+        :mod:`kanpde.operators` (``x``: ``(N, D)`` points, ``u``: ``(N, m)`` outputs).
+    conditions : sequence of Condition
+        Boundary, initial and data conditions.
+    exact : callable, optional
+        ``exact(x)`` → ``(N, m)`` exact solution, for test errors.
+    reference : Reference or callable, optional
+        A :class:`kanpde.reference.Reference` (or a function returning one, called lazily)
+        when no closed form exists.
+    outputs : sequence of str
+        Names of the outputs, e.g. ``("u", "v", "p")``.
+    model, schedule, points, weights : dict / list / str
+        Defaults for the model configuration, the training schedule, the point budget and the
+        loss weights; each can be overridden when solving.
+    dtype : str
+        Default floating point type, ``"float64"`` or ``"float32"``.
+    description : str
+        One line for ``kanpde list``.
+    """
+
+    name: str
+    domain: object
+    pde: Callable
+    conditions: Sequence[Condition] = ()
+    exact: Callable | None = None
+    reference: object | None = None
+    outputs: Sequence[str] = ("u",)
+    model: dict = field(default_factory=dict)
+    schedule: list | str = field(default_factory=lambda: [{"adam": 1000, "lr": 1e-2}])
+    points: dict = field(default_factory=dict)
+    weights: dict = field(default_factory=dict)
+    dtype: str = "float64"
+    description: str = ""
+    source: str | None = None  # the problem file, set by load_problem
+
+    def __post_init__(self) -> None:
+        self.outputs = tuple(self.outputs)
+        self.conditions = list(self.conditions)
+        self.model = {**DEFAULT_MODEL, **self.model}
+        if self.model.get("width") is None:
+            self.model["width"] = [self.domain_dim, 10, len(self.outputs)]
+        self.points = {**DEFAULT_POINTS, **self.points}
+        self.validate()
+
+    @property
+    def domain_dim(self) -> int:
+        return int(getattr(self.domain, "dim", 0))
+
+    def validate(self) -> None:
+        """Check the specification; raise :class:`ProblemError` with one clear line."""
+        where = self.source or f"problem {self.name!r}"
+
+        def fail(msg: str):
+            raise ProblemError(f"{where}: {msg}")
+
+        if not isinstance(self.name, str) or not self.name.strip():
+            fail("name must be a non-empty string")
+        if not hasattr(self.domain, "sample") or not hasattr(self.domain, "dim"):
+            fail(f"domain must be a kanpde geometry (Interval, Rectangle, ...), got {self.domain!r}")
+        if not callable(self.pde):
+            fail("pde must be a function pde(x, u) returning the residual")
+        if not self.outputs or not all(isinstance(o, str) for o in self.outputs):
+            fail(f"outputs must be a non-empty list of names, got {self.outputs!r}")
+        for c in self.conditions:
+            if not isinstance(c, Condition):
+                fail(f"conditions must be kanpde conditions (Dirichlet, ...), got {c!r}")
+            try:
+                c.columns(self.outputs)
+            except ValueError as e:
+                fail(str(e))
+            if c.where == "initial" and getattr(self.domain, "time_axis", None) is None:
+                fail(f"{c.name}: an Initial condition needs a space-time domain, got {self.domain!r}")
+        if self.exact is not None and not callable(self.exact):
+            fail("exact must be a function exact(x) returning (N, outputs)")
+        width = self.model.get("width")
+        if self.model.get("type", "kan") in ("kan", "mlp") and width is not None:
+            if width[0] != self.domain_dim:
+                fail(
+                    f"model width {list(width)} starts with {width[0]} inputs but the domain has "
+                    f"{self.domain_dim} coordinates ({', '.join(self.domain.names)})"
+                )
+            if width[-1] != len(self.outputs):
+                fail(
+                    f"model width {list(width)} ends with {width[-1]} outputs but the problem "
+                    f"has {len(self.outputs)} ({', '.join(self.outputs)})"
+                )
+        if self.dtype not in ("float32", "float64"):
+            fail(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        names = [c.name for c in self.conditions]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            fail(f"conditions need distinct names (name=...); repeated: {', '.join(dup)}")
+
+
+def _one_line(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {msg[0] if msg else ''}".rstrip(": ")
+
+
+def load_problem(path: str | Path) -> Problem:
+    """Import a problem file and return its validated ``problem``.
+
+    Raises
+    ------
+    ProblemError
+        With one line naming the file and what is wrong.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ProblemError(f"{path}: problem file not found")
+    if path.is_dir():
+        raise ProblemError(f"{path}: is a directory, expected a problem file (.py)")
+    if path.suffix != ".py":
+        raise ProblemError(f"{path}: expected a Python problem file ending in .py")
+    module_name = "kanpde_problem_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ProblemError(f"{path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except ProblemError as e:
+        msg = str(e)
+        raise ProblemError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
+    except SyntaxError as e:
+        raise ProblemError(f"{path}:{e.lineno}: not valid Python ({e.msg})") from None
+    except Exception as e:  # noqa: BLE001 - any error in user code becomes one line
+        line = _traceback_line(e, path)
+        raise ProblemError(f"{path}{line}: error while importing: {_one_line(e)}") from None
+    finally:
+        sys.modules.pop(module_name, None)
+    problem = getattr(module, "problem", None)
+    if problem is None:
+        raise ProblemError(f"{path}: defines no `problem` (expected problem = Problem(...))")
+    if not isinstance(problem, Problem):
+        raise ProblemError(
+            f"{path}: `problem` must be a kanpde.Problem, got {type(problem).__name__}"
+        )
+    problem.source = str(path)
+    return problem
+
+
+def _traceback_line(exc: BaseException, path: Path) -> str:
+    tb = exc.__traceback__
+    line = ""
+    while tb is not None:
+        if Path(tb.tb_frame.f_code.co_filename).resolve() == path.resolve():
+            line = f":{tb.tb_lineno}"
+        tb = tb.tb_next
+    return line
+
+
+def file_hash(path: str | Path | None) -> str:
+    """SHA-256 of a problem file ('' when there is none)."""
+    if not path:
+        return ""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return ""

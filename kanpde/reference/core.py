@@ -1,0 +1,339 @@
+"""Gridded reference solutions and their on-disk cache.
+
+A :class:`Reference` holds a solution sampled on a tensor-product grid. :func:`cached`
+memoises an expensive solver run in an HDF5 file in the user's cache directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from scipy.interpolate import RegularGridInterpolator
+
+__all__ = ["CACHE_FORMAT", "Reference", "cache_dir", "cache_path", "cached"]
+
+#: Version of the on-disk layout; part of every cache key.
+CACHE_FORMAT = "1"
+
+
+@dataclass
+class Reference:
+    """A solution sampled on a tensor-product grid.
+
+    Parameters
+    ----------
+    names : tuple of str
+        Coordinate names, one per axis, e.g. ``("x", "t")``.
+    axes : tuple of ndarray
+        Strictly increasing 1-D grid coordinates, one array per axis.
+    values : dict of str to ndarray
+        Output name -> array of shape ``tuple(len(a) for a in axes)``, indexed like
+        ``np.meshgrid(*axes, indexing="ij")``.
+    meta : dict
+        Provenance: solver, parameters, resolution, wall time, error estimates, ...
+    """
+
+    names: tuple[str, ...]
+    axes: tuple[np.ndarray, ...]
+    values: dict[str, np.ndarray]
+    meta: dict = field(default_factory=dict)
+    _interpolators: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.names = tuple(str(n) for n in self.names)
+        self.axes = tuple(np.ascontiguousarray(a, dtype=np.float64) for a in self.axes)
+        if len(self.names) != len(self.axes):
+            raise ValueError(f"{len(self.names)} names for {len(self.axes)} axes")
+        for name, a in zip(self.names, self.axes, strict=True):
+            if a.ndim != 1 or a.size < 1:
+                raise ValueError(f"axis {name!r} must be a non-empty 1-D array")
+            if a.size > 1 and not np.all(np.diff(a) > 0):
+                raise ValueError(f"axis {name!r} must be strictly increasing")
+        shape = self.shape
+        vals = {}
+        for key, v in self.values.items():
+            v = np.ascontiguousarray(v, dtype=np.float64)
+            if v.shape != shape:
+                raise ValueError(f"output {key!r} has shape {v.shape}, grid is {shape}")
+            vals[str(key)] = v
+        if not vals:
+            raise ValueError("a Reference needs at least one output")
+        self.values = vals
+        self.meta = dict(self.meta)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Grid shape ``tuple(len(a) for a in axes)``."""
+        return tuple(len(a) for a in self.axes)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Output names in storage order."""
+        return tuple(self.values)
+
+    def points(self) -> np.ndarray:
+        """All grid points.
+
+        Returns
+        -------
+        ndarray, shape (M, d)
+            ``M = prod(shape)`` points in C order of the ``"ij"``-indexed grid, so row ``k``
+            matches ``values[name].ravel()[k]``.
+        """
+        mesh = np.meshgrid(*self.axes, indexing="ij")
+        return np.stack([m.ravel() for m in mesh], axis=-1)
+
+    def _select(self, outputs: Sequence[str] | str | None) -> tuple[str, ...]:
+        if outputs is None:
+            return self.outputs
+        if isinstance(outputs, str):
+            outputs = (outputs,)
+        missing = [o for o in outputs if o not in self.values]
+        if missing:
+            raise KeyError(f"unknown outputs {missing}; available: {list(self.values)}")
+        return tuple(outputs)
+
+    def flat(self, outputs: Sequence[str] | None = None) -> np.ndarray:
+        """Outputs at :meth:`points`.
+
+        Parameters
+        ----------
+        outputs : sequence of str, optional
+            Which outputs, in which column order; all of them by default.
+
+        Returns
+        -------
+        ndarray, shape (M, n_outputs)
+        """
+        sel = self._select(outputs)
+        return np.stack([self.values[o].ravel() for o in sel], axis=-1)
+
+    def interpolate(
+        self,
+        x: np.ndarray,
+        outputs: Sequence[str] | None = None,
+        method: str | None = None,
+    ) -> np.ndarray:
+        """Interpolate outputs at arbitrary points inside the grid.
+
+        Parameters
+        ----------
+        x : array_like, shape (n, d)
+            Query points, columns ordered like :attr:`names`.
+        outputs : sequence of str, optional
+            Which outputs; all of them by default.
+        method : str, optional
+            Any :class:`scipy.interpolate.RegularGridInterpolator` method. Default:
+            ``"cubic"`` when every axis has at least 4 points, otherwise ``"linear"``.
+            Cubic interpolation overshoots at under-resolved fronts (e.g. the Burgers
+            shock); pass ``"linear"`` there if monotonicity matters more than order.
+
+        Returns
+        -------
+        ndarray, shape (n, n_outputs)
+
+        Raises
+        ------
+        ValueError
+            If a point lies outside the grid.
+        """
+        sel = self._select(outputs)
+        x = np.asarray(x, dtype=np.float64)
+        d = len(self.axes)
+        if x.ndim == 1 and d == 1:
+            x = x[:, None]
+        if x.ndim != 2 or x.shape[1] != d:
+            raise ValueError(f"points must have shape (n, {d}), got {x.shape}")
+        if method is None:
+            method = "cubic" if min(self.shape) >= 4 else "linear"
+        key = (sel, method)
+        interp = self._interpolators.get(key)
+        if interp is None:
+            data = np.stack([self.values[o] for o in sel], axis=-1)
+            interp = RegularGridInterpolator(self.axes, data, method=method)
+            self._interpolators[key] = interp
+        return np.asarray(interp(x)).reshape(len(x), len(sel))
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def cache_dir() -> Path:
+    """Directory for cached references.
+
+    ``$KANPDE_CACHE`` if set, else ``$XDG_CACHE_HOME/kanpde``, else ``~/.cache/kanpde``.
+    """
+    env = os.environ.get("KANPDE_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "kanpde"
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain-JSON form of parameters and metadata (tuples become lists)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        # JSON has no inf/nan; a string keeps the key well defined.
+        return f if math.isfinite(f) else repr(f)
+    if obj is None or isinstance(obj, str):
+        return obj
+    raise TypeError(
+        f"cannot key a cache entry on {type(obj).__name__} value {obj!r}; "
+        "pass plain numbers, strings, booleans, or sequences of them"
+    )
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(_jsonable(obj), sort_keys=True, separators=(",", ":"))
+
+
+def cache_path(name: str, solver_version: str = "", **params: Any) -> Path:
+    """Cache file used by :func:`cached` for these arguments."""
+    key = _dumps({"name": name, "params": params, "solver": solver_version,
+                  "format": CACHE_FORMAT})
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "reference"
+    return cache_dir() / f"{stem}-{digest}.h5"
+
+
+def _to_bytes(ref: Reference, header: dict) -> bytes:
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        for k, v in header.items():
+            f.attrs[k] = v
+        f.attrs["names"] = _dumps(list(ref.names))
+        f.attrs["outputs"] = _dumps(list(ref.values))
+        f.attrs["meta"] = _dumps(ref.meta)
+        ax = f.create_group("axes")
+        for i, a in enumerate(ref.axes):
+            ax.create_dataset(str(i), data=a)
+        vals = f.create_group("values")
+        for i, v in enumerate(ref.values.values()):
+            vals.create_dataset(str(i), data=v)
+    return buf.getvalue()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable; not possible on every platform
+        dfd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+def _read(path: Path, header: dict) -> Reference:
+    with h5py.File(path, "r") as f:
+        for k, v in header.items():
+            stored = f.attrs[k]
+            if isinstance(stored, bytes):
+                stored = stored.decode()
+            if stored != v:
+                raise ValueError(f"cache entry {path} has {k}={stored!r}, expected {v!r}")
+        names = json.loads(f.attrs["names"])
+        outputs = json.loads(f.attrs["outputs"])
+        meta = json.loads(f.attrs["meta"])
+        axes = tuple(np.asarray(f["axes"][str(i)][()]) for i in range(len(names)))
+        values = {o: np.asarray(f["values"][str(i)][()]) for i, o in enumerate(outputs)}
+    return Reference(tuple(names), axes, values, meta)
+
+
+def cached(
+    name: str,
+    compute: Callable[[], Reference],
+    /,
+    *,
+    solver_version: str = "",
+    **params: Any,
+) -> Reference:
+    """Load a reference from the cache, computing and storing it on a miss.
+
+    Parameters
+    ----------
+    name : str
+        Family name, e.g. ``"burgers"``; also the file-name stem.
+    compute : callable
+        Returns the :class:`Reference`; called only on a cache miss.
+    solver_version : str, optional
+        Bump it when the solver's numerics change so stale entries are not reused.
+    **params
+        Everything ``compute`` depends on (JSON-able: numbers, strings, booleans,
+        sequences). The key is ``name`` + SHA-256 of the params, ``solver_version`` and
+        :data:`CACHE_FORMAT`.
+
+    Returns
+    -------
+    Reference
+        Its ``meta`` is normalised through JSON (tuples become lists) so that a hit and
+        a miss return equal objects.
+
+    Notes
+    -----
+    Files are HDF5 (no pickle) and are written atomically: a temporary file in the same
+    directory, flushed and fsync-ed, then ``os.replace``-d into place, so concurrent
+    readers never see a partial file. An unreadable or mismatching file is recomputed
+    with a warning. If the cache directory cannot be written, the result is returned
+    uncached with a warning.
+    """
+    path = cache_path(name, solver_version, **params)
+    header = {"name": name, "params": _dumps(params), "solver_version": solver_version,
+              "format": CACHE_FORMAT}
+    if path.exists():
+        try:
+            return _read(path, header)
+        except Exception as exc:  # any unreadable entry is recomputed, never fatal
+            warnings.warn(f"ignoring unreadable cache file {path}: {exc!r}", RuntimeWarning,
+                          stacklevel=2)
+    ref = compute()
+    if not isinstance(ref, Reference):
+        raise TypeError(f"compute() returned {type(ref).__name__}, expected Reference")
+    ref = Reference(ref.names, ref.axes, ref.values, json.loads(_dumps(ref.meta)))
+    try:
+        _write_atomic(path, _to_bytes(ref, header))
+    except OSError as exc:
+        warnings.warn(f"could not write cache file {path}: {exc!r}", RuntimeWarning,
+                      stacklevel=2)
+    return ref

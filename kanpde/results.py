@@ -1,0 +1,238 @@
+"""Self-describing HDF5 results files.
+
+Layout of ``result.h5``:
+
+* root attributes: ``kanpde_version``, ``torch_version``, ``problem``, ``problem_file``,
+  ``problem_hash``, ``created``, ``finished``, ``config`` (JSON), ``metrics`` (JSON), ``events``
+  (JSON);
+* ``history/<column>``: one dataset per logged column (step, stage, grid, loss terms, test
+  errors, wall time);
+* ``solution/``: ``x`` (evaluation points), ``pred``, ``ref`` (exact/reference) and ``error``,
+  with attributes ``names`` (axes) and ``outputs``;
+* ``model/``: attribute ``config`` (JSON) and ``state/<name>`` datasets — enough to rebuild the
+  model without pickle.
+
+Files are written atomically: to a temporary file in the same directory, flushed and fsynced,
+then renamed over the target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+from .nn import from_config
+
+
+class ResultsError(ValueError):
+    """A results file is missing, truncated, corrupt or not a kanpde results file."""
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+@dataclass
+class Run:
+    """A finished (or interrupted) run: configuration, history, solution and model state.
+
+    Attributes
+    ----------
+    config : dict
+        Problem name, model config, schedule, points, weights, seed, device, dtype, parameters.
+    history : dict of str → ndarray
+        Logged columns (``step``, ``loss``, ``loss_<term>``, ``mse``, ``rel_l2``, ``time``, ...).
+    solution : dict of str → ndarray
+        ``x``, ``pred``, ``ref`` and ``error`` on the evaluation set (``ref``/``error`` absent
+        when the problem has no exact or reference solution).
+    metrics : dict
+        Final test errors, wall time, steps.
+    attrs : dict
+        Versions, problem file and hash, timestamps.
+    events : list of dict
+        Grid extensions and updates (step, grid, loss before/after).
+    path : Path or None
+        Where the run was saved or loaded from.
+    """
+
+    config: dict
+    history: dict
+    solution: dict
+    metrics: dict
+    attrs: dict = field(default_factory=dict)
+    events: list = field(default_factory=list)
+    state: dict = field(default_factory=dict)
+    path: Path | None = None
+    _model: nn.Module | None = field(default=None, repr=False)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.attrs.get("names", ()))
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return tuple(self.attrs.get("outputs", ("u",)))
+
+    def model(self, device: str | torch.device = "cpu") -> nn.Module:
+        """The trained model, rebuilt from the stored config and state (ready to evaluate)."""
+        cfg = self.config["model"]
+        dtype = {"float32": torch.float32, "float64": torch.float64}[self.config.get("dtype", "float64")]
+        net = from_config(cfg, dtype=dtype, device=device)
+        state = {k: torch.as_tensor(v, device=device) for k, v in self.state.items()}
+        net.load_state_dict(state)
+        net.eval()
+        return net
+
+    @classmethod
+    def from_trainer(cls, trainer, problem, config: dict, started: float) -> Run:
+        hist = trainer.history.columns()
+        solution: dict = {}
+        metrics: dict = {
+            "steps": trainer.step,
+            "evals": trainer.evals,
+            "train_time": trainer.train_time,
+            "wall_time": time.time() - started,
+            "parameters": config.get("parameters"),
+        }
+        if trainer.test is not None:
+            x, ref = trainer.test
+            pred = trainer.predict(x)
+            solution = {
+                "x": x.cpu().numpy(),
+                "pred": pred.cpu().numpy(),
+                "ref": ref.cpu().numpy(),
+                "error": (pred - ref).cpu().numpy(),
+            }
+            metrics.update(trainer.metrics())
+        metrics["loss"] = trainer.history.last("loss")
+        from .problem import file_hash
+
+        attrs = {
+            "kanpde_version": _version(),
+            "torch_version": torch.__version__,
+            "problem": problem.name,
+            "problem_file": problem.source or "",
+            "problem_hash": file_hash(problem.source),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "names": list(problem.domain.names),
+            "outputs": list(problem.outputs),
+        }
+        state = {k: v.detach().cpu().numpy() for k, v in trainer.model.state_dict().items()}
+        return cls(config, hist, solution, metrics, attrs, list(trainer.history.events), state)
+
+
+def _json(obj) -> str:
+    def default(o):
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        return str(o)
+
+    return json.dumps(obj, default=default)
+
+
+def write_atomic(path: Path, write) -> None:
+    """Call ``write(tmp_path)``, fsync, then rename onto ``path`` (never a half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dirfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_run(run: Run, out: str | Path) -> Path:
+    """Write ``run`` to ``out/result.h5`` (or to ``out`` if it ends in ``.h5``); returns the path."""
+    out = Path(out)
+    path = out if out.suffix == ".h5" else out / "result.h5"
+
+    def write(tmp: str) -> None:
+        with h5py.File(tmp, "w") as f:
+            for k, v in run.attrs.items():
+                f.attrs[k] = _json(v) if isinstance(v, list | dict) else v
+            f.attrs["format"] = "kanpde-result"
+            f.attrs["config"] = _json(run.config)
+            f.attrs["metrics"] = _json(run.metrics)
+            f.attrs["events"] = _json(run.events)
+            h = f.create_group("history")
+            for k, v in run.history.items():
+                h.create_dataset(k, data=np.asarray(v))
+            s = f.create_group("solution")
+            for k, v in run.solution.items():
+                s.create_dataset(k, data=np.asarray(v))
+            s.attrs["names"] = _json(list(run.names))
+            s.attrs["outputs"] = _json(list(run.outputs))
+            m = f.create_group("model")
+            m.attrs["config"] = _json(run.config.get("model", {}))
+            st = m.create_group("state")
+            for k, v in run.state.items():
+                st.create_dataset(k, data=np.asarray(v))
+
+    write_atomic(path, write)
+    run.path = path
+    return path
+
+
+def load(path: str | Path) -> Run:
+    """Load a results file written by :func:`save_run`.
+
+    Raises
+    ------
+    ResultsError
+        One line naming the file when it is missing, truncated, corrupt or of another kind.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "result.h5"
+    if not path.exists():
+        raise ResultsError(f"{path}: results file not found")
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != "kanpde-result":
+                raise ResultsError(f"{path}: not a kanpde results file")
+            attrs = {}
+            for k, v in f.attrs.items():
+                if k in ("config", "metrics", "events", "format"):
+                    continue
+                if isinstance(v, str) and v[:1] in "[{":
+                    try:
+                        v = json.loads(v)
+                    except json.JSONDecodeError:
+                        pass
+                attrs[k] = v.item() if isinstance(v, np.generic) else v
+            config = json.loads(f.attrs["config"])
+            metrics = json.loads(f.attrs["metrics"])
+            events = json.loads(f.attrs.get("events", "[]"))
+            history = {k: f["history"][k][()] for k in f["history"]}
+            solution = {k: f["solution"][k][()] for k in f["solution"]}
+            state = {k: f["model/state"][k][()] for k in f["model/state"]}
+    except ResultsError:
+        raise
+    except (OSError, KeyError, ValueError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ResultsError(f"{path}: unreadable or corrupt results file ({first})") from None
+    return Run(config, history, solution, metrics, attrs, events, state, path)

@@ -1,0 +1,179 @@
+"""Training schedules: a list of stages, each one optimizer run at one grid size.
+
+In a problem file a schedule is a list of dicts::
+
+    [{"grid": 5, "adam": 1000, "lr": 1e-2}, {"grid": 10, "lbfgs": 200}]
+
+A dict that names both optimizers (``{"grid": 5, "adam": 500, "lbfgs": 100}``) runs Adam and
+then L-BFGS at that grid. On the command line the same schedule is written
+``"5:adam=1000@1e-2,10:lbfgs=200"``: stages separated by commas, an optional grid size before
+a colon, ``+`` between optimizers of one grid, and an optional learning rate after ``@``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+OPTIMIZERS = ("adam", "lbfgs")
+DEFAULT_LR = {"adam": 1e-3, "lbfgs": 1.0}
+
+
+class ScheduleError(ValueError):
+    """A malformed schedule."""
+
+
+@dataclass
+class Stage:
+    """One optimizer run.
+
+    Attributes
+    ----------
+    optimizer : str
+        ``"adam"`` or ``"lbfgs"`` (strong-Wolfe line search).
+    steps : int
+        Optimizer steps (one L-BFGS step is one iteration with its line search).
+    grid : int or None
+        Grid size for this stage; a change triggers grid extension at the stage start.
+    lr : float or None
+        Learning rate (default 1e-3 for Adam, 1 for L-BFGS).
+    decay : float or None
+        Adam only: factor by which the learning rate decays (exponentially) over the stage.
+    update_grid : int
+        KAN only: adapt the grids to the layer inputs at the stage start (any value > 0) and
+        then every ``update_grid`` steps until step ``update_until`` of the stage (pykan's
+        ``update_grid`` during ``train``). ``True`` means once, at the start.
+    update_until : int or None
+        Last step of the stage at which grids are updated (default: half the stage).
+    history : int
+        L-BFGS memory.
+    """
+
+    optimizer: str
+    steps: int
+    grid: int | None = None
+    lr: float | None = None
+    decay: float | None = None
+    update_grid: int = 0
+    update_until: int | None = None
+    history: int = 100
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ScheduleError(
+                f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
+            )
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 0:
+            raise ScheduleError(f"steps must be a non-negative integer, got {self.steps!r}")
+        if self.grid is not None and (not isinstance(self.grid, int) or self.grid < 1):
+            raise ScheduleError(f"grid must be a positive integer, got {self.grid!r}")
+        if self.lr is None:
+            self.lr = DEFAULT_LR[self.optimizer]
+        if not self.lr > 0:
+            raise ScheduleError(f"learning rate must be positive, got {self.lr!r}")
+        if self.decay is not None and not 0 < self.decay <= 1:
+            raise ScheduleError(f"decay must be in (0, 1], got {self.decay!r}")
+        if isinstance(self.update_grid, bool):
+            self.update_grid = self.steps + 1 if self.update_grid else 0
+        if not isinstance(self.update_grid, int) or self.update_grid < 0:
+            raise ScheduleError(f"update_grid must be a non-negative integer, got {self.update_grid!r}")
+        if self.update_until is None:
+            self.update_until = self.steps // 2
+        if self.history < 1:
+            raise ScheduleError(f"L-BFGS history must be positive, got {self.history!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_KEYS = {
+    "grid", "adam", "lbfgs", "lr", "decay", "update_grid", "update_until", "history", "optimizer",
+    "steps",
+}
+
+
+def _int(v, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int | float) or int(v) != v:
+        raise ScheduleError(f"{what} must be an integer, got {v!r}")
+    return int(v)
+
+
+def _from_dict(d: dict) -> list[Stage]:
+    unknown = set(d) - _KEYS
+    if unknown:
+        raise ScheduleError(
+            f"unknown schedule key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_KEYS))}"
+        )
+    common = {
+        "grid": None if d.get("grid") is None else _int(d["grid"], "grid"),
+        "decay": d.get("decay"),
+        "update_grid": d.get("update_grid", 0),
+        "update_until": d.get("update_until"),
+        "history": _int(d.get("history", 100), "history"),
+    }
+    if "optimizer" in d:
+        return [Stage(d["optimizer"], _int(d.get("steps", 0), "steps"), lr=d.get("lr"), **common)]
+    opts = [o for o in OPTIMIZERS if o in d]
+    if not opts:
+        raise ScheduleError(f"stage {d!r} names no optimizer (adam=steps or lbfgs=steps)")
+    stages = []
+    for i, o in enumerate(opts):
+        kw = dict(common)
+        if i > 0:  # the grid changes (and the grid update happens) once, at the first optimizer
+            kw["update_grid"] = 0
+        lr = d.get("lr") if len(opts) == 1 or o == "adam" else None
+        stages.append(Stage(o, _int(d[o], f"{o} steps"), lr=lr, **kw))
+    return stages
+
+
+def _from_string(text: str) -> list[Stage]:
+    stages: list[Stage] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            raise ScheduleError(f"empty stage in schedule {text!r}")
+        grid = None
+        if ":" in item:
+            g, item = item.split(":", 1)
+            try:
+                grid = int(g)
+            except ValueError:
+                raise ScheduleError(f"grid size {g!r} in {text!r} is not an integer") from None
+        for j, part in enumerate(item.split("+")):
+            if "=" not in part:
+                raise ScheduleError(f"stage {part!r} in {text!r} must read optimizer=steps")
+            opt, rest = part.split("=", 1)
+            lr = None
+            if "@" in rest:
+                rest, lr_text = rest.split("@", 1)
+                try:
+                    lr = float(lr_text)
+                except ValueError:
+                    raise ScheduleError(f"learning rate {lr_text!r} is not a number") from None
+            try:
+                steps = int(rest)
+            except ValueError:
+                raise ScheduleError(f"steps {rest!r} in {text!r} is not an integer") from None
+            stages.append(Stage(opt.strip().lower(), steps, grid=grid if j == 0 else None, lr=lr))
+    return stages
+
+
+def parse_schedule(schedule) -> list[Stage]:
+    """Normalise a schedule (list of dicts / Stages, or the command-line string) to Stages."""
+    if isinstance(schedule, str):
+        stages = _from_string(schedule)
+    elif isinstance(schedule, dict):
+        stages = _from_dict(schedule)
+    elif isinstance(schedule, list | tuple):
+        stages = []
+        for s in schedule:
+            if isinstance(s, Stage):
+                stages.append(s)
+            elif isinstance(s, dict):
+                stages.extend(_from_dict(s))
+            else:
+                raise ScheduleError(f"a schedule stage must be a dict, got {s!r}")
+    else:
+        raise ScheduleError(f"schedule must be a list of stages or a string, got {schedule!r}")
+    if not stages:
+        raise ScheduleError("schedule is empty")
+    return stages

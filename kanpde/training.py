@@ -1,0 +1,466 @@
+"""Training: models from configs, optimizer stages, grid extension, test metrics, history.
+
+:func:`solve` is the whole pipeline: problem → points → model → residuals → loss → optimizer
+→ results. The pieces (:func:`build_model`, :class:`Trainer`) are public for custom loops.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .losses import Residuals, chunked, error_metrics
+from .nn import KAN, count_parameters, from_config
+from .schedule import Stage, parse_schedule
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; checks that a requested CUDA device exists."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but no CUDA GPU is available; use --device cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {device!r}; use auto, cpu, cuda or cuda:N")
+    return dev
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; use float32 or float64")
+    return DTYPES[dtype]
+
+
+def build_model(problem, config: dict | None = None, dtype=torch.float64, device="cpu") -> nn.Module:
+    """Build the trial function of ``problem`` from its ``model`` defaults updated by ``config``.
+
+    For a KAN the first layer's grid covers the domain's bounding box (``input_range``).
+    """
+    cfg = {**problem.model, **(config or {})}
+    kind = cfg.get("type", "kan")
+    width = list(cfg.get("width") or [problem.domain_dim, 10, len(problem.outputs)])
+    cfg["width"] = width
+    if width[0] != problem.domain_dim or width[-1] != len(problem.outputs):
+        raise ValueError(
+            f"model width {width} does not fit the problem: it needs {problem.domain_dim} inputs "
+            f"and {len(problem.outputs)} outputs"
+        )
+    if kind == "kan":
+        lo, hi = problem.domain.bounds
+        cfg.setdefault("input_range", [[float(a), float(b)] for a, b in zip(lo, hi)])
+        allowed = {"width", "grid", "k", "grid_range", "input_range", "basis", "grid_eps", "init_scale", "bias"}
+    elif kind == "mlp":
+        allowed = {"width", "activation"}
+    else:
+        raise ValueError(f"unknown model type {kind!r}; use kan or mlp")
+    unknown = set(cfg) - allowed - {"type"}
+    if unknown:
+        raise ValueError(
+            f"unknown {kind} option(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}"
+        )
+    kw = {k: v for k, v in cfg.items() if k in allowed}
+    return from_config({"type": kind, **kw}, dtype=dtype, device=device)
+
+
+def model_config(model: nn.Module) -> dict:
+    cfg = model.config()
+    if isinstance(model, KAN):
+        cfg["input_range"] = model.layers[0].grid_range.tolist()
+        cfg["grid_range"] = model.layers[-1].grid_range[0].tolist()
+    return cfg
+
+
+def test_set(problem, n=None, dtype=torch.float64, device="cpu") -> tuple[Tensor, Tensor] | None:
+    """Held-out evaluation points and the exact/reference solution there."""
+    n = n if n is not None else problem.points.get("test", 101)
+    where = problem.source or f"problem {problem.name!r}"
+    if problem.exact is not None:
+        x = torch.as_tensor(problem.domain.grid(n).points, dtype=dtype, device=device)
+        with torch.no_grad():
+            u = problem.exact(x)
+        if not isinstance(u, Tensor):
+            u = torch.as_tensor(np.asarray(u), dtype=dtype, device=device)
+        if u.ndim == 1:
+            u = u.unsqueeze(1)
+        if u.shape != (x.shape[0], len(problem.outputs)):
+            raise ValueError(
+                f"{where}: exact(x) returned shape {tuple(u.shape)}, expected "
+                f"({x.shape[0]}, {len(problem.outputs)})"
+            )
+    elif problem.reference is not None:
+        ref = problem.reference() if callable(problem.reference) else problem.reference
+        x = torch.as_tensor(ref.points(), dtype=dtype, device=device)
+        u = torch.as_tensor(ref.flat(problem.outputs), dtype=dtype, device=device)
+        if u.shape != (x.shape[0], len(problem.outputs)):
+            raise ValueError(
+                f"{where}: reference values have shape {tuple(u.shape)}, expected "
+                f"({x.shape[0]}, {len(problem.outputs)})"
+            )
+    else:
+        return None
+    if not bool(torch.isfinite(u).all()):
+        raise ValueError(f"{where}: the exact/reference solution has NaN or Inf values")
+    return x, u.to(dtype)
+
+
+class History:
+    """Columns of logged values; rows are appended as dicts (missing entries become NaN)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+        self.events: list[dict] = []
+
+    def append(self, row: dict) -> None:
+        self.rows.append(row)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        keys: list[str] = []
+        for r in self.rows:
+            keys.extend(k for k in r if k not in keys)
+        return {k: np.array([r.get(k, np.nan) for r in self.rows], dtype=np.float64) for k in keys}
+
+    def last(self, key: str, default=math.nan):
+        for r in reversed(self.rows):
+            if key in r:
+                return r[key]
+        return default
+
+
+class Trainer:
+    """Runs the stages of a schedule on a model.
+
+    Parameters
+    ----------
+    residuals : Residuals
+        The loss terms (with the model they evaluate).
+    stages : list of Stage
+        The schedule.
+    test : (Tensor, Tensor), optional
+        Evaluation points and exact/reference values.
+    log_every : int
+        Steps between history rows (with test metrics).
+    progress : bool
+        Show a tqdm progress bar.
+    carry_moments : bool
+        On grid extension, carry Adam's moments onto the new coefficients (else reset them).
+    callback : callable, optional
+        ``callback(trainer, row)`` after every history row.
+    """
+
+    def __init__(
+        self,
+        residuals: Residuals,
+        stages: list[Stage],
+        test: tuple[Tensor, Tensor] | None = None,
+        log_every: int = 50,
+        progress: bool = True,
+        carry_moments: bool = True,
+        callback: Callable | None = None,
+    ) -> None:
+        self.residuals = residuals
+        self.model = residuals.model
+        self.stages = stages
+        self.test = test
+        self.log_every = max(1, int(log_every))
+        self.progress = progress
+        self.carry_moments = carry_moments
+        self.callback = callback
+        self.history = History()
+        self.step = 0
+        self.evals = 0
+        self.train_time = 0.0
+        self._adam: torch.optim.Adam | None = None
+        self._bar = None
+
+    # -- metrics ------------------------------------------------------------------------------
+    def predict(self, x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return chunked(self.model, x)
+
+    def metrics(self) -> dict[str, float]:
+        if self.test is None:
+            return {}
+        x, u = self.test
+        return error_metrics(self.predict(x), u, self.residuals.problem.outputs)
+
+    def _log(self, stage_index: int, stage: Stage, terms: dict[str, float], loss: float) -> dict:
+        row = {
+            "step": self.step,
+            "stage": stage_index,
+            "grid": getattr(self.model, "grid", 0),
+            "loss": loss,
+            "time": self.train_time,
+            "evals": self.evals,
+            **{f"loss_{k}": v for k, v in terms.items()},
+            **self.metrics(),
+        }
+        self.history.append(row)
+        if self._bar is not None:
+            post = {"stage": stage_index, "G": row["grid"], "loss": f"{loss:.2e}"}
+            if "rel_l2" in row:
+                post["rel_l2"] = f"{row['rel_l2']:.2e}"
+            self._bar.set_postfix(post, refresh=False)
+        if self.callback is not None:
+            self.callback(self, row)
+        return row
+
+    # -- optimizers ---------------------------------------------------------------------------
+    def params(self) -> list[nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def _loss(self) -> tuple[Tensor, dict[str, Tensor]]:
+        loss, terms = self.residuals()
+        self.evals += 1
+        return loss, terms
+
+    def _begin_stage(self, index: int, stage: Stage) -> None:
+        if stage.grid is not None and hasattr(self.model, "extend_grid") and stage.grid != self.model.grid:
+            before = self._evaluate()[0]
+            self._change_grid(lambda pts: self.model.extend_grid(stage.grid, pts))
+            after = self._evaluate()[0]
+            self.history.events.append(
+                {"step": self.step, "event": "extend_grid", "grid": stage.grid,
+                 "loss_before": before, "loss_after": after}
+            )
+        if stage.update_grid:
+            self._update_grid()
+
+    def _update_grid(self) -> None:
+        if hasattr(self.model, "update_grid"):
+            self._change_grid(self.model.update_grid)
+            self.history.events.append({"step": self.step, "event": "update_grid", "grid": self.model.grid})
+
+    def _change_grid(self, change: Callable) -> None:
+        """Apply a grid change (extension/update) and carry Adam's state across it."""
+        old = {id(p): name for name, p in self.model.named_parameters()}
+        transfers = change(self.residuals.all_points())
+        if self._adam is not None:
+            self._rebuild_adam(transfers, old)
+
+    def _rebuild_adam(self, transfers: list[Tensor], old_names: dict[int, str]) -> None:
+        """Map Adam's state onto the parameters after a grid change (or reset it)."""
+        lr = self._adam.param_groups[0]["lr"]
+        new = torch.optim.Adam(self.params(), lr=lr)
+        if self.carry_moments:
+            state = {old_names[id(p)]: s for p, s in self._adam.state.items() if id(p) in old_names}
+            for name, p in self.model.named_parameters():
+                s = state.get(name)
+                if s is None:
+                    continue
+                s = {k: (v.clone() if isinstance(v, Tensor) else v) for k, v in s.items()}
+                if name.endswith("coef"):
+                    r = transfers[int(name.split(".")[1])].to(p)
+                    s["exp_avg"] = torch.einsum("ipb,oib->oip", r, s["exp_avg"])
+                    # Second moments must stay non-negative; refinement maps between nested
+                    # B-spline spaces are non-negative averages up to round-off.
+                    s["exp_avg_sq"] = torch.einsum("ipb,oib->oip", r, s["exp_avg_sq"]).clamp_min(0)
+                new.state[p] = s
+        self._adam = new
+
+    def _grid_due(self, stage: Stage, i: int) -> bool:
+        """A grid update is due before step ``i`` (> 0) of the stage."""
+        n = stage.update_grid
+        return bool(n) and i > 0 and i % n == 0 and i <= stage.update_until
+
+    def _run_adam(self, index: int, stage: Stage) -> None:
+        if self._adam is None or not self.carry_moments:
+            self._adam = torch.optim.Adam(self.params(), lr=stage.lr)
+        gamma = stage.decay ** (1.0 / max(1, stage.steps)) if stage.decay else 1.0
+        for g in self._adam.param_groups:
+            g["lr"] = stage.lr
+        for i in range(stage.steps):
+            if self._grid_due(stage, i):
+                self._update_grid()
+            params = self.params()
+            t0 = time.perf_counter()
+            self._adam.zero_grad(set_to_none=True)
+            loss, terms = self._loss()
+            loss.backward(inputs=params)
+            self._adam.step()
+            if gamma != 1.0:
+                for g in self._adam.param_groups:
+                    g["lr"] *= gamma
+            self.train_time += time.perf_counter() - t0
+            self.step += 1
+            self._tick(index, stage, i)
+
+    def _lbfgs(self, stage: Stage):
+        params = self.params()
+        scale = self._evaluate()[0]
+        # torch's L-BFGS skips curvature pairs with y·s ≤ 1e-10 and stops on tiny changes; both
+        # are absolute, so optimise the loss relative to its value when the optimizer starts.
+        scale = scale if math.isfinite(scale) and scale > 0 else 1.0
+        opt = torch.optim.LBFGS(
+            params,
+            lr=stage.lr,
+            max_iter=1,
+            max_eval=1,
+            history_size=stage.history,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=1e-14,
+            tolerance_change=1e-16,
+        )
+
+        def closure():
+            opt.zero_grad(set_to_none=True)
+            loss, _ = self._loss()
+            (loss / scale).backward(inputs=params)
+            for p in params:  # L-BFGS flattens gradients with .view
+                if p.grad is not None and not p.grad.is_contiguous():
+                    p.grad = p.grad.contiguous()
+            return loss / scale
+
+        return opt, closure
+
+    def _run_lbfgs(self, index: int, stage: Stage) -> None:
+        opt, closure = self._lbfgs(stage)
+        i = 0
+        while i < stage.steps:
+            if self._grid_due(stage, i):
+                self._update_grid()
+                opt, closure = self._lbfgs(stage)  # new parameters: restart the memory
+            # Iterate up to the next log row or grid update in one call: every call starts
+            # with an extra evaluation at the current point.
+            n = min(stage.steps - i, self.log_every - self.step % self.log_every)
+            if stage.update_grid and i < stage.update_until:
+                n = min(n, stage.update_grid - i % stage.update_grid)
+            group = opt.param_groups[0]
+            group["max_iter"], group["max_eval"] = n, n * 25 + 1
+            state = opt.state[opt._params[0]]
+            before = state.get("n_iter", 0)
+            t0 = time.perf_counter()
+            opt.step(closure)
+            self.train_time += time.perf_counter() - t0
+            done = state.get("n_iter", 0) - before
+            converged = done < n
+            for _ in range(n if converged else done):
+                self.step += 1
+                self._tick(index, stage, i)
+                i += 1
+            if converged:  # no progress possible (the loss or its gradient stopped changing)
+                self.history.events.append({"step": self.step, "event": "lbfgs_converged"})
+                break
+
+    def _evaluate(self) -> tuple[float, dict[str, float]]:
+        """Loss and terms at the current parameters (not counted as a training evaluation)."""
+        loss, terms = self.residuals()
+        return float(loss.detach()), {k: float(v.detach()) for k, v in terms.items()}
+
+    def _tick(self, index: int, stage: Stage, i: int) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+        if (i + 1) % self.log_every == 0 or i + 1 == stage.steps:
+            loss, terms = self._evaluate()
+            self._log(index, stage, terms, loss)
+
+    # -- main loop ----------------------------------------------------------------------------
+    def run(self) -> History:
+        """Run every stage; returns the history."""
+        total = sum(s.steps for s in self.stages)
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, desc=self.residuals.problem.name, unit="step", leave=True)
+        try:
+            loss, terms = self._evaluate()
+            self._log(0, self.stages[0], terms, loss)
+            for index, stage in enumerate(self.stages):
+                self._begin_stage(index, stage)
+                if stage.optimizer == "adam":
+                    self._run_adam(index, stage)
+                else:
+                    self._run_lbfgs(index, stage)
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
+        return self.history
+
+
+def solve(
+    problem,
+    model: dict | nn.Module | None = None,
+    schedule=None,
+    points: dict | None = None,
+    weights: dict | None = None,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype | None = None,
+    seed: int = 0,
+    out: str | None = None,
+    log_every: int = 50,
+    progress: bool = True,
+    carry_moments: bool = True,
+    callback: Callable | None = None,
+):
+    """Solve ``problem`` with a physics-informed KAN (or MLP) and return the :class:`Run`.
+
+    Parameters
+    ----------
+    problem : Problem or str
+        The problem, or the path of a problem file.
+    model : dict or nn.Module, optional
+        Overrides of the problem's model config (e.g. ``{"type": "mlp", "width": [...]}``), or
+        a ready model.
+    schedule, points, weights
+        Override the problem's defaults (see :mod:`kanpde.schedule` for schedules).
+    device, dtype, seed
+        ``"auto"`` picks CUDA when available; the dtype defaults to the problem's.
+    out : str, optional
+        Directory for the results file (``<out>/result.h5``); nothing is written when omitted.
+    """
+    from .problem import load_problem
+    from .results import Run, save_run
+
+    if isinstance(problem, str):
+        problem = load_problem(problem)
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype or problem.dtype)
+    stages = parse_schedule(schedule if schedule is not None else problem.schedule)
+    pts = {**problem.points, **(points or {})}
+    w = {**problem.weights, **(weights or {})}
+    torch.manual_seed(seed)
+    if isinstance(model, nn.Module):
+        net = model.to(device=dev, dtype=dt)
+    else:
+        cfg = dict(model or {})
+        if stages[0].grid is not None and cfg.get("type", problem.model.get("type", "kan")) == "kan":
+            cfg.setdefault("grid", stages[0].grid)
+        net = build_model(problem, cfg, dt, dev)
+    residuals = Residuals(problem, net, pts, w, dt, dev, seed)
+    test = test_set(problem, pts.get("test"), dt, dev)
+    trainer = Trainer(residuals, stages, test, log_every, progress, carry_moments, callback)
+    started = time.time()
+    trainer.run()
+    run = Run.from_trainer(
+        trainer,
+        problem=problem,
+        config={
+            "problem": problem.name,
+            "model": model_config(net),
+            "schedule": [s.to_dict() for s in stages],
+            "points": pts,
+            "weights": w,
+            "seed": seed,
+            "device": str(dev),
+            "dtype": str(dt).replace("torch.", ""),
+            "parameters": count_parameters(net),
+            "carry_moments": carry_moments,
+        },
+        started=started,
+    )
+    if out is not None:
+        save_run(run, out)
+    return run
