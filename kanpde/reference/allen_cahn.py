@@ -7,13 +7,15 @@ Problem: :math:`u_t = \varepsilon u_{xx} + k(u - u^3)` on :math:`x \in [-1, 1]`,
 Why Chebyshev and not Fourier: the periodic extension of the initial condition has a kink
 at :math:`x = \pm 1` (slopes :math:`\mp 2`), and a periodic solver lets :math:`u(\pm 1, t)`
 drift by up to 1e-2 from :math:`-1`; the published data hold :math:`u(\pm 1) = -1` exactly.
-Away from the walls both discretisations agree to < 1e-8.
+For :math:`|x| \le 0.8` a periodic Fourier/ETDRK4 solution agrees with this one to 3e-9; its
+wall layer differs by 4e-5 at :math:`|x| = 0.95` and 1e-2 at the walls.
 
 Method: with :math:`w = u + 1` (so :math:`w(\pm 1) = 0`) the interior collocation system is
 :math:`w' = A w + g(w)`, :math:`A = \varepsilon D^2 - 2k I` (:math:`D^2` the Chebyshev second
-derivative with Dirichlet rows removed) and
+derivative with Dirichlet rows removed; the even symmetry of the problem is used to
+keep only the nodes in :math:`[0, 1)`, folding the mirrored columns) and
 :math:`g(w) = k(u - u^3) + 2k w = 3k w^2 - k w^3`. :math:`A` has real, negative, well-separated
-eigenvalues and an eigenvector matrix with condition number below 5 for N <= 768, so
+eigenvalues and a well-conditioned eigenvector matrix (1-norm condition 210 at N = 512), so
 ETDRK4 (Cox & Matthews 2002) runs in the eigenbasis with diagonal φ-functions evaluated
 by the contour-integral means of Kassam & Trefethen (2005), free of cancellation.
 
@@ -80,6 +82,12 @@ def barycentric_matrix(nodes: np.ndarray, x: np.ndarray) -> np.ndarray:
     return p
 
 
+def _matvec(a: np.ndarray, x: np.ndarray) -> np.ndarray:
+    # einsum's own loops, not BLAS: thousands of small sequential products are slowed
+    # down by orders of magnitude by a threaded BLAS on a busy machine.
+    return np.einsum("ij,j->i", a, x)
+
+
 def _phi_coefficients(lam: np.ndarray, dt: float, m: int) -> tuple[np.ndarray, ...]:
     """ETDRK4 coefficients for diagonal linear part ``lam`` (Kassam & Trefethen 2005).
 
@@ -122,7 +130,8 @@ def allen_cahn(
     eps, k : float
         Diffusion coefficient and reaction rate in ``u_t = eps u_xx + k (u - u^3)``.
     n_cheb : int
-        Chebyshev polynomial degree (``n_cheb + 1`` collocation points).
+        Chebyshev polynomial degree, even (``n_cheb + 1`` collocation points, of which
+        ``n_cheb / 2`` are unknowns thanks to the symmetry).
     dt : float
         Largest time step; reduced so that a whole number of steps fits between outputs.
     contour_points : int
@@ -136,9 +145,16 @@ def allen_cahn(
     t0 = time.perf_counter()
     x_out = np.linspace(-1.0, 1.0, nx)
     t_out = np.linspace(0.0, t_end, nt)
+    if n_cheb < 4 or n_cheb % 2:
+        raise ValueError("n_cheb must be even and >= 4")
     d, nodes = _cheb_diff(n_cheb)
-    d2 = (d @ d)[1:-1, 1:-1]
-    a = eps * d2 - 2.0 * k * np.eye(n_cheb - 1)
+    half = n_cheb // 2
+    # The problem is even in x, so is u: keep nodes 1..half (x_half = 0) and fold the
+    # columns of the mirrored nodes onto them. Halves the system exactly.
+    rows = (d @ d)[1:half + 1]
+    d2 = rows[:, 1:half + 1].copy()
+    d2[:, :-1] += rows[:, n_cheb - 1:half:-1]
+    a = eps * d2 - 2.0 * k * np.eye(half)
     lam, vec = np.linalg.eig(a)
     if np.max(np.abs(lam.imag)) > 1e-8 * np.max(np.abs(lam)):
         raise RuntimeError("Chebyshev operator has complex eigenvalues; reduce n_cheb")
@@ -151,14 +167,14 @@ def allen_cahn(
     e, e2, q, f1, f2, f3 = _phi_coefficients(lam, h, contour_points)
 
     def nonlinear(c: np.ndarray) -> np.ndarray:
-        w = vec @ c
-        return vec_inv @ (k * w * w * (3.0 - w))
+        w = _matvec(vec, c)
+        return _matvec(vec_inv, k * w * w * (3.0 - w))
 
-    interior = nodes[1:-1]
-    w0 = 1.0 + interior**2 * np.cos(np.pi * interior)
+    xh = nodes[1:half + 1]
+    w0 = 1.0 + xh**2 * np.cos(np.pi * xh)
     c = vec_inv @ w0
-    w_hist = np.zeros((nt, n_cheb + 1))
-    w_hist[0, 1:-1] = w0
+    w_hist = np.zeros((nt, half))
+    w_hist[0] = w0
     for i in range(1, nt):
         for _ in range(steps_per_out):
             nv = nonlinear(c)
@@ -169,11 +185,14 @@ def allen_cahn(
             c_ = e2 * a_ + q * (2.0 * nb - nv)
             nc = nonlinear(c_)
             c = e * c + f1 * nv + 2.0 * f2 * (na + nb) + f3 * nc
-        w_hist[i, 1:-1] = vec @ c
+        w_hist[i] = _matvec(vec, c)
     if not np.all(np.isfinite(w_hist)):
         raise FloatingPointError("Allen-Cahn integration diverged; reduce dt")
+    w_full = np.zeros((nt, n_cheb + 1))
+    w_full[:, 1:half + 1] = w_hist
+    w_full[:, n_cheb - 1:half:-1] = w_hist[:, :-1]
     # w = 0 at the end nodes and x_out hits them exactly, so u(+-1, t) = -1 exactly.
-    u = barycentric_matrix(nodes, x_out) @ w_hist.T - 1.0
+    u = barycentric_matrix(nodes, x_out) @ w_full.T - 1.0
     meta = {
         "problem": "allen_cahn",
         "solver": "Chebyshev collocation + ETDRK4 (Cox-Matthews; Kassam-Trefethen contour "
@@ -187,7 +206,8 @@ def allen_cahn(
         "t_end": t_end,
         "initial_condition": "x^2 cos(pi x)",
         "boundary_condition": "u(-1, t) = u(1, t) = -1",
-        "eigvec_condition": float(np.linalg.cond(vec)),
+        # 1-norm condition number of the eigenvector matrix (accuracy of the basis change)
+        "eigvec_condition": float(np.abs(vec).sum(0).max() * np.abs(vec_inv).sum(0).max()),
         "wall_time_s": time.perf_counter() - t0,
     }
     return Reference(("x", "t"), (x_out, t_out), {"u": u}, meta)

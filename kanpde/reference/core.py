@@ -22,6 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 from scipy.interpolate import RegularGridInterpolator
+from scipy.sparse.linalg import spsolve
 
 __all__ = ["CACHE_FORMAT", "Reference", "cache_dir", "cache_path", "cached"]
 
@@ -163,9 +164,20 @@ class Reference:
         interp = self._interpolators.get(key)
         if interp is None:
             data = np.stack([self.values[o] for o in sel], axis=-1)
-            interp = RegularGridInterpolator(self.axes, data, method=method)
+            interp = _grid_interpolator(self.axes, data, method)
             self._interpolators[key] = interp
         return np.asarray(interp(x)).reshape(len(x), len(sel))
+
+
+def _grid_interpolator(axes, data, method: str) -> RegularGridInterpolator:
+    if method in ("slinear", "cubic", "quintic"):
+        # scipy >= 1.13 builds these splines with an iterative solver whose default
+        # tolerance leaves ~1e-5 errors; a direct solve makes them exact interpolants.
+        try:
+            return RegularGridInterpolator(axes, data, method=method, solver=spsolve)
+        except TypeError:  # older scipy: no `solver` argument, exact 1-D splines
+            pass
+    return RegularGridInterpolator(axes, data, method=method)
 
 
 # --------------------------------------------------------------------------- cache
