@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from . import operators as ops
 from .conditions import Condition, PointSet
+from .nn.jet import Jet
 
 PROBE_POINTS = 8
 
@@ -35,6 +36,7 @@ class Term:
     weight: float = 1.0
     order: int = 0
     pairs: tuple = ()
+    fused: bool = False  # evaluated in the shared model call
 
 
 def point_budget(points: dict, kind: str, n_conditions: int) -> int:
@@ -63,7 +65,17 @@ class Residuals:
         Seed of the random samplers.
     """
 
-    def __init__(self, problem, model: nn.Module, points: dict, weights: dict, dtype, device, seed: int = 0):
+    def __init__(
+        self,
+        problem,
+        model: nn.Module,
+        points: dict,
+        weights: dict,
+        dtype,
+        device,
+        seed: int = 0,
+        compile: bool = False,
+    ):
         self.problem, self.model = problem, model
         domain = problem.domain
         method = points.get("method", "sobol")
@@ -84,7 +96,9 @@ class Residuals:
             w = float(weights.get(c.name, c.weight))
             self.terms.append(Term(c.name, ps, c, c.columns(problem.outputs), w))
         self.weights = dict(weights)
+        self.compile = compile
         self._probe()
+        self._plan()
 
     # -- derivative needs ---------------------------------------------------------------------
     def context(self):
@@ -115,14 +129,16 @@ class Residuals:
 
     def _probe(self) -> None:
         """Find the derivatives each term needs, evaluating it with autograd on a few points."""
-        self.pde_order, self.pde_pairs = self._probe_one(None, self.interior)
-        for term in self.terms:
-            term.order, term.pairs = self._probe_one(term, term.points)
+        self.pde = Term("pde", self.interior)
+        for term in [self.pde, *self.terms]:
+            term.order, term.pairs, term.fused = self._probe_one(term)
 
-    def _probe_one(self, term: Term | None, points: PointSet) -> tuple[int, tuple]:
+    def _probe_one(self, term: Term) -> tuple[int, tuple, bool]:
+        points = term.points
         n = points.x.shape[0]
-        if term is not None and term.condition is not None and type(term.condition).__name__ == "Periodic":
-            idx = torch.cat([torch.arange(min(PROBE_POINTS, n // 2)), n // 2 + torch.arange(min(PROBE_POINTS, n // 2))])
+        if term.condition is not None and type(term.condition).__name__ == "Periodic":
+            half = min(PROBE_POINTS, n // 2)
+            idx = torch.cat([torch.arange(half), n // 2 + torch.arange(half)])
         else:
             idx = torch.arange(min(PROBE_POINTS, n))
         sub = PointSet(
@@ -131,28 +147,53 @@ class Residuals:
             None if points.target is None else points.target[idx],
         )
         x = sub.x.clone().requires_grad_(True)
+        where = self.problem.source or f"problem {self.problem.name!r}"
         with self.context() as ctx:
             u = self.model(x)
-            ctx._entry(u, x)
-            if term is None:
+            ctx.mark_root(u, x)
+            if term.condition is None:
                 items = self._pde_residuals(x, u)
                 self._pde_names = [name for name, _ in items]
                 for name, v in items:
                     if not bool(torch.isfinite(v).all()):
-                        where = self.problem.source or f"problem {self.problem.name!r}"
                         raise ValueError(f"{where}: {name} residual is NaN or Inf at initialisation")
                     if not v.requires_grad:
-                        where = self.problem.source or f"problem {self.problem.name!r}"
                         raise ValueError(
                             f"{where}: {name} residual does not depend on the solution u "
                             "(no gradient path); build it from u and operators such as laplacian(u, x)"
                         )
             else:
                 term.condition.residual(x, u, sub, term.cols, ctx)
-            keys = [k for k in ctx.misses if len(k) <= 2]
+        keys = [k for k, root in ctx.misses if root and len(k) <= 2]
         order = max((len(k) for k in keys), default=0)
         pairs = tuple(sorted({k for k in keys if len(k) == 2}))
-        return order, pairs
+        # A term joins the shared evaluation when the model's jet serves all its derivatives.
+        fused = hasattr(self.model, "jet") and all(root and len(k) <= 2 for k, root in ctx.misses)
+        return order, pairs, fused
+
+    def _plan(self) -> None:
+        """Concatenate the points of the jet-served terms for one model call per step."""
+        members = [t for t in [self.pde, *self.terms] if t.fused]
+        self._fused = members
+        if not members:
+            return
+        self._order = max(t.order for t in members)
+        self._pairs = tuple(sorted({p for t in members for p in t.pairs}))
+        self._x = torch.cat([t.points.x for t in members])
+        bounds, start = [], 0
+        for t in members:
+            bounds.append((start, start + t.points.x.shape[0]))
+            start += t.points.x.shape[0]
+        self._bounds = bounds
+        self._views = [self._x[a:b] for a, b in bounds]
+        jet = self.model.jet
+        order, pairs = self._order, self._pairs
+
+        def jet_fn(x):
+            j = jet(x, order, pairs)
+            return j.value, j.d1, j.d2
+
+        self._jet_fn = torch.compile(jet_fn, dynamic=False) if self.compile else jet_fn
 
     # -- evaluation ---------------------------------------------------------------------------
     def field(self, x: Tensor, order: int, pairs: tuple, ctx) -> Tensor:
@@ -163,27 +204,40 @@ class Residuals:
         ctx.register(jet.value, x, jet)
         return jet.value
 
-    def pde_names(self) -> list[str]:
-        return list(self._pde_names or ["pde"])
+    def _residual(self, term: Term, x: Tensor, u: Tensor, ctx, out: dict) -> None:
+        if term.condition is None:
+            for name, r in self._pde_residuals(x, u):
+                out[name] = (r * r).mean()
+        else:
+            r = term.condition.residual(x, u, term.points, term.cols, ctx)
+            out[term.name] = (r * r).mean()
 
-    def terms_of(self, x_interior: Tensor | None = None) -> dict[str, Tensor]:
+    def terms_of(self) -> dict[str, Tensor]:
         """Mean squared residual of every term (unweighted), as 0-d tensors."""
         out: dict[str, Tensor] = {}
         with self.context() as ctx:
-            x = self.interior.x if x_interior is None else x_interior
-            if self.pde_order > 0:
-                x = x.detach().requires_grad_(True)
-            u = self.field(x, self.pde_order, self.pde_pairs, ctx)
-            for name, r in self._pde_residuals(x, u):
-                out[name] = (r * r).mean()
-            for term in self.terms:
-                xt = term.points.x
-                if term.order > 0:
-                    xt = xt.detach().requires_grad_(True)
-                ut = self.field(xt, term.order, term.pairs, ctx)
-                r = term.condition.residual(xt, ut, term.points, term.cols, ctx)
-                out[term.name] = (r * r).mean()
-        return out
+            if self._fused:
+                value, d1, d2 = self._jet_fn(self._x)
+                for term, (a, b), x in zip(self._fused, self._bounds, self._views):
+                    u = value[a:b]
+                    sl = lambda t: None if t is None else t[a:b]
+                    ctx.register(u, x, Jet(u, sl(d1), sl(d2), self._pairs))
+                    self._residual(term, x, u, ctx, out)
+            for term in [self.pde, *self.terms]:
+                if term.fused:
+                    continue
+                x = term.points.x
+                if term.order > 0 or not term.fused:
+                    x = x.detach().requires_grad_(True)
+                u = self.field(x, term.order, term.pairs, ctx)
+                ctx.mark_root(u, x)
+                self._residual(term, x, u, ctx, out)
+        # Report the terms in a stable order: PDE residuals first, then the conditions.
+        order = self.pde_names() + [t.name for t in self.terms]
+        return {k: out[k] for k in order}
+
+    def pde_names(self) -> list[str]:
+        return list(self._pde_names or ["pde"])
 
     def weight(self, name: str) -> float:
         if name in self.weights:

@@ -49,7 +49,9 @@ class Derivatives:
         self.outputs = tuple(outputs) if outputs is not None else None
         self._fields: dict[tuple[int, int], dict] = {}
         self._views: dict[int, tuple[Tensor, int]] = {}
-        self.misses: list[tuple[int, ...]] = []  # derivatives computed by autograd
+        # Derivatives computed by autograd: (key, whether of a field marked as model output).
+        self.misses: list[tuple[tuple[int, ...], bool]] = []
+        self._roots: set[int] = set()
 
     # -- naming -------------------------------------------------------------------------------
     def axis(self, a: Axis, dim: int) -> int:
@@ -89,6 +91,11 @@ class Derivatives:
             entry = self._fields[key] = {"refs": (u, x), (): u}
         return entry
 
+    def mark_root(self, u: Tensor, x: Tensor) -> None:
+        """Declare ``u`` the model's output at ``x`` (its misses could be served by jets)."""
+        self._entry(u, x)
+        self._roots.add(id(u))
+
     def register(self, u: Tensor, x: Tensor, jet: Jet) -> None:
         """Pre-fill the cache with the derivatives carried by ``jet`` (``jet.value is u``)."""
         entry = self._entry(u, x)
@@ -119,7 +126,8 @@ class Derivatives:
                 entry[key] = parent_entry[key][:, c : c + 1]
                 return entry[key]
         lower = self.derivative(u, x, key[:-1])
-        self.misses.append(key)
+        root = id(u) in self._roots or (view is not None and id(view[0]) in self._roots)
+        self.misses.append((key, root))
         for a, column in _autograd_columns(lower, x).items():
             entry.setdefault(tuple(sorted(key[:-1] + (a,))), column)
         return entry[key]

@@ -404,6 +404,7 @@ def solve(
     progress: bool = True,
     carry_moments: bool = True,
     callback: Callable | None = None,
+    compile: bool = False,
 ):
     """Solve ``problem`` with a physics-informed KAN (or MLP) and return the :class:`Run`.
 
@@ -420,6 +421,9 @@ def solve(
         ``"auto"`` picks CUDA when available; the dtype defaults to the problem's.
     out : str, optional
         Directory for the results file (``<out>/result.h5``); nothing is written when omitted.
+    compile : bool
+        Compile the model's derivative evaluation with ``torch.compile`` (faster steps after a
+        one-off compilation of tens of seconds per grid size; worth it for long runs).
     """
     from .problem import load_problem
     from .results import Run, save_run
@@ -439,7 +443,7 @@ def solve(
         if stages[0].grid is not None and cfg.get("type", problem.model.get("type", "kan")) == "kan":
             cfg.setdefault("grid", stages[0].grid)
         net = build_model(problem, cfg, dt, dev)
-    residuals = Residuals(problem, net, pts, w, dt, dev, seed)
+    residuals = Residuals(problem, net, pts, w, dt, dev, seed, compile=compile)
     test = test_set(problem, pts.get("test"), dt, dev)
     trainer = Trainer(residuals, stages, test, log_every, progress, carry_moments, callback)
     started = time.time()
@@ -458,6 +462,7 @@ def solve(
             "dtype": str(dt).replace("torch.", ""),
             "parameters": count_parameters(net),
             "carry_moments": carry_moments,
+            "compile": compile,
         },
         started=started,
     )

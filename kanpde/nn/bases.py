@@ -97,8 +97,8 @@ class Basis:
 
         Returns
         -------
-        Tensor
-            ``(N, n_in, order + 1, n_out)``: ``φ_{oi}^{(q)}(x_i)``.
+        tuple of Tensor
+            ``order + 1`` tensors ``(N, n_in, n_out)``: ``φ_{oi}^{(q)}(x_i)`` for q = 0, 1, ….
         """
         feats = torch.cat(
             [self.features(x, grid_buffer, k, aux, order), silu_features(x, order).unsqueeze(-1)],
@@ -108,7 +108,7 @@ class Basis:
             [(coef * scale_spline.unsqueeze(-1)).permute(1, 2, 0), scale_base.t().unsqueeze(1)],
             dim=1,
         )  # (n_in, nb + 1, n_out)
-        return torch.matmul(feats, weights)
+        return torch.matmul(feats, weights).unbind(2)
 
 
 class BSpline(Basis):
@@ -150,47 +150,64 @@ class BSpline(Basis):
         one = t.new_ones(n_in, 1)
         left = torch.cat([t[:, :1], t[:, :-1], t[:, -1:]], dim=1)
         inv_h = torch.cat([one, 1 / h, one], dim=1)
-        # ``deriv[:, q*(k+1) + p]`` maps monomials s^0..s^k to the q-th derivative's coefficient
-        # of s^p (in units of 1/h^q): d^q/ds^q s^j = j!/(j-q)! s^(j-q).
-        deriv = t.new_zeros(k + 1, 3 * (k + 1))
-        for q in range(3):
-            for j in range(q, k + 1):
-                deriv[j - q, q * (k + 1) + j] = math.factorial(j) / math.factorial(j - q)
+        # Uniform knots (the usual case) are located by arithmetic instead of a search.
         dtype = grid_buffer.dtype
-        return {
+        tol = 64 * torch.finfo(dtype).eps
+        uniform = bool(((h - h[:, :1]).abs() <= tol * h[:, :1].abs()).all())
+        aux = {
             "poly": poly.to(dtype),
             "left": left.reshape(-1).to(dtype),
             "inv_h": inv_h.reshape(-1).to(dtype),
-            "deriv": deriv.to(dtype),
         }
+        if uniform:
+            aux["t0"] = t[:, 0].to(dtype)
+            aux["inv_h0"] = (1 / h[:, 0]).to(dtype)
+        return aux
 
-    def locate(self, x: Tensor, grid_buffer: Tensor, k: int, aux: dict) -> tuple[Tensor, Tensor]:
-        """Flat slot index ``(N, n_in)`` and local coordinate ``s ∈ [0, 1]`` of every input."""
-        n_in, n_knots = grid_buffer.shape
-        slot = torch.searchsorted(grid_buffer, x.detach().t().contiguous(), right=True)
-        offset = torch.arange(n_in, device=x.device).unsqueeze(1) * (n_knots + 1)
-        flat = (slot + offset).t()
-        s = (x - aux["left"][flat]) * aux["inv_h"][flat]
-        return flat, s.clamp(0, 1)
+    def locate(
+        self, x: Tensor, grid_buffer: Tensor, k: int, aux: dict, exact: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Flat slot index ``(N, n_in)``, local coordinate ``s ∈ [0, 1]`` and ``1/h`` per input.
 
-    def _monomials(self, s: Tensor, k: int, aux: dict, flat: Tensor, order: int) -> Tensor:
+        On uniform knots the slot comes from arithmetic, which may place a point lying exactly
+        on a knot at the end of the previous interval (same value up to round-off); ``exact``
+        forces a binary search.
+        """
+        n_knots = grid_buffer.shape[1]
+        if "t0" in aux and not exact:
+            u = (x - aux["t0"]) * aux["inv_h0"]
+            slot = (u.detach().floor() + 1).clamp_(0, n_knots).long()
+        else:
+            slot = torch.searchsorted(grid_buffer, x.detach().t().contiguous(), right=True).t()
+        flat = slot + torch.arange(x.shape[1], device=x.device) * (n_knots + 1)
+        inv_h = aux["inv_h"][flat]
+        s = (x - aux["left"][flat]) * inv_h
+        return flat, s.clamp(0, 1), inv_h
+
+    def _monomials(self, s: Tensor, inv_h: Tensor, k: int, order: int) -> Tensor:
         """``d^q/dx^q s^p`` for ``q ≤ order``: ``(N, n_in, Q, k + 1)``."""
         powers = [torch.ones_like(s), s]
         for _ in range(2, k + 1):
             powers.append(powers[-1] * s)
-        pw = torch.stack(powers[: k + 1], dim=-1)
-        if order == 0:
-            return pw.unsqueeze(2)
-        q = order + 1
-        mono = (pw @ aux["deriv"][:, : q * (k + 1)]).unflatten(-1, (q, k + 1))
-        inv_h = aux["inv_h"][flat]
-        scale = torch.stack([torch.ones_like(inv_h), inv_h, inv_h * inv_h][:q], dim=-1)
-        return mono * scale.unsqueeze(-1)
+        rows = [torch.stack(powers[: k + 1], dim=-1)]
+        zero = torch.zeros_like(s)
+        scale = inv_h
+        for q in range(1, order + 1):
+            rows.append(
+                torch.stack(
+                    [zero] * q
+                    + [powers[j - q] * (math.factorial(j) // math.factorial(j - q)) for j in range(q, k + 1)],
+                    dim=-1,
+                )
+                * scale.unsqueeze(-1)
+            )
+            scale = scale * inv_h
+        return torch.stack(rows, dim=2)
 
     def features(self, x: Tensor, grid_buffer: Tensor, k: int, aux: dict, order: int) -> Tensor:
-        flat, s = self.locate(x, grid_buffer, k, aux)
+        flat, s, inv_h = self.locate(x, grid_buffer, k, aux, exact=True)
         n_in, n_knots = grid_buffer.shape
-        mono = self._monomials(s, k, aux, flat, order)  # (N, n_in, Q, k+1)
+        mono = self._monomials(s, inv_h, k, order)  # (N, n_in, Q, k+1)
         poly = aux["poly"].reshape(-1, k + 1, k + 1)[flat]  # (N, n_in, k+1 [r], k+1 [p])
         local = mono @ poly.transpose(-1, -2)  # (N, n_in, Q, k+1 [r])
         # Slot j + 1 is knot interval j, whose non-zero functions are B_{j-k} .. B_j.
@@ -202,28 +219,61 @@ class BSpline(Basis):
         dense = dense.scatter_add(-1, index.expand_as(local), local)
         return dense[..., k : k + nb]
 
-    def table(self, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, k: int, aux: dict):
-        """Per-slot monomial coefficients ``(n_in · n_slots, (k + 2) · n_out)``.
+    def table(
+        self, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, k: int, aux: dict, order: int
+    ) -> Tensor:
+        """Per-slot polynomial coefficients, ``(n_in · n_slots, width · n_out)``.
 
-        Row ``i · n_slots + slot`` holds, for every output ``o``, the monomial coefficients
-        of ``w_s c·B`` on that slot (columns ``p · n_out + o`` for ``p ≤ k``) followed by ``w_b``.
+        Row ``i · n_slots + slot`` holds, output-fastest: the monomial coefficients (in the local
+        coordinate ``s``) of ``w_s c·B`` on that slot, then those of its ``s``-derivatives up to
+        ``order`` (``k``, ``k - 1``, … of them), then ``w_b``.
         """
         n_out, n_in, _ = coef.shape
         padded = F.pad(coef * scale_spline.unsqueeze(-1), (k, k))
         windows = padded.unfold(2, k + 1, 1)  # (n_out, n_in, n_intervals, k+1)
         poly = aux["poly"][:, 1:-1]  # (n_in, n_intervals, k+1, k+1)
         mono = torch.einsum("oijr,ijrp->ijpo", windows, poly)
-        mono = F.pad(mono, (0, 0, 0, 0, 1, 1))  # exterior slots
-        base = scale_base.t().reshape(n_in, 1, 1, n_out).expand(n_in, mono.shape[1], 1, n_out)
-        return torch.cat([mono, base], dim=2).reshape(n_in * mono.shape[1], (k + 2) * n_out)
+        parts = [mono]
+        for q in range(1, order + 1):
+            c = parts[-1][:, :, 1:]
+            weights = torch.arange(1, c.shape[2] + 1, dtype=c.dtype, device=c.device)
+            parts.append(c * weights.view(1, 1, -1, 1))
+        table = torch.cat(parts, dim=2)
+        table = F.pad(table, (0, 0, 0, 0, 1, 1))  # exterior slots
+        n_slots = table.shape[1]
+        base = scale_base.t().reshape(n_in, 1, 1, n_out).expand(n_in, n_slots, 1, n_out)
+        table = torch.cat([table, base], dim=2)
+        return table.reshape(n_in * n_slots, -1)
 
     def edges(self, x, coef, scale_base, scale_spline, grid_buffer, k, aux, order):
         n_out = coef.shape[0]
-        flat, s = self.locate(x, grid_buffer, k, aux)
-        mono = self._monomials(s, k, aux, flat, order)  # (N, n_in, Q, k+1)
-        feats = torch.cat([mono, silu_features(x, order).unsqueeze(-1)], dim=-1)
-        rows = F.embedding(flat, self.table(coef, scale_base, scale_spline, k, aux))
-        return feats @ rows.unflatten(-1, (k + 2, n_out))
+        flat, s, inv_h = self.locate(x, grid_buffer, k, aux)
+        rows = F.embedding(flat, self.table(coef, scale_base, scale_spline, k, aux, order))
+        a = rows.unflatten(-1, (-1, n_out)).unbind(2)  # coefficient tensors (N, n_in, n_out)
+        s = s.unsqueeze(-1)
+        silu = silu_features(x, order).unsqueeze(-1)  # (N, n_in, Q, 1)
+        wb = a[-1]
+        out = []
+        start = 0
+        scale = None
+        for q in range(order + 1):
+            deg = k - q  # degree of the q-th derivative polynomial
+            if deg < 0:  # derivatives beyond the spline degree vanish
+                out.append(wb * silu[:, :, q])
+                continue
+            c = a[start : start + deg + 1]
+            start += deg + 1
+            v = c[deg]
+            for p in range(deg - 1, -1, -1):  # Horner
+                v = torch.addcmul(c[p], v, s)
+            if q == 1:
+                scale = inv_h.unsqueeze(-1)
+                v = v * scale
+            elif q > 1:
+                scale = scale * inv_h.unsqueeze(-1)
+                v = v * scale
+            out.append(torch.addcmul(v, wb, silu[:, :, q]))
+        return tuple(out)
 
 
 def _local_polynomials(t: Tensor, k: int) -> Tensor:

@@ -8,6 +8,7 @@ needs one forward pass and one backward pass instead of nested autograd calls.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -49,55 +50,58 @@ def normalize_pairs(pairs) -> Pairs:
     return tuple(out)
 
 
-def first_layer_jet(phi: Tensor, pairs: Pairs) -> Jet:
+def first_layer_jet(phi: Sequence[Tensor], pairs: Pairs) -> Jet:
     """Jet of ``y_o = Σ_i φ_{oi}(x_i)`` when the inputs are the coordinates themselves.
 
     Parameters
     ----------
-    phi : Tensor
-        ``(N, D, Q, m)``: edge functions (q = 0) and their first (q = 1) and second (q = 2)
-        derivatives, ``Q`` in 1..3.
+    phi : sequence of Tensor
+        ``Q`` tensors ``(N, D, m)`` (``Q`` in 1..3): the edge functions and their first and
+        second derivatives.
     pairs : tuple of (int, int)
         Second-derivative pairs wanted (used when ``Q == 3``).
     """
-    q = phi.shape[2]
-    value = phi[:, :, 0].sum(1)
-    d1 = phi[:, :, 1].transpose(1, 2) if q > 1 else None
+    value = phi[0].sum(1)
+    d1 = phi[1].transpose(1, 2) if len(phi) > 1 else None
     d2 = None
-    if q > 2 and not pairs:
-        d2 = phi.new_zeros(phi.shape[0], phi.shape[3], 0)
-    elif q > 2:
+    if len(phi) > 2:
         # Each edge sees a single coordinate, so mixed second derivatives vanish here.
-        second = phi[:, :, 2].transpose(1, 2)  # (N, m, D)
-        a = torch.tensor([p[0] for p in pairs], device=phi.device, dtype=torch.long)
-        pure = torch.tensor([p[0] == p[1] for p in pairs], device=phi.device, dtype=phi.dtype)
-        d2 = second.index_select(2, a) * pure
+        second = phi[2].transpose(1, 2)  # (N, m, D)
+        cols = [second[:, :, a] if a == b else torch.zeros_like(second[:, :, 0]) for a, b in pairs]
+        d2 = torch.stack(cols, dim=2) if cols else second[:, :, :0]
     return Jet(value, d1, d2, pairs)
 
 
-def chain(phi: Tensor, jet: Jet) -> Jet:
+def _contract(w: Tensor, j: Tensor) -> Tensor:
+    """``Σ_i w[n, i, o] j[n, i, d]`` → ``(N, m, d)``."""
+    if w.shape[2] * j.shape[2] <= 8:
+        # Few outputs and directions: a broadcast product beats many tiny matrix products.
+        return (w.unsqueeze(3) * j.unsqueeze(2)).sum(1)
+    return torch.bmm(w.transpose(1, 2), j)
+
+
+def chain(phi: Sequence[Tensor], jet: Jet) -> Jet:
     """Jet of ``y_o = Σ_i φ_{oi}(h_i)`` for inputs ``h`` carried by ``jet``.
 
     Parameters
     ----------
-    phi : Tensor
-        ``(N, n_in, Q, m)`` edge functions and derivatives evaluated at ``jet.value``.
+    phi : sequence of Tensor
+        ``Q`` tensors ``(N, n_in, m)``: edge functions and derivatives at ``jet.value``.
     jet : Jet
         The inputs: value ``(N, n_in)``, ``d1`` ``(N, n_in, D)``, ``d2`` ``(N, n_in, P)``.
     """
-    q = phi.shape[2]
-    value = phi[:, :, 0].sum(1)
+    value = phi[0].sum(1)
     d1 = d2 = None
-    if q > 1 and jet.d1 is not None:
-        p1 = phi[:, :, 1].transpose(1, 2)  # (N, m, n_in)
-        d1 = torch.bmm(p1, jet.d1)
-        if q > 2 and jet.pairs:
+    if len(phi) > 1 and jet.d1 is not None:
+        d1 = _contract(phi[1], jet.d1)
+        if len(phi) > 2 and jet.pairs:
             a = [p[0] for p in jet.pairs]
             b = [p[1] for p in jet.pairs]
-            jj = jet.d1[:, :, a] * jet.d1[:, :, b]  # (N, n_in, P)
-            d2 = torch.bmm(phi[:, :, 2].transpose(1, 2), jj)
+            d2 = _contract(phi[2], jet.d1[:, :, a] * jet.d1[:, :, b])
             if jet.d2 is not None:
-                d2 = d2 + torch.bmm(p1, jet.d2)
+                d2 = d2 + _contract(phi[1], jet.d2)
+        elif len(phi) > 2:
+            d2 = value.new_zeros(value.shape[0], value.shape[1], 0)
     return Jet(value, d1, d2, jet.pairs)
 
 

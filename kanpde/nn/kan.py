@@ -134,8 +134,11 @@ class KANLayer(nn.Module):
         self._prepare()
 
     # -- evaluation ---------------------------------------------------------------------------
-    def edges(self, x: Tensor, order: int = 0) -> Tensor:
-        """Edge functions and derivatives ``(N, n_in, order + 1, n_out)`` at inputs ``(N, n_in)``."""
+    def edges(self, x: Tensor, order: int = 0) -> tuple[Tensor, ...]:
+        """Edge functions and their derivatives up to ``order`` at inputs ``(N, n_in)``.
+
+        Returns ``order + 1`` tensors ``(N, n_in, n_out)``: ``φ_{oi}^{(q)}(x_i)``.
+        """
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(
                 f"KANLayer expects inputs of shape (N, {self.in_features}), got {tuple(x.shape)}"
@@ -147,7 +150,7 @@ class KANLayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, n_in)`` → ``(N, n_out)``."""
-        y = self.edges(x, 0)[:, :, 0].sum(1)
+        y = self.edges(x, 0)[0].sum(1)
         return y if self.bias is None else y + self.bias
 
     def jet(self, jet: Jet | None, x: Tensor | None = None, order: int = 2, pairs: Pairs = ()) -> Jet:

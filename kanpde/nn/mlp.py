@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from .jet import Jet, coordinates, elementwise, linear, normalize_pairs
+from .jet import Jet, normalize_pairs
 
 
 def _tanh(x):
@@ -90,12 +90,39 @@ class MLP(nn.Module):
 
     def jet(self, x: Tensor, order: int = 2, pairs: Sequence[tuple[int, int]] = ()) -> Jet:
         """Outputs with derivatives; same contract as :meth:`kanpde.nn.KAN.jet`."""
-        jet = coordinates(x, order, normalize_pairs(pairs) if order >= 2 else ())
-        for layer in self.layers[:-1]:
-            jet = linear(layer.weight, layer.bias, jet)
-            f0, f1, f2 = self._act(jet.value)
-            jet = elementwise(f0, f1 if order >= 1 else None, f2 if order >= 2 else None, jet)
-        return linear(self.layers[-1].weight, self.layers[-1].bias, jet)
+        pairs = normalize_pairs(pairs) if order >= 2 else ()
+        n, dim = x.shape
+        a = [p[0] for p in pairs]
+        b = [p[1] for p in pairs]
+        # Value, first and second derivatives stacked as channels (N, 1 + D + P, width): every
+        # linear layer is then a single matrix product over all channels.
+        first = self.layers[0]
+        z = [x.unsqueeze(1)]
+        if order >= 1:
+            z.append(torch.eye(dim, dtype=x.dtype, device=x.device).expand(n, dim, dim))
+        if pairs:
+            z.append(x.new_zeros(n, len(pairs), dim))
+        z = torch.cat(z, dim=1)
+        for i, layer in enumerate(self.layers):
+            if i == 0:
+                z = nn.functional.linear(z, first.weight)
+            else:
+                z = nn.functional.linear(z, layer.weight)
+            z = torch.cat([z[:, :1] + layer.bias, z[:, 1:]], dim=1)
+            if i == len(self.layers) - 1:
+                break
+            f0, f1, f2 = self._act(z[:, 0])
+            parts = [f0.unsqueeze(1)]
+            if order >= 1:
+                d1 = z[:, 1 : 1 + dim]
+                parts.append(f1.unsqueeze(1) * d1)
+                if pairs:
+                    d2 = z[:, 1 + dim :]
+                    parts.append(f2.unsqueeze(1) * d1[:, a] * d1[:, b] + f1.unsqueeze(1) * d2)
+            z = torch.cat(parts, dim=1)
+        d1 = z[:, 1 : 1 + dim].transpose(1, 2) if order >= 1 else None
+        d2 = z[:, 1 + dim :].transpose(1, 2) if order >= 2 else None
+        return Jet(z[:, 0], d1, d2, pairs)
 
     def config(self) -> dict:
         """JSON-serialisable description, enough with a state dict to rebuild the model."""
