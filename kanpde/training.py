@@ -49,7 +49,11 @@ def build_model(problem, config: dict | None = None, dtype=torch.float64, device
 
     For a KAN the first layer's grid covers the domain's bounding box (``input_range``).
     """
-    cfg = {**problem.model, **(config or {})}
+    config = dict(config or {})
+    base = dict(problem.model)
+    if config.get("type", base.get("type", "kan")) != base.get("type", "kan"):
+        base = {}  # another kind of model shares none of the defaults
+    cfg = {**base, **config}
     kind = cfg.get("type", "kan")
     width = list(cfg.get("width") or [problem.domain_dim, 10, len(problem.outputs)])
     cfg["width"] = width

@@ -7,38 +7,48 @@ to evaluate the functions ``B_b`` and their first and second derivatives. The la
 
 Two evaluation strategies exist:
 
-* *dense* bases (Gaussian RBF, reflectional switch, Chebyshev) return all ``nb`` basis values
-  per point; the layer contracts them with the coefficients in one batched matrix product;
+* *dense* bases (Gaussian RBF, reflectional switch, Chebyshev) evaluate all ``nb`` functions
+  per point and contract them with the coefficients in one batched matrix product;
 * the B-spline basis is *local*: at any point only ``k + 1`` of its ``G + k`` functions are
   non-zero. It converts the coefficients once per step into a piecewise-polynomial table
-  (``k + 1`` monomial coefficients per knot interval) and gathers one row per point, so the
-  per-point cost does not grow with the grid size ``G``.
+  (``k + 1`` monomial coefficients per knot interval), gathers one row per point and evaluates
+  it by Horner's scheme, so the per-point cost does not grow with the grid size ``G``.
+
+Tensors are *feature-major* inside (points last: layer inputs ``(n_in, N)``, edge values
+``(n_out, n_in, N)``), so that elementwise work runs over long contiguous rows of points.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 
-def silu_features(x: Tensor, order: int) -> Tensor:
-    """``silu`` and its first ``order`` derivatives, stacked: ``(N, n_in)`` → ``(N, n_in, Q)``."""
-    s = torch.sigmoid(x)
-    out = [x * s]
+def silu_features(h: Tensor, order: int) -> Tensor:
+    """``silu`` and its first ``order`` derivatives, stacked first: ``(...)`` → ``(Q, ...)``."""
+    s = torch.sigmoid(h)
+    out = [h * s]
     if order >= 1:
-        out.append(s * (1 + x * (1 - s)))
+        out.append(s * (1 + h * (1 - s)))
     if order >= 2:
-        out.append(s * (1 - s) * (2 + x * (1 - 2 * s)))
-    return torch.stack(out, dim=-1)
+        out.append(s * (1 - s) * (2 + h * (1 - 2 * s)))
+    return torch.stack(out)
 
 
 def _uniform_points(ranges: Tensor, grid: int) -> Tensor:
     """``grid + 1`` equispaced points per row of ``ranges`` ``(n_in, 2)``."""
     t = torch.linspace(0, 1, grid + 1, dtype=ranges.dtype, device=ranges.device)
     return ranges[:, :1] + (ranges[:, 1:] - ranges[:, :1]) * t
+
+
+def _add_base(spline: Sequence[Tensor], scale_base: Tensor, silu: Tensor) -> tuple[Tensor, ...]:
+    """``φ^(q) = spline^(q) + w_b silu^(q)`` with ``w_b`` ``(n_out, n_in)``, ``silu`` ``(Q, n_in, N)``."""
+    wb = scale_base.unsqueeze(-1)
+    return tuple(torch.addcmul(sp, wb, silu[q]) for q, sp in enumerate(spline))
 
 
 class Basis:
@@ -67,13 +77,13 @@ class Basis:
         """Tensors derived from the grid once per grid change (cached by the layer)."""
         return {}
 
-    def features(self, x: Tensor, grid_buffer: Tensor, k: int, aux: dict, order: int) -> Tensor:
-        """All basis functions and derivatives: ``(N, n_in)`` → ``(N, n_in, order + 1, nb)``."""
+    def features(self, h: Tensor, grid_buffer: Tensor, k: int, aux: dict, order: int) -> Tensor:
+        """All basis functions and derivatives: inputs ``(n_in, N)`` → ``(Q, n_in, N, nb)``."""
         raise NotImplementedError
 
     def edges(
         self,
-        x: Tensor,
+        h: Tensor,
         coef: Tensor,
         scale_base: Tensor,
         scale_spline: Tensor,
@@ -81,13 +91,13 @@ class Basis:
         k: int,
         aux: dict,
         order: int,
-    ) -> Tensor:
+    ) -> tuple[Tensor, ...]:
         """Edge functions and their derivatives.
 
         Parameters
         ----------
-        x : Tensor
-            ``(N, n_in)`` layer inputs.
+        h : Tensor
+            ``(n_in, N)`` layer inputs (feature-major).
         coef : Tensor
             ``(n_out, n_in, nb)`` basis coefficients ``c``.
         scale_base, scale_spline : Tensor
@@ -98,17 +108,12 @@ class Basis:
         Returns
         -------
         tuple of Tensor
-            ``order + 1`` tensors ``(N, n_in, n_out)``: ``φ_{oi}^{(q)}(x_i)`` for q = 0, 1, ….
+            ``order + 1`` tensors ``(n_out, n_in, N)``: ``φ_{oi}^{(q)}(h_i)`` for q = 0, 1, ….
         """
-        feats = torch.cat(
-            [self.features(x, grid_buffer, k, aux, order), silu_features(x, order).unsqueeze(-1)],
-            dim=-1,
-        )  # (N, n_in, Q, nb + 1)
-        weights = torch.cat(
-            [(coef * scale_spline.unsqueeze(-1)).permute(1, 2, 0), scale_base.t().unsqueeze(1)],
-            dim=1,
-        )  # (n_in, nb + 1, n_out)
-        return torch.matmul(feats, weights).unbind(2)
+        feats = self.features(h, grid_buffer, k, aux, order)  # (Q, n_in, N, nb)
+        weights = (coef * scale_spline.unsqueeze(-1)).permute(1, 2, 0)  # (n_in, nb, n_out)
+        spline = torch.matmul(feats, weights).permute(0, 3, 1, 2)  # (Q, n_out, n_in, N)
+        return _add_base(spline.unbind(0), scale_base, silu_features(h, order))
 
 
 class BSpline(Basis):
@@ -150,8 +155,8 @@ class BSpline(Basis):
         one = t.new_ones(n_in, 1)
         left = torch.cat([t[:, :1], t[:, :-1], t[:, -1:]], dim=1)
         inv_h = torch.cat([one, 1 / h, one], dim=1)
-        # Uniform knots (the usual case) are located by arithmetic instead of a search.
         dtype = grid_buffer.dtype
+        # Uniform knots (the usual case) are located by arithmetic instead of a search.
         tol = 64 * torch.finfo(dtype).eps
         uniform = bool(((h - h[:, :1]).abs() <= tol * h[:, :1].abs()).all())
         aux = {
@@ -160,120 +165,103 @@ class BSpline(Basis):
             "inv_h": inv_h.reshape(-1).to(dtype),
         }
         if uniform:
-            aux["t0"] = t[:, 0].to(dtype)
-            aux["inv_h0"] = (1 / h[:, 0]).to(dtype)
+            aux["t0"] = t[:, :1].to(dtype)
+            aux["inv_h0"] = (1 / h[:, :1]).to(dtype)
         return aux
 
     def locate(
-        self, x: Tensor, grid_buffer: Tensor, k: int, aux: dict, exact: bool = False
+        self, h: Tensor, grid_buffer: Tensor, k: int, aux: dict, exact: bool = False
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Flat slot index ``(N, n_in)``, local coordinate ``s ∈ [0, 1]`` and ``1/h`` per input.
+        """Flat slot index, local coordinate ``s ∈ [0, 1]`` and ``1/h`` of inputs ``(n_in, N)``.
 
-        On uniform knots the slot comes from arithmetic, which may place a point lying exactly
-        on a knot at the end of the previous interval (same value up to round-off); ``exact``
-        forces a binary search.
+        Slot ``j + 1`` of input ``i`` is its knot interval ``[t_j, t_{j+1})`` (slots 0 and
+        ``n_knots`` lie outside all knots); the flat index is ``i · (n_knots + 1) + slot``. On
+        uniform knots the slot comes from arithmetic, which may place a point lying exactly on a
+        knot at the end of the previous interval (same value up to round-off); ``exact`` forces
+        a binary search.
         """
         n_knots = grid_buffer.shape[1]
         if "t0" in aux and not exact:
-            u = (x - aux["t0"]) * aux["inv_h0"]
-            slot = (u.detach().floor() + 1).clamp_(0, n_knots).long()
+            u = (h.detach() - aux["t0"]) * aux["inv_h0"]
+            slot = (u.floor() + 1).clamp_(0, n_knots).long()
         else:
-            slot = torch.searchsorted(grid_buffer, x.detach().t().contiguous(), right=True).t()
-        flat = slot + torch.arange(x.shape[1], device=x.device) * (n_knots + 1)
+            slot = torch.searchsorted(grid_buffer, h.detach().contiguous(), right=True)
+        flat = slot + torch.arange(h.shape[0], device=h.device).unsqueeze(1) * (n_knots + 1)
         inv_h = aux["inv_h"][flat]
-        s = (x - aux["left"][flat]) * inv_h
+        s = (h - aux["left"][flat]) * inv_h
         return flat, s.clamp(0, 1), inv_h
 
-    def _monomials(self, s: Tensor, inv_h: Tensor, k: int, order: int) -> Tensor:
-        """``d^q/dx^q s^p`` for ``q ≤ order``: ``(N, n_in, Q, k + 1)``."""
-        powers = [torch.ones_like(s), s]
-        for _ in range(2, k + 1):
-            powers.append(powers[-1] * s)
-        rows = [torch.stack(powers[: k + 1], dim=-1)]
-        zero = torch.zeros_like(s)
-        scale = inv_h
-        for q in range(1, order + 1):
-            rows.append(
-                torch.stack(
-                    [zero] * q
-                    + [powers[j - q] * (math.factorial(j) // math.factorial(j - q)) for j in range(q, k + 1)],
-                    dim=-1,
-                )
-                * scale.unsqueeze(-1)
-            )
-            scale = scale * inv_h
-        return torch.stack(rows, dim=2)
-
-    def features(self, x: Tensor, grid_buffer: Tensor, k: int, aux: dict, order: int) -> Tensor:
-        flat, s, inv_h = self.locate(x, grid_buffer, k, aux, exact=True)
+    def features(self, h: Tensor, grid_buffer: Tensor, k: int, aux: dict, order: int) -> Tensor:
+        flat, s, inv_h = self.locate(h, grid_buffer, k, aux, exact=True)
         n_in, n_knots = grid_buffer.shape
-        mono = self._monomials(s, inv_h, k, order)  # (N, n_in, Q, k+1)
-        poly = aux["poly"].reshape(-1, k + 1, k + 1)[flat]  # (N, n_in, k+1 [r], k+1 [p])
-        local = mono @ poly.transpose(-1, -2)  # (N, n_in, Q, k+1 [r])
+        eye = [torch.ones_like(s)] + [torch.zeros_like(s)] * k
+        # Monomials s^p and their x-derivatives, via Horner on the unit coefficient vectors.
+        mono = []
+        for p in range(k + 1):
+            unit = [eye[0] if j == p else eye[1] for j in range(k + 1)]
+            mono.append(_scale(_horner(unit, s, order), inv_h))
+        mono = torch.stack([torch.stack(m) for m in mono], dim=-1)  # (Q, n_in, N, k+1 [p])
+        poly = aux["poly"].reshape(-1, k + 1, k + 1)[flat]  # (n_in, N, k+1 [r], k+1 [p])
+        local = torch.einsum("qinp,inrp->qinr", mono, poly)
         # Slot j + 1 is knot interval j, whose non-zero functions are B_{j-k} .. B_j.
-        slot = flat - torch.arange(n_in, device=x.device) * (n_knots + 1)
+        slot = flat - torch.arange(n_in, device=h.device).unsqueeze(1) * (n_knots + 1)
         start = (slot - 1).clamp(min=0)  # padded index of B_{j-k} (padding by k)
-        index = (start.unsqueeze(-1) + torch.arange(k + 1, device=x.device)).unsqueeze(2)
+        index = start.unsqueeze(-1) + torch.arange(k + 1, device=h.device)
         nb = n_knots - 1 - k
         dense = local.new_zeros(*local.shape[:3], nb + 3 * k + 1)
         dense = dense.scatter_add(-1, index.expand_as(local), local)
         return dense[..., k : k + nb]
 
-    def table(
-        self, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, k: int, aux: dict, order: int
-    ) -> Tensor:
-        """Per-slot polynomial coefficients, ``(n_in · n_slots, width · n_out)``.
+    def table(self, coef: Tensor, scale_spline: Tensor, k: int, aux: dict) -> Tensor:
+        """Per-slot monomial coefficients, ``(n_in · n_slots, (k + 1) · n_out)``.
 
-        Row ``i · n_slots + slot`` holds, output-fastest: the monomial coefficients (in the local
-        coordinate ``s``) of ``w_s c·B`` on that slot, then those of its ``s``-derivatives up to
-        ``order`` (``k``, ``k - 1``, … of them), then ``w_b``.
+        Row ``i · n_slots + slot`` holds, output-fastest, the coefficients of ``s^0 … s^k`` (in
+        the local coordinate ``s``) of ``w_s Σ c·B`` on that slot. Built once per step; its size
+        does not depend on the number of points.
         """
         n_out, n_in, _ = coef.shape
         padded = F.pad(coef * scale_spline.unsqueeze(-1), (k, k))
         windows = padded.unfold(2, k + 1, 1)  # (n_out, n_in, n_intervals, k+1)
         poly = aux["poly"][:, 1:-1]  # (n_in, n_intervals, k+1, k+1)
         mono = torch.einsum("oijr,ijrp->ijpo", windows, poly)
-        parts = [mono]
-        for q in range(1, order + 1):
-            c = parts[-1][:, :, 1:]
-            weights = torch.arange(1, c.shape[2] + 1, dtype=c.dtype, device=c.device)
-            parts.append(c * weights.view(1, 1, -1, 1))
-        table = torch.cat(parts, dim=2)
-        table = F.pad(table, (0, 0, 0, 0, 1, 1))  # exterior slots
-        n_slots = table.shape[1]
-        base = scale_base.t().reshape(n_in, 1, 1, n_out).expand(n_in, n_slots, 1, n_out)
-        table = torch.cat([table, base], dim=2)
-        return table.reshape(n_in * n_slots, -1)
+        mono = F.pad(mono, (0, 0, 0, 0, 1, 1))  # exterior slots
+        return mono.reshape(n_in * mono.shape[1], -1)
 
-    def edges(self, x, coef, scale_base, scale_spline, grid_buffer, k, aux, order):
+    def edges(self, h, coef, scale_base, scale_spline, grid_buffer, k, aux, order):
         n_out = coef.shape[0]
-        flat, s, inv_h = self.locate(x, grid_buffer, k, aux)
-        rows = F.embedding(flat, self.table(coef, scale_base, scale_spline, k, aux, order))
-        a = rows.unflatten(-1, (-1, n_out)).unbind(2)  # coefficient tensors (N, n_in, n_out)
-        s = s.unsqueeze(-1)
-        silu = silu_features(x, order).unsqueeze(-1)  # (N, n_in, Q, 1)
-        wb = a[-1]
-        out = []
-        start = 0
-        scale = None
-        for q in range(order + 1):
-            deg = k - q  # degree of the q-th derivative polynomial
-            if deg < 0:  # derivatives beyond the spline degree vanish
-                out.append(wb * silu[:, :, q])
-                continue
-            c = a[start : start + deg + 1]
-            start += deg + 1
-            v = c[deg]
-            for p in range(deg - 1, -1, -1):  # Horner
-                v = torch.addcmul(c[p], v, s)
-            if q == 1:
-                scale = inv_h.unsqueeze(-1)
-                v = v * scale
-            elif q > 1:
-                scale = scale * inv_h.unsqueeze(-1)
-                v = v * scale
-            out.append(torch.addcmul(v, wb, silu[:, :, q]))
-        return tuple(out)
+        flat, s, inv_h = self.locate(h, grid_buffer, k, aux)
+        table = self.table(coef, scale_spline, k, aux)
+        # index_select: its backward (index_add) is several times cheaper than embedding's.
+        rows = table.index_select(0, flat.reshape(-1)).view(*flat.shape, -1)
+        # Coefficient-major copy: each of the k + 1 coefficients is a contiguous (n_out, n_in, N).
+        a = rows.unflatten(-1, (k + 1, n_out)).permute(2, 3, 0, 1).contiguous()
+        spline = _scale(_horner(a.unbind(0), s, order), inv_h)
+        return _add_base(spline, scale_base, silu_features(h, order))
+
+
+def _horner(a: Sequence[Tensor], s: Tensor, order: int) -> list[Tensor]:
+    """``P(s), P'(s)/1!, …, P^(order)(s)/order!`` for ``P = Σ_p a_p s^p`` (Horner's scheme).
+
+    Derivatives are carried along divided by their factorials, which keeps the recurrence free
+    of constants.
+    """
+    k = len(a) - 1
+    acc = [a[k]] + [torch.zeros_like(a[k]) for _ in range(order)]
+    for p in range(k - 1, -1, -1):
+        for j in range(min(order, k - p), 0, -1):
+            acc[j] = torch.addcmul(acc[j - 1], acc[j], s)
+        acc[0] = torch.addcmul(a[p], acc[0], s)
+    return acc
+
+
+def _scale(poly: Sequence[Tensor], inv_h: Tensor) -> list[Tensor]:
+    """x-derivatives from s-derivatives: ``q! · (P^(q)/q!) · (1/h)^q``."""
+    out = [poly[0]]
+    scale = None
+    for q in range(1, len(poly)):
+        scale = inv_h if scale is None else scale * inv_h
+        out.append(poly[q] * (scale * math.factorial(q)))
+    return out
 
 
 def _local_polynomials(t: Tensor, k: int) -> Tensor:
@@ -345,20 +333,21 @@ class GaussianRBF(Basis):
     def domain(self, grid_buffer: Tensor, k: int) -> Tensor:
         return grid_buffer[:, [0, -1]]
 
-    def _z(self, x: Tensor, grid_buffer: Tensor) -> tuple[Tensor, Tensor]:
-        h = (grid_buffer[:, -1] - grid_buffer[:, 0]) / (grid_buffer.shape[1] - 1)  # (n_in,)
-        z = (x.unsqueeze(-1) - grid_buffer) / h.unsqueeze(-1)
-        return z, (1 / h).unsqueeze(-1)
+    def _z(self, h: Tensor, grid_buffer: Tensor) -> tuple[Tensor, Tensor]:
+        """``z = (h - μ)/width`` ``(n_in, N, nb)`` and ``1/width`` ``(n_in, 1, 1)``."""
+        width = (grid_buffer[:, -1:] - grid_buffer[:, :1]) / (grid_buffer.shape[1] - 1)
+        z = (h.unsqueeze(-1) - grid_buffer.unsqueeze(1)) / width.unsqueeze(-1)
+        return z, (1 / width).unsqueeze(-1)
 
-    def features(self, x, grid_buffer, k, aux, order):
-        z, ih = self._z(x, grid_buffer)
+    def features(self, h, grid_buffer, k, aux, order):
+        z, ih = self._z(h, grid_buffer)
         b = torch.exp(-z * z)
         out = [b]
         if order >= 1:
             out.append(-2 * z * b * ih)
         if order >= 2:
             out.append((4 * z * z - 2) * b * ih * ih)
-        return torch.stack(out, dim=2)
+        return torch.stack(out)
 
 
 class ReflectionalSwitch(GaussianRBF):
@@ -366,8 +355,8 @@ class ReflectionalSwitch(GaussianRBF):
 
     name = "rswaf"
 
-    def features(self, x, grid_buffer, k, aux, order):
-        z, ih = self._z(x, grid_buffer)
+    def features(self, h, grid_buffer, k, aux, order):
+        z, ih = self._z(h, grid_buffer)
         th = torch.tanh(z)
         b = 1 - th * th
         out = [b]
@@ -375,7 +364,7 @@ class ReflectionalSwitch(GaussianRBF):
             out.append(-2 * th * b * ih)
         if order >= 2:
             out.append(b * (6 * th * th - 2) * ih * ih)
-        return torch.stack(out, dim=2)
+        return torch.stack(out)
 
 
 class Chebyshev(Basis):
@@ -398,10 +387,10 @@ class Chebyshev(Basis):
     def domain(self, grid_buffer: Tensor, k: int) -> Tensor:
         return grid_buffer[:, [0, -1]]
 
-    def features(self, x, grid_buffer, k, aux, order):
-        lo, hi = grid_buffer[:, 0], grid_buffer[:, -1]
-        a = 2 / (hi - lo)
-        z = torch.tanh((x - lo) * a - 1)
+    def features(self, h, grid_buffer, k, aux, order):
+        lo, hi = grid_buffer[:, :1], grid_buffer[:, -1:]
+        a = 2 / (hi - lo)  # (n_in, 1)
+        z = torch.tanh((h - lo) * a - 1)  # (n_in, N)
         n = grid_buffer.shape[1]
         t = [torch.ones_like(z), z]
         d1 = [torch.zeros_like(z), torch.ones_like(z)]
@@ -421,7 +410,7 @@ class Chebyshev(Basis):
         if order >= 2:
             ddz = (-2 * z * (1 - z * z) * a * a).unsqueeze(-1)  # d²z/dx²
             out.append(torch.stack(d2[:n], dim=-1) * dz * dz + tz1 * ddz)
-        return torch.stack(out, dim=2)
+        return torch.stack(out)
 
 
 BASES: dict[str, Basis] = {b.name: b for b in (BSpline(), GaussianRBF(), ReflectionalSwitch(), Chebyshev())}

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .bases import Basis, _uniform_points, get_basis
-from .jet import Jet, Pairs, chain, coordinates, first_layer_jet, normalize_pairs
+from .jet import Inner, Jet, Pairs, chain, first_layer, normalize_pairs, public
 
 
 def _ranges(grid_range, n_in: int, dtype, device) -> Tensor:
@@ -134,38 +134,50 @@ class KANLayer(nn.Module):
         self._prepare()
 
     # -- evaluation ---------------------------------------------------------------------------
+    def _check(self, x: Tensor) -> None:
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"KANLayer expects inputs of shape (N, {self.in_features}), got {tuple(x.shape)}"
+            )
+
+    def _edges(self, h: Tensor, order: int) -> tuple[Tensor, ...]:
+        """Feature-major edges: inputs ``(n_in, N)`` → ``order + 1`` tensors ``(n_out, n_in, N)``."""
+        return self.basis.edges(
+            h, self.coef, self.scale_base, self.scale_spline, self.grid_points, self.k, self._aux,
+            order,
+        )
+
+    def _forward(self, h: Tensor) -> Tensor:
+        """Feature-major forward: ``(n_in, N)`` → ``(n_out, N)``."""
+        y = self._edges(h, 0)[0].sum(1)
+        return y if self.bias is None else y + self.bias.unsqueeze(1)
+
+    def _jet(self, inner: Inner | None, h: Tensor, order: int, pairs: Pairs) -> Inner:
+        """Feature-major jet propagation; ``inner=None`` means ``h`` are the coordinates."""
+        phi = self._edges(h, order)
+        value, d1, d2 = first_layer(phi, pairs) if inner is None else chain(phi, inner, pairs)
+        if self.bias is not None:
+            value = value + self.bias.unsqueeze(1)
+        return value, d1, d2
+
     def edges(self, x: Tensor, order: int = 0) -> tuple[Tensor, ...]:
         """Edge functions and their derivatives up to ``order`` at inputs ``(N, n_in)``.
 
         Returns ``order + 1`` tensors ``(N, n_in, n_out)``: ``φ_{oi}^{(q)}(x_i)``.
         """
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(
-                f"KANLayer expects inputs of shape (N, {self.in_features}), got {tuple(x.shape)}"
-            )
-        return self.basis.edges(
-            x, self.coef, self.scale_base, self.scale_spline, self.grid_points, self.k, self._aux,
-            order,
-        )
+        self._check(x)
+        return tuple(p.permute(2, 1, 0) for p in self._edges(x.t(), order))
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, n_in)`` → ``(N, n_out)``."""
-        y = self.edges(x, 0)[0].sum(1)
-        return y if self.bias is None else y + self.bias
-
-    def jet(self, jet: Jet | None, x: Tensor | None = None, order: int = 2, pairs: Pairs = ()) -> Jet:
-        """Propagate a jet; ``jet=None`` means the inputs ``x`` are the coordinates."""
-        if jet is None:
-            out = first_layer_jet(self.edges(x, order), pairs)
-        else:
-            out = chain(self.edges(jet.value, order), jet)
-        if self.bias is not None:
-            out.value = out.value + self.bias
-        return out
+        self._check(x)
+        return self._forward(x.t()).t()
 
     def basis_values(self, x: Tensor, order: int = 0) -> Tensor:
         """Dense basis functions ``(N, n_in, order + 1, nb)`` (for fitting, tests and plots)."""
-        return self.basis.features(x, self.grid_points, self.k, self._aux, order)
+        self._check(x)
+        feats = self.basis.features(x.t(), self.grid_points, self.k, self._aux, order)
+        return feats.permute(2, 1, 0, 3)
 
     def spline(self, x: Tensor) -> Tensor:
         """The spline part ``Σ_b c_{oib} B_b(x_i)`` of every edge, ``(N, n_in, n_out)``."""
@@ -309,9 +321,11 @@ class KAN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, width[0])`` → ``(N, width[-1])``."""
+        self.layers[0]._check(x)
+        h = x.t()
         for layer in self.layers:
-            x = layer(x)
-        return x
+            h = layer._forward(h)
+        return h.t()
 
     def jet(self, x: Tensor, order: int = 2, pairs: Sequence[tuple[int, int]] = ()) -> Jet:
         """Outputs with first derivatives (``order ≥ 1``) and second derivatives for ``pairs``.
@@ -327,10 +341,13 @@ class KAN(nn.Module):
             for a Laplacian in 2-D.
         """
         pairs = normalize_pairs(pairs) if order >= 2 else ()
-        jet = None
+        self.layers[0]._check(x)
+        inner = None
+        h = x.t()
         for layer in self.layers:
-            jet = layer.jet(jet, x, order, pairs)
-        return jet
+            inner = layer._jet(inner, h, order, pairs)
+            h = inner[0]
+        return public(inner, pairs)
 
     def _layer_inputs(self, x: Tensor) -> list[Tensor]:
         inputs = []
@@ -371,6 +388,3 @@ class KAN(nn.Module):
         }
 
 
-def coordinates_jet(x: Tensor, order: int, pairs) -> Jet:
-    """Jet of the identity map (exposed for models built from generic layers)."""
-    return coordinates(x, order, normalize_pairs(pairs))
