@@ -128,6 +128,8 @@ def cmd_solve(args) -> int:
         out=out,
         log_every=args.log_every,
         progress=not args.quiet,
+        preset=args.preset,
+        compile=args.compile,
     )
     m = run.metrics
     parts = [f"{problem.name}: {m['steps']} steps in {m['train_time']:.1f} s"]
@@ -172,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--points", help="e.g. interior=2601,boundary=204,method=grid")
     s.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     s.add_argument("--dtype", help="float32 or float64 (default: the problem's)")
+    s.add_argument("--preset", help="one of the problem's named presets (e.g. full)")
+    s.add_argument("--compile", action="store_true", help="torch.compile the derivative evaluation")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="runs", help="parent directory of the run directory")
     s.add_argument("--log-every", type=int, default=25, help="steps between history rows")

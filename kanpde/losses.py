@@ -81,6 +81,7 @@ class Residuals:
         method = points.get("method", "sobol")
         seed = points.get("seed", seed)
         self.dtype, self.device = dtype, device
+        self.problem_points = dict(points)
         self.names = tuple(domain.names)
         self.spatial = tuple(getattr(domain, "spatial_axes", range(domain.dim)))
         interior = domain.sample(int(points["interior"]), method=method, seed=seed)
@@ -255,6 +256,42 @@ class Residuals:
     def __call__(self) -> tuple[Tensor, dict[str, Tensor]]:
         terms = self.terms_of()
         return self.total(terms), terms
+
+    def resample(self, seed: int, adaptive: bool = False, pool: int = 10) -> None:
+        """Draw new interior points (fixed count), uniformly or residual-weighted.
+
+        With ``adaptive`` (residual-based adaptive distribution, Wu et al. 2023), a pool of
+        ``pool × N`` uniform candidates is drawn and ``N`` of them are kept with probability
+        proportional to ``|r| / mean|r| + 1``, where ``r`` is the PDE residual.
+        """
+        domain = self.problem.domain
+        n = self.interior.x.shape[0]
+        if not adaptive:
+            x = domain.sample(n, method="uniform", seed=seed)
+            x = torch.as_tensor(x, dtype=self.dtype, device=self.device)
+        else:
+            cand = domain.sample(pool * n, method="uniform", seed=seed)
+            cand = torch.as_tensor(cand, dtype=self.dtype, device=self.device)
+            weight = self._pointwise_residual(cand)
+            prob = weight / weight.mean().clamp_min(1e-300) + 1
+            gen = torch.Generator(device="cpu").manual_seed(int(seed))
+            idx = torch.multinomial(prob.cpu(), n, replacement=False, generator=gen)
+            x = cand[idx.to(cand.device)]
+        self.interior = PointSet(x)
+        self.pde.points = self.interior
+        self._plan()
+
+    def _pointwise_residual(self, x: Tensor, chunk: int = 16384) -> Tensor:
+        """``Σ_k |r_k|`` of the PDE residuals at each point (no parameter gradients)."""
+        out = []
+        for i in range(0, x.shape[0], chunk):
+            xc = x[i : i + chunk].detach().requires_grad_(self.pde.order > 0)
+            with self.context() as ctx:
+                u = self.field(xc, self.pde.order, self.pde.pairs, ctx)
+                ctx.mark_root(u, xc)
+                r = sum(v.abs().sum(1) for _, v in self._pde_residuals(xc, u))
+            out.append(r.detach())
+        return torch.cat(out)
 
     def all_points(self) -> Tensor:
         """Every collocation point (PDE and conditions), for grid extension and updates."""

@@ -50,6 +50,10 @@ class Problem:
         loss weights; each can be overridden when solving.
     dtype : str
         Default floating point type, ``"float64"`` or ``"float32"``.
+    presets : dict
+        Named alternatives to the defaults, e.g. ``{"full": {"points": {...}, "schedule":
+        [...]}}`` for a GPU-sized run (``kanpde solve --preset full``); each may set ``model``,
+        ``schedule``, ``points`` and ``weights``.
     description : str
         One line for ``kanpde list``.
     """
@@ -66,6 +70,7 @@ class Problem:
     points: dict = field(default_factory=dict)
     weights: dict = field(default_factory=dict)
     dtype: str = "float64"
+    presets: dict = field(default_factory=dict)
     description: str = ""
     source: str | None = None  # the problem file, set by load_problem
 
@@ -122,10 +127,35 @@ class Problem:
                 )
         if self.dtype not in ("float32", "float64"):
             fail(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        for pname, preset in self.presets.items():
+            bad = set(preset) - {"model", "schedule", "points", "weights"}
+            if not isinstance(preset, dict) or bad:
+                fail(f"preset {pname!r} may only set model, schedule, points and weights")
         names = [c.name for c in self.conditions]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             fail(f"conditions need distinct names (name=...); repeated: {', '.join(dup)}")
+
+
+def apply_preset(problem: Problem, name: str | None) -> dict:
+    """The defaults (model, schedule, points, weights) of ``problem`` under preset ``name``."""
+    base = {
+        "model": dict(problem.model),
+        "schedule": problem.schedule,
+        "points": dict(problem.points),
+        "weights": dict(problem.weights),
+    }
+    if name is None:
+        return base
+    if name not in problem.presets:
+        known = ", ".join(problem.presets) or "none"
+        raise ProblemError(f"{problem.source or problem.name}: unknown preset {name!r}; known: {known}")
+    preset = problem.presets[name]
+    for key in ("model", "points", "weights"):
+        base[key].update(preset.get(key, {}))
+    if "schedule" in preset:
+        base["schedule"] = preset["schedule"]
+    return base
 
 
 def _one_line(exc: BaseException) -> str:

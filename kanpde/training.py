@@ -274,6 +274,15 @@ class Trainer:
                 new.state[p] = s
         self._adam = new
 
+    def _resample_due(self) -> bool:
+        every = int(self.residuals.problem_points.get("resample", 0) or 0)
+        return every > 0 and self.step > 0 and self.step % every == 0
+
+    def _resample(self) -> None:
+        pts = self.residuals.problem_points
+        self.residuals.resample(seed=1000 + self.step, adaptive=bool(pts.get("adaptive", False)))
+        self.history.events.append({"step": self.step, "event": "resample"})
+
     def _grid_due(self, stage: Stage, i: int) -> bool:
         """A grid update is due before step ``i`` (> 0) of the stage."""
         n = stage.update_grid
@@ -288,6 +297,8 @@ class Trainer:
         for i in range(stage.steps):
             if self._grid_due(stage, i):
                 self._update_grid()
+            if self._resample_due():
+                self._resample()
             params = self.params()
             t0 = time.perf_counter()
             self._adam.zero_grad(set_to_none=True)
@@ -333,12 +344,19 @@ class Trainer:
         opt, closure = self._lbfgs(stage)
         i = 0
         while i < stage.steps:
-            if self._grid_due(stage, i):
+            grid_due, resample_due = self._grid_due(stage, i), self._resample_due()
+            if grid_due:
                 self._update_grid()
-                opt, closure = self._lbfgs(stage)  # new parameters: restart the memory
+            if resample_due:
+                self._resample()
+            if grid_due or resample_due:
+                opt, closure = self._lbfgs(stage)  # new parameters or loss: restart the memory
             # Iterate up to the next log row or grid update in one call: every call starts
             # with an extra evaluation at the current point.
             n = min(stage.steps - i, self.log_every - self.step % self.log_every)
+            every = int(self.residuals.problem_points.get("resample", 0) or 0)
+            if every:
+                n = min(n, every - self.step % every)
             if stage.update_grid and i < stage.update_until:
                 n = min(n, stage.update_grid - i % stage.update_grid)
             group = opt.param_groups[0]
@@ -409,6 +427,7 @@ def solve(
     carry_moments: bool = True,
     callback: Callable | None = None,
     compile: bool = False,
+    preset: str | None = None,
 ):
     """Solve ``problem`` with a physics-informed KAN (or MLP) and return the :class:`Run`.
 
@@ -425,25 +444,29 @@ def solve(
         ``"auto"`` picks CUDA when available; the dtype defaults to the problem's.
     out : str, optional
         Directory for the results file (``<out>/result.h5``); nothing is written when omitted.
+    preset : str, optional
+        Use one of the problem's named presets (e.g. ``"full"``) as the defaults.
     compile : bool
         Compile the model's derivative evaluation with ``torch.compile`` (faster steps after a
         one-off compilation of tens of seconds per grid size; worth it for long runs).
     """
-    from .problem import load_problem
+    from .problem import apply_preset, load_problem
     from .results import Run, save_run
 
     if isinstance(problem, str):
         problem = load_problem(problem)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype or problem.dtype)
-    stages = parse_schedule(schedule if schedule is not None else problem.schedule)
-    pts = {**problem.points, **(points or {})}
-    w = {**problem.weights, **(weights or {})}
+    defaults = apply_preset(problem, preset)
+    stages = parse_schedule(schedule if schedule is not None else defaults["schedule"])
+    pts = {**defaults["points"], **(points or {})}
+    w = {**defaults["weights"], **(weights or {})}
     torch.manual_seed(seed)
     if isinstance(model, nn.Module):
         net = model.to(device=dev, dtype=dt)
     else:
-        cfg = dict(model or {})
+        preset_model = problem.presets.get(preset, {}).get("model", {}) if preset else {}
+        cfg = {**preset_model, **dict(model or {})}
         if stages[0].grid is not None and cfg.get("type", problem.model.get("type", "kan")) == "kan":
             cfg.setdefault("grid", stages[0].grid)
         net = build_model(problem, cfg, dt, dev)
@@ -467,6 +490,7 @@ def solve(
             "parameters": count_parameters(net),
             "carry_moments": carry_moments,
             "compile": compile,
+            "preset": preset,
         },
         started=started,
     )

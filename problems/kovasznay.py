@@ -1,0 +1,46 @@
+"""Kovasznay flow: steady incompressible Navier–Stokes at Re = 20.
+
+    u·∇u + ∇p - (1/Re) Δu = 0,   ∇·u = 0   on [-0.5, 1] × [-0.5, 1.5],
+    exact u = 1 - e^{λx} cos(2πy),  v = λ/(2π) e^{λx} sin(2πy),  p = ½(1 - e^{2λx}),
+    λ = Re/2 - sqrt(Re²/4 + 4π²).
+"""
+
+import math
+
+import torch
+
+from kanpde import Dirichlet, Problem, Rectangle, d, laplacian, split
+
+RE = 20.0
+LAM = RE / 2 - math.sqrt(RE**2 / 4 + 4 * math.pi**2)
+
+
+def exact(x):
+    ex = torch.exp(LAM * x[:, 0:1])
+    y = x[:, 1:2]
+    u = 1 - ex * torch.cos(2 * math.pi * y)
+    v = LAM / (2 * math.pi) * ex * torch.sin(2 * math.pi * y)
+    p = 0.5 * (1 - ex**2)
+    return torch.cat([u, v, p], dim=1)
+
+
+def pde(x, out):
+    u, v, p = split(out)  # columns that share the derivatives computed for `out`
+    mom_x = u * d(u, x, "x") + v * d(u, x, "y") + d(p, x, "x") - laplacian(u, x) / RE
+    mom_y = u * d(v, x, "x") + v * d(v, x, "y") + d(p, x, "y") - laplacian(v, x) / RE
+    mass = d(u, x, "x") + d(v, x, "y")
+    return {"momentum_x": mom_x, "momentum_y": mom_y, "continuity": mass}
+
+
+problem = Problem(
+    name="kovasznay",
+    description="Kovasznay flow, steady Navier-Stokes at Re=20 (outputs u, v, p)",
+    domain=Rectangle([-0.5, -0.5], [1.0, 1.5]),
+    pde=pde,
+    conditions=[Dirichlet(lambda x: exact(x)[:, :2], component=["u", "v"])],
+    exact=exact,
+    outputs=["u", "v", "p"],
+    model={"width": [2, 10, 10, 3], "k": 3},
+    schedule=[{"grid": 5, "lbfgs": 300}, {"grid": 10, "lbfgs": 300}],
+    points={"interior": 2000, "boundary": 400, "method": "sobol", "test": 101},
+)
