@@ -7,7 +7,7 @@ from .geometry import Box, Disk, Domain, Interval, Polygon, Rectangle, Time
 from .nn import KAN, MLP, KANLayer, count_parameters
 from .operators import d, div, grad, hessian, laplacian, split
 from .problem import Problem, ProblemError, load_problem
-from .results import Run, ResultsError, load
+from .results import ResultsError, Run, load
 from .schedule import Stage, parse_schedule
 from .training import build_model, solve
 

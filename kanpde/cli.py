@@ -32,7 +32,9 @@ def parse_points(text: str) -> dict:
     out: dict = {}
     for item in text.split(","):
         if "=" not in item:
-            raise CLIError(f"--points {text!r}: expected key=value pairs like interior=2000,boundary=400")
+            raise CLIError(
+                f"--points {text!r}: expected key=value pairs like interior=2000,boundary=400"
+            )
         key, value = (s.strip() for s in item.split("=", 1))
         if key == "method":
             if value not in ("grid", "uniform", "lhs", "sobol"):
@@ -41,7 +43,8 @@ def parse_points(text: str) -> dict:
             continue
         if key not in ("interior", "boundary", "initial", "test", "seed"):
             raise CLIError(
-                f"--points: unknown key {key!r}; use interior, boundary, initial, test, method, seed"
+                f"--points: unknown key {key!r}; "
+                "use interior, boundary, initial, test, method, seed"
             )
         try:
             n = int(value)
@@ -164,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("solve", help="train a KAN (or MLP) on a problem file")
     s.add_argument("problem", help="problem file, e.g. problems/poisson2d.py")
-    s.add_argument("--model", choices=["kan", "mlp"], help="trial function (default: the problem's)")
+    s.add_argument(
+        "--model", choices=["kan", "mlp"], help="trial function (default: the problem's)"
+    )
     s.add_argument("--width", help="layer widths, e.g. 2,10,1")
     s.add_argument("--grid", type=int, help="initial grid size G")
     s.add_argument("--k", type=int, help="spline order")

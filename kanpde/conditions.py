@@ -68,6 +68,13 @@ def _value(value: Value, x: Tensor, n_cols: int, what: str) -> Tensor:
     return v.detach()
 
 
+def take(t: Tensor, cols: list[int]) -> Tensor:
+    """Columns ``cols`` of ``t`` by slicing (no index tensor: safe inside CUDA-graph capture)."""
+    if cols == list(range(cols[0], cols[-1] + 1)):
+        return t[:, cols[0] : cols[-1] + 1]
+    return torch.cat([t[:, c : c + 1] for c in cols], dim=1)
+
+
 class Condition:
     """Base class. Subclasses set :attr:`where` and implement :meth:`lhs`.
 
@@ -130,7 +137,9 @@ class Condition:
                 cols.append(int(c))
         return cols
 
-    def sample(self, domain, n: int, method: str, seed: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    def sample(
+        self, domain, n: int, method: str, seed: int | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Points ``(n, D)`` and normals (or None) for this condition."""
         b = domain.boundary(n, on=self.on, method=method, seed=seed)
         return b.points, b.normals
@@ -158,14 +167,14 @@ class Condition:
 def _normal_derivative(x: Tensor, u: Tensor, normals: Tensor, cols: list[int], ctx) -> Tensor:
     axes = ctx.spatial_axes(x.shape[1])
     dn = sum(ops.d(u, x, a) * normals[:, a : a + 1] for a in axes)
-    return dn[:, cols]
+    return take(dn, cols)
 
 
 class Dirichlet(Condition):
     """``u = value`` on the boundary (or the pieces selected by ``on=``)."""
 
     def lhs(self, x, u, points, cols, ctx):
-        return u[:, cols]
+        return take(u, cols)
 
 
 class Neumann(Condition):
@@ -183,7 +192,7 @@ class Robin(Condition):
         self.alpha, self.beta = float(alpha), float(beta)
 
     def lhs(self, x, u, points, cols, ctx):
-        return self.alpha * u[:, cols] + self.beta * _normal_derivative(
+        return self.alpha * take(u, cols) + self.beta * _normal_derivative(
             x, u, points.normals, cols, ctx
         )
 
@@ -230,9 +239,9 @@ class Periodic(Condition):
     def residual(self, x, u, points, cols, ctx):
         a = ctx.axis(self.axis, x.shape[1])
         n = x.shape[0] // 2
-        parts = [u[:, cols]]
+        parts = [take(u, cols)]
         for order in range(1, self.derivatives + 1):
-            parts.append(ops.d(u, x, *([a] * order))[:, cols])
+            parts.append(take(ops.d(u, x, *([a] * order)), cols))
         f = torch.cat(parts, dim=1)
         return f[:n] - f[n:]
 
@@ -262,8 +271,8 @@ class Initial(Condition):
 
     def lhs(self, x, u, points, cols, ctx):
         if self.derivative == 0:
-            return u[:, cols]
-        return ops.d(u, x, x.shape[1] - 1)[:, cols]
+            return take(u, cols)
+        return take(ops.d(u, x, x.shape[1] - 1), cols)
 
 
 class PointData(Condition):
@@ -306,4 +315,4 @@ class PointData(Condition):
         return PointSet(x, None, target)
 
     def lhs(self, x, u, points, cols, ctx):
-        return u[:, cols]
+        return take(u, cols)

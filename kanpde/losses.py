@@ -116,9 +116,7 @@ class Residuals:
         where = self.problem.source or f"problem {self.problem.name!r}"
         for name, v in items:
             if not isinstance(v, Tensor):
-                raise ValueError(
-                    f"{where}: pde must return tensors, {name} is {type(v).__name__}"
-                )
+                raise ValueError(f"{where}: pde must return tensors, {name} is {type(v).__name__}")
             if v.ndim == 1:
                 v = v.unsqueeze(1)
             if v.ndim != 2 or v.shape[0] != x.shape[0]:
@@ -157,11 +155,14 @@ class Residuals:
                 self._pde_names = [name for name, _ in items]
                 for name, v in items:
                     if not bool(torch.isfinite(v).all()):
-                        raise ValueError(f"{where}: {name} residual is NaN or Inf at initialisation")
+                        raise ValueError(
+                            f"{where}: {name} residual is NaN or Inf at initialisation"
+                        )
                     if not v.requires_grad:
                         raise ValueError(
                             f"{where}: {name} residual does not depend on the solution u "
-                            "(no gradient path); build it from u and operators such as laplacian(u, x)"
+                            "(no gradient path); build it from u and operators such as "
+                            "laplacian(u, x)"
                         )
             else:
                 term.condition.residual(x, u, sub, term.cols, ctx)
@@ -171,6 +172,11 @@ class Residuals:
         # A term joins the shared evaluation when the model's jet serves all its derivatives.
         fused = hasattr(self.model, "jet") and all(root and len(k) <= 2 for k, root in ctx.misses)
         return order, pairs, fused
+
+    @property
+    def fully_fused(self) -> bool:
+        """Every term is served by the shared jet evaluation (no autograd fallback)."""
+        return all(t.fused for t in [self.pde, *self.terms])
 
     def _plan(self) -> None:
         """Concatenate the points of the jet-served terms for one model call per step."""
@@ -221,8 +227,9 @@ class Residuals:
                 value, d1, d2 = self._jet_fn(self._x)
                 for term, (a, b), x in zip(self._fused, self._bounds, self._views):
                     u = value[a:b]
-                    sl = lambda t: None if t is None else t[a:b]
-                    ctx.register(u, x, Jet(u, sl(d1), sl(d2), self._pairs))
+                    j1 = None if d1 is None else d1[a:b]
+                    j2 = None if d2 is None else d2[a:b]
+                    ctx.register(u, x, Jet(u, j1, j2, self._pairs))
                     self._residual(term, x, u, ctx, out)
             for term in [self.pde, *self.terms]:
                 if term.fused:
@@ -305,7 +312,7 @@ def chunked(fn, x: Tensor, chunk: int = 65536) -> Tensor:
 
 
 def error_metrics(pred: Tensor, ref: Tensor, outputs: Sequence[str]) -> dict[str, float]:
-    """Test errors: ``mse``, ``rel_l2``, ``max_err`` (all outputs) and per-output ``rel_l2_<name>``."""
+    """Test errors ``mse``, ``rel_l2``, ``max_err`` (all outputs), per output ``rel_l2_<name>``."""
     diff = pred - ref
     out = {
         "mse": float((diff * diff).mean()),

@@ -229,14 +229,13 @@ def grad(u: Tensor, x: Tensor) -> Tensor:
 
 
 def div(v: Tensor, x: Tensor) -> Tensor:
-    """Divergence ``Σ_a ∂v_a/∂x_a`` over the spatial axes of a vector field ``(N, D_s)`` → ``(N, 1)``."""
+    """Divergence ``Σ_a ∂v_a/∂x_a`` over the spatial axes: ``(N, D_s)`` → ``(N, 1)``."""
     _check(v, x)
     ctx = _context()
     axes = ctx.spatial_axes(x.shape[1])
     if v.shape[1] != len(axes):
         raise ValueError(
-            f"div needs a field with one column per spatial axis ({len(axes)}), "
-            f"got {v.shape[1]}"
+            f"div needs a field with one column per spatial axis ({len(axes)}), got {v.shape[1]}"
         )
     return sum(ctx.derivative(v, x, (a,))[:, i : i + 1] for i, a in enumerate(axes))
 
@@ -256,8 +255,7 @@ def hessian(u: Tensor, x: Tensor) -> Tensor:
     ctx = _context()
     axes = ctx.spatial_axes(x.shape[1])
     rows = [
-        torch.cat([ctx.derivative(u, x, tuple(sorted((a, b)))) for b in axes], dim=1)
-        for a in axes
+        torch.cat([ctx.derivative(u, x, tuple(sorted((a, b)))) for b in axes], dim=1) for a in axes
     ]
     return torch.stack(rows, dim=1)
 

@@ -97,7 +97,9 @@ class Problem:
         if not isinstance(self.name, str) or not self.name.strip():
             fail("name must be a non-empty string")
         if not hasattr(self.domain, "sample") or not hasattr(self.domain, "dim"):
-            fail(f"domain must be a kanpde geometry (Interval, Rectangle, ...), got {self.domain!r}")
+            fail(
+                f"domain must be a kanpde geometry (Interval, Rectangle, ...), got {self.domain!r}"
+            )
         if not callable(self.pde):
             fail("pde must be a function pde(x, u) returning the residual")
         if not self.outputs or not all(isinstance(o, str) for o in self.outputs):
@@ -110,7 +112,9 @@ class Problem:
             except ValueError as e:
                 fail(str(e))
             if c.where == "initial" and getattr(self.domain, "time_axis", None) is None:
-                fail(f"{c.name}: an Initial condition needs a space-time domain, got {self.domain!r}")
+                fail(
+                    f"{c.name}: an Initial condition needs a space-time domain, got {self.domain!r}"
+                )
         if self.exact is not None and not callable(self.exact):
             fail("exact must be a function exact(x) returning (N, outputs)")
         width = self.model.get("width")
@@ -149,7 +153,9 @@ def apply_preset(problem: Problem, name: str | None) -> dict:
         return base
     if name not in problem.presets:
         known = ", ".join(problem.presets) or "none"
-        raise ProblemError(f"{problem.source or problem.name}: unknown preset {name!r}; known: {known}")
+        raise ProblemError(
+            f"{problem.source or problem.name}: unknown preset {name!r}; known: {known}"
+        )
     preset = problem.presets[name]
     for key in ("model", "points", "weights"):
         base[key].update(preset.get(key, {}))

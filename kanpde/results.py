@@ -87,7 +87,9 @@ class Run:
     def model(self, device: str | torch.device = "cpu") -> nn.Module:
         """The trained model, rebuilt from the stored config and state (ready to evaluate)."""
         cfg = self.config["model"]
-        dtype = {"float32": torch.float32, "float64": torch.float64}[self.config.get("dtype", "float64")]
+        dtype = {"float32": torch.float32, "float64": torch.float64}[
+            self.config.get("dtype", "float64")
+        ]
         net = from_config(cfg, dtype=dtype, device=device)
         state = {k: torch.as_tensor(v, device=device) for k, v in self.state.items()}
         net.load_state_dict(state)
@@ -166,7 +168,7 @@ def write_atomic(path: Path, write) -> None:
 
 
 def save_run(run: Run, out: str | Path) -> Path:
-    """Write ``run`` to ``out/result.h5`` (or to ``out`` if it ends in ``.h5``); returns the path."""
+    """Write ``run`` to ``out/result.h5`` (or to ``out`` if it ends in ``.h5``); return the path."""
     out = Path(out)
     path = out if out.suffix == ".h5" else out / "result.h5"
 

@@ -75,7 +75,9 @@ class Stage:
         if isinstance(self.update_grid, bool):
             self.update_grid = self.steps + 1 if self.update_grid else 0
         if not isinstance(self.update_grid, int) or self.update_grid < 0:
-            raise ScheduleError(f"update_grid must be a non-negative integer, got {self.update_grid!r}")
+            raise ScheduleError(
+                f"update_grid must be a non-negative integer, got {self.update_grid!r}"
+            )
         if self.update_until is None:
             self.update_until = self.steps // 2
         if self.history < 1:
@@ -86,7 +88,15 @@ class Stage:
 
 
 _KEYS = {
-    "grid", "adam", "lbfgs", "lr", "decay", "update_grid", "update_until", "history", "optimizer",
+    "grid",
+    "adam",
+    "lbfgs",
+    "lr",
+    "decay",
+    "update_grid",
+    "update_until",
+    "history",
+    "optimizer",
     "steps",
 }
 
@@ -101,7 +111,8 @@ def _from_dict(d: dict) -> list[Stage]:
     unknown = set(d) - _KEYS
     if unknown:
         raise ScheduleError(
-            f"unknown schedule key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_KEYS))}"
+            f"unknown schedule key(s) {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join(sorted(_KEYS))}"
         )
     common = {
         "grid": None if d.get("grid") is None else _int(d["grid"], "grid"),

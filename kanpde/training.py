@@ -30,7 +30,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     except (RuntimeError, TypeError):
         raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but no CUDA GPU is available; use --device cpu")
+        raise ValueError(
+            f"device {device!r} requested but no CUDA GPU is available; use --device cpu"
+        )
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"unsupported device {device!r}; use auto, cpu, cuda or cuda:N")
     return dev
@@ -44,7 +46,9 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return DTYPES[dtype]
 
 
-def build_model(problem, config: dict | None = None, dtype=torch.float64, device="cpu") -> nn.Module:
+def build_model(
+    problem, config: dict | None = None, dtype=torch.float64, device="cpu"
+) -> nn.Module:
     """Build the trial function of ``problem`` from its ``model`` defaults updated by ``config``.
 
     For a KAN the first layer's grid covers the domain's bounding box (``input_range``).
@@ -65,7 +69,17 @@ def build_model(problem, config: dict | None = None, dtype=torch.float64, device
     if kind == "kan":
         lo, hi = problem.domain.bounds
         cfg.setdefault("input_range", [[float(a), float(b)] for a, b in zip(lo, hi)])
-        allowed = {"width", "grid", "k", "grid_range", "input_range", "basis", "grid_eps", "init_scale", "bias"}
+        allowed = {
+            "width",
+            "grid",
+            "k",
+            "grid_range",
+            "input_range",
+            "basis",
+            "grid_eps",
+            "init_scale",
+            "bias",
+        }
     elif kind == "mlp":
         allowed = {"width", "activation"}
     else:
@@ -73,7 +87,8 @@ def build_model(problem, config: dict | None = None, dtype=torch.float64, device
     unknown = set(cfg) - allowed - {"type"}
     if unknown:
         raise ValueError(
-            f"unknown {kind} option(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}"
+            f"unknown {kind} option(s) {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join(sorted(allowed))}"
         )
     kw = {k: v for k, v in cfg.items() if k in allowed}
     return from_config({"type": kind, **kw}, dtype=dtype, device=device)
@@ -143,6 +158,40 @@ class History:
         return default
 
 
+class _CapturedGradient:
+    """One loss+gradient evaluation captured as a CUDA graph and replayed.
+
+    The residual code runs once, at capture; a replay re-runs its kernels on the same buffers
+    (points, parameters and gradients keep their addresses: optimizers update parameters in
+    place). Any change of shapes or parameters (grid extension, resampling) needs a new capture.
+    """
+
+    def __init__(self, residuals: Residuals, params: list[nn.Parameter], warmup: int = 2) -> None:
+        self.params = params
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):  # warm-up outside the graph (lazy initialisations)
+            for _ in range(warmup):
+                for p in params:
+                    p.grad = None
+                loss, _ = residuals()
+                loss.backward(inputs=params)
+        torch.cuda.current_stream().wait_stream(stream)
+        for p in params:
+            p.grad = None
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            loss, terms = residuals()
+            loss.backward(inputs=params)
+            for p in params:
+                p.grad = p.grad.contiguous()
+        self.loss, self.terms = loss, terms
+
+    def replay(self) -> tuple[Tensor, dict[str, Tensor]]:
+        self.graph.replay()
+        return self.loss, self.terms
+
+
 class Trainer:
     """Runs the stages of a schedule on a model.
 
@@ -162,6 +211,10 @@ class Trainer:
         On grid extension, carry Adam's moments onto the new coefficients (else reset them).
     callback : callable, optional
         ``callback(trainer, row)`` after every history row.
+    graphs : bool or "auto"
+        Replay each loss+gradient evaluation as a captured CUDA graph (``"auto"``: on CUDA
+        when every term is jet-served). Meant to remove the kernel-launch overhead that
+        dominates small PINN steps on a GPU; experimental (off by default until measured).
     """
 
     def __init__(
@@ -173,6 +226,7 @@ class Trainer:
         progress: bool = True,
         carry_moments: bool = True,
         callback: Callable | None = None,
+        graphs: bool | str = False,
     ) -> None:
         self.residuals = residuals
         self.model = residuals.model
@@ -188,6 +242,18 @@ class Trainer:
         self.train_time = 0.0
         self._adam: torch.optim.Adam | None = None
         self._bar = None
+        self._graph: _CapturedGradient | None = None
+        on_cuda = next(self.model.parameters()).is_cuda
+        if graphs == "auto":
+            graphs = on_cuda and residuals.fully_fused
+        if graphs and not on_cuda:
+            raise ValueError("graphs=True needs a CUDA device")
+        if graphs and not residuals.fully_fused:
+            raise ValueError(
+                "CUDA graphs need every loss term to be served by the model's derivative jets "
+                "(no autograd fallback); use graphs=False"
+            )
+        self.graphs = bool(graphs)
 
     # -- metrics ------------------------------------------------------------------------------
     def predict(self, x: Tensor) -> Tensor:
@@ -225,19 +291,40 @@ class Trainer:
     def params(self) -> list[nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
 
-    def _loss(self) -> tuple[Tensor, dict[str, Tensor]]:
-        loss, terms = self.residuals()
+    def _grad(self) -> tuple[Tensor, dict[str, Tensor]]:
+        """Loss, its terms, and fresh gradients in ``p.grad`` (one loss+gradient evaluation)."""
         self.evals += 1
+        if self.graphs:
+            if self._graph is None:
+                self._graph = _CapturedGradient(self.residuals, self.params())
+            return self._graph.replay()
+        params = self.params()
+        for p in params:
+            p.grad = None
+        loss, terms = self.residuals()
+        loss.backward(inputs=params)
+        for p in params:  # L-BFGS flattens gradients with .view
+            if p.grad is not None and not p.grad.is_contiguous():
+                p.grad = p.grad.contiguous()
         return loss, terms
 
     def _begin_stage(self, index: int, stage: Stage) -> None:
-        if stage.grid is not None and hasattr(self.model, "extend_grid") and stage.grid != self.model.grid:
+        if (
+            stage.grid is not None
+            and hasattr(self.model, "extend_grid")
+            and stage.grid != self.model.grid
+        ):
             before = self._evaluate()[0]
             self._change_grid(lambda pts: self.model.extend_grid(stage.grid, pts))
             after = self._evaluate()[0]
             self.history.events.append(
-                {"step": self.step, "event": "extend_grid", "grid": stage.grid,
-                 "loss_before": before, "loss_after": after}
+                {
+                    "step": self.step,
+                    "event": "extend_grid",
+                    "grid": stage.grid,
+                    "loss_before": before,
+                    "loss_after": after,
+                }
             )
         if stage.update_grid:
             self._update_grid()
@@ -245,10 +332,13 @@ class Trainer:
     def _update_grid(self) -> None:
         if hasattr(self.model, "update_grid"):
             self._change_grid(self.model.update_grid)
-            self.history.events.append({"step": self.step, "event": "update_grid", "grid": self.model.grid})
+            self.history.events.append(
+                {"step": self.step, "event": "update_grid", "grid": self.model.grid}
+            )
 
     def _change_grid(self, change: Callable) -> None:
         """Apply a grid change (extension/update) and carry Adam's state across it."""
+        self._graph = None
         old = {id(p): name for name, p in self.model.named_parameters()}
         transfers = change(self.residuals.all_points())
         if self._adam is not None:
@@ -279,6 +369,7 @@ class Trainer:
         return every > 0 and self.step > 0 and self.step % every == 0
 
     def _resample(self) -> None:
+        self._graph = None
         pts = self.residuals.problem_points
         self.residuals.resample(seed=1000 + self.step, adaptive=bool(pts.get("adaptive", False)))
         self.history.events.append({"step": self.step, "event": "resample"})
@@ -299,11 +390,8 @@ class Trainer:
                 self._update_grid()
             if self._resample_due():
                 self._resample()
-            params = self.params()
             t0 = time.perf_counter()
-            self._adam.zero_grad(set_to_none=True)
-            loss, terms = self._loss()
-            loss.backward(inputs=params)
+            self._grad()
             self._adam.step()
             if gamma != 1.0:
                 for g in self._adam.param_groups:
@@ -330,12 +418,8 @@ class Trainer:
         )
 
         def closure():
-            opt.zero_grad(set_to_none=True)
-            loss, _ = self._loss()
-            (loss / scale).backward(inputs=params)
-            for p in params:  # L-BFGS flattens gradients with .view
-                if p.grad is not None and not p.grad.is_contiguous():
-                    p.grad = p.grad.contiguous()
+            loss, _ = self._grad()
+            torch._foreach_mul_([p.grad for p in params], 1.0 / scale)
             return loss / scale
 
         return opt, closure
@@ -428,6 +512,7 @@ def solve(
     callback: Callable | None = None,
     compile: bool = False,
     preset: str | None = None,
+    graphs: bool | str = False,
 ):
     """Solve ``problem`` with a physics-informed KAN (or MLP) and return the :class:`Run`.
 
@@ -444,6 +529,8 @@ def solve(
         ``"auto"`` picks CUDA when available; the dtype defaults to the problem's.
     out : str, optional
         Directory for the results file (``<out>/result.h5``); nothing is written when omitted.
+    graphs : bool or "auto"
+        Replay loss+gradient evaluations as CUDA graphs (see :class:`Trainer`).
     preset : str, optional
         Use one of the problem's named presets (e.g. ``"full"``) as the defaults.
     compile : bool
@@ -467,12 +554,17 @@ def solve(
     else:
         preset_model = problem.presets.get(preset, {}).get("model", {}) if preset else {}
         cfg = {**preset_model, **dict(model or {})}
-        if stages[0].grid is not None and cfg.get("type", problem.model.get("type", "kan")) == "kan":
+        if (
+            stages[0].grid is not None
+            and cfg.get("type", problem.model.get("type", "kan")) == "kan"
+        ):
             cfg.setdefault("grid", stages[0].grid)
         net = build_model(problem, cfg, dt, dev)
     residuals = Residuals(problem, net, pts, w, dt, dev, seed, compile=compile)
     test = test_set(problem, pts.get("test"), dt, dev)
-    trainer = Trainer(residuals, stages, test, log_every, progress, carry_moments, callback)
+    trainer = Trainer(
+        residuals, stages, test, log_every, progress, carry_moments, callback, graphs=graphs
+    )
     started = time.time()
     trainer.run()
     run = Run.from_trainer(

@@ -46,7 +46,7 @@ def _uniform_points(ranges: Tensor, grid: int) -> Tensor:
 
 
 def _add_base(spline: Sequence[Tensor], scale_base: Tensor, silu: Tensor) -> tuple[Tensor, ...]:
-    """``φ^(q) = spline^(q) + w_b silu^(q)`` with ``w_b`` ``(n_out, n_in)``, ``silu`` ``(Q, n_in, N)``."""
+    """Edge values ``spline^(q) + w_b silu^(q)`` (``w_b``: ``(n_out, n_in)``)."""
     wb = scale_base.unsqueeze(-1)
     return tuple(torch.addcmul(sp, wb, silu[q]) for q, sp in enumerate(spline))
 
@@ -413,7 +413,9 @@ class Chebyshev(Basis):
         return torch.stack(out)
 
 
-BASES: dict[str, Basis] = {b.name: b for b in (BSpline(), GaussianRBF(), ReflectionalSwitch(), Chebyshev())}
+BASES: dict[str, Basis] = {
+    b.name: b for b in (BSpline(), GaussianRBF(), ReflectionalSwitch(), Chebyshev())
+}
 
 
 def get_basis(name: str | Basis) -> Basis:

@@ -117,9 +117,9 @@ def chain(phi: Sequence[Tensor], inner: Inner, pairs: Pairs) -> Inner:
     if len(phi) > 1 and j1 is not None:
         d1 = _contract(phi[1], j1)
         if len(phi) > 2 and pairs:
-            a = torch.tensor([p[0] for p in pairs], device=j1.device)
-            b = torch.tensor([p[1] for p in pairs], device=j1.device)
-            d2 = _contract(phi[2], j1.index_select(0, a) * j1.index_select(0, b))
+            # Basic indexing only: no index tensors built from Python lists (a host-to-device
+            # copy would break CUDA-graph capture).
+            d2 = _contract(phi[2], torch.stack([j1[a] * j1[b] for a, b in pairs]))
             if j2 is not None:
                 d2 = d2 + _contract(phi[1], j2)
         elif len(phi) > 2:

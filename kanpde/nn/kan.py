@@ -27,7 +27,8 @@ def _ranges(grid_range, n_in: int, dtype, device) -> Tensor:
         or not bool((r[:, 1] > r[:, 0]).all())
     ):
         raise ValueError(
-            f"grid_range must be finite (lo, hi) with lo < hi, or one such pair per input ({n_in}); "
+            "grid_range must be finite (lo, hi) with lo < hi, or one such pair per input "
+            f"({n_in}); "
             f"got {grid_range!r}"
         )
     return r.clone()
@@ -141,9 +142,15 @@ class KANLayer(nn.Module):
             )
 
     def _edges(self, h: Tensor, order: int) -> tuple[Tensor, ...]:
-        """Feature-major edges: inputs ``(n_in, N)`` → ``order + 1`` tensors ``(n_out, n_in, N)``."""
+        """Feature-major edges: ``(n_in, N)`` → ``order + 1`` tensors ``(n_out, n_in, N)``."""
         return self.basis.edges(
-            h, self.coef, self.scale_base, self.scale_spline, self.grid_points, self.k, self._aux,
+            h,
+            self.coef,
+            self.scale_base,
+            self.scale_spline,
+            self.grid_points,
+            self.k,
+            self._aux,
             order,
         )
 
@@ -215,7 +222,7 @@ class KANLayer(nn.Module):
         return transfer
 
     def extend_grid(self, new_grid: int, x: Tensor) -> Tensor:
-        """Change to ``new_grid`` uniform intervals over the same grid range (see :meth:`set_grid`)."""
+        """Change to ``new_grid`` uniform intervals over the same range (see :meth:`set_grid`)."""
         return self.set_grid(_uniform_points(self.grid_range, new_grid), x)
 
     @torch.no_grad()
@@ -369,8 +376,7 @@ class KAN(nn.Module):
     def update_grid(self, x: Tensor, grid_eps: float | None = None) -> list[Tensor]:
         """Adapt every layer's grid to the distribution of its inputs on ``x``."""
         return [
-            layer.update_grid(h, grid_eps)
-            for layer, h in zip(self.layers, self._layer_inputs(x))
+            layer.update_grid(h, grid_eps) for layer, h in zip(self.layers, self._layer_inputs(x))
         ]
 
     def config(self) -> dict:
@@ -386,5 +392,3 @@ class KAN(nn.Module):
             "init_scale": self.init_scale,
             "bias": first.bias is not None,
         }
-
-

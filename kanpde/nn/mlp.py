@@ -92,8 +92,6 @@ class MLP(nn.Module):
         """Outputs with derivatives; same contract as :meth:`kanpde.nn.KAN.jet`."""
         pairs = normalize_pairs(pairs) if order >= 2 else ()
         n, dim = x.shape
-        a = [p[0] for p in pairs]
-        b = [p[1] for p in pairs]
         # Value, first and second derivatives stacked as channels (N, 1 + D + P, width): every
         # linear layer is then a single matrix product over all channels.
         first = self.layers[0]
@@ -118,7 +116,9 @@ class MLP(nn.Module):
                 parts.append(f1.unsqueeze(1) * d1)
                 if pairs:
                     d2 = z[:, 1 + dim :]
-                    parts.append(f2.unsqueeze(1) * d1[:, a] * d1[:, b] + f1.unsqueeze(1) * d2)
+                    # Basic indexing (no index tensors from lists): safe in CUDA-graph capture.
+                    cross = torch.stack([d1[:, i] * d1[:, j] for i, j in pairs], dim=1)
+                    parts.append(f2.unsqueeze(1) * cross + f1.unsqueeze(1) * d2)
             z = torch.cat(parts, dim=1)
         d1 = z[:, 1 : 1 + dim].transpose(1, 2) if order >= 1 else None
         d2 = z[:, 1 + dim :].transpose(1, 2) if order >= 2 else None

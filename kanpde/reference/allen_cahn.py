@@ -151,9 +151,9 @@ def allen_cahn(
     half = n_cheb // 2
     # The problem is even in x, so is u: keep nodes 1..half (x_half = 0) and fold the
     # columns of the mirrored nodes onto them. Halves the system exactly.
-    rows = (d @ d)[1:half + 1]
-    d2 = rows[:, 1:half + 1].copy()
-    d2[:, :-1] += rows[:, n_cheb - 1:half:-1]
+    rows = (d @ d)[1 : half + 1]
+    d2 = rows[:, 1 : half + 1].copy()
+    d2[:, :-1] += rows[:, n_cheb - 1 : half : -1]
     a = eps * d2 - 2.0 * k * np.eye(half)
     lam, vec = np.linalg.eig(a)
     if np.max(np.abs(lam.imag)) > 1e-8 * np.max(np.abs(lam)):
@@ -170,7 +170,7 @@ def allen_cahn(
         w = _matvec(vec, c)
         return _matvec(vec_inv, k * w * w * (3.0 - w))
 
-    xh = nodes[1:half + 1]
+    xh = nodes[1 : half + 1]
     w0 = 1.0 + xh**2 * np.cos(np.pi * xh)
     c = vec_inv @ w0
     w_hist = np.zeros((nt, half))
@@ -189,14 +189,14 @@ def allen_cahn(
     if not np.all(np.isfinite(w_hist)):
         raise FloatingPointError("Allen-Cahn integration diverged; reduce dt")
     w_full = np.zeros((nt, n_cheb + 1))
-    w_full[:, 1:half + 1] = w_hist
-    w_full[:, n_cheb - 1:half:-1] = w_hist[:, :-1]
+    w_full[:, 1 : half + 1] = w_hist
+    w_full[:, n_cheb - 1 : half : -1] = w_hist[:, :-1]
     # w = 0 at the end nodes and x_out hits them exactly, so u(+-1, t) = -1 exactly.
     u = barycentric_matrix(nodes, x_out) @ w_full.T - 1.0
     meta = {
         "problem": "allen_cahn",
         "solver": "Chebyshev collocation + ETDRK4 (Cox-Matthews; Kassam-Trefethen contour "
-                  "phi-functions) in the eigenbasis of the linear operator",
+        "phi-functions) in the eigenbasis of the linear operator",
         "solver_version": SOLVER_VERSION,
         "eps": eps,
         "k": k,

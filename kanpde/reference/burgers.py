@@ -75,17 +75,18 @@ def hermite_rule(n: int) -> tuple[np.ndarray, np.ndarray]:
     return z, -(np.log(total) + log_scale)
 
 
-def _cole_hopf(x: np.ndarray, t: np.ndarray, nu: float, z: np.ndarray,
-               log_w: np.ndarray) -> np.ndarray:
+def _cole_hopf(
+    x: np.ndarray, t: np.ndarray, nu: float, z: np.ndarray, log_w: np.ndarray
+) -> np.ndarray:
     """Quadrature of the Cole–Hopf ratio at flat arrays of points ``x``, ``t``."""
     out = np.empty(x.shape)
     step = max(1, _CHUNK // len(z))
     for s in range(0, x.size, step):
-        xs, ts = x[s:s + step, None], t[s:s + step, None]
+        xs, ts = x[s : s + step, None], t[s : s + step, None]
         y = xs - 2.0 * np.sqrt(nu * ts) * z
         expo = log_w - np.cos(np.pi * y) / (2.0 * np.pi * nu)
         weights = np.exp(expo - expo.max(axis=1, keepdims=True))
-        out[s:s + step] = -(np.sin(np.pi * y) * weights).sum(axis=1) / weights.sum(axis=1)
+        out[s : s + step] = -(np.sin(np.pi * y) * weights).sum(axis=1) / weights.sum(axis=1)
     return out
 
 
@@ -141,7 +142,8 @@ def burgers_exact(
                 if 2 * n > max_quad:
                     raise RuntimeError(
                         f"Gauss-Hermite quadrature did not reach tol={tol:g} by order "
-                        f"{n} (nu={nu:g} is too small for this method)")
+                        f"{n} (nu={nu:g} is too small for this method)"
+                    )
                 n *= 2
                 cur = _cole_hopf(xl, tl, nu, *hermite_rule(n))
                 change = float(np.max(np.abs(cur - prev)))

@@ -166,14 +166,20 @@ class _Operators:
             if k == 1:  # lid: inward normal is -y, so psi_n = -psi_y = -U(x)
                 self.const[w0] = a_s * (-lid_u[1:-1])
         self.wall = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(m, m))
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(m, m)
+        )
         # Corners belong to two walls; their vorticity (not used by the interior stencils)
         # is the mean of the two neighbouring wall values.
         corners = [idx[0, 0], idx[0, -1], idx[-1, 0], idx[-1, -1]]
-        nbrs = [(idx[1, 0], idx[0, 1]), (idx[1, -1], idx[0, -2]),
-                (idx[-2, 0], idx[-1, 1]), (idx[-2, -1], idx[-1, -2])]
-        corner = sp.csr_matrix((np.full(8, -0.5), (np.repeat(corners, 2), np.ravel(nbrs))),
-                               shape=(m, m))
+        nbrs = [
+            (idx[1, 0], idx[0, 1]),
+            (idx[1, -1], idx[0, -2]),
+            (idx[-2, 0], idx[-1, 1]),
+            (idx[-2, -1], idx[-1, -2]),
+        ]
+        corner = sp.csr_matrix(
+            (np.full(8, -0.5), (np.repeat(corners, 2), np.ravel(nbrs))), shape=(m, m)
+        )
         self.a_pp = (p_in @ lap + p_out).tocsr()  # psi rows: Poisson inside, psi = 0 on walls
         self.a_po = p_in.tocsr()
         self.lap = lap
@@ -184,8 +190,12 @@ class _Operators:
         psi, om = z[:m], z[m:]
         adv = -(self.dy @ psi) * (self.dx @ om) + (self.dx @ psi) * (self.dy @ om)
         f_psi = self.a_pp @ psi + self.a_po @ om
-        f_om = (self.a_oo_out @ om + self.wall @ psi + self.const
-                + self.inner * (nu * (self.lap @ om) + adv))
+        f_om = (
+            self.a_oo_out @ om
+            + self.wall @ psi
+            + self.const
+            + self.inner * (nu * (self.lap @ om) + adv)
+        )
         return np.concatenate([f_psi, f_om])
 
     def jacobian(self, z: np.ndarray, nu: float) -> sp.csc_matrix:
@@ -194,12 +204,14 @@ class _Operators:
         d = sp.diags
         j_op = self.p_in @ (d(self.dy @ om) @ self.dx - d(self.dx @ om) @ self.dy) + self.wall
         j_oo = self.a_oo_out + self.p_in @ (
-            nu * self.lap - d(self.dy @ psi) @ self.dx + d(self.dx @ psi) @ self.dy)
+            nu * self.lap - d(self.dy @ psi) @ self.dx + d(self.dx @ psi) @ self.dy
+        )
         return sp.bmat([[self.a_pp, self.a_po], [j_op, j_oo]], format="csc")
 
 
-def _newton(ops: _Operators, nu: float, z: np.ndarray, tol: float,
-            max_iter: int = 40) -> tuple[np.ndarray, dict]:
+def _newton(
+    ops: _Operators, nu: float, z: np.ndarray, tol: float, max_iter: int = 40
+) -> tuple[np.ndarray, dict]:
     """Newton's method; the LU is reused while the steps shrink fast."""
     m = ops.m
     lu, prev_step, step, factorizations = None, np.inf, np.inf, 0
@@ -211,11 +223,12 @@ def _newton(ops: _Operators, nu: float, z: np.ndarray, tol: float,
         if not np.all(np.isfinite(dz)):
             break
         z = z - dz
-        step = max(np.abs(dz[:m]).max() / max(np.abs(z[:m]).max(), 1e-300),
-                   np.abs(dz[m:]).max() / max(np.abs(z[m:]).max(), 1e-300))
+        step = max(
+            np.abs(dz[:m]).max() / max(np.abs(z[:m]).max(), 1e-300),
+            np.abs(dz[m:]).max() / max(np.abs(z[m:]).max(), 1e-300),
+        )
         if step <= tol:
-            return z, {"iterations": it, "factorizations": factorizations,
-                      "step": float(step)}
+            return z, {"iterations": it, "factorizations": factorizations, "step": float(step)}
         if step > 0.1 * prev_step:  # slow contraction: refresh the Jacobian
             lu = None
         if step > 1e3 * min(prev_step, 1.0):
@@ -265,13 +278,16 @@ def solve_streamfunction(
         info["continuation"] = []
     except RuntimeError:
         # Natural-parameter continuation in Re from a safely convergent value.
-        res = list(np.geomspace(min(re, 100.0), re, max(2, int(np.ceil(np.log(re / 100) /
-                                                                     np.log(1.5))) + 1)))
+        res = list(
+            np.geomspace(
+                min(re, 100.0), re, max(2, int(np.ceil(np.log(re / 100) / np.log(1.5))) + 1)
+            )
+        )
         z = np.zeros(2 * ops.m)
         for r in res:
             z, info = _newton(ops, 1.0 / r, z, tol)
         info["continuation"] = [float(r) for r in res]
-    return z[:ops.m].reshape(ops.shape), z[ops.m:].reshape(ops.shape), info
+    return z[: ops.m].reshape(ops.shape), z[ops.m :].reshape(ops.shape), info
 
 
 def _default_lid(x: np.ndarray) -> np.ndarray:
@@ -329,9 +345,10 @@ def _pressure(x, y, u, v, om, nu):
     a, b = np.r_[ex_a, ey_a], np.r_[ex_b, ey_b]
     r, g = np.r_[rx, ry], np.r_[gx, gy]
     ne = len(a)
-    grad = sp.csr_matrix((np.r_[-np.ones(ne), np.ones(ne)],
-                          (np.r_[np.arange(ne), np.arange(ne)], np.r_[a, b])),
-                         shape=(ne, nx * ny))
+    grad = sp.csr_matrix(
+        (np.r_[-np.ones(ne), np.ones(ne)], (np.r_[np.arange(ne), np.arange(ne)], np.r_[a, b])),
+        shape=(ne, nx * ny),
+    )
     normal = (grad.T @ sp.diags(g) @ grad).tocsc()
     rhs = grad.T @ (g * r)
     # The Neumann problem fixes p up to a constant: pin node 0, then remove the mean.
@@ -409,14 +426,15 @@ def lid_driven_cavity(
         if prev is not None:
             pg, ppsi, pom = prev
             mesh = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
-            init = tuple(_grid_interpolator((pg, pg), f, "cubic")(mesh)
-                         .reshape(len(g), len(g)) for f in (ppsi, pom))
+            init = tuple(
+                _grid_interpolator((pg, pg), f, "cubic")(mesh).reshape(len(g), len(g))
+                for f in (ppsi, pom)
+            )
         psi, om, info = solve_streamfunction(g, g, re, lid, wall, tol, init)
         prev = (g, psi, om)
         u, v = velocity_from_streamfunction(g, g, psi, np.asarray(lid(g), dtype=float))
         p = _pressure(g, g, u, v, om, nu)
-        fields.append({k: _resample(f, g, out) for k, f in
-                       (("u", u), ("v", v), ("p", p))})
+        fields.append({k: _resample(f, g, out) for k, f in (("u", u), ("v", v), ("p", p))})
         infos.append({"n": level, **info})
     fine = fields[-1]
     if extrapolate:
@@ -438,7 +456,7 @@ def lid_driven_cavity(
     meta = {
         "problem": "lid_driven_cavity",
         "solver": "streamfunction-vorticity, 2nd-order FD on a graded grid, Newton + SuperLU"
-                  + (", Richardson-extrapolated" if extrapolate else ""),
+        + (", Richardson-extrapolated" if extrapolate else ""),
         "solver_version": SOLVER_VERSION,
         "re": re,
         "levels": infos,

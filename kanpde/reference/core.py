@@ -226,8 +226,7 @@ def _dumps(obj: Any) -> str:
 
 def cache_path(name: str, solver_version: str = "", **params: Any) -> Path:
     """Cache file used by :func:`cached` for these arguments."""
-    key = _dumps({"name": name, "params": params, "solver": solver_version,
-                  "format": CACHE_FORMAT})
+    key = _dumps({"name": name, "params": params, "solver": solver_version, "format": CACHE_FORMAT})
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "reference"
     return cache_dir() / f"{stem}-{digest}.h5"
@@ -331,14 +330,19 @@ def cached(
     uncached with a warning.
     """
     path = cache_path(name, solver_version, **params)
-    header = {"name": name, "params": _dumps(params), "solver_version": solver_version,
-              "format": CACHE_FORMAT}
+    header = {
+        "name": name,
+        "params": _dumps(params),
+        "solver_version": solver_version,
+        "format": CACHE_FORMAT,
+    }
     if path.exists():
         try:
             return _read(path, header)
         except Exception as exc:  # any unreadable entry is recomputed, never fatal
-            warnings.warn(f"ignoring unreadable cache file {path}: {exc!r}", RuntimeWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"ignoring unreadable cache file {path}: {exc!r}", RuntimeWarning, stacklevel=2
+            )
     ref = compute()
     if not isinstance(ref, Reference):
         raise TypeError(f"compute() returned {type(ref).__name__}, expected Reference")
@@ -346,6 +350,5 @@ def cached(
     try:
         _write_atomic(path, _to_bytes(ref, header))
     except OSError as exc:
-        warnings.warn(f"could not write cache file {path}: {exc!r}", RuntimeWarning,
-                      stacklevel=2)
+        warnings.warn(f"could not write cache file {path}: {exc!r}", RuntimeWarning, stacklevel=2)
     return ref

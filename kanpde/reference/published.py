@@ -19,8 +19,11 @@ __all__ = ["load_allen_cahn", "load_burgers_shock", "load_cavity", "shared_data_
 def shared_data_dir() -> Path | None:
     """Folder with the published data files, or ``None`` if it is not available."""
     env = os.environ.get("KANPDE_SHARED_DATA")
-    path = Path(env).expanduser() if env else (
-        Path(__file__).resolve().parents[2].parent / "shared" / "data")
+    path = (
+        Path(env).expanduser()
+        if env
+        else (Path(__file__).resolve().parents[2].parent / "shared" / "data")
+    )
     return path if path.is_dir() else None
 
 
@@ -30,8 +33,8 @@ def _file(name: str, path: str | os.PathLike | None) -> Path:
     folder = shared_data_dir()
     if folder is None:
         raise FileNotFoundError(
-            "published data folder not found; set KANPDE_SHARED_DATA to the folder holding "
-            f"{name}")
+            f"published data folder not found; set KANPDE_SHARED_DATA to the folder holding {name}"
+        )
     return folder / name
 
 
@@ -47,8 +50,9 @@ def load_burgers_shock(path: str | os.PathLike | None = None) -> Reference:
 
     f = _file("burgers_shock.mat", path)
     d = loadmat(f)
-    return Reference(("x", "t"), (d["x"].ravel(), d["t"].ravel()), {"u": d["usol"]},
-                     {"source": str(f)})
+    return Reference(
+        ("x", "t"), (d["x"].ravel(), d["t"].ravel()), {"u": d["usol"]}, {"source": str(f)}
+    )
 
 
 def load_allen_cahn(path: str | os.PathLike | None = None) -> Reference:
@@ -63,8 +67,9 @@ def load_allen_cahn(path: str | os.PathLike | None = None) -> Reference:
 
     f = _file("Allen_Cahn.mat", path)
     d = loadmat(f)
-    return Reference(("x", "t"), (d["x"].ravel(), d["t"].ravel()), {"u": d["u"].T},
-                     {"source": str(f)})
+    return Reference(
+        ("x", "t"), (d["x"].ravel(), d["t"].ravel()), {"u": d["u"].T}, {"source": str(f)}
+    )
 
 
 def load_cavity(path: str | os.PathLike | None = None) -> Reference:
