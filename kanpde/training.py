@@ -214,7 +214,8 @@ class Trainer:
     graphs : bool or "auto"
         Replay each loss+gradient evaluation as a captured CUDA graph (``"auto"``: on CUDA
         when every term is jet-served). Meant to remove the kernel-launch overhead that
-        dominates small PINN steps on a GPU; experimental (off by default until measured).
+        dominates small PINN steps on a GPU (about 10x more evaluations per second for a
+        [2, 10, 1] KAN on an H100; ``benchmarks/gpu_smoke.py``).
     """
 
     def __init__(
@@ -226,7 +227,7 @@ class Trainer:
         progress: bool = True,
         carry_moments: bool = True,
         callback: Callable | None = None,
-        graphs: bool | str = False,
+        graphs: bool | str = "auto",
     ) -> None:
         self.residuals = residuals
         self.model = residuals.model
@@ -512,7 +513,7 @@ def solve(
     callback: Callable | None = None,
     compile: bool = False,
     preset: str | None = None,
-    graphs: bool | str = False,
+    graphs: bool | str = "auto",
 ):
     """Solve ``problem`` with a physics-informed KAN (or MLP) and return the :class:`Run`.
 

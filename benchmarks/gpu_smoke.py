@@ -1,0 +1,82 @@
+"""Quick GPU check: CUDA-graph replay matches eager, and Poisson-2D step throughput.
+
+    PYTHONPATH=. python benchmarks/gpu_smoke.py
+"""
+
+import json
+import os
+import sys
+import time
+
+import torch
+
+import kanpde
+from kanpde.losses import Residuals
+from kanpde.training import _CapturedGradient, build_model
+
+dev = "cuda"
+p = kanpde.load_problem("problems/poisson2d.py")
+out = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0), "rows": []}
+
+
+def rate(fn, seconds=1.5):
+    for _ in range(5):
+        fn()
+    torch.cuda.synchronize()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(10):
+            fn()
+        n += 10
+        torch.cuda.synchronize()
+    return n / (time.perf_counter() - t0)
+
+
+for kind, cfg, n_int in [
+    ("kan", {"grid": 10}, 10_000),
+    ("kan", {"grid": 10}, 2601),
+    ("kan", {"grid": 50}, 10_000),
+    ("kan", {"grid": 10}, 1_000_000),
+    ("mlp", {"type": "mlp", "width": [2, 100, 100, 100, 1]}, 10_000),
+]:
+    torch.manual_seed(0)
+    m = build_model(p, cfg, torch.float64, dev)
+    pts = dict(p.points, interior=n_int, method="sobol")
+    R = Residuals(p, m, pts, {"pde": 0.01}, torch.float64, dev)
+    params = list(m.parameters())
+
+    def eager():
+        for q in params:
+            q.grad = None
+        loss, _ = R()
+        loss.backward(inputs=params)
+
+    eager()
+    g_eager = [q.grad.clone() for q in params]
+    row = {"model": kind, "cfg": cfg, "N": n_int, "eager_per_s": rate(eager)}
+    try:
+        cap = _CapturedGradient(R, params)
+        cap.replay()
+        err = max(float((q.grad - g).abs().max() / g.abs().max()) for q, g in zip(params, g_eager))
+        row["graph_grad_rel_err"] = err
+        row["graph_per_s"] = rate(cap.replay)
+        adam = torch.optim.Adam(params, lr=1e-3, fused=True)
+
+        def adam_step():
+            cap.replay()
+            adam.step()
+
+        row["graph_adam_steps_per_s"] = rate(adam_step)
+    except Exception as e:  # noqa: BLE001
+        row["graph_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    row["max_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
+    out["rows"].append(row)
+    print(json.dumps(row), flush=True)
+    del R, m
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+
+path = os.environ.get("OUT", ".")
+with open(os.path.join(path, "gpu_smoke.json"), "w") as f:
+    json.dump(out, f, indent=1)
+sys.exit(0)
