@@ -213,7 +213,7 @@ class Trainer:
         ``callback(trainer, row)`` after every history row.
     graphs : bool or "auto"
         Replay each loss+gradient evaluation as a captured CUDA graph (``"auto"``: on CUDA
-        when every term is jet-served). Meant to remove the kernel-launch overhead that
+        when every term is jet-served). Removes the kernel-launch overhead that
         dominates small PINN steps on a GPU (about 10x more evaluations per second for a
         [2, 10, 1] KAN on an H100; ``benchmarks/gpu_smoke.py``).
     """
