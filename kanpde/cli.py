@@ -100,7 +100,7 @@ def _model_overrides(args) -> dict:
 
 def cmd_solve(args) -> int:
     from .schedule import ScheduleError, parse_schedule
-    from .training import solve
+    from .training import TrainingStopped
 
     problem = load_problem(args.problem)
     model = _model_overrides(args)
@@ -117,10 +117,48 @@ def cmd_solve(args) -> int:
     points = parse_points(args.points) if args.points else None
     if args.dtype not in (None, "float32", "float64"):
         raise CLIError(f"--dtype {args.dtype!r}: use float32 or float64")
-    out = run_directory(args.out, problem.name, args.seed)
+    if args.checkpoint_every < 0:
+        raise CLIError(f"--checkpoint-every {args.checkpoint_every}: must be >= 0")
+    if args.resume:
+        out = Path(args.resume)
+        if not (out / "checkpoint.h5").exists():
+            raise CLIError(f"--resume {args.resume}: no checkpoint.h5 in that run directory")
+    else:
+        out = run_directory(args.out, problem.name, args.seed)
     if not os.access(out, os.W_OK):
-        raise CLIError(f"--out {args.out}: directory is not writable")
-    run = solve(
+        raise CLIError(f"--out {out}: directory is not writable")
+    try:
+        run = _solve(args, problem, model, schedule, points, out)
+    except TrainingStopped as e:
+        print(f"kanpde: error: {e}", file=sys.stderr)
+        if e.run is not None and e.run.path is not None:
+            print(f"results so far: {e.run.path}", file=sys.stderr)
+        return 1
+    m = run.metrics
+    parts = [f"{problem.name}: {m['steps']} steps in {m['train_time']:.1f} s"]
+    for key in ("mse", "rel_l2", "max_err"):
+        if key in m:
+            parts.append(f"{key} {m[key]:.3e}")
+    parts.append(f"parameters {m['parameters']}")
+    print(", ".join(parts))
+    print(f"results: {run.path}")
+    return 0
+
+
+def _solve(args, problem, model, schedule, points, out):
+    from .training import solve
+
+    if args.resume:
+        return solve(
+            problem,
+            out=out,
+            resume=out,
+            log_every=args.log_every,
+            progress=not args.quiet,
+            checkpoint_every=args.checkpoint_every,
+            compile=args.compile,
+        )
+    return solve(
         problem,
         model=model or None,
         schedule=schedule,
@@ -133,16 +171,8 @@ def cmd_solve(args) -> int:
         progress=not args.quiet,
         preset=args.preset,
         compile=args.compile,
+        checkpoint_every=args.checkpoint_every,
     )
-    m = run.metrics
-    parts = [f"{problem.name}: {m['steps']} steps in {m['train_time']:.1f} s"]
-    for key in ("mse", "rel_l2", "max_err"):
-        if key in m:
-            parts.append(f"{key} {m[key]:.3e}")
-    parts.append(f"parameters {m['parameters']}")
-    print(", ".join(parts))
-    print(f"results: {run.path}")
-    return 0
 
 
 def cmd_list(args) -> int:
@@ -184,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="runs", help="parent directory of the run directory")
     s.add_argument("--log-every", type=int, default=25, help="steps between history rows")
+    s.add_argument(
+        "--checkpoint-every", type=int, default=100, help="steps between checkpoints (0: none)"
+    )
+    s.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_solve)
 

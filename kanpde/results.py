@@ -122,7 +122,7 @@ class Run:
 
         attrs = {
             "kanpde_version": _version(),
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),
             "problem": problem.name,
             "problem_file": problem.source or "",
             "problem_hash": file_hash(problem.source),
@@ -175,7 +175,7 @@ def save_run(run: Run, out: str | Path) -> Path:
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
             for k, v in run.attrs.items():
-                f.attrs[k] = _json(v) if isinstance(v, list | dict) else v
+                f.attrs[k] = _json(v) if isinstance(v, list | dict) else str(v)
             f.attrs["format"] = "kanpde-result"
             f.attrs["config"] = _json(run.config)
             f.attrs["metrics"] = _json(run.metrics)

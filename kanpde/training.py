@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -216,6 +219,12 @@ class Trainer:
         when every term is jet-served). Removes the kernel-launch overhead that
         dominates small PINN steps on a GPU (about 10x more evaluations per second for a
         [2, 10, 1] KAN on an H100; ``benchmarks/gpu_smoke.py``).
+    checkpoint, checkpoint_every : path, int
+        Write the whole training state atomically to ``checkpoint`` every ``checkpoint_every``
+        steps (see :meth:`load_state_dict` to resume).
+    max_failures : int
+        Non-finite losses/gradients tolerated (each rolls back to the last good state and
+        lowers the learning rate or leaves L-BFGS for Adam) before :class:`TrainingStopped`.
     """
 
     def __init__(
@@ -228,6 +237,9 @@ class Trainer:
         carry_moments: bool = True,
         callback: Callable | None = None,
         graphs: bool | str = "auto",
+        checkpoint: str | Path | None = None,
+        checkpoint_every: int = 0,
+        max_failures: int = 5,
     ) -> None:
         self.residuals = residuals
         self.model = residuals.model
@@ -244,6 +256,16 @@ class Trainer:
         self._adam: torch.optim.Adam | None = None
         self._bar = None
         self._graph: _CapturedGradient | None = None
+        self._lbfgs_opt = None
+        self._lbfgs_scale = 1.0
+        self._good = None
+        self._resumed = False
+        self.stage, self.i = 0, 0  # position: stage index and step within the stage
+        self.failures = 0
+        self.max_failures = max_failures
+        self.checkpoint_path = Path(checkpoint) if checkpoint else None
+        self.checkpoint_every = int(checkpoint_every or 0)
+        self.config: dict = {}
         on_cuda = next(self.model.parameters()).is_cuda
         if graphs == "auto":
             graphs = on_cuda and residuals.fully_fused
@@ -365,8 +387,11 @@ class Trainer:
                 new.state[p] = s
         self._adam = new
 
+    def _every(self, key: str) -> int:
+        return int(self.residuals.problem_points.get(key, 0) or 0)
+
     def _resample_due(self) -> bool:
-        every = int(self.residuals.problem_points.get("resample", 0) or 0)
+        every = self._every("resample")
         return every > 0 and self.step > 0 and self.step % every == 0
 
     def _resample(self) -> None:
@@ -380,30 +405,71 @@ class Trainer:
         n = stage.update_grid
         return bool(n) and i > 0 and i % n == 0 and i <= stage.update_until
 
-    def _run_adam(self, index: int, stage: Stage) -> None:
-        if self._adam is None or not self.carry_moments:
-            self._adam = torch.optim.Adam(self.params(), lr=stage.lr)
+    # -- failure handling ---------------------------------------------------------------------
+    def _snapshot(self) -> None:
+        """Remember the current state as the last good one (for rollback after NaN/Inf)."""
+        model = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        adam = copy.deepcopy(self._adam.state_dict()) if self._adam is not None else None
+        self._good = (model, adam)
+
+    def _rollback(self) -> None:
+        model, adam = self._good
+        self.model.load_state_dict(model)
+        self._graph = None
+        if adam is not None:
+            self._adam = torch.optim.Adam(self.params(), lr=1e-3)
+            self._adam.load_state_dict(copy.deepcopy(adam))
+
+    def _finite(self, loss: Tensor) -> bool:
+        """Loss and every gradient are finite (one device synchronisation)."""
+        grads = [p.grad for p in self.params() if p.grad is not None]
+        norms = torch._foreach_norm(grads) if grads else []
+        return bool(torch.isfinite(torch.stack([loss.detach().reshape(()), *norms])).all())
+
+    def _failure(self, action: str) -> None:
+        self.failures += 1
+        self.history.events.append({"step": self.step, "event": "nonfinite", "action": action})
+        if self.failures > self.max_failures:
+            raise TrainingStopped(
+                f"training stopped at step {self.step}: the loss or its gradient was not finite "
+                f"{self.failures} times (last remedy: {action}); try a smaller learning rate, "
+                "float64, or fewer/other points"
+            )
+
+    # -- optimizer stages ---------------------------------------------------------------------
+    def _run_adam(self, index: int, stage: Stage, resumed: bool = False) -> None:
+        if not resumed:
+            if self._adam is None or not self.carry_moments:
+                self._adam = torch.optim.Adam(self.params(), lr=stage.lr)
+            for g in self._adam.param_groups:
+                g["lr"] = stage.lr
         gamma = stage.decay ** (1.0 / max(1, stage.steps)) if stage.decay else 1.0
-        for g in self._adam.param_groups:
-            g["lr"] = stage.lr
-        for i in range(stage.steps):
-            if self._grid_due(stage, i):
+        while self.i < stage.steps:
+            if self._grid_due(stage, self.i):
                 self._update_grid()
             if self._resample_due():
                 self._resample()
             t0 = time.perf_counter()
-            self._grad()
+            loss, _ = self._grad()
+            if not self._finite(loss):
+                self._rollback()
+                for g in self._adam.param_groups:
+                    g["lr"] *= 0.1
+                self._failure(f"rolled back, Adam learning rate now {g['lr']:.1e}")
+                continue
             self._adam.step()
             if gamma != 1.0:
                 for g in self._adam.param_groups:
                     g["lr"] *= gamma
             self.train_time += time.perf_counter() - t0
             self.step += 1
-            self._tick(index, stage, i)
+            self.i += 1
+            self._tick(index, stage)
 
-    def _lbfgs(self, stage: Stage):
+    def _lbfgs(self, stage: Stage, scale: float | None = None):
         params = self.params()
-        scale = self._evaluate()[0]
+        if scale is None:
+            scale = self._evaluate()[0]
         # torch's L-BFGS skips curvature pairs with y·s ≤ 1e-10 and stops on tiny changes; both
         # are absolute, so optimise the loss relative to its value when the optimizer starts.
         scale = scale if math.isfinite(scale) and scale > 0 else 1.0
@@ -420,81 +486,201 @@ class Trainer:
 
         def closure():
             loss, _ = self._grad()
+            if not self._finite(loss):  # keep it out of the line search and the memory
+                raise _NonFinite
             torch._foreach_mul_([p.grad for p in params], 1.0 / scale)
             return loss / scale
 
+        self._lbfgs_opt, self._lbfgs_scale = opt, scale
         return opt, closure
 
-    def _run_lbfgs(self, index: int, stage: Stage) -> None:
-        opt, closure = self._lbfgs(stage)
-        i = 0
-        while i < stage.steps:
-            grid_due, resample_due = self._grid_due(stage, i), self._resample_due()
+    def _chunk(self, stage: Stage) -> int:
+        """L-BFGS iterations in one ``step`` call: up to the next log, checkpoint or change.
+
+        Every call starts with an extra evaluation at the current point, so calls are long;
+        they end where the trainer must act, which also makes resumed runs take the same calls.
+        """
+        n = min(stage.steps - self.i, self.log_every - self.step % self.log_every)
+        for every in (self._every("resample"), self.checkpoint_every):
+            if every:
+                n = min(n, every - self.step % every)
+        if stage.update_grid and self.i < stage.update_until:
+            n = min(n, stage.update_grid - self.i % stage.update_grid)
+        return n
+
+    def _run_lbfgs(self, index: int, stage: Stage, resumed: bool = False) -> None:
+        if resumed and self._lbfgs_opt is not None:
+            opt, closure = self._lbfgs(stage, self._lbfgs_scale)
+            opt.load_state_dict(self._lbfgs_resume)
+        else:
+            opt, closure = self._lbfgs(stage)
+        while self.i < stage.steps:
+            grid_due, resample_due = self._grid_due(stage, self.i), self._resample_due()
             if grid_due:
                 self._update_grid()
             if resample_due:
                 self._resample()
             if grid_due or resample_due:
                 opt, closure = self._lbfgs(stage)  # new parameters or loss: restart the memory
-            # Iterate up to the next log row or grid update in one call: every call starts
-            # with an extra evaluation at the current point.
-            n = min(stage.steps - i, self.log_every - self.step % self.log_every)
-            every = int(self.residuals.problem_points.get("resample", 0) or 0)
-            if every:
-                n = min(n, every - self.step % every)
-            if stage.update_grid and i < stage.update_until:
-                n = min(n, stage.update_grid - i % stage.update_grid)
+            n = self._chunk(stage)
             group = opt.param_groups[0]
             group["max_iter"], group["max_eval"] = n, n * 25 + 1
             state = opt.state[opt._params[0]]
             before = state.get("n_iter", 0)
             t0 = time.perf_counter()
-            opt.step(closure)
+            try:
+                opt.step(closure)
+                ok = self._params_finite()
+            except _NonFinite:
+                ok = False
             self.train_time += time.perf_counter() - t0
+            if not ok:
+                self._rollback()
+                self._failure("rolled back, switched from L-BFGS to Adam for the rest of the stage")
+                fallback = Stage("adam", stage.steps, lr=1e-3)
+                self._adam = torch.optim.Adam(self.params(), lr=fallback.lr)
+                self._lbfgs_opt = None
+                self._run_adam(index, fallback, resumed=True)
+                return
             done = state.get("n_iter", 0) - before
-            converged = done < n
-            for _ in range(n if converged else done):
+            for _ in range(done):
                 self.step += 1
-                self._tick(index, stage, i)
-                i += 1
-            if converged:  # no progress possible (the loss or its gradient stopped changing)
+                self.i += 1
+                self._tick(index, stage)
+            if done < n:  # no progress possible (the loss or its gradient stopped changing)
                 self.history.events.append({"step": self.step, "event": "lbfgs_converged"})
+                if self.history.last("step", -1) != self.step:
+                    self._log(index, stage, *reversed(self._evaluate()))
                 break
+        self._lbfgs_opt = None
+
+    def _params_finite(self) -> bool:
+        norms = torch._foreach_norm([p.detach() for p in self.params()])
+        return bool(torch.isfinite(torch.stack(norms)).all())
 
     def _evaluate(self) -> tuple[float, dict[str, float]]:
         """Loss and terms at the current parameters (not counted as a training evaluation)."""
         loss, terms = self.residuals()
         return float(loss.detach()), {k: float(v.detach()) for k, v in terms.items()}
 
-    def _tick(self, index: int, stage: Stage, i: int) -> None:
+    def _tick(self, index: int, stage: Stage) -> None:
         if self._bar is not None:
             self._bar.update(1)
-        if (i + 1) % self.log_every == 0 or i + 1 == stage.steps:
+        if self.step % self.log_every == 0 or self.i == stage.steps:
             loss, terms = self._evaluate()
             self._log(index, stage, terms, loss)
+            self._snapshot()
+        if self.checkpoint_path is not None and self.checkpoint_every:
+            if self.step % self.checkpoint_every == 0 and self.i < stage.steps:
+                self.save_checkpoint()
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything needed to continue: position, history, optimizer and RNG states, points."""
+        state = {
+            "position": {"stage": self.stage, "i": self.i, "step": self.step},
+            "counters": {
+                "evals": self.evals,
+                "train_time": self.train_time,
+                "failures": self.failures,
+            },
+            "history": json.dumps({"rows": self.history.rows, "events": self.history.events}),
+            "model_state": dict(self.model.state_dict()),
+            "interior": self.residuals.interior.x,
+            "rng": {"torch": torch.get_rng_state()},
+        }
+        if torch.cuda.is_available():
+            state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+        if self._adam is not None:
+            state["adam"] = self._adam.state_dict()
+        if self._lbfgs_opt is not None:
+            state["lbfgs"] = {"state": self._lbfgs_opt.state_dict(), "scale": self._lbfgs_scale}
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a state written by :meth:`state_dict` (the model must have the same shapes)."""
+        pos = state["position"]
+        self.stage, self.i, self.step = int(pos["stage"]), int(pos["i"]), int(pos["step"])
+        c = state["counters"]
+        self.evals, self.train_time = int(c["evals"]), float(c["train_time"])
+        self.failures = int(c["failures"])
+        hist = json.loads(state["history"])
+        self.history.rows, self.history.events = hist["rows"], hist["events"]
+        self.model.load_state_dict(state["model_state"])
+        interior = state["interior"].to(self.residuals.interior.x)
+        if not torch.equal(interior, self.residuals.interior.x):
+            self.residuals.interior = type(self.residuals.interior)(interior)
+            self.residuals.pde.points = self.residuals.interior
+            self.residuals._plan()
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        if "adam" in state:
+            self._adam = torch.optim.Adam(self.params(), lr=1e-3)
+            self._adam.load_state_dict(state["adam"])
+        if "lbfgs" in state:
+            self._lbfgs_opt = True  # rebuilt by _run_lbfgs with the saved memory and scale
+            self._lbfgs_resume = state["lbfgs"]["state"]
+            self._lbfgs_scale = float(state["lbfgs"]["scale"])
+        self._graph = None
+        self._resumed = True
+
+    def save_checkpoint(self) -> None:
+        from .checkpoint import save_checkpoint
+
+        save_checkpoint(
+            self.checkpoint_path, {"config": json.dumps(self.config), **self.state_dict()}
+        )
 
     # -- main loop ----------------------------------------------------------------------------
     def run(self) -> History:
-        """Run every stage; returns the history."""
+        """Run every stage (from the restored position after :meth:`load_state_dict`)."""
         total = sum(s.steps for s in self.stages)
         if self.progress:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=total, desc=self.residuals.problem.name, unit="step", leave=True)
+            self._bar = tqdm(
+                total=total, initial=self.step, desc=self.residuals.problem.name, unit="step"
+            )
+        resumed = self._resumed
         try:
-            loss, terms = self._evaluate()
-            self._log(0, self.stages[0], terms, loss)
-            for index, stage in enumerate(self.stages):
-                self._begin_stage(index, stage)
+            if not resumed:
+                loss, terms = self._evaluate()
+                self._log(0, self.stages[0], terms, loss)
+            for index in range(self.stage, len(self.stages)):
+                stage = self.stages[index]
+                mid_stage = resumed and index == self.stage
+                if not mid_stage:
+                    self.stage, self.i = index, 0
+                    self._begin_stage(index, stage)
+                self._snapshot()
                 if stage.optimizer == "adam":
-                    self._run_adam(index, stage)
+                    self._run_adam(index, stage, resumed=mid_stage)
                 else:
-                    self._run_lbfgs(index, stage)
+                    self._run_lbfgs(index, stage, resumed=mid_stage)
+                resumed = False
+            self.stage, self.i = len(self.stages), 0
+        except torch.cuda.OutOfMemoryError:
+            raise TrainingStopped(
+                f"CUDA out of memory at step {self.step} with "
+                f"{self.residuals.all_points().shape[0]} collocation points; use fewer points "
+                "(--points interior=...), float32, or the CPU"
+            ) from None
         finally:
             if self._bar is not None:
                 self._bar.close()
                 self._bar = None
         return self.history
+
+
+class _NonFinite(Exception):
+    """Raised inside an L-BFGS closure to abandon a step with a non-finite loss or gradient."""
+
+
+class TrainingStopped(RuntimeError):
+    """Training could not continue (repeated non-finite losses, out of memory)."""
+
+    run = None  # the results so far, attached by solve()
 
 
 def solve(
@@ -506,7 +692,7 @@ def solve(
     device: str | torch.device = "auto",
     dtype: str | torch.dtype | None = None,
     seed: int = 0,
-    out: str | None = None,
+    out: str | Path | None = None,
     log_every: int = 50,
     progress: bool = True,
     carry_moments: bool = True,
@@ -514,6 +700,8 @@ def solve(
     compile: bool = False,
     preset: str | None = None,
     graphs: bool | str = "auto",
+    checkpoint_every: int = 100,
+    resume: str | Path | None = None,
 ):
     """Solve ``problem`` with a physics-informed KAN (or MLP) and return the :class:`Run`.
 
@@ -529,7 +717,9 @@ def solve(
     device, dtype, seed
         ``"auto"`` picks CUDA when available; the dtype defaults to the problem's.
     out : str, optional
-        Directory for the results file (``<out>/result.h5``); nothing is written when omitted.
+        Run directory: ``result.h5`` at the end, ``checkpoint.h5`` every ``checkpoint_every``
+        steps while training (removed once the result is written). Nothing is written when
+        omitted.
     graphs : bool or "auto"
         Replay loss+gradient evaluations as CUDA graphs (see :class:`Trainer`).
     preset : str, optional
@@ -537,12 +727,38 @@ def solve(
     compile : bool
         Compile the model's derivative evaluation with ``torch.compile`` (faster steps after a
         one-off compilation of tens of seconds per grid size; worth it for long runs).
+    resume : str, optional
+        A run directory with a checkpoint: continue that run (its configuration is used; the
+        problem file must be unchanged).
+
+    Raises
+    ------
+    TrainingStopped
+        When training cannot go on (repeated non-finite losses, out of memory); the results so
+        far are attached as ``.run`` and written to ``out``.
     """
-    from .problem import apply_preset, load_problem
+    from .checkpoint import load_checkpoint
+    from .problem import ProblemError, apply_preset, file_hash, load_problem
     from .results import Run, save_run
 
-    if isinstance(problem, str):
+    if isinstance(problem, str | Path):
         problem = load_problem(problem)
+    state = None
+    if resume is not None:
+        state = load_checkpoint(resume)
+        saved = json.loads(state.pop("config"))
+        if saved["problem"] != problem.name or saved["problem_hash"] != file_hash(problem.source):
+            raise ProblemError(
+                f"{problem.source or problem.name}: differs from the problem of the checkpoint in "
+                f"{resume} (name or file contents changed); resume with the same problem file"
+            )
+        model, schedule = saved["model"], saved["schedule"]
+        points, weights, seed = saved["points"], saved["weights"], saved["seed"]
+        device, dtype, carry_moments = saved["device"], saved["dtype"], saved["carry_moments"]
+        out = out or resume
+        # Temporary files of writes cut short by a kill: the renamed files are intact.
+        for stale in Path(out).glob(".*.h5.*.tmp"):
+            stale.unlink(missing_ok=True)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype or problem.dtype)
     defaults = apply_preset(problem, preset)
@@ -552,6 +768,8 @@ def solve(
     torch.manual_seed(seed)
     if isinstance(model, nn.Module):
         net = model.to(device=dev, dtype=dt)
+    elif state is not None:
+        net = from_config(model, dtype=dt, device=dev)
     else:
         preset_model = problem.presets.get(preset, {}).get("model", {}) if preset else {}
         cfg = {**preset_model, **dict(model or {})}
@@ -563,30 +781,56 @@ def solve(
         net = build_model(problem, cfg, dt, dev)
     residuals = Residuals(problem, net, pts, w, dt, dev, seed, compile=compile)
     test = test_set(problem, pts.get("test"), dt, dev)
+    out = Path(out) if out is not None else None
     trainer = Trainer(
-        residuals, stages, test, log_every, progress, carry_moments, callback, graphs=graphs
+        residuals,
+        stages,
+        test,
+        log_every,
+        progress,
+        carry_moments,
+        callback,
+        graphs=graphs,
+        checkpoint=out / "checkpoint.h5" if out is not None else None,
+        checkpoint_every=checkpoint_every,
     )
+    config = {
+        "problem": problem.name,
+        "problem_hash": file_hash(problem.source),
+        "model": model_config(net),
+        "schedule": [s.to_dict() for s in stages],
+        "points": pts,
+        "weights": w,
+        "seed": seed,
+        "device": str(dev),
+        "dtype": str(dt).replace("torch.", ""),
+        "parameters": count_parameters(net),
+        "carry_moments": carry_moments,
+        "compile": compile,
+        "preset": preset,
+    }
+    trainer.config = config
+    if state is not None:
+        trainer.load_state_dict(state)
     started = time.time()
-    trainer.run()
-    run = Run.from_trainer(
-        trainer,
-        problem=problem,
-        config={
-            "problem": problem.name,
-            "model": model_config(net),
-            "schedule": [s.to_dict() for s in stages],
-            "points": pts,
-            "weights": w,
-            "seed": seed,
-            "device": str(dev),
-            "dtype": str(dt).replace("torch.", ""),
-            "parameters": count_parameters(net),
-            "carry_moments": carry_moments,
-            "compile": compile,
-            "preset": preset,
-        },
-        started=started,
-    )
+
+    def finish() -> Run:
+        config["model"] = model_config(net)
+        run = Run.from_trainer(trainer, problem=problem, config=config, started=started)
+        if out is not None:
+            save_run(run, out)
+        return run
+
+    try:
+        trainer.run()
+    except TrainingStopped as e:
+        e.run = finish()
+        raise
+    except KeyboardInterrupt:
+        if out is not None:
+            trainer.save_checkpoint()
+        raise
+    run = finish()
     if out is not None:
-        save_run(run, out)
+        (out / "checkpoint.h5").unlink(missing_ok=True)
     return run
