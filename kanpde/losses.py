@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from . import operators as ops
 from .conditions import Condition, PointSet
 from .nn.jet import Jet
+from .problem import ProblemError
 
 PROBE_POINTS = 8
 
@@ -84,7 +85,11 @@ class Residuals:
         self.problem_points = dict(points)
         self.names = tuple(domain.names)
         self.spatial = tuple(getattr(domain, "spatial_axes", range(domain.dim)))
-        interior = domain.sample(int(points["interior"]), method=method, seed=seed)
+        where = problem.source or f"problem {problem.name!r}"
+        try:
+            interior = domain.sample(int(points["interior"]), method=method, seed=seed)
+        except (ValueError, TypeError) as e:
+            raise ProblemError(f"{where}: interior points: {e}") from None
         self.interior = PointSet(torch.as_tensor(interior, dtype=dtype, device=device))
         self.terms: list[Term] = []
         self._pde_names: list[str] | None = None
@@ -93,7 +98,11 @@ class Residuals:
             counts[c.where] = counts.get(c.where, 0) + 1
         for i, c in enumerate(problem.conditions):
             n = c.n if c.n is not None else point_budget(points, c.where, counts[c.where])
-            ps = c.points(domain, problem.outputs, n, method, seed + 1 + i, dtype, device)
+            try:
+                ps = c.points(domain, problem.outputs, n, method, seed + 1 + i, dtype, device)
+            except (ValueError, TypeError) as e:
+                msg = str(e) if str(e).startswith(c.name) else f"{c.name}: {e}"
+                raise ProblemError(f"{where}: {msg}") from None
             w = float(weights.get(c.name, c.weight))
             self.terms.append(Term(c.name, ps, c, c.columns(problem.outputs), w))
         self.weights = dict(weights)
@@ -158,7 +167,18 @@ class Residuals:
                         raise ValueError(
                             f"{where}: {name} residual is NaN or Inf at initialisation"
                         )
-                    if not v.requires_grad:
+                    # Trainable only if some parameter reaches the residual.
+                    params = [p for p in self.model.parameters() if p.requires_grad]
+                    depends = v.requires_grad and (
+                        not params
+                        or any(
+                            g is not None
+                            for g in torch.autograd.grad(
+                                v.sum(), params, retain_graph=True, allow_unused=True
+                            )
+                        )
+                    )
+                    if not depends:
                         raise ValueError(
                             f"{where}: {name} residual does not depend on the solution u "
                             "(no gradient path); build it from u and operators such as "

@@ -16,6 +16,20 @@ from pathlib import Path
 from .conditions import Condition
 
 DEFAULT_MODEL = {"type": "kan", "width": None, "grid": 5, "k": 3}
+MODEL_OPTIONS = {
+    "kan": {
+        "width",
+        "grid",
+        "k",
+        "grid_range",
+        "input_range",
+        "basis",
+        "grid_eps",
+        "init_scale",
+        "bias",
+    },
+    "mlp": {"width", "activation"},
+}
 DEFAULT_POINTS = {"interior": 2000, "boundary": 400, "initial": 400, "method": "sobol", "test": 101}
 
 
@@ -117,6 +131,26 @@ class Problem:
                 )
         if self.exact is not None and not callable(self.exact):
             fail("exact must be a function exact(x) returning (N, outputs)")
+        kind = self.model.get("type", "kan")
+        if kind not in MODEL_OPTIONS:
+            fail(f"model type {kind!r} unknown; use kan or mlp")
+        unknown = set(self.model) - MODEL_OPTIONS[kind] - {"type"}
+        if unknown:
+            fail(
+                f"unknown {kind} option(s) {', '.join(sorted(unknown))} in model; allowed: "
+                f"{', '.join(sorted(MODEL_OPTIONS[kind]))}"
+            )
+        from .schedule import ScheduleError, parse_schedule
+
+        for label, sched in [("schedule", self.schedule)] + [
+            (f"preset {n!r} schedule", p["schedule"])
+            for n, p in self.presets.items()
+            if isinstance(p, dict) and "schedule" in p
+        ]:
+            try:
+                parse_schedule(sched)
+            except ScheduleError as e:
+                fail(f"{label}: {e}")
         width = self.model.get("width")
         if self.model.get("type", "kan") in ("kan", "mlp") and width is not None:
             if width[0] != self.domain_dim:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from .losses import Residuals, chunked, error_metrics
 from .nn import KAN, count_parameters, from_config
+from .problem import MODEL_OPTIONS
 from .schedule import Stage, parse_schedule
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -69,24 +70,12 @@ def build_model(
             f"model width {width} does not fit the problem: it needs {problem.domain_dim} inputs "
             f"and {len(problem.outputs)} outputs"
         )
+    if kind not in MODEL_OPTIONS:
+        raise ValueError(f"unknown model type {kind!r}; use kan or mlp")
+    allowed = MODEL_OPTIONS[kind]
     if kind == "kan":
         lo, hi = problem.domain.bounds
         cfg.setdefault("input_range", [[float(a), float(b)] for a, b in zip(lo, hi)])
-        allowed = {
-            "width",
-            "grid",
-            "k",
-            "grid_range",
-            "input_range",
-            "basis",
-            "grid_eps",
-            "init_scale",
-            "bias",
-        }
-    elif kind == "mlp":
-        allowed = {"width", "activation"}
-    else:
-        raise ValueError(f"unknown model type {kind!r}; use kan or mlp")
     unknown = set(cfg) - allowed - {"type"}
     if unknown:
         raise ValueError(
