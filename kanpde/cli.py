@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import os
 import secrets
 import sys
@@ -224,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list the problems in a folder")
     ls.add_argument("folder", nargs="?", default="problems")
     ls.set_defaults(func=cmd_list)
+    # Commands that live with their subject: each module defines register(subparsers).
+    for name in ("compare", "plot", "symbolic"):
+        if importlib.util.find_spec(f"kanpde.{name}") is not None:
+            importlib.import_module(f"kanpde.{name}").register(sub)
     return parser
 
 
