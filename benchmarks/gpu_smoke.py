@@ -1,6 +1,6 @@
 """Quick GPU check: CUDA-graph replay matches eager, and Poisson-2D step throughput.
 
-    PYTHONPATH=. python benchmarks/gpu_smoke.py
+PYTHONPATH=. python benchmarks/gpu_smoke.py
 """
 
 import json
@@ -32,30 +32,24 @@ def rate(fn, seconds=1.5):
     return n / (time.perf_counter() - t0)
 
 
-for kind, cfg, n_int in [
-    ("kan", {"grid": 10}, 10_000),
-    ("kan", {"grid": 10}, 2601),
-    ("kan", {"grid": 50}, 10_000),
-    ("kan", {"grid": 10}, 1_000_000),
-    ("mlp", {"type": "mlp", "width": [2, 100, 100, 100, 1]}, 10_000),
-]:
+def measure(kind: str, cfg: dict, n_int: int) -> dict:
     torch.manual_seed(0)
     m = build_model(p, cfg, torch.float64, dev)
     pts = dict(p.points, interior=n_int, method="sobol")
-    R = Residuals(p, m, pts, {"pde": 0.01}, torch.float64, dev)
+    residuals = Residuals(p, m, pts, {"pde": 0.01}, torch.float64, dev)
     params = list(m.parameters())
 
     def eager():
         for q in params:
             q.grad = None
-        loss, _ = R()
+        loss, _ = residuals()
         loss.backward(inputs=params)
 
     eager()
     g_eager = [q.grad.clone() for q in params]
     row = {"model": kind, "cfg": cfg, "N": n_int, "eager_per_s": rate(eager)}
     try:
-        cap = _CapturedGradient(R, params)
+        cap = _CapturedGradient(residuals, params)
         cap.replay()
         err = max(float((q.grad - g).abs().max() / g.abs().max()) for q, g in zip(params, g_eager))
         row["graph_grad_rel_err"] = err
@@ -67,12 +61,22 @@ for kind, cfg, n_int in [
             adam.step()
 
         row["graph_adam_steps_per_s"] = rate(adam_step)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - report, do not stop the other measurements
         row["graph_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
     row["max_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
+    return row
+
+
+for kind, cfg, n_int in [
+    ("kan", {"grid": 10}, 10_000),
+    ("kan", {"grid": 10}, 2601),
+    ("kan", {"grid": 50}, 10_000),
+    ("kan", {"grid": 10}, 1_000_000),
+    ("mlp", {"type": "mlp", "width": [2, 100, 100, 100, 1]}, 10_000),
+]:
+    row = measure(kind, cfg, n_int)
     out["rows"].append(row)
     print(json.dumps(row), flush=True)
-    del R, m
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
 

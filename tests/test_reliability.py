@@ -40,8 +40,23 @@ def cli(*args, **kw):
 
 
 def solve_args(out, every="5"):
-    return ["solve", POISSON, "--schedule", SCHEDULE, "--points", POINTS, "--out", str(out),
-            "--quiet", "--log-every", "5", "--checkpoint-every", every, "--device", "cpu"]
+    return [
+        "solve",
+        POISSON,
+        "--schedule",
+        SCHEDULE,
+        "--points",
+        POINTS,
+        "--out",
+        str(out),
+        "--quiet",
+        "--log-every",
+        "5",
+        "--checkpoint-every",
+        every,
+        "--device",
+        "cpu",
+    ]
 
 
 def run_dir(parent: Path) -> Path:
@@ -81,8 +96,17 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, uninterrupted):
     state = load_checkpoint(d / "checkpoint.h5")  # readable: never left half-written
     assert 50 <= state["position"]["step"] < 80
 
-    r = cli("solve", POISSON, "--resume", str(d), "--quiet", "--log-every", "5",
-            "--checkpoint-every", "5")
+    r = cli(
+        "solve",
+        POISSON,
+        "--resume",
+        str(d),
+        "--quiet",
+        "--log-every",
+        "5",
+        "--checkpoint-every",
+        "5",
+    )
     stdout, stderr = r.communicate(timeout=300)
     assert r.returncode == 0, stderr
     resumed = kanpde.load(d)
@@ -143,11 +167,18 @@ def make_trainer(schedule, bad, max_failures=5):
     problem = kanpde.load_problem(POISSON)
     torch.manual_seed(0)
     model = build_model(problem, {"grid": 3}, torch.float64, "cpu")
-    res = Residuals(problem, model, {"interior": 200, "boundary": 40, "method": "sobol"},
-                    {"pde": 0.01}, torch.float64, "cpu")
+    res = Residuals(
+        problem,
+        model,
+        {"interior": 200, "boundary": 40, "method": "sobol"},
+        {"pde": 0.01},
+        torch.float64,
+        "cpu",
+    )
     poisoned = _Poisoned(res, bad)
-    trainer = Trainer(res, parse_schedule(schedule), None, log_every=5, progress=False,
-                      max_failures=max_failures)
+    trainer = Trainer(
+        res, parse_schedule(schedule), None, log_every=5, progress=False, max_failures=max_failures
+    )
     trainer.residuals = poisoned
     return trainer
 
@@ -187,9 +218,15 @@ def test_repeated_failures_stop_with_results_written(tmp_path, monkeypatch):
 
     monkeypatch.setattr(training.Residuals, "__call__", poisoned)
     with pytest.raises(TrainingStopped, match="not finite") as info:
-        kanpde.solve(POISSON, schedule="3:adam=50@1e-2", out=tmp_path, progress=False,
-                     points={"interior": 100, "boundary": 40, "test": 11}, device="cpu",
-                     log_every=2)
+        kanpde.solve(
+            POISSON,
+            schedule="3:adam=50@1e-2",
+            out=tmp_path,
+            progress=False,
+            points={"interior": 100, "boundary": 40, "test": 11},
+            device="cpu",
+            log_every=2,
+        )
     run = info.value.run
     assert run is not None and (tmp_path / "result.h5").exists()
     loaded = kanpde.load(tmp_path)
@@ -198,8 +235,13 @@ def test_repeated_failures_stop_with_results_written(tmp_path, monkeypatch):
 
 
 def test_same_seed_same_history_bit_for_bit():
-    kw = dict(schedule="3:adam=20@1e-2,6:lbfgs=10", progress=False, device="cpu", log_every=1,
-              points={"interior": 200, "boundary": 40, "method": "uniform", "test": 11})
+    kw = dict(
+        schedule="3:adam=20@1e-2,6:lbfgs=10",
+        progress=False,
+        device="cpu",
+        log_every=1,
+        points={"interior": 200, "boundary": 40, "method": "uniform", "test": 11},
+    )
     a = kanpde.solve(POISSON, seed=3, **kw)
     b = kanpde.solve(POISSON, seed=3, **kw)
     c = kanpde.solve(POISSON, seed=4, **kw)
@@ -209,8 +251,14 @@ def test_same_seed_same_history_bit_for_bit():
 
 
 def test_checkpoint_and_results_are_not_pickles(tmp_path):
-    run = kanpde.solve(POISSON, schedule="3:adam=4", out=tmp_path, progress=False, device="cpu",
-                       points={"interior": 50, "boundary": 20, "test": 11})
+    run = kanpde.solve(
+        POISSON,
+        schedule="3:adam=4",
+        out=tmp_path,
+        progress=False,
+        device="cpu",
+        points={"interior": 50, "boundary": 20, "test": 11},
+    )
     with open(run.path, "rb") as f:
         assert f.read(8) == b"\x89HDF\r\n\x1a\n"
     with h5py.File(run.path) as f:
