@@ -179,14 +179,15 @@ def versions() -> dict[str, str | None]:
 
 def evals_per_second(
     step: Callable[[], float],
-    n_warmup: int = 3,
+    n_warmup: int = 10,
     n_calls: int = 10,
     repeats: int = 5,
     device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
     """Throughput of a ``step`` callable: evaluations per second.
 
-    Runs ``n_warmup`` untimed calls, then ``repeats`` blocks of ``n_calls`` calls,
+    Runs ``n_warmup`` untimed calls (pykan's first ~10-15 evaluations are often several
+    times slower on this VM, hence the default of 10), then ``repeats`` blocks of ``n_calls`` calls,
     each block timed with ``time.perf_counter``; reports the median, the best (least
     disturbed by other processes) and all rates.
     ``step`` returns a Python float (``.item()``), which synchronises every call.
