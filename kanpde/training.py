@@ -211,6 +211,8 @@ class Trainer:
     checkpoint, checkpoint_every : path, int
         Write the whole training state atomically to ``checkpoint`` every ``checkpoint_every``
         steps (see :meth:`load_state_dict` to resume).
+    max_seconds : float, optional
+        Stop once this much training time is spent (the rest of the schedule is skipped).
     max_failures : int
         Non-finite losses/gradients tolerated (each rolls back to the last good state and
         lowers the learning rate or leaves L-BFGS for Adam) before :class:`TrainingStopped`.
@@ -229,8 +231,10 @@ class Trainer:
         checkpoint: str | Path | None = None,
         checkpoint_every: int = 0,
         max_failures: int = 5,
+        max_seconds: float | None = None,
     ) -> None:
         self.residuals = residuals
+        self.max_seconds = max_seconds
         self.model = residuals.model
         self.stages = stages
         self.test = test
@@ -555,6 +559,10 @@ class Trainer:
     def _tick(self, index: int, stage: Stage) -> None:
         if self._bar is not None:
             self._bar.update(1)
+        if self.max_seconds is not None and self.train_time >= self.max_seconds:
+            loss, terms = self._evaluate()
+            self._log(index, stage, terms, loss)
+            raise _BudgetSpent
         if self.step % self.log_every == 0 or self.i == stage.steps:
             loss, terms = self._evaluate()
             self._log(index, stage, terms, loss)
@@ -649,6 +657,8 @@ class Trainer:
                     self._run_lbfgs(index, stage, resumed=mid_stage)
                 resumed = False
             self.stage, self.i = len(self.stages), 0
+        except _BudgetSpent:
+            self.history.events.append({"step": self.step, "event": "time_budget_spent"})
         except torch.cuda.OutOfMemoryError:
             raise TrainingStopped(
                 f"CUDA out of memory at step {self.step} with "
@@ -660,6 +670,10 @@ class Trainer:
                 self._bar.close()
                 self._bar = None
         return self.history
+
+
+class _BudgetSpent(Exception):
+    """Raised when ``max_seconds`` of training time are used up."""
 
 
 class _NonFinite(Exception):
@@ -691,6 +705,7 @@ def solve(
     graphs: bool | str = "auto",
     checkpoint_every: int = 100,
     resume: str | Path | None = None,
+    max_seconds: float | None = None,
 ):
     """Solve ``problem`` with a physics-informed KAN (or MLP) and return the :class:`Run`.
 
@@ -716,6 +731,8 @@ def solve(
     compile : bool
         Compile the model's derivative evaluation with ``torch.compile`` (faster steps after a
         one-off compilation of tens of seconds per grid size; worth it for long runs).
+    max_seconds : float, optional
+        Training-time budget; the schedule stops early when it is spent.
     resume : str, optional
         A run directory with a checkpoint: continue that run (its configuration is used; the
         problem file must be unchanged).
@@ -782,6 +799,7 @@ def solve(
         graphs=graphs,
         checkpoint=out / "checkpoint.h5" if out is not None else None,
         checkpoint_every=checkpoint_every,
+        max_seconds=max_seconds,
     )
     config = {
         "problem": problem.name,
@@ -804,7 +822,9 @@ def solve(
     started = time.time()
 
     def finish() -> Run:
+        # The model as trained: grid extension changes the grid and the parameter count.
         config["model"] = model_config(net)
+        config["parameters"] = count_parameters(net)
         run = Run.from_trainer(trainer, problem=problem, config=config, started=started)
         if out is not None:
             save_run(run, out)
