@@ -92,37 +92,32 @@ class MLP(nn.Module):
         """Outputs with derivatives; same contract as :meth:`kanpde.nn.KAN.jet`."""
         pairs = normalize_pairs(pairs) if order >= 2 else ()
         n, dim = x.shape
-        # Value, first and second derivatives stacked as channels (N, 1 + D + P, width): every
-        # linear layer is then a single matrix product over all channels.
         first = self.layers[0]
-        z = [x.unsqueeze(1)]
-        if order >= 1:
-            z.append(torch.eye(dim, dtype=x.dtype, device=x.device).expand(n, dim, dim))
-        if pairs:
-            z.append(x.new_zeros(n, len(pairs), dim))
-        z = torch.cat(z, dim=1)
-        for i, layer in enumerate(self.layers):
-            if i == 0:
-                z = nn.functional.linear(z, first.weight)
-            else:
-                z = nn.functional.linear(z, layer.weight)
-            z = torch.cat([z[:, :1] + layer.bias, z[:, 1:]], dim=1)
-            if i == len(self.layers) - 1:
+        # Feature-major derivative tensors: d1 (D, N, width), d2 (P, N, width); every linear
+        # layer maps each of them with one matrix product. After the first layer the
+        # derivatives are the weight columns themselves (and the second derivatives vanish).
+        v = nn.functional.linear(x, first.weight, first.bias)
+        d1 = first.weight.t().unsqueeze(1).expand(dim, n, -1) if order >= 1 else None
+        d2 = None
+        for i in range(1, len(self.layers) + 1):
+            if i > 1:
+                layer = self.layers[i - 1]
+                v = nn.functional.linear(v, layer.weight, layer.bias)
+                d1 = None if d1 is None else nn.functional.linear(d1, layer.weight)
+                d2 = None if d2 is None else nn.functional.linear(d2, layer.weight)
+            if i == len(self.layers):
                 break
-            f0, f1, f2 = self._act(z[:, 0])
-            parts = [f0.unsqueeze(1)]
-            if order >= 1:
-                d1 = z[:, 1 : 1 + dim]
-                parts.append(f1.unsqueeze(1) * d1)
-                if pairs:
-                    d2 = z[:, 1 + dim :]
-                    # Basic indexing (no index tensors from lists): safe in CUDA-graph capture.
-                    cross = torch.stack([d1[:, i] * d1[:, j] for i, j in pairs], dim=1)
-                    parts.append(f2.unsqueeze(1) * cross + f1.unsqueeze(1) * d2)
-            z = torch.cat(parts, dim=1)
-        d1 = z[:, 1 : 1 + dim].transpose(1, 2) if order >= 1 else None
-        d2 = z[:, 1 + dim :].transpose(1, 2) if order >= 2 else None
-        return Jet(z[:, 0], d1, d2, pairs)
+            f0, f1, f2 = self._act(v)
+            if pairs:
+                cross = f2 * torch.stack([d1[a] * d1[b] for a, b in pairs])
+                d2 = cross if d2 is None else cross + f1 * d2
+            if d1 is not None:
+                d1 = f1 * d1
+            v = f0
+        out_d2 = None
+        if order >= 2:
+            out_d2 = d2.permute(1, 2, 0) if d2 is not None else v.new_zeros(n, v.shape[1], 0)
+        return Jet(v, None if d1 is None else d1.permute(1, 2, 0), out_d2, pairs)
 
     def config(self) -> dict:
         """JSON-serialisable description, enough with a state dict to rebuild the model."""

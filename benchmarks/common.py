@@ -1,0 +1,100 @@
+"""Shared helpers of the benchmark scripts: machine description, timing, result files."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine(device: str) -> dict:
+    """What ran the benchmark: CPU model and cores, GPU, threads, library versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": sys.version.split()[0],
+        "torch": str(torch.__version__),
+        "platform": platform.platform(),
+        "device": device,
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    try:
+        import kanpde
+
+        info["kanpde"] = kanpde.__version__
+    except ImportError:
+        pass
+    try:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from peers import versions
+
+        info.update({k: v for k, v in versions().items() if k in ("pykan", "deepxde")})
+    except Exception:  # noqa: BLE001 - peers are optional extras
+        pass
+    return info
+
+
+def sync(device: str) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def rate(fn: Callable[[], object], device: str, seconds: float = 2.0, warmup: int = 5) -> float:
+    """Calls per second of ``fn`` over about ``seconds`` (after ``warmup`` calls)."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    n, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        if n % 5 == 0:
+            sync(device)
+            if time.perf_counter() - t0 >= seconds:
+                break
+    return n / (time.perf_counter() - t0)
+
+
+def best_of(rounds: int, fns: dict[str, Callable[[], float]]) -> dict[str, float]:
+    """Interleave the measurements ``rounds`` times and keep each one's best round.
+
+    On a shared machine noise only ever slows a measurement down, so the best round of
+    interleaved repeats is the fairest side-by-side figure.
+    """
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            best[name] = max(best.get(name, 0.0), fn())
+    return best
+
+
+def save(name: str, payload: dict) -> Path:
+    """Write ``benchmarks/results/<name>.json`` with the date and command line added."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "date": datetime.date.today().isoformat(),
+        "command": "python " + " ".join(sys.argv),
+        **payload,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=1))
+    return path

@@ -1,0 +1,107 @@
+"""Throughput of the Poisson-2D PINN step: loss + gradient evaluations per second.
+
+One evaluation = forward pass, Laplacian, boundary term, backward pass to all parameters, for
+the KAN paper's Poisson-2D problem (51×51 interior mesh + 4×51 boundary points by default).
+kanpde's KAN at several grid sizes and its MLP are measured side by side, in the same process,
+with pykan 0.2.8's own recipe and DeepXDE's MLP when they are installed
+(``pip install -e ".[bench]"``). Results: ``benchmarks/results/throughput-<device>.json``.
+
+    python benchmarks/throughput.py --device cpu --threads 1
+    python benchmarks/throughput.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import best_of, machine, rate, save  # noqa: E402
+
+import kanpde  # noqa: E402
+from kanpde.losses import Residuals  # noqa: E402
+from kanpde.training import _CapturedGradient, build_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def kanpde_step(cfg: dict, n_side: int, device: str, dtype, graphs: bool):
+    """One loss+gradient evaluation of kanpde on poisson2d (the problem file's loss)."""
+    problem = kanpde.load_problem(ROOT / "problems" / "poisson2d.py")
+    torch.manual_seed(0)
+    model = build_model(problem, cfg, dtype, device)
+    points = {"interior": n_side * n_side, "boundary": 4 * n_side, "method": "grid"}
+    residuals = Residuals(problem, model, points, problem.weights, dtype, device)
+    params = list(model.parameters())
+    if graphs:
+        return _CapturedGradient(residuals, params).replay
+
+    def step():
+        for p in params:
+            p.grad = None
+        loss, _ = residuals()
+        loss.backward(inputs=params)
+
+    return step
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    ap.add_argument("--grids", default="5,10,20,50,100")
+    ap.add_argument("--n-side", type=int, default=51, help="interior mesh side (N = n²)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=2.0, help="per measurement")
+    ap.add_argument("--no-peers", action="store_true")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype)
+    dev = args.device
+    cuda = dev.startswith("cuda")
+    steps = {}
+    for g in [int(g) for g in args.grids.split(",")]:
+        steps[f"kanpde KAN [2,10,1] G={g}"] = kanpde_step(
+            {"grid": g}, args.n_side, dev, dtype, cuda
+        )
+    mlp = {"type": "mlp", "width": [2, 100, 100, 100, 1]}
+    steps["kanpde MLP [2,100,100,100,1]"] = kanpde_step(mlp, args.n_side, dev, dtype, cuda)
+    if not args.no_peers:
+        try:
+            import peers
+
+            steps["pykan 0.2.8 KAN [2,10,1] G=10 (its recipe)"] = peers.pykan_poisson_step(
+                n_side=args.n_side, grid=10, device=dev, dtype=dtype
+            )
+            steps["DeepXDE MLP [2,100,100,100,1]"] = peers.deepxde_poisson_step(
+                n_interior=args.n_side**2, n_boundary=4 * args.n_side, device=dev, dtype=dtype
+            )
+        except ImportError as e:
+            print(f"peers not measured ({e}); pip install -e '.[bench]'", file=sys.stderr)
+    fns = {name: (lambda f=f: rate(f, dev, args.seconds)) for name, f in steps.items()}
+    best = best_of(args.rounds, fns)
+    ref = next((v for k, v in best.items() if k.startswith("pykan")), None)
+    rows = []
+    print("| implementation | evals/s | × pykan |\n|---|---:|---:|")
+    for name, v in best.items():
+        rows.append(
+            {"implementation": name, "evals_per_s": v, "vs_pykan": v / ref if ref else None}
+        )
+        ratio = f"{v / ref:.1f}" if ref else "–"
+        print(f"| {name} | {v:.1f} | {ratio} |")
+    path = save(
+        f"throughput-{dev.split(':')[0]}",
+        {"machine": machine(dev), "dtype": args.dtype, "n_interior": args.n_side**2,
+         "n_boundary": 4 * args.n_side, "graphs": cuda, "rows": rows},
+    )  # fmt: skip
+    print(f"written: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
