@@ -1,0 +1,90 @@
+"""Cost of the Poisson-2D PINN step against the number of points N and the grid size G.
+
+    python benchmarks/scaling.py --device cpu --threads 1
+    python benchmarks/scaling.py --device cuda --n 1000,10000,100000,1000000
+
+Each row: seconds per loss+gradient evaluation of a [2, 10, 1] KAN (CUDA-graph replay on a
+GPU). Results: ``benchmarks/results/scaling-<device>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, rate, save  # noqa: E402
+
+import kanpde  # noqa: E402
+from kanpde.losses import Residuals  # noqa: E402
+from kanpde.training import _CapturedGradient, build_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def step_time(grid: int, n: int, device: str, dtype, seconds: float) -> float:
+    problem = kanpde.load_problem(ROOT / "problems" / "poisson2d.py")
+    torch.manual_seed(0)
+    model = build_model(problem, {"grid": grid}, dtype, device)
+    points = {"interior": n, "boundary": max(4, n // 12), "method": "sobol"}
+    residuals = Residuals(problem, model, points, problem.weights, dtype, device)
+    params = list(model.parameters())
+    if device.startswith("cuda"):
+        fn = _CapturedGradient(residuals, params).replay
+    else:
+
+        def fn():
+            for p in params:
+                p.grad = None
+            loss, _ = residuals()
+            loss.backward(inputs=params)
+
+    return 1.0 / rate(fn, device, seconds)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--n", default="1000,3000,10000,30000,100000")
+    ap.add_argument("--grids", default="5,10,20,50,100")
+    ap.add_argument("--n-for-grids", type=int, default=2601)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dtype, dev = getattr(torch, args.dtype), args.device
+    by_n = []
+    for n in [int(v) for v in args.n.split(",")]:
+        t = step_time(10, n, dev, dtype, args.seconds)
+        by_n.append({"N": n, "grid": 10, "seconds_per_step": t, "us_per_point": 1e6 * t / n})
+        print(f"N={n:>8}  G=10  {1e3 * t:9.3f} ms/step  {1e6 * t / n:7.3f} µs/point", flush=True)
+    by_g = []
+    for g in [int(v) for v in args.grids.split(",")]:
+        t = step_time(g, args.n_for_grids, dev, dtype, args.seconds)
+        by_g.append({"N": args.n_for_grids, "grid": g, "seconds_per_step": t})
+        print(f"N={args.n_for_grids:>8}  G={g:<3}  {1e3 * t:9.3f} ms/step", flush=True)
+    ns = np.array([r["N"] for r in by_n], float)
+    ts = np.array([r["seconds_per_step"] for r in by_n])
+    big = ns >= 1e5 if (ns >= 1e5).sum() >= 2 else ns >= ns[len(ns) // 2]
+    slope = float(np.polyfit(np.log(ns[big]), np.log(ts[big]), 1)[0]) if big.sum() >= 2 else None
+    g5 = next((r["seconds_per_step"] for r in by_g if r["grid"] == 5), None)
+    g50 = next((r["seconds_per_step"] for r in by_g if r["grid"] == 50), None)
+    summary = {
+        "cost_exponent_in_N_large": slope,
+        "G50_over_G5": g50 / g5 if g5 and g50 else None,
+    }
+    print(summary)
+    payload = {"machine": machine(dev), "dtype": args.dtype, "by_N": by_n, "by_G": by_g}
+    path = save(f"scaling-{dev.split(':')[0]}", {**payload, **summary})
+    print(f"written: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Wall time until poisson2d reaches a target test MSE: kanpde, pykan's recipe, DeepXDE's MLP.
+
+    python benchmarks/time_to_accuracy.py --device cpu --threads 1 --target 1e-7
+
+kanpde runs the problem file's default KAN and schedule; the clock is kanpde's training time
+(test errors are evaluated every ``--check`` steps outside the clock). pykan and DeepXDE run
+their own recipes through ``benchmarks/peers.py`` (installed with ``pip install -e ".[bench]"``),
+also with test evaluation excluded. Results: ``benchmarks/results/tta-<device>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, save  # noqa: E402
+
+import kanpde  # noqa: E402
+from kanpde.training import _BudgetSpent  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def kanpde_tta(target: float, device: str, max_seconds: float, check: int, seed: int) -> dict:
+    history: list[tuple[float, int, float]] = []
+    reached: dict = {}
+
+    def callback(trainer, row):
+        history.append((row["time"], row["step"], row["mse"]))
+        if row["mse"] <= target and not reached:
+            reached.update(seconds=row["time"], step=row["step"], mse=row["mse"])
+            raise _BudgetSpent  # stop here: the target is reached
+
+    run = kanpde.solve(ROOT / "problems" / "poisson2d.py", device=device, progress=False,
+                       log_every=check, callback=callback, max_seconds=max_seconds, seed=seed,
+                       checkpoint_every=0)  # fmt: skip
+    return {
+        "reached": bool(reached),
+        "seconds_to_target": reached.get("seconds"),
+        "steps_to_target": reached.get("step"),
+        "final_mse": run.metrics["mse"],
+        "history": history,
+        "recipe": "problems/poisson2d.py defaults: KAN [2,10,1], L-BFGS, grids 5->10->20",
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--target", type=float, default=1e-7)
+    ap.add_argument("--max-seconds", type=float, default=600)
+    ap.add_argument("--check", type=int, default=10, help="kanpde steps between test checks")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", choices=["kanpde", "pykan", "deepxde"], action="append")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    which = args.only or ["kanpde", "pykan", "deepxde"]
+    results = {}
+    if "kanpde" in which:
+        results["kanpde"] = kanpde_tta(args.target, args.device, args.max_seconds, args.check,
+                                       args.seed)  # fmt: skip
+    try:
+        import peers
+
+        if "pykan" in which:
+            results["pykan"] = peers.pykan_time_to_accuracy(
+                target_mse=args.target, max_seconds=args.max_seconds, device=args.device,
+                seed=args.seed, stop_at_target=True,
+            )  # fmt: skip
+        if "deepxde" in which:
+            results["deepxde"] = peers.deepxde_time_to_accuracy(
+                target_mse=args.target, max_seconds=args.max_seconds, device=args.device,
+                seed=args.seed, stop_at_target=True,
+            )  # fmt: skip
+    except ImportError as e:
+        print(f"peers not measured ({e}); pip install -e '.[bench]'", file=sys.stderr)
+    for name, r in results.items():
+        t = r.get("seconds_to_target")
+        print(f"{name:8s} reached={r['reached']}  seconds={t if t is None else round(t, 1)}  "
+              f"final_mse={r['final_mse']:.2e}")  # fmt: skip
+    path = save(
+        f"tta-{args.device.split(':')[0]}",
+        {"machine": machine(args.device), "target_mse": args.target, "results": results},
+    )
+    print(f"written: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
