@@ -126,7 +126,11 @@ def cmd_solve(args) -> int:
         if not (out / "checkpoint.h5").exists():
             raise CLIError(f"--resume {args.resume}: no checkpoint.h5 in that run directory")
     else:
-        out = run_directory(args.out, problem.name, args.seed)
+        from . import distributed
+
+        args.device = distributed.setup(args.device)  # joins torchrun's process group
+        out = run_directory(args.out, problem.name, args.seed) if distributed.rank() == 0 else None
+        out = distributed.broadcast(out)
     if not os.access(out, os.W_OK):
         raise CLIError(f"--out {out}: directory is not writable")
     try:
@@ -136,6 +140,10 @@ def cmd_solve(args) -> int:
         if e.run is not None and e.run.path is not None:
             print(f"results so far: {e.run.path}", file=sys.stderr)
         return 1
+    from . import distributed
+
+    if distributed.rank() != 0:
+        return 0
     m = run.metrics
     parts = [f"{problem.name}: {m['steps']} steps in {m['train_time']:.1f} s"]
     for key in ("mse", "rel_l2", "max_err"):

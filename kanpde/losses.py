@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from . import distributed
 from . import operators as ops
 from .conditions import Condition, PointSet
 from .nn.jet import Jet
@@ -38,6 +39,7 @@ class Term:
     order: int = 0
     pairs: tuple = ()
     fused: bool = False  # evaluated in the shared model call
+    count: int = 0  # residual rows over all ranks (the mean's denominator)
 
 
 def point_budget(points: dict, kind: str, n_conditions: int) -> int:
@@ -108,6 +110,11 @@ class Residuals:
         self.weights = dict(weights)
         self.compile = compile
         self._probe()
+        self._full = [self.interior.x] + [t.points.x for t in self.terms]
+        for term in [self.pde, *self.terms]:
+            term.count = _rows(term, term.points.x.shape[0])
+            term.points = _shard(term, term.points)
+        self.interior = self.pde.points
         self._plan()
 
     # -- derivative needs ---------------------------------------------------------------------
@@ -232,12 +239,13 @@ class Residuals:
         return jet.value
 
     def _residual(self, term: Term, x: Tensor, u: Tensor, ctx, out: dict) -> None:
+        # Σ r² over the global row count: the mean, also when the points are sharded.
         if term.condition is None:
             for name, r in self._pde_residuals(x, u):
-                out[name] = (r * r).mean()
+                out[name] = (r * r).sum() / (term.count * r.shape[1])
         else:
             r = term.condition.residual(x, u, term.points, term.cols, ctx)
-            out[term.name] = (r * r).mean()
+            out[term.name] = (r * r).sum() / (term.count * max(1, r.shape[1]))
 
     def terms_of(self) -> dict[str, Tensor]:
         """Mean squared residual of every term (unweighted), as 0-d tensors."""
@@ -292,7 +300,7 @@ class Residuals:
         proportional to ``|r| / mean|r| + 1``, where ``r`` is the PDE residual.
         """
         domain = self.problem.domain
-        n = self.interior.x.shape[0]
+        n = self._full[0].shape[0]
         if not adaptive:
             x = domain.sample(n, method="uniform", seed=seed)
             x = torch.as_tensor(x, dtype=self.dtype, device=self.device)
@@ -304,8 +312,12 @@ class Residuals:
             gen = torch.Generator(device="cpu").manual_seed(int(seed))
             idx = torch.multinomial(prob.cpu(), n, replacement=False, generator=gen)
             x = cand[idx.to(cand.device)]
-        self.interior = PointSet(x)
-        self.pde.points = self.interior
+        self.set_interior(x)
+
+    def set_interior(self, x: Tensor) -> None:
+        """Replace the PDE's collocation points (all ranks' points; this rank keeps its shard)."""
+        self._full[0] = x
+        self.pde.points = self.interior = _shard(self.pde, PointSet(x))
         self._plan()
 
     def _pointwise_residual(self, x: Tensor, chunk: int = 16384) -> Tensor:
@@ -321,9 +333,34 @@ class Residuals:
         return torch.cat(out)
 
     def all_points(self) -> Tensor:
-        """Every collocation point (PDE and conditions), for grid extension and updates."""
-        xs = [self.interior.x] + [t.points.x for t in self.terms]
-        return torch.cat([x.detach() for x in xs])
+        """Every collocation point (PDE and conditions, all ranks' shards), for grid changes."""
+        return torch.cat([x.detach() for x in self._full])
+
+
+def _is_periodic(term: Term) -> bool:
+    return term.condition is not None and type(term.condition).__name__ == "Periodic"
+
+
+def _rows(term: Term, n: int) -> int:
+    """Residual rows of a term with ``n`` points (a periodic term pairs its points)."""
+    return n // 2 if _is_periodic(term) else n
+
+
+def _shard(term: Term, points: PointSet) -> PointSet:
+    """This rank's part of a term's points (all of them when not distributed)."""
+    if distributed.world() == 1:
+        return points
+    n = points.x.shape[0]
+
+    def take(t):
+        if t is None:
+            return None
+        if _is_periodic(term):
+            a, b = distributed.shard(n, pairs=True)
+            return torch.cat([t[a], t[b]])
+        return t[distributed.shard(n)]
+
+    return PointSet(take(points.x), take(points.normals), take(points.target))
 
 
 def chunked(fn, x: Tensor, chunk: int = 65536) -> Tensor:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from . import distributed
 from .losses import Residuals, chunked, error_metrics
 from .nn import KAN, count_parameters, from_config
 from .problem import MODEL_OPTIONS
@@ -310,18 +311,26 @@ class Trainer:
     def _grad(self) -> tuple[Tensor, dict[str, Tensor]]:
         """Loss, its terms, and fresh gradients in ``p.grad`` (one loss+gradient evaluation)."""
         self.evals += 1
+        params = self.params()
         if self.graphs:
             if self._graph is None:
-                self._graph = _CapturedGradient(self.residuals, self.params())
-            return self._graph.replay()
-        params = self.params()
-        for p in params:
-            p.grad = None
-        loss, terms = self.residuals()
-        loss.backward(inputs=params)
-        for p in params:  # L-BFGS flattens gradients with .view
-            if p.grad is not None and not p.grad.is_contiguous():
-                p.grad = p.grad.contiguous()
+                self._graph = _CapturedGradient(self.residuals, params)
+            loss, terms = self._graph.replay()
+        else:
+            for p in params:
+                p.grad = None
+            loss, terms = self.residuals()
+            loss.backward(inputs=params)
+            for p in params:  # L-BFGS flattens gradients with .view
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                elif not p.grad.is_contiguous():
+                    p.grad = p.grad.contiguous()
+        if distributed.world() > 1:
+            # Shard sums -> global loss and gradient on every rank (identical steps).
+            loss = loss.detach().clone()
+            terms = {k: v.detach().clone() for k, v in terms.items()}
+            distributed.all_reduce_([p.grad for p in params] + [loss, *terms.values()])
         return loss, terms
 
     def _begin_stage(self, index: int, stage: Stage) -> None:
@@ -354,11 +363,13 @@ class Trainer:
 
     def _change_grid(self, change: Callable) -> None:
         """Apply a grid change (extension/update) and carry Adam's state across it."""
+        t0 = time.perf_counter()  # part of the training cost
         self._graph = None
         old = {id(p): name for name, p in self.model.named_parameters()}
         transfers = change(self.residuals.all_points())
         if self._adam is not None:
             self._rebuild_adam(transfers, old)
+        self.train_time += time.perf_counter() - t0
 
     def _rebuild_adam(self, transfers: list[Tensor], old_names: dict[int, str]) -> None:
         """Map Adam's state onto the parameters after a grid change (or reset it)."""
@@ -554,7 +565,9 @@ class Trainer:
     def _evaluate(self) -> tuple[float, dict[str, float]]:
         """Loss and terms at the current parameters (not counted as a training evaluation)."""
         loss, terms = self.residuals()
-        return float(loss.detach()), {k: float(v.detach()) for k, v in terms.items()}
+        values = [loss.detach().clone(), *(v.detach().clone() for v in terms.values())]
+        distributed.all_reduce_(values)
+        return float(values[0]), {k: float(v) for k, v in zip(terms, values[1:])}
 
     def _tick(self, index: int, stage: Stage) -> None:
         if self._bar is not None:
@@ -583,7 +596,7 @@ class Trainer:
             },
             "history": json.dumps({"rows": self.history.rows, "events": self.history.events}),
             "model_state": dict(self.model.state_dict()),
-            "interior": self.residuals.interior.x,
+            "interior": self.residuals._full[0],
             "rng": {"torch": torch.get_rng_state()},
         }
         if torch.cuda.is_available():
@@ -604,11 +617,9 @@ class Trainer:
         hist = json.loads(state["history"])
         self.history.rows, self.history.events = hist["rows"], hist["events"]
         self.model.load_state_dict(state["model_state"])
-        interior = state["interior"].to(self.residuals.interior.x)
-        if not torch.equal(interior, self.residuals.interior.x):
-            self.residuals.interior = type(self.residuals.interior)(interior)
-            self.residuals.pde.points = self.residuals.interior
-            self.residuals._plan()
+        interior = state["interior"].to(self.residuals._full[0])
+        if not torch.equal(interior, self.residuals._full[0]):  # resampled before the checkpoint
+            self.residuals.set_interior(interior)
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -625,6 +636,8 @@ class Trainer:
     def save_checkpoint(self) -> None:
         from .checkpoint import save_checkpoint
 
+        if distributed.rank() != 0:
+            return
         save_checkpoint(
             self.checkpoint_path, {"config": json.dumps(self.config), **self.state_dict()}
         )
@@ -633,7 +646,7 @@ class Trainer:
     def run(self) -> History:
         """Run every stage (from the restored position after :meth:`load_state_dict`)."""
         total = sum(s.steps for s in self.stages)
-        if self.progress:
+        if self.progress and distributed.rank() == 0:
             from tqdm.auto import tqdm
 
             self._bar = tqdm(
@@ -729,8 +742,9 @@ def solve(
     preset : str, optional
         Use one of the problem's named presets (e.g. ``"full"``) as the defaults.
     compile : bool
-        Compile the model's derivative evaluation with ``torch.compile`` (faster steps after a
-        one-off compilation of tens of seconds per grid size; worth it for long runs).
+        Compile the model's derivative evaluation with ``torch.compile`` (a one-off compilation
+        of tens of seconds per grid size). Experimental: on the Poisson-2D CPU benchmark it is
+        currently slower than the eager path, so it is off by default.
     max_seconds : float, optional
         Training-time budget; the schedule stops early when it is spent.
     resume : str, optional
@@ -749,6 +763,7 @@ def solve(
 
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
+    device = distributed.setup(device)
     state = None
     if resume is not None:
         state = load_checkpoint(resume)
@@ -825,8 +840,9 @@ def solve(
         # The model as trained: grid extension changes the grid and the parameter count.
         config["model"] = model_config(net)
         config["parameters"] = count_parameters(net)
+        config["world_size"] = distributed.world()
         run = Run.from_trainer(trainer, problem=problem, config=config, started=started)
-        if out is not None:
+        if out is not None and distributed.rank() == 0:
             save_run(run, out)
         return run
 
@@ -840,6 +856,7 @@ def solve(
             trainer.save_checkpoint()
         raise
     run = finish()
-    if out is not None:
+    if out is not None and distributed.rank() == 0:
         (out / "checkpoint.h5").unlink(missing_ok=True)
+    distributed.barrier()
     return run
