@@ -1,0 +1,127 @@
+"""Run every problem's defaults and tabulate accuracy and cost (the README's catalogue table).
+
+    python benchmarks/catalogue.py --jobs 2 --readme        # all problems/*.py, 2 at a time
+    python benchmarks/catalogue.py problems/burgers1d.py    # some of them
+
+Each problem runs in its own process with one torch thread (CPU). Results are merged into
+``benchmarks/results/catalogue.json``; ``--readme`` rewrites the table between the
+``<!-- catalogue -->`` markers of README.md from that file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, machine  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = RESULTS / "catalogue.json"
+START, END = "<!-- catalogue:start -->", "<!-- catalogue:end -->"
+
+ONE = """
+import json, sys, time, torch
+torch.set_num_threads(1)
+import kanpde
+t0 = time.time()
+run = kanpde.solve(sys.argv[1], device=sys.argv[2], progress=False, checkpoint_every=0)
+p = run.config
+m = run.metrics
+problem = kanpde.load_problem(sys.argv[1])
+print(json.dumps({
+    "problem": problem.name, "file": sys.argv[1], "description": problem.description,
+    "reference": "exact" if problem.exact is not None else "own solver",
+    "model": p["model"]["type"], "width": p["model"]["width"],
+    "grid": p["model"].get("grid"), "parameters": m["parameters"],
+    "metrics": {k: v for k, v in m.items() if isinstance(v, (int, float))},
+    "wall_time": time.time() - t0, "device": p["device"], "dtype": p["dtype"],
+}))
+"""
+
+
+def run_one(path: str, device: str) -> dict:
+    t0 = time.time()
+    r = subprocess.run([sys.executable, "-c", ONE, path, device], cwd=ROOT, capture_output=True,
+                       text=True)  # fmt: skip
+    if r.returncode != 0:
+        tail = (r.stderr.strip().splitlines() or ["failed"])[-1]
+        return {"file": path, "error": tail, "wall_time": time.time() - t0}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def table(rows: list[dict]) -> str:
+    head = (
+        "| problem | reference | model | params | rel. L2 | MSE | train / wall time (s) |\n"
+        "|---|---|---|---:|---|---|---|\n"
+    )
+    lines = []
+    for r in sorted(rows, key=lambda r: r.get("problem", r["file"])):
+        if "error" in r:
+            lines.append(f"| {Path(r['file']).stem} | | | | failed: {r['error']} | | |")
+            continue
+        m = r["metrics"]
+        parts = [k for k in m if k.startswith("rel_l2_")]
+        rel = f"{m['rel_l2']:.2e}"
+        if parts:
+            rel += " (" + ", ".join(f"{k[7:]} {m[k]:.1e}" for k in parts) + ")"
+        width = ",".join(map(str, r["width"]))
+        lines.append(
+            f"| {r['problem']} | {r['reference']} | {r['model'].upper()} [{width}] | "
+            f"{r['parameters']} | {rel} | {m['mse']:.2e} | "
+            f"{m['train_time']:.0f} / {r['wall_time']:.0f} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def update_readme(text: str) -> None:
+    readme = ROOT / "README.md"
+    s = readme.read_text()
+    if START not in s or END not in s:
+        raise SystemExit(f"README.md has no {START} ... {END} markers")
+    a, b = s.index(START) + len(START), s.index(END)
+    readme.write_text(s[:a] + "\n" + text + s[b:])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("problems", nargs="*", help="problem files (default: problems/*.py)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--jobs", type=int, default=1, help="problems run at the same time")
+    ap.add_argument("--readme", action="store_true", help="rewrite the README table")
+    ap.add_argument("--table-only", action="store_true", help="no runs: table from the JSON")
+    args = ap.parse_args(argv)
+    old = json.loads(OUT.read_text()) if OUT.exists() else {"rows": []}
+    rows = {r["file"]: r for r in old["rows"]}
+    if not args.table_only:
+        files = args.problems or sorted(
+            str(p.relative_to(ROOT)) for p in ROOT.glob("problems/*.py")
+        )
+        with ThreadPoolExecutor(args.jobs) as pool:
+            for r in pool.map(lambda f: run_one(f, args.device), files):
+                rows[r["file"]] = r
+                status = r.get("error") or f"rel_l2 {r['metrics']['rel_l2']:.2e}"
+                print(f"{r['file']}: {status} ({r['wall_time']:.0f} s)", flush=True)
+        payload = {
+            "date": time.strftime("%Y-%m-%d"),
+            "command": "python " + " ".join(sys.argv),
+            "machine": machine(args.device),
+            "note": f"one torch thread per problem, {args.jobs} problem(s) at a time",
+            "rows": list(rows.values()),
+        }
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        OUT.write_text(json.dumps(payload, indent=1))
+    text = table(list(rows.values()))
+    print(text)
+    if args.readme:
+        update_readme(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
