@@ -348,6 +348,14 @@ def _widths(values) -> list[list[int]] | None:
     return [parse_width(v) for v in values]
 
 
+def _report(result, out: Path) -> int:
+    print(result.markdown())
+    for p in _figures(result, out):
+        print(f"figure: {p}")
+    print(f"results: {out}")
+    return 0
+
+
 def cmd_compare(args) -> int:
     from .cli import run_directory
     from .problem import load_problem
@@ -361,11 +369,7 @@ def cmd_compare(args) -> int:
         budget=args.budget, seconds=args.seconds, steps=args.steps, device=args.device,
         dtype=args.dtype, out=out, progress=not args.quiet,
     )  # fmt: skip
-    print(result.markdown())
-    for p in _figures(result, out):
-        print(f"figure: {p}")
-    print(f"results: {out}")
-    return 0
+    return _report(result, out)
 
 
 def cmd_sweep(args) -> int:
@@ -380,11 +384,7 @@ def cmd_sweep(args) -> int:
     out = run_directory(args.out, f"sweep-{problem.name}", args.seed)
     result = sweep(problem, grids, steps=args.steps, device=args.device, dtype=args.dtype,
                    seed=args.seed, out=out, progress=not args.quiet)  # fmt: skip
-    print(result.markdown())
-    for p in _figures(result, out):
-        print(f"figure: {p}")
-    print(f"results: {out}")
-    return 0
+    return _report(result, out)
 
 
 def register(sub) -> None:

@@ -313,13 +313,8 @@ def _local_polynomials(t: Tensor, k: int) -> Tensor:
     return polys
 
 
-class GaussianRBF(Basis):
-    """Gaussian radial basis ``exp(-((x - μ_b)/h)²)`` on ``G + 1`` centres (FastKAN).
-
-    The grid buffer holds the centres; ``h`` is their spacing.
-    """
-
-    name = "rbf"
+class _GridPoints(Basis):
+    """A basis with ``G + 1`` functions whose grid buffer is the ``G + 1`` grid points."""
 
     def size(self, grid: int, k: int) -> int:
         return grid + 1
@@ -332,6 +327,15 @@ class GaussianRBF(Basis):
 
     def domain(self, grid_buffer: Tensor, k: int) -> Tensor:
         return grid_buffer[:, [0, -1]]
+
+
+class GaussianRBF(_GridPoints):
+    """Gaussian radial basis ``exp(-((x - μ_b)/h)²)`` on ``G + 1`` centres (FastKAN).
+
+    The grid buffer holds the centres; ``h`` is their spacing.
+    """
+
+    name = "rbf"
 
     def _z(self, h: Tensor, grid_buffer: Tensor) -> tuple[Tensor, Tensor]:
         """``z = (h - μ)/width`` ``(n_in, N, nb)`` and ``1/width`` ``(n_in, 1, 1)``."""
@@ -367,25 +371,13 @@ class ReflectionalSwitch(GaussianRBF):
         return torch.stack(out)
 
 
-class Chebyshev(Basis):
+class Chebyshev(_GridPoints):
     """Chebyshev polynomials ``T_0 … T_G`` of ``z = tanh(x̂)``, where ``x̂`` maps the grid range
     affinely onto ``[-1, 1]`` (ChebyKAN's convention: ``tanh`` keeps hidden-layer inputs inside
     the interval where the polynomials are bounded). The grid buffer holds ``G + 1`` points of
     the range; only its ends are used."""
 
     name = "chebyshev"
-
-    def size(self, grid: int, k: int) -> int:
-        return grid + 1
-
-    def make_grid(self, points: Tensor, k: int) -> Tensor:
-        return points.clone()
-
-    def grid_size(self, grid_buffer: Tensor, k: int) -> int:
-        return grid_buffer.shape[1] - 1
-
-    def domain(self, grid_buffer: Tensor, k: int) -> Tensor:
-        return grid_buffer[:, [0, -1]]
 
     def features(self, h, grid_buffer, k, aux, order):
         lo, hi = grid_buffer[:, :1], grid_buffer[:, -1:]

@@ -34,6 +34,14 @@ def _ranges(grid_range, n_in: int, dtype, device) -> Tensor:
     return r.clone()
 
 
+def check_width(width: Sequence[int]) -> list[int]:
+    """Layer widths as a list of ints; at least two positive sizes."""
+    width = [int(w) for w in width]
+    if len(width) < 2 or min(width) < 1:
+        raise ValueError(f"width must list at least two positive layer sizes, got {width}")
+    return width
+
+
 class KANLayer(nn.Module):
     """One KAN layer.
 
@@ -299,10 +307,7 @@ class KAN(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        width = [int(w) for w in width]
-        if len(width) < 2 or min(width) < 1:
-            raise ValueError(f"width must list at least two positive layer sizes, got {width}")
-        self.width = width
+        self.width = width = check_width(width)
         self.init_scale = init_scale
         self.layers = nn.ModuleList(
             KANLayer(

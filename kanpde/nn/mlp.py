@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .jet import Jet, normalize_pairs
+from .kan import check_width
 
 
 def _tanh(x):
@@ -66,9 +67,7 @@ class MLP(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        width = [int(w) for w in width]
-        if len(width) < 2 or min(width) < 1:
-            raise ValueError(f"width must list at least two positive layer sizes, got {width}")
+        width = check_width(width)
         if activation not in ACTIVATIONS:
             raise ValueError(
                 f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}"
