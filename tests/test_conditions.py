@@ -1,0 +1,497 @@
+"""Independent tests of the boundary, initial and data conditions.
+
+For every condition type a small problem is built whose exact solution satisfies it; the
+"model" is that closed form (a tiny ``nn.Module``), so the condition's residual, computed by
+:class:`kanpde.losses.Residuals`, must vanish to round-off, while a perturbed solution must
+give a clearly non-zero residual.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from kanpde import (
+    Dirichlet,
+    Initial,
+    Interval,
+    Neumann,
+    Periodic,
+    PointData,
+    Problem,
+    ProblemError,
+    Rectangle,
+    Robin,
+    Time,
+    d,
+    laplacian,
+    split,
+)
+from kanpde.losses import Residuals
+
+DT = torch.float64
+POINTS = {"interior": 16, "boundary": 48, "initial": 24, "method": "sobol"}
+
+
+class Closed(nn.Module):
+    """A trial function given in closed form (no parameters, no jet)."""
+
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+    def forward(self, x):
+        return self.f(x)
+
+
+def pde(x, u):
+    # "+ u": a residual that reaches u even for linear closed forms (which have no parameters)
+    return laplacian(u, x) + u
+
+
+def build(domain, conditions, f, outputs=("u",), points=None):
+    problem = Problem(name="t", domain=domain, pde=pde, conditions=conditions, outputs=outputs)
+    return Residuals(problem, Closed(f), points or POINTS, {}, DT, "cpu")
+
+
+def residual(res: Residuals, name: str) -> torch.Tensor:
+    """The raw residual of the condition term ``name`` (evaluated with the engine's context)."""
+    term = next(t for t in res.terms if t.name == name)
+    with res.context() as ctx:
+        x = term.points.x.detach().requires_grad_(True)
+        u = res.model(x)
+        r = term.condition.residual(x, u, term.points, term.cols, ctx)
+    return r.detach()
+
+
+def check(domain, conditions, exact, perturbed, outputs=("u",), min_bad=1e-3):
+    """Residuals vanish for ``exact`` and not for ``perturbed``; return the residual objects."""
+    good = build(domain, conditions, exact, outputs)
+    bad = build(domain, conditions, perturbed, outputs)
+    terms_good, terms_bad = good.terms_of(), bad.terms_of()
+    for c in conditions:
+        r = residual(good, c.name)
+        assert r.shape[0] > 0
+        assert float(r.abs().max()) <= 1e-10, f"{c.name}: {float(r.abs().max()):.3e}"
+        assert float(terms_good[c.name].detach()) <= 1e-20, c.name
+        rb = residual(bad, c.name)
+        assert float(rb.abs().max()) >= min_bad, f"{c.name}: perturbation not seen"
+        assert float(terms_bad[c.name].detach()) >= min_bad**2 / 100, c.name
+    return good, bad
+
+
+SQUARE = Rectangle([0, 0], [1, 1])
+
+
+def quad(x):  # u = x² + y
+    return x[:, 0:1] ** 2 + x[:, 1:2]
+
+
+def quad_perturbed(x):
+    return quad(x) + 0.1 * x[:, 0:1] * x[:, 1:2]
+
+
+# -- Dirichlet --------------------------------------------------------------------------------
+
+
+def test_dirichlet_whole_boundary_callable():
+    check(SQUARE, [Dirichlet(quad)], quad, quad_perturbed)
+
+
+def test_dirichlet_whole_boundary_constant():
+    def f(x):  # zero on the whole boundary of the unit square
+        return torch.sin(math.pi * x[:, 0:1]) * torch.sin(math.pi * x[:, 1:2])
+
+    good, _ = check(SQUARE, [Dirichlet(0.0)], f, lambda x: f(x) + 0.1 * x[:, 0:1])
+    pts = good.terms[0].points.x
+    on_boundary = (pts == 0) | (pts == 1)
+    assert bool(on_boundary.any(dim=1).all()), "Dirichlet points must lie on the boundary"
+
+
+def test_dirichlet_on_pieces():
+    # left (x = 0): u = y; right (x = 1): u = 1 + y; bottom (y = 0): u = x²; top: x² + 1
+    conds = [
+        Dirichlet(lambda x: x[:, 1:2], on="left"),
+        Dirichlet(lambda x: 1 + x[:, 1:2], on="right"),
+        Dirichlet(lambda x: x[:, 0:1] ** 2, on="bottom"),
+        Dirichlet(lambda x: x[:, 0:1] ** 2 + 1, on="top"),
+    ]
+    good, _ = check(SQUARE, conds, quad, lambda x: quad(x) + 0.1 * (1 + x[:, 0:1] * x[:, 1:2]))
+    xs = {t.name: t.points.x for t in good.terms}
+    assert set(xs) == {"dirichlet[left]", "dirichlet[right]", "dirichlet[bottom]", "dirichlet[top]"}
+    assert bool((xs["dirichlet[left]"][:, 0] == 0).all())
+    assert bool((xs["dirichlet[right]"][:, 0] == 1).all())
+    assert bool((xs["dirichlet[bottom]"][:, 1] == 0).all())
+    assert bool((xs["dirichlet[top]"][:, 1] == 1).all())
+
+
+def test_dirichlet_constant_on_two_sides():
+    def f(x):  # zero at x = 0 and x = 1
+        return x[:, 0:1] * (1 - x[:, 0:1]) * (1 + x[:, 1:2])
+
+    check(SQUARE, [Dirichlet(0.0, on=["left", "right"])], f, lambda x: f(x) + 0.1 * x[:, 1:2])
+
+
+def _system(x):  # u = x² + y, v = x·y
+    return torch.cat([quad(x), x[:, 0:1] * x[:, 1:2]], dim=1)
+
+
+def test_dirichlet_component_by_name_and_index():
+    conds = [
+        Dirichlet(lambda x: x[:, 0:1] * x[:, 1:2], component="v", name="dv"),
+        Dirichlet(quad, component=0, name="du"),
+        # a swapped selection: columns (v, u) must be compared with values (v, u)
+        Dirichlet(
+            lambda x: torch.cat([x[:, 0:1] * x[:, 1:2], quad(x)], dim=1),
+            component=["v", "u"],
+            name="dvu",
+        ),
+        Dirichlet([0.0, 1.0], on="left", component=["v", "u"], name="left_const"),
+    ]
+
+    def bad(x):  # only v is perturbed
+        return _system(x) + torch.cat([0 * x[:, 0:1], 0.1 + 0 * x[:, 0:1]], dim=1)
+
+    good = build(SQUARE, conds[:3], _system, ("u", "v"))
+    for name in ("dv", "du", "dvu"):
+        assert float(residual(good, name).abs().max()) <= 1e-12
+    assert residual(good, "dvu").shape[1] == 2
+    badres = build(SQUARE, conds[:3], bad, ("u", "v"))
+    assert float(residual(badres, "du").abs().max()) <= 1e-12  # u untouched
+    assert float(residual(badres, "dv").abs().min()) >= 0.1 - 1e-12
+    r = residual(badres, "dvu")
+    assert float(r[:, 0].abs().min()) >= 0.1 - 1e-12 and float(r[:, 1].abs().max()) <= 1e-12
+
+    def left_field(x):  # v = 0 and u = 1 on x = 0
+        return torch.cat([1 + x[:, 0:1] * x[:, 1:2], x[:, 0:1] * 3], dim=1)
+
+    res = build(SQUARE, conds[3:], left_field, ("u", "v"))
+    assert float(residual(res, "left_const").abs().max()) <= 1e-12
+    res = build(SQUARE, conds[3:], lambda x: left_field(x).flip(1), ("u", "v"))
+    assert float(residual(res, "left_const").abs().min()) >= 1 - 1e-12
+
+
+# -- Neumann and Robin ------------------------------------------------------------------------
+
+
+def test_neumann_outward_normals_per_side():
+    # u = x² + y: ∂u/∂n = -2x = 0 (left), 2x = 2 (right), -1 (bottom), +1 (top)
+    conds = [
+        Neumann(0.0, on="left"),
+        Neumann(2.0, on="right"),
+        Neumann(-1.0, on="bottom"),
+        Neumann(1.0, on="top"),
+    ]
+    good, _ = check(SQUARE, conds, quad, quad_perturbed)
+    for t in good.terms:
+        n = t.points.normals
+        assert n is not None and n.shape == t.points.x.shape
+        assert torch.allclose(n.norm(dim=1), torch.ones(n.shape[0], dtype=DT))
+
+
+def test_neumann_sign_error_is_seen():
+    """Inward normals would give -2 on the right side: the residual must be 4 there."""
+    res = build(SQUARE, [Neumann(-2.0, on="right")], quad)
+    assert torch.allclose(residual(res, "neumann[right]"), torch.tensor(4.0, dtype=DT))
+
+
+def test_neumann_whole_boundary_callable():
+    def flux(x):  # ∂(x² + y)/∂n on each side of the unit square (no corners with sobol)
+        X, Y = x[:, 0:1], x[:, 1:2]
+        return torch.where(
+            X == 1, 2.0, torch.where(X == 0, 0.0, torch.where(Y == 0, -1.0, 1.0))
+        ).to(DT)
+
+    check(SQUARE, [Neumann(flux)], quad, quad_perturbed)
+
+
+def test_neumann_space_time_ignores_time():
+    domain = Interval(0, 1) * Time(0, 1)
+
+    def f(x):  # u = x² t + t²: ∂u/∂x = 2 x t, ∂u/∂t = x² + 2t
+        return x[:, 0:1] ** 2 * x[:, 1:2] + x[:, 1:2] ** 2
+
+    conds = [Neumann(lambda x: 2 * x[:, 1:2], on="right"), Neumann(0.0, on="left")]
+    check(domain, conds, f, lambda x: f(x) + 0.1 * x[:, 0:1] * (1 + x[:, 1:2]))
+
+
+def test_robin():
+    # 2u + 3 ∂u/∂n on the right (x = 1): 2(1 + y) + 6; on the top (y = 1): 2(x² + 1) + 3
+    conds = [
+        Robin(2.0, 3.0, lambda x: 8 + 2 * x[:, 1:2], on="right"),
+        Robin(2.0, 3.0, lambda x: 2 * x[:, 0:1] ** 2 + 5, on="top"),
+        Robin(1.0, 0.5, lambda x: x[:, 1:2], on="left"),  # u - 0.5·2x = y at x = 0
+    ]
+    check(SQUARE, conds, quad, lambda x: 1.1 * quad(x))
+    assert conds[0].name == "robin[right]"
+
+
+def test_robin_with_zero_beta_is_dirichlet():
+    res = build(SQUARE, [Robin(1.0, 0.0, quad)], quad_perturbed)
+    ref = build(SQUARE, [Dirichlet(quad)], quad_perturbed)
+    assert torch.allclose(residual(res, "robin"), residual(ref, "dirichlet"), atol=1e-14)
+
+
+# -- Periodic ---------------------------------------------------------------------------------
+
+SPACETIME = Interval(0, 1) * Time(0, 1)
+
+
+def wave(x):  # sin(2πx)·t: periodic in x with period 1, with all x-derivatives
+    return torch.sin(2 * math.pi * x[:, 0:1]) * x[:, 1:2]
+
+
+def test_periodic_values_and_derivative():
+    cond = Periodic("x", derivatives=1)
+    good, _ = check(SPACETIME, [cond], wave, lambda x: wave(x) + 0.1 * x[:, 0:1])
+    term = good.terms[0]
+    x = term.points.x
+    n = x.shape[0] // 2
+    assert bool((x[:n, 0] == 0).all()) and bool((x[n:, 0] == 1).all())
+    assert torch.equal(x[:n, 1], x[n:, 1]), "paired points must share the other coordinates"
+    assert residual(good, "periodic[x]").shape == (n, 2)  # value and ∂/∂x
+
+
+def test_periodic_checks_the_derivative():
+    # equal values at x = 0 and 1 (both 0) but ∂/∂x = +0.1 vs -0.1
+    def bad(x):
+        return wave(x) + 0.1 * x[:, 0:1] * (1 - x[:, 0:1])
+
+    res0 = build(SPACETIME, [Periodic("x", derivatives=0)], bad)
+    assert float(residual(res0, "periodic[x]").abs().max()) <= 1e-12
+    res1 = build(SPACETIME, [Periodic("x", derivatives=1)], bad)
+    r = residual(res1, "periodic[x]")
+    assert float(r[:, 0].abs().max()) <= 1e-12
+    assert torch.allclose(r[:, 1], torch.tensor(0.2, dtype=DT), atol=1e-12)
+    res2 = build(SPACETIME, [Periodic("x", derivatives=2)], wave)
+    assert residual(res2, "periodic[x]").shape[1] == 3
+    assert float(residual(res2, "periodic[x]").abs().max()) <= 1e-10
+
+
+def test_periodic_second_axis():
+    domain = Rectangle([0, 0], [1, 2])
+
+    def f(x):  # period 2 in y
+        return torch.cos(math.pi * x[:, 1:2]) * (1 + x[:, 0:1]) + x[:, 0:1] ** 2
+
+    good, _ = check(domain, [Periodic("y", derivatives=2)], f, lambda x: f(x) + 0.1 * x[:, 1:2])
+    x = good.terms[0].points.x
+    n = x.shape[0] // 2
+    assert bool((x[:n, 1] == 0).all()) and bool((x[n:, 1] == 2).all())
+
+
+def test_periodic_time_axis_is_rejected():
+    with pytest.raises(ProblemError, match="time axis cannot be periodic"):
+        build(SPACETIME, [Periodic("t")], wave)
+
+
+def test_periodic_unknown_axis_is_rejected():
+    with pytest.raises(ProblemError, match="unknown axis 'z'"):
+        build(SPACETIME, [Periodic("z")], wave)
+
+
+# -- Initial ----------------------------------------------------------------------------------
+
+
+def test_initial_value_and_time_derivative():
+    domain = Interval(0, 1) * Time(0.25, 1)
+    t0 = 0.25
+
+    def f(x):  # u = sin(πx)(1 + 2t) + t²
+        return torch.sin(math.pi * x[:, 0:1]) * (1 + 2 * x[:, 1:2]) + x[:, 1:2] ** 2
+
+    conds = [
+        Initial(lambda x: torch.sin(math.pi * x[:, 0:1]) * (1 + 2 * t0) + t0**2),
+        Initial(lambda x: 2 * torch.sin(math.pi * x[:, 0:1]) + 2 * t0, derivative=1),
+    ]
+    good = build(domain, conds, f)
+    assert {t.name for t in good.terms} == {"initial", "initial_dt"}
+    for t in good.terms:
+        assert bool((t.points.x[:, 1] == t0).all()), "initial points must lie at t0"
+        assert t.points.x.shape[0] == POINTS["initial"]
+        assert float(residual(good, t.name).abs().max()) <= 1e-12
+    # + 0.1·x·(t - t0): same values at t0, different ∂/∂t
+    bad = build(domain, conds, lambda x: f(x) + 0.1 * x[:, 0:1] * (x[:, 1:2] - t0))
+    assert float(residual(bad, "initial").abs().max()) <= 1e-12
+    assert float(residual(bad, "initial_dt").abs().max()) >= 0.05
+    # + 0.1·x: different values, same ∂/∂t
+    bad = build(domain, conds, lambda x: f(x) + 0.1 * x[:, 0:1])
+    assert float(residual(bad, "initial").abs().max()) >= 0.05
+    assert float(residual(bad, "initial_dt").abs().max()) <= 1e-12
+
+
+def test_initial_derivative_is_along_time_in_2d_space():
+    domain = Rectangle([0, 0], [1, 1]) * Time(0, 1)
+
+    def f(x):  # ∂u/∂t = 3x at t = 0, while ∂u/∂x = 1 + 3t and ∂u/∂y = 2
+        return x[:, 0:1] + 2 * x[:, 1:2] + 3 * x[:, 2:3] * x[:, 0:1]
+
+    conds = [Initial(lambda x: 3 * x[:, 0:1], derivative=1)]
+    check(domain, conds, f, lambda x: f(x) + 0.2 * x[:, 2:3] * x[:, 1:2])
+
+
+def test_initial_on_steady_domain_is_a_problem_error():
+    with pytest.raises(ProblemError, match="space-time domain"):
+        Problem(name="t", domain=SQUARE, pde=pde, conditions=[Initial(0.0)])
+
+
+def test_initial_derivative_order_is_checked():
+    with pytest.raises(ValueError, match="derivative must be 0 or 1"):
+        Initial(0.0, derivative=2)
+
+
+# -- PointData --------------------------------------------------------------------------------
+
+
+def test_point_data():
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(0, 1, (12, 2))
+    values = xs[:, 0] ** 2 + xs[:, 1]  # 1-D values are accepted
+    good, _ = check(SQUARE, [PointData(xs, values)], quad, quad_perturbed)
+    assert torch.equal(good.terms[0].points.x, torch.as_tensor(xs))
+
+
+def test_point_data_component():
+    rng = np.random.default_rng(1)
+    xs = rng.uniform(0, 1, (10, 2))
+    v = (xs[:, 0] * xs[:, 1])[:, None]
+    conds = [PointData(xs, v, component="v")]
+
+    def bad(x):
+        return _system(x) * torch.tensor([[1.0, 1.2]], dtype=DT)
+
+    check(SQUARE, conds, _system, bad, outputs=("u", "v"), min_bad=1e-4)
+
+
+def test_point_data_shape_errors():
+    with pytest.raises(ValueError, match="same n"):
+        PointData(np.zeros((4, 2)), np.zeros(3))
+    with pytest.raises(ProblemError, match="points have 3 coordinates, the domain has 2"):
+        build(SQUARE, [PointData(np.zeros((4, 3)), np.zeros(4))], quad)
+
+
+# -- configuration errors ---------------------------------------------------------------------
+
+
+def test_unknown_component_name():
+    with pytest.raises(ProblemError, match="unknown component 'w'"):
+        Problem(
+            name="t",
+            domain=SQUARE,
+            pde=pde,
+            conditions=[Dirichlet(0.0, component="w")],
+            outputs=("u", "v"),
+        )
+    with pytest.raises(ProblemError, match="component 2 out of range"):
+        Problem(
+            name="t",
+            domain=SQUARE,
+            pde=pde,
+            conditions=[Dirichlet(0.0, component=2)],
+            outputs=("u", "v"),
+        )
+
+
+def test_unknown_boundary_name():
+    with pytest.raises(ProblemError) as e:
+        build(SQUARE, [Dirichlet(0.0, on="north")], quad)
+    msg = str(e.value)
+    assert "north" in msg and "left" in msg and "\n" not in msg
+
+
+def test_value_of_wrong_shape():
+    with pytest.raises(ProblemError, match="expected"):
+        build(SQUARE, [Dirichlet(lambda x: x)], quad)  # (n, 2) values for one output
+
+
+def test_non_finite_value():
+    with pytest.raises(ProblemError, match="not finite"):
+        build(SQUARE, [Dirichlet(float("nan"))], quad)
+
+
+def test_duplicate_condition_names():
+    with pytest.raises(ProblemError, match="distinct names"):
+        Problem(name="t", domain=SQUARE, pde=pde, conditions=[Dirichlet(0.0), Dirichlet(1.0)])
+
+
+# -- the engine's jet-served terms equal plain autograd ---------------------------------------
+
+
+class NoJet(nn.Module):
+    """The same model without ``jet``: every derivative then comes from autograd."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)
+
+
+def _heat(x, u):
+    return d(u, x, "t") - 0.1 * laplacian(u, x)
+
+
+def _system_pde(x, u):
+    a, b = split(u)
+    # a third derivative and a derivative of an expression: served by autograd, not the jet
+    return d(a, x, "t") - laplacian(a, x) + a * b, d(b * b, x, "x") - d(b, x, "y", "y", "y")
+
+
+CUBE = Rectangle([0, 0], [1, 1]) * Time(0, 1)
+DATA_X = np.random.default_rng(0).uniform(0, 1, (7, 3))
+JET_CASES = {
+    "scalar": (
+        _heat,
+        ("u",),
+        [
+            Neumann(0.3, on="left"),
+            Robin(1.0, 2.0, 0.1, on="right"),
+            Periodic("y", derivatives=2),
+            Initial(lambda x: torch.sin(math.pi * x[:, 0:1])),
+            Initial(0.5, derivative=1),
+            PointData(DATA_X, np.ones(7)),
+        ],
+        True,
+    ),
+    "system": (
+        _system_pde,
+        ("u", "v"),
+        [
+            Dirichlet(0.2, component="v", on="bottom"),
+            Neumann(0.1, component="u", on="top"),
+            Periodic("x", derivatives=1, component=["v", "u"]),
+            Initial([0.1, -0.2], derivative=1),
+            PointData(DATA_X, np.ones((7, 1)), component=1),
+        ],
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", ["kan", "mlp"])
+@pytest.mark.parametrize("case", list(JET_CASES))
+def test_jet_served_terms_equal_autograd(kind, case):
+    from kanpde.training import build_model
+
+    pde_fn, outputs, conds, fused = JET_CASES[case]
+    m = len(outputs)
+    problem = Problem(name="t", domain=CUBE, pde=pde_fn, conditions=conds, outputs=outputs)
+    torch.manual_seed(0)
+    cfg = {"grid": 4, "width": [3, 4, m]} if kind == "kan" else {"type": "mlp", "width": [3, 8, m]}
+    model = build_model(problem, cfg, DT)
+    pts = {"interior": 30, "boundary": 30, "initial": 10, "method": "sobol"}
+    with_jet = Residuals(problem, model, pts, {}, DT, "cpu")
+    plain = Residuals(problem, NoJet(model), pts, {}, DT, "cpu")
+    assert with_jet.pde.fused is fused
+    assert all(t.fused for t in with_jet.terms), [(t.name, t.fused) for t in with_jet.terms]
+    a = {k: float(v.detach()) for k, v in with_jet.terms_of().items()}
+    b = {k: float(v.detach()) for k, v in plain.terms_of().items()}
+    assert list(a) == list(b)
+    for k in a:
+        assert b[k] > 0
+        assert abs(a[k] - b[k]) <= 1e-10 * b[k], (k, a[k], b[k])

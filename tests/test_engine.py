@@ -1,0 +1,500 @@
+"""Independent tests of the PINN engine: problem loading, residual checks, training stages,
+grid extension, jet-served loss terms and the command line."""
+
+from __future__ import annotations
+
+import copy
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import kanpde
+from kanpde import Dirichlet, Problem, ProblemError, Rectangle, laplacian
+from kanpde.cli import main
+from kanpde.losses import Residuals
+from kanpde.schedule import parse_schedule
+from kanpde.training import Trainer, build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+POISSON = ROOT / "problems" / "poisson2d.py"
+DT = torch.float64
+
+
+@pytest.fixture
+def one_thread():
+    """Grid extension calls torch.linalg.lstsq, very slow multi-threaded on a loaded box."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def poisson():
+    return kanpde.load_problem(POISSON)
+
+
+# -- load_problem -----------------------------------------------------------------------------
+
+GOOD = """
+import math, torch
+from kanpde import Dirichlet, Problem, Rectangle, laplacian
+
+def exact(x):
+    return torch.sin(math.pi * x[:, 0:1]) * torch.sin(math.pi * x[:, 1:2])
+
+def pde(x, u):
+    return laplacian(u, x) + 2 * math.pi**2 * exact(x)
+
+problem = Problem(
+    name="good",
+    domain=Rectangle([-1, -1], [1, 1]),
+    pde=pde,
+    conditions=[Dirichlet(0.0)],
+    exact=exact,
+    model={"width": [2, 3, 1], "grid": 3},
+)
+"""
+
+
+def _variant(old: str, new: str) -> str:
+    assert old in GOOD
+    return GOOD.replace(old, new)
+
+
+LOAD_CASES = {
+    "syntax_error": (GOOD + "\ndef broken(:\n    pass\n", r"not valid Python"),
+    "raises_on_import": (GOOD + "\nraise RuntimeError('boom')\n", r"RuntimeError: boom"),
+    "no_problem": (_variant("problem = Problem(", "other = Problem("), r"defines no `problem`"),
+    "wrong_type": (GOOD + "\nproblem = 'poisson'\n", r"must be a kanpde.Problem, got str"),
+    "width_mismatch": (
+        _variant('"width": [2, 3, 1]', '"width": [3, 3, 1]'),
+        r"model width \[3, 3, 1\] starts with 3 inputs but the domain has 2 coordinates",
+    ),
+    "width_outputs": (
+        _variant('"width": [2, 3, 1]', '"width": [2, 3, 2]'),
+        r"ends with 2 outputs but the problem has 1",
+    ),
+    "unknown_model_option": (
+        _variant('"grid": 3', '"grid": 3, "depth": 4'),
+        r"unknown kan option\(s\) depth",
+    ),
+    "bad_schedule": (
+        _variant('"grid": 3},', '"grid": 3}, schedule="3:adam=-1",'),
+        r"schedule: steps must be a non-negative integer",
+    ),
+    "bad_dtype": (_variant('"grid": 3},', '"grid": 3}, dtype="float16",'), r"dtype must be"),
+    "not_a_domain": (
+        _variant("domain=Rectangle([-1, -1], [1, 1])", "domain=[[-1, -1], [1, 1]]"),
+        r"domain must be a kanpde geometry",
+    ),
+}
+
+
+@pytest.mark.parametrize("text, fragment", list(LOAD_CASES.values()), ids=list(LOAD_CASES))
+def test_load_problem_errors_are_one_line_naming_the_file(tmp_path, text, fragment):
+    path = tmp_path / "case.py"
+    path.write_text(text)
+    with pytest.raises(ProblemError, match=fragment) as e:
+        kanpde.load_problem(path)
+    msg = str(e.value)
+    assert msg.startswith(str(path)), msg
+    assert "\n" not in msg
+    assert e.value.__suppress_context__ or e.value.__cause__ is None
+
+
+def test_load_problem_line_numbers(tmp_path):
+    path = tmp_path / "case.py"
+    lines = GOOD.count("\n")
+    path.write_text(GOOD + "\nraise RuntimeError('boom')\n")
+    with pytest.raises(ProblemError, match=rf"^{path}:{lines + 2}: error while importing"):
+        kanpde.load_problem(path)
+    path.write_text(GOOD + "\ndef broken(:\n    pass\n")
+    with pytest.raises(ProblemError, match=rf"^{path}:{lines + 2}: not valid Python"):
+        kanpde.load_problem(path)
+
+
+def test_load_problem_file_errors(tmp_path):
+    with pytest.raises(ProblemError, match=r"problem file not found") as e:
+        kanpde.load_problem(tmp_path / "missing.py")
+    assert str(e.value).startswith(str(tmp_path / "missing.py"))
+    txt = tmp_path / "problem.txt"
+    txt.write_text(GOOD)
+    with pytest.raises(ProblemError, match=r"ending in .py") as e:
+        kanpde.load_problem(txt)
+    assert str(e.value).startswith(str(txt))
+    with pytest.raises(ProblemError, match=r"is a directory"):
+        kanpde.load_problem(tmp_path)
+
+
+def test_load_problem_good_file(tmp_path):
+    path = tmp_path / "good.py"
+    path.write_text(GOOD)
+    p = kanpde.load_problem(path)
+    assert isinstance(p, Problem) and p.name == "good" and p.source == str(path)
+    assert p.model["width"] == [2, 3, 1] and p.model["k"] == 3  # defaults filled in
+    q = kanpde.load_problem(POISSON)
+    assert q.name == "poisson2d" and q.weights == {"pde": 0.01}
+
+
+# -- residual checks at initialisation --------------------------------------------------------
+
+
+def _residuals(pde, model_cfg=None):
+    p = Problem(
+        name="bad",
+        domain=Rectangle([-1, -1], [1, 1]),
+        pde=pde,
+        conditions=[Dirichlet(0.0)],
+        model={"width": [2, 3, 1], "grid": 3},
+    )
+    torch.manual_seed(0)
+    m = build_model(p, model_cfg, DT)
+    return Residuals(p, m, {"interior": 20, "boundary": 8, "method": "sobol"}, {}, DT, "cpu")
+
+
+RESIDUAL_CASES = {
+    "wrong_shape": (
+        lambda x, u: laplacian(u, x).reshape(-1, 2),
+        r"pde residual has shape \(4, 2\)",
+    ),
+    "three_dims": (lambda x, u: laplacian(u, x).unsqueeze(-1), r"residual has shape \(8, 1, 1\)"),
+    "not_a_tensor": (lambda x, u: 0.0, r"pde must return tensors, pde is float"),
+    "numpy": (lambda x, u: laplacian(u, x).detach().numpy(), r"pde is ndarray"),
+    "nan_at_init": (lambda x, u: laplacian(u, x) * float("nan"), r"pde residual is NaN or Inf"),
+    "inf_at_init": (lambda x, u: laplacian(u, x) / 0.0, r"NaN or Inf at initialisation"),
+    "no_u": (lambda x, u: torch.sin(x[:, 0:1]) + 1, r"does not depend on the solution u"),
+    "constant": (lambda x, u: torch.zeros(x.shape[0], 1, dtype=DT), r"does not depend"),
+    "detached": (lambda x, u: laplacian(u, x).detach(), r"does not depend"),
+    "system_entry": (
+        lambda x, u: (laplacian(u, x), x[:, 0:1] * 2),
+        r"pde\[1\] residual does not depend",
+    ),
+}
+
+
+@pytest.mark.parametrize("pde, fragment", list(RESIDUAL_CASES.values()), ids=list(RESIDUAL_CASES))
+def test_residual_errors_are_clear(pde, fragment):
+    with pytest.raises(ValueError, match=fragment) as e:
+        _residuals(pde)
+    msg = str(e.value)
+    assert msg.startswith("problem 'bad': ") and "\n" not in msg
+
+
+def test_residual_names_of_systems():
+    r = _residuals(lambda x, u: {"mass": laplacian(u, x), "energy": u})
+    assert list(r.terms_of()) == ["pde[mass]", "pde[energy]", "dirichlet"]
+    r = _residuals(lambda x, u: (laplacian(u, x), u))
+    assert list(r.terms_of()) == ["pde[0]", "pde[1]", "dirichlet"]
+    r = _residuals(lambda x, u: laplacian(u, x)[:, 0])  # (N,) is accepted as (N, 1)
+    assert list(r.terms_of()) == ["pde", "dirichlet"]
+
+
+# -- jets versus plain autograd ---------------------------------------------------------------
+
+
+def _autograd_laplacian(u, x):
+    (g,) = torch.autograd.grad(u.sum(), x, create_graph=True)
+    lap = 0
+    for a in range(x.shape[1]):
+        (h,) = torch.autograd.grad(g[:, a].sum(), x, create_graph=True)
+        lap = lap + h[:, a : a + 1]
+    return lap
+
+
+@pytest.mark.parametrize("kind", ["kan", "mlp"])
+def test_jet_loss_terms_equal_autograd(poisson, kind):
+    cfg = {"grid": 5} if kind == "kan" else {"type": "mlp", "width": [2, 16, 16, 1]}
+    torch.manual_seed(1)
+    model = build_model(poisson, cfg, DT)
+    if kind == "kan":
+        with torch.no_grad():
+            for layer in model.layers:
+                layer.coef.normal_(0, 0.5)
+    res = Residuals(
+        poisson,
+        model,
+        {"interior": 60, "boundary": 24, "method": "sobol"},
+        poisson.weights,
+        DT,
+        "cpu",
+    )
+    assert res.fully_fused, "poisson2d should be served by the model's jets"
+    assert res.pde.order == 2 and res.pde.pairs == ((0, 0), (1, 1))
+    assert res.terms[0].order == 0
+    terms = {k: v.detach() for k, v in res.terms_of().items()}
+    # by hand: mean squared residuals with nested autograd
+    x = res.pde.points.x.detach().clone().requires_grad_(True)
+    u = model(x)
+    r = _autograd_laplacian(u, x) + 2 * math.pi**2 * torch.sin(math.pi * x[:, 0:1]) * torch.sin(
+        math.pi * x[:, 1:2]
+    )
+    pde_ref = (r**2).mean()
+    xb = res.terms[0].points.x
+    bc_ref = (model(xb) ** 2).mean()
+    p_ref, b_ref = float(pde_ref.detach()), float(bc_ref.detach())
+    assert abs(float(terms["pde"]) - p_ref) <= 1e-10 * p_ref
+    assert abs(float(terms["dirichlet"]) - b_ref) <= 1e-10 * b_ref
+    loss, _ = res()
+    assert abs(float(loss.detach()) - (0.01 * p_ref + b_ref)) <= 1e-10 * (0.01 * p_ref + b_ref)
+    # parameter gradients agree too
+    g_jet = torch.autograd.grad(loss, list(model.parameters()))
+    g_ref = torch.autograd.grad(0.01 * pde_ref + bc_ref, list(model.parameters()))
+    for a, b in zip(g_jet, g_ref):
+        assert float((a - b).abs().max()) <= 1e-10 * max(1.0, float(b.abs().max()))
+
+
+def test_boundary_points_and_budget(poisson):
+    torch.manual_seed(0)
+    model = build_model(poisson, {"grid": 3}, DT)
+    res = Residuals(
+        poisson, model, {"interior": 50, "boundary": 40, "method": "sobol"}, {}, DT, "cpu"
+    )
+    assert res.pde.points.x.shape == (50, 2)
+    xb = res.terms[0].points.x
+    assert xb.shape == (40, 2)
+    assert bool((xb.abs().max(dim=1).values == 1).all()), "boundary points must be on the boundary"
+
+
+# -- training ---------------------------------------------------------------------------------
+
+
+def _trainer(problem, stages, grid, points, log_every=1, seed=0, **kw):
+    torch.manual_seed(seed)
+    model = build_model(problem, {"grid": grid}, DT)
+    res = Residuals(problem, model, points, problem.weights, DT, "cpu")
+    return Trainer(res, parse_schedule(stages), progress=False, log_every=log_every, **kw)
+
+
+SOBOL = {"interior": 100, "boundary": 40, "method": "sobol"}
+
+
+def test_adam_lowers_the_loss(poisson, one_thread):
+    t = _trainer(poisson, [{"grid": 5, "adam": 25, "lr": 1e-2}], 5, SOBOL, log_every=5)
+    h = t.run().columns()
+    assert list(h["step"]) == [0, 5, 10, 15, 20, 25]
+    assert h["loss"][-1] < 0.8 * h["loss"][0]
+    assert t.step == 25 and t.evals == 25
+    # the logged loss is the weighted sum of the logged terms
+    torch.testing.assert_close(
+        torch.as_tensor(h["loss"]),
+        torch.as_tensor(0.01 * h["loss_pde"] + h["loss_dirichlet"]),
+        rtol=1e-12,
+        atol=0,
+    )
+
+
+@pytest.mark.parametrize("g0, g1", [(3, 6), (5, 10)])
+def test_loss_is_continuous_at_grid_extension(poisson, one_thread, g0, g1):
+    stages = [{"grid": g0, "adam": 15, "lr": 1e-2}, {"grid": g1, "lbfgs": 2}]
+    t = _trainer(poisson, stages, g0, SOBOL, log_every=5)
+    t.run()
+    ext = [e for e in t.history.events if e["event"] == "extend_grid"]
+    assert len(ext) == 1
+    e = ext[0]
+    assert e["grid"] == g1 and e["step"] == 15 and t.model.grid == g1
+    assert abs(e["loss_after"] - e["loss_before"]) <= 0.01 * e["loss_before"], e
+    # the loss before extension is the loss logged at the end of the first stage
+    h = t.history.columns()
+    assert e["loss_before"] == pytest.approx(h["loss"][list(h["step"]).index(15)], rel=1e-12)
+
+
+def test_loss_is_continuous_at_grid_extension_on_grid_points(poisson, one_thread):
+    """poisson2d's own point method (grid) with a small budget: 10x10 interior points and
+    10 per edge give 20 distinct values per coordinate, fewer than the 23 cubic B-splines of
+    G = 20. The refinement 10 -> 20 is nested (exactly representable), so the loss must not
+    jump."""
+    points = {"interior": 100, "boundary": 40, "method": "grid"}
+    stages = [{"grid": 10, "adam": 20, "lr": 1e-2}, {"grid": 20, "adam": 0}]
+    t = _trainer(poisson, stages, 10, points, log_every=20)
+    t.run()
+    (e,) = [e for e in t.history.events if e["event"] == "extend_grid"]
+    assert abs(e["loss_after"] - e["loss_before"]) <= 0.01 * e["loss_before"], e
+
+
+def test_no_extension_when_the_grid_does_not_change(poisson, one_thread):
+    t = _trainer(poisson, [{"grid": 4, "adam": 2}, {"grid": 4, "adam": 2}], 4, SOBOL)
+    t.run()
+    assert [e for e in t.history.events if e["event"] == "extend_grid"] == []
+
+
+def test_adam_moments_carried_across_grid_extension(poisson, one_thread):
+    saved = {}
+
+    def callback(trainer, row):
+        if row["step"] == 4:  # end of the first stage, before the extension
+            saved["model"] = copy.deepcopy(trainer.model)
+            saved["adam"] = {
+                name: {
+                    k: (v.clone() if torch.is_tensor(v) else v)
+                    for k, v in trainer._adam.state[p].items()
+                }
+                for name, p in trainer.model.named_parameters()
+            }
+
+    stages = [{"grid": 3, "adam": 4, "lr": 1e-2}, {"grid": 6, "adam": 0}]
+    t = _trainer(poisson, stages, 3, SOBOL, callback=callback)
+    t.run()
+    assert t.model.grid == 6
+    old_model, old_state = saved["model"], saved["adam"]
+    state = t._adam.state
+    for name, p in t.model.named_parameters():
+        assert p in state, f"no Adam state for {name}"
+        s = state[p]
+        assert s["exp_avg"].shape == p.shape, name
+        assert s["exp_avg_sq"].shape == p.shape, name
+        assert bool((s["exp_avg_sq"] >= 0).all()), name
+        assert float(s["step"]) == float(old_state[name]["step"]) == 4.0
+        if name.endswith("coef"):
+            assert p.shape[-1] == 6 + 3  # G + k cubic B-splines
+        else:  # scales are untouched by the grid
+            torch.testing.assert_close(s["exp_avg"], old_state[name]["exp_avg"], rtol=0, atol=0)
+    # The first layer's grids are nested (3 -> 6 over the same range): the moment of every edge,
+    # seen as a spline, is the same function before and after the extension.
+    x = t.residuals.all_points()
+    old_layer, new_layer = old_model.layers[0], t.model.layers[0]
+    for key in ("exp_avg", "exp_avg_sq"):
+        before = torch.einsum(
+            "nib,oib->nio", old_layer.basis_values(x)[:, :, 0], old_state["layers.0.coef"][key]
+        )
+        after = torch.einsum(
+            "nib,oib->nio", new_layer.basis_values(x)[:, :, 0], state[new_layer.coef][key]
+        )
+        scale = float(before.abs().max())
+        assert scale > 0
+        assert float((after - before).abs().max()) <= 1e-10 * scale, key
+    # Adam keeps going with the carried moments
+    assert t._adam.param_groups[0]["params"][0] is next(iter(t.model.parameters()))
+
+
+def test_adam_moments_reset_without_carry(poisson, one_thread):
+    stages = [{"grid": 3, "adam": 3, "lr": 1e-2}, {"grid": 6, "adam": 0}]
+    t = _trainer(poisson, stages, 3, SOBOL, carry_moments=False)
+    t.run()
+    assert len(t._adam.state) == 0
+    assert all(p.shape[-1] == 9 for n, p in t.model.named_parameters() if n.endswith("coef"))
+
+
+def test_adam_continues_after_extension(poisson, one_thread):
+    stages = [{"grid": 3, "adam": 5, "lr": 1e-2}, {"grid": 6, "adam": 5, "lr": 1e-2}]
+    t = _trainer(poisson, stages, 3, SOBOL, log_every=5)
+    h = t.run().columns()
+    assert list(h["grid"]) == [3, 3, 6]
+    assert h["loss"][-1] < h["loss"][1] < h["loss"][0]
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def test_cli_solve(tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "kanpde",
+        "solve",
+        str(POISSON),
+        "--schedule",
+        "3:lbfgs=2",
+        "--points",
+        "interior=100,boundary=40,test=11",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+        "--device",
+        "cpu",
+    ]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr
+    runs = list(tmp_path.iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("poisson2d-")
+    assert (runs[0] / "result.h5").is_file()
+    assert f"results: {runs[0] / 'result.h5'}" in p.stdout
+    r = kanpde.load(runs[0])
+    assert r.config["model"]["grid"] == 3 and r.metrics["steps"] <= 2
+    assert r.config["points"]["interior"] == 100
+
+
+BAD_ARGS = {
+    "width": (["--width", "2,x,1"], "--width '2,x,1'"),
+    "width_too_short": (["--width", "2"], "at least two"),
+    "schedule": (["--schedule", "5:adam=-3"], "--schedule '5:adam=-3'"),
+    "points": (["--points", "foo"], "--points 'foo'"),
+    "points_key": (["--points", "inner=5"], "unknown key 'inner'"),
+    "points_value": (["--points", "interior=-5"], "must be positive"),
+    "dtype": (["--dtype", "float16"], "--dtype 'float16'"),
+    "basis": (["--basis", "nope"], "--basis 'nope'"),
+    "grid": (["--grid", "0"], "--grid 0"),
+    "device_cuda": (["--device", "cuda"], "no CUDA GPU is available"),
+    "device_unknown": (["--device", "tpu"], "device"),
+}
+
+
+@pytest.mark.parametrize("args, fragment", list(BAD_ARGS.values()), ids=list(BAD_ARGS))
+def test_cli_bad_arguments(tmp_path, capsys, args, fragment):
+    if "cuda" in args and torch.cuda.is_available():
+        pytest.skip("a GPU is available here")
+    argv = ["solve", str(POISSON), "--out", str(tmp_path), "--quiet", *args]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("kanpde: error: "), err
+    assert fragment in lines[0], err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("device", ["cuda", "tpu"])
+def test_cli_rejected_device_leaves_no_run_directory(tmp_path, capsys, device):
+    """Like every other rejected argument, a bad --device must not leave an empty run
+    directory behind in --out."""
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("a GPU is available here")
+    out = tmp_path / "runs"
+    code = main(["solve", str(POISSON), "--out", str(out), "--quiet", "--device", device])
+    capsys.readouterr()
+    assert code == 2
+    left = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    assert left == [], f"empty run directories left behind: {left}"
+
+
+def test_cli_bad_problem_file(tmp_path, capsys):
+    bad = tmp_path / "bad.py"
+    bad.write_text(GOOD + "\nraise RuntimeError('boom')\n")
+    code = main(["solve", str(bad), "--out", str(tmp_path / "runs"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"kanpde: error: {bad}:") and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_list(capsys):
+    code = main(["list", str(ROOT / "problems")])
+    out = capsys.readouterr().out
+    assert code == 0
+    line = next(ln for ln in out.splitlines() if ln.startswith("poisson2d"))
+    assert "Poisson" in line and "[invalid]" not in line
+
+
+def test_loss_weights_by_term_name():
+    p = Problem(
+        name="w",
+        domain=Rectangle([-1, -1], [1, 1]),
+        pde=lambda x, u: (laplacian(u, x), u - 1),
+        conditions=[Dirichlet(0.0, on="left"), Dirichlet(1.0, on="right", weight=7.0)],
+        model={"width": [2, 3, 1], "grid": 3},
+    )
+    torch.manual_seed(0)
+    m = build_model(p, None, DT)
+    weights = {"pde": 0.5, "pde[1]": 2.0, "dirichlet[left]": 3.0}
+    res = Residuals(p, m, {"interior": 20, "boundary": 16, "method": "sobol"}, weights, DT, "cpu")
+    loss, terms = res()
+    t = {k: float(v.detach()) for k, v in terms.items()}
+    assert list(t) == ["pde[0]", "pde[1]", "dirichlet[left]", "dirichlet[right]"]
+    expected = 0.5 * t["pde[0]"] + 2.0 * t["pde[1]"] + 3.0 * t["dirichlet[left]"]
+    expected += 7.0 * t["dirichlet[right]"]
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-14)

@@ -1,0 +1,253 @@
+"""Independent tests of results files: solve → result.h5 → load → the same model and numbers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import kanpde
+from kanpde.results import ResultsError, Run, load, save_run, write_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+POISSON = ROOT / "problems" / "poisson2d.py"
+SCHEDULE = [{"grid": 3, "lbfgs": 3}, {"grid": 6, "lbfgs": 3}]
+POINTS = {"interior": 100, "boundary": 40, "test": 11}
+
+
+@pytest.fixture(scope="module")
+def solved(tmp_path_factory):
+    """One tiny poisson2d run written to a fresh directory (single-threaded grid extension)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path_factory.mktemp("run")
+        run = kanpde.solve(
+            str(POISSON),
+            schedule=SCHEDULE,
+            points=POINTS,
+            out=out,
+            progress=False,
+            log_every=1,
+            device="cpu",
+        )
+    finally:
+        torch.set_num_threads(threads)
+    return run, out
+
+
+def test_solve_writes_result_and_nothing_else(solved):
+    run, out = solved
+    path = out / "result.h5"
+    assert path.is_file()
+    assert run.path == path
+    # the checkpoint is removed once the result is written; no temporary files are left
+    assert sorted(os.listdir(out)) == ["result.h5"]
+
+
+def test_load_returns_config_history_solution_metrics(solved):
+    run, out = solved
+    r = load(out / "result.h5")
+    assert isinstance(r, Run)
+    assert r.path == out / "result.h5"
+    assert r.config["problem"] == "poisson2d"
+    assert r.config["dtype"] == "float64"
+    assert r.config["model"]["grid"] == 6  # the model as trained, after grid extension
+    assert r.config["model"]["width"] == [2, 10, 1]
+    assert [s["grid"] for s in r.config["schedule"]] == [3, 6]
+    assert [s["optimizer"] for s in r.config["schedule"]] == ["lbfgs", "lbfgs"]
+    assert r.config["points"]["interior"] == 100 and r.config["points"]["boundary"] == 40
+    assert r.config["parameters"] == sum(
+        np.asarray(v).size
+        for k, v in r.state.items()
+        if k.endswith(("coef", "scale_base", "scale_spline"))
+    )
+    # solution on the 11 x 11 test grid
+    assert set(r.solution) == {"x", "pred", "ref", "error"}
+    assert r.solution["x"].shape == (121, 2)
+    assert r.solution["pred"].shape == r.solution["ref"].shape == (121, 1)
+    assert r.solution["x"].dtype == np.float64
+    np.testing.assert_array_equal(r.solution["error"], r.solution["pred"] - r.solution["ref"])
+    xs = r.solution["x"]
+    ref = np.sin(np.pi * xs[:, :1]) * np.sin(np.pi * xs[:, 1:])
+    np.testing.assert_allclose(r.solution["ref"], ref, rtol=0, atol=1e-15)
+    # metrics agree with the stored solution
+    err = r.solution["error"]
+    assert r.metrics["mse"] == pytest.approx(float(np.mean(err**2)), rel=1e-12)
+    rel = np.linalg.norm(err) / np.linalg.norm(r.solution["ref"])
+    assert r.metrics["rel_l2"] == pytest.approx(float(rel), rel=1e-12)
+    assert r.metrics["max_err"] == pytest.approx(float(np.abs(err).max()), rel=1e-12)
+    assert r.metrics["steps"] == run.metrics["steps"]
+    assert r.metrics["loss"] == run.metrics["loss"]
+    # attributes
+    assert r.names == ("x", "y") and r.outputs == ("u",)
+    assert r.attrs["problem"] == "poisson2d"
+    assert r.attrs["kanpde_version"] == kanpde.__version__
+    assert len(r.attrs["problem_hash"]) == 64
+    # events: the grid extension 3 -> 6
+    ext = [e for e in r.events if e["event"] == "extend_grid"]
+    assert len(ext) == 1 and ext[0]["grid"] == 6
+
+
+def test_history_columns(solved):
+    run, out = solved
+    h = load(out).history  # a directory works too
+    for col in (
+        "step",
+        "stage",
+        "grid",
+        "loss",
+        "time",
+        "evals",
+        "loss_pde",
+        "loss_dirichlet",
+        "mse",
+        "rel_l2",
+        "max_err",
+    ):
+        assert col in h, col
+    n = len(h["step"])
+    assert n >= 2 and all(len(v) == n for v in h.values())
+    assert h["step"][0] == 0 and h["step"][-1] == run.metrics["steps"]
+    assert np.all(np.diff(h["step"]) >= 0)
+    assert set(np.unique(h["grid"])) <= {3.0, 6.0} and h["grid"][-1] == 6
+    # the logged total is the weighted sum of the logged terms (poisson2d: pde weight 0.01)
+    np.testing.assert_allclose(h["loss"], 0.01 * h["loss_pde"] + h["loss_dirichlet"], rtol=1e-12)
+    for k, v in run.history.items():
+        np.testing.assert_array_equal(h[k], v)
+
+
+def test_reloaded_model_reproduces_the_prediction_exactly(solved):
+    _, out = solved
+    r = load(out / "result.h5")
+    model = r.model()
+    assert next(model.parameters()).dtype == torch.float64
+    assert model.grid == 6
+    x = torch.as_tensor(r.solution["x"])
+    with torch.no_grad():
+        pred = model(x).numpy()
+    assert pred.dtype == np.float64
+    assert np.abs(pred - r.solution["pred"]).max() == 0.0
+
+
+def test_save_run_round_trip(solved, tmp_path):
+    run, _ = solved
+    path = save_run(run, tmp_path / "copy.h5")
+    assert path == tmp_path / "copy.h5"
+    r = load(path)
+    assert r.config == load(run.path).config
+    for k in run.state:
+        np.testing.assert_array_equal(r.state[k], run.state[k])
+    # overwriting an existing file is atomic too and leaves no temporary file
+    save_run(run, tmp_path / "copy.h5")
+    assert sorted(os.listdir(tmp_path)) == ["copy.h5"]
+
+
+def _one_line(err: ResultsError, path: Path) -> str:
+    msg = str(err)
+    assert "\n" not in msg
+    assert str(path) in msg
+    assert err.__suppress_context__ or err.__cause__ is None
+    return msg
+
+
+def test_truncated_file(solved, tmp_path):
+    _, out = solved
+    data = (out / "result.h5").read_bytes()
+    bad = tmp_path / "truncated.h5"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ResultsError) as e:
+        load(bad)
+    _one_line(e.value, bad)
+
+
+def test_random_bytes_file(tmp_path):
+    bad = tmp_path / "random.h5"
+    bad.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(ResultsError) as e:
+        load(bad)
+    _one_line(e.value, bad)
+
+
+def test_other_hdf5_file(tmp_path):
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f.create_dataset("data", data=np.arange(5))
+    with pytest.raises(ResultsError) as e:
+        load(other)
+    assert "not a kanpde results file" in _one_line(e.value, other)
+
+
+def test_kanpde_file_missing_parts(solved, tmp_path):
+    _, out = solved
+    bad = tmp_path / "partial.h5"
+    bad.write_bytes((out / "result.h5").read_bytes())
+    with h5py.File(bad, "a") as f:
+        del f["history"]
+    with pytest.raises(ResultsError) as e:
+        load(bad)
+    _one_line(e.value, bad)
+    with h5py.File(bad, "a") as f:
+        f.attrs["config"] = "{not json"
+    with pytest.raises(ResultsError) as e:
+        load(bad)
+    _one_line(e.value, bad)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ResultsError, match="not found") as e:
+        load(tmp_path / "nope.h5")
+    _one_line(e.value, tmp_path / "nope.h5")
+    with pytest.raises(ResultsError, match="not found"):
+        load(tmp_path)  # a directory without result.h5
+
+
+def test_atomic_writer_leaves_no_temp_files(tmp_path):
+    target = tmp_path / "sub" / "file.h5"
+
+    def write(tmp):
+        Path(tmp).write_bytes(b"payload")
+
+    write_atomic(target, write)
+    assert target.read_bytes() == b"payload"
+    assert sorted(os.listdir(target.parent)) == ["file.h5"]
+
+    def failing(tmp):
+        Path(tmp).write_bytes(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_atomic(target, failing)
+    # the old file is intact and the temporary file is gone
+    assert target.read_bytes() == b"payload"
+    assert sorted(os.listdir(target.parent)) == ["file.h5"]
+    with pytest.raises(RuntimeError):
+        write_atomic(tmp_path / "new.h5", failing)
+    assert not (tmp_path / "new.h5").exists()
+    assert sorted(os.listdir(tmp_path)) == ["sub"]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_mlp_run_round_trip(tmp_path, dtype):
+    run = kanpde.solve(
+        str(POISSON),
+        model={"type": "mlp", "width": [2, 8, 1], "activation": "tanh"},
+        schedule="lbfgs=2",
+        points=POINTS,
+        out=tmp_path,
+        progress=False,
+        device="cpu",
+        dtype=dtype,
+    )
+    r = load(run.path)
+    assert r.config["model"]["type"] == "mlp" and r.config["dtype"] == dtype
+    model = r.model()
+    assert next(model.parameters()).dtype == getattr(torch, dtype)
+    assert r.solution["pred"].dtype == np.dtype(dtype)
+    with torch.no_grad():
+        pred = model(torch.as_tensor(r.solution["x"])).numpy()
+    assert np.abs(pred - r.solution["pred"]).max() == 0.0

@@ -1,0 +1,148 @@
+"""Independent tests of schedule parsing (:mod:`kanpde.schedule`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kanpde.schedule import DEFAULT_LR, ScheduleError, Stage, parse_schedule
+
+
+def summary(stages):
+    return [(s.optimizer, s.steps, s.grid, s.lr) for s in stages]
+
+
+def test_dict_with_both_optimizers_gives_two_stages_grid_at_first():
+    stages = parse_schedule([{"grid": 5, "adam": 100, "lbfgs": 10}])
+    assert [s.optimizer for s in stages] == ["adam", "lbfgs"]
+    assert [s.steps for s in stages] == [100, 10]
+    assert stages[0].grid == 5
+    # the grid changes once, at the first optimizer of the dict (as in the string form)
+    assert stages[1].grid is None
+
+
+def test_dict_and_string_forms_agree():
+    from_dict = parse_schedule(
+        [{"grid": 5, "adam": 2000, "lr": 1e-3, "lbfgs": 100}, {"grid": 10, "lbfgs": 200}]
+    )
+    from_text = parse_schedule("5:adam=2000@1e-3+lbfgs=100,10:lbfgs=200")
+    assert summary(from_dict) == summary(from_text)
+
+
+def test_list_of_dicts():
+    stages = parse_schedule(
+        [{"grid": 5, "adam": 1000, "lr": 1e-2}, {"grid": 10, "lbfgs": 200}, {"lbfgs": 50}]
+    )
+    assert summary(stages) == [
+        ("adam", 1000, 5, 1e-2),
+        ("lbfgs", 200, 10, 1.0),
+        ("lbfgs", 50, None, 1.0),
+    ]
+
+
+def test_lr_of_a_two_optimizer_dict_is_adams():
+    adam, lbfgs = parse_schedule({"adam": 10, "lbfgs": 5, "lr": 0.05})
+    assert adam.lr == 0.05 and lbfgs.lr == DEFAULT_LR["lbfgs"] == 1.0
+
+
+def test_dict_options_are_passed_on():
+    (s,) = parse_schedule(
+        [{"adam": 40, "lr": 0.01, "decay": 0.1, "update_grid": 5, "update_until": 30}]
+    )
+    assert (s.decay, s.update_grid, s.update_until) == (0.1, 5, 30)
+    (s,) = parse_schedule([{"lbfgs": 40, "history": 20}])
+    assert s.history == 20
+    (s,) = parse_schedule([{"optimizer": "adam", "steps": 7, "grid": 3}])
+    assert summary([s]) == [("adam", 7, 3, DEFAULT_LR["adam"])]
+    (s,) = parse_schedule([{"adam": 10, "update_grid": True}])
+    assert s.update_grid == 11  # once, at the start
+    assert s.update_until == 5  # default: half the stage
+
+
+def test_update_grid_only_at_first_optimizer_of_a_dict():
+    adam, lbfgs = parse_schedule({"grid": 5, "adam": 10, "lbfgs": 5, "update_grid": 2})
+    assert adam.update_grid == 2 and lbfgs.update_grid == 0
+
+
+def test_float_integers_are_accepted():
+    (s,) = parse_schedule([{"grid": 5.0, "adam": 100.0}])
+    assert s.grid == 5 and s.steps == 100 and isinstance(s.steps, int)
+
+
+def test_string_form():
+    stages = parse_schedule("5:adam=2000@1e-3+lbfgs=100,10:lbfgs=200")
+    assert summary(stages) == [
+        ("adam", 2000, 5, 1e-3),
+        ("lbfgs", 100, None, 1.0),
+        ("lbfgs", 200, 10, 1.0),
+    ]
+
+
+def test_string_form_variants():
+    assert summary(parse_schedule("adam=10")) == [("adam", 10, None, 1e-3)]
+    assert summary(parse_schedule(" 3:lbfgs=2 , 6:ADAM=4@0.5 ")) == [
+        ("lbfgs", 2, 3, 1.0),
+        ("adam", 4, 6, 0.5),
+    ]
+    assert summary(parse_schedule("lbfgs=0")) == [("lbfgs", 0, None, 1.0)]
+
+
+def test_default_learning_rates():
+    assert DEFAULT_LR == {"adam": 1e-3, "lbfgs": 1.0}
+    assert parse_schedule("adam=5")[0].lr == 1e-3
+    assert parse_schedule("lbfgs=5")[0].lr == 1.0
+    assert parse_schedule([{"adam": 5}])[0].lr == 1e-3
+    assert Stage("lbfgs", 3).lr == 1.0
+
+
+def test_stages_pass_through_and_round_trip():
+    s = Stage("adam", 10, grid=4, lr=0.1)
+    assert parse_schedule([s]) == [s]
+    d = s.to_dict()
+    assert d["optimizer"] == "adam" and d["steps"] == 10 and d["grid"] == 4
+    assert parse_schedule([d]) == [s]
+
+
+BAD = {
+    "negative steps (dict)": ([{"adam": -3}], "non-negative integer"),
+    "negative steps (string)": ("5:adam=-3", "non-negative integer"),
+    "unknown optimizer (string)": ("5:sgd=10", "unknown optimizer 'sgd'"),
+    "unknown optimizer (dict)": ([{"optimizer": "sgd", "steps": 3}], "unknown optimizer 'sgd'"),
+    "no optimizer": ([{"grid": 5}], "names no optimizer"),
+    "non-integer grid (dict)": ([{"grid": 2.5, "adam": 10}], "grid must be an integer"),
+    "non-integer grid (string)": ("x:adam=10", "grid size 'x'"),
+    "zero grid": ([{"grid": 0, "adam": 10}], "grid must be a positive integer"),
+    "non-integer steps (dict)": ([{"adam": 1.5}], "adam steps must be an integer"),
+    "non-integer steps (string)": ("adam=1.5", "steps '1.5'"),
+    "bool steps": ([{"adam": True}], "must be an integer"),
+    "string steps": ([{"adam": "10"}], "must be an integer"),
+    "empty list": ([], "schedule is empty"),
+    "empty string": ("", "empty stage"),
+    "empty stage": ("adam=10,,lbfgs=5", "empty stage"),
+    "bad lr (string)": ("adam=10@fast", "learning rate 'fast' is not a number"),
+    "negative lr": ([{"adam": 10, "lr": -1e-3}], "learning rate must be positive"),
+    "zero lr (string)": ("adam=10@0", "learning rate must be positive"),
+    "unknown key": ([{"adam": 10, "momentum": 0.9}], "unknown schedule key(s) momentum"),
+    "missing =": ("5:adam", "must read optimizer=steps"),
+    "bad decay": ([{"adam": 10, "decay": 2.0}], "decay must be in"),
+    "bad history": ([{"lbfgs": 10, "history": 0}], "history must be positive"),
+    "stage not a dict": ([5], "must be a dict"),
+    "wrong type": (42, "must be a list of stages or a string"),
+    # values of the wrong type or out of range must be ScheduleErrors too, not TypeError & co.
+    "string lr (dict)": ([{"adam": 10, "lr": "1e-3"}], "learning rate"),
+    "string decay (dict)": ([{"adam": 10, "decay": "0.5"}], "decay"),
+    "infinite lr (string)": ("adam=10@inf", "learning rate"),
+    "infinite lr (dict)": ([{"adam": 10, "lr": float("inf")}], "learning rate"),
+    "NaN steps (dict)": ([{"adam": float("nan")}], "adam steps must be an integer"),
+    "infinite grid (dict)": ([{"grid": float("inf"), "adam": 1}], "grid must be an integer"),
+    "negative update_until": ([{"adam": 10, "update_until": -3}], "update_until"),
+}
+
+
+@pytest.mark.parametrize("schedule, fragment", list(BAD.values()), ids=list(BAD))
+def test_malformed_schedules(schedule, fragment):
+    with pytest.raises(ScheduleError) as e:
+        parse_schedule(schedule)
+    msg = str(e.value)
+    assert fragment in msg, msg
+    assert "\n" not in msg
+    assert isinstance(e.value, ValueError)
