@@ -119,6 +119,9 @@ def cmd_solve(args) -> int:
     points = parse_points(args.points) if args.points else None
     if args.dtype not in (None, "float32", "float64"):
         raise CLIError(f"--dtype {args.dtype!r}: use float32 or float64")
+    from .training import resolve_device
+
+    resolve_device(args.device)  # before any run directory exists
     if args.checkpoint_every < 0:
         raise CLIError(f"--checkpoint-every {args.checkpoint_every}: must be >= 0")
     if args.resume:

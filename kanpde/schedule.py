@@ -12,6 +12,7 @@ a colon, ``+`` between optimizers of one grid, and an optional learning rate aft
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 OPTIMIZERS = ("adam", "lbfgs")
@@ -62,25 +63,25 @@ class Stage:
             raise ScheduleError(
                 f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
             )
-        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 0:
-            raise ScheduleError(f"steps must be a non-negative integer, got {self.steps!r}")
-        if self.grid is not None and (not isinstance(self.grid, int) or self.grid < 1):
-            raise ScheduleError(f"grid must be a positive integer, got {self.grid!r}")
+        self.steps = _int(self.steps, "steps", minimum=0)
+        if self.grid is not None:
+            self.grid = _int(self.grid, "grid", minimum=1)
         if self.lr is None:
             self.lr = DEFAULT_LR[self.optimizer]
+        self.lr = _number(self.lr, "learning rate")
         if not self.lr > 0:
             raise ScheduleError(f"learning rate must be positive, got {self.lr!r}")
-        if self.decay is not None and not 0 < self.decay <= 1:
-            raise ScheduleError(f"decay must be in (0, 1], got {self.decay!r}")
+        if self.decay is not None:
+            self.decay = _number(self.decay, "decay")
+            if not 0 < self.decay <= 1:
+                raise ScheduleError(f"decay must be in (0, 1], got {self.decay!r}")
         if isinstance(self.update_grid, bool):
             self.update_grid = self.steps + 1 if self.update_grid else 0
-        if not isinstance(self.update_grid, int) or self.update_grid < 0:
-            raise ScheduleError(
-                f"update_grid must be a non-negative integer, got {self.update_grid!r}"
-            )
+        self.update_grid = _int(self.update_grid, "update_grid", minimum=0)
         if self.update_until is None:
             self.update_until = self.steps // 2
-        if self.history < 1:
+        self.update_until = _int(self.update_until, "update_until", minimum=0)
+        if isinstance(self.history, bool) or not isinstance(self.history, int) or self.history < 1:
             raise ScheduleError(f"L-BFGS history must be positive, got {self.history!r}")
 
     def to_dict(self) -> dict:
@@ -101,10 +102,22 @@ _KEYS = {
 }
 
 
-def _int(v, what: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | float) or int(v) != v:
+def _int(v, what: str, minimum: int | None = None) -> int:
+    """``v`` as an int (an integral float is accepted), at least ``minimum``."""
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    if not ok or int(v) != v:
         raise ScheduleError(f"{what} must be an integer, got {v!r}")
+    if minimum is not None and v < minimum:
+        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f">= {minimum}")
+        raise ScheduleError(f"{what} must be {kind}, got {v!r}")
     return int(v)
+
+
+def _number(v, what: str) -> float:
+    """``v`` as a finite float."""
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise ScheduleError(f"{what} must be a finite number, got {v!r}")
+    return float(v)
 
 
 def _from_dict(d: dict) -> list[Stage]:
@@ -115,14 +128,14 @@ def _from_dict(d: dict) -> list[Stage]:
             f"allowed: {', '.join(sorted(_KEYS))}"
         )
     common = {
-        "grid": None if d.get("grid") is None else _int(d["grid"], "grid"),
+        "grid": d.get("grid"),
         "decay": d.get("decay"),
         "update_grid": d.get("update_grid", 0),
         "update_until": d.get("update_until"),
-        "history": _int(d.get("history", 100), "history"),
+        "history": d.get("history", 100),
     }
     if "optimizer" in d:
-        return [Stage(d["optimizer"], _int(d.get("steps", 0), "steps"), lr=d.get("lr"), **common)]
+        return [Stage(d["optimizer"], d.get("steps", 0), lr=d.get("lr"), **common)]
     opts = [o for o in OPTIMIZERS if o in d]
     if not opts:
         raise ScheduleError(f"stage {d!r} names no optimizer (adam=steps or lbfgs=steps)")
@@ -131,6 +144,7 @@ def _from_dict(d: dict) -> list[Stage]:
         kw = dict(common)
         if i > 0:  # the grid changes (and the grid update happens) once, at the first optimizer
             kw["update_grid"] = 0
+            kw["grid"] = None
         lr = d.get("lr") if len(opts) == 1 or o == "adam" else None
         stages.append(Stage(o, _int(d[o], f"{o} steps"), lr=lr, **kw))
     return stages
