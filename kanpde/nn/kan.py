@@ -16,6 +16,8 @@ from torch import Tensor, nn
 from .bases import Basis, _uniform_points, get_basis
 from .jet import Inner, Jet, Pairs, chain, first_layer, normalize_pairs, public
 
+SPLINE = "spline"  # edge kind of a basis-expanded edge; "" is a removed edge, else a function
+
 
 def _ranges(grid_range, n_in: int, dtype, device) -> Tensor:
     r = torch.as_tensor(grid_range, dtype=dtype, device=device)
@@ -102,6 +104,10 @@ class KANLayer(nn.Module):
         )
         self.scale_spline = nn.Parameter(torch.full((out_features, in_features), bound, **factory))
         self.bias = nn.Parameter(torch.zeros(out_features, **factory)) if bias else None
+        # Pruned or symbolic edges (see set_edges); the plain layer keeps the original fast path.
+        self._plain = True
+        self.register_buffer("edge_index", None, persistent=False)
+        self.add_module("symbolic", None)
 
     # -- grid bookkeeping ---------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -138,7 +144,7 @@ class KANLayer(nn.Module):
                 state_dict[key], dtype=self.grid_points.dtype, device=self.grid_points.device
             )
             nb = self.basis.size(self.basis.grid_size(state_dict[key], self.k), self.k)
-            self.coef = nn.Parameter(self.coef.new_empty(self.out_features, self.in_features, nb))
+            self.coef = nn.Parameter(self.coef.new_empty(*self.coef.shape[:2], nb))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._prepare()
 
@@ -151,6 +157,8 @@ class KANLayer(nn.Module):
 
     def _edges(self, h: Tensor, order: int) -> tuple[Tensor, ...]:
         """Feature-major edges: ``(n_in, N)`` → ``order + 1`` tensors ``(n_out, n_in, N)``."""
+        if not self._plain:
+            return self._edited_edges(h, order)
         return self.basis.edges(
             h,
             self.coef,
@@ -161,6 +169,25 @@ class KANLayer(nn.Module):
             self._aux,
             order,
         )
+
+    def _edited_edges(self, h: Tensor, order: int) -> tuple[Tensor, ...]:
+        """:meth:`_edges` of a layer with removed or symbolic edges: removed edges are exactly
+        zero, symbolic edges come from :attr:`symbolic` with their exact derivatives."""
+        n_out, n_in = self.out_features, self.in_features
+        if self.edge_index.numel():
+            coef, scale_base, scale_spline = self.dense_parameters()
+            phi = self.basis.edges(
+                h, coef, scale_base, scale_spline, self.grid_points, self.k, self._aux, order
+            )
+        else:  # no spline edges left: skip the basis altogether
+            phi = (h.new_zeros(n_out, n_in, h.shape[1]),) * (order + 1)
+        if self.symbolic is not None:
+            flat = self.symbolic.flat
+            phi = tuple(
+                p.reshape(n_out * n_in, -1).index_add(0, flat, v).view(n_out, n_in, -1)
+                for p, v in zip(phi, self.symbolic(h, order))
+            )
+        return phi
 
     def _forward(self, h: Tensor) -> Tensor:
         """Feature-major forward: ``(n_in, N)`` → ``(n_out, N)``."""
@@ -196,7 +223,91 @@ class KANLayer(nn.Module):
 
     def spline(self, x: Tensor) -> Tensor:
         """The spline part ``Σ_b c_{oib} B_b(x_i)`` of every edge, ``(N, n_in, n_out)``."""
-        return torch.einsum("nib,oib->nio", self.basis_values(x)[:, :, 0], self.coef)
+        coef = self.dense_parameters()[0]
+        return torch.einsum("nib,oib->nio", self.basis_values(x)[:, :, 0], coef)
+
+    # -- removed and symbolic edges -----------------------------------------------------------
+    def spline_mask(self) -> Tensor:
+        """``(n_out, n_in)`` bool: which edges are basis-expanded (spline) edges."""
+        n = self.out_features * self.in_features
+        mask = torch.ones(n, dtype=torch.bool, device=self.coef.device)
+        if not self._plain:
+            mask = torch.zeros_like(mask).index_fill_(0, self.edge_index, True)
+        return mask.view(self.out_features, self.in_features)
+
+    def dense_parameters(self) -> tuple[Tensor, Tensor, Tensor]:
+        """``coef`` ``(n_out, n_in, nb)``, ``scale_base`` and ``scale_spline`` ``(n_out, n_in)``.
+
+        A layer with removed or symbolic edges stores the parameters of its spline edges only
+        (packed: ``coef`` is ``(1, n_spline, nb)``, the scales ``(1, n_spline)``, in the order
+        of :attr:`edge_index`, the flat indices ``o · n_in + i`` of its spline edges), so that
+        removed edges have no parameters; this returns them scattered onto every edge, zero on
+        the others (differentiably).
+        """
+        if self._plain:
+            return self.coef, self.scale_base, self.scale_spline
+        n_out, n_in, idx = self.out_features, self.in_features, self.edge_index
+
+        def dense(packed: Tensor) -> Tensor:
+            flat = packed[0]
+            full = flat.new_zeros(n_out * n_in, *flat.shape[1:]).index_copy(0, idx, flat)
+            return full.view(n_out, n_in, *flat.shape[1:])
+
+        return dense(self.coef), dense(self.scale_base), dense(self.scale_spline)
+
+    def edge_kinds(self) -> list[list[str]]:
+        """``n_out`` rows of ``n_in`` edge kinds: ``"spline"``, ``""`` (removed) or the name of
+        a symbolic function (see :mod:`kanpde.symbolic`)."""
+        mask = self.spline_mask().tolist()
+        kinds = [[SPLINE if m else "" for m in row] for row in mask]
+        if self.symbolic is not None:
+            for (o, i), name in zip(self.symbolic.edges, self.symbolic.names):
+                kinds[o][i] = name
+        return kinds
+
+    @torch.no_grad()
+    def set_edges(self, kinds: Sequence[Sequence[str]]) -> None:
+        """Declare the kind of every edge (``n_out`` rows of ``n_in`` kinds, as
+        :meth:`edge_kinds`).
+
+        Edges that keep their kind keep their parameters; an edge that becomes a spline edge
+        starts as the zero function, a new symbolic edge as ``f(x)`` (affine parameters
+        ``a = c = 1``, ``b = d = 0``). Parameter tensors are replaced: rebuild optimizers.
+        """
+        kinds = [list(row) for row in kinds]
+        if len(kinds) != self.out_features or any(len(r) != self.in_features for r in kinds):
+            raise ValueError(
+                f"edge kinds must be {self.out_features} rows of {self.in_features}, got "
+                f"{[len(r) for r in kinds]}"
+            )
+        if any(not isinstance(k, str) for row in kinds for k in row):
+            raise ValueError("edge kinds must be strings: 'spline', '' (removed) or a function")
+        coef, scale_base, scale_spline = (t.detach().clone() for t in self.dense_parameters())
+        grad = self.coef.requires_grad
+        spline = torch.tensor([[k == SPLINE for k in row] for row in kinds], device=coef.device)
+        new = spline & ~self.spline_mask()
+        coef[new], scale_base[new], scale_spline[new] = 0.0, 0.0, 0.0
+        entries = [(o, i, k) for o, row in enumerate(kinds) for i, k in enumerate(row)]
+        entries = [(o, i, k) for o, i, k in entries if k not in (SPLINE, "")]
+        old = self.symbolic
+        if entries:
+            from ..symbolic import SymbolicEdges  # the function library lives there
+
+            self.symbolic = SymbolicEdges(entries, self.in_features, like=coef, previous=old)
+        else:
+            self.symbolic = None
+        self._plain = bool(spline.all()) and not entries
+        if self._plain:
+            self.edge_index = None
+        else:
+            self.edge_index = spline.flatten().nonzero().flatten()
+            flat = self.edge_index
+            coef = coef.flatten(0, 1)[flat].unsqueeze(0)
+            scale_base = scale_base.flatten()[flat].unsqueeze(0)
+            scale_spline = scale_spline.flatten()[flat].unsqueeze(0)
+        self.coef = nn.Parameter(coef, requires_grad=grad)
+        self.scale_base = nn.Parameter(scale_base, requires_grad=grad)
+        self.scale_spline = nn.Parameter(scale_spline, requires_grad=grad)
 
     # -- grid changes -------------------------------------------------------------------------
     @torch.no_grad()
@@ -215,9 +326,13 @@ class KANLayer(nn.Module):
         Tensor
             ``(n_in, nb', nb)`` transfer matrices ``R`` with ``c'[o, i] = R[i] @ c[o, i]``;
             apply them to anything that lives on the coefficients (e.g. optimizer moments).
+            With packed coefficients ``(1, n_spline, nb)`` (see :meth:`dense_parameters`) it
+            is one matrix per spline edge, ``(n_spline, nb', nb)``, so the same formula holds.
         """
+        points = points.to(self.grid_points)
+        x = self._fit_samples(x, points)
         old = self.basis_values(x)[:, :, 0].transpose(0, 1)  # (n_in, S, nb)
-        self.grid_points = self.basis.make_grid(points.to(self.grid_points), self.k)
+        self.grid_points = self.basis.make_grid(points, self.k)
         self._prepare()
         new = self.basis_values(x)[:, :, 0].transpose(0, 1)  # (n_in, S, nb')
         # Least squares in float64 on the CPU: 'gelsd' gives the minimum-norm solution when a
@@ -225,9 +340,22 @@ class KANLayer(nn.Module):
         transfer = torch.linalg.lstsq(
             new.detach().cpu().double(), old.detach().cpu().double(), driver="gelsd"
         ).solution.to(self.coef)
+        if not self._plain:
+            transfer = transfer[self.edge_index % self.in_features]
         coef = torch.einsum("ipb,oib->oip", transfer, self.coef)
         self.coef = nn.Parameter(coef, requires_grad=self.coef.requires_grad)
         return transfer
+
+    def _fit_samples(self, x: Tensor, points: Tensor, per_interval: int = 8) -> Tensor:
+        """The samples plus a dense uniform sweep of each input over the range of the samples
+        and of the new grid. Each edge is a function of one input, so the sweep pins the fit down
+        between the samples: a refinement is then exact on the whole range, not only at the
+        samples (few distinct sample coordinates would otherwise leave it underdetermined)."""
+        lo = torch.minimum(x.min(0).values, points[:, 0])
+        hi = torch.maximum(x.max(0).values, points[:, -1])
+        n = per_interval * (max(self.grid, points.shape[1] - 1) + 2 * self.k + 1)
+        t = torch.linspace(0, 1, n, dtype=x.dtype, device=x.device).unsqueeze(1)
+        return torch.cat([x, lo + (hi - lo) * t])
 
     def extend_grid(self, new_grid: int, x: Tensor) -> Tensor:
         """Change to ``new_grid`` uniform intervals over the same range (see :meth:`set_grid`)."""
@@ -259,8 +387,9 @@ class KANLayer(nn.Module):
         return self.set_grid(points, x)
 
     def config(self) -> dict:
-        """JSON-serialisable constructor arguments (with the current grid)."""
-        return {
+        """JSON-serialisable constructor arguments (with the current grid; ``edges`` when some
+        are removed or symbolic: apply them with :meth:`set_edges`)."""
+        cfg = {
             "in_features": self.in_features,
             "out_features": self.out_features,
             "grid": self.grid,
@@ -269,6 +398,9 @@ class KANLayer(nn.Module):
             "grid_eps": self.grid_eps,
             "bias": self.bias is not None,
         }
+        if not self._plain:
+            cfg["edges"] = self.edge_kinds()
+        return cfg
 
     def extra_repr(self) -> str:
         return (
@@ -290,6 +422,9 @@ class KAN(nn.Module):
         Grid interval of the hidden layers (and of the first layer unless ``input_range``).
     input_range : sequence of (float, float), optional
         Grid interval of each input of the first layer, e.g. the domain's bounding box.
+    edges : sequence, optional
+        Per layer, ``None`` or the kind of every edge (see :meth:`KANLayer.set_edges`): how a
+        pruned or symbolic network is rebuilt from its config.
     """
 
     def __init__(
@@ -303,6 +438,7 @@ class KAN(nn.Module):
         grid_eps: float = 0.02,
         init_scale: float = 0.1,
         bias: bool = False,
+        edges: Sequence | None = None,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
@@ -325,6 +461,12 @@ class KAN(nn.Module):
             )
             for i, (n_in, n_out) in enumerate(zip(width[:-1], width[1:]))
         )
+        if edges is not None:
+            if len(edges) != len(self.layers):
+                raise ValueError(f"edges lists {len(edges)} layers, the width {len(self.layers)}")
+            for layer, kinds in zip(self.layers, edges):
+                if kinds is not None:
+                    layer.set_edges(kinds)
 
     @property
     def grid(self) -> int:
@@ -387,6 +529,7 @@ class KAN(nn.Module):
     def config(self) -> dict:
         """JSON-serialisable description, enough with a state dict to rebuild the model."""
         first = self.layers[0]
+        edges = [None if layer._plain else layer.edge_kinds() for layer in self.layers]
         return {
             "type": "kan",
             "width": list(self.width),
@@ -396,4 +539,5 @@ class KAN(nn.Module):
             "grid_eps": first.grid_eps,
             "init_scale": self.init_scale,
             "bias": first.bias is not None,
+            **({"edges": edges} if any(e is not None for e in edges) else {}),
         }

@@ -1,0 +1,1194 @@
+"""Interpretability: sparsify, prune and turn a trained KAN into a formula.
+
+The pipeline of the KAN paper, for physics-informed networks:
+
+1. **Sparsify** — train with :func:`regularization` added to the loss (L1 of every edge's mean
+   ``|φ|`` over the samples plus the entropy of those means, per layer), e.g. with
+   :func:`train` or :class:`Penalized` around any :class:`~kanpde.losses.Residuals`.
+2. **Prune** — :func:`prune` drops hidden nodes whose incoming or outgoing edges are all small
+   and removes small edges; it returns a smaller KAN computing nearly the same function.
+3. **Symbolify** — :func:`suggest_symbolic` ranks the functions of a library by the R² of the
+   best affine fit ``c·f(a·x + b) + d`` to an edge; :func:`fix_symbolic` replaces one edge by
+   such a function, :func:`auto_symbolic` does every edge. A symbolic edge keeps ``a, b, c, d``
+   trainable and has exact first and second derivatives, so the PDE loss can refine it.
+4. **Read** — :func:`formula` composes the edges into a sympy expression.
+
+Removed and symbolic edges are part of the model's structure (``KANLayer.set_edges``): its
+``config()`` lists every edge's kind, so ``from_config`` + ``load_state_dict`` (and results
+files) rebuild the edited network exactly. Removed edges own no parameters, a symbolic edge
+owns four, so :func:`~kanpde.nn.count_parameters` counts what is left.
+
+Indices follow pykan: edge ``(l, i, j)`` is the edge of layer ``l`` from its input ``i`` to its
+output ``j``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import sympy
+import torch
+from torch import Tensor, nn
+
+from .nn.kan import KAN, SPLINE, KANLayer
+
+# ---------------------------------------------------------------------------------------------
+# Function library
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SymbolicFunction:
+    """A univariate function usable as a symbolic edge.
+
+    Attributes
+    ----------
+    name : str
+        Its key in the library (and in model configs).
+    f, d1, d2 : callable
+        ``Tensor → Tensor``: the function and its first and second derivatives (elementwise).
+    expr : callable
+        ``sympy.Expr → sympy.Expr``: the same function for :func:`formula`.
+    complexity : int
+        Used by :func:`auto_symbolic` to prefer simple functions among equally good fits.
+    domain : callable, optional
+        ``Tensor → bool Tensor``: where ``f`` is defined (fits must stay inside).
+    canonical : callable, optional
+        ``(a, b, c, d) → (a, b, c, d)`` describing the same edge in a preferred form (e.g.
+        ``a > 0`` for odd and even functions, ``b = 0`` for ``exp``), for readable formulas.
+    """
+
+    name: str
+    f: Callable[[Tensor], Tensor]
+    d1: Callable[[Tensor], Tensor]
+    d2: Callable[[Tensor], Tensor]
+    expr: Callable = field(repr=False)
+    complexity: int = 2
+    domain: Callable[[Tensor], Tensor] | None = field(default=None, repr=False)
+    canonical: Callable | None = field(default=None, repr=False)
+
+    def valid(self, z: Tensor) -> Tensor:
+        return torch.ones_like(z, dtype=torch.bool) if self.domain is None else self.domain(z)
+
+
+LIBRARY: dict[str, SymbolicFunction] = {}
+
+
+def add_function(
+    name: str,
+    f: Callable[[Tensor], Tensor],
+    d1: Callable[[Tensor], Tensor],
+    d2: Callable[[Tensor], Tensor],
+    expr,
+    complexity: int = 2,
+    domain: Callable[[Tensor], Tensor] | None = None,
+    canonical: Callable | None = None,
+    check: bool = True,
+) -> SymbolicFunction:
+    """Add (or replace) a function of the library.
+
+    Parameters
+    ----------
+    name : str
+        Library key, e.g. ``"sinh"`` (not ``"spline"`` or ``""``, which are edge kinds).
+    f, d1, d2 : callable
+        Torch implementations of ``f``, ``f'`` and ``f''``.
+    expr : callable or sympy expression
+        ``lambda z: sympy.sinh(z)``, or an expression in one symbol such as
+        ``sympy.sinh(sympy.Symbol("x"))``.
+    complexity : int
+        1 for ``x``, 2 for ``x²``, ``sin``, ``exp`` …, 3 or more for less common functions.
+    domain : callable, optional
+        Where ``f`` is defined, e.g. ``lambda z: z > 0``.
+    canonical : callable, optional
+        Maps fitted ``(a, b, c, d)`` to an equivalent preferred form (see
+        :class:`SymbolicFunction`).
+    check : bool
+        Compare ``d1`` and ``d2`` with autograd at a few points of the domain.
+
+    Models that use a custom function can only be rebuilt (``from_config``, ``kanpde.load``)
+    after it is added again.
+    """
+    if name in (SPLINE, "") or not isinstance(name, str):
+        raise ValueError(f"{name!r} cannot name a function: it is an edge kind")
+    if isinstance(expr, sympy.Expr):
+        symbols = sorted(expr.free_symbols, key=str)
+        if len(symbols) != 1:
+            raise ValueError(f"expression {expr} of {name!r} must have exactly one symbol")
+        template, (sym,) = expr, symbols
+        expr = lambda z: template.subs(sym, z)  # noqa: E731
+    fn = SymbolicFunction(name, f, d1, d2, expr, int(complexity), domain, canonical)
+    if check:
+        _check_derivatives(fn)
+    LIBRARY[name] = fn
+    return fn
+
+
+def _check_derivatives(fn: SymbolicFunction, tol: float = 1e-8) -> None:
+    z = torch.linspace(-3, 3, 61, dtype=torch.float64)
+    z = z[fn.valid(z) & (z.abs() > 0.05)].clone().requires_grad_(True)
+    if z.numel() == 0:
+        return
+    (g1,) = torch.autograd.grad(fn.f(z).sum(), z, create_graph=True)
+    g2 = torch.autograd.grad(g1.sum(), z)[0] if g1.requires_grad else torch.zeros_like(g1)
+    for label, mine, ref in (("d1", fn.d1(z.detach()), g1), ("d2", fn.d2(z.detach()), g2)):
+        ref = ref.detach()
+        ok = torch.isfinite(ref)
+        err = float((mine[ok] - ref[ok]).abs().max()) if bool(ok.any()) else 0.0
+        if err > tol * (1 + float(ref[ok].abs().max())):
+            raise ValueError(f"function {fn.name!r}: {label} disagrees with autograd ({err:.2e})")
+
+
+def _power(n: int):
+    def f(z):
+        return z**n
+
+    def d1(z):
+        return n * z ** (n - 1)
+
+    def d2(z):
+        return n * (n - 1) * z ** (n - 2) if n > 1 else torch.zeros_like(z)
+
+    return f, d1, d2
+
+
+def _sympy_power(n: int):
+    return lambda z: z**n
+
+
+def _tan(z):
+    return torch.tan(z)
+
+
+def _sec2(z):
+    t = torch.tan(z)
+    return 1 + t * t
+
+
+def _sech2(z):
+    t = torch.tanh(z)
+    return 1 - t * t
+
+
+def _gauss(z):
+    return torch.exp(-z * z)
+
+
+def symmetries(
+    parity: int = 0,
+    degree: float | None = None,
+    period: float | None = None,
+    antiperiod: float | None = None,
+    exp_shift: bool = False,
+    log_scale: bool = False,
+) -> Callable:
+    """A ``canonical`` map from the symmetries of ``f``.
+
+    ``parity`` +1 (even: ``f(-z) = f(z)``) or -1 (odd) makes ``a > 0``; ``antiperiod`` p
+    (``f(z + p) = -f(z)``) makes ``c > 0``; ``degree`` n (``f(a z) = a^n f(z)`` for ``a > 0``)
+    makes ``a = 1``; ``period`` brings ``b`` into ``[-period/2, period/2)``; ``exp_shift``
+    (``f(z + b) = e^b f(z)``) makes ``b = 0``; ``log_scale`` (``f(a z) = log a + f(z)``)
+    makes ``a = 1``.
+    """
+
+    def canonical(a: float, b: float, c: float, d: float):
+        if parity and a < 0:
+            a, b, c = -a, -b, (c if parity > 0 else -c)
+        if antiperiod and c < 0:
+            b, c = b + antiperiod, -c
+        if degree is not None and a > 0:
+            a, b, c = 1.0, b / a, c * a**degree
+        if log_scale and a > 0:
+            a, b, d = 1.0, b / a, d + c * math.log(a)
+        if exp_shift:
+            b, c = 0.0, c * math.exp(b)
+        if period:
+            b = b - period * math.floor(b / period + 0.5)
+        return a, b, c, d
+
+    return canonical
+
+
+def _builtin() -> None:
+    zero = torch.zeros_like
+    add = lambda *a, **k: add_function(*a, check=False, **k)  # noqa: E731
+    odd, even = symmetries(parity=-1), symmetries(parity=1)
+    add("0", zero, zero, zero, lambda z: sympy.Integer(0), complexity=0)
+    add("x", lambda z: z, torch.ones_like, zero, lambda z: z, complexity=1)
+    for n, c in ((2, 2), (3, 3), (4, 3), (5, 4)):
+        canon = symmetries(parity=1 if n % 2 == 0 else -1, degree=n)
+        add(f"x^{n}", *_power(n), _sympy_power(n), complexity=c, canonical=canon)
+    nonzero = lambda z: z.abs() > 1e-8  # noqa: E731
+    positive = lambda z: z > 0  # noqa: E731
+    add("1/x", lambda z: 1 / z, lambda z: -1 / (z * z), lambda z: 2 / z**3, lambda z: 1 / z,
+        complexity=2, domain=nonzero, canonical=symmetries(-1, -1))  # fmt: skip
+    add("1/x^2", lambda z: 1 / (z * z), lambda z: -2 / z**3, lambda z: 6 / z**4,
+        lambda z: 1 / z**2, complexity=3, domain=nonzero, canonical=symmetries(1, -2))  # fmt: skip
+    add("sqrt", torch.sqrt, lambda z: 0.5 / torch.sqrt(z), lambda z: -0.25 / z**1.5,
+        sympy.sqrt, complexity=2, domain=positive, canonical=symmetries(degree=0.5))  # fmt: skip
+    add("exp", torch.exp, torch.exp, torch.exp, sympy.exp, complexity=2,
+        canonical=symmetries(exp_shift=True))  # fmt: skip
+    add("log", torch.log, lambda z: 1 / z, lambda z: -1 / (z * z), sympy.log, complexity=2,
+        domain=positive, canonical=symmetries(log_scale=True))  # fmt: skip
+    add("sin", torch.sin, torch.cos, lambda z: -torch.sin(z), sympy.sin, complexity=2,
+        canonical=symmetries(-1, period=2 * math.pi, antiperiod=math.pi))  # fmt: skip
+    add("cos", torch.cos, lambda z: -torch.sin(z), lambda z: -torch.cos(z), sympy.cos,
+        complexity=2, canonical=symmetries(1, period=2 * math.pi, antiperiod=math.pi))  # fmt: skip
+    add("tan", _tan, _sec2, lambda z: 2 * torch.tan(z) * _sec2(z), sympy.tan, complexity=3,
+        domain=lambda z: torch.cos(z).abs() > 1e-6,
+        canonical=symmetries(-1, period=math.pi))  # fmt: skip
+    add("tanh", torch.tanh, _sech2, lambda z: -2 * torch.tanh(z) * _sech2(z), sympy.tanh,
+        complexity=3, canonical=odd)  # fmt: skip
+    add("arctan", torch.atan, lambda z: 1 / (1 + z * z), lambda z: -2 * z / (1 + z * z) ** 2,
+        sympy.atan, complexity=3, canonical=odd)  # fmt: skip
+    add("abs", torch.abs, torch.sign, zero, sympy.Abs, complexity=3,
+        canonical=symmetries(1, 1))  # fmt: skip
+    add("gaussian", _gauss, lambda z: -2 * z * _gauss(z), lambda z: (4 * z * z - 2) * _gauss(z),
+        lambda z: sympy.exp(-(z**2)), complexity=3, canonical=even)  # fmt: skip
+
+
+_builtin()
+
+
+def get_function(name: str) -> SymbolicFunction:
+    try:
+        return LIBRARY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown symbolic function {name!r}; known: {', '.join(LIBRARY)} "
+            "(add your own with kanpde.symbolic.add_function before building the model)"
+        ) from None
+
+
+def _library(library: Sequence[str] | None) -> list[SymbolicFunction]:
+    return [get_function(n) for n in (library if library is not None else LIBRARY)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Symbolic edges of a layer
+# ---------------------------------------------------------------------------------------------
+
+
+class SymbolicEdges(nn.Module):
+    """The symbolic edges of one :class:`~kanpde.nn.KANLayer`: ``c·f(a·x_i + b) + d``.
+
+    Built by ``KANLayer.set_edges``. Parameters: ``affine`` ``(n, 4)`` holding ``a, b, c, d``
+    of each edge (rows in the order of :attr:`edges`, grouped by function).
+
+    Parameters
+    ----------
+    entries : sequence of (int, int, str)
+        ``(output, input, function name)`` of every symbolic edge.
+    n_in : int
+        Inputs of the layer.
+    like : Tensor
+        Dtype and device of the parameters.
+    previous : SymbolicEdges, optional
+        Edges found here with the same function keep their parameters.
+    """
+
+    def __init__(self, entries, n_in: int, like: Tensor, previous: SymbolicEdges | None = None):
+        super().__init__()
+        entries = sorted((str(n), int(o), int(i)) for o, i, n in entries)
+        self.names = [n for n, _, _ in entries]
+        self.edges = [(o, i) for _, o, i in entries]
+        self.functions = [get_function(n) for n in self.names]
+        self.groups: list[tuple[SymbolicFunction, int, int]] = []
+        for r, fn in enumerate(self.functions):
+            if self.groups and self.groups[-1][0] is fn:
+                self.groups[-1] = (fn, self.groups[-1][1], r + 1)
+            else:
+                self.groups.append((fn, r, r + 1))
+        affine = like.new_tensor([[1.0, 0.0, 1.0, 0.0]]).repeat(len(entries), 1)
+        if previous is not None:
+            for r, (o, i) in enumerate(self.edges):
+                old = previous.row(o, i)
+                if old is not None and previous.names[old] == self.names[r]:
+                    affine[r] = previous.affine[old].detach()
+        self.affine = nn.Parameter(affine)
+        dev = like.device
+        self.register_buffer(
+            "inputs", torch.tensor([i for _, i in self.edges], device=dev), persistent=False
+        )
+        self.register_buffer(
+            "flat", torch.tensor([o * n_in + i for o, i in self.edges], device=dev),
+            persistent=False,
+        )  # fmt: skip
+
+    def row(self, o: int, i: int) -> int | None:
+        """Row of edge ``(o, i)`` in :attr:`affine` (None when it is not symbolic)."""
+        try:
+            return self.edges.index((o, i))
+        except ValueError:
+            return None
+
+    def forward(self, h: Tensor, order: int) -> tuple[Tensor, ...]:
+        """Layer inputs ``(n_in, N)`` → ``order + 1`` tensors ``(n, N)``: values, d/dx, d²/dx²."""
+        a, b, c, d = self.affine.unsqueeze(-1).unbind(1)  # (n, 1) each
+        z = a * h.index_select(0, self.inputs) + b
+        parts: list[list[Tensor]] = [[] for _ in range(order + 1)]
+        for fn, start, stop in self.groups:
+            zz = z[start:stop]
+            parts[0].append(fn.f(zz))
+            if order >= 1:
+                parts[1].append(fn.d1(zz))
+            if order >= 2:
+                parts[2].append(fn.d2(zz))
+        f = [p[0] if len(p) == 1 else torch.cat(p) for p in parts]
+        out = [c * f[0] + d]
+        if order >= 1:
+            ca = c * a
+            out.append(ca * f[1])
+        if order >= 2:
+            out.append(ca * a * f[2])
+        return tuple(out)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{o}<-{i}: {n}" for (o, i), n in zip(self.edges, self.names))
+
+
+# ---------------------------------------------------------------------------------------------
+# Activations, edge scores and the sparsification penalty
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_kan(model) -> KAN:
+    if not isinstance(model, KAN):
+        raise TypeError(f"expected a kanpde KAN, got {type(model).__name__}")
+    return model
+
+
+def _activations(model: KAN, x: Tensor):
+    """Per layer: inputs ``(n_in, N)`` and edge values ``(n_out, n_in, N)`` (feature-major)."""
+    h = x.to(next(model.parameters()).dtype).t()
+    out = []
+    for layer in model.layers:
+        phi = layer._edges(h, 0)[0]
+        out.append((h, phi))
+        h = phi.sum(1)
+        if layer.bias is not None:
+            h = h + layer.bias.unsqueeze(1)
+    return out
+
+
+def edge_scores(model: KAN, x: Tensor) -> list[Tensor]:
+    """Mean ``|φ|`` of every edge over the samples ``x`` ``(N, D)``: per layer ``(n_out, n_in)``.
+
+    These are the ``|φ|_1`` of the KAN paper; removed edges score 0.
+    """
+    _check_kan(model)
+    with torch.no_grad():
+        return [phi.abs().mean(-1) for _, phi in _activations(model, x)]
+
+
+def regularization(model: KAN, x: Tensor, l1: float = 1.0, entropy: float = 2.0) -> Tensor:
+    """The KAN paper's sparsification penalty (differentiable, a 0-d tensor).
+
+    ``Σ_l (l1 · |Φ_l|_1 + entropy · S(Φ_l))`` with ``|Φ_l|_1 = Σ_ij |φ_ij|_1``, the edge norms
+    ``|φ_ij|_1`` = mean of ``|φ_ij|`` over the samples ``x`` ``(N, D)``, and the entropy
+    ``S(Φ_l) = -Σ_ij p_ij log p_ij`` of ``p_ij = |φ_ij|_1 / |Φ_l|_1``. Add it to a loss with a
+    small weight (``1e-4``…``1e-2``) while training a larger-than-needed KAN.
+    """
+    _check_kan(model)
+    total = x.new_zeros((), dtype=next(model.parameters()).dtype)
+    for _, phi in _activations(model, x):
+        norms = phi.abs().mean(-1)
+        layer_l1 = norms.sum()
+        total = total + l1 * layer_l1
+        if entropy:
+            p = norms / layer_l1.clamp_min(1e-30)
+            total = total - entropy * torch.special.xlogy(p, p).sum()
+    return total
+
+
+class Penalized:
+    """A :class:`~kanpde.losses.Residuals` with an extra weighted penalty term.
+
+    Usable wherever the residuals are (e.g. by :class:`~kanpde.training.Trainer`): calling it
+    returns the loss plus ``weight · penalty(model, x)`` and the terms with the penalty added
+    under ``name``, where ``x`` are the residuals' current interior points. Everything else is
+    delegated to the wrapped residuals.
+
+    Parameters
+    ----------
+    residuals : Residuals
+    weight : float
+    penalty : callable, optional
+        ``penalty(model, x) → 0-d Tensor``; default :func:`regularization` with ``l1`` and
+        ``entropy``.
+    """
+
+    def __init__(
+        self,
+        residuals,
+        weight: float,
+        penalty: Callable | None = None,
+        name: str = "sparsity",
+        l1: float = 1.0,
+        entropy: float = 2.0,
+    ) -> None:
+        self.residuals = residuals
+        self.weight = float(weight)
+        self.name = name
+        self.penalty = penalty or (lambda m, x: regularization(m, x, l1=l1, entropy=entropy))
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["residuals"], name)
+
+    def __call__(self) -> tuple[Tensor, dict[str, Tensor]]:
+        loss, terms = self.residuals()
+        p = self.penalty(self.residuals.model, self.residuals.interior.x)
+        return loss + self.weight * p, {**terms, self.name: p}
+
+
+def train(
+    problem,
+    model: nn.Module,
+    schedule,
+    sparsity: float = 0.0,
+    l1: float = 1.0,
+    entropy: float = 2.0,
+    points: dict | None = None,
+    weights: dict | None = None,
+    seed: int = 0,
+    log_every: int = 50,
+    progress: bool = False,
+):
+    """Train ``model`` in place on ``problem`` with the sparsification penalty; returns the
+    :class:`~kanpde.training.Trainer` (its ``history`` and ``metrics()``).
+
+    A small stand-in for ``solve`` while the engine has no penalty hook: the same residuals,
+    schedule format and optimizers, plus ``sparsity · regularization(model, interior points)``.
+    """
+    from .losses import Residuals
+    from .problem import apply_preset, load_problem
+    from .schedule import parse_schedule
+    from .training import Trainer, test_set
+
+    if isinstance(problem, str | Path):
+        problem = load_problem(problem)
+    p = next(model.parameters())
+    dtype, device = p.dtype, p.device
+    defaults = apply_preset(problem, None)
+    pts = {**defaults["points"], **(points or {})}
+    w = {**defaults["weights"], **(weights or {})}
+    torch.manual_seed(seed)
+    residuals = Residuals(problem, model, pts, w, dtype, device, seed)
+    if sparsity:
+        residuals = Penalized(residuals, sparsity, l1=l1, entropy=entropy)
+    test = test_set(problem, pts.get("test"), dtype, device)
+    trainer = Trainer(residuals, parse_schedule(schedule), test, log_every, progress, graphs=False)
+    trainer.run()
+    return trainer
+
+
+# ---------------------------------------------------------------------------------------------
+# Pruning
+# ---------------------------------------------------------------------------------------------
+
+
+def prune(
+    model: KAN,
+    x: Tensor,
+    edge_threshold: float = 1e-2,
+    node_threshold: float = 1e-2,
+) -> KAN:
+    """A smaller KAN computing nearly the same function on the samples ``x`` ``(N, D)``.
+
+    A hidden node is kept when both its incoming score (the largest ``|φ|_1`` of the edges into
+    it) and its outgoing score (the largest of the edges out of it) exceed ``node_threshold``
+    (the KAN paper's rule; the best node of a layer is always kept). Edges with
+    ``|φ|_1 < edge_threshold`` and those of removed nodes are removed. What a removed edge
+    contributed on average (its mean value over ``x``) is added back to the node it fed — to
+    the node's bias, a symbolic edge's offset ``d``, or a spline edge's coefficients (B-splines
+    sum to one inside the grid; Chebyshev ``T_0 = 1``) — so constant contributions survive.
+
+    The result has fewer hidden nodes and packs its remaining spline edges' parameters, so
+    :func:`~kanpde.nn.count_parameters` drops accordingly. ``model`` is left unchanged.
+    """
+    _check_kan(model)
+    x = x.detach()
+    with torch.no_grad():
+        acts = _activations(model, x)
+    scores = [phi.abs().mean(-1) for _, phi in acts]
+    means = [phi.mean(-1) for _, phi in acts]
+    n_layers = len(model.layers)
+    kinds = [layer.edge_kinds() for layer in model.layers]
+    edge_keep = [
+        (s >= edge_threshold) & torch.tensor([[k != "" for k in row] for row in kd])
+        for s, kd in zip(scores, kinds)
+    ]
+    node_keep = [torch.ones(model.width[0], dtype=torch.bool)]
+    for l in range(1, n_layers):
+        inc = scores[l - 1].max(dim=1).values
+        out = scores[l].max(dim=0).values
+        keep = (inc > node_threshold) & (out > node_threshold)
+        if not bool(keep.any()):
+            keep[int(torch.minimum(inc, out).argmax())] = True
+        node_keep.append(keep)
+    node_keep.append(torch.ones(model.width[-1], dtype=torch.bool))
+    # A kept hidden node needs a kept edge in and a kept edge out; removing one can orphan others.
+    changed = True
+    while changed:
+        changed = False
+        for l in range(n_layers):
+            edge_keep[l] &= node_keep[l + 1].unsqueeze(1) & node_keep[l].unsqueeze(0)
+        for l in range(1, n_layers):
+            alive = node_keep[l] & edge_keep[l - 1].any(1) & edge_keep[l].any(0)
+            if bool(alive.any()) and not torch.equal(alive, node_keep[l]):
+                node_keep[l] = alive
+                changed = True
+    width = [int(k.sum()) for k in node_keep]
+    first = model.layers[0]
+    p = next(model.parameters())
+    new = KAN(
+        width,
+        grid=model.grid,
+        k=first.k,
+        basis=first.basis,
+        grid_eps=first.grid_eps,
+        init_scale=model.init_scale,
+        bias=first.bias is not None,
+        dtype=p.dtype,
+        device=p.device,
+    )
+    for l, (old_layer, new_layer) in enumerate(zip(model.layers, new.layers)):
+        ins = node_keep[l].nonzero().flatten()
+        outs = node_keep[l + 1].nonzero().flatten()
+        _copy_layer(old_layer, new_layer, ins, outs, edge_keep[l][outs][:, ins])
+        # Constant contributions of the removed edges into kept nodes.
+        removed = ~edge_keep[l] & node_keep[l + 1].unsqueeze(1)
+        shift = (means[l] * removed).sum(1)[outs]
+        h = acts[l][0][ins]
+        for j in range(len(outs)):
+            c = float(shift[j])
+            if c != 0.0:
+                _add_constant(new_layer, j, c, h)
+    return new
+
+
+@torch.no_grad()
+def _copy_layer(old: KANLayer, new: KANLayer, ins: Tensor, outs: Tensor, keep: Tensor) -> None:
+    """Copy the kept rows/columns of ``old`` into ``new`` (sizes ``len(outs) × len(ins)``)."""
+    if old.grid_points.shape != new.grid_points.shape or len(ins) != old.in_features:
+        new.grid_points = old.grid_points[ins].clone()
+        new._prepare()
+    coef, scale_base, scale_spline = old.dense_parameters()
+    sel = lambda t: t[outs][:, ins].detach().clone()  # noqa: E731
+    new.coef = nn.Parameter(sel(coef), requires_grad=old.coef.requires_grad)
+    new.scale_base = nn.Parameter(sel(scale_base), requires_grad=old.scale_base.requires_grad)
+    new.scale_spline = nn.Parameter(sel(scale_spline), requires_grad=old.scale_spline.requires_grad)
+    if old.bias is not None:
+        new.bias.copy_(old.bias[outs])
+    kinds = old.edge_kinds()
+    sub = [
+        [kinds[o][i] if bool(keep[a, b]) else "" for b, i in enumerate(ins.tolist())]
+        for a, o in enumerate(outs.tolist())
+    ]
+    new.set_edges(sub)
+    if new.symbolic is not None:
+        for r, (a, b) in enumerate(new.symbolic.edges):
+            src = old.symbolic.row(int(outs[a]), int(ins[b]))
+            new.symbolic.affine[r] = old.symbolic.affine[src]
+
+
+@torch.no_grad()
+def _add_constant(layer: KANLayer, j: int, c: float, h: Tensor) -> bool:
+    """Add the constant ``c`` to output ``j`` of ``layer`` without changing anything else on
+    the layer inputs ``h`` ``(n_in, N)``; False (with a warning) when no parameter can carry it."""
+    if layer.bias is not None:
+        layer.bias[j] += c
+        return True
+    if layer.symbolic is not None:
+        for r, (o, _) in enumerate(layer.symbolic.edges):
+            if o == j:
+                layer.symbolic.affine[r, 3] += c
+                return True
+    kinds = layer.edge_kinds()
+    rng = layer.grid_range
+    for i in range(layer.in_features):
+        if kinds[j][i] != SPLINE:
+            continue
+        if layer.basis.name == "bspline":
+            lo, hi = float(rng[i, 0]), float(rng[i, 1])
+            if h.shape[1] and not (float(h[i].min()) >= lo and float(h[i].max()) <= hi):
+                continue  # B-splines sum to one only inside the grid range
+        elif layer.basis.name != "chebyshev":
+            continue
+        _, _, scale_spline = layer.dense_parameters()
+        ws = float(scale_spline[j, i])
+        if abs(ws) < 1e-12:
+            continue
+        flat = j * layer.in_features + i
+        row = flat if layer._plain else int((layer.edge_index == flat).nonzero().flatten()[0])
+        coef = layer.coef.view(-1, layer.coef.shape[-1])
+        if layer.basis.name == "bspline":
+            coef[row] += c / ws
+        else:
+            coef[row, 0] += c / ws
+        return True
+    warnings.warn(
+        f"prune: a removed contribution of mean {c:.3e} to node {j} has no parameter to go to "
+        "(no bias, symbolic edge or spline edge with samples inside its grid); dropped",
+        stacklevel=3,
+    )
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Fitting edges
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Fit:
+    """Best affine fit ``c·f(a·x + b) + d`` of a function of the library to an edge."""
+
+    name: str
+    r2: float
+    a: float = 1.0
+    b: float = 0.0
+    c: float = 1.0
+    d: float = 0.0
+    complexity: int = 0
+
+    @property
+    def affine(self) -> tuple[float, float, float, float]:
+        return (self.a, self.b, self.c, self.d)
+
+    def score(self, complexity_weight: float = 1.0) -> float:
+        """Lower is better: ``log10(1 - R²)`` (floored at 1e-14) plus the weighted complexity."""
+        return math.log10(max(1.0 - self.r2, 1e-14)) + complexity_weight * self.complexity
+
+
+def _r2(pred: np.ndarray, y: np.ndarray) -> float:
+    sst = float(((y - y.mean()) ** 2).sum())
+    ssr = float(((y - pred) ** 2).sum())
+    if sst <= 1e-300:
+        return 1.0 if ssr <= 1e-300 else 0.0
+    return 1.0 - ssr / sst
+
+
+def _linear(z: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Least squares ``y ≈ c z + d`` along the last axis: ``c``, ``d`` and R²."""
+    zc = z - z.mean(-1, keepdim=True)
+    yc = y - y.mean()
+    sxy, sxx, syy = (zc * yc).sum(-1), (zc * zc).sum(-1), (yc * yc).sum()
+    ok = sxx > 1e-300 * z.shape[-1]
+    c = torch.where(ok, sxy / torch.where(ok, sxx, 1.0), 0.0)
+    d = y.mean() - c * z.mean(-1)
+    r2 = torch.where(ok, sxy * sxy / (torch.where(ok, sxx, 1.0) * syy.clamp_min(1e-300)), 0.0)
+    return c, d, r2
+
+
+def fit_function(
+    x,
+    y,
+    fn: SymbolicFunction | str,
+    a_range: tuple[float, float] = (-10.0, 10.0),
+    b_range: tuple[float, float] = (-10.0, 10.0),
+    grid: int = 31,
+    zooms: int = 3,
+    polish: bool = True,
+) -> Fit:
+    """Best ``c·f(a·x + b) + d`` through the samples ``(x, y)`` (1-D arrays).
+
+    A grid search over ``(a, b)`` (refined ``zooms`` times around the best point) with ``c, d``
+    by linear least squares at every grid point, then a Levenberg–Marquardt polish of all four
+    on all samples (kept when it improves R² and stays in the function's domain).
+    """
+    fn = get_function(fn) if isinstance(fn, str) else fn
+    x = torch.as_tensor(np.asarray(x, dtype=np.float64).ravel())
+    y = torch.as_tensor(np.asarray(y, dtype=np.float64).ravel())
+    yn = y.numpy()
+    if fn.name == "0":
+        d = float(y.mean())
+        return Fit("0", _r2(np.full_like(yn, d), yn), 1.0, 0.0, 0.0, d, fn.complexity)
+    if fn.name == "x":
+        c, d, _ = _linear(x, y)
+        c, d = float(c), float(d)
+        return Fit("x", _r2(c * x.numpy() + d, yn), 1.0, 0.0, c, d, fn.complexity)
+    # The grid search runs on at most 128 samples spread over the sorted inputs.
+    order = torch.argsort(x)
+    sub = order[torch.linspace(0, len(x) - 1, min(len(x), 128)).round().long()]
+    xs, ys = x[sub], y[sub]
+    lo_a, hi_a = a_range
+    lo_b, hi_b = b_range
+    best = None
+    for _ in range(zooms + 1):
+        a = torch.linspace(lo_a, hi_a, grid, dtype=torch.float64)
+        b = torch.linspace(lo_b, hi_b, grid, dtype=torch.float64)
+        z = a[:, None, None] * xs + b[None, :, None]
+        with torch.no_grad():
+            f = fn.f(z)
+        finite = torch.isfinite(f)
+        ok = (finite if fn.domain is None else finite & fn.domain(z)).all(-1)
+        f.masked_fill_(~finite, 0.0)
+        c, _, r2 = _linear(f, ys)
+        ok &= c.abs() * f.abs().amax(-1) <= CANCELLATION * (ys.abs().max() + 1e-300)
+        r2 = torch.where(ok, r2, -1.0)
+        k = int(r2.argmax())
+        ia, ib = divmod(k, grid)
+        if best is None or float(r2[ia, ib]) >= best[0]:
+            best = (float(r2[ia, ib]), float(a[ia]), float(b[ib]))
+        da, db = (hi_a - lo_a) / (grid - 1), (hi_b - lo_b) / (grid - 1)
+        lo_a, hi_a = best[1] - da, best[1] + da
+        lo_b, hi_b = best[2] - db, best[2] + db
+    _, a0, b0 = best
+    result = _evaluate_fit(fn, x, y, a0, b0)
+    if polish and result.r2 > -1.0:
+        polished = _polish(fn, x, y, result)
+        if polished is not None and polished.r2 >= result.r2:
+            result = polished
+    if fn.canonical is not None and result.r2 > -1.0:
+        result.a, result.b, result.c, result.d = (float(v) for v in fn.canonical(*result.affine))
+    return result
+
+
+CANCELLATION = 1e3  # largest |c|·max|f| / max|y| of an accepted fit (see _degenerate)
+
+
+def _degenerate(c: float, f: np.ndarray, y: np.ndarray) -> bool:
+    """``c·f`` much larger than the data: the fit mimics another function through a Taylor
+    expansion cancelled by ``d`` (e.g. ``-2·10⁸ cos(10⁻⁴ x) + 2·10⁸`` for ``x²``)."""
+    return abs(c) * float(np.abs(f).max()) > CANCELLATION * (float(np.abs(y).max()) + 1e-300)
+
+
+def _evaluate_fit(fn: SymbolicFunction, x: Tensor, y: Tensor, a: float, b: float) -> Fit:
+    z = a * x + b
+    with torch.no_grad():
+        f = fn.f(z)
+    if not bool((fn.valid(z) & torch.isfinite(f)).all()):
+        return Fit(fn.name, -1.0, a, b, 0.0, 0.0, fn.complexity)
+    c, d, _ = _linear(f, y)
+    c, d = float(c), float(d)
+    if _degenerate(c, f.numpy(), y.numpy()):
+        return Fit(fn.name, -1.0, a, b, c, d, fn.complexity)
+    return Fit(fn.name, _r2((c * f + d).numpy(), y.numpy()), a, b, c, d, fn.complexity)
+
+
+def _polish(fn: SymbolicFunction, x: Tensor, y: Tensor, start: Fit) -> Fit | None:
+    from scipy.optimize import least_squares
+
+    xn, yn = x.numpy(), y.numpy()
+
+    def parts(p):
+        z = torch.as_tensor(p[0] * xn + p[1])
+        with torch.no_grad():
+            return z, fn.f(z).numpy(), fn.d1(z).numpy()
+
+    def residual(p):
+        _, f, _ = parts(p)
+        r = p[2] * f + p[3] - yn
+        return np.where(np.isfinite(r), r, 1e10)
+
+    def jac(p):
+        _, f, g = parts(p)
+        j = np.stack([p[2] * g * xn, p[2] * g, f, np.ones_like(f)], axis=1)
+        return np.where(np.isfinite(j), j, 0.0)
+
+    try:
+        sol = least_squares(
+            residual, np.array(start.affine), jac=jac, method="lm", xtol=1e-15, ftol=1e-15,
+            gtol=1e-15, max_nfev=2000,
+        )  # fmt: skip
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+    a, b, c, d = (float(v) for v in sol.x)
+    z, f, _ = parts(sol.x)
+    if not (bool(fn.valid(z).all()) and np.isfinite(f).all()) or _degenerate(c, f, yn):
+        return None
+    return Fit(fn.name, _r2(c * f + d, yn), a, b, c, d, fn.complexity)
+
+
+def _edge_samples(model: KAN, l: int, i: int, j: int, x: Tensor) -> tuple[np.ndarray, ...]:
+    _check_kan(model)
+    if not 0 <= l < len(model.layers):
+        raise IndexError(f"layer {l} out of range (the model has {len(model.layers)})")
+    layer = model.layers[l]
+    if not (0 <= i < layer.in_features and 0 <= j < layer.out_features):
+        raise IndexError(
+            f"edge ({l}, {i}, {j}) out of range: layer {l} maps {layer.in_features} inputs to "
+            f"{layer.out_features} outputs"
+        )
+    with torch.no_grad():
+        h, phi = _activations(model, x.detach())[l]
+    return h[i].double().cpu().numpy(), phi[j, i].double().cpu().numpy()
+
+
+def suggest_symbolic(
+    model: KAN,
+    l: int,
+    i: int,
+    j: int,
+    x: Tensor,
+    library: Sequence[str] | None = None,
+    top: int | None = 5,
+    **fit_options,
+) -> list[Fit]:
+    """Candidates for edge ``(l, i, j)`` ranked by the R² of their best affine fit.
+
+    The samples are the edge's input and output values when the model is evaluated at ``x``
+    ``(N, D)``; ``fit_options`` go to :func:`fit_function` (``a_range``, ``b_range``, ``grid``,
+    ``zooms``, ``polish``).
+    """
+    xs, ys = _edge_samples(model, l, i, j, x)
+    fits = [fit_function(xs, ys, fn, **fit_options) for fn in _library(library)]
+    fits.sort(key=_r2_key, reverse=True)
+    return fits[:top] if top else fits
+
+
+def _r2_key(f: Fit) -> tuple[float, int]:
+    return (f.r2, -f.complexity)
+
+
+def _choose(fits: list[Fit], complexity_weight: float) -> Fit:
+    return min(fits, key=lambda f: (f.score(complexity_weight), -f.r2))
+
+
+@torch.no_grad()
+def fix_symbolic(
+    model: KAN,
+    l: int,
+    i: int,
+    j: int,
+    name: str,
+    x: Tensor | None = None,
+    affine: Sequence[float] | None = None,
+    **fit_options,
+) -> Fit | None:
+    """Make edge ``(l, i, j)`` the symbolic function ``name`` (in place).
+
+    With samples ``x`` its ``a, b, c, d`` are fitted to the edge's current values (returns the
+    :class:`Fit`); else they are ``affine`` or ``(1, 0, 1, 0)``. The name ``"0"`` removes the
+    edge (its mean value over ``x`` moves to the node it fed). The layer's parameter tensors are
+    replaced: build optimizers afterwards.
+    """
+    get_function(name)
+    fit = None
+    if x is not None:
+        xs, ys = _edge_samples(model, l, i, j, x)
+        fit = fit_function(xs, ys, name, **fit_options)
+        affine = fit.affine
+    layer = model.layers[l]
+    kinds = layer.edge_kinds()
+    if name == "0":
+        kinds[j][i] = ""
+        mean = None
+        if x is not None:
+            h, phi = _activations(model, x.detach())[l]
+            mean = float(phi[j, i].mean())
+        layer.set_edges(kinds)
+        if mean:
+            _add_constant(layer, j, mean, h)
+        return fit
+    kinds[j][i] = name
+    layer.set_edges(kinds)
+    r = layer.symbolic.row(j, i)
+    layer.symbolic.affine[r] = layer.symbolic.affine.new_tensor(
+        list(affine) if affine is not None else [1.0, 0.0, 1.0, 0.0]
+    )
+    return fit
+
+
+def auto_symbolic(
+    model: KAN,
+    x: Tensor,
+    r2_threshold: float = 0.99,
+    library: Sequence[str] | None = None,
+    complexity_weight: float = 1.0,
+    layers: Sequence[int] | None = None,
+    verbose: bool = False,
+    **fit_options,
+) -> dict[tuple[int, int, int], Fit]:
+    """Replace every spline edge by its best library function (in place), layer by layer.
+
+    Each edge gets the candidate with the lowest ``log10(1 - R²) + complexity_weight ·
+    complexity`` (so a simpler function wins among near-perfect fits); edges whose choice has
+    ``R² < r2_threshold`` stay splines. Later layers are fitted on the activations of the
+    already symbolic earlier layers; ``layers`` restricts the search to some layers (e.g.
+    ``auto_symbolic(model, x, library=["x"], layers=[0], r2_threshold=0)`` makes the first
+    layer linear: a ridge-function ansatz). Returns the chosen fit of every edge examined.
+    """
+    _check_kan(model)
+    chosen: dict[tuple[int, int, int], Fit] = {}
+    x = x.detach()
+    for l, layer in enumerate(model.layers):
+        if layers is not None and l not in layers:
+            continue
+        kinds = layer.edge_kinds()
+        with torch.no_grad():
+            h, phi = _activations(model, x)[l]
+        for j in range(layer.out_features):
+            for i in range(layer.in_features):
+                if kinds[j][i] != SPLINE:
+                    continue
+                xs = h[i].double().cpu().numpy()
+                ys = phi[j, i].double().cpu().numpy()
+                fits = [fit_function(xs, ys, fn, **fit_options) for fn in _library(library)]
+                good = [f for f in fits if f.r2 >= r2_threshold]
+                best = _choose(good, complexity_weight) if good else max(fits, key=_r2_key)
+                chosen[(l, i, j)] = best
+                if verbose:
+                    kept = "" if good else "  (kept as spline)"
+                    print(f"edge ({l},{i},{j}): {best.name:<8} R² = {best.r2:.10f}{kept}")
+                if not good:
+                    continue
+                if best.name == "0":
+                    kinds[j][i] = ""
+                    layer.set_edges(kinds)
+                    with torch.no_grad():
+                        _add_constant(layer, j, float(phi[j, i].mean()), h)
+                else:
+                    kinds[j][i] = best.name
+                    layer.set_edges(kinds)
+                    r = layer.symbolic.row(j, i)
+                    with torch.no_grad():
+                        layer.symbolic.affine[r] = layer.symbolic.affine.new_tensor(best.affine)
+    return chosen
+
+
+def is_symbolic(model: KAN) -> bool:
+    """Every edge is symbolic or removed (the formula has no spline parts)."""
+    return all(k != SPLINE for layer in model.layers for row in layer.edge_kinds() for k in row)
+
+
+# ---------------------------------------------------------------------------------------------
+# Formulas
+# ---------------------------------------------------------------------------------------------
+
+
+PI_Q = (1, 2, 3, 4, 6, 8, 12)  # denominators of the multiples of π that formulas recognise
+
+
+def _snap(v: float, digits: int) -> sympy.Expr:
+    """``v`` as a simple number when one lies within ``10^-digits`` (relative to ``max(1, |v|)``):
+    0, a fraction ``p/q`` with ``q ≤ 12`` or ``(p/q)·π`` with ``q`` in :data:`PI_Q`; else ``v``
+    to ``digits`` significant digits."""
+    tol = 10.0 ** (-digits) * max(1.0, abs(v))
+    if abs(v) <= tol:
+        return sympy.Integer(0)
+    if abs(v) <= 1e4:
+        for base, unit, qs in ((1.0, sympy.Integer(1), range(1, 13)), (math.pi, sympy.pi, PI_Q)):
+            for q in qs:
+                p = round(v / base * q)
+                if p != 0 and abs(v - p * base / q) <= tol:
+                    return sympy.Rational(p, q) * unit
+    return sympy.Float(float(f"{v:.{digits}g}"), digits)
+
+
+def _round_numbers(expr: sympy.Expr, digits: int) -> sympy.Expr:
+    """Expand function arguments (so products of coefficients meet), then snap every number."""
+    expr = expr.replace(
+        lambda e: isinstance(e, sympy.Function) and e.args,
+        lambda e: e.func(*(sympy.expand(a) for a in e.args)),
+    )
+    expr = sympy.expand(expr, trig=False, log=False, power_exp=False, power_base=False)
+    floats = {f: _snap(float(f), digits) for f in expr.atoms(sympy.Float)}
+    expr = expr.xreplace(floats)
+    # Snapping can make new products of numbers inside functions; tidy once more.
+    return expr.replace(
+        lambda e: isinstance(e, sympy.Function) and e.args,
+        lambda e: e.func(*(sympy.expand(a) for a in e.args)),
+    )
+
+
+def formula(
+    model: KAN,
+    variables: Sequence[str] | None = ("x", "y"),
+    simplify: bool = True,
+    digits: int | None = None,
+) -> sympy.Expr | list[sympy.Expr]:
+    """The network as a sympy expression (a list for several outputs).
+
+    Parameters
+    ----------
+    variables : sequence of str
+        Names of the inputs (as many as the model has; ``x, y`` by default — ``x_1 … x_D`` when
+        there are not enough).
+    simplify : bool
+        Apply ``sympy.simplify`` at the end.
+    digits : int, optional
+        Round the coefficients: numbers within ``10^-digits`` of 0, a fraction ``p/q``
+        (``q ≤ 12``) or ``(p/q)·π`` (``q`` in 1, 2, 3, 4, 6, 8, 12) become exact, the rest
+        keep ``digits`` significant digits.
+        ``None`` keeps full floating-point precision (the expression evaluates like the model).
+
+    Edges still numeric appear as undefined functions ``phi_l_i_j(·)`` of their input.
+    """
+    _check_kan(model)
+    d = model.width[0]
+    names = list(variables or ())
+    if len(names) < d:
+        names = [f"x_{k + 1}" for k in range(d)] if d > 1 else ["x"]
+    nodes: list[sympy.Expr] = list(sympy.symbols(names[:d], real=True))
+    for l, layer in enumerate(model.layers):
+        kinds = layer.edge_kinds()
+        affine = layer.symbolic.affine.detach().double().cpu().tolist() if layer.symbolic else []
+        out = []
+        for j in range(layer.out_features):
+            acc = sympy.Integer(0)
+            for i in range(layer.in_features):
+                kind = kinds[j][i]
+                if kind == "":
+                    continue
+                if kind == SPLINE:
+                    acc += sympy.Function(f"phi_{l}_{i}_{j}")(nodes[i])
+                    continue
+                a, b, c, dd = (sympy.Float(v) for v in affine[layer.symbolic.row(j, i)])
+                acc += c * get_function(kind).expr(a * nodes[i] + b) + dd
+            if layer.bias is not None:
+                acc += sympy.Float(float(layer.bias[j]))
+            out.append(acc)
+        nodes = out
+    if digits is not None:
+        nodes = [_round_numbers(e, int(digits)) for e in nodes]
+    if simplify:
+        nodes = [sympy.simplify(e) for e in nodes]
+    return nodes[0] if len(nodes) == 1 else nodes
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line: kanpde symbolic RUN
+# ---------------------------------------------------------------------------------------------
+
+
+def register(subparsers) -> None:
+    """Add ``kanpde symbolic`` to the command line."""
+    s = subparsers.add_parser(
+        "symbolic",
+        help="formula of a trained KAN (prune, auto-symbolic, refine with the PDE loss)",
+        description=(
+            "Print the formula of the KAN of a results file and save it beside the file "
+            "(formula.txt). A network that still has spline edges is first made symbolic "
+            "(auto-symbolic on the run's evaluation points, optionally pruned first and refined "
+            "with the PDE loss afterwards); that model is saved as symbolic.h5 beside the run."
+        ),
+    )
+    s.add_argument("run", help="results file (result.h5) or run directory")
+    s.add_argument("--prune", action="store_true", help="prune small edges and nodes first")
+    s.add_argument("--edge-threshold", type=float, default=1e-2)
+    s.add_argument("--node-threshold", type=float, default=1e-2)
+    s.add_argument("--library", help="comma-separated functions (default: the whole library)")
+    s.add_argument("--r2", type=float, default=0.99, help="minimum R² to fix an edge")
+    s.add_argument(
+        "--refine",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="L-BFGS steps with the PDE loss after auto-symbolic (needs the problem file)",
+    )
+    s.add_argument("--digits", type=int, default=6, help="round coefficients (0: do not)")
+    s.add_argument("--no-simplify", action="store_true")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_symbolic)
+
+
+def cmd_symbolic(args) -> int:
+    from .results import load, save_run, write_atomic
+
+    run = load(args.run)
+    model = run.model()
+    if not isinstance(model, KAN):
+        raise ValueError(f"{run.path}: the model is not a KAN; formulas need a KAN")
+    names = list(run.names) or None
+    library = [s.strip() for s in args.library.split(",")] if args.library else None
+    if library:
+        for n in library:
+            get_function(n)
+    path = Path(run.path)
+    say = (lambda *a: None) if args.quiet else print
+    if not is_symbolic(model):
+        if "x" not in run.solution:
+            raise ValueError(f"{path}: no evaluation points stored; cannot fit the edges")
+        x = torch.as_tensor(run.solution["x"]).to(next(model.parameters()).dtype)
+        before = _count(model)
+        if args.prune:
+            model = prune(model, x, args.edge_threshold, args.node_threshold)
+            say(f"pruned: width {model.width}, parameters {before} -> {_count(model)}")
+        fits = auto_symbolic(model, x, r2_threshold=args.r2, library=library)
+        for (l, i, j), fit in fits.items():
+            say(f"edge ({l},{i},{j}): {fit.name:<8} R² = {fit.r2:.8f}")
+        history = run.history
+        if args.refine > 0:
+            model, history = _refine(run, model, args.refine, not args.quiet)
+        expr = formula(model, names, not args.no_simplify, args.digits or None)
+        out = _symbolic_run(run, model, expr, history)
+        save_run(out, path.parent / "symbolic.h5")
+        m = out.metrics
+        say(
+            f"symbolic model: {m['parameters']} parameters"
+            + "".join(f", {k} {m[k]:.3e}" for k in ("mse", "rel_l2", "max_err") if k in m)
+        )
+        say(f"saved: {path.parent / 'symbolic.h5'}")
+    else:
+        expr = formula(model, names, not args.no_simplify, args.digits or None)
+    text = str(expr)
+    print(text)
+    target = path.parent / "formula.txt"
+    write_atomic(target, lambda tmp: Path(tmp).write_text(text + "\n"))
+    say(f"formula: {target}")
+    return 0
+
+
+def _count(model) -> int:
+    from .nn import count_parameters
+
+    return count_parameters(model)
+
+
+def _refine(run, model: KAN, steps: int, progress: bool):
+    """Refit the symbolic parameters with the run's PDE loss (L-BFGS)."""
+    from .problem import file_hash, load_problem
+    from .training import solve
+
+    source = run.attrs.get("problem_file") or ""
+    if not source or not Path(source).exists():
+        raise ValueError(f"{run.path}: problem file {source!r} not found; cannot --refine")
+    if file_hash(source) != run.attrs.get("problem_hash", ""):
+        warnings.warn(f"{source} changed since the run; refining with its current version",
+                      stacklevel=2)  # fmt: skip
+    cfg = run.config
+    refined = solve(
+        load_problem(source),
+        model=model,
+        schedule=[{"lbfgs": int(steps)}],
+        points=cfg.get("points"),
+        weights=cfg.get("weights"),
+        dtype=cfg.get("dtype"),
+        seed=int(cfg.get("seed", 0)),
+        device="cpu",
+        progress=progress,
+    )
+    return model, refined.history
+
+
+def _symbolic_run(run, model: KAN, expr, history):
+    """A copy of ``run`` holding the symbolic model, its test errors and its formula."""
+    import copy
+
+    from .losses import error_metrics
+    from .training import model_config
+
+    config = copy.deepcopy(run.config)
+    config["model"] = model_config(model)
+    config["parameters"] = _count(model)
+    solution = dict(run.solution)
+    metrics = dict(run.metrics, parameters=config["parameters"])
+    if "x" in solution:
+        x = torch.as_tensor(solution["x"]).to(next(model.parameters()).dtype)
+        with torch.no_grad():
+            pred = model(x)
+        solution["pred"] = pred.cpu().numpy()
+        if "ref" in solution:
+            ref = torch.as_tensor(solution["ref"]).to(pred)
+            solution["error"] = (pred - ref).cpu().numpy()
+            metrics.update(error_metrics(pred, ref, run.outputs))
+    attrs = dict(run.attrs, formula=str(expr), source_run=str(run.path))
+    state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    return type(run)(config, dict(history), solution, metrics, attrs, list(run.events), state)
