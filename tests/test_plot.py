@@ -1,0 +1,536 @@
+"""Figures: layout, shared colour scales, errors that match the metrics, the CLI."""
+
+import csv
+import dataclasses
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.collections import LineCollection, QuadMesh  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+import kanpde  # noqa: E402
+from kanpde import Box, Dirichlet, Disk, Interval, Problem, d, laplacian, plot, solve  # noqa: E402
+from kanpde.cli import main  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBLEMS = ROOT / "problems"
+
+
+def _sin1d(x):
+    return torch.sin(math.pi * x)
+
+
+LINE = Problem(
+    name="line",
+    domain=Interval(-1, 1),
+    pde=lambda x, u: d(u, x, "x", "x") + math.pi**2 * _sin1d(x),
+    conditions=[Dirichlet(0.0)],
+    exact=_sin1d,
+    model={"width": [1, 3, 1]},
+    points={"interior": 60, "boundary": 2, "test": 101},
+)
+
+
+def _bowl(x):
+    return 1 - (x**2).sum(1, keepdim=True)
+
+
+DISK = Problem(
+    name="disk",
+    domain=Disk([0.0, 0.0], 1.0),
+    pde=lambda x, u: laplacian(u, x) + 4,
+    conditions=[Dirichlet(0.0)],
+    exact=_bowl,
+    model={"width": [2, 3, 1]},
+    points={"interior": 150, "boundary": 40, "test": 31},
+)
+
+
+def _sin3(x):
+    return torch.sin(math.pi * x).prod(1, keepdim=True)
+
+
+CUBE = Problem(
+    name="cube",
+    domain=Box([0, 0, 0], [1, 1, 1]),
+    pde=lambda x, u: laplacian(u, x) + 3 * math.pi**2 * _sin3(x),
+    conditions=[Dirichlet(0.0)],
+    exact=_sin3,
+    model={"width": [3, 2, 1]},
+    points={"interior": 150, "boundary": 60, "test": 9},
+)
+
+TINY = {"interior": 150, "boundary": 40, "initial": 30, "test": 21}
+CASES = {
+    "line": (LINE, [{"grid": 3, "lbfgs": 8}, {"grid": 6, "lbfgs": 8}], {}),
+    "poisson2d": (
+        PROBLEMS / "poisson2d.py",
+        [{"grid": 3, "lbfgs": 6}, {"grid": 5, "lbfgs": 6}, {"grid": 8, "lbfgs": 6}],
+        TINY,
+    ),
+    "diffusion1d": (
+        PROBLEMS / "diffusion1d.py",
+        [{"grid": 3, "adam": 5, "lr": 1e-2}, {"grid": 3, "lbfgs": 5}, {"grid": 5, "lbfgs": 5}],
+        TINY,
+    ),
+    "kovasznay": (PROBLEMS / "kovasznay.py", [{"grid": 3, "lbfgs": 4}], TINY),
+    "disk": (DISK, [{"grid": 3, "lbfgs": 6}], {}),
+    "cube": (CUBE, [{"grid": 3, "lbfgs": 4}], {}),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("plot-runs")
+    out = {}
+    for name, (problem, schedule, points) in CASES.items():
+        if isinstance(problem, Path):
+            problem = str(problem)
+        out[name] = solve(
+            problem, schedule=schedule, points=points or None, progress=False, log_every=2,
+            out=base / name, checkpoint_every=0, device="cpu",
+        )  # fmt: skip
+    out["mlp"] = solve(
+        str(PROBLEMS / "poisson2d.py"), model={"type": "mlp", "width": [2, 6, 1]},
+        schedule=[{"adam": 4}], points=TINY, progress=False, out=base / "mlp",
+        checkpoint_every=0, device="cpu",
+    )  # fmt: skip
+    return out
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def labelled(fig, prefix):
+    return [a for a in fig.axes if a.get_label().startswith(prefix)]
+
+
+def mesh(ax):
+    (m,) = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    return m
+
+
+def texts_inside(fig):
+    """Every title, label, tick label, legend entry and annotation lies inside the figure."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    box = fig.bbox
+    texts = [fig._suptitle] if fig._suptitle is not None else []
+    for ax in fig.axes:
+        texts += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label]
+        texts += list(ax.texts)
+        for axis in (ax.xaxis, ax.yaxis) if ax.axison else ():  # tick labels in view
+            lo, hi = sorted(axis.get_view_interval())
+            tol = 1e-9 * (hi - lo)
+            locs, labels = axis.get_majorticklocs(), axis.get_majorticklabels()
+            texts += [t for v, t in zip(locs, labels) if lo - tol <= v <= hi + tol]
+        if ax.get_legend() is not None:
+            texts += ax.get_legend().get_texts()
+    bad = []
+    for t in texts:
+        if not t.get_visible() or not t.get_text().strip():
+            continue
+        b = t.get_window_extent(renderer)
+        if b.x0 < box.x0 - 1 or b.y0 < box.y0 - 1 or b.x1 > box.x1 + 1 or b.y1 > box.y1 + 1:
+            bad.append(t.get_text())
+    assert not bad, f"text outside the figure: {bad}"
+
+
+# ----------------------------------------------------------------------------- solution
+
+
+def test_solution_1d_lines_and_error(runs):
+    run = runs["line"]
+    fig = plot.solution(run)
+    assert isinstance(fig, Figure)
+    (ax,) = labelled(fig, "pred")
+    (err,) = labelled(fig, "error")
+    assert ax.get_xlabel() == "x" and ax.get_ylabel() == "u"
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"reference", "prediction"}
+    assert err.get_ylabel() == "|error| of u"
+    assert np.max(err.lines[0].get_ydata()) == pytest.approx(run.metrics["max_err"], abs=1e-12)
+    assert "line" in fig._suptitle.get_text()
+    texts_inside(fig)
+
+
+@pytest.mark.parametrize("name", ["poisson2d", "kovasznay", "disk"])
+def test_solution_2d_maps(runs, name):
+    run = runs[name]
+    fig = plot.solution(run)
+    outputs = run.outputs
+    assert len(labelled(fig, "pred")) == len(labelled(fig, "ref")) == len(outputs)
+    assert len(labelled(fig, "error")) == len(outputs)
+    assert len(fig.axes) == 5 * len(outputs)  # 3 maps + 2 colour bars per output
+    worst = 0.0
+    for j, o in enumerate(outputs):
+        (p,) = labelled(fig, f"pred {o}")
+        (r,) = labelled(fig, f"ref {o}")
+        (e,) = labelled(fig, f"error {o}")
+        # One colour scale for prediction and reference, spanning both.
+        assert mesh(p).get_clim() == mesh(r).get_clim()
+        lo = min(run.solution["pred"][:, j].min(), run.solution["ref"][:, j].min())
+        hi = max(run.solution["pred"][:, j].max(), run.solution["ref"][:, j].max())
+        assert mesh(p).get_clim() == pytest.approx((lo, hi), abs=0)
+        assert mesh(e).get_clim()[0] == 0
+        assert p.get_title() == f"{o}: prediction" and p.get_xlabel() == "x"
+        assert p.get_ylabel() == "y" and p.get_aspect() == 1.0
+        worst = max(worst, float(mesh(e).get_array().max()))
+        # Every evaluation point is one drawn cell; nodes outside the domain are blank.
+        assert mesh(p).get_array().count() == len(run.solution["x"])
+    assert worst == pytest.approx(run.metrics["max_err"], abs=1e-12)
+    texts_inside(fig)
+
+
+def test_solution_disk_is_masked(runs):
+    fig = plot.solution(runs["disk"])
+    values = mesh(labelled(fig, "pred")[0]).get_array()
+    assert values.mask[0, 0] and values.mask[-1, -1]  # the corners lie outside the disk
+    assert not values.mask[values.shape[0] // 2, values.shape[1] // 2]
+
+
+def test_solution_space_time(runs):
+    run = runs["diffusion1d"]
+    fig = plot.solution(run)
+    (p,), (r,), (e,) = labelled(fig, "pred"), labelled(fig, "ref"), labelled(fig, "error")
+    (s,) = labelled(fig, "slices")
+    assert p.get_xlabel() == "x" and p.get_ylabel() == "t"
+    assert mesh(p).get_clim() == mesh(r).get_clim()
+    assert float(mesh(e).get_array().max()) == pytest.approx(run.metrics["max_err"], abs=1e-12)
+    # Four times: prediction and reference each, plus the legend's reference entry.
+    assert len(s.lines) == 9
+    assert [t.get_text() for t in s.get_legend().get_texts()][0] == "t = 0"
+    x = run.solution["x"]
+    first = x[:, 1] == x[:, 1].min()
+    order = np.argsort(x[first, 0])
+    np.testing.assert_allclose(s.lines[0].get_ydata(), run.solution["pred"][first, 0][order])
+    texts_inside(fig)
+
+
+def test_solution_3d_slices(runs):
+    run = runs["cube"]
+    fig = plot.solution(run)
+    assert len(labelled(fig, "pred")) == 3 and len(labelled(fig, "error")) == 3
+    clims = {mesh(a).get_clim() for a in labelled(fig, "pred") + labelled(fig, "ref")}
+    assert len(clims) == 1  # one scale across slices, prediction and reference
+    errors = [float(mesh(a).get_array().max()) for a in labelled(fig, "error")]
+    assert max(errors) <= run.metrics["max_err"] + 1e-12
+    tops = {mesh(a).get_clim()[1] for a in labelled(fig, "error")}
+    assert len(tops) == 1 and tops.pop() == pytest.approx(run.metrics["max_err"], abs=1e-12)
+    assert "z = " in labelled(fig, "pred")[0].get_title()
+    texts_inside(fig)
+
+
+def test_solution_on_a_graded_reference_grid():
+    """Reference solutions live on their own (non-uniform) grids: cells follow the nodes."""
+    xs = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, 17))  # graded towards the walls
+    ys = np.linspace(0, 1, 9) ** 2
+    X, Y = np.meshgrid(xs, ys, indexing="ij")
+    x = np.stack([X.ravel(), Y.ravel()], axis=1)
+    ref = np.stack([np.sin(3 * X).ravel(), (X * Y).ravel()], axis=1)
+    pred = ref + 1e-3 * np.cos(7 * x[:, :1] + x[:, 1:])
+    error = pred - ref
+    metrics = {"rel_l2": 1e-3, "max_err": float(np.abs(error).max())}
+    run = kanpde.Run(
+        {"problem": "graded", "model": {"type": "kan", "width": [2, 3, 2]}}, {},
+        {"x": x, "pred": pred, "ref": ref, "error": error}, metrics,
+        {"names": ["x", "y"], "outputs": ["u", "v"]},
+    )  # fmt: skip
+    fig = plot.solution(run)
+    m = mesh(labelled(fig, "ref v")[0])
+    np.testing.assert_allclose(m.get_array(), (X * Y).T)  # rows are y, columns x
+    corners = m.get_coordinates()  # (ny + 1, nx + 1, 2): cell edges halfway between nodes
+    np.testing.assert_allclose(corners[0, 1:-1, 0], (xs[:-1] + xs[1:]) / 2)
+    np.testing.assert_allclose(corners[1:-1, 0, 1], (ys[:-1] + ys[1:]) / 2)
+    worst = max(float(mesh(a).get_array().max()) for a in labelled(fig, "error"))
+    assert worst == metrics["max_err"]
+    texts_inside(fig)
+
+
+def test_solution_options_and_fallbacks(runs):
+    fig = plot.solution(runs["kovasznay"], outputs=["p"], ref_label="exact")
+    assert labelled(fig, "ref p")[0].get_title() == "p: exact"
+    assert not labelled(fig, "pred u")
+    with pytest.raises(ValueError, match="not among"):
+        plot.solution(runs["kovasznay"], outputs=["w"])
+    # No stored solution: the model is evaluated on the problem file's domain grid.
+    bare = dataclasses.replace(runs["poisson2d"], solution={})
+    fig = plot.solution(bare)
+    assert len(labelled(fig, "pred")) == 1 and not labelled(fig, "error")
+    # ... and without a problem file there is nothing to plot: one clear line.
+    bare = dataclasses.replace(runs["line"], solution={})
+    with pytest.raises(ValueError, match="no solution stored"):
+        plot.solution(bare)
+
+
+# ------------------------------------------------------------------------------ history
+
+
+def test_history_staircase(runs):
+    run = runs["poisson2d"]
+    fig = plot.history(run)
+    loss, err = labelled(fig, "loss")[0], labelled(fig, "error")[0]
+    assert loss.get_yscale() == "log" and err.get_yscale() == "log"
+    assert err.get_xlabel() == "optimizer step" and loss.get_ylabel() == "loss"
+    names = {t.get_text() for t in loss.get_legend().get_texts()}
+    assert {"pde", "dirichlet", "total (weighted)"} <= names
+    extensions = [e["step"] for e in run.events if e["event"] == "extend_grid"]
+    assert len(extensions) == 2
+    vertical = [ln.get_xdata()[0] for ln in loss.lines if ln.get_xdata()[0] == ln.get_xdata()[-1]]
+    assert sorted(vertical) == extensions
+    labels = [t.get_text().strip() for t in loss.texts]
+    assert labels == ["G=3, L-BFGS", "G=5, L-BFGS", "G=8, L-BFGS"]
+    texts_inside(fig)
+
+
+def test_history_systems_stages_and_time(runs):
+    fig = plot.history(runs["kovasznay"])
+    names = {t.get_text() for t in labelled(fig, "error")[0].get_legend().get_texts()}
+    assert {"relative L2 of u", "relative L2 of v", "relative L2 of p"} <= names
+    fig = plot.history(runs["diffusion1d"], x="time")
+    loss = labelled(fig, "loss")[0]
+    assert [t.get_text().strip() for t in loss.texts] == ["G=3, Adam", "G=3, L-BFGS", "G=5, L-BFGS"]
+    dashed = [ln for ln in loss.lines if ln.get_linestyle() == "--"]
+    dotted = [ln for ln in loss.lines if ln.get_linestyle() == ":"]
+    assert len(dashed) == 1 and len(dotted) == 1  # one grid extension, one optimizer change
+    assert labelled(fig, "error")[0].get_xlabel() == "training time (s)"
+    with pytest.raises(ValueError, match="history"):
+        plot.history(runs["line"], x="epoch")
+
+
+# ------------------------------------------------------------------------------ network
+
+
+def _edges(widths):
+    return sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+
+
+def test_network_diagram(runs):
+    run = runs["kovasznay"]
+    fig = plot.network(run)
+    (ax,) = labelled(fig, "network")
+    lines, curves = [c for c in ax.collections if isinstance(c, LineCollection)]
+    n = _edges(run.config["model"]["width"])
+    assert len(curves.get_segments()) == n and len(lines.get_segments()) == 2 * n
+    alphas = curves.get_colors()[:, 3]
+    assert alphas.max() == pytest.approx(1.0) and alphas.min() < 1.0
+    node_names = {t.get_text() for t in ax.texts}
+    assert {"x", "y", "u", "v", "p"} <= node_names
+    assert "KAN [2, 10, 10, 3]" in ax.get_title()
+    texts_inside(fig)
+
+
+def test_network_importance_is_mean_abs_phi(runs):
+    run = runs["line"]
+    model = run.model()
+    fig = plot.network(model, x=run.solution["x"], beta=1e-9)  # opacity ∝ importance
+    curves = [c for c in fig.axes[0].collections if isinstance(c, LineCollection)][1]
+    x = torch.as_tensor(run.solution["x"])
+    phi = model.layers[0].edges(x)[0].detach().abs().mean(0)[0]  # (n_out,) for the one input
+    expected = (phi / phi.max()).numpy()
+    np.testing.assert_allclose(curves.get_colors()[:3, 3], np.maximum(expected, 0.04), rtol=1e-6)
+
+
+def test_network_symbolic_labels_and_removed_edges(runs):
+    model = runs["poisson2d"].model()
+    layer = model.layers[0]
+    layer.symbolic_labels = {(0, 1): "sin", (1, 3): "x^2"}
+    model.layers[1].symbolic_edges = object()  # unknown shapes are ignored, never an error
+    fig = plot.network(model, labels={(1, 2, 0): "exp"})
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    assert {"sin", "x^2", "exp"} <= texts
+    red = [c for c in fig.axes[0].collections if isinstance(c, LineCollection)][1].get_colors()
+    assert (np.abs(red[:, 0] - red[:, 2]) > 0.3).sum() == 3  # three red (symbolic) curves
+
+    # A layer's own edge_kinds() (pruned and symbolic edges) takes precedence.
+    n_in, n_out = layer.in_features, layer.out_features
+    kinds = [["spline"] * n_in for _ in range(n_out)]
+    kinds[0][0], kinds[2][1] = "", "tanh"
+    layer.edge_kinds = lambda: kinds
+    del layer.symbolic_labels
+    assert plot.edge_kinds(layer)[(0, 0)] == ""
+    assert plot.symbolic_labels(layer) == {(1, 2): "tanh"}
+    fig = plot.network(model)
+    curves = [c for c in fig.axes[0].collections if isinstance(c, LineCollection)][1]
+    assert len(curves.get_segments()) == _edges(model.width) - 1  # the removed edge is gone
+    assert "tanh" in {t.get_text() for t in fig.axes[0].texts}
+
+
+def test_network_rejects_mlp(runs):
+    with pytest.raises(ValueError, match="needs a KAN"):
+        plot.network(runs["mlp"])
+    with pytest.raises(ValueError, match="needs a KAN"):
+        plot.activations(runs["mlp"])
+
+
+def test_activations_grid_and_knots(runs):
+    run = runs["poisson2d"]
+    model = run.model()
+    fig = plot.activations(run, 0)
+    layer = model.layers[0]
+    assert len(fig.axes) == layer.in_features * layer.out_features
+    ax = labelled(fig, "edge 0 1 2")[0]
+    assert ax.get_title() == "φ[0,1,2]: y → node 2" and ax.get_xlabel() == "y"
+    curve, knots = ax.lines
+    # The knots in view are the grid points inside the data range [-1, 1]: G + 1 of them.
+    assert len(knots.get_xdata()) == layer.grid + 1
+    x = torch.as_tensor(np.stack([knots.get_xdata()] * 2, axis=1))
+    np.testing.assert_allclose(knots.get_ydata(), layer.edges(x)[0][:, 1, 2].detach().numpy())
+    fig = plot.activations(model, -1)  # a bare model: its grid range, last layer
+    assert len(fig.axes) == model.layers[-1].in_features
+    assert "layer 1" in fig._suptitle.get_text()
+    with pytest.raises(ValueError, match="layers 0..1"):
+        plot.activations(model, 5)
+    texts_inside(fig)
+
+
+# ------------------------------------------------------------------------ compare / sweep
+
+
+def _comparison_rows():
+    rows = []
+    for model, params, err, t in [
+        ("KAN [2,5,1]", 200, 3e-3, 20.0), ("KAN [2,10,1]", 450, 8e-4, 40.0),
+        ("MLP [2,18,18,1]", 451, 5e-3, 8.0), ("MLP [2,100,100,100,1]", 20601, 2e-3, 60.0),
+    ]:  # fmt: skip
+        for seed, f in enumerate((0.8, 1.0, 1.3)):
+            rows.append({
+                "model": model, "width": "-", "grid": 5, "params": params, "seed": seed,
+                "mse": (err * f) ** 2, "rel_l2": err * f, "max_err": 3 * err * f,
+                "wall_time": t * f, "steps": 100, "evals": 120, "steps_per_s": 100 / t,
+            })  # fmt: skip
+    return rows
+
+
+def test_compare_from_rows_and_csv(tmp_path):
+    from kanpde.compare import Comparison, _figures
+
+    rows = _comparison_rows()
+    fig = plot.compare(rows)
+    a, b = labelled(fig, "compare params")[0], labelled(fig, "compare time")[0]
+    assert a.get_xscale() == b.get_yscale() == "log"
+    assert a.get_xlabel() == "trainable parameters" and b.get_xlabel() == "training time (s)"
+    assert a.get_ylabel() == "test relative L2 error"
+    names = [t.get_text() for t in b.get_legend().get_texts()]
+    assert "Pareto front" in names and "MLP [2,100,100,100,1]" in names
+    # Pareto front on parameters: KAN [2,5,1] (fewest) then KAN [2,10,1] (most accurate).
+    (front,) = [ln for ln in a.lines if ln.get_label() == "Pareto front"]
+    assert list(front.get_xdata()) == [200, 450]
+    assert "3 seeds" in fig._suptitle.get_text()
+    texts_inside(fig)
+
+    # The files of `kanpde compare` (its comparison.csv) give the same figure.
+    Comparison("poisson2d", rows, {}).save(tmp_path)
+    (png,) = _figures(Comparison("poisson2d", rows, {}), tmp_path)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fig = plot.compare(tmp_path / "comparison.csv", metric="mse")
+    assert labelled(fig, "compare params")[0].get_ylabel() == "test MSE"
+    with pytest.raises(ValueError, match="missing column"):
+        plot.compare([{"model": "KAN", "params": 3}])
+    with pytest.raises(ValueError, match="file not found"):
+        plot.compare(tmp_path / "nope.csv")
+
+
+def test_sweep_slopes(tmp_path):
+    from kanpde.compare import Sweep, fitted_slope
+
+    grids = np.array([3, 5, 10, 20, 50])
+    ext = 2.0 * grids**-4.0
+    sep = 3.0 * grids**-3.0 * np.array([1.0, 1.2, 0.9, 1.1, 1.0])
+    path = tmp_path / "sweep.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["grid", "rmse_extension", "rmse_separate"])
+        w.writerows(zip(grids, ext, sep))
+    fig = plot.sweep(path)
+    ax = labelled(fig, "sweep")[0]
+    names = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "fit: slope -4.00" in names
+    assert f"fit: slope {fitted_slope(grids, sep):.2f}" in names
+    assert ax.get_xlabel() == "grid size G (intervals)" and ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["3", "5", "10", "20", "50"]
+    texts_inside(fig)
+    # A given slope is drawn as given; a Sweep object works too.
+    fig = plot.sweep({"grid": grids, "rmse": ext, "slope": [-3.5] * 5}, theory=None)
+    names = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert names == ["RMSE", "fit: slope -3.50"]
+    s = Sweep("poisson2d", list(grids), list(ext), list(sep), -4.0, -2.9)
+    names = [t.get_text() for t in plot.sweep(s).axes[0].get_legend().get_texts()]
+    assert "fit: slope -2.90" in names
+    with pytest.raises(ValueError, match="rmse"):
+        plot.sweep([{"grid": 3, "mse": 1.0}])
+
+
+# -------------------------------------------------------------------------- command line
+
+
+def test_cli_writes_png(runs, tmp_path, capsys):
+    path = runs["line"].path
+    for kind in ("solution", "history", "network", "activations"):
+        out = tmp_path / f"{kind}.png"
+        assert main(["plot", str(path), "--kind", kind, "-o", str(out), "--dpi", "40"]) == 0
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"figure: {out}" in capsys.readouterr().out
+    # Default kind and place: solution.png beside the results file; a run directory works.
+    assert main(["plot", str(path.parent)]) == 0
+    assert (path.parent / "solution.png").exists()
+    assert main(["plot", str(path), "--kind", "history", "-o", str(tmp_path / "h.pdf")]) == 0
+    assert (tmp_path / "h.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_cli_tables(tmp_path):
+    rows = _comparison_rows()
+    with open(tmp_path / "comparison.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    assert main(["plot", str(tmp_path / "comparison.csv")]) == 0
+    assert (tmp_path / "compare.png").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.h5"], "results file not found"),
+        (["{run}", "--kind", "heatmap"], "--kind 'heatmap': unknown"),
+        (["{run}", "-o", "{tmp}/figure.xyz"], "unknown image format"),
+        (["{mlp}", "--kind", "network"], "needs a KAN"),
+        (["{tmp}/table.csv"], "not a comparison table"),
+    ],
+)
+def test_cli_errors_are_one_line(runs, tmp_path, capsys, args, message):
+    (tmp_path / "table.csv").write_text("a,b\n1,2\n")
+    fill = {"run": runs["poisson2d"].path, "mlp": runs["mlp"].path, "tmp": tmp_path}
+    argv = ["plot"] + [a.format(**fill) for a in args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kanpde: error: ") and message in err
+    assert err.count("\n") == 1
+
+
+def test_figures_are_detached_from_pyplot(runs):
+    import matplotlib.pyplot as plt
+
+    before = len(plt.get_fignums())
+    plot.history(runs["line"])
+    assert len(plt.get_fignums()) == before
+
+
+def test_loaded_run_matches_returned_run(runs):
+    run = runs["line"]
+    loaded = kanpde.load(run.path)
+    a = mesh_free_max(plot.solution(run))
+    b = mesh_free_max(plot.solution(loaded))
+    assert a == b == pytest.approx(run.metrics["max_err"], abs=1e-12)
+
+
+def mesh_free_max(fig):
+    return float(np.max(labelled(fig, "error")[0].lines[0].get_ydata()))
