@@ -130,6 +130,9 @@ class Run:
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "names": list(problem.domain.names),
             "outputs": list(problem.outputs),
+            # -1: steady; otherwise the column of x that is time
+            "time_axis": -1 if problem.domain.time_axis is None else problem.domain.time_axis,
+            "reference": "exact" if problem.exact is not None else "reference",
         }
         state = {k: v.detach().cpu().numpy() for k, v in trainer.model.state_dict().items()}
         return cls(config, hist, solution, metrics, attrs, list(trainer.history.events), state)
