@@ -178,7 +178,11 @@ def save_run(run: Run, out: str | Path) -> Path:
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
             for k, v in run.attrs.items():
-                f.attrs[k] = _json(v) if isinstance(v, list | dict) else str(v)
+                if isinstance(v, list | dict):
+                    v = _json(v)
+                elif not isinstance(v, bool | int | float):
+                    v = str(v)  # e.g. torch's version object
+                f.attrs[k] = v
             f.attrs["format"] = "kanpde-result"
             f.attrs["config"] = _json(run.config)
             f.attrs["metrics"] = _json(run.metrics)

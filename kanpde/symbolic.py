@@ -974,11 +974,15 @@ def _snap(v: float, digits: int) -> sympy.Expr:
     if abs(v) <= tol:
         return sympy.Integer(0)
     if abs(v) <= 1e4:
-        for base, unit, qs in ((1.0, sympy.Integer(1), range(1, 13)), (math.pi, sympy.pi, PI_Q)):
-            for q in qs:
+        for q in range(1, 13):  # the smallest denominator wins, then the closer of p/q, p·π/q
+            found = []
+            for base, unit in ((1.0, sympy.Integer(1)), (math.pi, sympy.pi)):
                 p = round(v / base * q)
-                if p != 0 and abs(v - p * base / q) <= tol:
-                    return sympy.Rational(p, q) * unit
+                err = abs(v - p * base / q)
+                if p != 0 and err <= tol and (unit == 1 or q in PI_Q):
+                    found.append((err, sympy.Rational(p, q) * unit))
+            if found:
+                return min(found, key=lambda t: t[0])[1]
     return sympy.Float(float(f"{v:.{digits}g}"), digits)
 
 
@@ -1043,7 +1047,7 @@ def formula(
                 a, b, c, dd = (sympy.Float(v) for v in affine[layer.symbolic.row(j, i)])
                 acc += c * get_function(kind).expr(a * nodes[i] + b) + dd
             if layer.bias is not None:
-                acc += sympy.Float(float(layer.bias[j]))
+                acc += sympy.Float(float(layer.bias[j].detach()))
             out.append(acc)
         nodes = out
     if digits is not None:

@@ -3,16 +3,20 @@
     u·∇u + ∇p - (1/Re) Δu = 0,   ∇·u = 0   on [-0.5, 1] × [-0.5, 1.5],
     exact u = 1 - e^{λx} cos(2πy),  v = λ/(2π) e^{λx} sin(2πy),  p = ½(1 - e^{2λx}),
     λ = Re/2 - sqrt(Re²/4 + 4π²).
+
+Dirichlet data for u, v on the whole boundary from the exact solution. The equations fix p
+only up to a constant, so one data point pins it to the exact value at a corner.
 """
 
 import math
 
 import torch
 
-from kanpde import Dirichlet, Problem, Rectangle, d, laplacian, split
+from kanpde import Dirichlet, PointData, Problem, Rectangle, d, laplacian, split
 
 RE = 20.0
 LAM = RE / 2 - math.sqrt(RE**2 / 4 + 4 * math.pi**2)
+PIN = [[-0.5, -0.5]]  # where the pressure is pinned
 
 
 def exact(x):
@@ -37,7 +41,10 @@ problem = Problem(
     description="Kovasznay flow, steady Navier-Stokes at Re=20 (outputs u, v, p)",
     domain=Rectangle([-0.5, -0.5], [1.0, 1.5]),
     pde=pde,
-    conditions=[Dirichlet(lambda x: exact(x)[:, :2], component=["u", "v"])],
+    conditions=[
+        Dirichlet(lambda x: exact(x)[:, :2], component=["u", "v"]),
+        PointData(PIN, exact(torch.tensor(PIN))[:, 2:], component="p", name="pressure_gauge"),
+    ],
     exact=exact,
     outputs=["u", "v", "p"],
     model={"width": [2, 10, 10, 3], "k": 3},
