@@ -438,7 +438,10 @@ class Penalized:
         self.penalty = penalty or (lambda m, x: regularization(m, x, l1=l1, entropy=entropy))
 
     def __getattr__(self, name):
-        return getattr(self.__dict__["residuals"], name)
+        try:
+            return getattr(self.__dict__["residuals"], name)
+        except KeyError:
+            raise AttributeError(name) from None
 
     def __call__(self) -> tuple[Tensor, dict[str, Tensor]]:
         loss, terms = self.residuals()
