@@ -109,6 +109,9 @@ class Residuals:
             self.terms.append(Term(c.name, ps, c, c.columns(problem.outputs), w))
         self.weights = dict(weights)
         self.compile = compile
+        # Optional regulariser penalty(model, x) -> 0-d tensor, weighted per stage (sparsity).
+        self.penalty = None
+        self.penalty_weight = 0.0
         self._probe()
         self._full = [self.interior.x] + [t.points.x for t in self.terms]
         for term in [self.pde, *self.terms]:
@@ -290,7 +293,12 @@ class Residuals:
 
     def __call__(self) -> tuple[Tensor, dict[str, Tensor]]:
         terms = self.terms_of()
-        return self.total(terms), terms
+        loss = self.total(terms)
+        if self.penalty_weight > 0:
+            # e.g. the KAN paper's sparsification (kanpde.symbolic.regularization)
+            terms["sparsity"] = self.penalty(self.model, self.interior.x)
+            loss = loss + self.penalty_weight * terms["sparsity"]
+        return loss, terms
 
     def resample(self, seed: int, adaptive: bool = False, pool: int = 10) -> None:
         """Draw new interior points (fixed count), uniformly or residual-weighted.

@@ -47,6 +47,9 @@ class Stage:
         Last step of the stage at which grids are updated (default: half the stage).
     history : int
         L-BFGS memory.
+    sparsity : float
+        Weight of the sparsification penalty during the stage (KAN only; 0: none), see
+        :func:`kanpde.symbolic.regularization`.
     """
 
     optimizer: str
@@ -57,6 +60,7 @@ class Stage:
     update_grid: int = 0
     update_until: int | None = None
     history: int = 100
+    sparsity: float = 0.0
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -81,6 +85,9 @@ class Stage:
         if self.update_until is None:
             self.update_until = self.steps // 2
         self.update_until = _int(self.update_until, "update_until", minimum=0)
+        self.sparsity = _number(self.sparsity, "sparsity")
+        if self.sparsity < 0:
+            raise ScheduleError(f"sparsity must be non-negative, got {self.sparsity!r}")
         if isinstance(self.history, bool) or not isinstance(self.history, int) or self.history < 1:
             raise ScheduleError(f"L-BFGS history must be positive, got {self.history!r}")
 
@@ -99,6 +106,7 @@ _KEYS = {
     "history",
     "optimizer",
     "steps",
+    "sparsity",
 }
 
 
@@ -133,6 +141,7 @@ def _from_dict(d: dict) -> list[Stage]:
         "update_grid": d.get("update_grid", 0),
         "update_until": d.get("update_until"),
         "history": d.get("history", 100),
+        "sparsity": d.get("sparsity", 0.0),
     }
     if "optimizer" in d:
         return [Stage(d["optimizer"], d.get("steps", 0), lr=d.get("lr"), **common)]

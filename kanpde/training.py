@@ -334,6 +334,7 @@ class Trainer:
         return loss, terms
 
     def _begin_stage(self, index: int, stage: Stage) -> None:
+        self._set_sparsity(stage)
         if (
             stage.grid is not None
             and hasattr(self.model, "extend_grid")
@@ -353,6 +354,17 @@ class Trainer:
             )
         if stage.update_grid:
             self._update_grid()
+
+    def _set_sparsity(self, stage: Stage) -> None:
+        res = self.residuals
+        if res.penalty_weight == stage.sparsity:
+            return
+        if stage.sparsity > 0 and res.penalty is None:
+            from .symbolic import regularization
+
+            res.penalty = regularization
+        res.penalty_weight = stage.sparsity
+        self._graph = None  # the loss changed: capture again
 
     def _update_grid(self) -> None:
         if hasattr(self.model, "update_grid"):
@@ -663,6 +675,8 @@ class Trainer:
                 if not mid_stage:
                     self.stage, self.i = index, 0
                     self._begin_stage(index, stage)
+                else:
+                    self._set_sparsity(stage)
                 self._snapshot()
                 if stage.optimizer == "adam":
                     self._run_adam(index, stage, resumed=mid_stage)
@@ -719,6 +733,7 @@ def solve(
     checkpoint_every: int = 100,
     resume: str | Path | None = None,
     max_seconds: float | None = None,
+    penalty: Callable | None = None,
 ):
     """Solve ``problem`` with a physics-informed KAN (or MLP) and return the :class:`Run`.
 
@@ -747,6 +762,9 @@ def solve(
         currently slower than the eager path, so it is off by default.
     max_seconds : float, optional
         Training-time budget; the schedule stops early when it is spent.
+    penalty : callable, optional
+        ``penalty(model, x) -> 0-d tensor`` added with each stage's ``sparsity`` weight (default
+        :func:`kanpde.symbolic.regularization`).
     resume : str, optional
         A run directory with a checkpoint: continue that run (its configuration is used; the
         problem file must be unchanged).
@@ -801,6 +819,7 @@ def solve(
             cfg.setdefault("grid", stages[0].grid)
         net = build_model(problem, cfg, dt, dev)
     residuals = Residuals(problem, net, pts, w, dt, dev, seed, compile=compile)
+    residuals.penalty = penalty
     test = test_set(problem, pts.get("test"), dt, dev)
     out = Path(out) if out is not None else None
     trainer = Trainer(

@@ -545,3 +545,22 @@ def test_cli_symbolic(tmp_path, capsys, monkeypatch):
     assert main(["symbolic", str(tmp_path / "run" / "symbolic.h5")]) == 0
     assert capsys.readouterr().out.strip().splitlines()[0] == "sin(pi*x)"
     assert main(["symbolic", str(tmp_path / "run"), "--library", "nope"]) == 2
+
+
+def test_sparsity_in_a_schedule_stage_adds_the_penalty():
+    """A stage's ``sparsity`` weight adds the regulariser to the loss (and only in that stage)."""
+    run = kanpde.solve(
+        "problems/poisson2d.py",
+        schedule=[{"grid": 3, "adam": 10, "lr": 1e-2, "sparsity": 1e-3}, {"lbfgs": 5}],
+        points={"interior": 100, "boundary": 40, "test": 11},
+        progress=False,
+        device="cpu",
+        log_every=5,
+    )
+    h = run.history
+    first = h["stage"] == 0
+    assert np.all(np.isfinite(h["loss_sparsity"][first & (h["step"] > 0)]))
+    assert np.all(np.isnan(h["loss_sparsity"][~first]))
+    row = np.nonzero(first & (h["step"] == 10))[0][0]
+    terms = h["loss_pde"][row] * 0.01 + h["loss_dirichlet"][row] + 1e-3 * h["loss_sparsity"][row]
+    assert h["loss"][row] == pytest.approx(terms, rel=1e-12)

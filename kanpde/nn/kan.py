@@ -347,12 +347,15 @@ class KANLayer(nn.Module):
         return transfer
 
     def _fit_samples(self, x: Tensor, points: Tensor, per_interval: int = 8) -> Tensor:
-        """The samples plus a dense uniform sweep of each input over the range of the samples
-        and of the new grid. Each edge is a function of one input, so the sweep pins the fit down
-        between the samples: a refinement is then exact on the whole range, not only at the
-        samples (few distinct sample coordinates would otherwise leave it underdetermined)."""
-        lo = torch.minimum(x.min(0).values, points[:, 0])
-        hi = torch.maximum(x.max(0).values, points[:, -1])
+        """The samples plus a dense uniform sweep of each input over the new grid's range.
+
+        Each edge is a function of one input, so the sweep pins the fit down between the
+        samples: a refinement is then exact on the whole grid range, not only at the samples
+        (few distinct sample coordinates would otherwise leave it underdetermined). Samples
+        outside the range keep their say, but no sweep points are added there, where the new
+        spline space cannot follow the old function anyway.
+        """
+        lo, hi = points[:, 0], points[:, -1]
         n = per_interval * (max(self.grid, points.shape[1] - 1) + 2 * self.k + 1)
         t = torch.linspace(0, 1, n, dtype=x.dtype, device=x.device).unsqueeze(1)
         return torch.cat([x, lo + (hi - lo) * t])
