@@ -191,7 +191,10 @@ def compare(
     if kans is None:
         kans = [list(problem.model["width"])]
     if mlps is None:
-        kan_params = count_parameters(build_model(problem, {}, device="cpu"))
+        # Match the KAN as trained: grid extension multiplies its parameters.
+        grids = [s.grid for s in kan_stages if s.grid is not None]
+        final = {"grid": grids[-1]} if grids else {}
+        kan_params = count_parameters(build_model(problem, final, device="cpu"))
         h = _matching_width(kan_params, n_in, n_out)
         mlps = [[n_in, h, h, n_out], [n_in, 100, 100, 100, n_out]]
     for w in [*kans, *mlps]:
