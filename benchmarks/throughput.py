@@ -4,7 +4,8 @@ One evaluation = forward pass, Laplacian, boundary term, backward pass to all pa
 the KAN paper's Poisson-2D problem (51×51 interior mesh + 4×51 boundary points by default).
 kanpde's KAN at several grid sizes and its MLP are measured side by side, in the same process,
 with pykan 0.2.8's own recipe and DeepXDE's MLP when they are installed
-(``pip install -e ".[bench]"``). Results: ``benchmarks/results/throughput-<device>-<dtype>-<n>threads.json``.
+(``pip install -e ".[bench]"``).
+Results: ``benchmarks/results/throughput-<device>-<dtype>-<n>threads.json``.
 
     python benchmarks/throughput.py --device cpu --threads 1
     python benchmarks/throughput.py --device cuda
