@@ -1,0 +1,41 @@
+"""Allen–Cahn equation (the DeepXDE / Raissi benchmark).
+
+    u_t = 0.001 u_xx + 5 (u - u³)   on x ∈ [-1, 1], t ∈ [0, 1],
+    u(x, 0) = x² cos(πx),  u(±1, t) = -1.
+
+No closed form: the reference is kanpde's Chebyshev/ETDRK4 solution on the 201 × 101 grid of
+DeepXDE's ``Allen_Cahn.mat``, computed once and cached.
+"""
+
+import math
+
+import torch
+
+from kanpde import Dirichlet, Initial, Interval, Problem, Time, d
+from kanpde.reference import get
+
+EPS, K = 1e-3, 5.0
+
+
+def reference():
+    return get("allen_cahn", eps=EPS, k=K)  # cached on disk after the first call
+
+
+def pde(x, u):
+    return d(u, x, "t") - EPS * d(u, x, "x", "x") - K * (u - u**3)
+
+
+problem = Problem(
+    name="allen_cahn1d",
+    description="Allen-Cahn u_t = 0.001 u_xx + 5(u - u^3) on [-1,1]x[0,1] (DeepXDE data)",
+    domain=Interval(-1, 1) * Time(0, 1),
+    pde=pde,
+    conditions=[
+        Dirichlet(-1.0),
+        Initial(lambda x: x[:, 0:1] ** 2 * torch.cos(math.pi * x[:, 0:1])),
+    ],
+    reference=reference,
+    model={"width": [2, 10, 1], "k": 3},
+    schedule=[{"grid": 5, "lbfgs": 300}, {"grid": 10, "lbfgs": 500}, {"grid": 20, "lbfgs": 1000}],
+    points={"interior": 2000, "boundary": 200, "initial": 200, "method": "sobol"},
+)

@@ -1,0 +1,36 @@
+"""2-D Helmholtz equation (the PIKAN benchmark of jaxKAN).
+
+    Δu + k²u = q  on [-1, 1]²,  k = 1,   u = 0 on the boundary,
+    q = (k² - π² - 16π²) sin(πx) sin(4πy),   exact u = sin(πx) sin(4πy).
+"""
+
+import math
+
+import torch
+
+from kanpde import Dirichlet, Problem, Rectangle, laplacian
+
+K = 1.0
+
+
+def exact(x):
+    return torch.sin(math.pi * x[:, 0:1]) * torch.sin(4 * math.pi * x[:, 1:2])
+
+
+def pde(x, u):
+    q = (K**2 - 17 * math.pi**2) * exact(x)
+    return laplacian(u, x) + K**2 * u - q
+
+
+problem = Problem(
+    name="helmholtz2d",
+    description="Helmholtz, k=1 on [-1,1]^2, exact sin(pi x) sin(4 pi y) (PIKAN benchmark)",
+    domain=Rectangle([-1, -1], [1, 1]),
+    pde=pde,
+    conditions=[Dirichlet(0.0)],
+    exact=exact,
+    model={"width": [2, 10, 1], "k": 3},
+    schedule=[{"grid": 5, "lbfgs": 300}, {"grid": 10, "lbfgs": 300}, {"grid": 20, "lbfgs": 300}],
+    points={"interior": 4000, "boundary": 400, "method": "sobol", "test": 101},
+    weights={"pde": 1e-4},
+)
