@@ -1,8 +1,8 @@
 """1-D periodic advection ("convection" of Krishnapriyan et al. 2021, failure modes of PINNs).
 
-    u_t + β u_x = 0                 on x ∈ [0, 2π], t ∈ [0, 1],  β = 10,
-    u(x, 0) = sin(x),  u periodic in x,
-    exact u = sin(x - βt)           (the profile carried along the characteristics).
+u_t + β u_x = 0                 on x ∈ [0, 2π], t ∈ [0, 1],  β = 10,
+u(x, 0) = sin(x),  u periodic in x,
+exact u = sin(x - βt)           (the profile carried along the characteristics).
 """
 
 import math

@@ -1,7 +1,7 @@
 """1-D diffusion with a source (jaxKAN benchmark).
 
-    u_t = u_xx + e^{-t} (π² - 1) sin(πx)   on x ∈ [-1, 1], t ∈ [0, 1],
-    u(x, 0) = sin(πx),  u(±1, t) = 0,      exact u = e^{-t} sin(πx).
+u_t = u_xx + e^{-t} (π² - 1) sin(πx)   on x ∈ [-1, 1], t ∈ [0, 1],
+u(x, 0) = sin(πx),  u(±1, t) = 0,      exact u = e^{-t} sin(πx).
 """
 
 import math

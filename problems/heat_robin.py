@@ -9,8 +9,6 @@
 where k₁ < k₂ are the first two roots of k tan k = h (the eigenvalues of this Robin problem).
 """
 
-import math
-
 import torch
 
 from kanpde import Initial, Interval, Neumann, Problem, Robin, Time, d
@@ -22,9 +20,9 @@ K1, K2 = 0.8603335890193798, 3.4256184594816363
 
 def exact(x):
     xs, t = x[:, 0:1], x[:, 1:2]
-    return torch.exp(-(K1**2) * t) * torch.cos(K1 * xs) + 0.5 * torch.exp(
-        -(K2**2) * t
-    ) * torch.cos(K2 * xs)
+    return torch.exp(-(K1**2) * t) * torch.cos(K1 * xs) + 0.5 * torch.exp(-(K2**2) * t) * torch.cos(
+        K2 * xs
+    )
 
 
 def pde(x, u):

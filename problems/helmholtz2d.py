@@ -1,7 +1,7 @@
 """2-D Helmholtz equation (the PIKAN benchmark of jaxKAN).
 
-    Δu + k²u = q  on [-1, 1]²,  k = 1,   u = 0 on the boundary,
-    q = (k² - π² - 16π²) sin(πx) sin(4πy),   exact u = sin(πx) sin(4πy).
+Δu + k²u = q  on [-1, 1]²,  k = 1,   u = 0 on the boundary,
+q = (k² - π² - 16π²) sin(πx) sin(4πy),   exact u = sin(πx) sin(4πy).
 """
 
 import math

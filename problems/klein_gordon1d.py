@@ -1,9 +1,9 @@
 """1-D nonlinear Klein–Gordon equation (Wang, Teng & Perdikaris 2021, "gradient pathologies").
 
-    u_tt - u_xx + u³ = f            on x ∈ [0, 1], t ∈ [0, 1],
-    exact u = x cos(5πt) + (xt)³,   f from the exact solution,
-    u(x, 0) = x,  u_t(x, 0) = 0,
-    u(0, t) = 0,  u(1, t) = cos(5πt) + t³.
+u_tt - u_xx + u³ = f            on x ∈ [0, 1], t ∈ [0, 1],
+exact u = x cos(5πt) + (xt)³,   f from the exact solution,
+u(x, 0) = x,  u_t(x, 0) = 0,
+u(0, t) = 0,  u(1, t) = cos(5πt) + t³.
 """
 
 import math

@@ -1,9 +1,9 @@
 """1-D wave equation with two modes (PINNacle Wave1d-C).
 
-    u_tt = 4 u_xx                   on x ∈ [0, 1], t ∈ [0, 1],
-    u(0, t) = u(1, t) = 0,
-    u(x, 0) = sin(πx) + ½ sin(4πx),  u_t(x, 0) = 0,
-    exact u = sin(πx) cos(2πt) + ½ sin(4πx) cos(8πt).
+u_tt = 4 u_xx                   on x ∈ [0, 1], t ∈ [0, 1],
+u(0, t) = u(1, t) = 0,
+u(x, 0) = sin(πx) + ½ sin(4πx),  u_t(x, 0) = 0,
+exact u = sin(πx) cos(2πt) + ½ sin(4πx) cos(8πt).
 """
 
 import math

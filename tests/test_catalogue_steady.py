@@ -75,9 +75,7 @@ def test_cavity_reference_is_the_project_solver_with_the_problem_conditions():
     # Every Dirichlet condition prescribes what the reference has on its boundary pieces.
     for c in problem.conditions:
         if isinstance(c, kanpde.Dirichlet):
-            ps = c.points(
-                problem.domain, problem.outputs, 200, "sobol", 0, torch.float64, "cpu"
-            )
+            ps = c.points(problem.domain, problem.outputs, 200, "sobol", 0, torch.float64, "cpu")
             cols = [problem.outputs[i] for i in c.columns(problem.outputs)]
             have = ref.interpolate(ps.x.numpy(), cols)
             np.testing.assert_allclose(have, ps.target.numpy(), atol=1e-6, err_msg=c.name)

@@ -71,8 +71,9 @@ def _toy() -> Reference:
     x = np.linspace(0.0, 1.0, 5)
     y = np.linspace(-1.0, 1.0, 7)
     xx, yy = np.meshgrid(x, y, indexing="ij")
-    return Reference(("x", "y"), (x, y), {"a": xx + 2 * yy, "b": xx**3 - yy**2 * xx},
-                     {"solver": "toy"})
+    return Reference(
+        ("x", "y"), (x, y), {"a": xx + 2 * yy, "b": xx**3 - yy**2 * xx}, {"solver": "toy"}
+    )
 
 
 def test_points_and_flat_share_order():
@@ -95,11 +96,15 @@ def test_interpolate_cubic_and_linear():
     # Cubic splines reproduce cubic polynomials.
     np.testing.assert_allclose(ref.interpolate(q), exact, atol=1e-12)
     np.testing.assert_allclose(ref.interpolate(ref.points(), ["a"]), ref.flat(["a"]), atol=1e-14)
-    np.testing.assert_allclose(ref.interpolate(q, ["a"], method="linear")[:, 0], exact[:, 0],
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        ref.interpolate(q, ["a"], method="linear")[:, 0], exact[:, 0], atol=1e-12
+    )
     # Fewer than 4 points on an axis: linear.
-    thin = Reference(("x", "t"), (np.array([0.0, 1.0]), np.array([0.0, 1.0])),
-                     {"u": np.array([[0.0, 1.0], [2.0, 3.0]])})
+    thin = Reference(
+        ("x", "t"),
+        (np.array([0.0, 1.0]), np.array([0.0, 1.0])),
+        {"u": np.array([[0.0, 1.0], [2.0, 3.0]])},
+    )
     assert thin.interpolate(np.array([[0.5, 0.5]]))[0, 0] == pytest.approx(1.5)
     with pytest.raises(ValueError):
         ref.interpolate(np.array([[2.0, 0.0]]))
@@ -287,8 +292,8 @@ def test_allen_cahn_pde_residual():
     h = ref.axes[0][1] - ref.axes[0][0]
     dt = ref.axes[1][1] - ref.axes[1][0]
     c = u[2:-2, 2:-2]
-    ut = sum(w * u[2:-2, j:u.shape[1] - 4 + j] for j, w in enumerate(C1)) / dt
-    uxx = sum(w * u[j:u.shape[0] - 4 + j, 2:-2] for j, w in enumerate(C2)) / h**2
+    ut = sum(w * u[2:-2, j : u.shape[1] - 4 + j] for j, w in enumerate(C1)) / dt
+    uxx = sum(w * u[j : u.shape[0] - 4 + j, 2:-2] for j, w in enumerate(C2)) / h**2
     res = ut - eps * uxx - k * (c - c**3)
     # Measured 2.3e-5 (4th-order differences, |u_t| up to 1.9); eps * 1.01 gives 1.0e-4.
     assert np.abs(res).max() < 4e-5
@@ -381,8 +386,8 @@ def test_cavity_momentum_residual(cavity_ref):
     d2 = np.zeros_like(d1)
     for i in range(1, len(x) - 1):
         a, b = hm[i - 1], hp[i - 1]
-        d1[i, i - 1:i + 2] = [-b / (a * (a + b)), (b - a) / (a * b), a / (b * (a + b))]
-        d2[i, i - 1:i + 2] = [2 / (a * (a + b)), -2 / (a * b), 2 / (b * (a + b))]
+        d1[i, i - 1 : i + 2] = [-b / (a * (a + b)), (b - a) / (a * b), a / (b * (a + b))]
+        d2[i, i - 1 : i + 2] = [2 / (a * (a + b)), -2 / (a * b), 2 / (b * (a + b))]
     dx, dy = (lambda f: d1 @ f), (lambda f: f @ d1.T)
     lap = lambda f: d2 @ f + f @ d2.T
     nu = 1e-2
@@ -399,8 +404,7 @@ def test_cavity_other_options_run():
     ref = lid_driven_cavity(n=40, out_n=30, wall="thom")  # non-nested output: cubic resampling
     assert ref.shape == (31, 31) and set(ref.values) == {"u", "v", "p"}
     np.testing.assert_allclose(ref.values["u"][:, -1], 4 * ref.axes[0] * (1 - ref.axes[0]))
-    ref = lid_driven_cavity(lid=lambda x: np.sin(np.pi * x) ** 2, n=24, out_n=12,
-                            extrapolate=False)
+    ref = lid_driven_cavity(lid=lambda x: np.sin(np.pi * x) ** 2, n=24, out_n=12, extrapolate=False)
     assert np.all(np.isfinite(ref.values["p"]))
     with pytest.raises(ValueError):
         lid_driven_cavity(n=42)
@@ -411,8 +415,7 @@ def test_cavity_second_order_convergence(cavity_ref):
     """Grid refinement 100 -> 200 -> 400: errors fall by ~4 per halving of h."""
     levels = {n: lid_driven_cavity(n=n, extrapolate=False) for n in (100, 200, 400)}
     best = {k: (4 * levels[400].values[k] - levels[200].values[k]) / 3 for k in ("u", "v")}
-    e = {n: max(np.abs(r.values[k] - best[k]).max() for k in ("u", "v"))
-         for n, r in levels.items()}
+    e = {n: max(np.abs(r.values[k] - best[k]).max() for k in ("u", "v")) for n, r in levels.items()}
     assert 3.0 < e[100] / e[200] < 5.0  # measured 1.76e-3 / 4.63e-4 = 3.8
     ext = max(np.abs(cavity_ref.values[k] - best[k]).max() for k in ("u", "v"))
     assert ext < 6e-5  # the default (extrapolated 100/200) solution: measured 3.9e-5
