@@ -15,7 +15,7 @@ import json
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -102,20 +102,28 @@ def main(argv=None) -> int:
         files = args.problems or sorted(
             str(p.relative_to(ROOT)) for p in ROOT.glob("problems/*.py")
         )
+
+        def save() -> None:  # after every problem, so a crash loses nothing finished
+            payload = {
+                "date": time.strftime("%Y-%m-%d"),
+                "command": "python " + " ".join(sys.argv),
+                "machine": machine(args.device),
+                "note": f"one torch thread per problem, {args.jobs} problem(s) at a time",
+                "rows": list(rows.values()),
+            }
+            OUT.parent.mkdir(parents=True, exist_ok=True)
+            tmp = OUT.with_suffix(".tmp")
+            tmp.write_text(json.dumps(payload, indent=1))
+            tmp.replace(OUT)
+
         with ThreadPoolExecutor(args.jobs) as pool:
-            for r in pool.map(lambda f: run_one(f, args.device), files):
+            futures = [pool.submit(run_one, f, args.device) for f in files]
+            for fut in as_completed(futures):
+                r = fut.result()
                 rows[r["file"]] = r
+                save()
                 status = r.get("error") or f"rel_l2 {r['metrics']['rel_l2']:.2e}"
                 print(f"{r['file']}: {status} ({r['wall_time']:.0f} s)", flush=True)
-        payload = {
-            "date": time.strftime("%Y-%m-%d"),
-            "command": "python " + " ".join(sys.argv),
-            "machine": machine(args.device),
-            "note": f"one torch thread per problem, {args.jobs} problem(s) at a time",
-            "rows": list(rows.values()),
-        }
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps(payload, indent=1))
     text = table(list(rows.values()))
     print(text)
     if args.readme:

@@ -15,7 +15,7 @@ from kanpde import Initial, Interval, Neumann, Problem, Robin, Time, d
 
 H = 1.0
 # roots of k tan(k) = H in (0, π/2) and (π, 3π/2), to double precision
-K1, K2 = 0.8603335890193798, 3.4256184594816363
+K1, K2 = 0.8603335890193797, 3.4256184594817283
 
 
 def exact(x):

@@ -43,7 +43,12 @@ problem = Problem(
     pde=pde,
     conditions=[
         Dirichlet(lambda x: exact(x)[:, :2], component=["u", "v"]),
-        PointData(PIN, exact(torch.tensor(PIN))[:, 2:], component="p", name="pressure_gauge"),
+        PointData(
+            PIN,
+            exact(torch.tensor(PIN, dtype=torch.float64))[:, 2:],
+            component="p",
+            name="pressure_gauge",
+        ),
     ],
     exact=exact,
     outputs=["u", "v", "p"],

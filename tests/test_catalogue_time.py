@@ -1,0 +1,121 @@
+"""Time-dependent problems of the catalogue, and the catalogue's exact solutions.
+
+Fast: each time-dependent file solves a few steps on a handful of points (loss decreases,
+shapes right); every problem with ``exact=`` has that solution satisfy its own PDE and every
+condition to round-off, which catches a wrong source term, sign or boundary value in a file.
+Slow: each file's defaults reach the target of the catalogue issue.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import kanpde
+from kanpde.losses import Residuals
+
+PROBLEMS = Path(__file__).resolve().parents[1] / "problems"
+TINY = {"interior": 64, "boundary": 32, "initial": 32, "method": "sobol", "test": 11}
+
+# file -> {metric: bound} the file's defaults reach (relative L2 on the test set)
+TARGETS = {
+    "diffusion1d": {"rel_l2": 1e-3},
+    "heat_robin": {"rel_l2": 1e-3},
+    "wave1d": {"rel_l2": 1e-2},
+    "advection1d": {"rel_l2": 1e-3},
+    "burgers1d": {"rel_l2": 5e-3},
+    "allen_cahn1d": {"rel_l2": 1e-2},
+    "klein_gordon1d": {"rel_l2": 1e-2},
+}
+EXACT = sorted(p.stem for p in PROBLEMS.glob("*.py") if kanpde.load_problem(p).exact is not None)
+
+
+def load(name):
+    return kanpde.load_problem(PROBLEMS / f"{name}.py")
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_smoke(name):
+    problem = load(name)
+    assert problem.domain.time_axis == problem.domain_dim - 1
+    run = kanpde.solve(
+        problem, schedule="3:lbfgs=3", points=TINY, device="cpu", progress=False, log_every=1
+    )
+    loss = run.history["loss"]
+    assert loss[-1] < loss[0]
+    pred, ref = run.solution["pred"], run.solution["ref"]
+    assert pred.shape == ref.shape and pred.shape[1] == len(problem.outputs)
+    assert run.solution["x"].shape == (pred.shape[0], 2)
+    for key in ("mse", "rel_l2", "max_err"):
+        assert np.isfinite(run.metrics[key]), key
+
+
+class Exact(nn.Module):
+    """The problem's exact solution as a 'model', so the loss terms can evaluate it."""
+
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+    def forward(self, x):
+        return self.f(x)
+
+
+def test_exact_list_covers_the_closed_form_problems():
+    assert {"poisson2d", "wave1d", "klein_gordon1d", "heat_robin", "advection1d"} <= set(EXACT)
+
+
+@pytest.mark.parametrize("name", EXACT)
+def test_exact_solution_satisfies_its_problem(name):
+    problem = load(name)
+    points = dict(problem.points, interior=300, boundary=200, initial=100, method="sobol")
+    res = Residuals(problem, Exact(problem.exact), points, {}, torch.float64, "cpu")
+    terms = res.terms_of()
+    assert set(terms) >= set(res.pde_names()) | {c.name for c in problem.conditions}
+    for key, v in terms.items():
+        # round-off of residuals with terms up to |u_tt| ~ 25π² is ~1e-13, squared ~1e-26
+        assert float(v.detach()) <= 1e-22, (key, float(v.detach()))
+
+
+def test_exact_residual_check_would_catch_a_wrong_source():
+    problem = load("klein_gordon1d")
+    wrong = lambda x: problem.exact(x) * 1.001  # noqa: E731
+    points = dict(problem.points, interior=100, boundary=50, initial=50)
+    res = Residuals(problem, Exact(wrong), points, {}, torch.float64, "cpu")
+    terms = res.terms_of()
+    assert float(terms["pde"]) > 1e-6 and float(terms["initial"]) > 1e-8
+
+
+def test_heat_robin_eigenvalues():
+    src = (PROBLEMS / "heat_robin.py").read_text()
+    ns: dict = {}
+    exec(compile(src, "heat_robin.py", "exec"), ns)
+    for k in (ns["K1"], ns["K2"]):
+        assert abs(k * np.tan(k) - ns["H"]) < 1e-14
+    assert 0 < ns["K1"] < np.pi / 2 and np.pi < ns["K2"] < 1.5 * np.pi
+
+
+@pytest.mark.parametrize("name", ["burgers1d", "allen_cahn1d"])
+def test_reference_problems_use_the_project_solver(name):
+    problem = load(name)
+    assert problem.exact is None
+    ref = problem.reference()
+    x, t = ref.axes
+    assert x[0] == -1 and x[-1] == 1 and t[0] == 0
+    u = np.asarray(ref.values["u"])
+    # The initial slice is the problem's initial condition.
+    xs = torch.as_tensor(np.c_[x, np.zeros_like(x)])
+    (init,) = [c for c in problem.conditions if isinstance(c, kanpde.Initial)]
+    u0 = init.value(xs).numpy().ravel()
+    np.testing.assert_allclose(u[:, 0], u0, atol=1e-10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_defaults_reach_target(name):
+    torch.set_num_threads(1)
+    run = kanpde.solve(load(name), device="cpu", progress=False)
+    for key, bound in TARGETS[name].items():
+        assert run.metrics[key] <= bound, (key, run.metrics[key])
