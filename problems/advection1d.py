@@ -33,6 +33,6 @@ problem = Problem(
     ],
     exact=exact,
     model={"width": [2, 10, 1], "k": 3},
-    schedule=[{"grid": 5, "lbfgs": 300}, {"grid": 10, "lbfgs": 500}, {"grid": 20, "lbfgs": 1000}],
+    schedule=[{"grid": 5, "lbfgs": 300}, {"grid": 10, "lbfgs": 500}, {"grid": 20, "lbfgs": 2000}],
     points={"interior": 2000, "boundary": 200, "initial": 200, "method": "sobol", "test": 101},
 )

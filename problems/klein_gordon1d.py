@@ -43,7 +43,7 @@ problem = Problem(
     ],
     exact=exact,
     model={"width": [2, 10, 1], "k": 3},
-    schedule=[{"grid": 5, "lbfgs": 300}, {"grid": 10, "lbfgs": 500}, {"grid": 20, "lbfgs": 1000}],
-    points={"interior": 2000, "boundary": 400, "initial": 400, "method": "sobol", "test": 101},
+    schedule=[{"grid": 5, "lbfgs": 300}, {"grid": 10, "lbfgs": 500}, {"grid": 20, "lbfgs": 2000}],
+    points={"interior": 4000, "boundary": 400, "initial": 400, "method": "sobol", "test": 101},
     weights={"pde": 1e-3},
 )

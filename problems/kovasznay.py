@@ -53,6 +53,6 @@ problem = Problem(
     exact=exact,
     outputs=["u", "v", "p"],
     model={"width": [2, 10, 10, 3], "k": 3},
-    schedule=[{"grid": 5, "lbfgs": 300}, {"grid": 10, "lbfgs": 300}],
+    schedule=[{"grid": 5, "lbfgs": 500}, {"grid": 10, "lbfgs": 1000}, {"grid": 20, "lbfgs": 1000}],
     points={"interior": 2000, "boundary": 400, "method": "sobol", "test": 101},
 )
