@@ -43,6 +43,6 @@ problem = Problem(
         {"grid": 40, "lbfgs": 1500},
     ],
     points={"interior": 8000, "boundary": 200, "initial": 400, "method": "sobol"},
-    # the solution is decided by the initial data; without weight the PDE alone pulls u to ±1
+    # u ≡ -1 satisfies the PDE and the boundary condition: weight the initial data so it wins
     weights={"initial": 100},
 )
