@@ -336,6 +336,10 @@ def _figures(result, out: Path) -> list[Path]:
         fig = plot.compare(str(out / "comparison.csv"))
         paths.append(out / "comparison.png")
         fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
+        if result.runs:  # training histories are saved with the runs
+            fig = plot.curves(str(out / "comparison.h5"))
+            paths.append(out / "curves.png")
+            fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
     if isinstance(result, Sweep) and hasattr(plot, "sweep"):
         fig = plot.sweep(str(out / "sweep.csv"))
         paths.append(out / "sweep.png")

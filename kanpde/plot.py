@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "activations", "compare", "edge_kinds", "history", "network", "solution", "sweep",
+    "activations", "compare", "curves", "edge_kinds", "history", "network", "solution", "sweep",
     "symbolic_labels",
 ]  # fmt: skip
 
@@ -1096,6 +1096,54 @@ def compare(results, metric: str = "rel_l2", *, figsize=None):
     head = f"{problem}: " if problem else ""
     note = f" (median, bars min–max over {seeds} seeds)" if seeds > 1 else ""
     fig.suptitle(f"{head}{METRIC_LABELS.get(metric, metric)} vs cost{note}", fontsize=10)
+    return fig
+
+
+def curves(results, *, figsize=None):
+    """Training loss and test error against optimizer step for every model of a comparison.
+
+    Parameters
+    ----------
+    results : path or Comparison
+        ``comparison.h5`` of ``kanpde compare`` (its ``history/<model> seed <s>`` groups) or the
+        :class:`~kanpde.compare.Comparison` it returns. One colour per model, one line per seed.
+    """
+    histories: dict[str, list[dict]] = {}
+    problem = getattr(results, "problem", None)
+    if hasattr(results, "runs"):
+        for (label, _seed), run in results.runs.items():
+            histories.setdefault(label, []).append(run.history)
+    else:
+        import h5py
+
+        path = Path(results)
+        if not path.exists():
+            raise ValueError(f"{path}: file not found")
+        with h5py.File(path, "r") as f:
+            if "history" not in f:
+                raise ValueError(f"{path}: no history group (not a kanpde comparison file?)")
+            problem = f.attrs.get("problem", problem)
+            for name, g in f["history"].items():
+                label = name.rsplit(" seed ", 1)[0]
+                histories.setdefault(label, []).append({k: g[k][()] for k in g})
+    if not histories:
+        raise ValueError("curves(): no training histories")
+    fig = _figure(figsize or (10.4, 4.0))
+    axs = fig.subplots(1, 2)
+    for c, (label, hs) in enumerate(histories.items()):
+        for j, h in enumerate(hs):
+            kw = {"color": f"C{c % 10}", "lw": 1.2, "alpha": 0.8}
+            axs[0].semilogy(h["step"], h["loss"], label=label if j == 0 else None, **kw)
+            if "rel_l2" in h:
+                axs[1].semilogy(h["step"], h["rel_l2"], **kw)
+    axs[0].set_ylabel("training loss (weighted)")
+    axs[1].set_ylabel(METRIC_LABELS["rel_l2"])
+    for ax in axs:
+        ax.set_xlabel("optimizer step")
+        ax.grid(True, which="major", alpha=0.3)
+    axs[0].legend(fontsize=8, loc="best")
+    head = f"{problem}: " if problem else ""
+    fig.suptitle(f"{head}training curves (one line per seed)", fontsize=10)
     return fig
 
 

@@ -36,6 +36,11 @@ problem = Problem(
     ],
     reference=reference,
     model={"width": [2, 10, 1], "k": 3},
-    schedule=[{"grid": 5, "lbfgs": 300}, {"grid": 10, "lbfgs": 500}, {"grid": 20, "lbfgs": 1000}],
-    points={"interior": 2000, "boundary": 200, "initial": 200, "method": "sobol"},
+    schedule=[
+        # adapt the grids to the layer inputs while the first stage settles
+        {"grid": 10, "lbfgs": 500, "update_grid": 100, "update_until": 300},
+        {"grid": 20, "lbfgs": 1000},
+        {"grid": 40, "lbfgs": 1500},
+    ],
+    points={"interior": 8000, "boundary": 200, "initial": 400, "method": "sobol"},
 )

@@ -113,3 +113,24 @@ def test_bad_arguments():
         compare(POISSON, kans=[[3, 5, 1]], mlps=[], seeds=1, steps=1)
     with pytest.raises(ValueError, match="increasing"):
         sweep(POISSON, grids=[10, 5])
+
+
+def test_training_curves_from_the_saved_file(study):
+    from kanpde import plot
+    from kanpde.compare import _figures
+
+    problem, result, out = study
+    fig = plot.curves(out / "comparison.h5")
+    loss_ax, err_ax = fig.axes[:2]
+    # one line per model and seed, each the saved history of that run
+    assert len(loss_ax.lines) == len(err_ax.lines) == len(result.rows) == 4
+    run = result.runs[("KAN [2,3,1]", 0)]
+    (line,) = [ln for ln in loss_ax.lines if ln.get_label() == "KAN [2,3,1]"]
+    np.testing.assert_array_equal(line.get_ydata(), run.history["loss"])
+    assert loss_ax.get_yscale() == "log" and err_ax.get_xlabel() == "optimizer step"
+    # the same figure from the in-memory comparison
+    assert len(plot.curves(result).axes[0].lines) == 4
+    paths = _figures(result, out)
+    assert [p.name for p in paths] == ["comparison.png", "curves.png"]
+    with pytest.raises(ValueError, match="file not found"):
+        plot.curves(out / "nope.h5")
