@@ -1,4 +1,8 @@
-"""Data-parallel training: 2 CPU processes (gloo, torchrun) match one process on the same points."""
+"""Data-parallel training: 2 processes (torchrun) match one process on the same points.
+
+CPU ranks use gloo (the CI case). ``KANPDE_DIST_DEVICE=cuda`` runs the same test with NCCL, one
+GPU per rank, on a machine with at least two GPUs.
+"""
 
 import json
 import os
@@ -8,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import torch.distributed as dist
 
 ROOT = Path(__file__).resolve().parents[1]
+DEVICE = os.environ.get("KANPDE_DIST_DEVICE", "cpu")
 
 SCRIPT = """
 import json, sys, torch
@@ -18,7 +24,7 @@ import kanpde
 from kanpde import distributed
 
 schedule, out = sys.argv[1], sys.argv[2]
-run = kanpde.solve("{problem}", schedule=schedule, device="cpu", progress=False, log_every=5,
+run = kanpde.solve("{problem}", schedule=schedule, device="{device}", progress=False, log_every=5,
                    points={{"interior": 301, "boundary": 81, "method": "sobol", "test": 21}},
                    checkpoint_every=0)
 params = torch.cat([p.detach().reshape(-1) for p in run.model().parameters()])
@@ -30,7 +36,7 @@ json.dump({{"rank": distributed.rank(), "world": distributed.world(),
 
 def launch(tmp_path, schedule, nproc):
     script = tmp_path / "train.py"
-    script.write_text(SCRIPT.format(problem=ROOT / "problems" / "poisson2d.py"))
+    script.write_text(SCRIPT.format(problem=ROOT / "problems" / "poisson2d.py", device=DEVICE))
     out = tmp_path / f"n{nproc}"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     if nproc == 1:
@@ -54,6 +60,9 @@ def launch(tmp_path, schedule, nproc):
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed not built")
+@pytest.mark.skipif(
+    DEVICE.startswith("cuda") and torch.cuda.device_count() < 2, reason="NCCL needs 2 GPUs"
+)
 @pytest.mark.parametrize("schedule", ["3:adam=25@1e-2", "3:lbfgs=15", "3:adam=10@1e-2,6:lbfgs=10"])
 def test_two_ranks_match_one_process(tmp_path, schedule):
     (single,) = launch(tmp_path, schedule, 1)
