@@ -1123,9 +1123,13 @@ def curves(results, *, figsize=None):
             if "history" not in f:
                 raise ValueError(f"{path}: no history group (not a kanpde comparison file?)")
             problem = f.attrs.get("problem", problem)
+            if "rows/model" in f:  # the comparison's model order, so colours match compare()
+                for label in f["rows/model"].asstr()[()]:
+                    histories.setdefault(str(label), [])
             for name, g in f["history"].items():
                 label = name.rsplit(" seed ", 1)[0]
                 histories.setdefault(label, []).append({k: g[k][()] for k in g})
+            histories = {k: v for k, v in histories.items() if v}
     if not histories:
         raise ValueError("curves(): no training histories")
     fig = _figure(figsize or (10.4, 4.0))
