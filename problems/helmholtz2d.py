@@ -31,7 +31,7 @@ problem = Problem(
     exact=exact,
     # two KAN layers: sin(4πy) times sin(πx) is hard for one hidden layer of splines
     model={"width": [2, 10, 10, 1], "k": 3},
-    schedule=[{"grid": 5, "lbfgs": 500}, {"grid": 10, "lbfgs": 1000}, {"grid": 20, "lbfgs": 3000}],
+    schedule=[{"grid": 5, "lbfgs": 500}, {"grid": 10, "lbfgs": 1000}, {"grid": 20, "lbfgs": 2000}],
     points={"interior": 4000, "boundary": 400, "method": "sobol", "test": 101},
     weights={"pde": 1e-4},
 )
