@@ -108,7 +108,8 @@ def main(argv=None) -> int:
                 "date": time.strftime("%Y-%m-%d"),
                 "command": "python " + " ".join(sys.argv),
                 "machine": machine(args.device),
-                "note": f"one torch thread per problem, {args.jobs} problem(s) at a time",
+                "note": "one torch thread per problem; each row's 'run' says how many problems "
+                "ran at the same time and the command that produced it",
                 "rows": list(rows.values()),
             }
             OUT.parent.mkdir(parents=True, exist_ok=True)
@@ -120,6 +121,9 @@ def main(argv=None) -> int:
             futures = [pool.submit(run_one, f, args.device) for f in files]
             for fut in as_completed(futures):
                 r = fut.result()
+                # rows from earlier invocations keep their own conditions
+                r["run"] = {"date": time.strftime("%Y-%m-%d"), "jobs": args.jobs,
+                            "command": "python " + " ".join(sys.argv)}  # fmt: skip
                 rows[r["file"]] = r
                 save()
                 status = r.get("error") or f"rel_l2 {r['metrics']['rel_l2']:.2e}"
