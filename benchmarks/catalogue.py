@@ -57,13 +57,14 @@ def run_one(path: str, device: str) -> dict:
 
 def table(rows: list[dict]) -> str:
     head = (
-        "| problem | reference | model | params | rel. L2 | MSE | train / wall time (s) |\n"
-        "|---|---|---|---:|---|---|---|\n"
+        "| problem | PDE | reference | model | params | rel. L2 | MSE | train / wall time (s) "
+        "| device |\n"
+        "|---|---|---|---|---:|---|---|---|---|\n"
     )
     lines = []
     for r in sorted(rows, key=lambda r: r.get("problem", r["file"])):
         if "error" in r:
-            lines.append(f"| {Path(r['file']).stem} | | | | failed: {r['error']} | | |")
+            lines.append(f"| {Path(r['file']).stem} | | | | | failed: {r['error']} | | | |")
             continue
         m = r["metrics"]
         parts = [k for k in m if k.startswith("rel_l2_")]
@@ -72,9 +73,9 @@ def table(rows: list[dict]) -> str:
             rel += " (" + ", ".join(f"{k[7:]} {m[k]:.1e}" for k in parts) + ")"
         width = ",".join(map(str, r["width"]))
         lines.append(
-            f"| {r['problem']} | {r['reference']} | {r['model'].upper()} [{width}] | "
-            f"{r['parameters']} | {rel} | {m['mse']:.2e} | "
-            f"{m['train_time']:.0f} / {r['wall_time']:.0f} |"
+            f"| {r['problem']} | {r['description']} | {r['reference']} | "
+            f"{r['model'].upper()} [{width}] | {r['parameters']} | {rel} | {m['mse']:.2e} | "
+            f"{m['train_time']:.0f} / {r['wall_time']:.0f} | {r['device']}, 1 thread |"
         )
     return head + "\n".join(lines) + "\n"
 
