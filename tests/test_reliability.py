@@ -124,7 +124,11 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, uninterrupted):
 def test_ctrl_c_saves_a_checkpoint_and_resume_refuses_a_changed_problem(tmp_path):
     src = tmp_path / "p.py"
     src.write_text(Path(POISSON).read_text())
-    p = cli("solve", str(src), *solve_args(tmp_path / "runs", every="10")[2:])
+    args = solve_args(tmp_path / "runs", every="10")[2:]
+    # A schedule far longer than the test waits: on a loaded machine the signal may come late,
+    # and a run that had already finished would leave no checkpoint to look at.
+    args[args.index(SCHEDULE)] = "3:adam=40@1e-2,6:lbfgs=100000"
+    p = cli("solve", str(src), *args)
     deadline = time.time() + 120
     while time.time() < deadline and not list((tmp_path / "runs").glob("*/checkpoint.h5")):
         time.sleep(0.05)
@@ -132,7 +136,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_refuses_a_changed_problem(tmp_path
     p.communicate(timeout=120)
     d = run_dir(tmp_path / "runs")
     state = load_checkpoint(d / "checkpoint.h5")  # (re)written on Ctrl-C
-    assert 10 <= state["position"]["step"] < 80
+    assert state["position"]["step"] >= 10
     assert not (d / "result.h5").exists()
     src.write_text(src.read_text() + "\n# edited\n")
     r = cli("solve", str(src), "--resume", str(d), "--quiet")
