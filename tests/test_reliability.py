@@ -26,6 +26,11 @@ SCHEDULE = "3:adam=40@1e-2,6:lbfgs=40"
 POINTS = "interior=300,boundary=80,method=sobol,test=21"
 
 
+def _default_sigint():
+    # pytest-xdist workers ignore SIGINT and children inherit that; a user's terminal does not.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli(*args, **kw):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     return subprocess.Popen(
@@ -35,6 +40,7 @@ def cli(*args, **kw):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
         **kw,
     )
 
