@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from closed_form import Closed
 
 import kanpde
 from kanpde.losses import Residuals
@@ -67,17 +67,6 @@ def test_smoke(name):
     assert problem.description
 
 
-class Exact(nn.Module):
-    """The problem's exact solution as a 'model', so the loss terms can evaluate it."""
-
-    def __init__(self, f):
-        super().__init__()
-        self.f = f
-
-    def forward(self, x):
-        return self.f(x)
-
-
 def test_exact_list_covers_the_closed_form_problems():
     assert {"poisson2d", "wave1d", "klein_gordon1d", "heat_robin", "advection1d"} <= set(EXACT)
 
@@ -86,7 +75,7 @@ def test_exact_list_covers_the_closed_form_problems():
 def test_exact_solution_satisfies_its_problem(name):
     problem = load(name)
     points = dict(problem.points, interior=300, boundary=200, initial=100, method="sobol")
-    res = Residuals(problem, Exact(problem.exact), points, {}, torch.float64, "cpu")
+    res = Residuals(problem, Closed(problem.exact), points, {}, torch.float64, "cpu")
     terms = res.terms_of()
     assert set(terms) >= set(res.pde_names()) | {c.name for c in problem.conditions}
     for key, v in terms.items():
@@ -98,7 +87,7 @@ def test_exact_residual_check_would_catch_a_wrong_source():
     problem = load("klein_gordon1d")
     wrong = lambda x: problem.exact(x) * 1.001  # noqa: E731
     points = dict(problem.points, interior=100, boundary=50, initial=50)
-    res = Residuals(problem, Exact(wrong), points, {}, torch.float64, "cpu")
+    res = Residuals(problem, Closed(wrong), points, {}, torch.float64, "cpu")
     terms = res.terms_of()
     assert float(terms["pde"]) > 1e-6 and float(terms["initial"]) > 1e-8
 

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from closed_form import Closed
 from torch import nn
 
 from kanpde import (
@@ -35,17 +36,6 @@ from kanpde.losses import Residuals
 
 DT = torch.float64
 POINTS = {"interior": 16, "boundary": 48, "initial": 24, "method": "sobol"}
-
-
-class Closed(nn.Module):
-    """A trial function given in closed form (no parameters, no jet)."""
-
-    def __init__(self, f):
-        super().__init__()
-        self.f = f
-
-    def forward(self, x):
-        return self.f(x)
 
 
 def pde(x, u):
