@@ -28,15 +28,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def silu_features(h: Tensor, order: int) -> Tensor:
-    """``silu`` and its first ``order`` derivatives, stacked first: ``(...)`` → ``(Q, ...)``."""
+def silu_features(h: Tensor, order: int) -> tuple[Tensor, ...]:
+    """``silu`` and its first ``order`` derivatives, each shaped like ``h``."""
     s = torch.sigmoid(h)
     out = [h * s]
     if order >= 1:
         out.append(s * (1 + h * (1 - s)))
     if order >= 2:
         out.append(s * (1 - s) * (2 + h * (1 - 2 * s)))
-    return torch.stack(out)
+    return tuple(out)
 
 
 def _uniform_points(ranges: Tensor, grid: int) -> Tensor:
@@ -81,6 +81,23 @@ class Basis:
         """All basis functions and derivatives: inputs ``(n_in, N)`` → ``(Q, n_in, N, nb)``."""
         raise NotImplementedError
 
+    def spline_edges(
+        self,
+        h: Tensor,
+        coef: Tensor,
+        scale_spline: Tensor,
+        grid_buffer: Tensor,
+        k: int,
+        aux: dict,
+        order: int,
+    ) -> list[Tensor]:
+        """The spline part ``w_s Σ_b c_b B_b`` of every edge and its derivatives (arguments as
+        in :meth:`edges`)."""
+        feats = self.features(h, grid_buffer, k, aux, order)  # (Q, n_in, N, nb)
+        weights = (coef * scale_spline.unsqueeze(-1)).permute(1, 2, 0)  # (n_in, nb, n_out)
+        spline = torch.matmul(feats, weights).permute(0, 3, 1, 2)  # (Q, n_out, n_in, N)
+        return list(spline.unbind(0))
+
     def edges(
         self,
         h: Tensor,
@@ -110,10 +127,8 @@ class Basis:
         tuple of Tensor
             ``order + 1`` tensors ``(n_out, n_in, N)``: ``φ_{oi}^{(q)}(h_i)`` for q = 0, 1, ….
         """
-        feats = self.features(h, grid_buffer, k, aux, order)  # (Q, n_in, N, nb)
-        weights = (coef * scale_spline.unsqueeze(-1)).permute(1, 2, 0)  # (n_in, nb, n_out)
-        spline = torch.matmul(feats, weights).permute(0, 3, 1, 2)  # (Q, n_out, n_in, N)
-        return _add_base(spline.unbind(0), scale_base, silu_features(h, order))
+        spline = self.spline_edges(h, coef, scale_spline, grid_buffer, k, aux, order)
+        return _add_base(spline, scale_base, silu_features(h, order))
 
 
 class BSpline(Basis):
@@ -159,10 +174,14 @@ class BSpline(Basis):
         # Uniform knots (the usual case) are located by arithmetic instead of a search.
         tol = 64 * torch.finfo(dtype).eps
         uniform = bool(((h - h[:, :1]).abs() <= tol * h[:, :1].abs()).all())
+        powers = inv_h.unsqueeze(0) ** torch.arange(k + 1, dtype=t.dtype).view(-1, 1, 1)
         aux = {
             "poly": poly.to(dtype),
             "left": left.reshape(-1).to(dtype),
             "inv_h": inv_h.reshape(-1).to(dtype),
+            "width": (1 / inv_h).reshape(-1).to(dtype),
+            # (1/h)^p per slot: monomials of s = δ/h become monomials of δ = x - t_j
+            "inv_h_pow": powers.unsqueeze(1).to(dtype),  # (k+1, 1, n_in, n_slots)
         }
         if uniform:
             aux["t0"] = t[:, :1].to(dtype)
@@ -213,30 +232,39 @@ class BSpline(Basis):
         return dense[..., k : k + nb]
 
     def table(self, coef: Tensor, scale_spline: Tensor, k: int, aux: dict) -> Tensor:
-        """Per-slot monomial coefficients, ``(n_in · n_slots, (k + 1) · n_out)``.
+        """Per-slot monomial coefficients, ``(k + 1, n_out, n_in · n_slots)``.
 
-        Row ``i · n_slots + slot`` holds, output-fastest, the coefficients of ``s^0 … s^k`` (in
-        the local coordinate ``s``) of ``w_s Σ c·B`` on that slot. Built once per step; its size
+        Entry ``[p, o, i · n_slots + slot]`` is the coefficient of ``δ^p`` of output ``o``'s
+        ``w_s Σ c·B`` on that slot, where ``δ = x - t_j`` is the offset from the slot's left
+        knot. Built once per step; its size
         does not depend on the number of points.
         """
         n_out, n_in, _ = coef.shape
         padded = F.pad(coef * scale_spline.unsqueeze(-1), (k, k))
         windows = padded.unfold(2, k + 1, 1)  # (n_out, n_in, n_intervals, k+1)
         poly = aux["poly"][:, 1:-1]  # (n_in, n_intervals, k+1, k+1)
-        mono = torch.einsum("oijr,ijrp->ijpo", windows, poly)
-        mono = F.pad(mono, (0, 0, 0, 0, 1, 1))  # exterior slots
-        return mono.reshape(n_in * mono.shape[1], -1)
+        mono = torch.einsum("oijr,ijrp->poij", windows, poly)
+        mono = F.pad(mono, (1, 1))  # exterior slots
+        # In δ = x - t_j the derivatives need no per-point rescaling by 1/h.
+        return (mono * aux["inv_h_pow"]).flatten(2)
 
-    def edges(self, h, coef, scale_base, scale_spline, grid_buffer, k, aux, order):
+    def spline_edges(self, h, coef, scale_spline, grid_buffer, k, aux, order):
         n_out = coef.shape[0]
         flat, s, inv_h = self.locate(h, grid_buffer, k, aux)
         table = self.table(coef, scale_spline, k, aux)
-        # index_select: its backward (index_add) is several times cheaper than embedding's.
-        rows = table.index_select(0, flat.reshape(-1)).view(*flat.shape, -1)
-        # Coefficient-major copy: each of the k + 1 coefficients is a contiguous (n_out, n_in, N).
-        a = rows.unflatten(-1, (k + 1, n_out)).permute(2, 3, 0, 1).contiguous()
-        spline = _scale(_horner(a.unbind(0), s, order), inv_h)
-        return _add_base(spline, scale_base, silu_features(h, order))
+        # One gather along the columns per coefficient lands each as a contiguous
+        # (n_out, n_in, N) block, without a transposing copy; its backward scatter-adds into
+        # the small table. (index_select on rows + permute, or one gather + unbind, cost several
+        # times more in the backward: a transposing copy or a concatenation of N-sized blocks.)
+        index = flat.reshape(1, -1).expand(n_out, -1)
+        a = [torch.gather(t, 1, index).view(n_out, *flat.shape) for t in table.unbind(0)]
+        delta = s * aux["width"][flat]
+        spline = _horner(a, delta, order)
+        if order >= 2:  # Horner carries P''/2!
+            spline[2] = spline[2] * 2.0
+        for q in range(3, order + 1):
+            spline[q] = spline[q] * float(math.factorial(q))
+        return spline
 
 
 def _horner(a: Sequence[Tensor], s: Tensor, order: int) -> list[Tensor]:
@@ -246,12 +274,14 @@ def _horner(a: Sequence[Tensor], s: Tensor, order: int) -> list[Tensor]:
     of constants.
     """
     k = len(a) - 1
-    acc = [a[k]] + [torch.zeros_like(a[k]) for _ in range(order)]
+    # None stands for a zero accumulator: the first update of acc[j] is then a plain copy of
+    # acc[j - 1], which saves a fill and a multiply-add per derivative (and their backward).
+    acc: list[Tensor | None] = [a[k]] + [None] * order
     for p in range(k - 1, -1, -1):
         for j in range(min(order, k - p), 0, -1):
-            acc[j] = torch.addcmul(acc[j - 1], acc[j], s)
+            acc[j] = acc[j - 1] if acc[j] is None else torch.addcmul(acc[j - 1], acc[j], s)
         acc[0] = torch.addcmul(a[p], acc[0], s)
-    return acc
+    return [torch.zeros_like(a[k]) if v is None else v for v in acc]
 
 
 def _scale(poly: Sequence[Tensor], inv_h: Tensor) -> list[Tensor]:
