@@ -38,7 +38,8 @@ print(json.dumps({
     "problem": problem.name, "file": sys.argv[1], "description": problem.description,
     "reference": "exact" if problem.exact is not None else "own solver",
     "model": p["model"]["type"], "width": p["model"]["width"],
-    "grid": p["model"].get("grid"), "parameters": m["parameters"],
+    "grid": p["model"].get("grid"), "basis": p["model"].get("basis", "bspline"),
+    "parameters": m["parameters"],
     "metrics": {k: v for k, v in m.items() if isinstance(v, (int, float))},
     "wall_time": time.time() - t0, "device": p["device"], "dtype": p["dtype"],
 }))
@@ -72,9 +73,12 @@ def table(rows: list[dict]) -> str:
         if parts:
             rel += " (" + ", ".join(f"{k[7:]} {m[k]:.1e}" for k in parts) + ")"
         width = ",".join(map(str, r["width"]))
+        model = f"{r['model'].upper()} [{width}]"
+        if r.get("basis", "bspline") != "bspline":
+            model += f" {r['basis']}"
         lines.append(
             f"| {r['problem']} | {r['description']} | {r['reference']} | "
-            f"{r['model'].upper()} [{width}] | {r['parameters']} | {rel} | {m['mse']:.2e} | "
+            f"{model} | {r['parameters']} | {rel} | {m['mse']:.2e} | "
             f"{m['train_time']:.0f} / {r['wall_time']:.0f} | {r['device']}, 1 thread |"
         )
     return head + "\n".join(lines) + "\n"
