@@ -498,3 +498,35 @@ def test_loss_weights_by_term_name():
     expected = 0.5 * t["pde[0]"] + 2.0 * t["pde[1]"] + 3.0 * t["dirichlet[left]"]
     expected += 7.0 * t["dirichlet[right]"]
     assert float(loss.detach()) == pytest.approx(expected, rel=1e-14)
+
+
+def test_preset_replaces_the_defaults_it_names(one_thread):
+    p = Problem(
+        name="presets",
+        domain=Rectangle([-1, -1], [1, 1]),
+        pde=lambda x, u: laplacian(u, x) + 1.0,
+        conditions=[Dirichlet(0.0)],
+        model={"width": [2, 3, 1], "grid": 3},
+        schedule=[{"lbfgs": 2}],
+        points={"interior": 30, "boundary": 12, "method": "sobol", "test": 5},
+        weights={"pde": 0.5},
+        presets={
+            "full": {
+                "model": {"width": [2, 4, 1]},
+                "schedule": [{"grid": 4, "lbfgs": 3}],
+                "points": {"interior": 50},
+                "weights": {"dirichlet": 2.0},
+            }
+        },
+    )
+    plain = kanpde.solve(p, progress=False, checkpoint_every=0)
+    full = kanpde.solve(p, preset="full", progress=False, checkpoint_every=0)
+    assert plain.config["model"]["width"] == [2, 3, 1] and plain.config["model"]["grid"] == 3
+    assert full.config["model"]["width"] == [2, 4, 1] and full.config["model"]["grid"] == 4
+    # points and weights are merged key by key: unnamed keys keep the problem's defaults
+    assert full.config["points"]["interior"] == 50 and full.config["points"]["boundary"] == 12
+    assert full.config["weights"] == {"pde": 0.5, "dirichlet": 2.0}
+    assert plain.config["weights"] == {"pde": 0.5}
+    assert full.history["step"][-1] == 3 and plain.history["step"][-1] == 2
+    with pytest.raises(ProblemError, match="unknown preset 'huge'; known: full"):
+        kanpde.solve(p, preset="huge", progress=False, checkpoint_every=0)
