@@ -34,7 +34,7 @@ problem = Problem(
     conditions=[Dirichlet(exact)],  # the exact solution's values on the whole boundary
     exact=exact,
     model={"width": [2, 10, 1], "k": 3},
-    schedule=[{"grid": 5, "lbfgs": 300}, {"grid": 10, "lbfgs": 500}, {"grid": 20, "lbfgs": 1500}],
+    schedule=[{"grid": 5, "lbfgs": 300}, {"grid": 10, "lbfgs": 500}, {"grid": 20, "lbfgs": 2500}],
     # many points: the gradient is singular at the re-entrant corner (r^(-1/3))
     points={"interior": 6000, "boundary": 1000, "method": "sobol", "test": 101},
     weights={"pde": 0.1},
