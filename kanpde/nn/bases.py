@@ -236,8 +236,7 @@ class BSpline(Basis):
 
         Entry ``[p, o, i · n_slots + slot]`` is the coefficient of ``δ^p`` of output ``o``'s
         ``w_s Σ c·B`` on that slot, where ``δ = x - t_j`` is the offset from the slot's left
-        knot. Built once per step; its size
-        does not depend on the number of points.
+        knot. Built once per step; its size does not depend on the number of points.
         """
         n_out, n_in, _ = coef.shape
         padded = F.pad(coef * scale_spline.unsqueeze(-1), (k, k))
@@ -250,7 +249,7 @@ class BSpline(Basis):
 
     def spline_edges(self, h, coef, scale_spline, grid_buffer, k, aux, order):
         n_out = coef.shape[0]
-        flat, s, inv_h = self.locate(h, grid_buffer, k, aux)
+        flat, s, _ = self.locate(h, grid_buffer, k, aux)
         table = self.table(coef, scale_spline, k, aux)
         # One gather along the columns per coefficient lands each as a contiguous
         # (n_out, n_in, N) block, without a transposing copy; its backward scatter-adds into

@@ -189,12 +189,17 @@ class KANLayer(nn.Module):
             )
         return phi
 
+    def _spline_edges(self, h: Tensor, order: int) -> list[Tensor]:
+        """The spline part of the edges of a plain layer (no removed or symbolic edges)."""
+        return self.basis.spline_edges(
+            h, self.coef, self.scale_spline, self.grid_points, self.k, self._aux, order
+        )
+
     def _forward(self, h: Tensor) -> Tensor:
         """Feature-major forward: ``(n_in, N)`` → ``(n_out, N)``."""
         if self._plain:
-            spline = self.basis.spline_edges(
-                h, self.coef, self.scale_spline, self.grid_points, self.k, self._aux, 0
-            )[0]
+            # the silu part of all edges is one matrix product
+            spline = self._spline_edges(h, 0)[0]
             y = torch.addmm(spline.sum(1), self.scale_base, torch.nn.functional.silu(h))
         else:
             y = self._edges(h, 0)[0].sum(1)
@@ -205,9 +210,7 @@ class KANLayer(nn.Module):
         if inner is not None and self._plain:
             # Hidden layers: the silu part of every edge enters by matrix products, which
             # saves three broadcast passes over (n_out, n_in, N) and their backward.
-            spline = self.basis.spline_edges(
-                h, self.coef, self.scale_spline, self.grid_points, self.k, self._aux, order
-            )
+            spline = self._spline_edges(h, order)
             base = (self.scale_base, silu_features(h, order))
             value, d1, d2 = chain(spline, inner, pairs, base)
         else:
