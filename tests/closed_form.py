@@ -1,10 +1,15 @@
-"""A trial function given in closed form, for evaluating loss terms on known solutions."""
+"""A trial function given in closed form (or a model hidden behind one), for evaluating loss
+terms on known solutions or through plain autograd."""
 
 from torch import nn
 
 
 class Closed(nn.Module):
-    """Wraps ``f(x)`` as a model: no parameters and no jet, so derivatives come from autograd."""
+    """Wraps ``f(x)`` as a model without a jet, so every derivative comes from autograd.
+
+    ``f`` may be a function (no parameters) or a model, whose parameters stay visible because
+    ``nn.Module`` registers a module attribute as a submodule.
+    """
 
     def __init__(self, f):
         super().__init__()

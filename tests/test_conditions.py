@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 from closed_form import Closed
-from torch import nn
 
 from kanpde import (
     Dirichlet,
@@ -411,17 +410,6 @@ def test_duplicate_condition_names():
 # -- the engine's jet-served terms equal plain autograd ---------------------------------------
 
 
-class NoJet(nn.Module):
-    """The same model without ``jet``: every derivative then comes from autograd."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model(x)
-
-
 def _heat(x, u):
     return d(u, x, "t") - 0.1 * laplacian(u, x)
 
@@ -476,7 +464,7 @@ def test_jet_served_terms_equal_autograd(kind, case):
     model = build_model(problem, cfg, DT)
     pts = {"interior": 30, "boundary": 30, "initial": 10, "method": "sobol"}
     with_jet = Residuals(problem, model, pts, {}, DT, "cpu")
-    plain = Residuals(problem, NoJet(model), pts, {}, DT, "cpu")
+    plain = Residuals(problem, Closed(model), pts, {}, DT, "cpu")
     assert with_jet.pde.fused is fused
     assert all(t.fused for t in with_jet.terms), [(t.name, t.fused) for t in with_jet.terms]
     a = {k: float(v.detach()) for k, v in with_jet.terms_of().items()}
