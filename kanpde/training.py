@@ -6,11 +6,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -254,6 +257,7 @@ class Trainer:
         self._lbfgs_scale = 1.0
         self._good = None
         self._resumed = False
+        self._interrupted = False  # set by the first Ctrl-C, acted on between steps
         self.stage, self.i = 0, 0  # position: stage index and step within the stage
         self.failures = 0
         self.max_failures = max_failures
@@ -481,6 +485,7 @@ class Trainer:
             self.step += 1
             self.i += 1
             self._tick(index, stage)
+            self._honour_interrupt()
 
     def _lbfgs(self, stage: Stage, scale: float | None = None):
         params = self.params()
@@ -501,6 +506,8 @@ class Trainer:
         )
 
         def closure():
+            if self._interrupted:
+                raise _Interrupted
             loss, _ = self._grad()
             if not self._finite(loss):  # keep it out of the line search and the memory
                 raise _NonFinite
@@ -543,12 +550,21 @@ class Trainer:
             group["max_iter"], group["max_eval"] = n, n * 25 + 1
             state = opt.state[opt._params[0]]
             before = state.get("n_iter", 0)
+            start = [p.detach().clone() for p in opt._params]
             t0 = time.perf_counter()
             try:
                 opt.step(closure)
                 ok = self._params_finite()
             except _NonFinite:
                 ok = False
+            except _Interrupted:
+                # Mid-chunk the parameters sit somewhere in a line search and the counters lag;
+                # go back to the chunk's start, where both agree, and drop the memory.
+                self.train_time += time.perf_counter() - t0
+                with torch.no_grad():
+                    torch._foreach_copy_(opt._params, start)
+                self._graph, self._lbfgs_opt = None, None
+                self._honour_interrupt()
             self.train_time += time.perf_counter() - t0
             if not ok:
                 self._rollback()
@@ -563,12 +579,47 @@ class Trainer:
                 self.step += 1
                 self.i += 1
                 self._tick(index, stage)
+            self._honour_interrupt()
             if done < n:  # no progress possible (the loss or its gradient stopped changing)
                 self.history.events.append({"step": self.step, "event": "lbfgs_converged"})
                 if self.history.last("step", -1) != self.step:
                     self._log(index, stage, *reversed(self._evaluate()))
                 break
         self._lbfgs_opt = None
+
+    def _honour_interrupt(self) -> None:
+        if self._interrupted:
+            self._interrupted = False
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def _deferred_interrupt(self) -> Iterator[None]:
+        """Turn the first Ctrl-C into a stop between steps; a second one stops at once.
+
+        A KeyboardInterrupt raised wherever the signal lands can be lost (Python ignores
+        exceptions from weakref callbacks and finalizers, which free autograd graphs) or leave
+        the parameters mid-step; a flag checked between steps does neither. Only in the main
+        thread of a single process, and only where Ctrl-C would raise KeyboardInterrupt anyway.
+        """
+        previous = signal.getsignal(signal.SIGINT)
+        if (
+            threading.current_thread() is not threading.main_thread()
+            or previous is not signal.default_int_handler
+            or distributed.world() > 1
+        ):
+            yield
+            return
+
+        def handler(signum, frame):
+            self._interrupted = True
+            signal.signal(signal.SIGINT, previous)
+
+        signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            self._interrupted = False
 
     def _params_finite(self) -> bool:
         norms = torch._foreach_norm([p.detach() for p in self.params()])
@@ -666,24 +717,25 @@ class Trainer:
             )
         resumed = self._resumed
         try:
-            if not resumed:
-                loss, terms = self._evaluate()
-                self._log(0, self.stages[0], terms, loss)
-            for index in range(self.stage, len(self.stages)):
-                stage = self.stages[index]
-                mid_stage = resumed and index == self.stage
-                if not mid_stage:
-                    self.stage, self.i = index, 0
-                    self._begin_stage(index, stage)
-                else:
-                    self._set_sparsity(stage)
-                self._snapshot()
-                if stage.optimizer == "adam":
-                    self._run_adam(index, stage, resumed=mid_stage)
-                else:
-                    self._run_lbfgs(index, stage, resumed=mid_stage)
-                resumed = False
-            self.stage, self.i = len(self.stages), 0
+            with self._deferred_interrupt():
+                if not resumed:
+                    loss, terms = self._evaluate()
+                    self._log(0, self.stages[0], terms, loss)
+                for index in range(self.stage, len(self.stages)):
+                    stage = self.stages[index]
+                    mid_stage = resumed and index == self.stage
+                    if not mid_stage:
+                        self.stage, self.i = index, 0
+                        self._begin_stage(index, stage)
+                    else:
+                        self._set_sparsity(stage)
+                    self._snapshot()
+                    if stage.optimizer == "adam":
+                        self._run_adam(index, stage, resumed=mid_stage)
+                    else:
+                        self._run_lbfgs(index, stage, resumed=mid_stage)
+                    resumed = False
+                self.stage, self.i = len(self.stages), 0
         except _BudgetSpent:
             self.history.events.append({"step": self.step, "event": "time_budget_spent"})
         except torch.cuda.OutOfMemoryError:
@@ -701,6 +753,10 @@ class Trainer:
 
 class _BudgetSpent(Exception):
     """Raised when ``max_seconds`` of training time are used up."""
+
+
+class _Interrupted(Exception):
+    """Raised inside an L-BFGS closure to leave the step after Ctrl-C."""
 
 
 class _NonFinite(Exception):

@@ -193,6 +193,68 @@ def make_trainer(schedule, bad, max_failures=5):
     return trainer
 
 
+class _CtrlC(_Poisoned):
+    """Wraps Residuals so that one chosen evaluation presses Ctrl-C ``times`` times."""
+
+    def __init__(self, residuals, at, times=1):
+        super().__init__(residuals, bad=())
+        self.at, self.times = at, times
+
+    def __call__(self):
+        out = super().__call__()
+        if self.calls == self.at:
+            for _ in range(self.times):
+                signal.raise_signal(signal.SIGINT)
+        return out
+
+
+@pytest.fixture
+def terminal_sigint():
+    # pytest-xdist workers ignore SIGINT; in a terminal Python raises KeyboardInterrupt.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def interrupted(schedule, at, times=1):
+    trainer = make_trainer(schedule, bad=())
+    trainer.log_every = 10
+    trainer.residuals = _CtrlC(trainer.residuals.residuals, at, times)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    return trainer
+
+
+def test_ctrl_c_in_adam_stops_after_the_step_in_progress(terminal_sigint):
+    # Evaluations: 1 before training, then one per step and one per log (steps 10, 20).
+    trainer = interrupted("3:adam=30@1e-2", at=15)
+    assert trainer.step == 13 and trainer.evals == 13
+    assert not trainer._interrupted
+    trainer.load_state_dict(trainer.state_dict())  # the checkpoint written on Ctrl-C
+    trainer.run()
+    assert trainer.step == 30
+
+
+def test_ctrl_c_in_lbfgs_returns_to_the_last_completed_iterate(terminal_sigint):
+    trainer = interrupted("3:lbfgs=40", at=25)  # inside the second 10-iteration call
+    state = trainer.state_dict()
+    assert trainer.step == 10 and "lbfgs" not in state  # memory dropped, counters agree
+    last = trainer.history.rows[-1]
+    assert last["step"] == 10
+    # The parameters are the logged iterate of step 10, not a line-search trial point.
+    assert trainer._evaluate()[0] == pytest.approx(last["loss"], rel=1e-12)
+    trainer.load_state_dict(state)
+    trainer.run()
+    assert trainer.step == 40
+    assert trainer.history.rows[-1]["loss"] < last["loss"]
+
+
+def test_second_ctrl_c_stops_at_once(terminal_sigint):
+    trainer = interrupted("3:adam=30@1e-2", at=15, times=2)
+    assert trainer.step == 12  # the step whose evaluation was interrupted did not happen
+
+
 def test_nan_in_adam_is_rolled_back_and_training_continues():
     trainer = make_trainer("3:adam=30@1e-2", bad={12})
     trainer.run()
