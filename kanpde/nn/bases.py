@@ -179,7 +179,6 @@ class BSpline(Basis):
             "poly": poly.to(dtype),
             "left": left.reshape(-1).to(dtype),
             "inv_h": inv_h.reshape(-1).to(dtype),
-            "width": (1 / inv_h).reshape(-1).to(dtype),
             # (1/h)^p per slot: monomials of s = δ/h become monomials of δ = x - t_j
             "inv_h_pow": powers.unsqueeze(1).to(dtype),  # (k+1, 1, n_in, n_slots)
         }
@@ -188,10 +187,8 @@ class BSpline(Basis):
             aux["inv_h0"] = (1 / h[:, :1]).to(dtype)
         return aux
 
-    def locate(
-        self, h: Tensor, grid_buffer: Tensor, k: int, aux: dict, exact: bool = False
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Flat slot index, local coordinate ``s ∈ [0, 1]`` and ``1/h`` of inputs ``(n_in, N)``.
+    def slots(self, h: Tensor, grid_buffer: Tensor, aux: dict, exact: bool = False) -> Tensor:
+        """Flat slot index of inputs ``(n_in, N)`` (no gradient).
 
         Slot ``j + 1`` of input ``i`` is its knot interval ``[t_j, t_{j+1})`` (slots 0 and
         ``n_knots`` lie outside all knots); the flat index is ``i · (n_knots + 1) + slot``. On
@@ -200,12 +197,19 @@ class BSpline(Basis):
         a binary search.
         """
         n_knots = grid_buffer.shape[1]
-        if "t0" in aux and not exact:
-            u = (h.detach() - aux["t0"]) * aux["inv_h0"]
-            slot = (u.floor() + 1).clamp_(0, n_knots).long()
-        else:
-            slot = torch.searchsorted(grid_buffer, h.detach().contiguous(), right=True)
-        flat = slot + torch.arange(h.shape[0], device=h.device).unsqueeze(1) * (n_knots + 1)
+        with torch.no_grad():
+            if "t0" in aux and not exact:
+                u = (h - aux["t0"]) * aux["inv_h0"]
+                slot = (u.floor_() + 1).clamp_(0, n_knots).long()
+            else:
+                slot = torch.searchsorted(grid_buffer, h.contiguous(), right=True)
+            return slot + torch.arange(h.shape[0], device=h.device).unsqueeze(1) * (n_knots + 1)
+
+    def locate(
+        self, h: Tensor, grid_buffer: Tensor, k: int, aux: dict, exact: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Flat slot index (see :meth:`slots`), local coordinate ``s ∈ [0, 1]`` and ``1/h``."""
+        flat = self.slots(h, grid_buffer, aux, exact)
         inv_h = aux["inv_h"][flat]
         s = (h - aux["left"][flat]) * inv_h
         return flat, s.clamp(0, 1), inv_h
@@ -249,7 +253,7 @@ class BSpline(Basis):
 
     def spline_edges(self, h, coef, scale_spline, grid_buffer, k, aux, order):
         n_out = coef.shape[0]
-        flat, s, _ = self.locate(h, grid_buffer, k, aux)
+        flat = self.slots(h, grid_buffer, aux)
         table = self.table(coef, scale_spline, k, aux)
         # One gather along the columns per coefficient lands each as a contiguous
         # (n_out, n_in, N) block, without a transposing copy; its backward scatter-adds into
@@ -257,7 +261,9 @@ class BSpline(Basis):
         # times more in the backward: a transposing copy or a concatenation of N-sized blocks.)
         index = flat.reshape(1, -1).expand(n_out, -1)
         a = [torch.gather(t, 1, index).view(n_out, *flat.shape) for t in table.unbind(0)]
-        delta = s * aux["width"][flat]
+        # The offset from the slot's left knot; off the interval only by round-off (uniform
+        # knots) or outside all knots, where the table is zero.
+        delta = h - aux["left"][flat]
         spline = _horner(a, delta, order)
         if order >= 2:  # Horner carries P''/2!
             spline[2] = spline[2] * 2.0

@@ -95,14 +95,29 @@ def first_layer(phi: Sequence[Tensor], pairs: Pairs) -> Inner:
     return value, d1, d2
 
 
-def _contract(w: Tensor, j: Tensor) -> Tensor:
-    """``Σ_i w[o, i, n] j[d, i, n]`` → ``(d, o, N)``."""
+def _contract(w: Tensor, j: Tensor, w2: Tensor | None = None, j2: Tensor | None = None) -> Tensor:
+    """``Σ_i w[o, i, n] j[d, i, n]`` (``+ w2[o, i, n] j2[d, i, n]``) → ``(d, o, N)``."""
     if w.is_cuda and w.shape[0] * j.shape[0] > 8:
-        return torch.einsum("oin,din->don", w, j)
+        out = torch.einsum("oin,din->don", w, j)
+        return out if w2 is None else out + torch.einsum("oin,din->don", w2, j2)
+    if w.shape[0] == 1:  # a scalar output: one broadcast product and reduction in all
+        prod = w * j if w2 is None else torch.addcmul(w * j, w2, j2)
+        return prod.sum(1, keepdim=True)
     # On the CPU einsum becomes a batched product of N tiny matrices (2-3x slower measured on
     # [10, 10] layers); one elementwise product and reduction per direction keeps the
     # intermediate the size of w.
-    return torch.stack([(w * jd).sum(1) for jd in j.unbind(0)])
+    out = torch.stack([(w * jd).sum(1) for jd in j.unbind(0)])
+    return out if w2 is None else out + _contract(w2, j2)
+
+
+def _mix(w: Tensor, t: Tensor) -> Tensor:
+    """``Σ_i w[o, i] t[d, i, n]`` → ``(d, o, N)``.
+
+    ``w @ t`` would fold ``t`` into a ``(d·N, n_in)`` matrix: a transposing copy in the forward
+    and gradients laid out points-first, which slow every elementwise op of the backward; a
+    batched product over ``d`` keeps all three tensors points-last.
+    """
+    return torch.bmm(w.expand(t.shape[0], -1, -1), t)
 
 
 def chain(
@@ -132,18 +147,16 @@ def chain(
     if len(phi) > 1 and j1 is not None:
         d1 = _contract(phi[1], j1)
         if base is not None:
-            d1 = d1 + w @ (sig[1] * j1)
+            d1 = d1 + _mix(w, sig[1] * j1)
         if len(phi) > 2 and pairs:
             # Basic indexing only: no index tensors built from Python lists (a host-to-device
             # copy would break CUDA-graph capture).
             rows = j1.unbind(0)  # one stack in the backward instead of a zero fill per select
             jj = torch.stack([rows[a] * rows[b] for a, b in pairs])
-            d2 = _contract(phi[2], jj)
-            if j2 is not None:
-                d2 = d2 + _contract(phi[1], j2)
+            d2 = _contract(phi[2], jj) if j2 is None else _contract(phi[2], jj, phi[1], j2)
             if base is not None:
                 lin = sig[2] * jj if j2 is None else torch.addcmul(sig[2] * jj, sig[1], j2)
-                d2 = d2 + w @ lin
+                d2 = d2 + _mix(w, lin)
         elif len(phi) > 2:
             d2 = value.new_zeros(0, *value.shape)
     return value, d1, d2

@@ -207,9 +207,10 @@ class KANLayer(nn.Module):
 
     def _jet(self, inner: Inner | None, h: Tensor, order: int, pairs: Pairs) -> Inner:
         """Feature-major jet propagation; ``inner=None`` means ``h`` are the coordinates."""
-        if inner is not None and self._plain:
+        if inner is not None and self._plain and self.out_features > 1:
             # Hidden layers: the silu part of every edge enters by matrix products, which
-            # saves three broadcast passes over (n_out, n_in, N) and their backward.
+            # saves three broadcast passes over (n_out, n_in, N) and their backward. (With
+            # one output, adding it per edge is cheaper than the products with the jets.)
             spline = self._spline_edges(h, order)
             base = (self.scale_base, silu_features(h, order))
             value, d1, d2 = chain(spline, inner, pairs, base)
