@@ -505,12 +505,17 @@ def test_pruning_an_oversized_kan():
     pruned = S.prune(model, x)
     at_pruning = mse(pruned)
     assert pruned.width == [2, 2, 1]
-    kinds = sum(pruned.layers[0].edge_kinds(), [])
-    assert sorted(kinds) == ["", "", "spline", "spline"]  # one input per hidden node
-    assert count_parameters(pruned) == 40 < count_parameters(model) == 150
-    assert at_pruning <= 2 * sparse  # pruning itself barely changes the function
+    kinds = pruned.layers[0].edge_kinds()
+    # Every hidden node keeps an input. With this seed the sparse model feeds x₀ into the node
+    # of x₁ through an edge of |φ|₁ = 6e-3 that a steep edge downstream amplifies: judged by
+    # |φ|₁ alone it was removed and the test MSE grew 6×; judged by its impact it stays.
+    assert all("spline" in row for row in kinds)
+    n_edges = sum(k == "spline" for row in kinds for k in row) + 2  # + the output layer's
+    assert n_edges in (4, 5)
+    assert count_parameters(pruned) == 10 * n_edges < count_parameters(model) == 150
+    assert at_pruning <= 1.1 * sparse  # pruning itself barely changes the function
     S.train(problem, pruned, [{"lbfgs": 100, "update_grid": True}, {"grid": 10, "lbfgs": 200}])
-    assert count_parameters(pruned) == 60
+    assert count_parameters(pruned) == 15 * n_edges
     assert mse(pruned) <= 2 * dense, (mse(pruned), dense)
 
 

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .bases import Basis, _uniform_points, get_basis, silu_features
+from .bases import Basis, BSpline, _uniform_points, get_basis, silu_features
+from .fixed_points import OperatorCache, build_operator, coordinate_jet
 from .jet import Inner, Jet, Pairs, chain, first_layer, normalize_pairs, public
 
 SPLINE = "spline"  # edge kind of a basis-expanded edge; "" is a removed edge, else a function
@@ -113,6 +114,9 @@ class KANLayer(nn.Module):
     def _prepare(self) -> None:
         """Recompute the tensors the basis derives from the grid (not saved in state dicts)."""
         self._aux_names = []
+        # Derived from the grid: a first-layer operator at fixed points must be rebuilt.
+        self._grid_version = getattr(self, "_grid_version", 0) + 1
+        self._point_ops = OperatorCache()
         for name, value in self.basis.prepare(self.grid_points, self.k).items():
             self.register_buffer("_aux_" + name, value, persistent=False)
             self._aux_names.append(name)
@@ -205,9 +209,47 @@ class KANLayer(nn.Module):
             y = self._edges(h, 0)[0].sum(1)
         return y if self.bias is None else y + self.bias.unsqueeze(1)
 
-    def _jet(self, inner: Inner | None, h: Tensor, order: int, pairs: Pairs) -> Inner:
-        """Feature-major jet propagation; ``inner=None`` means ``h`` are the coordinates."""
-        if inner is not None and self._plain and self.out_features > 1:
+    def _fixed_points(self, points: Tensor | None) -> bool:
+        """Evaluate a first layer at ``points`` by the sparse operator of
+        :mod:`kanpde.nn.fixed_points` (CPU, plain B-spline layer, points without gradient)."""
+        return (
+            points is not None
+            and self._plain
+            and isinstance(self.basis, BSpline)
+            and points.device.type == "cpu"
+            and not points.requires_grad
+            and not torch.compiler.is_compiling()
+        )
+
+    def _coordinate_jet(self, points: Tensor, h: Tensor, order: int, pairs: Pairs) -> Inner:
+        def build():
+            return build_operator(h, self.basis, self.grid_points, self.k, self._aux, order, pairs)
+
+        version = (self._grid_version, self.grid_points._version)
+        op = self._point_ops.get(points, version, order, pairs, build)
+        table = self.basis.table(self.coef, self.scale_spline, self.k, self._aux)
+        out = coordinate_jet(op, table, self.scale_base)  # (blocks, n_out, N)
+        d = h.shape[0]
+        sizes = [1, d, len(pairs)][: order + 1]
+        # split, not indexing: its backward is one concatenation instead of zero-filled copies
+        parts = out.split(sizes)
+        d1 = parts[1] if order >= 1 else None
+        d2 = parts[2] if order >= 2 else None
+        return parts[0].squeeze(0), d1, d2
+
+    def _jet(
+        self,
+        inner: Inner | None,
+        h: Tensor,
+        order: int,
+        pairs: Pairs,
+        points: Tensor | None = None,
+    ) -> Inner:
+        """Feature-major jet propagation; ``inner=None`` means ``h`` are the coordinates
+        (``points``: the same as an ``(N, D)`` tensor that may be met again, for reuse)."""
+        if inner is None and self._fixed_points(points):
+            value, d1, d2 = self._coordinate_jet(points, h, order, pairs)
+        elif inner is not None and self._plain and self.out_features > 1:
             # Hidden layers: the silu part of every edge enters by matrix products, which
             # saves three broadcast passes over (n_out, n_in, N) and their backward. (With
             # one output, adding it per edge is cheaper than the products with the jets.)
@@ -521,7 +563,7 @@ class KAN(nn.Module):
         inner = None
         h = x.t()
         for layer in self.layers:
-            inner = layer._jet(inner, h, order, pairs)
+            inner = layer._jet(inner, h, order, pairs, points=x if inner is None else None)
             h = inner[0]
         return public(inner, pairs)
 
