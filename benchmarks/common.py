@@ -35,6 +35,13 @@ def machine(device: str) -> dict:
         "platform": platform.platform(),
         "device": device,
     }
+    from kanpde import allocator
+
+    info["allocator"] = (
+        "freed memory kept (glibc mallopt: mmap threshold 32 MiB, trim threshold 256 MiB)"
+        if allocator._applied
+        else "default"
+    )
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     try:
@@ -51,6 +58,26 @@ def machine(device: str) -> dict:
     except Exception:  # noqa: BLE001 - peers are optional extras
         pass
     return info
+
+
+def add_allocator_option(ap) -> None:
+    ap.add_argument(
+        "--allocator",
+        choices=["kanpde", "default"],
+        default="kanpde",
+        help="kanpde: keep freed CPU memory for reuse, as kanpde's trainer does, for every "
+        "implementation in the process (kanpde.allocator); default: glibc's own behaviour",
+    )
+
+
+def apply_allocator(choice: str) -> None:
+    """Set the process's allocator before anything runs, so all implementations share it."""
+    from kanpde.allocator import retain_freed_memory
+
+    if choice == "kanpde":
+        retain_freed_memory()
+    else:
+        os.environ["KANPDE_MALLOPT"] = "0"  # also for trainers started later in the process
 
 
 def sync(device: str) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, rate, save  # noqa: E402
+from common import add_allocator_option, apply_allocator, machine, rate, save  # noqa: E402
 
 import kanpde  # noqa: E402
 from kanpde.losses import Residuals  # noqa: E402
@@ -55,7 +55,9 @@ def main(argv=None) -> int:
     ap.add_argument("--grids", default="5,10,20,50,100")
     ap.add_argument("--n-for-grids", type=int, default=2601)
     ap.add_argument("--seconds", type=float, default=2.0)
+    add_allocator_option(ap)
     args = ap.parse_args(argv)
+    apply_allocator(args.allocator)
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype, dev = getattr(torch, args.dtype), args.device

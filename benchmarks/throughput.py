@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import best_of, machine, rate, save  # noqa: E402
+from common import add_allocator_option, apply_allocator, best_of, machine, rate, save  # noqa: E402
 
 import kanpde  # noqa: E402
 from kanpde.losses import Residuals  # noqa: E402
@@ -59,7 +59,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=2.0, help="per measurement")
     ap.add_argument("--no-peers", action="store_true")
+    add_allocator_option(ap)
     args = ap.parse_args(argv)
+    apply_allocator(args.allocator)
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, save  # noqa: E402
+from common import add_allocator_option, apply_allocator, machine, save  # noqa: E402
 
 import kanpde  # noqa: E402
 from kanpde.training import _BudgetSpent  # noqa: E402
@@ -57,7 +57,9 @@ def main(argv=None) -> int:
     ap.add_argument("--check", type=int, default=10, help="kanpde steps between test checks")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", choices=["kanpde", "pykan", "deepxde"], action="append")
+    add_allocator_option(ap)
     args = ap.parse_args(argv)
+    apply_allocator(args.allocator)
     if args.threads:
         torch.set_num_threads(args.threads)
     which = args.only or ["kanpde", "pykan", "deepxde"]
