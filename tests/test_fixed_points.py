@@ -127,3 +127,15 @@ def test_points_with_gradient_keep_their_gradient():
     (gx,) = torch.autograd.grad(jet.value.sum(), x)
     assert torch.allclose(gx, jet.d1[:, 0, :], rtol=0, atol=1e-13)
     assert model.layers[0]._point_ops._op is None
+
+
+def test_large_point_sets_keep_the_regular_path(monkeypatch):
+    from kanpde.nn import fixed_points
+
+    model, x = model_and_points([2, 4, 1], n=50)
+    monkeypatch.setattr(fixed_points, "MAX_COORDINATES", 99)
+    model.jet(x, 2, [(0, 0)])
+    assert model.layers[0]._point_ops._op is None
+    monkeypatch.setattr(fixed_points, "MAX_COORDINATES", 100)
+    model.jet(x, 2, [(0, 0)])
+    assert model.layers[0]._point_ops._op is not None

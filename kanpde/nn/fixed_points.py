@@ -13,7 +13,8 @@ form a constant sparse matrix ``S`` (a handful of entries per row), built once p
 and grid; the layer's whole jet is then ``S Θ`` and its backward ``Sᵀ G``, two sparse
 products instead of some thirty broadcast passes over ``(n_out, n_in, N)`` and their backward.
 Both products are autograd functions whose backward is the other one, so the path stays
-differentiable to any order.
+differentiable to any order. The matrix holds about a dozen entries per coordinate value, so
+point sets larger than :data:`MAX_COORDINATES` values keep the regular evaluation.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ import torch
 from torch import Tensor
 
 from .bases import silu_features
+
+#: Largest ``N · D`` served by a cached operator (two CSR copies of ~12 entries per value:
+#: about 300 MB at the limit).
+MAX_COORDINATES = 1 << 20
 
 
 class PointOperator:

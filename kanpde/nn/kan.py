@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from . import fixed_points
 from .bases import Basis, BSpline, _uniform_points, get_basis, silu_features
 from .fixed_points import OperatorCache, build_operator, coordinate_jet
 from .jet import Inner, Jet, Pairs, chain, first_layer, normalize_pairs, public
@@ -218,6 +219,7 @@ class KANLayer(nn.Module):
             and isinstance(self.basis, BSpline)
             and points.device.type == "cpu"
             and not points.requires_grad
+            and points.numel() <= fixed_points.MAX_COORDINATES
             and not torch.compiler.is_compiling()
         )
 
