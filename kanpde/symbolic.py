@@ -381,7 +381,8 @@ def _output_gains(model: KAN, x: Tensor) -> list[Tensor]:
     """Per layer: ``Σ_c |∂u_c/∂y_o|`` at the samples for the nodes ``y`` it feeds, ``(n_out, N)``
     (ones for the last layer)."""
     with torch.enable_grad():
-        h = x.to(next(model.parameters()).dtype).t()
+        # From inputs with a gradient, so frozen parameters still leave a graph to differentiate.
+        h = x.to(next(model.parameters()).dtype).t().detach().requires_grad_()
         nodes = []
         for layer in model.layers:
             h = layer._edges(h, 0)[0].sum(1)
@@ -392,9 +393,13 @@ def _output_gains(model: KAN, x: Tensor) -> list[Tensor]:
         gains = [torch.zeros_like(y) for y in hidden]
         for c in range(nodes[-1].shape[0]):
             if hidden:  # each point's outputs depend on that point's nodes only
-                grads = torch.autograd.grad(nodes[-1][c].sum(), hidden, retain_graph=True)
+                out = nodes[-1][c].sum()
+                if not out.requires_grad:  # e.g. every edge into the outputs removed
+                    continue
+                grads = torch.autograd.grad(out, hidden, retain_graph=True, allow_unused=True)
                 for g, d in zip(gains, grads):
-                    g += d.abs()
+                    if d is not None:
+                        g += d.abs()
     return [g.detach() for g in gains] + [torch.ones_like(nodes[-1]).detach()]
 
 

@@ -221,6 +221,13 @@ class Trainer:
     max_failures : int
         Non-finite losses/gradients tolerated (each rolls back to the last good state and
         lowers the learning rate or leaves L-BFGS for Adam) before :class:`TrainingStopped`.
+
+    Notes
+    -----
+    A trainer for a CPU model keeps freed memory in the process for the rest of its life
+    (:func:`kanpde.allocator.retain_freed_memory`; ``KANPDE_MALLOPT=0`` to opt out). During
+    :meth:`run`, a first Ctrl-C stops training between steps (inside an L-BFGS call, at the
+    call's start) and a second one at once.
     """
 
     def __init__(
@@ -561,13 +568,15 @@ class Trainer:
             except _NonFinite:
                 ok = False
             except _Interrupted:
-                # Mid-chunk the parameters sit somewhere in a line search and the counters lag;
-                # go back to the chunk's start, where both agree, and drop the memory.
+                # Mid-call the parameters sit somewhere in a line search and the counters lag;
+                # go back to the call's start (the last logged or checkpointed iterate), where
+                # both agree, and drop the memory.
                 self.train_time += time.perf_counter() - t0
                 with torch.no_grad():
                     torch._foreach_copy_(opt._params, start)
                 self._graph, self._lbfgs_opt = None, None
-                self._honour_interrupt()
+                self._interrupted = False
+                raise KeyboardInterrupt from None
             self.train_time += time.perf_counter() - t0
             if not ok:
                 self._rollback()
@@ -622,7 +631,9 @@ class Trainer:
             yield
         finally:
             signal.signal(signal.SIGINT, previous)
+        if self._interrupted:  # pressed after the last step: still an interrupt
             self._interrupted = False
+            raise KeyboardInterrupt
 
     def _params_finite(self) -> bool:
         norms = torch._foreach_norm([p.detach() for p in self.params()])

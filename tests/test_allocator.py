@@ -14,7 +14,11 @@ def run(code, *args, **env):
     out = subprocess.run(
         [sys.executable, "-c", code, *args],
         cwd=root,
-        env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+        env={
+            **{k: v for k, v in os.environ.items() if k != "KANPDE_MALLOPT"},
+            "OMP_NUM_THREADS": "1",
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=120,

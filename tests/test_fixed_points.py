@@ -139,3 +139,26 @@ def test_large_point_sets_keep_the_regular_path(monkeypatch):
     monkeypatch.setattr(fixed_points, "MAX_COORDINATES", 100)
     model.jet(x, 2, [(0, 0)])
     assert model.layers[0]._point_ops._op is not None
+
+
+def test_empty_and_inference_points_keep_the_regular_path():
+    model, x = model_and_points([2, 4, 1], n=20)
+    empty = model.jet(x[:0], 2, [(0, 0)])
+    assert empty.value.shape == (0, 1) and empty.d2.shape == (0, 1, 1)
+    with torch.inference_mode():
+        frozen = x.clone()
+    jet = model.jet(frozen, 2, [(0, 0)])
+    assert model.layers[0]._point_ops._op is None
+    assert rel(jet.d2, model.jet(x.clone().requires_grad_(), 2, [(0, 0)]).d2) <= 1e-12
+
+
+def test_loaded_and_converted_models_rebuild_the_operator():
+    model, x = model_and_points([2, 4, 1])
+    other, _ = model_and_points([2, 4, 1], seed=1)
+    other.update_grid(torch.rand(300, 2, dtype=DT) ** 2)
+    model.jet(x, 2, [(0, 0)])
+    model.load_state_dict(other.state_dict())  # other knots and coefficients
+    assert torch.equal(model.jet(x, 2, [(0, 0)]).d2, other.jet(x, 2, [(0, 0)]).d2)
+    single = copy.deepcopy(model).float()
+    xf = x.float()
+    assert rel(single.jet(xf, 2, [(0, 0)]).d2, model.jet(x, 2, [(0, 0)]).d2.float()) <= 1e-5

@@ -236,7 +236,7 @@ def test_ctrl_c_in_adam_stops_after_the_step_in_progress(terminal_sigint):
     assert trainer.step == 30
 
 
-def test_ctrl_c_in_lbfgs_returns_to_the_last_completed_iterate(terminal_sigint):
+def test_ctrl_c_in_lbfgs_returns_to_the_start_of_the_call(terminal_sigint):
     trainer = interrupted("3:lbfgs=40", at=25)  # inside the second 10-iteration call
     state = trainer.state_dict()
     assert trainer.step == 10 and "lbfgs" not in state  # memory dropped, counters agree

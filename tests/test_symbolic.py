@@ -487,6 +487,16 @@ def additive_problem():
     )
 
 
+def test_prune_a_frozen_model():
+    model = random_kan([2, 4, 3, 1], seed=3)
+    x = grid2(31)
+    expected = S.prune(model, x)
+    model.requires_grad_(False)
+    frozen = S.prune(model, x)
+    assert frozen.width == expected.width
+    assert torch.equal(frozen(x), expected(x))
+
+
 def test_pruning_an_oversized_kan():
     problem = additive_problem()
     xt, ut = reference_points(problem, 101)

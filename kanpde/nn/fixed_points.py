@@ -148,8 +148,10 @@ def build_operator(
 class OperatorCache:
     """The :class:`PointOperator` of the last point set, rebuilt when it may be stale.
 
-    Keyed on the identity and version counter of the points tensor (in-place edits bump the
-    version), the grid version of the layer, the derivative order and the pairs.
+    Keyed on the identity and version counter of the points tensor (in-place edits by torch
+    ops bump the version), the derivative order and the pairs; a grid change replaces the
+    cache. Writes that bypass the version counter (through ``x.data`` or a NumPy view) go
+    unnoticed: give the model a new tensor instead.
     """
 
     def __init__(self) -> None:

@@ -219,7 +219,8 @@ class KANLayer(nn.Module):
             and isinstance(self.basis, BSpline)
             and points.device.type == "cpu"
             and not points.requires_grad
-            and points.numel() <= fixed_points.MAX_COORDINATES
+            and not points.is_inference()  # no version counter to key the cache on
+            and 0 < points.numel() <= fixed_points.MAX_COORDINATES
             and not torch.compiler.is_compiling()
         )
 
