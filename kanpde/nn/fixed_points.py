@@ -159,8 +159,8 @@ class OperatorCache:
         self._ref = None
         self._op: PointOperator | None = None
 
-    def get(self, x: Tensor, grid_version: tuple, order: int, pairs, build) -> PointOperator:
-        key = (x._version, x.dtype, x.shape, grid_version, order, tuple(pairs))
+    def get(self, x: Tensor, order: int, pairs, build) -> PointOperator:
+        key = (x._version, x.dtype, x.shape, order, tuple(pairs))
         if self._op is None or self._ref() is not x or self._key != key:
             self._op = build()
             self._ref, self._key = weakref.ref(x), key

@@ -115,9 +115,7 @@ class KANLayer(nn.Module):
     def _prepare(self) -> None:
         """Recompute the tensors the basis derives from the grid (not saved in state dicts)."""
         self._aux_names = []
-        # Derived from the grid: a first-layer operator at fixed points must be rebuilt.
-        self._grid_version = getattr(self, "_grid_version", 0) + 1
-        self._point_ops = OperatorCache()
+        self._point_ops = OperatorCache()  # a first-layer operator depends on the grid too
         for name, value in self.basis.prepare(self.grid_points, self.k).items():
             self.register_buffer("_aux_" + name, value, persistent=False)
             self._aux_names.append(name)
@@ -228,8 +226,7 @@ class KANLayer(nn.Module):
         def build():
             return build_operator(h, self.basis, self.grid_points, self.k, self._aux, order, pairs)
 
-        version = (self._grid_version, self.grid_points._version)
-        op = self._point_ops.get(points, version, order, pairs, build)
+        op = self._point_ops.get(points, order, pairs, build)
         table = self.basis.table(self.coef, self.scale_spline, self.k, self._aux)
         out = coordinate_jet(op, table, self.scale_base)  # (blocks, n_out, N)
         d = h.shape[0]
