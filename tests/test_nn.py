@@ -26,6 +26,7 @@ from kanpde.nn import (
     from_config,
     get_basis,
 )
+from kanpde.nn.bases import _uniform_points
 
 DT = torch.float64
 KAN_BASES = ["bspline", "rbf", "rswaf", "chebyshev"]
@@ -494,6 +495,34 @@ def test_extend_grid_single_layer_preserves_function_everywhere(G, k):
     model.extend_grid(4 * G, x)
     err = float(torch.linalg.norm(model(fresh).detach() - y0) / torch.linalg.norm(y0))
     assert err <= 1e-9, f"relative change {err:.3e}"
+
+
+def test_extend_grid_covers_hidden_inputs_outside_the_range():
+    """Hidden inputs beyond the grid range but inside the extension knots' support keep their
+    spline part: the range widens to the samples instead of the support shrinking."""
+    torch.manual_seed(4)
+    G = 8
+    model = make_kan([1, 3, 1], grid=G)
+    with torch.no_grad():  # hidden values ~0.46 beyond each end of [-1, 1] (h = 0.25)
+        model.layers[0].scale_base.zero_()
+        model.layers[0].coef.copy_(torch.linspace(-1.4, 1.4, G + 3).expand(3, 1, G + 3) * 1.4)
+        model.layers[0].scale_spline.fill_(1.0)
+    x = torch.linspace(-1, 1, 401, dtype=DT).unsqueeze(1)
+    h = hidden_inputs(model, x)[1]
+    # beyond the refined support (1.5 new intervals past each end of [-1, 1]), inside the old one
+    assert -1.75 < float(h.min()) < -1.4 and 1.4 < float(h.max()) < 1.75
+    y0 = model(x).detach()
+    new = copy.deepcopy(model)
+    new.extend_grid(2 * G, x)
+    err = float((new(x).detach() - y0).abs().max() / y0.abs().max())
+    # The same refit on the unchanged range, for comparison: most of the function is lost.
+    fixed = copy.deepcopy(model)
+    for layer, inputs in zip(fixed.layers, hidden_inputs(fixed, x)):
+        layer.set_grid(_uniform_points(layer.grid_range, 2 * G), inputs)
+    err_fixed = float((fixed(x).detach() - y0).abs().max() / y0.abs().max())
+    assert err <= 3e-2 and err_fixed >= 0.3, (err, err_fixed)  # measured 2.3e-2 and 0.62
+    assert float(new.layers[1].grid_range[0, 0]) == pytest.approx(float(h.min()))
+    assert torch.equal(new.layers[0].grid_range, model.layers[0].grid_range)  # inputs inside
 
 
 def test_extend_grid_chebyshev_preserves_polynomials():
