@@ -75,31 +75,19 @@ def _csr(coo: Tensor) -> Tensor:
 
 
 class _Product(torch.autograd.Function):
+    """``S Θ`` (or ``Sᵀ G`` with ``adjoint``); the backward of each is the other."""
+
     @staticmethod
-    def forward(theta: Tensor, op: PointOperator) -> Tensor:
-        return op.apply(theta)
+    def forward(x: Tensor, op: PointOperator, adjoint: bool = False) -> Tensor:
+        return op.adjoint(x) if adjoint else op.apply(x)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        ctx.op = inputs[1]
+        ctx.op, ctx.adjoint = inputs[1], inputs[2] if len(inputs) > 2 else False
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return _AdjointProduct.apply(grad, ctx.op), None
-
-
-class _AdjointProduct(torch.autograd.Function):
-    @staticmethod
-    def forward(grad: Tensor, op: PointOperator) -> Tensor:
-        return op.adjoint(grad)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.op = inputs[1]
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        return _Product.apply(grad, ctx.op), None
+        return _Product.apply(grad, ctx.op, not ctx.adjoint), None, None
 
 
 def build_operator(
