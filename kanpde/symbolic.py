@@ -377,30 +377,24 @@ def _activations(model: KAN, x: Tensor):
     return out
 
 
-def _output_gains(model: KAN, x: Tensor) -> list[Tensor]:
+def _output_gains(model: KAN, acts) -> list[Tensor]:
     """Per layer: ``Σ_c |∂u_c/∂y_o|`` at the samples for the nodes ``y`` it feeds, ``(n_out, N)``
-    (ones for the last layer)."""
-    with torch.enable_grad():
-        # From inputs with a gradient, so frozen parameters still leave a graph to differentiate.
-        h = x.to(next(model.parameters()).dtype).t().detach().requires_grad_()
-        nodes = []
-        for layer in model.layers:
-            h = layer._edges(h, 0)[0].sum(1)
-            if layer.bias is not None:
-                h = h + layer.bias.unsqueeze(1)
-            nodes.append(h)
-        hidden = nodes[:-1]
-        gains = [torch.zeros_like(y) for y in hidden]
-        for c in range(nodes[-1].shape[0]):
-            if hidden:  # each point's outputs depend on that point's nodes only
-                out = nodes[-1][c].sum()
-                if not out.requires_grad:  # e.g. every edge into the outputs removed
-                    continue
-                grads = torch.autograd.grad(out, hidden, retain_graph=True, allow_unused=True)
-                for g, d in zip(gains, grads):
-                    if d is not None:
-                        g += d.abs()
-    return [g.detach() for g in gains] + [torch.ones_like(nodes[-1]).detach()]
+    (ones for the last layer), from :func:`_activations` evaluated with a graph."""
+    hidden = [h for h, _ in acts[1:]]
+    last = model.layers[-1]
+    out = acts[-1][1].sum(1)
+    if last.bias is not None:
+        out = out + last.bias.unsqueeze(1)
+    gains = [torch.zeros_like(y) for y in hidden]
+    for c in range(out.shape[0]):
+        # each point's outputs depend on that point's nodes only; a graphless output (every
+        # edge into it removed) moves with nothing
+        if hidden and out.requires_grad:
+            grads = torch.autograd.grad(out[c].sum(), hidden, retain_graph=True, allow_unused=True)
+            for g, d in zip(gains, grads):
+                if d is not None:
+                    g += d.abs()
+    return [g.detach() for g in gains] + [torch.ones_like(out).detach()]
 
 
 def edge_scores(model: KAN, x: Tensor) -> list[Tensor]:
@@ -549,11 +543,12 @@ def prune(
     :func:`~kanpde.nn.count_parameters` drops accordingly. ``model`` is left unchanged.
     """
     _check_kan(model)
-    x = x.detach()
-    with torch.no_grad():
-        acts = _activations(model, x)
+    # From inputs with a gradient, so frozen parameters still leave a graph for the gains.
+    with torch.enable_grad():
+        acts = _activations(model, x.detach().requires_grad_())
+    gains = _output_gains(model, acts)
+    acts = [(h.detach(), phi.detach()) for h, phi in acts]
     means = [phi.mean(-1) for _, phi in acts]
-    gains = _output_gains(model, x)
     scores = [
         torch.maximum(phi.abs().mean(-1), (gain.unsqueeze(1) * phi.abs()).mean(-1))
         for gain, (_, phi) in zip(gains, acts)
