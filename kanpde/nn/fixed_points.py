@@ -48,12 +48,13 @@ class PointOperator:
             self.adjoint_matrix = _csr(matrix.t().coalesce())
         self.blocks, self.n_points = blocks, n_points
 
-    def apply(self, theta: Tensor) -> Tensor:
-        """``(C, n_out)`` → ``(blocks, n_out, N)``."""
+    def apply(self, theta: Tensor, contiguous: bool = True) -> Tensor:
+        """``(C, n_out)`` → ``(blocks, n_out, N)``; with ``contiguous=False`` a transposed view
+        of the product's points-first memory (for consumers that take either layout)."""
         # (A column-major product that lands feature-major without the transposing copy
         # measured slower: MKL's sparse kernels favour row-major dense operands.)
-        y = self.matrix @ theta
-        return y.view(self.blocks, self.n_points, -1).transpose(1, 2).contiguous()
+        y = (self.matrix @ theta).view(self.blocks, self.n_points, -1).transpose(1, 2)
+        return y.contiguous() if contiguous else y
 
     def adjoint(self, grad: Tensor) -> Tensor:
         """``(blocks, n_out, N)`` → ``(C, n_out)``."""
@@ -78,8 +79,10 @@ class _Product(torch.autograd.Function):
     """``S Θ`` (or ``Sᵀ G`` with ``adjoint``); the backward of each is the other."""
 
     @staticmethod
-    def forward(x: Tensor, op: PointOperator, adjoint: bool = False) -> Tensor:
-        return op.adjoint(x) if adjoint else op.apply(x)
+    def forward(
+        x: Tensor, op: PointOperator, adjoint: bool = False, contiguous: bool = True
+    ) -> Tensor:
+        return op.adjoint(x) if adjoint else op.apply(x, contiguous)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -87,7 +90,7 @@ class _Product(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return _Product.apply(grad, ctx.op, not ctx.adjoint), None, None
+        return _Product.apply(grad, ctx.op, not ctx.adjoint), None, None, None
 
 
 def build_operator(
@@ -168,8 +171,11 @@ class OperatorCache:
         self.clear()
 
 
-def coordinate_jet(op: PointOperator, table: Tensor, scale_base: Tensor) -> Tensor:
-    """``(blocks, n_out, N)``: values and derivatives of ``y_o = Σ_i φ_oi(x_i)``."""
+def coordinate_jet(
+    op: PointOperator, table: Tensor, scale_base: Tensor, contiguous: bool = True
+) -> Tensor:
+    """``(blocks, n_out, N)``: values and derivatives of ``y_o = Σ_i φ_oi(x_i)`` (with
+    ``contiguous=False`` in the product's points-first memory, see :meth:`PointOperator.apply`)."""
     n_out = table.shape[1]
     theta = torch.cat([table.permute(0, 2, 1).reshape(-1, n_out), scale_base.t()])
-    return _Product.apply(theta, op)
+    return _Product.apply(theta, op, False, contiguous)

@@ -17,6 +17,7 @@ from . import fixed_points
 from .bases import Basis, BSpline, _uniform_points, get_basis, silu_features
 from .fixed_points import OperatorCache, build_operator, coordinate_jet
 from .jet import Inner, Jet, Pairs, chain, first_layer, normalize_pairs, public
+from .one_output import one_output_jet
 
 SPLINE = "spline"  # edge kind of a basis-expanded edge; "" is a removed edge, else a function
 
@@ -222,13 +223,17 @@ class KANLayer(nn.Module):
             and not torch.compiler.is_compiling()
         )
 
-    def _coordinate_jet(self, points: Tensor, h: Tensor, order: int, pairs: Pairs) -> Inner:
+    def _coordinate_jet(
+        self, points: Tensor, h: Tensor, order: int, pairs: Pairs, pack: bool = False
+    ) -> Inner | Tensor:
         def build():
             return build_operator(h, self.basis, self.grid_points, self.k, self._aux, order, pairs)
 
         op = self._point_ops.get(points, order, pairs, build)
         table = self.basis.table(self.coef, self.scale_spline, self.k, self._aux)
-        out = coordinate_jet(op, table, self.scale_base)  # (blocks, n_out, N)
+        out = coordinate_jet(op, table, self.scale_base, contiguous=not pack)  # (blocks, n_out, N)
+        if pack:
+            return out
         d = h.shape[0]
         sizes = [1, d, len(pairs)][: order + 1]
         # split, not indexing: its backward is one concatenation instead of zero-filled copies
@@ -237,18 +242,52 @@ class KANLayer(nn.Module):
         d2 = parts[2] if order >= 2 else None
         return parts[0].squeeze(0), d1, d2
 
+    def _one_output(self, order: int, device: torch.device) -> bool:
+        """Whether :meth:`_jet` propagates a jet by the single Function of
+        :mod:`kanpde.nn.one_output` (a plain B-spline layer with one output, on the CPU,
+        outside compilation)."""
+        return (
+            self.out_features == 1
+            and self._plain
+            and isinstance(self.basis, BSpline)
+            and order in (1, 2)
+            and device.type == "cpu"
+            and not torch.compiler.is_compiling()
+        )
+
     def _jet(
         self,
-        inner: Inner | None,
+        inner: Inner | Tensor | None,
         h: Tensor,
         order: int,
         pairs: Pairs,
         points: Tensor | None = None,
-    ) -> Inner:
+        pack: bool = False,
+    ) -> Inner | Tensor:
         """Feature-major jet propagation; ``inner=None`` means ``h`` are the coordinates
-        (``points``: the same as an ``(N, D)`` tensor that may be met again, for reuse)."""
+        (``points``: the same as an ``(N, D)`` tensor that may be met again, for reuse).
+
+        With ``pack`` a first layer served by the sparse operator returns its jet as one
+        ``(1 + D + P, n_out, N)`` tensor in the operator's points-first memory, which a
+        one-output layer takes as ``inner`` without a transposing copy or, in the backward, a
+        concatenation.
+        """
+        if isinstance(inner, Tensor):
+            h = inner[0]
         if inner is None and self._fixed_points(points):
-            value, d1, d2 = self._coordinate_jet(points, h, order, pairs)
+            packed = self._coordinate_jet(points, h, order, pairs, pack and self.bias is None)
+            if isinstance(packed, Tensor):
+                return packed
+            value, d1, d2 = packed
+        elif inner is not None and self._one_output(order, h.device):
+            aux = self._aux
+            flat = self.basis.slots(h, self.grid_points, aux)
+            table = self.basis.table(self.coef, self.scale_spline, self.k, aux)
+            value, d1, d2 = one_output_jet(
+                inner, table, self.scale_base, aux["left"], flat, pairs, order
+            )
+        elif isinstance(inner, Tensor):
+            raise TypeError("a packed jet is meant for a one-output layer")
         elif inner is not None and self._plain and self.out_features > 1:
             # Hidden layers: the silu part of every edge enters by matrix products, which
             # saves three broadcast passes over (n_out, n_in, N) and their backward. (With
@@ -581,8 +620,11 @@ class KAN(nn.Module):
         self.layers[0]._check(x)
         inner = None
         h = x.t()
-        for layer in self.layers:
-            inner = layer._jet(inner, h, order, pairs, points=x if inner is None else None)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            # a one-output layer next takes the first layer's jet packed (see KANLayer._jet)
+            pack = i < last and self.layers[i + 1]._one_output(order, x.device)
+            inner = layer._jet(inner, h, order, pairs, points=x if i == 0 else None, pack=pack)
             h = inner[0]
         return public(inner, pairs)
 
