@@ -156,9 +156,20 @@ def test_packed_points_first_input_gives_the_same_and_keeps_its_layout():
     for a, b in zip(g_fused, g_plain):
         _close(a, b, 1e-13)
     strides = []
-    packed.register_hook(lambda g: strides.append(g.stride()))
+    hook = packed.register_hook(lambda g: strides.append(g.stride()))
     _grads(_fused(layer, ph, pj1, pj2, pairs, 2, packed=packed), [packed])
     assert strides == [packed.stride()]
+    hook.remove()
+    # and second-order gradients through the packed input, as through the plain path
+    results = []
+    fused = _fused(layer, ph, pj1, pj2, pairs, 2, packed=packed)
+    for outs in (fused, _plain(layer, ph, pj1, pj2, pairs, 2)):
+        grads = _grads(outs, [packed] + params, create_graph=True)
+        gen = torch.Generator().manual_seed(2)
+        dot = sum((g * torch.randn(g.shape, generator=gen, dtype=DT)).sum() for g in grads)
+        results.append(torch.autograd.grad(dot, [packed] + params, allow_unused=True))
+    for a, b in zip(*results):
+        _close(a, b, 1e-12)
 
 
 @pytest.mark.parametrize("width", [[2, 7, 1], [3, 5, 4, 1]])

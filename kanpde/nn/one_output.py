@@ -15,8 +15,11 @@ gradient reaching ``ψ^(q)`` (``G_0 = ḡ_y``, ``G_1 = Σ_d ḡ_d ∂_d h + Σ_a
     ∂L/∂T[p, c]   = Σ_{n in slot c} Σ_q G_q · p!/(p-q)! · δ^(p-q)      (one scatter)
 
 where ``T`` is the per-slot polynomial table of :meth:`~kanpde.nn.bases.BSpline.table` and
-``δ`` the offset from the slot's left knot. Measured on the [2, 10, 1] Poisson step (float64,
-one thread): the layer's forward and backward take less than half the time of plain autograd.
+``δ`` the offset from the slot's left knot. Measured on the [2, 10, 1] Poisson-2D step
+(2805 points, float64, one thread of a 2-core VM): the layer's forward and backward take
+2.1 ms instead of 3.2 ms, and with the first layer's jet handed over packed in the sparse
+product's memory (see :meth:`KANLayer._jet <kanpde.nn.kan.KANLayer._jet>`) the whole step runs
+at 267 instead of 153 evaluations per second.
 
 Under ``create_graph`` (a derivative of a gradient) the backward recomputes the layer by plain
 differentiable operations and differentiates those, so the Function is differentiable to any
@@ -127,11 +130,11 @@ class _OneOutputJet(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, packed, h, j1, j2, table, scale_base, left, flat, pairs, order):
+        ctx.save_for_backward(packed, h, j1, j2, table, scale_base, left, flat)
         if packed is not None:
             h, j1, j2 = _split(packed, pairs, order)
         # One derivative more than the outputs need: ∂L/∂h takes ψ^(order+1).
         psi, sig, delta = _edges(h, table, scale_base, left, flat, order + 1)
-        ctx.save_for_backward(packed, h, j1, j2, table, scale_base, left, flat)
         ctx.psi, ctx.sig, ctx.delta = psi, sig, delta
         ctx.pairs, ctx.order = pairs, order
         return _outputs(psi, j1, j2, pairs, order)
