@@ -22,24 +22,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_allocator_option, apply_allocator, machine, save  # noqa: E402
+from throughput import kanpde_step  # noqa: E402
 
-import kanpde  # noqa: E402
-from kanpde.losses import Residuals  # noqa: E402
-from kanpde.nn.jet import normalize_pairs, public  # noqa: E402
-from kanpde.nn.kan import KAN, KANLayer  # noqa: E402
-from kanpde.training import build_model  # noqa: E402
+from kanpde.nn.kan import KANLayer  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+FUSED, JET = KANLayer._one_output, KANLayer._jet
 
 
-def unpacked_jet(self, x, order=2, pairs=()):
-    """``KAN.jet`` without the packed hand-over from the first layer."""
-    pairs = normalize_pairs(pairs) if order >= 2 else ()
-    inner, h = None, x.t()
-    for i, layer in enumerate(self.layers):
-        inner = layer._jet(inner, h, order, pairs, points=x if i == 0 else None)
-        h = inner[0]
-    return public(inner, pairs)
+def unpacked(self, *args, **kwargs):
+    """``KANLayer._jet`` that never packs the first layer's jet."""
+    return JET(self, *args, **{**kwargs, "pack": False})
+
+
+def plain(self, order, device):
+    return False
 
 
 def main() -> None:
@@ -52,32 +48,15 @@ def main() -> None:
     args = ap.parse_args()
     apply_allocator(args.allocator)
     torch.set_num_threads(args.threads)
-    dtype = getattr(torch, args.dtype)
-
-    problem = kanpde.load_problem(ROOT / "problems" / "poisson2d.py")
-    torch.manual_seed(0)
-    model = build_model(problem, {"grid": 10, "width": [2, 10, 1]}, dtype, "cpu")
-    points = {"interior": 2601, "boundary": 204, "method": "grid"}
-    residuals = Residuals(problem, model, points, problem.weights, dtype, "cpu")
-    params = list(model.parameters())
-
-    def step():
-        for p in params:
-            p.grad = None
-        loss, _ = residuals()
-        loss.backward(inputs=params)
-
-    fused, packed = KANLayer._one_output, KAN.jet
-    variants = {
-        "fused": (fused, packed),
-        "unpacked": (fused, unpacked_jet),
-        "plain": (lambda self, order, device: False, packed),
-    }
+    # The methods are looked up on the class at every call, so patching them switches the
+    # paths of an already built model (its losses hold a bound KAN.jet, which calls them).
+    step = kanpde_step({"grid": 10}, 51, "cpu", getattr(torch, args.dtype), graphs=False)
+    variants = {"fused": (FUSED, JET), "unpacked": (FUSED, unpacked), "plain": (plain, JET)}
     times: dict[str, list[float]] = {name: [] for name in variants}
     try:
         for _ in range(args.rounds):
             for name, (one_output, jet) in variants.items():
-                KANLayer._one_output, KAN.jet = one_output, jet
+                KANLayer._one_output, KANLayer._jet = one_output, jet
                 for _ in range(5):
                     step()
                 t0 = time.perf_counter()
@@ -85,7 +64,7 @@ def main() -> None:
                     step()
                 times[name].append((time.perf_counter() - t0) / args.steps * 1e3)
     finally:
-        KANLayer._one_output, KAN.jet = fused, packed
+        KANLayer._one_output, KANLayer._jet = FUSED, JET
     rows = [
         {"variant": name, "median_ms": statistics.median(t), "best_ms": min(t)}
         for name, t in times.items()

@@ -17,11 +17,10 @@ gradient reaching ``ψ^(q)`` (``G_0 = ḡ_y``, ``G_1 = Σ_d ḡ_d ∂_d h + Σ_a
 where ``T`` is the per-slot polynomial table of :meth:`~kanpde.nn.bases.BSpline.table` and
 ``δ`` the offset from the slot's left knot. Measured on the [2, 10, 1] Poisson-2D step
 (2805 points, float64, one thread of a 2-core VM): the layer's forward and backward take
-2.1 ms instead of 3.2 ms, the whole step 3.8 ms instead of 5.6 ms. The first layer may hand
-its jet over packed in one tensor in its sparse product's points-first memory (see
-:meth:`KANLayer._jet <kanpde.nn.kan.KANLayer._jet>`): no transposing copy either way and no
-concatenation in the backward, which measured neutral on that step (slower broadcasts over
-points-first memory pay for the copies saved).
+2.1 ms instead of 3.2 ms. The first layer may hand its jet over packed in one tensor in its
+sparse product's points-first memory (see :meth:`KANLayer._jet <kanpde.nn.kan.KANLayer._jet>`):
+no transposing copy either way and no concatenation in the backward. The whole step: 5.0 ms
+with plain autograd, 3.6 ms fused, 3.3 ms fused and packed (``benchmarks/ablation.py``).
 
 Under ``create_graph`` (a derivative of a gradient) the backward recomputes the layer by plain
 differentiable operations and differentiates those, so the Function is differentiable to any
