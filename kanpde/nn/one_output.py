@@ -166,8 +166,10 @@ class _OneOutputJet(torch.autograd.Function):
             G2 = gp * jj if G2 is None else torch.addcmul(G2, gp, jj)
         G = [gv, G1] + ([] if G2 is None else [G2])
 
-        grad_packed = grad_h = grad_j1 = grad_j2 = grad_table = grad_wb = None
-        if need[0]:  # one buffer in the packed jet's layout: no concatenation, no transpose
+        # The input gradients are written into buffers: one in the packed jet's layout (no
+        # concatenation, no transpose), or one per tensor.
+        grad_packed = grad_table = grad_wb = None
+        if need[0]:
             grad_packed = torch.empty_like(packed)
             out_h, out_j1, out_j2 = _split(grad_packed, pairs, order)
         else:
@@ -175,11 +177,11 @@ class _OneOutputJet(torch.autograd.Function):
             out_j1 = j1.new_empty(j1.shape) if need[2] else None
             out_j2 = j2.new_empty(j2.shape) if need[3] and j2 is not None else None
         if out_h is not None:  # Σ_q G_q ψ^(q+1), from the stored ψ^(q)/q!
-            grad_h = gv * psi[1]
+            acc = gv * psi[1]
             for q in range(1, len(G)):
                 dest = {"out": out_h} if q == len(G) - 1 else {}
                 scale = float(math.factorial(q + 1))
-                grad_h = torch.addcmul(grad_h, G[q], psi[q + 1], value=scale, **dest)
+                acc = torch.addcmul(acc, G[q], psi[q + 1], value=scale, **dest)
         if out_j1 is not None:
             for gd, out in zip(g1, out_j1.unbind(0)):
                 torch.mul(gd, psi[1], out=out)
@@ -190,12 +192,9 @@ class _OneOutputJet(torch.autograd.Function):
                 else:
                     out_j1[a].addcmul_(curv, rows[b], value=2.0)
                     out_j1[b].addcmul_(curv, rows[a], value=2.0)
-            grad_j1 = out_j1
         if out_j2 is not None:
             torch.mul(grads[2], psi[1], out=out_j2)  # (P, 1, N) · (n_in, N)
-            grad_j2 = out_j2
-        if need[0]:
-            grad_h = grad_j1 = grad_j2 = None
+        loose = (None, None, None) if need[0] else (out_h, out_j1, out_j2)
         if need[5]:
             acc = G[1] * sig[1]
             if G2 is not None:
@@ -203,7 +202,7 @@ class _OneOutputJet(torch.autograd.Function):
             grad_wb = torch.addmv(acc.sum(1), sig[0], gv[0]).unsqueeze(0)
         if need[4]:
             grad_table = _table_gradient(G, delta, flat, table)
-        return (grad_packed, grad_h, grad_j1, grad_j2, grad_table, grad_wb) + (None,) * 4
+        return (grad_packed, *loose, grad_table, grad_wb) + (None,) * 4
 
 
 def _table_gradient(G: list[Tensor], delta: Tensor, flat: Tensor, table: Tensor) -> Tensor:
