@@ -332,7 +332,7 @@ class Residuals:
         """``Σ_k |r_k|`` of the PDE residuals at each point (no parameter gradients)."""
         out = []
         for i in range(0, x.shape[0], chunk):
-            xc = x[i : i + chunk].detach().requires_grad_(self.pde.order > 0)
+            xc = x[i : i + chunk].detach().requires_grad_(self.pde.order > 0 or not self.pde.fused)
             with self.context() as ctx:
                 u = self.field(xc, self.pde.order, self.pde.pairs, ctx)
                 ctx.mark_root(u, xc)

@@ -48,8 +48,11 @@ class Derivatives:
         self.spatial = tuple(spatial) if spatial is not None else None
         self.outputs = tuple(outputs) if outputs is not None else None
         self._fields: dict[tuple[int, int], dict] = {}
-        self._views: dict[int, tuple[Tensor, int]] = {}
-        # Derivatives computed by autograd: (key, whether of a field marked as model output).
+        # id(column) -> (parent, column index, the column itself: holding it keeps its id from
+        # being reused by an unrelated tensor while this context lives)
+        self._views: dict[int, tuple[Tensor, int, Tensor]] = {}
+        # Derivatives not served by the cache's pre-filled entries, i.e. computed by autograd:
+        # (key, whether of a field marked as model output). The probe plans the jets from it.
         self.misses: list[tuple[tuple[int, ...], bool]] = []
         self._roots: set[int] = set()
 
@@ -88,7 +91,8 @@ class Derivatives:
         entry = self._fields.get(key)
         if entry is None:
             # Keep u and x alive so that their ids cannot be reused during this evaluation.
-            entry = self._fields[key] = {"refs": (u, x), (): u}
+            # "spare": the other columns of an autograd gradient, kept until asked for
+            entry = self._fields[key] = {"refs": (u, x), "spare": {}, (): u}
         return entry
 
     def mark_root(self, u: Tensor, x: Tensor) -> None:
@@ -110,26 +114,42 @@ class Derivatives:
         """Columns of ``u`` as ``(N, 1)`` tensors whose derivatives are looked up in ``u``'s."""
         cols = tuple(u[:, c : c + 1] for c in range(u.shape[1]))
         for c, col in enumerate(cols):
-            self._views[id(col)] = (u, c)
+            self._views[id(col)] = (u, c, col)
         return cols
 
     def derivative(self, u: Tensor, x: Tensor, key: tuple[int, ...]) -> Tensor:
         """``∂^n u / ∂x_{key[0]} … ∂x_{key[-1]}`` (``key`` sorted), shape of ``u``."""
         entry = self._entry(u, x)
+        view = self._views.get(id(u))
+        if view is not None and view[2] is not u:
+            view = None
+        root = id(u) in self._roots or (view is not None and id(view[0]) in self._roots)
+        found = self._cached(entry, key, root)
+        if found is not None:
+            return found
+        if view is not None:
+            parent, c, _ = view
+            parent_entry = self._fields.get((id(parent), id(x)))
+            if parent_entry is not None:
+                found = self._cached(parent_entry, key, root)
+                if found is not None:
+                    entry[key] = found[:, c : c + 1]
+                    return entry[key]
+        lower = self.derivative(u, x, key[:-1])
+        for a, column in _autograd_columns(lower, x).items():
+            entry["spare"].setdefault(tuple(sorted(key[:-1] + (a,))), column)
+        return self._cached(entry, key, root)
+
+    def _cached(self, entry: dict, key: tuple[int, ...], root: bool) -> Tensor | None:
         if key in entry:
             return entry[key]
-        view = self._views.get(id(u))
-        if view is not None:
-            parent, c = view
-            parent_entry = self._fields.get((id(parent), id(x)))
-            if parent_entry is not None and key in parent_entry:
-                entry[key] = parent_entry[key][:, c : c + 1]
-                return entry[key]
-        lower = self.derivative(u, x, key[:-1])
-        root = id(u) in self._roots or (view is not None and id(view[0]) in self._roots)
+        if key not in entry["spare"]:
+            return None
+        # Computed by autograd, now or as a by-product of a sibling derivative: a miss either
+        # way, so that the probe plans for every derivative a residual uses (u_xx then u_xy
+        # must both reach the jet although one autograd call yields both).
         self.misses.append((key, root))
-        for a, column in _autograd_columns(lower, x).items():
-            entry.setdefault(tuple(sorted(key[:-1] + (a,))), column)
+        entry[key] = entry["spare"].pop(key)
         return entry[key]
 
 

@@ -530,3 +530,64 @@ def test_preset_replaces_the_defaults_it_names(one_thread):
     assert full.history["step"][-1] == 3 and plain.history["step"][-1] == 2
     with pytest.raises(ProblemError, match="unknown preset 'huge'; known: full"):
         kanpde.solve(p, preset="huge", progress=False, checkpoint_every=0)
+
+
+class _NoJet(torch.nn.Module):
+    """The same network without its jets: every derivative by autograd."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)
+
+
+@pytest.mark.parametrize("kind", ["mixed", "hessian"])
+def test_pure_and_mixed_second_derivatives_reach_the_jet(kind):
+    # u_xx and u_xy come from one autograd call in the probe; both must be planned for.
+    from kanpde import d, hessian
+
+    def pde(x, u):
+        if kind == "mixed":
+            return d(u, x, "x", "x") + d(u, x, "x", "y") - 1.0
+        h = hessian(u, x)
+        return h[:, 0, 0:1] + h[:, 0, 1:2] + h[:, 1, 1:2] - 1.0
+
+    prob = Problem(
+        name=kind, domain=Rectangle([0, 0], [1, 1]), pde=pde, conditions=[Dirichlet(0.0)]
+    )
+    pts = {"interior": 32, "boundary": 16, "method": "sobol"}
+    for cfg in ({"width": [2, 4, 1], "grid": 4}, {"type": "mlp", "width": [2, 8, 1]}):
+        torch.manual_seed(0)
+        model = build_model(prob, cfg, DT, "cpu")
+        res = Residuals(prob, model, pts, {}, DT, "cpu")
+        assert res.pde.fused and res.pde.pairs == ((0, 0), (0, 1), (1, 1))[: 2 + (kind != "mixed")]
+        plain = Residuals(prob, _NoJet(model), pts, {}, DT, "cpu")
+        assert not plain.pde.fused
+        fused_pde, plain_pde = res.terms_of()["pde"], plain.terms_of()["pde"]
+        assert float(fused_pde) == pytest.approx(float(plain_pde), rel=1e-12)
+
+
+def test_adaptive_resampling_when_the_pde_differentiates_an_expression_of_u():
+    from kanpde import d
+
+    prob = Problem(
+        name="flux",
+        domain=Rectangle([0, 0], [1, 1]),
+        pde=lambda x, u: d(u * u, x, "x") - 1.0,
+        conditions=[Dirichlet(0.0)],
+    )
+    torch.manual_seed(0)
+    model = build_model(prob, {"width": [2, 4, 1], "grid": 4}, DT, "cpu")
+    res = Residuals(prob, model, {"interior": 40, "boundary": 16, "method": "sobol"}, {}, DT, "cpu")
+    assert res.pde.order == 0 and not res.pde.fused
+    before = res.interior.x.clone()
+    res.resample(seed=3, adaptive=True, pool=4)
+    assert res.interior.x.shape == before.shape and not torch.equal(res.interior.x, before)
+    # the residual that weighted the draw: |2 u u_x - 1| at the kept points, by autograd
+    x = res.interior.x.detach().clone().requires_grad_(True)
+    u = model(x)
+    (g,) = torch.autograd.grad((u * u).sum(), x)
+    direct = (g[:, :1] - 1.0).abs().squeeze(1)
+    assert torch.allclose(res._pointwise_residual(res.interior.x), direct, rtol=1e-12)
