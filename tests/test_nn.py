@@ -882,3 +882,76 @@ def test_bad_model_arguments():
     layer = KANLayer(1, 1, dtype=DT)
     with pytest.raises(ValueError, match="range"):
         layer.update_grid(torch.zeros(10, 1, dtype=DT))  # samples without spread
+
+
+# -- robustness (found by review) -------------------------------------------------------------
+
+
+def test_nan_input_gives_nan_not_an_index_error():
+    # uniform knots take the arithmetic slot lookup, where NaN once became index -2**63
+    torch.manual_seed(0)
+    x = torch.tensor([[0.1, 0.2], [float("nan"), 0.3]], dtype=torch.float64)
+    model = KAN([2, 3, 1], grid=5, dtype=torch.float64)
+    for out in (model(x), model.jet(x, 2, [(0, 0), (1, 1)]).value):
+        assert torch.isfinite(out[0]).all() and torch.isnan(out[1]).all()
+    # an overflow to inf in a hidden layer becomes NaN two layers on, not a crash
+    deep = KAN([2, 1, 1, 1], grid=5)
+    with torch.no_grad():
+        deep.layers[0].scale_base.fill_(3e38)
+        deep.layers[0].coef.zero_()
+    xs = torch.tensor([[0.9, 0.9]])
+    assert torch.isinf(deep.layers[0](xs)).all()
+    assert torch.isnan(deep(xs)).all() and torch.isnan(deep.jet(xs, 2, [(0, 0)]).value).all()
+
+
+def test_state_loaded_under_inference_mode_stays_trainable():
+    torch.manual_seed(0)
+    src = KAN([2, 3, 1], grid=5, dtype=torch.float64)
+    src.extend_grid(10, torch.rand(50, 2, dtype=torch.float64) * 2 - 1)
+    for grid in (10, 5):  # same grid, and a resize to the checkpoint's grid
+        dst = KAN([2, 3, 1], grid=grid, dtype=torch.float64)
+        with torch.inference_mode():
+            dst.load_state_dict(src.state_dict())
+        x = torch.rand(7, 2, dtype=torch.float64, requires_grad=True)
+        dst.jet(x, 2, [(0, 0)]).d2.sum().backward()
+        assert dst.layers[0].coef.grad is not None
+        torch.testing.assert_close(dst(x), src(x), rtol=0, atol=0)
+
+
+def test_single_linear_mlp_jet_has_zero_second_derivatives_per_pair():
+    model = MLP([2, 3], dtype=torch.float64)
+    jet = model.jet(torch.rand(5, 2, dtype=torch.float64), 2, [(0, 0), (0, 1)])
+    assert jet.d2.shape == (5, 3, 2) and not jet.d2.any()
+
+
+@pytest.mark.parametrize("make", [lambda: KAN([1, 3, 1], grid=4), lambda: MLP([1, 8, 1])])
+@pytest.mark.parametrize("pair", [(0, -1), (0, 1), (2, 0)])
+def test_jet_rejects_axis_pairs_out_of_range(make, pair):
+    x = torch.rand(4, 1)
+    with pytest.raises(ValueError, match=r"axis pair .* out of range for points with 1 coord"):
+        make().jet(x, 2, [pair])
+
+
+def test_grid_changes_reject_empty_grids():
+    layer = KANLayer(2, 1, grid=5, dtype=torch.float64)
+    x = torch.rand(20, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="new_grid ≥ 1, got 0"):
+        layer.extend_grid(0, x)
+    with pytest.raises(ValueError, match=r"G \+ 1 ≥ 2\) grid points, got \(2, 1\)"):
+        layer.set_grid(torch.zeros(2, 1, dtype=torch.float64), x)
+    assert layer.grid == 5
+
+
+def test_update_grid_with_a_constant_hidden_node():
+    torch.manual_seed(16)
+    model = KAN([2, 3, 1], grid=5, dtype=torch.float64)
+    x = torch.rand(200, 2, dtype=torch.float64) * 2 - 1
+    model.layers[0].set_edges([["spline", "spline"], ["", ""], ["spline", "spline"]])
+    before = model(x)
+    model.update_grid(x)  # hidden node 1 is constant on x: it keeps a uniform grid
+    assert torch.isfinite(model.layers[1].grid_points).all()
+    torch.testing.assert_close(model(x), before, rtol=0, atol=2e-2)
+    const = x.clone()
+    const[:, 1] = 0.5  # a constant coordinate stays an error
+    with pytest.raises(ValueError, match="positive range in every input"):
+        KAN([2, 3, 1], grid=5, dtype=torch.float64).update_grid(const)

@@ -200,7 +200,9 @@ class BSpline(Basis):
         with torch.no_grad():
             if "t0" in aux and not exact:
                 u = (h - aux["t0"]) * aux["inv_h0"]
-                slot = (u.floor_() + 1).clamp_(0, n_knots).long()
+                # NaN (e.g. an overflow upstream) goes to the outer slot, whose table is zero:
+                # NaN then propagates, as on the searchsorted path, instead of a wild index.
+                slot = (u.floor_() + 1).clamp_(0, n_knots).nan_to_num_(n_knots).long()
             else:
                 slot = torch.searchsorted(grid_buffer, h.contiguous(), right=True)
             return slot + torch.arange(h.shape[0], device=h.device).unsqueeze(1) * (n_knots + 1)

@@ -44,10 +44,12 @@ class Jet:
     pairs: Pairs = ()
 
 
-def normalize_pairs(pairs) -> Pairs:
-    """Sort each pair and remove duplicates, keeping first-seen order."""
+def normalize_pairs(pairs, dim: int) -> Pairs:
+    """Sort each pair and remove duplicates, keeping first-seen order (axes ``0 … dim - 1``)."""
     out: list[tuple[int, int]] = []
     for a, b in pairs:
+        if not (0 <= int(a) < dim and 0 <= int(b) < dim):
+            raise ValueError(f"axis pair ({a}, {b}) out of range for points with {dim} coordinates")
         p = (min(int(a), int(b)), max(int(a), int(b)))
         if p not in out:
             out.append(p)

@@ -117,7 +117,11 @@ class KANLayer(nn.Module):
         """Recompute the tensors the basis derives from the grid (not saved in state dicts)."""
         self._aux_names = []
         self._point_ops = OperatorCache()  # a first-layer operator depends on the grid too
-        for name, value in self.basis.prepare(self.grid_points, self.k).items():
+        # Normal tensors even when called under inference mode (e.g. load_state_dict there):
+        # inference tensors could not be saved for a later backward.
+        with torch.inference_mode(False):
+            aux = self.basis.prepare(self.grid_points, self.k)
+        for name, value in aux.items():
             self.register_buffer("_aux_" + name, value, persistent=False)
             self._aux_names.append(name)
 
@@ -144,11 +148,12 @@ class KANLayer(nn.Module):
         key = prefix + "grid_points"
         if key in state_dict and state_dict[key].shape != self.grid_points.shape:
             # A checkpoint taken after grid extension: adopt its grid size before loading.
-            self.grid_points = torch.empty_like(
-                state_dict[key], dtype=self.grid_points.dtype, device=self.grid_points.device
-            )
-            nb = self.basis.size(self.basis.grid_size(state_dict[key], self.k), self.k)
-            self.coef = nn.Parameter(self.coef.new_empty(*self.coef.shape[:2], nb))
+            with torch.inference_mode(False):  # trainable afterwards even if loaded there
+                self.grid_points = torch.empty_like(
+                    state_dict[key], dtype=self.grid_points.dtype, device=self.grid_points.device
+                )
+                nb = self.basis.size(self.basis.grid_size(state_dict[key], self.k), self.k)
+                self.coef = nn.Parameter(self.coef.new_empty(*self.coef.shape[:2], nb))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._prepare()
 
@@ -429,6 +434,11 @@ class KANLayer(nn.Module):
             With packed coefficients ``(1, n_spline, nb)`` (see :meth:`dense_parameters`) it
             is one matrix per spline edge, ``(n_spline, nb', nb)``, so the same formula holds.
         """
+        if points.ndim != 2 or points.shape[0] != self.in_features or points.shape[1] < 2:
+            raise ValueError(
+                f"set_grid needs (n_in={self.in_features}, G + 1 ≥ 2) grid points, "
+                f"got {tuple(points.shape)}"
+            )
         points = points.to(self.grid_points)
         x = self._fit_samples(x, points)
         old = self.basis_values(x)[:, :, 0].transpose(0, 1)  # (n_in, S, nb)
@@ -471,6 +481,8 @@ class KANLayer(nn.Module):
         on the fixed range, 4e-4 on the widened one. Samples inside the range leave it as it is,
         and the refinement stays exact.
         """
+        if int(new_grid) < 1:
+            raise ValueError(f"extend_grid needs new_grid ≥ 1, got {new_grid}")
         ranges = self.grid_range
         if self.basis.local and x.numel():
             x = x.detach().to(ranges)
@@ -484,11 +496,20 @@ class KANLayer(nn.Module):
         return self.set_grid(_uniform_points(ranges, new_grid), x)
 
     @torch.no_grad()
-    def update_grid(self, x: Tensor, grid_eps: float | None = None, margin: float = 0.0) -> Tensor:
+    def update_grid(
+        self,
+        x: Tensor,
+        grid_eps: float | None = None,
+        margin: float = 0.0,
+        keep_constant: bool = False,
+    ) -> Tensor:
         """Fit the grid to the samples' range and quantiles, keeping ``G`` (see :meth:`set_grid`).
 
         The new points are ``grid_eps · uniform + (1 - grid_eps) · quantiles`` of the samples
-        of each input, extended by ``margin`` on both ends.
+        of each input, extended by ``margin`` on both ends. An input whose samples have no
+        spread is an error, unless ``keep_constant``: then it gets uniform points over its
+        current grid range (a hidden node whose incoming edges were all removed or made
+        constant).
         """
         eps = self.grid_eps if grid_eps is None else grid_eps
         g = self.grid
@@ -496,8 +517,13 @@ class KANLayer(nn.Module):
         idx = torch.linspace(0, xs.shape[1] - 1, g + 1, device=x.device).round().long()
         adaptive = xs[:, idx]
         lo, hi = xs[:, :1] - margin, xs[:, -1:] + margin
-        if not bool((hi > lo).all()):
-            raise ValueError("update_grid needs samples with a positive range in every input")
+        flat = ~(hi > lo)
+        if bool(flat.any()):
+            if not keep_constant:
+                raise ValueError("update_grid needs samples with a positive range in every input")
+            ranges = self.grid_range.to(xs)
+            lo, hi = torch.where(flat, ranges[:, :1], lo), torch.where(flat, ranges[:, 1:], hi)
+            adaptive = torch.where(flat, _uniform_points(ranges, g), adaptive)
         adaptive = torch.cat([lo, adaptive[:, 1:-1], hi], dim=1)
         uniform = _uniform_points(torch.cat([lo, hi], dim=1), g)
         points = eps * uniform + (1 - eps) * adaptive
@@ -616,8 +642,8 @@ class KAN(nn.Module):
             Axis pairs of the second derivatives (``order == 2``), e.g. ``[(0, 0), (1, 1)]``
             for a Laplacian in 2-D.
         """
-        pairs = normalize_pairs(pairs) if order >= 2 else ()
         self.layers[0]._check(x)
+        pairs = normalize_pairs(pairs, x.shape[1]) if order >= 2 else ()
         inner = None
         h = x.t()
         last = len(self.layers) - 1
@@ -646,9 +672,14 @@ class KAN(nn.Module):
         ]
 
     def update_grid(self, x: Tensor, grid_eps: float | None = None) -> list[Tensor]:
-        """Adapt every layer's grid to the distribution of its inputs on ``x``."""
+        """Adapt every layer's grid to the distribution of its inputs on ``x``.
+
+        A hidden node that is constant on ``x`` (its incoming edges removed or constant) keeps
+        a uniform grid over its range; a constant coordinate of ``x`` is an error.
+        """
         return [
-            layer.update_grid(h, grid_eps) for layer, h in zip(self.layers, self._layer_inputs(x))
+            layer.update_grid(h, grid_eps, keep_constant=i > 0)
+            for i, (layer, h) in enumerate(zip(self.layers, self._layer_inputs(x)))
         ]
 
     def config(self) -> dict:

@@ -89,7 +89,7 @@ class MLP(nn.Module):
 
     def jet(self, x: Tensor, order: int = 2, pairs: Sequence[tuple[int, int]] = ()) -> Jet:
         """Outputs with derivatives; same contract as :meth:`kanpde.nn.KAN.jet`."""
-        pairs = normalize_pairs(pairs) if order >= 2 else ()
+        pairs = normalize_pairs(pairs, x.shape[-1]) if order >= 2 else ()
         n, dim = x.shape
         first = self.layers[0]
         # Feature-major derivative tensors: d1 (D, N, width), d2 (P, N, width); every linear
@@ -115,7 +115,10 @@ class MLP(nn.Module):
             v = f0
         out_d2 = None
         if order >= 2:
-            out_d2 = d2.permute(1, 2, 0) if d2 is not None else v.new_zeros(n, v.shape[1], 0)
+            # no activation (a single linear layer): the second derivatives vanish
+            out_d2 = (
+                d2.permute(1, 2, 0) if d2 is not None else v.new_zeros(n, v.shape[1], len(pairs))
+            )
         return Jet(v, None if d1 is None else d1.permute(1, 2, 0), out_d2, pairs)
 
     def config(self) -> dict:
