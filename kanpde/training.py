@@ -443,12 +443,18 @@ class Trainer:
         self._good = (model, adam)
 
     def _rollback(self) -> None:
+        """Back to the last good state; Adam keeps its current learning rate, so that repeated
+        failures keep lowering it instead of restarting from the snapshot's."""
         model, adam = self._good
+        lrs = None if self._adam is None else [g["lr"] for g in self._adam.param_groups]
         self.model.load_state_dict(model)
         self._graph = None
         if adam is not None:
             self._adam = torch.optim.Adam(self.params(), lr=1e-3)
             self._adam.load_state_dict(copy.deepcopy(adam))
+            if lrs is not None and len(lrs) == len(self._adam.param_groups):
+                for g, lr in zip(self._adam.param_groups, lrs):
+                    g["lr"] = lr
 
     def _finite(self, loss: Tensor) -> bool:
         """Loss and every gradient are finite (one device synchronisation)."""
@@ -539,6 +545,14 @@ class Trainer:
                 n = min(n, every - self.step % every)
         if stage.update_grid and self.i < stage.update_until:
             n = min(n, stage.update_grid - self.i % stage.update_grid)
+        if self.max_seconds is not None and self.evals == 0:
+            n = 1  # no cost measured yet: one iteration gives the estimate below
+        elif self.max_seconds is not None:
+            # A call cannot be cut short without losing it; size it to the time left, at the
+            # mean cost of an evaluation so far and ~1.5 evaluations per iteration.
+            per_iter = 1.5 * self.train_time / self.evals
+            left = self.max_seconds - self.train_time
+            n = max(1, min(n, int(left / per_iter) if per_iter > 0 else n))
         return n
 
     def _run_lbfgs(self, index: int, stage: Stage, resumed: bool = False) -> None:
@@ -561,6 +575,7 @@ class Trainer:
             state = opt.state[opt._params[0]]
             before = state.get("n_iter", 0)
             start = [p.detach().clone() for p in opt._params]
+            memory = copy.deepcopy(opt.state_dict())
             t0 = time.perf_counter()
             try:
                 opt.step(closure)
@@ -570,11 +585,13 @@ class Trainer:
             except _Interrupted:
                 # Mid-call the parameters sit somewhere in a line search and the counters lag;
                 # go back to the call's start (the last logged or checkpointed iterate), where
-                # both agree, and drop the memory.
+                # both agree, with the memory of that moment, so a checkpoint taken now resumes
+                # exactly as the uninterrupted run continues.
                 self.train_time += time.perf_counter() - t0
                 with torch.no_grad():
                     torch._foreach_copy_(opt._params, start)
-                self._graph, self._lbfgs_opt = None, None
+                opt.load_state_dict(memory)
+                self._graph = None
                 self._interrupted = False
                 raise KeyboardInterrupt from None
             self.train_time += time.perf_counter() - t0
@@ -587,7 +604,14 @@ class Trainer:
                 self._run_adam(index, fallback, resumed=True)
                 return
             done = state.get("n_iter", 0) - before
-            for _ in range(done):
+            if done:
+                # Calls end at the next log, checkpoint or change (see _chunk), so only the
+                # last iteration of a call can be due for one: count the others first, which
+                # also keeps a spent time budget from dropping them.
+                self.step += done - 1
+                self.i += done - 1
+                if self._bar is not None:
+                    self._bar.update(done - 1)
                 self.step += 1
                 self.i += 1
                 self._tick(index, stage)
@@ -656,7 +680,10 @@ class Trainer:
         if self.step % self.log_every == 0 or self.i == stage.steps:
             loss, terms = self._evaluate()
             self._log(index, stage, terms, loss)
-            self._snapshot()
+            # A rollback target must be a state that can be trained from: a step can land on
+            # parameters whose loss is NaN before the next gradient reveals it.
+            if math.isfinite(loss) and self._params_finite():
+                self._snapshot()
         if self.checkpoint_path is not None and self.checkpoint_every:
             if self.step % self.checkpoint_every == 0 and self.i < stage.steps:
                 self.save_checkpoint()

@@ -238,16 +238,24 @@ def test_ctrl_c_in_adam_stops_after_the_step_in_progress(terminal_sigint):
 
 def test_ctrl_c_in_lbfgs_returns_to_the_start_of_the_call(terminal_sigint):
     trainer = interrupted("3:lbfgs=40", at=25)  # inside the second 10-iteration call
-    state = trainer.state_dict()
-    assert trainer.step == 10 and "lbfgs" not in state  # memory dropped, counters agree
+    state = trainer.state_dict()  # the checkpoint written on Ctrl-C
+    assert trainer.step == 10 and "lbfgs" in state  # the memory of the call's start is kept
     last = trainer.history.rows[-1]
     assert last["step"] == 10
     # The parameters are the logged iterate of step 10, not a line-search trial point.
     assert trainer._evaluate()[0] == pytest.approx(last["loss"], rel=1e-12)
-    trainer.load_state_dict(state)
-    trainer.run()
-    assert trainer.step == 40
-    assert trainer.history.rows[-1]["loss"] < last["loss"]
+    resumed = make_trainer("3:lbfgs=40", bad=())
+    resumed.log_every = 10
+    resumed.load_state_dict(state)
+    resumed.run()
+    full = make_trainer("3:lbfgs=40", bad=())
+    full.log_every = 10
+    full.run()
+    assert resumed.step == full.step == 40
+    # the resumed run continues exactly as the uninterrupted one
+    assert [r["loss"] for r in resumed.history.rows] == [r["loss"] for r in full.history.rows]
+    for a, b in zip(resumed.model.parameters(), full.model.parameters()):
+        assert torch.equal(a, b)
 
 
 def test_second_ctrl_c_stops_at_once(terminal_sigint):
@@ -275,6 +283,48 @@ def test_nan_in_lbfgs_falls_back_to_adam():
     params = torch.cat([p.detach().reshape(-1) for p in trainer.model.parameters()])
     assert bool(torch.isfinite(params).all())
     assert trainer.step == 20
+
+
+def test_nan_steps_roll_back_to_a_finite_state_with_ever_smaller_steps():
+    # sqrt(1 - u) is NaN once u > 1, where Adam at lr 0.5 soon goes. A log row can land on
+    # such a state; it must not become the rollback target (once: stopped after 6 failures
+    # with log_every=5 while log_every=25 trained on), and each failure lowers the rate again.
+    import math as m
+
+    from kanpde import Dirichlet, Interval, Problem, d
+
+    problem = Problem(
+        name="nan_prone",
+        domain=Interval(-1, 1),
+        pde=lambda x, u: d(u, x, "x", "x") + 10 * torch.sqrt(1 - u),
+        conditions=[Dirichlet(0.0)],
+        exact=lambda x: torch.sin(m.pi * x),
+    )
+    torch.manual_seed(0)
+    run = kanpde.solve(
+        problem,
+        schedule="adam=200@0.5",
+        points={"interior": 60, "boundary": 2, "test": 21},
+        log_every=5,
+        progress=False,
+        device="cpu",
+    )
+    assert run.metrics["steps"] == 200
+    lrs = [float(e["action"].rsplit(" ", 1)[1]) for e in run.events if e["event"] == "nonfinite"]
+    assert len(lrs) >= 2
+    assert all(b == pytest.approx(a / 10) for a, b in zip(lrs, lrs[1:]))
+    assert np.isfinite(run.history["loss"][-1])
+
+
+def test_time_budget_in_lbfgs_counts_every_iteration():
+    trainer = make_trainer("3:lbfgs=200", bad=())
+    trainer.log_every = 50
+    trainer.max_seconds = 1e-9  # spent after the first iteration
+    trainer.run()
+    opt = trainer._lbfgs_opt
+    iterations = opt.state[opt._params[0]]["n_iter"]
+    assert trainer.step == iterations == trainer.history.rows[-1]["step"] == 1
+    assert trainer.history.events[-1]["event"] == "time_budget_spent"
 
 
 def test_repeated_failures_stop_with_results_written(tmp_path, monkeypatch):
