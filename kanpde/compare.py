@@ -12,11 +12,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass, field
+import numbers
+import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from .cli import CLIError
 from .schedule import Stage, parse_schedule
 
 COLUMNS = [
@@ -94,12 +97,18 @@ class Comparison:
         out.mkdir(parents=True, exist_ok=True)
         paths = {"csv": out / "comparison.csv", "h5": out / "comparison.h5",
                  "md": out / "comparison.md"}  # fmt: skip
-        with open(paths["csv"], "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=COLUMNS)
-            w.writeheader()
-            for r in self.rows:
-                w.writerow({k: r[k] for k in COLUMNS})
-        paths["md"].write_text(self.markdown())
+
+        # Atomic writes: the table is refreshed after every finished run of compare(), and a
+        # Ctrl-C during a refresh must leave the previous table, not half a file.
+        def write_csv(tmp: str) -> None:
+            with open(tmp, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=COLUMNS)
+                w.writeheader()
+                for r in self.rows:
+                    w.writerow({k: r[k] for k in COLUMNS})
+
+        def write_md(tmp: str) -> None:
+            Path(tmp).write_text(self.markdown())
 
         def write(tmp: str) -> None:
             with h5py.File(tmp, "w") as f:
@@ -109,15 +118,325 @@ class Comparison:
                 g = f.create_group("rows")
                 for k in COLUMNS:
                     v = [r[k] for r in self.rows]
-                    g.create_dataset(k, data=np.array(v, dtype="S") if isinstance(v[0], str) else v)
+                    text = bool(v) and isinstance(v[0], str)
+                    g.create_dataset(k, data=np.array(v, dtype="S") if text else np.array(v))
                 for (label, seed), run in self.runs.items():
                     h = f.create_group(f"history/{label} seed {seed}")
                     for k in ("step", "loss", "mse", "rel_l2", "time"):
                         if k in run.history:
                             h.create_dataset(k, data=run.history[k])
 
+        write_atomic(paths["csv"], write_csv)
+        write_atomic(paths["md"], write_md)
         write_atomic(paths["h5"], write)
         return paths
+
+
+# A stage run against the clock may take this many times its nominal steps: its time share,
+# not its step count, ends it.
+_TIME_CAP = 1000
+
+
+def _scaled(stages: list[Stage], factor: float) -> list[Stage]:
+    """``stages`` with their step counts (and grid-update windows) scaled by ``factor``."""
+    out = []
+    for s in stages:
+        n = max(1, round(s.steps * factor)) if s.steps else 0
+        out.append(replace(s, steps=n, update_until=min(n, round(s.update_until * factor))))
+    return out
+
+
+def _width(value, flag: str) -> list[int]:
+    """One layer-width list from ``"2,10,1"`` or a sequence of ints; ``flag`` names it in errors."""
+    if isinstance(value, str):
+        text = value
+        try:
+            width = [int(v) for v in value.split(",")]
+        except ValueError:
+            raise CLIError(
+                f"{flag} {value!r}: expected comma-separated integers like 2,10,1"
+            ) from None
+    else:
+        text = ",".join(map(str, value))
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value):
+            raise CLIError(f"{flag} {text}: layer sizes must be integers")
+        width = [int(v) for v in value]
+    if len(width) < 2 or min(width) < 1:
+        raise CLIError(f"{flag} {text}: needs at least two positive layer sizes")
+    return width
+
+
+def _final_grid(stages: list[Stage]) -> dict:
+    """The model override that builds a KAN at the grid ``stages`` end on (``{}``: its own)."""
+    grids = [s.grid for s in stages if s.grid is not None]
+    return {"grid": grids[-1]} if grids else {}
+
+
+@dataclass
+class _Plan:
+    """A validated :func:`compare` study: the models with their schedules, and the setup."""
+
+    problem: object
+    models: list[tuple[str, list[int], dict, list[Stage]]]  # kind, width, config, stages
+    seeds: int
+    budget: str
+    seconds: float | None
+    points: dict
+    setup: dict
+
+
+def _plan(
+    problem,
+    kans,
+    mlps,
+    seeds: int,
+    budget: str,
+    seconds: float | None,
+    steps: int | None,
+    device: str,
+    dtype: str | None,
+    activation: str,
+) -> _Plan:
+    """Check every argument of :func:`compare` and lay out its runs (trains nothing).
+
+    Raises :class:`~kanpde.cli.CLIError` (one line naming the argument) before anything is
+    written, so that a bad argument leaves no run directory behind.
+    """
+    from .nn import count_parameters
+    from .training import build_model, resolve_device
+
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise CLIError(f"--seeds {seeds}: must be at least 1")
+    if budget not in ("steps", "seconds"):
+        raise CLIError(f"--budget {budget!r}: use steps or seconds")
+    if budget == "seconds":
+        if seconds is None:
+            raise CLIError("--budget seconds: needs --seconds S, the training time per run")
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise CLIError(f"--seconds {seconds}: must be a positive, finite number of seconds")
+    elif seconds is not None:
+        raise CLIError(f"--seconds {seconds}: only used with --budget seconds")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise CLIError(f"--steps {steps}: must be at least 1")
+    if dtype not in (None, "float32", "float64"):
+        raise CLIError(f"--dtype {dtype!r}: use float32 or float64")
+    try:
+        resolve_device(device)
+    except ValueError as e:
+        raise CLIError(f"--device {device!r}: {e}") from None
+
+    kan_stages = parse_schedule(problem.schedule)
+    if steps is not None:
+        kan_stages = _scaled(kan_stages, steps / max(1, sum(s.steps for s in kan_stages)))
+    total = sum(s.steps for s in kan_stages)
+    n_in, n_out = problem.domain_dim, len(problem.outputs)
+    kans = [list(problem.model["width"])] if kans is None else [_width(w, "--kan") for w in kans]
+    explicit = None if mlps is None else [_width(w, "--mlp") for w in mlps]
+    for flag, widths in (("--kan", kans), ("--mlp", explicit or [])):
+        for w in widths:
+            if w[0] != n_in or w[-1] != n_out:
+                raise CLIError(
+                    f"{flag} {','.join(map(str, w))}: does not fit {problem.name}, "
+                    f"which needs {n_in} input(s) and {n_out} output(s)"
+                )
+    matched = []
+    if explicit is None:
+        # One MLP per KAN with about its parameters as trained: every run ends on the last
+        # grid of the schedule (each timed stage is given a share of the time), and grid
+        # extension multiplies a KAN's parameters.
+        final = _final_grid(kan_stages)
+        for w in kans:
+            n = count_parameters(build_model(problem, {"width": w, **final}, device="cpu"))
+            h = _matching_width(n, n_in, n_out)
+            matched.append({"kan": w, "kan_params": n, **final, "mlp": [n_in, h, h, n_out]})
+        explicit = [m["mlp"] for m in matched] + [[n_in, 100, 100, 100, n_out]]
+    kans = list(dict.fromkeys(map(tuple, kans)))
+    mlps = list(dict.fromkeys(map(tuple, explicit)))
+    if not kans and not mlps:
+        raise CLIError("--kan/--mlp: no models to compare")
+    mlp_stages = mlp_schedule(total)
+    models = [("kan", list(w), {"width": list(w)}, kan_stages) for w in kans]
+    models += [
+        ("mlp", list(w), {"type": "mlp", "width": list(w), "activation": activation}, mlp_stages)
+        for w in mlps
+    ]
+    points = dict(problem.points)
+    points.setdefault("seed", 0)  # identical collocation points for every model and seed
+    setup = {
+        "budget": budget,
+        "seconds": seconds,
+        "steps": total,
+        "points": points,
+        "kan_schedule": [s.to_dict() for s in kan_stages],
+        "mlp_schedule": [s.to_dict() for s in mlp_stages],
+        "matched_mlps": matched,
+        "seeds": seeds,
+        "device": device,
+        "dtype": dtype or problem.dtype,
+        "runs_planned": len(models) * seeds,
+        "runs_finished": 0,
+    }
+    if budget == "seconds":
+        setup["time_split"] = "stages share the time in proportion to their steps"
+    return _Plan(problem, models, seeds, budget, seconds, points, setup)
+
+
+def solve_timed(
+    problem,
+    model: dict,
+    stages: list[Stage],
+    seconds: float,
+    out: str | Path | None = None,
+    **kwargs,
+):
+    """Train through every stage of ``stages`` within ``seconds`` of training time.
+
+    Each stage runs on its own clock: it gets the time still left multiplied by its share of
+    the remaining steps, and may take up to ``1000×`` its nominal steps in it. Time a stage
+    leaves unused (L-BFGS converged) passes to the later ones, and overrun is taken from them,
+    so the run ends near ``seconds`` having reached the last stage (and a KAN its last grid).
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem.
+    model : dict
+        Model overrides for :func:`kanpde.solve` (the first stage builds the model; the later
+        ones continue training it).
+    stages : list of Stage
+        The schedule; its step counts set only the split of the time.
+    seconds : float
+        Training-time budget of the whole run.
+    out : path, optional
+        Run directory for ``result.h5``.
+    **kwargs
+        Passed to :func:`kanpde.solve` (``points``, ``device``, ``dtype``, ``seed``,
+        ``progress``, ``log_every``).
+
+    Returns
+    -------
+    Run
+        One run: the histories of the stages joined (steps, time and evaluations counted from
+        the run's start), the final model and its test errors; ``config["stage_seconds"]`` holds
+        the time each stage was given.
+
+    Notes
+    -----
+    The trainer checks its clock between steps and, for L-BFGS, between calls of up to
+    ``log_every`` iterations, so each stage can overrun its share by that much. The stages are
+    separate trainings of one model: Adam's moments and the L-BFGS memory start afresh at each
+    stage, and an Adam ``decay`` applies to the capped step count.
+    """
+    from .results import save_run
+    from .training import solve
+
+    trained: dict = {}
+
+    def keep(trainer, row) -> None:  # the model object itself, to continue training it
+        trained["model"] = trainer.model
+
+    nominal = [s.steps for s in stages]
+    parts, shares, spent = [], [], 0.0
+    for i, stage in enumerate(stages):
+        left = sum(nominal[i:])
+        fraction = nominal[i] / left if left else 1.0 / (len(stages) - i)
+        # A stage whose predecessors overran still starts (grid extension, one step): the
+        # model compared must be the one the schedule ends on.
+        share = max((seconds - spent) * fraction, 1e-6)
+        run = solve(
+            problem, model=trained.get("model", model),
+            schedule=[replace(stage, steps=stage.steps * _TIME_CAP)], max_seconds=share,
+            out=None, checkpoint_every=0, callback=keep, **kwargs,
+        )  # fmt: skip
+        spent += run.metrics["train_time"]
+        parts.append(run)
+        shares.append(share)
+    run = _join(parts)
+    run.config["schedule"] = [replace(s, steps=s.steps * _TIME_CAP).to_dict() for s in stages]
+    run.config["max_seconds"] = seconds
+    run.config["stage_seconds"] = shares
+    if out is not None:
+        save_run(run, out)
+    return run
+
+
+def _join(parts: list):
+    """One run from consecutive single-stage runs of the same model."""
+    cols = list(dict.fromkeys(k for r in parts for k in r.history))
+    pieces: dict[str, list[np.ndarray]] = {k: [] for k in cols}
+    events = []
+    offset = {"step": 0, "evals": 0, "time": 0.0}
+    for i, r in enumerate(parts):
+        n = len(r.history["step"])
+        # Every later run first logs the state the previous one ended in: drop that row.
+        keep = slice(0 if i == 0 else 1, n)
+        for k in cols:
+            v = np.asarray(r.history.get(k, np.full(n, np.nan)), dtype=float)[keep]
+            if k in offset:
+                v = v + offset[k]
+            elif k == "stage":
+                v = v + i
+            pieces[k].append(v)
+        for e in r.events:
+            events.append({**e, "step": e["step"] + offset["step"]} if "step" in e else e)
+        offset["step"] += r.metrics["steps"]
+        offset["evals"] += r.metrics["evals"]
+        offset["time"] += r.metrics["train_time"]
+    last = parts[-1]
+    metrics = {
+        **last.metrics,
+        "steps": offset["step"],
+        "evals": offset["evals"],
+        "train_time": offset["time"],
+        "wall_time": sum(r.metrics["wall_time"] for r in parts),
+    }
+    attrs = {**last.attrs, "created": parts[0].attrs.get("created")}
+    history = {k: np.concatenate(v) for k, v in pieces.items()}
+    return replace(
+        last, config=dict(last.config), history=history, metrics=metrics, attrs=attrs,
+        events=events, path=None,
+    )  # fmt: skip
+
+
+def _row(kind: str, width: list[int], seed: int, run) -> dict:
+    m = run.metrics
+    return {
+        "model": _label(kind, width), "width": "-".join(map(str, width)),
+        "grid": int(run.history["grid"][-1]) if kind == "kan" else 0,
+        "params": m["parameters"], "seed": seed, "mse": m["mse"], "rel_l2": m["rel_l2"],
+        "max_err": m["max_err"], "wall_time": m["train_time"], "steps": m["steps"],
+        "evals": m["evals"], "steps_per_s": m["steps"] / max(m["train_time"], 1e-12),
+    }  # fmt: skip
+
+
+def _execute(
+    plan: _Plan, out: Path | None, device: str, dtype: str | None, progress: bool
+) -> Comparison:
+    """Train every model and seed of ``plan``; refresh the saved table after each run."""
+    from .training import solve
+
+    problem = plan.problem
+    result = Comparison(problem.name, [], plan.setup, {})
+    for kind, width, cfg, stages in plan.models:
+        for seed in range(plan.seeds):
+            run_out = out / "runs" / f"{kind}-{'-'.join(map(str, width))}-s{seed}" if out else None
+            common = dict(
+                points=plan.points, device=device, dtype=dtype, seed=seed, progress=progress,
+                log_every=50,
+            )  # fmt: skip
+            if plan.budget == "seconds":
+                run = solve_timed(problem, cfg, stages, plan.seconds, out=run_out, **common)
+            else:
+                run = solve(
+                    problem, model=cfg, schedule=stages, out=run_out, checkpoint_every=0, **common
+                )
+            result.rows.append(_row(kind, width, seed, run))
+            result.runs[(_label(kind, width), seed)] = run
+            result.setup["runs_finished"] = len(result.rows)
+            if out is not None:
+                # After every run, not at the end: an interrupted study keeps what it finished.
+                result.save(out)
+    return result
 
 
 def compare(
@@ -141,109 +460,34 @@ def compare(
     problem : Problem or str
         The problem (its point budget, test set and KAN schedule are used).
     kans, mlps : list of widths
-        Models to train; default: the problem's KAN, an MLP with about as many parameters,
-        and a 4-layer width-100 MLP.
+        Models to train (lists of ints, or strings like ``"2,10,1"``); default: the problem's
+        KAN, and for each KAN an MLP ``[n_in, h, h, n_out]`` with about as many parameters as
+        that KAN at the schedule's final grid, plus a 4-layer width-100 MLP.
     seeds : int
         Seeds per model (initialisation only: the points are the same for all).
     budget : {"steps", "seconds"}
         Equal optimizer steps (the KAN schedule's total; MLPs use Adam for a quarter of them,
-        then L-BFGS), or equal training time ``seconds`` per run.
+        then L-BFGS), or equal training time ``seconds`` per run, split over each model's
+        stages in proportion to their steps (see :func:`solve_timed`).
+    seconds : float, optional
+        Training time per run; only with ``budget="seconds"``.
     steps : int, optional
         Override the step budget (the KAN schedule is scaled to it).
     out : path, optional
-        Directory for ``comparison.{csv,h5,md}``, the runs (``runs/``) and the figures.
+        Directory for ``comparison.{csv,h5,md}`` (rewritten after every finished run), the
+        runs (``runs/``) and the figures.
+
+    Raises
+    ------
+    CLIError
+        A bad argument, before anything is trained or written.
     """
-    from .nn import count_parameters
     from .problem import load_problem
-    from .training import build_model, solve
 
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
-    if budget not in ("steps", "seconds"):
-        raise ValueError(f"--budget {budget!r}: use steps or seconds")
-    if budget == "seconds" and not (seconds and seconds > 0):
-        raise ValueError("--budget seconds needs --seconds S (a positive wall time per run)")
-    kan_stages = parse_schedule(problem.schedule)
-    total = sum(s.steps for s in kan_stages)
-    if steps is not None:
-        if steps < 1:
-            raise ValueError(f"--steps {steps}: must be positive")
-        factor = steps / total
-        kan_stages = [
-            Stage(
-                s.optimizer,
-                max(1, round(s.steps * factor)),
-                s.grid,
-                s.lr,
-                s.decay,
-                s.update_grid,
-                None,
-                s.history,
-            )  # fmt: skip
-            for s in kan_stages
-        ]
-        total = sum(s.steps for s in kan_stages)
-    if budget == "seconds":
-        # Time, not steps, is the budget: give every model more steps than it can take.
-        kan_stages = [Stage(s.optimizer, s.steps * 1000, s.grid, s.lr, s.decay, s.update_grid,
-                            s.update_until, s.history) for s in kan_stages]  # fmt: skip
-    n_in, n_out = problem.domain_dim, len(problem.outputs)
-    if kans is None:
-        kans = [list(problem.model["width"])]
-    if mlps is None:
-        # Match the KAN as trained: grid extension multiplies its parameters.
-        grids = [s.grid for s in kan_stages if s.grid is not None]
-        final = {"grid": grids[-1]} if grids else {}
-        kan_params = count_parameters(build_model(problem, final, device="cpu"))
-        h = _matching_width(kan_params, n_in, n_out)
-        mlps = [[n_in, h, h, n_out], [n_in, 100, 100, 100, n_out]]
-    for w in [*kans, *mlps]:
-        if w[0] != n_in or w[-1] != n_out:
-            raise ValueError(
-                f"width {w} does not fit {problem.name}: {n_in} inputs and {n_out} outputs"
-            )
-    models = [("kan", w, {"width": w}, kan_stages) for w in kans]
-    models += [
-        ("mlp", w, {"type": "mlp", "width": w, "activation": activation}, mlp_schedule(total))
-        for w in mlps
-    ]
-    points = dict(problem.points)
-    points.setdefault("seed", 0)  # identical collocation points for every model and seed
-    rows, runs = [], {}
-    out = Path(out) if out is not None else None
-    for kind, width, cfg, stages in models:
-        label = _label(kind, width)
-        for seed in range(seeds):
-            run_out = out / "runs" / f"{kind}-{'-'.join(map(str, width))}-s{seed}" if out else None
-            run = solve(
-                problem, model=cfg, schedule=stages, points=points, device=device, dtype=dtype,
-                seed=seed, out=run_out, progress=progress, log_every=50,
-                max_seconds=seconds if budget == "seconds" else None, checkpoint_every=0,
-            )  # fmt: skip
-            m = run.metrics
-            rows.append({
-                "model": label, "width": "-".join(map(str, width)),
-                "grid": int(run.history["grid"][-1]) if kind == "kan" else 0,
-                "params": m["parameters"], "seed": seed, "mse": m["mse"], "rel_l2": m["rel_l2"],
-                "max_err": m["max_err"], "wall_time": m["train_time"], "steps": m["steps"],
-                "evals": m["evals"], "steps_per_s": m["steps"] / max(m["train_time"], 1e-12),
-            })  # fmt: skip
-            runs[(label, seed)] = run
-    setup = {
-        "budget": budget,
-        "seconds": seconds,
-        "steps": total,
-        "points": points,
-        "kan_schedule": [s.to_dict() for s in kan_stages],
-        "mlp_schedule": [s.to_dict() for s in mlp_schedule(total)],
-        "seeds": seeds,
-        "device": device,
-        "dtype": dtype or problem.dtype,
-    }
-    result = Comparison(problem.name, rows, setup, runs)
-    if out is not None:
-        result.save(out)
-    return result
+    plan = _plan(problem, kans, mlps, seeds, budget, seconds, steps, device, dtype, activation)
+    return _execute(plan, Path(out) if out is not None else None, device, dtype, progress)
 
 
 @dataclass
@@ -275,6 +519,22 @@ def fitted_slope(grids, errors) -> float:
     return float(np.polyfit(g, e, 1)[0])
 
 
+def _check_sweep(grids, steps) -> list[int]:
+    """Grid sizes and steps of a :func:`sweep`, checked; the grid sizes as a list of ints."""
+    text = grids if isinstance(grids, str) else ",".join(map(str, grids))
+    try:
+        values = [int(g) for g in (grids.split(",") if isinstance(grids, str) else grids)]
+    except (TypeError, ValueError):
+        raise CLIError(f"--grids {text!r}: expected integers like 3,5,10,20") from None
+    if len(values) < 2:
+        raise CLIError(f"--grids {text}: need at least two grid sizes to fit a slope")
+    if min(values) < 1 or any(b <= a for a, b in zip(values, values[1:])):
+        raise CLIError(f"--grids {text}: need strictly increasing positive grid sizes")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise CLIError(f"--steps {steps}: must be at least 1 (L-BFGS steps per grid)")
+    return values
+
+
 def sweep(
     problem,
     grids=(3, 5, 10, 20, 50, 100),
@@ -285,21 +545,26 @@ def sweep(
     out: str | Path | None = None,
     progress: bool = False,
 ) -> Sweep:
-    """The KAN paper's grid-scaling study on ``problem`` with ``steps`` L-BFGS steps per grid."""
+    """The KAN paper's grid-scaling study on ``problem`` with ``steps`` L-BFGS steps per grid.
+
+    Raises
+    ------
+    CLIError
+        Fewer than two grid sizes, sizes not strictly increasing, or ``steps < 1``.
+    """
     from .problem import load_problem
     from .training import solve
 
+    grids = _check_sweep(grids, steps)
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
-    grids = [int(g) for g in grids]
-    if not grids or min(grids) < 1 or sorted(grids) != grids:
-        raise ValueError(f"--grids {grids}: need increasing positive grid sizes")
     stages = [Stage("lbfgs", steps, grid=g) for g in grids]
     ext = solve(problem, schedule=stages, device=device, dtype=dtype, seed=seed,
                 progress=progress, log_every=steps, checkpoint_every=0)  # fmt: skip
     h = ext.history
-    # The row logged at the end of each stage carries that stage's test error.
-    ends = [int(np.nonzero(h["stage"] == i)[0][-1]) for i in range(len(grids))]
+    # The last row logged up to the end of each stage carries that stage's test error (a stage
+    # whose L-BFGS could not move logs no row of its own: its predecessor's last row stands).
+    ends = [int(np.nonzero(h["stage"] <= i)[0][-1]) for i in range(len(grids))]
     extension = [math.sqrt(h["mse"][j]) for j in ends]
     separate = []
     for g in grids:
@@ -347,14 +612,6 @@ def _figures(result, out: Path) -> list[Path]:
     return paths
 
 
-def _widths(values) -> list[list[int]] | None:
-    if values is None:
-        return None
-    from .cli import parse_width
-
-    return [parse_width(v) for v in values]
-
-
 def _report(result, out: Path) -> int:
     print(result.markdown())
     for p in _figures(result, out):
@@ -363,19 +620,39 @@ def _report(result, out: Path) -> int:
     return 0
 
 
+def _check_common(args) -> None:
+    """The arguments compare and sweep share, checked before any directory is made."""
+    from .training import resolve_device
+
+    if args.dtype not in (None, "float32", "float64"):
+        raise CLIError(f"--dtype {args.dtype!r}: use float32 or float64")
+    try:
+        resolve_device(args.device)
+    except ValueError as e:
+        raise CLIError(f"--device {args.device!r}: {e}") from None
+
+
 def cmd_compare(args) -> int:
     from .cli import run_directory
     from .problem import load_problem
+    from .training import TrainingStopped
 
     problem = load_problem(args.problem)
-    if args.seeds < 1:
-        raise ValueError(f"--seeds {args.seeds}: must be at least 1")
-    out = run_directory(args.out, f"compare-{problem.name}", 0)
-    result = compare(
-        problem, kans=_widths(args.kan), mlps=_widths(args.mlp), seeds=args.seeds,
-        budget=args.budget, seconds=args.seconds, steps=args.steps, device=args.device,
-        dtype=args.dtype, out=out, progress=not args.quiet,
+    _check_common(args)
+    plan = _plan(
+        problem, args.kan, args.mlp, args.seeds, args.budget, args.seconds, args.steps,
+        args.device, args.dtype, "tanh",
     )  # fmt: skip
+    out = run_directory(args.out, f"compare-{problem.name}", 0)
+    try:
+        result = _execute(plan, out, args.device, args.dtype, progress=not args.quiet)
+    except (KeyboardInterrupt, TrainingStopped) as e:
+        if (out / "comparison.csv").exists():
+            print(f"results of the finished runs: {out}", file=sys.stderr)
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        print(f"kanpde: error: {e}", file=sys.stderr)
+        return 1
     return _report(result, out)
 
 
@@ -384,10 +661,8 @@ def cmd_sweep(args) -> int:
     from .problem import load_problem
 
     problem = load_problem(args.problem)
-    try:
-        grids = [int(g) for g in args.grids.split(",")]
-    except ValueError:
-        raise ValueError(f"--grids {args.grids!r}: expected integers like 3,5,10,20") from None
+    _check_common(args)
+    grids = _check_sweep(args.grids, args.steps)
     out = run_directory(args.out, f"sweep-{problem.name}", args.seed)
     result = sweep(problem, grids, steps=args.steps, device=args.device, dtype=args.dtype,
                    seed=args.seed, out=out, progress=not args.quiet)  # fmt: skip
@@ -399,10 +674,15 @@ def register(sub) -> None:
     c = sub.add_parser("compare", help="KANs vs MLP baselines: same points, test set, budget")
     c.add_argument("problem")
     c.add_argument("--kan", nargs="+", help="KAN widths, e.g. 2,5,1 2,10,1")
-    c.add_argument("--mlp", nargs="+", help="MLP widths, e.g. 2,20,20,1 2,100,100,100,1")
+    c.add_argument(
+        "--mlp",
+        nargs="+",
+        help="MLP widths, e.g. 2,20,20,1 2,100,100,100,1 (default: one matched to each KAN at its "
+        "final grid, and 2,100,100,100,1)",
+    )
     c.add_argument("--seeds", type=int, default=3)
     c.add_argument("--budget", choices=["steps", "seconds"], default="steps")
-    c.add_argument("--seconds", type=float, help="training time per run with --budget seconds")
+    c.add_argument("--seconds", type=float, help="training time of every run with --budget seconds")
     c.add_argument("--steps", type=int, help="total optimizer steps (default: the KAN schedule's)")
     c.add_argument("--device", default="auto")
     c.add_argument("--dtype")
@@ -412,7 +692,9 @@ def register(sub) -> None:
 
     s = sub.add_parser("sweep", help="test error vs grid size G (grid-scaling study)")
     s.add_argument("problem")
-    s.add_argument("--grids", default="3,5,10,20,50,100")
+    s.add_argument(
+        "--grids", default="3,5,10,20,50,100", help="at least two strictly increasing sizes"
+    )
     s.add_argument("--steps", type=int, default=200, help="L-BFGS steps per grid")
     s.add_argument("--device", default="auto")
     s.add_argument("--dtype")

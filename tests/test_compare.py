@@ -134,3 +134,127 @@ def test_training_curves_from_the_saved_file(study):
     assert [p.name for p in paths] == ["comparison.png", "curves.png"]
     with pytest.raises(ValueError, match="file not found"):
         plot.curves(out / "nope.h5")
+
+
+# ----------------------------------------------------------------- regressions (review fixes)
+POISSON1D = str(ROOT / "problems" / "poisson1d.py")
+SMALL1D = {"interior": 40, "boundary": 2, "method": "grid", "test": 101}
+
+
+def _poisson1d():
+    problem = kanpde.load_problem(POISSON1D)
+    problem.points = {**problem.points, **SMALL1D}
+    return problem
+
+
+def test_seconds_budget_is_the_same_for_every_model_and_spans_the_kan_schedule(tmp_path):
+    problem = _poisson1d()  # schedule: grids 5, 10, 20, 40 with 200, 200, 300, 500 L-BFGS steps
+    budget = 0.4
+    result = compare(
+        problem, kans=[[1, 3, 1]], mlps=[[1, 8, 1]], seeds=1, budget="seconds",
+        seconds=budget, steps=12, device="cpu", out=tmp_path,
+    )  # fmt: skip
+    # Every model trained for the whole budget (the trainer stops once it is spent, at most a
+    # few dozen cheap L-BFGS iterations later), not until a step count ran out.
+    for row in result.rows:
+        assert budget <= row["wall_time"] <= budget + 0.3, row
+    kan = result.runs[("KAN [1,3,1]", 0)]
+    assert result.rows[0]["grid"] == 40  # the final grid of the schedule was reached
+    assert result.rows[0]["params"] == count_parameters(kan.model()) == 3 * 2 * (40 + 3 + 2)
+    # The time was split over the stages in proportion to their (scaled) steps: 2, 2, 3, 5.
+    shares = kan.config["stage_seconds"]
+    assert shares[0] == pytest.approx(budget * 2 / 12, rel=1e-9)
+    assert sum(shares) == pytest.approx(budget, abs=0.1)
+    h = kan.history
+    stage_end = [h["time"][np.nonzero(h["stage"] == i)[0][-1]] for i in range(4)]
+    np.testing.assert_allclose(stage_end, np.cumsum([2, 2, 3, 5]) / 12 * budget, atol=0.15)
+    # The joined history counts steps and time from the run's start, like one training.
+    assert np.all(np.diff(h["step"]) > 0) and np.all(np.diff(h["time"]) >= 0)
+    assert h["step"][-1] == kan.metrics["steps"] == result.rows[0]["steps"]
+    assert [int(g) for g in dict.fromkeys(h["grid"])] == [5, 10, 20, 40]
+    # The MLP's recipe is timed too: Adam for a quarter of the time, then L-BFGS.
+    mlp = result.runs[("MLP [1,8,1]", 0)]
+    assert mlp.config["stage_seconds"][0] == pytest.approx(budget / 4, rel=1e-9)
+    assert (tmp_path / "runs" / "kan-1-3-1-s0" / "result.h5").exists()
+
+
+def test_matched_mlp_follows_the_given_kan_at_its_final_grid():
+    problem = _poisson1d()
+    result = compare(problem, kans=[[1, 2, 1]], seeds=1, steps=4, device="cpu")
+    models = [r["model"] for r in result.rows]
+    kan = result.rows[0]
+    assert kan["model"] == "KAN [1,2,1]" and kan["grid"] == 40
+    assert kan["params"] == 2 * 2 * (40 + 3 + 2) == 180
+    h = _matching_width(180, 1, 1)
+    assert models == ["KAN [1,2,1]", f"MLP [1,{h},{h},1]", "MLP [1,100,100,100,1]"]
+    matched = result.rows[1]["params"]
+    assert abs(matched - kan["params"]) <= 2 * h + 4  # 193 vs 180, not 438 (the default KAN)
+    assert result.setup["matched_mlps"][0]["kan_params"] == 180
+
+
+def test_interrupted_compare_keeps_the_finished_runs(tmp_path, monkeypatch, capsys):
+    import kanpde.training
+    from kanpde.cli import main
+
+    real, calls = kanpde.training.solve, []
+
+    def solve(*args, **kwargs):  # Ctrl-C during the third run
+        calls.append(kwargs.get("seed"))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kanpde.training, "solve", solve)
+    argv = ["compare", POISSON1D, "--kan", "1,3,1", "--mlp", "1,8,1", "--seeds", "2",
+            "--steps", "6", "--device", "cpu", "--out", str(tmp_path), "--quiet"]  # fmt: skip
+    assert main(argv) == 130
+    (out,) = tmp_path.iterdir()
+    assert f"results of the finished runs: {out}" in capsys.readouterr().err
+    with open(out / "comparison.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["model"], r["seed"]) for r in rows] == [("KAN [1,3,1]", "0"), ("KAN [1,3,1]", "1")]
+    for r in rows:
+        run = kanpde.load(out / "runs" / f"kan-1-3-1-s{r['seed']}")
+        assert float(r["mse"]) == pytest.approx(run.metrics["mse"], rel=1e-12)
+    with h5py.File(out / "comparison.h5") as f:
+        assert len(f["rows/mse"]) == 2 and len(f["history"]) == 2
+        assert '"runs_finished": 2' in f.attrs["setup"]
+    assert "KAN [1,3,1]" in (out / "comparison.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["sweep", "--grids", "3,5", "--steps", "0"], "--steps 0: must be at least 1"),
+        (["sweep", "--grids", "5,5", "--steps", "1"], "--grids 5,5: need strictly increasing"),
+        (["sweep", "--grids", "3", "--steps", "1"], "--grids 3: need at least two grid sizes"),
+        (["sweep", "--grids", "3,x"], "--grids '3,x': expected integers"),
+        (["compare", "--kan", "1,x"], "--kan '1,x': expected comma-separated integers"),
+        (["compare", "--mlp", "1,0,1"], "--mlp 1,0,1: needs at least two positive"),
+        (["compare", "--kan", "2,3,1"], "--kan 2,3,1: does not fit poisson1d"),
+        (["compare", "--steps", "0"], "--steps 0: must be at least 1"),
+        (["compare", "--budget", "seconds"], "--budget seconds: needs --seconds"),
+        (["compare", "--budget", "seconds", "--seconds", "-1"], "--seconds -1.0: must be a"),
+        (["compare", "--seconds", "2"], "--seconds 2.0: only used with --budget seconds"),
+        (["compare", "--seeds", "0"], "--seeds 0: must be at least 1"),
+        (["compare", "--dtype", "float16"], "--dtype 'float16': use float32 or float64"),
+    ],
+)
+def test_bad_command_line_arguments_leave_no_directory(argv, message, tmp_path, capsys):
+    from kanpde.cli import main
+
+    cmd, *rest = argv
+    code = main([cmd, POISSON1D, *rest, "--device", "cpu", "--out", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"kanpde: error: {message}") and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []  # nothing created before the check
+
+
+def test_sweep_rejects_bad_grids_and_steps():
+    with pytest.raises(ValueError, match="at least two grid sizes"):
+        sweep(POISSON1D, grids=[5])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        sweep(POISSON1D, grids=[3, 5, 5])
+    with pytest.raises(ValueError, match="--steps 0"):
+        sweep(POISSON1D, grids=[3, 5], steps=0)
