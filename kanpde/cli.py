@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import os
 import secrets
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -73,11 +74,51 @@ def run_directory(base: str | Path, name: str, seed: int) -> Path:
     raise CLIError(f"--out {base}: could not create a unique run directory")
 
 
-def _model_overrides(args) -> dict:
+# Options that define a run: --resume continues a run with its own, so they would be ignored.
+RUN_OPTIONS = {
+    "model": "--model",
+    "width": "--width",
+    "grid": "--grid",
+    "k": "--k",
+    "basis": "--basis",
+    "activation": "--activation",
+    "schedule": "--schedule",
+    "points": "--points",
+    "dtype": "--dtype",
+    "preset": "--preset",
+    "seed": "--seed",
+    "out": "--out",
+}
+RESUME_OPTIONS = ("--device", "--log-every", "--checkpoint-every", "--compile", "--quiet")
+MODEL_OPTIONS = ("model", "width", "grid", "k", "basis", "activation")
+DEFAULT_LOG_EVERY = 25
+DEFAULT_CHECKPOINT_EVERY = 100
+
+
+def _given(args, dests) -> list[str]:
+    """``--flag value`` for each of ``dests`` given on the command line (None: not given)."""
+    return [f"{RUN_OPTIONS[d]} {getattr(args, d)}" for d in dests if getattr(args, d) is not None]
+
+
+def _model_overrides(args, problem) -> dict:
+    kind = args.model or problem.model.get("type", "kan")
+    source = "--model mlp" if args.model else "the problem's model"
+    if kind == "mlp":
+        for dest in ("grid", "k", "basis"):
+            if getattr(args, dest) is not None:
+                raise CLIError(
+                    f"{RUN_OPTIONS[dest]} {getattr(args, dest)}: a KAN option, but the model is "
+                    f"an MLP ({source})"
+                )
+    elif args.activation is not None:
+        raise CLIError(
+            f"--activation {args.activation}: an MLP option, but the model is a KAN; "
+            "use it with --model mlp"
+        )
     cfg: dict = {}
     if args.model:
         cfg["type"] = args.model
-    if args.width:
+    if args.width is not None:
         cfg["width"] = parse_width(args.width)
     if args.grid is not None:
         if args.grid < 1:
@@ -87,54 +128,107 @@ def _model_overrides(args) -> dict:
         if args.k < 1:
             raise CLIError(f"--k {args.k}: must be a positive integer")
         cfg["k"] = args.k
-    if args.basis:
+    if args.basis is not None:
         from .nn import BASES
 
         if args.basis not in BASES:
             raise CLIError(f"--basis {args.basis!r}: unknown; choose one of {', '.join(BASES)}")
         cfg["basis"] = args.basis
-    if args.activation:
+    if args.activation is not None:
+        from .nn import ACTIVATIONS
+
+        if args.activation not in ACTIVATIONS:
+            raise CLIError(
+                f"--activation {args.activation!r}: unknown activation; choose one of "
+                f"{', '.join(ACTIVATIONS)}"
+            )
         cfg["activation"] = args.activation
     if cfg.get("type") == "mlp":
         cfg.setdefault("activation", "tanh")
     return cfg
 
 
+def _check_run(args, problem, model: dict) -> None:
+    """Apply the preset and build the model once, so that a mistake in either is reported
+    before a run directory exists (building a model is cheap next to training it)."""
+    from .problem import apply_preset
+    from .training import build_model, resolve_dtype
+
+    apply_preset(problem, args.preset)  # an unknown preset: ProblemError naming the file
+    preset_model = problem.presets[args.preset].get("model", {}) if args.preset else {}
+    try:
+        build_model(
+            problem, {**preset_model, **model}, resolve_dtype(args.dtype or problem.dtype), "cpu"
+        )
+    except (ValueError, TypeError) as e:
+        label = " ".join(_given(args, MODEL_OPTIONS))
+        if not label:  # the problem file's model (or its preset's) is at fault
+            label = problem.source or problem.name
+            label += f": preset {args.preset!r}" if args.preset else ""
+        raise CLIError(f"{label}: {str(e).strip().splitlines()[0]}") from None
+
+
+def _discard(created: list[Path]) -> None:
+    """Remove the directories this command created (deepest first) while they are empty."""
+    for path in created:
+        try:
+            path.rmdir()  # only succeeds when empty
+        except OSError:
+            return
+
+
 def cmd_solve(args) -> int:
+    from . import distributed
     from .schedule import ScheduleError, parse_schedule
-    from .training import TrainingStopped
+    from .training import TrainingStopped, resolve_device
 
     problem = load_problem(args.problem)
-    model = _model_overrides(args)
+    if args.resume is not None:
+        if not (Path(args.resume) / "checkpoint.h5").exists():
+            raise CLIError(f"--resume {args.resume}: no checkpoint.h5 in that run directory")
+        given = [RUN_OPTIONS[d] for d in RUN_OPTIONS if getattr(args, d) is not None]
+        if given:
+            raise CLIError(
+                f"--resume {args.resume}: {', '.join(given)} cannot be combined with --resume "
+                f"(the run continues with its own settings; only {', '.join(RESUME_OPTIONS)} "
+                "may be given)"
+            )
+    model = _model_overrides(args, problem)
     if model.get("type") == "mlp":
         # An MLP shares nothing with the KAN defaults but the width's ends.
         width = model.get("width") or [problem.domain_dim, 50, 50, 50, len(problem.outputs)]
         model = {"type": "mlp", "width": width, "activation": model.get("activation", "tanh")}
     schedule = None
-    if args.schedule:
+    if args.schedule is not None:
         try:
             schedule = parse_schedule(args.schedule)
         except ScheduleError as e:
             raise CLIError(f"--schedule {args.schedule!r}: {e}") from None
-    points = parse_points(args.points) if args.points else None
+    points = parse_points(args.points) if args.points is not None else None
     if args.dtype not in (None, "float32", "float64"):
         raise CLIError(f"--dtype {args.dtype!r}: use float32 or float64")
-    from .training import resolve_device
-
     resolve_device(args.device)  # before any run directory exists
-    if args.checkpoint_every < 0:
+    if args.log_every is not None and args.log_every < 1:
+        raise CLIError(f"--log-every {args.log_every}: must be >= 1")
+    if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise CLIError(f"--checkpoint-every {args.checkpoint_every}: must be >= 0")
-    if args.resume:
+    created: list[Path] = []  # run directory and the parents made for it, deepest first
+    if args.resume is not None:
         out = Path(args.resume)
-        if not (out / "checkpoint.h5").exists():
-            raise CLIError(f"--resume {args.resume}: no checkpoint.h5 in that run directory")
     else:
-        from . import distributed
-
+        _check_run(args, problem, model)
         args.device = distributed.setup(args.device)  # joins torchrun's process group
-        out = run_directory(args.out, problem.name, args.seed) if distributed.rank() == 0 else None
+        seed = 0 if args.seed is None else args.seed
+        base = Path("runs" if args.out is None else args.out)
+        if distributed.rank() == 0:
+            fresh = [p for p in (base, *base.parents) if not p.exists()]
+            out = run_directory(base, problem.name, seed)
+            created = [out, *fresh]
+        else:
+            out = None
         out = distributed.broadcast(out)
     if not os.access(out, os.W_OK):
+        _discard(created)
         raise CLIError(f"--out {out}: directory is not writable")
     try:
         run = _solve(args, problem, model, schedule, points, out)
@@ -143,8 +237,13 @@ def cmd_solve(args) -> int:
         if e.run is not None and e.run.path is not None:
             print(f"results so far: {e.run.path}", file=sys.stderr)
         return 1
-    from . import distributed
-
+    except KeyboardInterrupt:
+        if distributed.rank() == 0:
+            _interrupted(args, out, created)
+        return 130
+    except BaseException:
+        _discard(created)  # e.g. an error in the problem's code found while setting up
+        raise
     if distributed.rank() != 0:
         return 0
     m = run.metrics
@@ -158,14 +257,28 @@ def cmd_solve(args) -> int:
     return 0
 
 
+def _interrupted(args, out: Path, created: list[Path]) -> None:
+    """Tell where the checkpoint of an interrupted run is and how to continue it."""
+    checkpoint = out / "checkpoint.h5"
+    if not checkpoint.exists():
+        _discard(created)
+        print("kanpde: interrupted before the first checkpoint; nothing to resume", file=sys.stderr)
+        return
+    print(f"kanpde: interrupted; checkpoint saved in {checkpoint}", file=sys.stderr)
+    command = f"kanpde solve {shlex.quote(str(args.problem))} --resume {shlex.quote(str(out))}"
+    print(f"continue with: {command}", file=sys.stderr)
+
+
 def _solve(args, problem, model, schedule, points, out):
     from .training import solve
 
-    if args.resume:
+    if args.resume is not None:
+        # None: the run's own intervals (saved with it); "auto": the run's own device.
         return solve(
             problem,
             out=out,
             resume=out,
+            device=args.device,
             log_every=args.log_every,
             progress=not args.quiet,
             checkpoint_every=args.checkpoint_every,
@@ -178,13 +291,15 @@ def _solve(args, problem, model, schedule, points, out):
         points=points,
         device=args.device,
         dtype=args.dtype,
-        seed=args.seed,
+        seed=0 if args.seed is None else args.seed,
         out=out,
-        log_every=args.log_every,
+        log_every=DEFAULT_LOG_EVERY if args.log_every is None else args.log_every,
         progress=not args.quiet,
         preset=args.preset,
         compile=args.compile,
-        checkpoint_every=args.checkpoint_every,
+        checkpoint_every=(
+            DEFAULT_CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
+        ),
     )
 
 
@@ -224,13 +339,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dtype", help="float32 or float64 (default: the problem's)")
     s.add_argument("--preset", help="one of the problem's named presets (e.g. full)")
     s.add_argument("--compile", action="store_true", help="torch.compile the derivative evaluation")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", default="runs", help="parent directory of the run directory")
-    s.add_argument("--log-every", type=int, default=25, help="steps between history rows")
+    # Defaults of None: --resume must tell an option given from one left alone.
+    s.add_argument("--seed", type=int, help="random seed (default 0)")
+    s.add_argument("--out", help="parent directory of the run directory (default: runs)")
     s.add_argument(
-        "--checkpoint-every", type=int, default=100, help="steps between checkpoints (0: none)"
+        "--log-every",
+        type=int,
+        help=f"steps between history rows (default {DEFAULT_LOG_EVERY}; with --resume, the run's)",
     )
-    s.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
+    s.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help=f"steps between checkpoints, 0: none (default {DEFAULT_CHECKPOINT_EVERY}; with "
+        "--resume, the run's)",
+    )
+    s.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run saved in RUN_DIR with its own settings (model, schedule, points, "
+        "seed, dtype, preset, log and checkpoint intervals, device); only "
+        f"{', '.join(RESUME_OPTIONS)} may be given with it (--device moves the run)",
+    )
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_solve)
 

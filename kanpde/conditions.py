@@ -46,9 +46,17 @@ class PointSet:
 def _value(value: Value, x: Tensor, n_cols: int, what: str) -> Tensor:
     """Evaluate a condition value at ``x`` as an ``(n, n_cols)`` tensor."""
     if callable(value):
-        v = value(x)
-        if not isinstance(v, Tensor):
-            v = torch.as_tensor(np.asarray(v), dtype=x.dtype, device=x.device)
+        try:
+            v = value(x)
+            if not isinstance(v, Tensor):
+                v = torch.as_tensor(np.asarray(v), dtype=x.dtype, device=x.device)
+        except (MemoryError, torch.cuda.OutOfMemoryError):
+            raise
+        except Exception as e:  # noqa: BLE001 - user code: name it, keep the cause chained
+            msg = str(e).strip().splitlines()
+            raise ValueError(
+                f"{what} value function raised {type(e).__name__}" + (f": {msg[0]}" if msg else "")
+            ) from e
     else:
         v = torch.as_tensor(value, dtype=x.dtype, device=x.device)
         if v.ndim == 0:

@@ -22,7 +22,7 @@ from . import distributed
 from . import operators as ops
 from .conditions import Condition, PointSet
 from .nn.jet import Jet
-from .problem import ProblemError
+from .problem import ProblemError, user_code_error, user_line
 
 PROBE_POINTS = 8
 
@@ -102,9 +102,10 @@ class Residuals:
             n = c.n if c.n is not None else point_budget(points, c.where, counts[c.where])
             try:
                 ps = c.points(domain, problem.outputs, n, method, seed + 1 + i, dtype, device)
-            except (ValueError, TypeError) as e:
-                msg = str(e) if str(e).startswith(c.name) else f"{c.name}: {e}"
-                raise ProblemError(f"{where}: {msg}") from None
+            except (ProblemError, *_NOT_THE_USERS):
+                raise
+            except Exception as e:  # noqa: BLE001 - value functions and on= predicates are user code
+                raise _condition_error(problem, c, e) from e
             w = float(weights.get(c.name, c.weight))
             self.terms.append(Term(c.name, ps, c, c.columns(problem.outputs), w))
         self.weights = dict(weights)
@@ -135,11 +136,13 @@ class Residuals:
         where = self.problem.source or f"problem {self.problem.name!r}"
         for name, v in items:
             if not isinstance(v, Tensor):
-                raise ValueError(f"{where}: pde must return tensors, {name} is {type(v).__name__}")
+                raise ProblemError(
+                    f"{where}: pde must return tensors, {name} is {type(v).__name__}"
+                )
             if v.ndim == 1:
                 v = v.unsqueeze(1)
             if v.ndim != 2 or v.shape[0] != x.shape[0]:
-                raise ValueError(
+                raise ProblemError(
                     f"{where}: {name} residual has shape {tuple(v.shape)}, expected "
                     f"({x.shape[0]}, k) for {x.shape[0]} points"
                 )
@@ -170,11 +173,17 @@ class Residuals:
             u = self.model(x)
             ctx.mark_root(u, x)
             if term.condition is None:
-                items = self._pde_residuals(x, u)
+                # The first call of the user's pde: any error in it becomes one line.
+                try:
+                    items = self._pde_residuals(x, u)
+                except (ProblemError, *_NOT_THE_USERS):
+                    raise
+                except Exception as e:  # noqa: BLE001 - user code
+                    raise user_code_error(self.problem, "pde(x, u)", e) from e
                 self._pde_names = [name for name, _ in items]
                 for name, v in items:
                     if not bool(torch.isfinite(v).all()):
-                        raise ValueError(
+                        raise ProblemError(
                             f"{where}: {name} residual is NaN or Inf at initialisation"
                         )
                     # Trainable only if some parameter reaches the residual.
@@ -189,13 +198,18 @@ class Residuals:
                         )
                     )
                     if not depends:
-                        raise ValueError(
+                        raise ProblemError(
                             f"{where}: {name} residual does not depend on the solution u "
                             "(no gradient path); build it from u and operators such as "
                             "laplacian(u, x)"
                         )
             else:
-                term.condition.residual(x, u, sub, term.cols, ctx)
+                try:
+                    term.condition.residual(x, u, sub, term.cols, ctx)
+                except (ProblemError, *_NOT_THE_USERS):
+                    raise
+                except Exception as e:  # noqa: BLE001 - custom conditions are user code
+                    raise user_code_error(self.problem, f"condition {term.name!r}", e) from e
         keys = [k for k, root in ctx.misses if root and len(k) <= 2]
         order = max((len(k) for k in keys), default=0)
         pairs = tuple(sorted({k for k in keys if len(k) == 2}))
@@ -343,6 +357,23 @@ class Residuals:
     def all_points(self) -> Tensor:
         """Every collocation point (PDE and conditions, all ranks' shards), for grid changes."""
         return torch.cat([x.detach() for x in self._full])
+
+
+# Failures of the machine, not of the problem: never reported as the user's mistake.
+_NOT_THE_USERS = (MemoryError, torch.cuda.OutOfMemoryError)
+
+
+def _condition_error(problem, condition: Condition, exc: Exception) -> ProblemError:
+    """One line naming the problem file for a condition whose points or values failed."""
+    if isinstance(exc, ValueError | TypeError):
+        # kanpde's own checks (unknown boundary piece, value shape, a value function that
+        # raised): their message already says what is wrong.
+        lines = str(exc).strip().splitlines()
+        first = lines[0] if lines else type(exc).__name__
+        msg = first if first.startswith(condition.name) else f"{condition.name}: {first}"
+        where = problem.source or f"problem {problem.name!r}"
+        return ProblemError(f"{where}{user_line(problem, exc)}: {msg}")
+    return user_code_error(problem, f"condition {condition.name!r}", exc)
 
 
 def _is_periodic(term: Term) -> bool:

@@ -1274,9 +1274,16 @@ def figure_for(path: str | Path, kind: str | None = None, layer: int = 0):
             )
         return kind, (compare if kind == "compare" else sweep)(path)
     kind = kind or "solution"
+    if kind in TABLE_KINDS:
+        raise ValueError(
+            f"--kind {kind!r} is for a {'comparison' if kind == 'compare' else kind}.csv "
+            f"table; a results file takes {', '.join(RUN_KINDS)}"
+        )
     if kind not in RUN_KINDS:
-        known = ", ".join(RUN_KINDS + TABLE_KINDS)
-        raise ValueError(f"--kind {kind!r}: unknown; use one of {known}")
+        raise ValueError(
+            f"--kind {kind!r}: unknown; use one of {', '.join(RUN_KINDS)} for a results file "
+            f"({' or '.join(TABLE_KINDS)} for a .csv table)"
+        )
     from .results import load
 
     run = load(path)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
+import numbers
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -91,7 +94,10 @@ class Problem:
     def __post_init__(self) -> None:
         self.outputs = tuple(self.outputs)
         self.conditions = list(self.conditions)
-        self.model = {**DEFAULT_MODEL, **self.model}
+        # The KAN defaults (grid, k) are no options of an MLP: a problem's MLP gets none of them.
+        kind = self.model.get("type", "kan") if isinstance(self.model, dict) else "kan"
+        base = DEFAULT_MODEL if kind == "kan" else {"type": kind, "width": None}
+        self.model = {**base, **self.model}
         if self.model.get("width") is None:
             self.model["width"] = [self.domain_dim, 10, len(self.outputs)]
         self.points = {**DEFAULT_POINTS, **self.points}
@@ -165,14 +171,94 @@ class Problem:
                 )
         if self.dtype not in ("float32", "float64"):
             fail(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if not isinstance(self.presets, dict):
+            fail(f"presets must be a dict of named presets, got {type(self.presets).__name__}")
         for pname, preset in self.presets.items():
-            bad = set(preset) - {"model", "schedule", "points", "weights"}
-            if not isinstance(preset, dict) or bad:
+            # The type first: set() of a number or a string would fail or mislead.
+            if not isinstance(preset, dict):
+                fail(
+                    f"preset {pname!r} must be a dict (keys model, schedule, points, weights), "
+                    f"got {type(preset).__name__}"
+                )
+            if set(preset) - {"model", "schedule", "points", "weights"}:
                 fail(f"preset {pname!r} may only set model, schedule, points and weights")
         names = [c.name for c in self.conditions]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             fail(f"conditions need distinct names (name=...); repeated: {', '.join(dup)}")
+        for label, pts, wts in [("", self.points, self.weights)] + [
+            (f"preset {n!r} ", p.get("points", {}), p.get("weights", {}))
+            for n, p in self.presets.items()
+        ]:
+            try:
+                check_points(pts)
+                check_weights(wts, names)
+            except ValueError as e:
+                fail(f"{label}{e}")
+
+
+PDE_TERM = re.compile(r"pde\[.+\]")  # weight of one residual of a PDE returning several
+POINT_COUNTS = ("interior", "boundary", "initial", "test")
+POINT_KEYS = (*POINT_COUNTS, "method", "seed", "resample", "adaptive")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_points(points) -> None:
+    """Check a point budget (``Problem.points`` or an override of it).
+
+    Raises
+    ------
+    ValueError
+        One line starting with ``points`` naming the offending key and the valid ones.
+    """
+    from .geometry import METHODS
+
+    if not isinstance(points, dict):
+        raise ValueError(f"points must be a dict, got {type(points).__name__}")
+    for key, value in points.items():
+        if key not in POINT_KEYS:
+            raise ValueError(
+                f"points: unknown key {key!r}; valid keys: {', '.join(sorted(POINT_KEYS))}"
+            )
+        if key == "method":
+            if value not in METHODS:
+                raise ValueError(f"points: method {value!r} unknown; use {', '.join(METHODS)}")
+        elif key == "adaptive":
+            if not isinstance(value, bool):
+                raise ValueError(f"points: adaptive must be True or False, got {value!r}")
+        elif not _is_int(value):
+            raise ValueError(f"points: {key} must be an integer, got {value!r}")
+        elif value < (1 if key in POINT_COUNTS else 0):
+            bound = "positive" if key in POINT_COUNTS else ">= 0"
+            raise ValueError(f"points: {key} must be {bound}, got {value}")
+
+
+def check_weights(weights, conditions: Sequence[str]) -> None:
+    """Check loss weights against the names they can refer to.
+
+    A weight applies to ``"pde"`` (every PDE residual), ``"pde[k]"`` (residual ``k`` of a PDE
+    returning a tuple or dict) or a condition's name, as :meth:`kanpde.losses.Residuals.weight`
+    resolves them; any other key would be silently unused.
+
+    Raises
+    ------
+    ValueError
+        One line starting with ``weights`` naming the key and listing the valid ones.
+    """
+    if not isinstance(weights, dict):
+        raise ValueError(f"weights must be a dict, got {type(weights).__name__}")
+    for key, value in weights.items():
+        is_pde = key == "pde" or (isinstance(key, str) and PDE_TERM.fullmatch(key) is not None)
+        if not is_pde and key not in conditions:
+            valid = ", ".join(["pde", "pde[k]", *conditions])
+            raise ValueError(f"weights: unknown key {key!r}; valid keys: {valid}")
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise ValueError(f"weights: {key!r} must be a number, got {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"weights: {key!r} must be finite and >= 0, got {value}")
 
 
 def apply_preset(problem: Problem, name: str | None) -> dict:
@@ -245,6 +331,43 @@ def load_problem(path: str | Path) -> Problem:
         )
     problem.source = str(path)
     return problem
+
+
+def user_code_error(problem: Problem, what: str, exc: BaseException) -> ProblemError:
+    """The error to raise for an exception from the user's code, as one line.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem whose code raised (its file names the error).
+    what : str
+        The code that was called, e.g. ``"pde(x, u)"``.
+    exc : BaseException
+        The exception; raise the result ``from exc`` to keep the original traceback.
+
+    Returns
+    -------
+    ProblemError
+        ``FILE[:LINE]: WHAT raised TYPE: MESSAGE``; ``LINE`` is the last line of the problem
+        file in the traceback (of ``exc`` or the exceptions it was raised from), when there is
+        one.
+    """
+    where = problem.source or f"problem {problem.name!r}"
+    return ProblemError(f"{where}{user_line(problem, exc)}: {what} raised {_one_line(exc)}")
+
+
+def user_line(problem: Problem, exc: BaseException) -> str:
+    """``":N"``: the last line of the problem file in the traceback of ``exc`` (or of the
+    exceptions it was raised from, for errors re-raised by kanpde); ``""`` when there is none."""
+    if not problem.source:
+        return ""
+    cause: BaseException | None = exc
+    while cause is not None:
+        line = _traceback_line(cause, Path(problem.source))
+        if line:
+            return line
+        cause = cause.__cause__ or cause.__context__
+    return ""
 
 
 def _traceback_line(exc: BaseException, path: Path) -> str:

@@ -100,35 +100,54 @@ def model_config(model: nn.Module) -> dict:
 
 
 def test_set(problem, n=None, dtype=torch.float64, device="cpu") -> tuple[Tensor, Tensor] | None:
-    """Held-out evaluation points and the exact/reference solution there."""
+    """Held-out evaluation points and the exact/reference solution there.
+
+    Raises
+    ------
+    ProblemError
+        One line naming the problem file when ``exact`` or ``reference`` raises (chained from
+        the original exception) or returns values of the wrong shape or non-finite values.
+    """
+    from .problem import ProblemError, user_code_error
+
     n = n if n is not None else problem.points.get("test", 101)
     where = problem.source or f"problem {problem.name!r}"
     if problem.exact is not None:
         x = torch.as_tensor(problem.domain.grid(n).points, dtype=dtype, device=device)
-        with torch.no_grad():
-            u = problem.exact(x)
-        if not isinstance(u, Tensor):
-            u = torch.as_tensor(np.asarray(u), dtype=dtype, device=device)
+        try:
+            with torch.no_grad():
+                u = problem.exact(x)
+            if not isinstance(u, Tensor):
+                u = torch.as_tensor(np.asarray(u), dtype=dtype, device=device)
+        except (MemoryError, torch.cuda.OutOfMemoryError):
+            raise
+        except Exception as e:  # noqa: BLE001 - user code becomes one line naming the file
+            raise user_code_error(problem, "exact(x)", e) from e
         if u.ndim == 1:
             u = u.unsqueeze(1)
         if u.shape != (x.shape[0], len(problem.outputs)):
-            raise ValueError(
+            raise ProblemError(
                 f"{where}: exact(x) returned shape {tuple(u.shape)}, expected "
                 f"({x.shape[0]}, {len(problem.outputs)})"
             )
     elif problem.reference is not None:
-        ref = problem.reference() if callable(problem.reference) else problem.reference
+        try:
+            ref = problem.reference() if callable(problem.reference) else problem.reference
+        except (MemoryError, torch.cuda.OutOfMemoryError):
+            raise
+        except Exception as e:  # noqa: BLE001 - user code becomes one line naming the file
+            raise user_code_error(problem, "reference()", e) from e
         x = torch.as_tensor(ref.points(), dtype=dtype, device=device)
         u = torch.as_tensor(ref.flat(problem.outputs), dtype=dtype, device=device)
         if u.shape != (x.shape[0], len(problem.outputs)):
-            raise ValueError(
+            raise ProblemError(
                 f"{where}: reference values have shape {tuple(u.shape)}, expected "
                 f"({x.shape[0]}, {len(problem.outputs)})"
             )
     else:
         return None
     if not bool(torch.isfinite(u).all()):
-        raise ValueError(f"{where}: the exact/reference solution has NaN or Inf values")
+        raise ProblemError(f"{where}: the exact/reference solution has NaN or Inf values")
     return x, u.to(dtype)
 
 
@@ -820,14 +839,14 @@ def solve(
     dtype: str | torch.dtype | None = None,
     seed: int = 0,
     out: str | Path | None = None,
-    log_every: int = 50,
+    log_every: int | None = None,
     progress: bool = True,
     carry_moments: bool = True,
     callback: Callable | None = None,
     compile: bool = False,
     preset: str | None = None,
     graphs: bool | str = "auto",
-    checkpoint_every: int = 100,
+    checkpoint_every: int | None = None,
     resume: str | Path | None = None,
     max_seconds: float | None = None,
     penalty: Callable | None = None,
@@ -849,6 +868,10 @@ def solve(
         Run directory: ``result.h5`` at the end, ``checkpoint.h5`` every ``checkpoint_every``
         steps while training (removed once the result is written). Nothing is written when
         omitted.
+    log_every, checkpoint_every : int, optional
+        Steps between history rows (default 50) and between checkpoints (default 100; 0:
+        none). Both are saved with the run, and a resumed run uses the saved values unless
+        given here.
     graphs : bool or "auto"
         Replay loss+gradient evaluations as CUDA graphs (see :class:`Trainer`).
     preset : str, optional
@@ -864,7 +887,9 @@ def solve(
         :func:`kanpde.symbolic.regularization`).
     resume : str, optional
         A run directory with a checkpoint: continue that run (its configuration is used; the
-        problem file must be unchanged).
+        problem file must be unchanged). ``model``, ``schedule``, ``points``, ``weights``,
+        ``dtype``, ``seed`` and ``preset`` are the run's; ``device`` moves the run unless it is
+        ``"auto"`` (the run's device).
 
     Raises
     ------
@@ -873,7 +898,14 @@ def solve(
         far are attached as ``.run`` and written to ``out``.
     """
     from .checkpoint import load_checkpoint
-    from .problem import ProblemError, apply_preset, file_hash, load_problem
+    from .problem import (
+        ProblemError,
+        apply_preset,
+        check_points,
+        check_weights,
+        file_hash,
+        load_problem,
+    )
     from .results import Run, save_run
 
     if isinstance(problem, str | Path):
@@ -890,11 +922,31 @@ def solve(
             )
         model, schedule = saved["model"], saved["schedule"]
         points, weights, seed = saved["points"], saved["weights"], saved["seed"]
-        device, dtype, carry_moments = saved["device"], saved["dtype"], saved["carry_moments"]
+        dtype, carry_moments = saved["dtype"], saved["carry_moments"]
+        # "auto" continues on the run's device; torchrun's per-rank device or an explicit one
+        # (a GPU run continued on a CPU) moves it.
+        device = saved["device"] if str(device) == "auto" else device
+        # The run's own logging and checkpoint intervals: other values would change its
+        # history, so the resumed run would not reproduce the uninterrupted one.
+        log_every = saved.get("log_every", 50) if log_every is None else log_every
+        if checkpoint_every is None:
+            checkpoint_every = saved.get("checkpoint_every", 100)
+        preset = saved.get("preset", preset)
         out = out or resume
         # Temporary files of writes cut short by a kill: the renamed files are intact.
         for stale in Path(out).glob(".*.h5.*.tmp"):
             stale.unlink(missing_ok=True)
+    else:
+        # Overrides get the checks a problem file's own points and weights get.
+        try:
+            if points is not None:
+                check_points(points)
+            if weights is not None:
+                check_weights(weights, [c.name for c in problem.conditions])
+        except ValueError as e:
+            raise ValueError(f"solve(): {e}") from None
+    log_every = 50 if log_every is None else int(log_every)
+    checkpoint_every = 100 if checkpoint_every is None else int(checkpoint_every)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype or problem.dtype)
     defaults = apply_preset(problem, preset)
@@ -946,6 +998,8 @@ def solve(
         "carry_moments": carry_moments,
         "compile": compile,
         "preset": preset,
+        "log_every": log_every,
+        "checkpoint_every": checkpoint_every,
     }
     trainer.config = config
     if state is not None:

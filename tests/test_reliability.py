@@ -385,3 +385,119 @@ def test_checkpoint_and_results_are_not_pickles(tmp_path):
         assert f.read(8) == b"\x89HDF\r\n\x1a\n"
     with h5py.File(run.path) as f:
         assert json.loads(f.attrs["config"])["problem"] == "poisson2d"
+
+
+# -- --resume uses the run's own settings; Ctrl-C tells how to continue -------------------------
+
+POISSON1D = str(ROOT / "problems" / "poisson1d.py")
+SMALL = [
+    "--schedule",
+    "5:adam=40@1e-2",
+    "--points",
+    "interior=40,test=21",
+    "--log-every",
+    "5",
+    "--checkpoint-every",
+    "10",
+    "--quiet",
+    "--device",
+    "cpu",
+]
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing in kanpde catches it."""
+
+
+def _kill_after_checkpoint(monkeypatch, step):
+    from kanpde import training
+
+    original = training.Trainer.save_checkpoint
+
+    def save_then_die(self):
+        original(self)
+        if self.step >= step:
+            raise _Killed
+
+    monkeypatch.setattr(training.Trainer, "save_checkpoint", save_then_die)
+
+
+def test_cli_resume_restores_the_runs_log_and_checkpoint_intervals(tmp_path, monkeypatch):
+    from kanpde.cli import main
+
+    assert main(["solve", POISSON1D, *SMALL, "--out", str(tmp_path / "full")]) == 0
+    full = kanpde.load(run_dir(tmp_path / "full"))
+    with monkeypatch.context() as m:
+        _kill_after_checkpoint(m, 20)
+        with pytest.raises(_Killed):
+            main(["solve", POISSON1D, *SMALL, "--out", str(tmp_path / "killed")])
+    d = run_dir(tmp_path / "killed")
+    assert load_checkpoint(d / "checkpoint.h5")["position"]["step"] == 20
+    # As the README says: no options but the run directory.
+    assert main(["solve", POISSON1D, "--resume", str(d), "--quiet"]) == 0
+    resumed = kanpde.load(d)
+    np.testing.assert_array_equal(resumed.history["step"], full.history["step"])
+    np.testing.assert_allclose(resumed.history["loss"], full.history["loss"], rtol=1e-12)
+    assert resumed.config["log_every"] == 5 and resumed.config["checkpoint_every"] == 10
+
+
+def test_cli_resume_interval_may_be_overridden(tmp_path, monkeypatch):
+    from kanpde.cli import main
+
+    with monkeypatch.context() as m:
+        _kill_after_checkpoint(m, 10)
+        with pytest.raises(_Killed):
+            main(["solve", POISSON1D, *SMALL, "--out", str(tmp_path)])
+    d = run_dir(tmp_path)
+    assert main(["solve", POISSON1D, "--resume", str(d), "--quiet", "--log-every", "10"]) == 0
+    run = kanpde.load(d)
+    assert run.config["log_every"] == 10 and run.config["checkpoint_every"] == 10
+    assert run.history["step"].astype(int).tolist() == [0, 5, 10, 20, 30, 40]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--seed", "1"], ["--schedule", "adam=5"], ["--points", "interior=9"], ["--out", "x"],
+     ["--width", "1,3,1"], ["--dtype", "float32"], ["--preset", "full"], ["--grid", "3"]],
+)  # fmt: skip
+def test_cli_resume_rejects_options_that_would_change_the_run(tmp_path, capsys, extra):
+    from kanpde.cli import main
+
+    (tmp_path / "checkpoint.h5").write_bytes(b"")  # never read: the options are checked first
+    code = main(["solve", POISSON1D, "--resume", str(tmp_path), *extra])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert f"{extra[0]} cannot be combined with --resume" in err
+
+
+def test_ctrl_c_names_the_checkpoint_and_the_command_to_continue(tmp_path, capsys, monkeypatch):
+    from kanpde import training
+    from kanpde.cli import main
+
+    def interrupted_run(self):
+        self.step = 7  # a few steps in
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.Trainer, "run", interrupted_run)
+    code = main(["solve", POISSON1D, *SMALL, "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    d = run_dir(tmp_path)
+    assert code == 130
+    assert (d / "checkpoint.h5").exists()
+    assert f"checkpoint saved in {d / 'checkpoint.h5'}" in err
+    assert f"kanpde solve {POISSON1D} --resume {d}" in err
+
+
+def test_ctrl_c_before_the_first_checkpoint_leaves_no_run_directory(tmp_path, capsys, monkeypatch):
+    from kanpde import training
+    from kanpde.cli import main
+
+    def interrupted(*args, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "test_set", interrupted)
+    code = main(["solve", POISSON1D, *SMALL, "--out", str(tmp_path / "runs")])
+    assert code == 130
+    assert "nothing to resume" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

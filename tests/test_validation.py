@@ -247,3 +247,190 @@ def test_load_problem_error_type(tmp_path):
     path.write_text(PROBLEM_CASES["no_problem"][0])
     with pytest.raises(kanpde.ProblemError, match="defines no `problem`"):
         kanpde.load_problem(path)
+
+
+# -- in-process checks (no interpreter start-up per case) ---------------------------------------
+
+POISSON1D = str(ROOT / "problems" / "poisson1d.py")
+TINY = ["--schedule", "3:adam=2", "--points", "interior=20,test=11", "--quiet", "--device", "cpu"]
+
+
+def main_err(argv, capsys) -> tuple[int, str]:
+    from kanpde.cli import main
+
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+def assert_one_line(code, err, fragment):
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("kanpde: error: "), err
+    assert fragment in lines[0], err
+    assert "Traceback" not in err
+
+
+def leftovers(out: Path) -> list[str]:
+    return sorted(str(p) for p in out.rglob("*")) if out.exists() else []
+
+
+# Errors raised inside the user's functions: one line with the file, the line, the type.
+USER_CODE_CASES = {
+    "pde_index_error": (
+        variant("return laplacian(u, x) + 2 * math.pi**2 * exact(x)", "return u[:, 5]"),
+        "pde(x, u) raised IndexError: index 5 is out of bounds",
+        "return u[:, 5]",
+    ),
+    "exact_index_error": (
+        variant("exact=exact, **KW)", "exact=lambda x: x[:, 5], **KW)"),
+        "exact(x) raised IndexError",
+        'problem = Problem(name="t", domain=DOMAIN, pde=pde, conditions=CONDITIONS, '
+        "exact=lambda x: x[:, 5], **KW)",
+    ),
+    "condition_value_index_error": (
+        variant("CONDITIONS = [Dirichlet(0.0)]", "CONDITIONS = [Dirichlet(lambda x: x[:, 5])]"),
+        "dirichlet value function raised IndexError",
+        "CONDITIONS = [Dirichlet(lambda x: x[:, 5])]",
+    ),
+    "condition_predicate_key_error": (
+        variant(
+            "CONDITIONS = [Dirichlet(0.0)]", "CONDITIONS = [Dirichlet(0.0, on=lambda p: {}[1])]"
+        ),
+        "condition 'dirichlet' raised KeyError",
+        "CONDITIONS = [Dirichlet(0.0, on=lambda p: {}[1])]",
+    ),
+    "pde_zero_division": (
+        variant(
+            "return laplacian(u, x) + 2 * math.pi**2 * exact(x)", "return laplacian(u, x) + 1 / 0"
+        ),
+        "pde(x, u) raised ZeroDivisionError",
+        "return laplacian(u, x) + 1 / 0",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(USER_CODE_CASES))
+def test_error_in_user_code_is_one_line_with_file_and_line(case, tmp_path, capsys):
+    text, fragment, source_line = USER_CODE_CASES[case]
+    path = tmp_path / f"{case}.py"
+    path.write_text(text)
+    lineno = [line.strip() for line in text.splitlines()].index(source_line) + 1
+    out = tmp_path / "runs"
+    code, err = main_err(
+        ["solve", str(path), "--out", str(out), "--quiet", "--device", "cpu"], capsys
+    )
+    assert_one_line(code, err, fragment)
+    assert err.startswith(f"kanpde: error: {path}:{lineno}: "), err
+    assert leftovers(out) == []  # the run directory made for it is gone again
+
+
+def test_error_in_user_code_keeps_the_original_exception_in_the_api(tmp_path):
+    path = tmp_path / "p.py"
+    path.write_text(USER_CODE_CASES["pde_index_error"][0])
+    with pytest.raises(kanpde.ProblemError, match="pde\\(x, u\\) raised IndexError") as info:
+        kanpde.solve(str(path), progress=False, device="cpu", checkpoint_every=0)
+    assert isinstance(info.value.__cause__, IndexError)
+    path.write_text(USER_CODE_CASES["exact_index_error"][0])
+    with pytest.raises(kanpde.ProblemError, match="exact\\(x\\) raised IndexError") as info:
+        kanpde.solve(str(path), progress=False, device="cpu", checkpoint_every=0)
+    assert isinstance(info.value.__cause__, IndexError)
+
+
+# Mistakes in a problem file's weights, points and presets.
+SPEC_CASES = {
+    "weights_unknown_key": (
+        variant("**KW)", 'weights={"pdee": 0.01}, **KW)'),
+        "weights: unknown key 'pdee'; valid keys: pde, pde[k], dirichlet",
+    ),
+    "weights_negative": (variant("**KW)", 'weights={"pde": -1}, **KW)'), "'pde' must be"),
+    "weights_not_a_number": (
+        variant("**KW)", 'weights={"pde": "a"}, **KW)'),
+        "weights: 'pde' must be a number, got 'a'",
+    ),
+    "weights_unknown_in_preset": (
+        variant("**KW)", 'presets={"full": {"weights": {"dirichelt": 2}}}, **KW)'),
+        "preset 'full' weights: unknown key 'dirichelt'",
+    ),
+    "points_unknown_key": (
+        variant('"test": 6}', '"test": 6, "interiour": 50}'),
+        "points: unknown key 'interiour'; valid keys: adaptive, boundary, initial, interior",
+    ),
+    "points_not_an_integer": (
+        variant('"test": 6}', '"test": "many"}'),
+        "points: test must be an integer, got 'many'",
+    ),
+    "preset_not_a_dict": (variant("**KW)", 'presets={"full": 5}, **KW)'), "must be a dict"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPEC_CASES))
+def test_bad_weights_points_presets_in_problem_file(case, tmp_path, capsys):
+    text, fragment = SPEC_CASES[case]
+    path = tmp_path / f"{case}.py"
+    path.write_text(text)
+    out = tmp_path / "runs"
+    code, err = main_err(["solve", str(path), "--out", str(out), "--quiet"], capsys)
+    assert_one_line(code, err, fragment)
+    assert err.startswith(f"kanpde: error: {path}"), err
+    assert not out.exists()
+
+
+def test_pde_term_weights_and_condition_names_are_accepted(tmp_path):
+    path = tmp_path / "p.py"
+    path.write_text(variant("**KW)", 'weights={"pde": 0.1, "pde[0]": 1, "dirichlet": 0}, **KW)'))
+    assert kanpde.load_problem(path).weights["dirichlet"] == 0
+
+
+def test_solve_rejects_unknown_override_keys():
+    with pytest.raises(ValueError, match="weights: unknown key 'pdee'"):
+        kanpde.solve(POISSON1D, weights={"pdee": 1.0}, progress=False, device="cpu")
+    with pytest.raises(ValueError, match="points: unknown key 'interiour'"):
+        kanpde.solve(POISSON1D, points={"interiour": 10}, progress=False, device="cpu")
+
+
+# Arguments that used to be ignored or accepted: rejected before any run directory exists.
+CLI_CASES = {
+    "schedule_empty": (["--schedule", ""], "--schedule ''"),
+    "points_empty": (["--points", ""], "--points ''"),
+    "width_empty": (["--width", ""], "--width ''"),
+    "log_every_zero": (["--log-every", "0"], "--log-every 0: must be >= 1"),
+    "log_every_negative": (["--log-every", "-5"], "--log-every -5: must be >= 1"),
+    "grid_with_mlp": (["--model", "mlp", "--grid", "5"], "--grid 5: a KAN option"),
+    "k_with_mlp": (["--model", "mlp", "--k", "2"], "--k 2: a KAN option"),
+    "activation_with_kan": (["--activation", "sin"], "--activation sin: an MLP option"),
+    "width_does_not_fit": (["--width", "2,10,1"], "--width 2,10,1: model width [2, 10, 1]"),
+    "unknown_activation": (["--model", "mlp", "--activation", "relu2"], "--activation 'relu2'"),
+    "unknown_preset": (["--preset", "nope"], "unknown preset 'nope'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLI_CASES))
+def test_bad_argument_leaves_no_run_directory(case, tmp_path, capsys):
+    args, fragment = CLI_CASES[case]
+    out = tmp_path / "runs"
+    argv = ["solve", POISSON1D, "--out", str(out), *TINY]
+    # The case's own value of an option replaces TINY's.
+    for flag in ("--schedule", "--points"):
+        if flag in args:
+            i = argv.index(flag)
+            del argv[i : i + 2]
+    code, err = main_err([*argv, *args], capsys)
+    assert_one_line(code, err, fragment)
+    assert leftovers(out) == []
+
+
+def test_kan_option_rejected_for_a_problem_whose_model_is_an_mlp(tmp_path, capsys):
+    path = tmp_path / "p.py"
+    path.write_text(variant('model={"width": [2, 3, 1], "grid": 3}', 'model={"type": "mlp"}'))
+    code, err = main_err(["solve", str(path), "--grid", "5", "--out", str(tmp_path)], capsys)
+    assert_one_line(code, err, "--grid 5: a KAN option, but the model is an MLP")
+
+
+def test_plot_kind_of_a_table_for_a_results_file(tmp_path, capsys):
+    code, err = main_err(["plot", str(tmp_path / "result.h5"), "--kind", "compare"], capsys)
+    assert_one_line(code, err, "--kind 'compare' is for a comparison.csv table")
+    assert "unknown" not in err
+    code, err = main_err(["plot", str(tmp_path / "result.h5"), "--kind", "heat"], capsys)
+    assert_one_line(code, err, "--kind 'heat': unknown")
+    assert "solution, history, network, activations for a results file" in err
