@@ -193,8 +193,9 @@ class BSpline(Basis):
         Slot ``j + 1`` of input ``i`` is its knot interval ``[t_j, t_{j+1})`` (slots 0 and
         ``n_knots`` lie outside all knots); the flat index is ``i · (n_knots + 1) + slot``. On
         uniform knots the slot comes from arithmetic, which may place a point lying exactly on a
-        knot at the end of the previous interval (same value up to round-off); ``exact`` forces
-        a binary search.
+        knot at the end of the previous interval: the same value up to round-off, but there the
+        derivatives of order ``≥ k``, which jump at knots, are the left-hand ones. ``exact``
+        forces a binary search (right-hand ones).
         """
         n_knots = grid_buffer.shape[1]
         with torch.no_grad():
