@@ -124,7 +124,8 @@ class Run:
             "kanpde_version": _version(),
             "torch_version": str(torch.__version__),
             "problem": problem.name,
-            "problem_file": problem.source or "",
+            # absolute: a run is often read from another directory (notebooks, plots)
+            "problem_file": str(Path(problem.source).resolve()) if problem.source else "",
             "problem_hash": file_hash(problem.source),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),

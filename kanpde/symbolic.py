@@ -611,9 +611,10 @@ def prune(
 @torch.no_grad()
 def _copy_layer(old: KANLayer, new: KANLayer, ins: Tensor, outs: Tensor, keep: Tensor) -> None:
     """Copy the kept rows/columns of ``old`` into ``new`` (sizes ``len(outs) × len(ins)``)."""
-    if old.grid_points.shape != new.grid_points.shape or len(ins) != old.in_features:
-        new.grid_points = old.grid_points[ins].clone()
-        new._prepare()
+    # Always: the fresh layer has the default grid range, not the old one's (the domain's box
+    # for a first layer, ranges moved by update_grid or widened by grid extension).
+    new.grid_points = old.grid_points[ins].clone()
+    new._prepare()
     coef, scale_base, scale_spline = old.dense_parameters()
     sel = lambda t: t[outs][:, ins].detach().clone()  # noqa: E731
     new.coef = nn.Parameter(sel(coef), requires_grad=old.coef.requires_grad)
@@ -705,8 +706,12 @@ class Fit:
 def _r2(pred: np.ndarray, y: np.ndarray) -> float:
     sst = float(((y - y.mean()) ** 2).sum())
     ssr = float(((y - pred) ** 2).sum())
-    if sst <= 1e-300:
-        return 1.0 if ssr <= 1e-300 else 0.0
+    # Constant data up to round-off (sst of exactly constant samples is 0 or ~1e-30 depending
+    # on how the mean rounds): R² is then 1 for any fit as good as round-off, so the simplest
+    # function ("0") wins on complexity instead of one fitted to the last bits.
+    tol = y.size * (1e-12 * max(float(np.abs(y).max(initial=0.0)), 1e-150)) ** 2
+    if sst <= tol:
+        return 1.0 if ssr <= tol else 0.0
     return 1.0 - ssr / sst
 
 
@@ -979,7 +984,9 @@ def auto_symbolic(
                     kinds[j][i] = ""
                     layer.set_edges(kinds)
                     with torch.no_grad():
-                        _add_constant(layer, j, float(phi[j, i].mean()), h)
+                        if _add_constant(layer, j, float(phi[j, i].mean()), h):
+                            # it may have gone into a spline edge of this row still to be fit
+                            phi = _activations(model, x)[l][1]
                 else:
                     kinds[j][i] = best.name
                     layer.set_edges(kinds)
@@ -1022,20 +1029,28 @@ def _snap(v: float, digits: int) -> sympy.Expr:
     return sympy.Float(float(f"{v:.{digits}g}"), digits)
 
 
+def _expand_products(expr: sympy.Expr) -> sympy.Expr:
+    """Distribute products over sums (so products of coefficients meet) without multiplying out
+    powers of sums: the coefficients of an expanded ``(x - 5.23)^4`` cancel each other, and
+    rounding them loses far more than ``digits``."""
+    return sympy.expand(
+        expr, trig=False, log=False, power_exp=False, power_base=False, multinomial=False
+    )
+
+
 def _round_numbers(expr: sympy.Expr, digits: int) -> sympy.Expr:
-    """Expand function arguments (so products of coefficients meet), then snap every number."""
-    expr = expr.replace(
-        lambda e: isinstance(e, sympy.Function) and e.args,
-        lambda e: e.func(*(sympy.expand(a) for a in e.args)),
-    )
-    expr = sympy.expand(expr, trig=False, log=False, power_exp=False, power_base=False)
+    """Expand products in and out of function arguments, then snap every number."""
+
+    def tidy(e: sympy.Expr) -> sympy.Expr:
+        return e.replace(
+            lambda f: isinstance(f, sympy.Function) and f.args,
+            lambda f: f.func(*(_expand_products(a) for a in f.args)),
+        )
+
+    expr = _expand_products(tidy(expr))
     floats = {f: _snap(float(f), digits) for f in expr.atoms(sympy.Float)}
-    expr = expr.xreplace(floats)
     # Snapping can make new products of numbers inside functions; tidy once more.
-    return expr.replace(
-        lambda e: isinstance(e, sympy.Function) and e.args,
-        lambda e: e.func(*(sympy.expand(a) for a in e.args)),
-    )
+    return tidy(expr.xreplace(floats))
 
 
 def formula(

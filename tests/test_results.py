@@ -251,3 +251,20 @@ def test_mlp_run_round_trip(tmp_path, dtype):
     with torch.no_grad():
         pred = model(torch.as_tensor(r.solution["x"])).numpy()
     assert np.abs(pred - r.solution["pred"]).max() == 0.0
+
+
+def test_problem_file_is_stored_absolute(tmp_path, monkeypatch):
+    # Runs are read from other directories (notebooks, kanpde plot): a path relative to the
+    # directory of the solve made plots of runs without an exact solution fail there.
+    monkeypatch.chdir(ROOT)
+    run = kanpde.solve(
+        "problems/poisson1d.py",
+        schedule="adam=2",
+        points={"interior": 20, "boundary": 2, "test": 11},
+        out=tmp_path,
+        progress=False,
+        device="cpu",
+    )
+    monkeypatch.chdir(tmp_path)
+    stored = load(tmp_path).attrs["problem_file"]
+    assert stored == str(ROOT / "problems" / "poisson1d.py") == run.attrs["problem_file"]

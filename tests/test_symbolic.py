@@ -581,3 +581,77 @@ def test_sparsity_in_a_schedule_stage_adds_the_penalty():
     row = np.nonzero(first & (h["step"] == 10))[0][0]
     terms = h["loss_pde"][row] * 0.01 + h["loss_dirichlet"][row] + 1e-3 * h["loss_sparsity"][row]
     assert h["loss"][row] == pytest.approx(terms, rel=1e-12)
+
+
+# -- found by review ----------------------------------------------------------------------------
+
+
+def test_prune_keeps_every_layer_grid():
+    # A first layer on the domain's box [0,1]x[0,2] and grids moved by update_grid: the pruned
+    # KAN once had the default [-1, 1] grids and computed another function (0.11 off).
+    torch.manual_seed(0)
+    model = KAN([2, 4, 1], grid=5, input_range=[[0.0, 1.0], [0.0, 2.0]], dtype=torch.float64)
+    x = torch.rand(300, 2, dtype=torch.float64) * torch.tensor([1.0, 2.0], dtype=torch.float64)
+    for update in (False, True):
+        if update:
+            model.update_grid(x)
+        pruned = S.prune(model, x, edge_threshold=0.0, node_threshold=0.0)
+        assert pruned.width == model.width
+        for a, b in zip(pruned.layers, model.layers):
+            assert torch.equal(a.grid_points, b.grid_points)
+        torch.testing.assert_close(pruned(x), model(x), rtol=0, atol=1e-14)
+
+
+def test_auto_symbolic_keeps_the_constant_of_an_edge_it_removes():
+    # Edge (1,0,0) is the constant 0.5 (its input node has no inputs): "0" moves the 0.5 into
+    # the row's other spline edge, which must be fitted with it.
+    torch.manual_seed(0)
+    model = KAN([1, 2, 1], grid=5, dtype=torch.float64)
+    model.layers[0].set_edges([[""], ["spline"]])
+    last = model.layers[1]
+    with torch.no_grad():
+        last.scale_base[0, 0], last.scale_spline[0, 0] = 0.0, 1.0
+        last.coef[0, 0] = 0.5
+    x = torch.rand(400, 1, dtype=torch.float64) * 2 - 1
+    with torch.no_grad():
+        before = model(x)
+    fits = S.auto_symbolic(model, x, layers=[1], r2_threshold=0.0)
+    assert fits[(1, 0, 0)].name == "0"
+    with torch.no_grad():
+        shift = (model(x) - before).mean()
+    assert abs(float(shift)) < 1e-6  # was -0.5
+
+
+def test_an_edge_made_a_spline_again_can_learn():
+    model = KAN([1, 1], grid=5, dtype=torch.float64)
+    layer = model.layers[0]
+    layer.set_edges([["sin"]])
+    layer.set_edges([["spline"]])
+    x = torch.linspace(-1, 1, 50, dtype=torch.float64)[:, None]
+    assert not model(x).any()  # it starts as the zero function
+    ((model(x) - torch.sin(3 * x)) ** 2).mean().backward()
+    assert float(layer.coef.grad.abs().max()) > 0.1  # was exactly 0, and stayed so
+
+
+@pytest.mark.parametrize("value", [0.1, 0.3, 1 / 3, 2.0])
+def test_constant_data_is_fitted_by_zero(value):
+    # sst of exactly constant samples is 0 or ~1e-30 by rounding; R² once flipped with it
+    x = np.linspace(-1, 1, 400)
+    y = np.full_like(x, value)
+    assert S.fit_function(x, y, "0").r2 == 1.0
+    fits = [S.fit_function(x, y, f) for f in ("0", "x", "x^2", "sin")]
+    assert S._choose([f for f in fits if f.r2 >= 0.99], 1.0).name == "0"
+
+
+def test_rounded_formula_keeps_its_digits():
+    # (x - 5.2345678)^4 on [4, 6]: expanding before rounding to 6 digits was 1.2e-2 off
+    model = KAN([1, 1], grid=3, input_range=[[4.0, 6.0]], dtype=torch.float64)
+    model.layers[0].set_edges([["x^4"]])
+    with torch.no_grad():
+        model.layers[0].symbolic.affine[0] = torch.tensor([1.0, -5.2345678, 1.0, 0.0])
+    x = torch.linspace(4, 6, 201, dtype=torch.float64)[:, None]
+    with torch.no_grad():
+        u = model(x)[:, 0].numpy()
+    expr = S.formula(model, ["x"], digits=6)
+    v = sympy.lambdify(sympy.Symbol("x", real=True), expr, "numpy")(x[:, 0].numpy())
+    assert np.abs(v - u).max() < 5e-5

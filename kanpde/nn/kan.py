@@ -376,8 +376,10 @@ class KANLayer(nn.Module):
         :meth:`edge_kinds`).
 
         Edges that keep their kind keep their parameters; an edge that becomes a spline edge
-        starts as the zero function, a new symbolic edge as ``f(x)`` (affine parameters
-        ``a = c = 1``, ``b = d = 0``). Parameter tensors are replaced: rebuild optimizers.
+        starts as the zero function (zero coefficients and base weight, the constructor's
+        spline scale ``1/√n_in``, so that it can learn), a new symbolic edge as ``f(x)``
+        (affine parameters ``a = c = 1``, ``b = d = 0``). Parameter tensors are replaced:
+        rebuild optimizers.
         """
         kinds = [list(row) for row in kinds]
         if len(kinds) != self.out_features or any(len(r) != self.in_features for r in kinds):
@@ -391,7 +393,9 @@ class KANLayer(nn.Module):
         grad = self.coef.requires_grad
         spline = torch.tensor([[k == SPLINE for k in row] for row in kinds], device=coef.device)
         new = spline & ~self.spline_mask()
-        coef[new], scale_base[new], scale_spline[new] = 0.0, 0.0, 0.0
+        # With coef = scale_spline = 0 each would be the other's zero gradient factor forever.
+        coef[new], scale_base[new] = 0.0, 0.0
+        scale_spline[new] = 1 / math.sqrt(self.in_features)
         entries = [(o, i, k) for o, row in enumerate(kinds) for i, k in enumerate(row)]
         entries = [(o, i, k) for o, i, k in entries if k not in (SPLINE, "")]
         old = self.symbolic
