@@ -100,9 +100,14 @@ def _given(args, dests) -> list[str]:
     return [f"{RUN_OPTIONS[d]} {getattr(args, d)}" for d in dests if getattr(args, d) is not None]
 
 
-def _model_overrides(args, problem) -> dict:
-    kind = args.model or problem.model.get("type", "kan")
-    source = "--model mlp" if args.model else "the problem's model"
+def _model_overrides(args, problem, base: dict) -> dict:
+    """The model options given on the command line; ``base`` is the problem's model under
+    ``--preset``, whose kind the options must fit unless ``--model`` changes it."""
+    kind = args.model or base.get("type", "kan")
+    if args.model:
+        source = "--model mlp"
+    else:
+        source = f"preset {args.preset!r}" if args.preset else "the problem's model"
     if kind == "mlp":
         for dest in ("grid", "k", "basis"):
             if getattr(args, dest) is not None:
@@ -193,9 +198,13 @@ def cmd_solve(args) -> int:
                 f"(the run continues with its own settings; only {', '.join(RESUME_OPTIONS)} "
                 "may be given)"
             )
-    model = _model_overrides(args, problem)
-    if model.get("type") == "mlp":
-        # An MLP shares nothing with the KAN defaults but the width's ends.
+    from .problem import apply_preset
+
+    base = apply_preset(problem, args.preset)["model"]
+    model = _model_overrides(args, problem, base)
+    if model.get("type") == "mlp" and base.get("type", "kan") != "mlp":
+        # An MLP replacing a KAN shares nothing with its defaults but the width's ends (an MLP
+        # problem's own width and activation stay the defaults).
         width = model.get("width") or [problem.domain_dim, 50, 50, 50, len(problem.outputs)]
         model = {"type": "mlp", "width": width, "activation": model.get("activation", "tanh")}
     schedule = None

@@ -205,6 +205,7 @@ def _plan(
     from .nn import count_parameters
     from .training import build_model, resolve_device
 
+    _check_problem(problem)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise CLIError(f"--seeds {seeds}: must be at least 1")
     if budget not in ("steps", "seconds"):
@@ -230,7 +231,11 @@ def _plan(
         kan_stages = _scaled(kan_stages, steps / max(1, sum(s.steps for s in kan_stages)))
     total = sum(s.steps for s in kan_stages)
     n_in, n_out = problem.domain_dim, len(problem.outputs)
-    kans = [list(problem.model["width"])] if kans is None else [_width(w, "--kan") for w in kans]
+    if kans is None:  # the problem's KAN, or the default KAN of an MLP problem
+        own = problem.model.get("type", "kan") == "kan" and problem.model.get("width")
+        kans = [list(own) if own else [n_in, 10, n_out]]
+    else:
+        kans = [_width(w, "--kan") for w in kans]
     explicit = None if mlps is None else [_width(w, "--mlp") for w in mlps]
     for flag, widths in (("--kan", kans), ("--mlp", explicit or [])):
         for w in widths:
@@ -246,7 +251,8 @@ def _plan(
         # extension multiplies a KAN's parameters.
         final = _final_grid(kan_stages)
         for w in kans:
-            n = count_parameters(build_model(problem, {"width": w, **final}, device="cpu"))
+            cfg = {"type": "kan", "width": w, **final}
+            n = count_parameters(build_model(problem, cfg, device="cpu"))
             h = _matching_width(n, n_in, n_out)
             matched.append({"kan": w, "kan_params": n, **final, "mlp": [n_in, h, h, n_out]})
         explicit = [m["mlp"] for m in matched] + [[n_in, 100, 100, 100, n_out]]
@@ -255,7 +261,8 @@ def _plan(
     if not kans and not mlps:
         raise CLIError("--kan/--mlp: no models to compare")
     mlp_stages = mlp_schedule(total)
-    models = [("kan", list(w), {"width": list(w)}, kan_stages) for w in kans]
+    # explicit types: an MLP problem's own model must not turn the KAN runs into MLPs
+    models = [("kan", list(w), {"type": "kan", "width": list(w)}, kan_stages) for w in kans]
     models += [
         ("mlp", list(w), {"type": "mlp", "width": list(w), "activation": activation}, mlp_stages)
         for w in mlps
@@ -519,6 +526,19 @@ def fitted_slope(grids, errors) -> float:
     return float(np.polyfit(g, e, 1)[0])
 
 
+def _check_problem(problem, kan: bool = False) -> None:
+    """A study needs a test solution to measure errors against (and a sweep a KAN)."""
+    where = problem.source or f"problem {problem.name!r}"
+    if problem.exact is None and problem.reference is None:
+        raise CLIError(
+            f"{where}: no exact solution or reference to measure test errors against; "
+            "compare and sweep need one"
+        )
+    if kan and problem.model.get("type", "kan") != "kan":
+        raise CLIError(f"{where}: sweep studies a KAN's grid size, but the problem's model is "
+                       f"{problem.model.get('type')!r}")  # fmt: skip
+
+
 def _check_sweep(grids, steps) -> list[int]:
     """Grid sizes and steps of a :func:`sweep`, checked; the grid sizes as a list of ints."""
     text = grids if isinstance(grids, str) else ",".join(map(str, grids))
@@ -558,6 +578,7 @@ def sweep(
     grids = _check_sweep(grids, steps)
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
+    _check_problem(problem, kan=True)
     stages = [Stage("lbfgs", steps, grid=g) for g in grids]
     ext = solve(problem, schedule=stages, device=device, dtype=dtype, seed=seed,
                 progress=progress, log_every=steps, checkpoint_every=0)  # fmt: skip
@@ -663,6 +684,7 @@ def cmd_sweep(args) -> int:
     problem = load_problem(args.problem)
     _check_common(args)
     grids = _check_sweep(args.grids, args.steps)
+    _check_problem(problem, kan=True)
     out = run_directory(args.out, f"sweep-{problem.name}", args.seed)
     result = sweep(problem, grids, steps=args.steps, device=args.device, dtype=args.dtype,
                    seed=args.seed, out=out, progress=not args.quiet)  # fmt: skip

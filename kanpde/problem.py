@@ -229,7 +229,8 @@ def check_points(points) -> None:
         elif key == "adaptive":
             if not isinstance(value, bool):
                 raise ValueError(f"points: adaptive must be True or False, got {value!r}")
-        elif not _is_int(value):
+        elif not (_is_int(value) or (isinstance(value, float) and value.is_integer())):
+            # whole floats such as 1e4 are counts too (solve converts them)
             raise ValueError(f"points: {key} must be an integer, got {value!r}")
         elif value < (1 if key in POINT_COUNTS else 0):
             bound = "positive" if key in POINT_COUNTS else ">= 0"

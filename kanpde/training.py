@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import json
@@ -97,6 +98,14 @@ def model_config(model: nn.Module) -> dict:
         cfg["input_range"] = model.layers[0].grid_range.tolist()
         cfg["grid_range"] = model.layers[-1].grid_range[0].tolist()
     return cfg
+
+
+def _logged_interval(history: str) -> int:
+    """The history-row interval of a checkpoint written before runs saved it: the most common
+    step difference between rows (stage ends add others), 50 without any."""
+    steps = [r.get("step", 0) for r in json.loads(history).get("rows", [])]
+    diffs = [b - a for a, b in zip(steps, steps[1:]) if b > a]
+    return int(collections.Counter(diffs).most_common(1)[0][0]) if diffs else 50
 
 
 def test_set(problem, n=None, dtype=torch.float64, device="cpu") -> tuple[Tensor, Tensor] | None:
@@ -284,6 +293,7 @@ class Trainer:
         self._lbfgs_scale = 1.0
         self._good = None
         self._resumed = False
+        self._changed_at: tuple[int, int] | None = None  # (stage, i) of the last grid change
         self._interrupted = False  # set by the first Ctrl-C, acted on between steps
         self.stage, self.i = 0, 0  # position: stage index and step within the stage
         self.failures = 0
@@ -582,12 +592,15 @@ class Trainer:
             opt, closure = self._lbfgs(stage)
         while self.i < stage.steps:
             grid_due, resample_due = self._grid_due(stage, self.i), self._resample_due()
+            if self._changed_at == (self.stage, self.i):  # done before an interrupted call
+                grid_due = resample_due = False
             if grid_due:
                 self._update_grid()
             if resample_due:
                 self._resample()
             if grid_due or resample_due:
                 opt, closure = self._lbfgs(stage)  # new parameters or loss: restart the memory
+                self._changed_at = (self.stage, self.i)
             n = self._chunk(stage)
             group = opt.param_groups[0]
             group["max_iter"], group["max_eval"] = n, n * 25 + 1
@@ -711,7 +724,14 @@ class Trainer:
     def state_dict(self) -> dict:
         """Everything needed to continue: position, history, optimizer and RNG states, points."""
         state = {
-            "position": {"stage": self.stage, "i": self.i, "step": self.step},
+            "position": {
+                "stage": self.stage,
+                "i": self.i,
+                "step": self.step,
+                # the grid update/resampling due here already happened (Ctrl-C inside the
+                # L-BFGS call after it): a resumed run must not apply it twice
+                "changed": int(self._changed_at == (self.stage, self.i)),
+            },
             "counters": {
                 "evals": self.evals,
                 "train_time": self.train_time,
@@ -734,6 +754,7 @@ class Trainer:
         """Restore a state written by :meth:`state_dict` (the model must have the same shapes)."""
         pos = state["position"]
         self.stage, self.i, self.step = int(pos["stage"]), int(pos["i"]), int(pos["step"])
+        self._changed_at = (self.stage, self.i) if int(pos.get("changed", 0)) else None
         c = state["counters"]
         self.evals, self.train_time = int(c["evals"]), float(c["train_time"])
         self.failures = int(c["failures"])
@@ -928,7 +949,8 @@ def solve(
         device = saved["device"] if str(device) == "auto" else device
         # The run's own logging and checkpoint intervals: other values would change its
         # history, so the resumed run would not reproduce the uninterrupted one.
-        log_every = saved.get("log_every", 50) if log_every is None else log_every
+        if log_every is None:
+            log_every = saved.get("log_every") or _logged_interval(state["history"])
         if checkpoint_every is None:
             checkpoint_every = saved.get("checkpoint_every", 100)
         preset = saved.get("preset", preset)
@@ -952,6 +974,8 @@ def solve(
     defaults = apply_preset(problem, preset)
     stages = parse_schedule(schedule if schedule is not None else defaults["schedule"])
     pts = {**defaults["points"], **(points or {})}
+    # whole floats (interior=1e4) as the integers they are checked to be
+    pts = {k: int(v) if isinstance(v, float) else v for k, v in pts.items()}
     w = {**defaults["weights"], **(weights or {})}
     torch.manual_seed(seed)
     if isinstance(model, nn.Module):

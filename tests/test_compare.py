@@ -258,3 +258,45 @@ def test_sweep_rejects_bad_grids_and_steps():
         sweep(POISSON1D, grids=[3, 5, 5])
     with pytest.raises(ValueError, match="--steps 0"):
         sweep(POISSON1D, grids=[3, 5], steps=0)
+
+
+MLP1D = """
+import math, torch
+from kanpde import Dirichlet, Interval, Problem, d
+
+def pde(x, u):
+    return d(u, x, "x", "x") + math.pi**2 * torch.sin(math.pi * x)
+
+problem = Problem(
+    name="mlp1d", domain=Interval(-1, 1), pde=pde, conditions=[Dirichlet(0.0)],
+    exact={exact},
+    model={{"type": "mlp", "width": [1, 8, 8, 1], "activation": "tanh"}},
+    schedule=[{{"grid": 3, "lbfgs": 2}}, {{"grid": 6, "lbfgs": 2}}],
+    points={{"interior": 30, "boundary": 2, "method": "grid", "test": 21}},
+)
+"""
+
+
+def test_compare_on_an_mlp_problem_trains_kans_as_kans(tmp_path):
+    # The KAN runs once inherited the problem's MLP (and its grid stages failed on it).
+    path = tmp_path / "mlp1d.py"
+    path.write_text(MLP1D.format(exact="lambda x: torch.sin(math.pi * x)"))
+    result = compare(str(path), seeds=1, device="cpu", out=tmp_path / "study")
+    kan = [run for (label, _), run in result.runs.items() if label.startswith("KAN")]
+    assert [r.config["model"]["type"] for r in kan] == ["kan"]
+    assert kan[0].config["model"]["width"] == [1, 10, 1] and kan[0].config["model"]["grid"] == 6
+    with pytest.raises(ValueError, match="sweep studies a KAN's grid size"):
+        sweep(str(path), grids=[3, 5], steps=1)
+
+
+def test_compare_and_sweep_need_a_test_solution(tmp_path, capsys):
+    from kanpde.cli import main
+
+    path = tmp_path / "noexact.py"
+    path.write_text(MLP1D.format(exact="None"))
+    for cmd in ("compare", "sweep"):
+        code = main([cmd, str(path), "--device", "cpu", "--out", str(tmp_path / "o"), "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 2 and f"{path}: no exact solution or reference" in err
+        assert err.count("\n") == 1
+    assert not (tmp_path / "o").exists()

@@ -327,6 +327,51 @@ def test_time_budget_in_lbfgs_counts_every_iteration():
     assert trainer.history.events[-1]["event"] == "time_budget_spent"
 
 
+def test_ctrl_c_after_a_grid_update_in_lbfgs_resumes_without_a_second_update(
+    tmp_path, terminal_sigint, monkeypatch
+):
+    # The update runs before the L-BFGS call; Ctrl-C inside the call returns to its start,
+    # after the update, at the same position: resuming once applied the update again.
+    from kanpde import training
+
+    kw = dict(
+        schedule=[{"grid": 3, "lbfgs": 30, "update_grid": 10, "update_until": 30}],
+        points={"interior": 60, "boundary": 20, "method": "sobol", "test": 11},
+        progress=False,
+        device="cpu",
+        log_every=5,
+        checkpoint_every=100,
+    )
+    full = kanpde.solve(POISSON, **kw)
+    original, calls = training.Trainer._update_grid, {"n": 0}
+
+    def update_then_ctrl_c(self):
+        original(self)
+        calls["n"] += 1
+        if calls["n"] == 2:  # the update at i = 10 (the first is at the stage start)
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(training.Trainer, "_update_grid", update_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        kanpde.solve(POISSON, out=tmp_path, **kw)
+    monkeypatch.setattr(training.Trainer, "_update_grid", original)
+    resumed = kanpde.solve(POISSON, resume=tmp_path, progress=False)
+
+    def updates(run):
+        return [e["step"] for e in run.events if e["event"] == "update_grid"]
+
+    assert updates(resumed) == updates(full) == [0, 10, 20]
+    assert resumed.metrics["mse"] == full.metrics["mse"]
+
+
+def test_checkpoints_without_a_saved_log_interval_resume_with_the_logged_one():
+    from kanpde.training import _logged_interval
+
+    rows = [{"step": s} for s in (0, 25, 50, 75, 100, 125, 150, 160, 175, 200)]
+    assert _logged_interval(json.dumps({"rows": rows, "events": []})) == 25
+    assert _logged_interval(json.dumps({"rows": [{"step": 0}], "events": []})) == 50
+
+
 def test_repeated_failures_stop_with_results_written(tmp_path, monkeypatch):
     from kanpde import training
 

@@ -434,3 +434,49 @@ def test_plot_kind_of_a_table_for_a_results_file(tmp_path, capsys):
     code, err = main_err(["plot", str(tmp_path / "result.h5"), "--kind", "heat"], capsys)
     assert_one_line(code, err, "--kind 'heat': unknown")
     assert "solution, history, network, activations for a results file" in err
+
+
+MLP_WITH_PRESET = """
+import math, torch
+from kanpde import Dirichlet, Interval, Problem, d
+
+problem = Problem(
+    name="mlp_presets", domain=Interval(-1, 1),
+    pde=lambda x, u: d(u, x, "x", "x") + math.pi**2 * torch.sin(math.pi * x),
+    conditions=[Dirichlet(0.0)], exact=lambda x: torch.sin(math.pi * x),
+    model={"type": "mlp", "width": [1, 8, 8, 1], "activation": "tanh"},
+    schedule=[{"adam": 2, "lr": 1e-3}],
+    points={"interior": 20, "boundary": 2, "method": "grid", "test": 11},
+    presets={"kan": {"model": {"type": "kan", "width": [1, 3, 1]}}},
+)
+"""
+
+
+@pytest.mark.parametrize(
+    "args, parameters",
+    [
+        ([], 97),  # [1, 8, 8, 1]
+        (["--model", "mlp"], 97),  # the problem's own MLP, not the [1, 50, 50, 50, 1] default
+        (["--model", "mlp", "--activation", "sin"], 97),
+        (["--preset", "kan", "--grid", "4"], 54),  # a KAN option fits the preset's KAN: 6 edges x 9
+    ],
+)
+def test_model_options_follow_the_problem_and_preset_model(args, parameters, tmp_path):
+    path = tmp_path / "mlp_presets.py"
+    path.write_text(MLP_WITH_PRESET)
+    r = kanpde_cli("solve", str(path), *args, "--out", str(tmp_path / "runs"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert f"parameters {parameters}" in r.stdout
+
+
+def test_whole_float_point_counts_are_counts():
+    run = kanpde.solve(
+        str(ROOT / "problems" / "poisson1d.py"),
+        schedule="adam=1",
+        points={"interior": 3e1, "boundary": 2, "test": 11.0},
+        progress=False,
+        device="cpu",
+    )
+    assert run.metrics["steps"] == 1
+    with pytest.raises(ValueError, match="interior must be an integer, got 30.5"):
+        kanpde.solve(str(ROOT / "problems" / "poisson1d.py"), points={"interior": 30.5})
