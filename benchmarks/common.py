@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -50,6 +51,7 @@ def machine(device: str) -> dict:
         info["kanpde"] = kanpde.__version__
     except ImportError:
         pass
+    info["kanpde_commit"] = _commit()
     try:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from peers import versions
@@ -58,6 +60,20 @@ def machine(device: str) -> dict:
     except Exception:  # noqa: BLE001 - peers are optional extras
         pass
     return info
+
+
+def _commit() -> str | None:
+    """The measured code's git commit (``+dirty`` with uncommitted changes), or None."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        run = lambda *a: subprocess.run(  # noqa: E731
+            ["git", *a], cwd=root, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        sha = run("rev-parse", "HEAD")
+        dirty = run("status", "--porcelain", "--untracked-files=no", "--", "kanpde", "benchmarks")
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def add_allocator_option(ap) -> None:
