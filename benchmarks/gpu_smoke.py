@@ -1,19 +1,30 @@
 """Quick GPU check: CUDA-graph replay matches eager, and Poisson-2D step throughput.
 
 PYTHONPATH=. python benchmarks/gpu_smoke.py
+
+Results: ``benchmarks/results/gpu_smoke_<gpu>.json`` (e.g. ``gpu_smoke_h100.json``), also copied
+to ``$OUT`` when that is set.
 """
 
 import json
 import os
+import re
+import shutil
 import sys
 import time
+from pathlib import Path
 
 import torch
 
-import kanpde
-from kanpde.losses import Residuals
-from kanpde.training import _CapturedGradient, build_model
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, save  # noqa: E402
 
+import kanpde  # noqa: E402
+from kanpde.losses import Residuals  # noqa: E402
+from kanpde.training import _CapturedGradient, build_model  # noqa: E402
+
+if not torch.cuda.is_available():
+    sys.exit("gpu_smoke.py: no CUDA device (torch.cuda.is_available() is False)")
 dev = "cuda"
 p = kanpde.load_problem("problems/poisson2d.py")
 out = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0), "rows": []}
@@ -80,7 +91,11 @@ for kind, cfg, n_int in [
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
 
-path = os.environ.get("OUT", ".")
-with open(os.path.join(path, "gpu_smoke.json"), "w") as f:
-    json.dump(out, f, indent=1)
+# "h100" from "NVIDIA H100 80GB HBM3"
+model_name = re.search(r"\b([A-Z]+\d+)\b", torch.cuda.get_device_name(0))
+gpu = model_name.group(1).lower() if model_name else "gpu"
+saved = save(f"gpu_smoke_{gpu}", {"machine": machine(dev), **out})
+print(f"written: {saved}")
+if os.environ.get("OUT"):  # the device tool's output folder
+    shutil.copy(saved, os.environ["OUT"])
 sys.exit(0)

@@ -57,6 +57,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=2.0)
     add_allocator_option(ap)
     args = ap.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        ap.error(f"--device {args.device}: no CUDA device (torch.cuda.is_available() is False)")
     apply_allocator(args.allocator)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -64,7 +66,9 @@ def main(argv=None) -> int:
     by_n = []
     for n in [int(v) for v in args.n.split(",")]:
         t = step_time(10, n, dev, dtype, args.seconds)
-        by_n.append({"N": n, "grid": 10, "seconds_per_step": t, "us_per_point": 1e6 * t / n})
+        # us_per_point: per interior point (max(4, N // 12) boundary points come on top)
+        by_n.append({"N": n, "boundary": max(4, n // 12), "grid": 10, "seconds_per_step": t,
+                     "us_per_point": 1e6 * t / n})  # fmt: skip
         print(f"N={n:>8}  G=10  {1e3 * t:9.3f} ms/step  {1e6 * t / n:7.3f} µs/point", flush=True)
     by_g = []
     for g in [int(v) for v in args.grids.split(",")]:
