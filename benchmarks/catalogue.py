@@ -112,7 +112,12 @@ def main(argv=None) -> int:
             payload = {
                 "date": time.strftime("%Y-%m-%d"),
                 "command": "python " + " ".join(sys.argv),
-                "machine": machine(args.device),
+                # what each problem's process ran with (not this parent's settings)
+                "machine": {
+                    **machine(args.device),
+                    "torch_threads": 1,
+                    "allocator": "freed memory kept (kanpde's trainer sets it in every run)",
+                },
                 "note": "one torch thread per problem; each row's 'run' says how many problems "
                 "ran at the same time and the command that produced it",
                 "rows": list(rows.values()),
