@@ -154,12 +154,10 @@ def _model_overrides(args, problem, base: dict) -> dict:
 
 
 def _check_run(args, problem, model: dict) -> None:
-    """Apply the preset and build the model once, so that a mistake in either is reported
-    before a run directory exists (building a model is cheap next to training it)."""
-    from .problem import apply_preset
+    """Build the model once (under the preset, which the caller has applied), so that a
+    mistake is reported before a run directory exists (building is cheap next to training)."""
     from .training import build_model, resolve_dtype
 
-    apply_preset(problem, args.preset)  # an unknown preset: ProblemError naming the file
     preset_model = problem.presets[args.preset].get("model", {}) if args.preset else {}
     try:
         build_model(
