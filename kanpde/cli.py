@@ -226,10 +226,10 @@ def cmd_solve(args) -> int:
         _check_run(args, problem, model)
         args.device = distributed.setup(args.device)  # joins torchrun's process group
         seed = 0 if args.seed is None else args.seed
-        base = Path("runs" if args.out is None else args.out)
+        parent = Path("runs" if args.out is None else args.out)
         if distributed.rank() == 0:
-            fresh = [p for p in (base, *base.parents) if not p.exists()]
-            out = run_directory(base, problem.name, seed)
+            fresh = [p for p in (parent, *parent.parents) if not p.exists()]
+            out = run_directory(parent, problem.name, seed)
             created = [out, *fresh]
         else:
             out = None
