@@ -302,14 +302,16 @@ def solve_timed(
     the remaining steps, and may take up to ``1000×`` its nominal steps in it. Time a stage
     leaves unused (L-BFGS converged) passes to the later ones, and overrun is taken from them,
     so the run ends near ``seconds`` having reached the last stage (and a KAN its last grid).
+    It is one training (see ``time_shares`` of :class:`~kanpde.training.Trainer`): Adam's
+    moments carry across stages as in an untimed run, and an Adam ``decay`` spreads over the
+    stage's time.
 
     Parameters
     ----------
     problem : Problem
         The problem.
     model : dict
-        Model overrides for :func:`kanpde.solve` (the first stage builds the model; the later
-        ones continue training it).
+        Model overrides for :func:`kanpde.solve`.
     stages : list of Stage
         The schedule; its step counts set only the split of the time.
     seconds : float
@@ -323,86 +325,26 @@ def solve_timed(
     Returns
     -------
     Run
-        One run: the histories of the stages joined (steps, time and evaluations counted from
-        the run's start), the final model and its test errors; ``config["stage_seconds"]`` holds
-        the time each stage was given.
+        The run; its ``stage_clock`` events hold the time each stage was given.
 
     Notes
     -----
     The trainer checks its clock between steps and, for L-BFGS, between calls of up to
-    ``log_every`` iterations, so each stage can overrun its share by that much. The stages are
-    separate trainings of one model: Adam's moments and the L-BFGS memory start afresh at each
-    stage, and an Adam ``decay`` applies to the capped step count.
+    ``log_every`` iterations (sized to the time left), so a stage can overrun its share by
+    about one call.
     """
-    from .results import save_run
     from .training import solve
 
-    trained: dict = {}
-
-    def keep(trainer, row) -> None:  # the model object itself, to continue training it
-        trained["model"] = trainer.model
-
-    nominal = [s.steps for s in stages]
-    parts, shares, spent = [], [], 0.0
-    for i, stage in enumerate(stages):
-        left = sum(nominal[i:])
-        fraction = nominal[i] / left if left else 1.0 / (len(stages) - i)
-        # A stage whose predecessors overran still starts (grid extension, one step): the
-        # model compared must be the one the schedule ends on.
-        share = max((seconds - spent) * fraction, 1e-6)
-        run = solve(
-            problem, model=trained.get("model", model),
-            schedule=[replace(stage, steps=stage.steps * _TIME_CAP)], max_seconds=share,
-            out=None, checkpoint_every=0, callback=keep, **kwargs,
-        )  # fmt: skip
-        spent += run.metrics["train_time"]
-        parts.append(run)
-        shares.append(share)
-    run = _join(parts)
-    run.config["schedule"] = [replace(s, steps=s.steps * _TIME_CAP).to_dict() for s in stages]
-    run.config["max_seconds"] = seconds
-    run.config["stage_seconds"] = shares
-    if out is not None:
-        save_run(run, out)
-    return run
-
-
-def _join(parts: list):
-    """One run from consecutive single-stage runs of the same model."""
-    cols = list(dict.fromkeys(k for r in parts for k in r.history))
-    pieces: dict[str, list[np.ndarray]] = {k: [] for k in cols}
-    events = []
-    offset = {"step": 0, "evals": 0, "time": 0.0}
-    for i, r in enumerate(parts):
-        n = len(r.history["step"])
-        # Every later run first logs the state the previous one ended in: drop that row.
-        keep = slice(0 if i == 0 else 1, n)
-        for k in cols:
-            v = np.asarray(r.history.get(k, np.full(n, np.nan)), dtype=float)[keep]
-            if k in offset:
-                v = v + offset[k]
-            elif k == "stage":
-                v = v + i
-            pieces[k].append(v)
-        for e in r.events:
-            events.append({**e, "step": e["step"] + offset["step"]} if "step" in e else e)
-        offset["step"] += r.metrics["steps"]
-        offset["evals"] += r.metrics["evals"]
-        offset["time"] += r.metrics["train_time"]
-    last = parts[-1]
-    metrics = {
-        **last.metrics,
-        "steps": offset["step"],
-        "evals": offset["evals"],
-        "train_time": offset["time"],
-        "wall_time": sum(r.metrics["wall_time"] for r in parts),
-    }
-    attrs = {**last.attrs, "created": parts[0].attrs.get("created")}
-    history = {k: np.concatenate(v) for k, v in pieces.items()}
-    return replace(
-        last, config=dict(last.config), history=history, metrics=metrics, attrs=attrs,
-        events=events, path=None,
+    return solve(
+        problem, model=model, schedule=[replace(s, steps=s.steps * _TIME_CAP) for s in stages],
+        max_seconds=seconds, time_shares=[s.steps for s in stages], out=out, checkpoint_every=0,
+        **kwargs,
     )  # fmt: skip
+
+
+def stage_seconds(run) -> list[float]:
+    """The time each stage of a :func:`solve_timed` run was given (from its events)."""
+    return [e["seconds"] for e in run.events if e.get("event") == "stage_clock"]
 
 
 def _row(kind: str, width: list[int], seed: int, run) -> dict:

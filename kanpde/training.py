@@ -14,7 +14,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -246,6 +246,13 @@ class Trainer:
         steps (see :meth:`load_state_dict` to resume).
     max_seconds : float, optional
         Stop once this much training time is spent (the rest of the schedule is skipped).
+    time_shares : sequence of float, optional
+        With ``max_seconds``: one non-negative weight per stage. Each stage then runs on its
+        own clock, ending when its steps are done or its time is up: at its start it gets the
+        time still left times its weight's share of the remaining weights, so time a stage
+        leaves unused passes on and overrun is taken from the later stages. Every stage runs
+        at least one step (a KAN reaches its last grid); an Adam ``decay`` spreads over the
+        stage's time instead of its steps.
     max_failures : int
         Non-finite losses/gradients tolerated (each rolls back to the last good state and
         lowers the learning rate or leaves L-BFGS for Adam) before :class:`TrainingStopped`.
@@ -272,9 +279,13 @@ class Trainer:
         checkpoint_every: int = 0,
         max_failures: int = 5,
         max_seconds: float | None = None,
+        time_shares: Sequence[float] | None = None,
     ) -> None:
         self.residuals = residuals
         self.max_seconds = max_seconds
+        self.time_shares = _check_shares(time_shares, stages, max_seconds)
+        self._clock: tuple[float, float] | None = None  # the timed stage's start and end
+        self._decayed = 0.0  # fraction of the timed stage's Adam decay applied so far
         self.model = residuals.model
         self.stages = stages
         self.test = test
@@ -510,7 +521,8 @@ class Trainer:
                 self._adam = torch.optim.Adam(self.params(), lr=stage.lr)
             for g in self._adam.param_groups:
                 g["lr"] = stage.lr
-        gamma = stage.decay ** (1.0 / max(1, stage.steps)) if stage.decay else 1.0
+        timed = self._clock is not None and stage.decay is not None
+        gamma = stage.decay ** (1.0 / max(1, stage.steps)) if stage.decay and not timed else 1.0
         while self.i < stage.steps:
             if self._grid_due(stage, self.i):
                 self._update_grid()
@@ -525,6 +537,11 @@ class Trainer:
                 self._failure(f"rolled back, Adam learning rate now {g['lr']:.1e}")
                 continue
             self._adam.step()
+            if timed:  # decay by the fraction of the stage's time this step took
+                start, end = self._clock
+                now = self.train_time + time.perf_counter() - t0
+                done = min(1.0, (now - start) / (end - start)) if end > start else 1.0
+                gamma, self._decayed = stage.decay ** (done - self._decayed), done
             if gamma != 1.0:
                 for g in self._adam.param_groups:
                     g["lr"] *= gamma
@@ -576,13 +593,14 @@ class Trainer:
                 n = min(n, every - self.step % every)
         if stage.update_grid and self.i < stage.update_until:
             n = min(n, stage.update_grid - self.i % stage.update_grid)
-        if self.max_seconds is not None and self.evals == 0:
+        end = self._deadline()
+        if end is not None and self.evals == 0:
             n = 1  # no cost measured yet: one iteration gives the estimate below
-        elif self.max_seconds is not None:
+        elif end is not None:
             # A call cannot be cut short without losing it; size it to the time left, at the
             # mean cost of an evaluation so far and ~1.5 evaluations per iteration.
             per_iter = 1.5 * self.train_time / self.evals
-            left = self.max_seconds - self.train_time
+            left = end - self.train_time
             n = max(1, min(n, int(left / per_iter) if per_iter > 0 else n))
         return n
 
@@ -711,9 +729,12 @@ class Trainer:
     def _tick(self, index: int, stage: Stage) -> None:
         if self._bar is not None:
             self._bar.update(1)
-        if self.max_seconds is not None and self.train_time >= self.max_seconds:
+        end = self._deadline()
+        if end is not None and self.train_time >= end:
             loss, terms = self._evaluate()
             self._log(index, stage, terms, loss)
+            if self._clock is not None and self.stage < len(self.stages) - 1:
+                raise _StageTimeUp
             raise _BudgetSpent
         if self.step % self.log_every == 0 or self.i == stage.steps:
             loss, terms = self._evaluate()
@@ -737,6 +758,8 @@ class Trainer:
                 # the grid update/resampling due here already happened (Ctrl-C inside the
                 # L-BFGS call after it): a resumed run must not apply it twice
                 "changed": int(self._changed_at == (self.stage, self.i)),
+                "clock": list(self._clock) if self._clock is not None else None,
+                "decayed": self._decayed,
             },
             "counters": {
                 "evals": self.evals,
@@ -761,6 +784,8 @@ class Trainer:
         pos = state["position"]
         self.stage, self.i, self.step = int(pos["stage"]), int(pos["i"]), int(pos["step"])
         self._changed_at = (self.stage, self.i) if int(pos.get("changed", 0)) else None
+        self._clock = tuple(pos["clock"]) if pos.get("clock") is not None else None
+        self._decayed = float(pos.get("decayed", 0.0))
         c = state["counters"]
         self.evals, self.train_time = int(c["evals"]), float(c["train_time"])
         self.failures = int(c["failures"])
@@ -792,10 +817,30 @@ class Trainer:
             self.checkpoint_path, {"config": json.dumps(self.config), **self.state_dict()}
         )
 
+    # -- time budget --------------------------------------------------------------------------
+    def _deadline(self) -> float | None:
+        """Training time at which the current stage (or the run) must stop, if any."""
+        return self._clock[1] if self._clock is not None else self.max_seconds
+
+    def _start_clock(self, index: int) -> None:
+        """Give stage ``index`` its share of the time left (``time_shares`` only)."""
+        if self.time_shares is None:
+            return
+        weights = self.time_shares[index:]
+        total = sum(weights)
+        fraction = weights[0] / total if total > 0 else 1.0 / len(weights)
+        share = max(self.max_seconds - self.train_time, 0.0) * fraction
+        self._clock = (self.train_time, self.train_time + share)
+        self._decayed = 0.0
+        self.history.events.append(
+            {"step": self.step, "event": "stage_clock", "stage": index, "seconds": share}
+        )
+
     # -- main loop ----------------------------------------------------------------------------
     def run(self) -> History:
         """Run every stage (from the restored position after :meth:`load_state_dict`)."""
-        total = sum(s.steps for s in self.stages)
+        # Timed stages end by the clock, so their capped step counts are no useful total.
+        total = None if self.time_shares is not None else sum(s.steps for s in self.stages)
         if self.progress and distributed.rank() == 0:
             from tqdm.auto import tqdm
 
@@ -813,14 +858,21 @@ class Trainer:
                     mid_stage = resumed and index == self.stage
                     if not mid_stage:
                         self.stage, self.i = index, 0
+                        self._start_clock(index)
                         self._begin_stage(index, stage)
                     else:
                         self._set_sparsity(stage)
                     self._snapshot()
-                    if stage.optimizer == "adam":
-                        self._run_adam(index, stage, resumed=mid_stage)
-                    else:
-                        self._run_lbfgs(index, stage, resumed=mid_stage)
+                    try:
+                        if stage.optimizer == "adam":
+                            self._run_adam(index, stage, resumed=mid_stage)
+                        else:
+                            self._run_lbfgs(index, stage, resumed=mid_stage)
+                    except _StageTimeUp:
+                        self._lbfgs_opt = None
+                        self.history.events.append(
+                            {"step": self.step, "event": "stage_time_spent", "stage": index}
+                        )
                     resumed = False
                 self.stage, self.i = len(self.stages), 0
         except _BudgetSpent:
@@ -852,8 +904,29 @@ def _lbfgs_memory(opt: torch.optim.LBFGS) -> dict:
     }
 
 
+def _check_shares(
+    shares: Sequence[float] | None, stages: list[Stage], max_seconds: float | None
+) -> list[float] | None:
+    """``time_shares`` as floats, checked against the schedule."""
+    if shares is None:
+        return None
+    if max_seconds is None:
+        raise ValueError("time_shares needs max_seconds (the time they share)")
+    out = [float(w) for w in shares]
+    if len(out) != len(stages) or not all(math.isfinite(w) and w >= 0 for w in out):
+        raise ValueError(
+            f"time_shares must be {len(stages)} non-negative numbers (one per stage), "
+            f"got {list(shares)!r}"
+        )
+    return out
+
+
 class _BudgetSpent(Exception):
     """Raised when ``max_seconds`` of training time are used up."""
+
+
+class _StageTimeUp(Exception):
+    """Raised when a timed stage (``time_shares``) has used its share; the next one starts."""
 
 
 class _Interrupted(Exception):
@@ -890,6 +963,7 @@ def solve(
     checkpoint_every: int | None = None,
     resume: str | Path | None = None,
     max_seconds: float | None = None,
+    time_shares: Sequence[float] | None = None,
     penalty: Callable | None = None,
 ):
     """Solve ``problem`` with a physics-informed KAN (or MLP) and return the :class:`Run`.
@@ -923,6 +997,9 @@ def solve(
         currently slower than the eager path, so it is off by default.
     max_seconds : float, optional
         Training-time budget; the schedule stops early when it is spent.
+    time_shares : sequence of float, optional
+        Split ``max_seconds`` over the stages by these weights, one per stage (see
+        :class:`Trainer`).
     penalty : callable, optional
         ``penalty(model, x) -> 0-d tensor`` added with each stage's ``sparsity`` weight (default
         :func:`kanpde.symbolic.regularization`).
@@ -974,6 +1051,9 @@ def solve(
         if checkpoint_every is None:
             checkpoint_every = saved.get("checkpoint_every", 100)
         preset = saved.get("preset", preset)
+        if max_seconds is None:
+            max_seconds = saved.get("max_seconds")
+        time_shares = saved.get("time_shares")
         out = out or resume
         # Temporary files of writes cut short by a kill: the renamed files are intact.
         for stale in Path(out).glob(".*.h5.*.tmp"):
@@ -1027,6 +1107,7 @@ def solve(
         checkpoint=out / "checkpoint.h5" if out is not None else None,
         checkpoint_every=checkpoint_every,
         max_seconds=max_seconds,
+        time_shares=time_shares,
     )
     config = {
         "problem": problem.name,
@@ -1044,6 +1125,8 @@ def solve(
         "preset": preset,
         "log_every": log_every,
         "checkpoint_every": checkpoint_every,
+        "max_seconds": max_seconds,
+        "time_shares": trainer.time_shares,
     }
     trainer.config = config
     if state is not None:

@@ -546,3 +546,99 @@ def test_ctrl_c_before_the_first_checkpoint_leaves_no_run_directory(tmp_path, ca
     assert code == 130
     assert "nothing to resume" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+# ------------------------------------------------------------- time shared over stages
+POISSON1D = str(ROOT / "problems" / "poisson1d.py")
+POINTS1D = {"interior": 40, "boundary": 2, "method": "grid", "test": 51}
+
+
+def test_timed_stages_are_one_training_with_adam_decay_over_the_stage_time():
+    # compare --budget seconds once ran each stage as a separate solve: Adam's moments were
+    # reset between stages and a decay spread over the 1000x step cap (lr barely moved).
+    from kanpde.compare import solve_timed, stage_seconds
+    from kanpde.schedule import parse_schedule
+
+    stages = parse_schedule(
+        [{"grid": 3, "adam": 50, "lr": 1e-2, "decay": 0.01}, {"adam": 50, "lr": 1e-3}]
+    )
+    seen = []
+
+    def watch(trainer, row):
+        if trainer._adam is not None:  # the first row is logged before any step
+            seen.append((row["stage"], trainer._adam.param_groups[0]["lr"], trainer._adam))
+
+    run = solve_timed(
+        kanpde.load_problem(POISSON1D), {}, stages, 0.4, points=POINTS1D, seed=0,
+        device="cpu", progress=False, log_every=5, callback=watch,
+    )  # fmt: skip
+    shares = stage_seconds(run)
+    assert shares[0] == pytest.approx(0.2, rel=1e-9) and len(shares) == 2
+    assert 0.4 <= run.metrics["train_time"] <= 0.55
+    # stage 0 ends with its whole decay applied, exactly: 1e-2 * 0.01
+    lr_end0 = [lr for stage, lr, _ in seen if stage == 0][-1]
+    assert lr_end0 == pytest.approx(1e-4, rel=1e-9)
+    # one optimizer throughout: its step count covers both stages
+    adams = {id(a) for _, _, a in seen}
+    assert len(adams) == 1
+    opt = seen[-1][2]
+    assert all(s["step"] == run.metrics["steps"] for s in opt.state.values())
+    assert sum(run.history["stage"] == 1) >= 2 and run.metrics["steps"] > 100  # past 1x steps
+
+
+def test_a_stage_left_no_time_still_takes_one_step_and_reaches_its_grid():
+    run = kanpde.solve(
+        POISSON1D, schedule="3:lbfgs=100000,6:lbfgs=100000", max_seconds=0.2,
+        time_shares=[1, 0], points=POINTS1D, device="cpu", progress=False, log_every=5,
+    )  # fmt: skip
+    clocks = [e for e in run.events if e["event"] == "stage_clock"]
+    assert [c["stage"] for c in clocks] == [0, 1]
+    assert clocks[0]["seconds"] == pytest.approx(0.2) and clocks[1]["seconds"] < 0.05
+    assert run.history["grid"][-1] == 6
+    last = run.history["step"][-1]
+    first_of_1 = [e["step"] for e in run.events if e["event"] == "stage_time_spent"][0]
+    assert last == first_of_1 + 1
+    assert run.events[-1]["event"] == "time_budget_spent"
+    assert run.config["max_seconds"] == 0.2 and run.config["time_shares"] == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"time_shares": [1, 1]}, "needs max_seconds"),
+        ({"time_shares": [1], "max_seconds": 1.0}, "2 non-negative numbers"),
+        ({"time_shares": [1, -1], "max_seconds": 1.0}, "2 non-negative numbers"),
+        ({"time_shares": [1, float("nan")], "max_seconds": 1.0}, "2 non-negative numbers"),
+    ],
+)
+def test_time_shares_are_checked(kw, message):
+    with pytest.raises(ValueError, match=message):
+        kanpde.solve(POISSON1D, schedule="3:lbfgs=2,6:lbfgs=2", points=POINTS1D,
+                     device="cpu", progress=False, **kw)  # fmt: skip
+
+
+def test_interrupted_timed_run_resumes_with_its_budget_and_clock(tmp_path, terminal_sigint):
+    fired = []
+
+    def ctrl_c(trainer, row):
+        if row["step"] >= 10 and not fired:
+            fired.append(row["step"])
+            signal.raise_signal(signal.SIGINT)
+
+    kw = dict(schedule="3:adam=3000@1e-2,6:lbfgs=3000", points=POINTS1D, device="cpu",
+              progress=False, log_every=5, checkpoint_every=1000)  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        kanpde.solve(POISSON1D, out=tmp_path, max_seconds=0.6, time_shares=[1, 1],
+                     callback=ctrl_c, **kw)  # fmt: skip
+    state = load_checkpoint(tmp_path / "checkpoint.h5")
+    start, end = state["position"]["clock"]
+    assert start == 0.0 and end == pytest.approx(0.3)
+    run = kanpde.solve(POISSON1D, resume=tmp_path, progress=False)
+    # The budget and the stage's clock came from the checkpoint: without them the resumed run
+    # trains all 6000 steps.
+    assert run.config["max_seconds"] == 0.6 and run.config["time_shares"] == [1.0, 1.0]
+    assert run.metrics["steps"] < 6000 and run.metrics["train_time"] <= 0.9
+    clocks = [e for e in run.events if e["event"] == "stage_clock"]
+    assert [c["stage"] for c in clocks] == [0, 1]  # the interrupted stage kept its clock
+    assert clocks[0]["seconds"] == pytest.approx(0.3)
+    assert run.history["grid"][-1] == 6
