@@ -180,23 +180,10 @@ def _discard(created: list[Path]) -> None:
             return
 
 
-def cmd_solve(args) -> int:
-    from . import distributed
-    from .schedule import ScheduleError, parse_schedule
-    from .training import TrainingStopped, resolve_device
-
-    problem = load_problem(args.problem)
-    if args.resume is not None:
-        if not (Path(args.resume) / "checkpoint.h5").exists():
-            raise CLIError(f"--resume {args.resume}: no checkpoint.h5 in that run directory")
-        given = [RUN_OPTIONS[d] for d in RUN_OPTIONS if getattr(args, d) is not None]
-        if given:
-            raise CLIError(
-                f"--resume {args.resume}: {', '.join(given)} cannot be combined with --resume "
-                f"(the run continues with its own settings; only {', '.join(RESUME_OPTIONS)} "
-                "may be given)"
-            )
+def _run_settings(args, problem) -> tuple[dict, list | None, dict | None]:
+    """Model overrides, schedule and points of a new run, checked (``CLIError`` if bad)."""
     from .problem import apply_preset
+    from .schedule import ScheduleError, parse_schedule
 
     base = apply_preset(problem, args.preset)["model"]
     model = _model_overrides(args, problem, base)
@@ -214,6 +201,27 @@ def cmd_solve(args) -> int:
     points = parse_points(args.points) if args.points is not None else None
     if args.dtype not in (None, "float32", "float64"):
         raise CLIError(f"--dtype {args.dtype!r}: use float32 or float64")
+    return model, schedule, points
+
+
+def cmd_solve(args) -> int:
+    from . import distributed
+    from .training import TrainingStopped, resolve_device
+
+    problem = load_problem(args.problem)
+    if args.resume is not None:
+        if not (Path(args.resume) / "checkpoint.h5").exists():
+            raise CLIError(f"--resume {args.resume}: no checkpoint.h5 in that run directory")
+        given = [RUN_OPTIONS[d] for d in RUN_OPTIONS if getattr(args, d) is not None]
+        if given:
+            raise CLIError(
+                f"--resume {args.resume}: {', '.join(given)} cannot be combined with --resume "
+                f"(the run continues with its own settings; only {', '.join(RESUME_OPTIONS)} "
+                "may be given)"
+            )
+        model, schedule, points = {}, None, None  # the run's own, from its checkpoint
+    else:
+        model, schedule, points = _run_settings(args, problem)
     resolve_device(args.device)  # before any run directory exists
     if args.log_every is not None and args.log_every < 1:
         raise CLIError(f"--log-every {args.log_every}: must be >= 1")
