@@ -2,11 +2,14 @@
 
 A condition knows where its points lie (:meth:`Condition.sample`) and what residual the trial
 function must drive to zero there (:meth:`Condition.residual`). Values are constants or
-callables of the points; they are evaluated once per point set, not at every step.
+callables of the points, ``g(x)``, or on the boundary of the points and the outward unit
+normals, ``g(x, n)``; they are evaluated once per point set, not at every step.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -43,11 +46,32 @@ class PointSet:
         return PointSet(f(self.x), f(self.normals), f(self.target))
 
 
-def _value(value: Value, x: Tensor, n_cols: int, what: str) -> Tensor:
-    """Evaluate a condition value at ``x`` as an ``(n, n_cols)`` tensor."""
+def _takes_normals(f: Callable) -> bool:
+    """``f`` has two required positional parameters: it is ``g(x, n)``."""
+    try:
+        params = inspect.signature(f).parameters.values()
+    except (TypeError, ValueError):  # some builtins have no signature: g(x)
+        return False
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(p.kind in kinds and p.default is p.empty for p in params) >= 2
+
+
+def _value(
+    value: Value, x: Tensor, n_cols: int, what: str, normals: Tensor | None = None
+) -> Tensor:
+    """Evaluate a condition value at ``x`` (and ``normals`` for ``g(x, n)``) as an
+    ``(n, n_cols)`` tensor."""
     if callable(value):
+        args = (x,)
+        if _takes_normals(value):
+            if normals is None:
+                raise ValueError(
+                    f"{what} value function takes two arguments (x, n), but its points have no "
+                    "normals (only boundary conditions have them); use g(x)"
+                )
+            args = (x, normals)
         try:
-            v = value(x)
+            v = value(*args)
             if not isinstance(v, Tensor):
                 v = torch.as_tensor(np.asarray(v), dtype=x.dtype, device=x.device)
         except (MemoryError, torch.cuda.OutOfMemoryError):
@@ -96,6 +120,10 @@ class Condition:
         Name of the loss term; defaults to the class name in lower case plus the selection.
     n : int, optional
         Number of points; defaults to the problem's ``points`` budget for this kind.
+
+    A callable ``value`` of a boundary condition may take the outward unit normals as a second
+    argument, ``g(x, n)`` (``n`` shaped like ``x``, zero along time): a Neumann flux written as
+    ``∇u·n`` then holds at corners, which grid boundaries repeat once per face.
     """
 
     where = "boundary"  # "boundary", "initial" or "data": which point budget it draws from
@@ -110,8 +138,14 @@ class Condition:
         n: int | None = None,
     ) -> None:
         self.value, self.on, self.component = value, on, component
-        self.weight, self.n = float(weight), n
         self._name = name
+        ok = isinstance(weight, int | float) and not isinstance(weight, bool)
+        if not ok or not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"{self.name}: weight must be a non-negative number, got {weight!r}")
+        ok = isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 1
+        if n is not None and not ok:
+            raise ValueError(f"{self.name}: n must be a positive integer (points), got {n!r}")
+        self.weight, self.n = float(weight), n
 
     @property
     def name(self) -> str:
@@ -157,7 +191,7 @@ class Condition:
         x, normals = self.sample(domain, n, method, seed)
         x = torch.as_tensor(x, dtype=dtype, device=device)
         nt = None if normals is None else torch.as_tensor(normals, dtype=dtype, device=device)
-        target = _value(self.value, x, len(self.columns(outputs)), self.name)
+        target = _value(self.value, x, len(self.columns(outputs)), self.name, nt)
         return PointSet(x, nt, target)
 
     def lhs(self, x: Tensor, u: Tensor, points: PointSet, cols: list[int], ctx) -> Tensor:
@@ -186,7 +220,11 @@ class Dirichlet(Condition):
 
 
 class Neumann(Condition):
-    """``∂u/∂n = value``: outward normal derivative over the spatial axes."""
+    """``∂u/∂n = value``: outward normal derivative over the spatial axes.
+
+    A flux known from a solution's gradient is best given as ``value=lambda x, n: ...``
+    (see :class:`Condition`): ``g(x)`` alone cannot tell a corner's two faces apart.
+    """
 
     def lhs(self, x, u, points, cols, ctx):
         return _normal_derivative(x, u, points.normals, cols, ctx)
@@ -197,6 +235,11 @@ class Robin(Condition):
 
     def __init__(self, alpha: float, beta: float, value: Value = 0.0, **kw) -> None:
         super().__init__(value, **kw)
+        for what, v in (("alpha", alpha), ("beta", beta)):
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ValueError(f"{self.name}: {what} must be a finite number, got {v!r}")
+        if alpha == 0 and beta == 0:
+            raise ValueError(f"{self.name}: alpha and beta are both 0, so u is not constrained")
         self.alpha, self.beta = float(alpha), float(beta)
 
     def lhs(self, x, u, points, cols, ctx):
@@ -217,29 +260,57 @@ class Periodic(Condition):
     """
 
     def __init__(self, axis: str | int = "x", derivatives: int = 1, **kw) -> None:
+        if kw.get("on") is not None:
+            raise ValueError("Periodic: on= is not supported (the faces are the axis' min and max)")
         super().__init__(0.0, **kw)
-        self.axis, self.derivatives = axis, int(derivatives)
+        if isinstance(axis, bool) or not isinstance(axis, str | int):
+            raise ValueError(f"Periodic: axis must be a name or an index, got {axis!r}")
+        self.axis = axis
+        if isinstance(derivatives, bool) or derivatives not in (0, 1, 2):
+            raise ValueError(f"{self.name}: derivatives must be 0, 1 or 2, got {derivatives!r}")
+        self.derivatives = int(derivatives)
 
     @property
     def name(self) -> str:
         return self._name or f"periodic[{self.axis}]"
 
     def sample(self, domain, n, method, seed):
-        a = self.axis if isinstance(self.axis, int) else domain.names.index(self.axis)
+        a = self._index(domain)
         lo, hi = domain.bounds[0][a], domain.bounds[1][a]
-        if domain.time_axis is not None and a == domain.time_axis:
-            raise ValueError(f"{self.name}: the time axis cannot be periodic")
         face = domain.boundary(n, on=f"{domain.names[a]}min", method=method, seed=seed).points
-        face[:, a] = lo
         partner = face.copy()
         partner[:, a] = hi
+        tol = 1e-9 * max(1.0, float(hi - lo))
+        # Only a domain that spans [lo, hi] along the axis at every point of its lower face
+        # (a box, or a box times time) has faces that pair up.
+        if not (np.abs(face[:, a] - lo) <= tol).all() or not domain.contains(partner, tol).all():
+            raise ValueError(
+                f"{self.name}: {domain!r} has no pair of opposite faces "
+                f"{domain.names[a]} = {lo:g} and {hi:g} to make periodic"
+            )
+        face[:, a] = lo
         return np.concatenate([face, partner]), None
 
-    def points(self, domain, outputs, n, method, seed, dtype, device):
-        if isinstance(self.axis, str) and self.axis not in domain.names:
+    def _index(self, domain) -> int:
+        """The axis as a column index of ``domain``, checked."""
+        names = domain.names
+        if isinstance(self.axis, str):
+            if self.axis not in names:
+                raise ValueError(
+                    f"{self.name}: unknown axis {self.axis!r}; axes are {', '.join(names)}"
+                )
+            a = names.index(self.axis)
+        elif -domain.dim <= self.axis < domain.dim:
+            a = self.axis % domain.dim
+        else:
             raise ValueError(
-                f"{self.name}: unknown axis {self.axis!r}; axes are {', '.join(domain.names)}"
+                f"{self.name}: axis {self.axis} out of range for {domain.dim} coordinates"
             )
+        if domain.time_axis is not None and a == domain.time_axis:
+            raise ValueError(f"{self.name}: the time axis cannot be periodic")
+        return a
+
+    def points(self, domain, outputs, n, method, seed, dtype, device):
         x, _ = self.sample(domain, n, method, seed)
         x = torch.as_tensor(x, dtype=dtype, device=device)
         return PointSet(x, None, None)
@@ -260,6 +331,8 @@ class Initial(Condition):
     where = "initial"
 
     def __init__(self, value: Value = 0.0, derivative: int = 0, **kw) -> None:
+        if kw.get("on") is not None:
+            raise ValueError("Initial: on= is not supported (the points cover the domain at t0)")
         super().__init__(value, **kw)
         if derivative not in (0, 1):
             raise ValueError(f"Initial: derivative must be 0 or 1, got {derivative}")
@@ -307,6 +380,10 @@ class PointData(Condition):
                 f"PointData: x must be (n, D) and values (n, c) with the same n; got "
                 f"{self.x.shape} and {self.values.shape}"
             )
+        if self.x.shape[0] == 0:
+            raise ValueError("PointData: no observation points (x is empty)")
+        if not np.isfinite(self.x).all():
+            raise ValueError("PointData: x is not finite (NaN or Inf) at some points")
 
     @property
     def name(self) -> str:

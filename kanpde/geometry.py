@@ -115,7 +115,7 @@ class GridSample:
 
 
 def _g(v: float) -> str:
-    return f"{float(v):g}"
+    return f"{float(v) + 0.0:g}"  # + 0.0: -0.0 reads "0", so on="x=0" finds the face
 
 
 def _vec(a: np.ndarray) -> str:
@@ -142,6 +142,12 @@ def _check_n(n) -> int:
 def _check_method(method: str) -> None:
     if method not in METHODS:
         raise ValueError(f"unknown sampling method {method!r}; choose from {', '.join(METHODS)}")
+
+
+def _check_seed(seed) -> None:
+    ok = isinstance(seed, int | np.integer) and not isinstance(seed, bool) and seed >= 0
+    if seed is not None and not ok:
+        raise ValueError(f"seed must be None or a non-negative integer, got {seed!r}")
 
 
 def _check_names(names, d: int, who: str) -> tuple[str, ...]:
@@ -297,6 +303,35 @@ class _Piece:
         return x, nrm, mask
 
 
+def _keep_closure(piece: _Piece, u: np.ndarray, nrm: np.ndarray, mask: np.ndarray) -> None:
+    """Also keep grid nodes (parameters ``u``) next to kept parts of a CSG piece, in place.
+
+    A node where the piece meets another (a box's edge or corner, or where a cut ends the kept
+    part) fails the keep test, whose probes then land on the neighbouring boundary. The node
+    belongs to the closed boundary if the piece's point a step ``δ`` away is kept: towards the
+    parameter centre (corners) or along one parameter (cuts).
+    """
+    delta = 1e-6
+    steps = [2 * delta * (0.5 - u)]
+    for axis in range(piece.k):
+        for sign in (-delta, delta):
+            step = np.zeros_like(u)
+            step[:, axis] = sign
+            steps.append(step)
+    periodic = np.array(piece.periodic, dtype=bool)
+    for step in steps:
+        todo = np.flatnonzero(~mask)
+        if not len(todo):
+            return
+        v = u[todo] + step[todo]
+        v[:, periodic] %= 1.0
+        valid = ((v >= 0) & (v <= 1)).all(axis=1)
+        _, n2, kept = piece.map(np.clip(v, 0.0, 1.0))
+        kept &= valid
+        mask[todo[kept]] = True
+        nrm[todo[kept]] = n2[kept]
+
+
 def _predicate_mask(pred: Predicate, x: np.ndarray) -> np.ndarray:
     mask = np.asarray(pred(x))
     if mask.shape != (len(x),):
@@ -441,6 +476,7 @@ class Domain(ABC):
         """
         n = _check_n(n)
         _check_method(method)
+        _check_seed(seed)
         return self._interior(n, method, seed, key=(0,))
 
     def _interior(self, n: int, method: str, seed, key: tuple[int, ...]) -> np.ndarray:
@@ -499,6 +535,7 @@ class Domain(ABC):
         """
         n = _check_n(n)
         _check_method(method)
+        _check_seed(seed)
         pieces = self._pieces
         if not pieces:
             hint = "; use initial() for t = t0" if self.time_axis is not None else ""
@@ -537,7 +574,15 @@ class Domain(ABC):
             return everything, None
         if callable(on):
             return everything, on
-        names = [on] if isinstance(on, str) else list(on)
+        if isinstance(on, str):
+            names = [on]
+        elif isinstance(on, list | tuple):
+            names = list(on)
+        else:
+            raise ValueError(
+                f"boundary selection on={on!r}: expected a piece name, a list of names or a "
+                "predicate"
+            )
         if not names:
             raise ValueError(f"empty boundary selection for {self!r}")
         chosen: set[int] = set()
@@ -562,7 +607,10 @@ class Domain(ABC):
 
     def _sample_piece(self, piece, c, method, seed, key, rate, pred):
         if method == "grid":
-            x, nr, mask = piece.map(_param_grid(piece.extents, piece.periodic, c / rate))
+            u = _param_grid(piece.extents, piece.periodic, c / rate)
+            x, nr, mask = piece.map(u)
+            if piece.keep is not None and not mask.all():
+                _keep_closure(piece, u, nr, mask)
             if pred is not None:
                 mask &= _predicate_mask(pred, x)
             return x[mask], nr[mask]
@@ -770,6 +818,7 @@ class Time(Interval):
 
     def initial(self, n: int, method: str = "sobol", seed: int | None = 0) -> np.ndarray:
         _check_method(method)
+        _check_seed(seed)
         return np.full((_check_n(n), 1), self.t0)
 
     def __repr__(self) -> str:
@@ -894,10 +943,13 @@ class Polygon(Domain):
 
     def _contains_block(self, x: np.ndarray, tol: float) -> np.ndarray:
         a = self.vertices
-        e = np.roll(a, -1, axis=0) - a
+        b = np.roll(a, -1, axis=0)
+        e = b - a
         px, py = x[:, :1], x[:, 1:2]
         ax, ay, ex, ey = a[:, 0], a[:, 1], e[:, 0], e[:, 1]
-        straddle = (ay > py) != (ay + ey > py)
+        # the end's own y, not ay + ey: their round-off differs, and a point level with a
+        # vertex would see one edge straddle it twice or never
+        straddle = (ay > py) != (b[:, 1] > py)
         with np.errstate(divide="ignore", invalid="ignore"):
             xcross = ax + (py - ay) * ex / ey
         inside = np.count_nonzero(straddle & (px < xcross), axis=1) % 2 == 1
@@ -1157,6 +1209,7 @@ class SpaceTime(Domain):
         the spatial interior grid, see :meth:`Domain.sample`)."""
         n = _check_n(n)
         _check_method(method)
+        _check_seed(seed)
         x = self.space._interior(n, method, seed, key=(2,))
         return np.hstack([x, np.full((len(x), 1), self.time.t0)])
 

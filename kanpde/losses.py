@@ -106,6 +106,11 @@ class Residuals:
                 raise
             except Exception as e:  # noqa: BLE001 - value functions and on= predicates are user code
                 raise _condition_error(problem, c, e) from e
+            if ps.x.shape[0] == 0:  # its mean would be NaN
+                raise ProblemError(
+                    f"{where}: condition {c.name!r} got no points (n={n}, method {method!r}); "
+                    "give it more"
+                )
             w = float(weights.get(c.name, c.weight))
             self.terms.append(Term(c.name, ps, c, c.columns(problem.outputs), w))
         self.weights = dict(weights)

@@ -283,6 +283,83 @@ def test_periodic_unknown_axis_is_rejected():
         build(SPACETIME, [Periodic("z")], wave)
 
 
+def test_periodic_needs_a_pair_of_opposite_faces():
+    # Points were moved onto the bounding box (x = -1, outside the domain) or paired with
+    # points outside it.
+    notched = Rectangle([0, 0], [2, 1]) | Rectangle([-1, 0.25], [0, 0.75])
+    lshape = Rectangle([-1, -1], [1, 1]) - Rectangle([0, 0], [1, 1])
+    for domain in (notched, lshape):
+        with pytest.raises(ProblemError, match="no pair of opposite faces x = -1"):
+            build(domain, [Periodic("x")], quad)
+
+
+@pytest.mark.parametrize(
+    "axis, message",
+    [(-1, "time axis cannot be periodic"), (5, "axis 5 out of range for 2 coordinates")],
+)
+def test_periodic_axis_index_is_checked(axis, message):
+    with pytest.raises(ProblemError, match=message):
+        build(SPACETIME, [Periodic(axis)], wave)
+
+
+def test_periodic_negative_axis_counts_from_the_end():
+    good, _ = check(SPACETIME, [Periodic(-2)], wave, lambda x: wave(x) + 0.1 * x[:, 0:1])
+    assert good.terms[0].name == "periodic[-2]"
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: Dirichlet(0.0, n=0), "n must be a positive integer"),
+        (lambda: Dirichlet(0.0, weight=-1.0), "weight must be a non-negative number"),
+        (lambda: Neumann(0.0, weight=float("nan")), "weight must be a non-negative number"),
+        (lambda: Robin(float("nan"), 1.0), "alpha must be a finite number"),
+        (lambda: Robin(1.0, "1"), "beta must be a finite number"),
+        (lambda: Robin(0.0, 0.0, 1.0), "alpha and beta are both 0"),
+        (lambda: Periodic(derivatives=3), "derivatives must be 0, 1 or 2"),
+        (lambda: Periodic(on="left"), "on= is not supported"),
+        (lambda: Initial(0.0, on="left"), "on= is not supported"),
+        (lambda: PointData(np.zeros((0, 2)), np.zeros((0, 1))), "no observation points"),
+        (lambda: PointData([[np.nan, 0.5]], [1.0]), "x is not finite"),
+    ],
+)
+def test_condition_arguments_are_checked(make, message):
+    # each of these gave a NaN loss or was silently ignored
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_condition_without_points_is_an_error():
+    class Nowhere(Dirichlet):  # a user's own condition whose sampler finds nothing
+        def sample(self, domain, n, method, seed):
+            return np.empty((0, domain.dim)), np.empty((0, domain.dim))
+
+    with pytest.raises(ProblemError, match="condition 'nowhere' got no points"):
+        build(SQUARE, [Nowhere(0.0)], quad)  # its mean square would be NaN
+
+
+def test_flux_of_points_and_normals_holds_at_grid_corners():
+    # A grid boundary repeats each corner once per face; g(x) cannot tell the two apart, g(x, n)
+    # can: ∂(x² + y)/∂n = ∇u·n with ∇u = (2x, 1).
+    def flux(x, n):
+        return 2 * x[:, 0:1] * n[:, 0:1] + n[:, 1:2]
+
+    grid = {**POINTS, "method": "grid"}
+    res = build(SQUARE, [Neumann(flux)], quad, points=grid)
+    x = res.terms[0].points.x
+    corners = ((x == 0) | (x == 1)).all(dim=1)
+    assert int(corners.sum()) == 8  # four corners, twice each
+    assert float(residual(res, "neumann").abs().max()) <= 1e-12
+    bad = build(SQUARE, [Neumann(flux)], quad_perturbed, points=grid)
+    assert float(residual(bad, "neumann").abs().max()) >= 1e-3
+    robin = build(
+        SQUARE, [Robin(1.0, 2.0, lambda x, n: quad(x) + 2 * flux(x, n))], quad, points=grid
+    )
+    assert float(residual(robin, "robin").abs().max()) <= 1e-12
+    with pytest.raises(ProblemError, match=r"takes two arguments \(x, n\).*no normals"):
+        build(SPACETIME, [Initial(lambda x, n: x[:, :1])], wave)
+
+
 # -- Initial ----------------------------------------------------------------------------------
 
 

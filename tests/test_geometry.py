@@ -483,3 +483,49 @@ def test_bounds_and_inputs_not_mutated():
     np.testing.assert_array_equal(lo, [-1, -1])
     np.testing.assert_array_equal(hi, [1, 1])
     assert Interval(0, 1).contains(np.array([0.5, 2.0])).tolist() == [True, False]
+
+
+# ------------------------------------------------------------------ review fixes (geometry)
+
+
+def test_polygon_contains_points_level_with_a_vertex():
+    # The crossing test once compared against ay + ey instead of the next vertex's own y;
+    # -2 + (-0.9 - -2) != -0.9 in floating point, so these interior points were "outside".
+    pentagon = Polygon([(-1, -2), (1, -2), (1.5, -0.9), (1, 2), (-1, 2)])
+    xs = np.array([-0.95, -0.5, 0.0, 0.5, 1.2, 1.45])
+    row = np.stack([xs, np.full_like(xs, -0.9)], axis=1)
+    assert pentagon.contains(row, tol=-1e-9).all()
+    assert not pentagon.contains(np.array([[1.55, -0.9], [-1.05, -0.9]])).any()
+
+
+def test_csg_grid_boundary_keeps_edges_and_corners():
+    cube = Box([0, 0, 0], [1, 1, 1])
+    far = Box([2, 2, 2], [3, 3, 3])
+    plain = cube.boundary(3000, method="grid")
+    cut = (cube - far).boundary(3000, method="grid")
+    assert len(cut.points) == len(plain.points) == 3036  # was 2520: no grid node on an edge
+    # The CSG L-shape gives the polygon's 80 points, every corner among them (was 72, with
+    # none of the five convex corners), with unit outward normals.
+    b = l_csg().boundary(80, method="grid")
+    poly = Polygon(L_VERTS)
+    assert len(b.points) == len(poly.boundary(80, method="grid").points) == 80
+    for corner in L_VERTS:
+        assert np.isclose(b.points, corner).all(axis=1).any(), corner
+    np.testing.assert_allclose(np.linalg.norm(b.normals, axis=1), 1.0, atol=1e-12)
+    assert not poly.contains(b.points + 1e-6 * b.normals, tol=-1e-9).any()
+    assert poly.contains(b.points - 1e-6 * b.normals).all()
+
+
+def test_sampling_arguments_are_checked():
+    r = square()
+    for bad in (-1, 1.5, "0", True):
+        with pytest.raises(ValueError, match="seed must be None or a non-negative integer"):
+            r.sample(4, seed=bad)
+        with pytest.raises(ValueError, match="seed must be"):
+            r.boundary(4, seed=bad)
+        with pytest.raises(ValueError, match="seed must be"):
+            (Interval(0, 1) * Time(0, 1)).initial(4, seed=bad)
+    with pytest.raises(ValueError, match="on=3: expected a piece name"):
+        r.boundary(4, on=3)
+    # -0.0 as a bound reads "x=0", not "x=-0"
+    assert "x=0" in Rectangle([-0.0, 0], [1, 1]).piece_names()
