@@ -95,8 +95,12 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.h5"
+    if not path.parent.is_dir():
+        raise ResultsError(f"{path.parent}: no such run directory")
     if not path.exists():
-        raise ResultsError(f"{path}: no checkpoint to resume from")
+        done = (path.parent / "result.h5").exists()
+        why = "the run has finished (result.h5)" if done else "no checkpoint to resume from"
+        raise ResultsError(f"{path}: {why}")
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") != FORMAT:

@@ -31,7 +31,10 @@ def parse_width(text: str) -> list[int]:
 
 
 def parse_points(text: str) -> dict:
-    """``"interior=2601,boundary=204,method=grid"`` → a points dict."""
+    """``"interior=2601,boundary=204,method=grid"`` → a points dict (the keys and checks of a
+    problem file's ``points``)."""
+    from .problem import check_points
+
     out: dict = {}
     for item in text.split(","):
         if "=" not in item:
@@ -40,30 +43,32 @@ def parse_points(text: str) -> dict:
             )
         key, value = (s.strip() for s in item.split("=", 1))
         if key == "method":
-            if value not in ("grid", "uniform", "lhs", "sobol"):
-                raise CLIError(f"--points method={value!r}: use grid, uniform, lhs or sobol")
             out[key] = value
-            continue
-        if key not in ("interior", "boundary", "initial", "test", "seed"):
-            raise CLIError(
-                f"--points: unknown key {key!r}; "
-                "use interior, boundary, initial, test, method, seed"
-            )
-        try:
-            n = int(value)
-        except ValueError:
-            raise CLIError(f"--points {key}={value!r}: not an integer") from None
-        if n < (0 if key == "seed" else 1):
-            raise CLIError(f"--points {key}={n}: must be positive")
-        out[key] = n
+        elif key == "adaptive":
+            flags = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+            if value.lower() not in flags:
+                raise CLIError(f"--points adaptive={value!r}: use true or false")
+            out[key] = flags[value.lower()]
+        else:
+            try:
+                number = float(value)
+            except ValueError:
+                raise CLIError(f"--points {key}={value!r}: not an integer") from None
+            out[key] = int(number) if number.is_integer() else number  # 1e4 is a count too
+    try:
+        check_points(out)
+    except ValueError as e:
+        raise CLIError(f"--points {text!r}: {str(e).removeprefix('points: ')}") from None
     return out
 
 
-def run_directory(base: str | Path, name: str, seed: int) -> Path:
-    """A new, unique run directory ``base/<name>-<time>-s<seed>-<random>``."""
+def run_directory(base: str | Path, name: str, seed: int | None) -> Path:
+    """A new, unique run directory ``base/<name>-<time>-s<seed>-<random>`` (no ``s<seed>``
+    part for ``seed=None``)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    tag = "" if seed is None else f"-s{seed}"
     for _ in range(100):
-        path = Path(base) / f"{name}-{stamp}-s{seed}-{secrets.token_hex(3)}"
+        path = Path(base) / f"{name}-{stamp}{tag}-{secrets.token_hex(3)}"
         try:
             path.mkdir(parents=True, exist_ok=False)
             return path
@@ -173,6 +178,13 @@ def _check_run(args, problem, model: dict) -> None:
 
 def _discard(created: list[Path]) -> None:
     """Remove the directories this command created (deepest first) while they are empty."""
+    if created and created[0].is_dir():  # with the empty folders a failed study left in it
+        for sub in sorted(created[0].rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if sub.is_dir():
+                try:
+                    sub.rmdir()
+                except OSError:
+                    pass
     for path in created:
         try:
             path.rmdir()  # only succeeds when empty
@@ -198,6 +210,16 @@ def _run_settings(args, problem) -> tuple[dict, list | None, dict | None]:
             schedule = parse_schedule(args.schedule)
         except ScheduleError as e:
             raise CLIError(f"--schedule {args.schedule!r}: {e}") from None
+    if args.grid is not None and model.get("type", base.get("type", "kan")) == "kan":
+        stages = schedule or parse_schedule(apply_preset(problem, args.preset)["schedule"])
+        first = stages[0].grid
+        if first is not None and first != args.grid:
+            grids = " -> ".join(str(s.grid) for s in stages if s.grid is not None)
+            raise CLIError(
+                f"--grid {args.grid}: the schedule sets the grids ({grids}) and would change "
+                f"it to {first} at once; give the grids in --schedule instead, e.g. "
+                f"'{args.grid}:lbfgs=200'"
+            )
     points = parse_points(args.points) if args.points is not None else None
     if args.dtype not in (None, "float32", "float64"):
         raise CLIError(f"--dtype {args.dtype!r}: use float32 or float64")
@@ -210,8 +232,19 @@ def cmd_solve(args) -> int:
 
     problem = load_problem(args.problem)
     if args.resume is not None:
-        if not (Path(args.resume) / "checkpoint.h5").exists():
-            raise CLIError(f"--resume {args.resume}: no checkpoint.h5 in that run directory")
+        run_dir = Path(args.resume)
+        if not run_dir.is_dir():
+            raise CLIError(f"--resume {args.resume}: no such run directory")
+        if not (run_dir / "checkpoint.h5").exists():
+            done = (run_dir / "result.h5").exists()
+            raise CLIError(
+                f"--resume {args.resume}: "
+                + (
+                    "that run has finished (result.h5); there is nothing to resume"
+                    if done
+                    else "no checkpoint.h5 in that run directory"
+                )
+            )
         given = [RUN_OPTIONS[d] for d in RUN_OPTIONS if getattr(args, d) is not None]
         if given:
             raise CLIError(
@@ -320,10 +353,11 @@ def _solve(args, problem, model, schedule, points, out):
 
 def cmd_list(args) -> int:
     folder = Path(args.folder)
+    if not folder.is_dir():
+        raise CLIError(f"list {folder}: no such folder")
     files = sorted(folder.glob("*.py"))
     if not files:
-        print(f"no problem files in {folder}")
-        return 1
+        raise CLIError(f"list {folder}: no problem files (*.py) in that folder")
     width = max(len(f.stem) for f in files)
     for f in files:
         try:
@@ -379,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_solve)
 
     ls = sub.add_parser("list", help="list the problems in a folder")
-    ls.add_argument("folder", nargs="?", default="problems")
+    ls.add_argument("folder", nargs="?", default="problems", help="default: problems")
     ls.set_defaults(func=cmd_list)
     # Commands that live with their subject: each module defines register(subparsers).
     for name in ("compare", "plot", "symbolic"):

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import CLIError
+from .cli import CLIError, _discard
 from .schedule import Stage, parse_schedule
 
 COLUMNS = [
-    "model", "width", "grid", "params", "seed", "mse", "rel_l2", "max_err", "wall_time",
+    "model", "width", "grid", "params", "seed", "mse", "rel_l2", "max_err", "train_time",
     "steps", "evals", "steps_per_s",
 ]  # fmt: skip
 
@@ -63,7 +63,7 @@ class Comparison:
         for label in dict.fromkeys(r["model"] for r in self.rows):
             rs = [r for r in self.rows if r["model"] == label]
             entry = {"model": label, "params": rs[0]["params"], "seeds": len(rs)}
-            for key in ("mse", "rel_l2", "max_err", "wall_time", "steps_per_s"):
+            for key in ("mse", "rel_l2", "max_err", "train_time", "steps_per_s"):
                 v = np.array([r[key] for r in rs], dtype=float)
                 entry[key] = float(np.median(v))
                 entry[key + "_min"], entry[key + "_max"] = float(v.min()), float(v.max())
@@ -73,14 +73,14 @@ class Comparison:
     def markdown(self) -> str:
         """The summary as a markdown table (median [min–max] over seeds)."""
         head = (
-            "| model | params | test MSE | rel. L2 | max err | wall time (s) | steps/s |\n"
+            "| model | params | test MSE | rel. L2 | max err | train time (s) | steps/s |\n"
             "|---|---:|---|---|---|---|---:|\n"
         )
         lines = []
         for e in self.summary():
             cells = [f"{e['model']}", f"{e['params']}"]
             for key, fmt in (("mse", ".2e"), ("rel_l2", ".2e"), ("max_err", ".2e"),
-                             ("wall_time", ".1f")):  # fmt: skip
+                             ("train_time", ".1f")):  # fmt: skip
                 lo, hi = e[key + "_min"], e[key + "_max"]
                 cells.append(f"{e[key]:{fmt}} [{lo:{fmt}}–{hi:{fmt}}]")
             cells.append(f"{e['steps_per_s']:.1f}")
@@ -353,7 +353,7 @@ def _row(kind: str, width: list[int], seed: int, run) -> dict:
         "model": _label(kind, width), "width": "-".join(map(str, width)),
         "grid": int(run.history["grid"][-1]) if kind == "kan" else 0,
         "params": m["parameters"], "seed": seed, "mse": m["mse"], "rel_l2": m["rel_l2"],
-        "max_err": m["max_err"], "wall_time": m["train_time"], "steps": m["steps"],
+        "max_err": m["max_err"], "train_time": m["train_time"], "steps": m["steps"],
         "evals": m["evals"], "steps_per_s": m["steps"] / max(m["train_time"], 1e-12),
     }  # fmt: skip
 
@@ -596,7 +596,6 @@ def _check_common(args) -> None:
 
 
 def cmd_compare(args) -> int:
-    from .cli import run_directory
     from .problem import load_problem
     from .training import TrainingStopped
 
@@ -606,37 +605,56 @@ def cmd_compare(args) -> int:
         problem, args.kan, args.mlp, args.seeds, args.budget, args.seconds, args.steps,
         args.device, args.dtype, "tanh",
     )  # fmt: skip
-    out = run_directory(args.out, f"compare-{problem.name}", 0)
+    out, created = _study_directory(args.out, f"compare-{problem.name}")
     try:
         result = _execute(plan, out, args.device, args.dtype, progress=not args.quiet)
     except (KeyboardInterrupt, TrainingStopped) as e:
+        _discard(created)
         if (out / "comparison.csv").exists():
             print(f"results of the finished runs: {out}", file=sys.stderr)
         if isinstance(e, KeyboardInterrupt):
             raise
         print(f"kanpde: error: {e}", file=sys.stderr)
         return 1
+    except BaseException:
+        _discard(created)  # e.g. an error in the problem's code, met by the first run
+        raise
     return _report(result, out)
 
 
-def cmd_sweep(args) -> int:
+def _study_directory(
+    base: str | Path, name: str, seed: int | None = None
+) -> tuple[Path, list[Path]]:
+    """A new study directory under ``base`` and the directories made for it, deepest first."""
     from .cli import run_directory
+
+    parent = Path(base)
+    fresh = [p for p in (parent, *parent.parents) if not p.exists()]
+    out = run_directory(parent, name, seed)
+    return out, [out, *fresh]
+
+
+def cmd_sweep(args) -> int:
     from .problem import load_problem
 
     problem = load_problem(args.problem)
     _check_common(args)
     grids = _check_sweep(args.grids, args.steps)
     _check_problem(problem, kan=True)
-    out = run_directory(args.out, f"sweep-{problem.name}", args.seed)
-    result = sweep(problem, grids, steps=args.steps, device=args.device, dtype=args.dtype,
-                   seed=args.seed, out=out, progress=not args.quiet)  # fmt: skip
+    out, created = _study_directory(args.out, f"sweep-{problem.name}", args.seed)
+    try:
+        result = sweep(problem, grids, steps=args.steps, device=args.device, dtype=args.dtype,
+                       seed=args.seed, out=out, progress=not args.quiet)  # fmt: skip
+    except BaseException:
+        _discard(created)
+        raise
     return _report(result, out)
 
 
 def register(sub) -> None:
     """Add ``kanpde compare`` and ``kanpde sweep`` to the command line."""
     c = sub.add_parser("compare", help="KANs vs MLP baselines: same points, test set, budget")
-    c.add_argument("problem")
+    c.add_argument("problem", help="problem file, e.g. problems/poisson2d.py")
     c.add_argument("--kan", nargs="+", help="KAN widths, e.g. 2,5,1 2,10,1")
     c.add_argument(
         "--mlp",
@@ -644,25 +662,29 @@ def register(sub) -> None:
         help="MLP widths, e.g. 2,20,20,1 2,100,100,100,1 (default: one matched to each KAN at its "
         "final grid, and 2,100,100,100,1)",
     )
-    c.add_argument("--seeds", type=int, default=3)
-    c.add_argument("--budget", choices=["steps", "seconds"], default="steps")
+    c.add_argument("--seeds", type=int, default=3, help="seeds per model (default 3)")
+    c.add_argument(
+        "--budget", choices=["steps", "seconds"], default="steps",
+        help="equal optimizer steps (default) or equal training time per run",
+    )  # fmt: skip
     c.add_argument("--seconds", type=float, help="training time of every run with --budget seconds")
     c.add_argument("--steps", type=int, help="total optimizer steps (default: the KAN schedule's)")
-    c.add_argument("--device", default="auto")
-    c.add_argument("--dtype")
-    c.add_argument("--out", default="runs")
-    c.add_argument("--quiet", action="store_true")
+    _common_arguments(c)
     c.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("sweep", help="test error vs grid size G (grid-scaling study)")
-    s.add_argument("problem")
+    s.add_argument("problem", help="problem file (its model must be a KAN)")
     s.add_argument(
         "--grids", default="3,5,10,20,50,100", help="at least two strictly increasing sizes"
     )
     s.add_argument("--steps", type=int, default=200, help="L-BFGS steps per grid")
-    s.add_argument("--device", default="auto")
-    s.add_argument("--dtype")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", default="runs")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--seed", type=int, default=0, help="seed of the initialisation (default 0)")
+    _common_arguments(s)
     s.set_defaults(func=cmd_sweep)
+
+
+def _common_arguments(p) -> None:
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--dtype", help="float32 or float64 (default: the problem's)")
+    p.add_argument("--out", default="runs", help="parent of the study directory (default runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")

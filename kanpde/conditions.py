@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -139,12 +140,23 @@ class Condition:
     ) -> None:
         self.value, self.on, self.component = value, on, component
         self._name = name
-        ok = isinstance(weight, int | float) and not isinstance(weight, bool)
+        label = name or type(self).__name__.lower()  # subclasses' names may need more state
+        if not callable(value) and not isinstance(value, Tensor):
+            try:
+                constant = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{label}: value must be a number, a list of numbers (one per "
+                    f"component) or a function of the points, got {value!r}"
+                ) from None
+            if not np.isfinite(constant).all():
+                raise ValueError(f"{label}: value is not finite, got {value!r}")
+        ok = isinstance(weight, numbers.Real) and not isinstance(weight, bool)
         if not ok or not math.isfinite(weight) or weight < 0:
-            raise ValueError(f"{self.name}: weight must be a non-negative number, got {weight!r}")
-        ok = isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 1
+            raise ValueError(f"{label}: weight must be a non-negative number, got {weight!r}")
+        ok = isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1
         if n is not None and not ok:
-            raise ValueError(f"{self.name}: n must be a positive integer (points), got {n!r}")
+            raise ValueError(f"{label}: n must be a positive integer (points), got {n!r}")
         self.weight, self.n = float(weight), n
 
     @property
@@ -236,7 +248,7 @@ class Robin(Condition):
     def __init__(self, alpha: float, beta: float, value: Value = 0.0, **kw) -> None:
         super().__init__(value, **kw)
         for what, v in (("alpha", alpha), ("beta", beta)):
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
                 raise ValueError(f"{self.name}: {what} must be a finite number, got {v!r}")
         if alpha == 0 and beta == 0:
             raise ValueError(f"{self.name}: alpha and beta are both 0, so u is not constrained")
@@ -277,13 +289,18 @@ class Periodic(Condition):
     def sample(self, domain, n, method, seed):
         a = self._index(domain)
         lo, hi = domain.bounds[0][a], domain.bounds[1][a]
-        face = domain.boundary(n, on=f"{domain.names[a]}min", method=method, seed=seed).points
-        partner = face.copy()
-        partner[:, a] = hi
+        name = domain.names[a]
+        face = domain.boundary(n, on=f"{name}min", method=method, seed=seed).points
+        upper = domain.boundary(n, on=f"{name}max", method=method, seed=seed).points
+        partner, mirror = face.copy(), upper.copy()
+        partner[:, a], mirror[:, a] = hi, lo
         tol = 1e-9 * max(1.0, float(hi - lo))
-        # Only a domain that spans [lo, hi] along the axis at every point of its lower face
-        # (a box, or a box times time) has faces that pair up.
-        if not (np.abs(face[:, a] - lo) <= tol).all() or not domain.contains(partner, tol).all():
+        # Only a domain whose lower and upper faces are the planes lo and hi and mirror each
+        # other (a box, or a box times time) has faces that pair up.
+        flat = (np.abs(face[:, a] - lo) <= tol).all() and (np.abs(upper[:, a] - hi) <= tol).all()
+        if not flat or not (
+            domain.contains(partner, tol).all() and domain.contains(mirror, tol).all()
+        ):
             raise ValueError(
                 f"{self.name}: {domain!r} has no pair of opposite faces "
                 f"{domain.names[a]} = {lo:g} and {hi:g} to make periodic"

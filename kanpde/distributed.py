@@ -78,6 +78,17 @@ def all_reduce_(tensors: list[Tensor]) -> None:
         i += t.numel()
 
 
+def max_over_ranks(value: float) -> float:
+    """The largest ``value`` over all ranks (itself in a single process)."""
+    if not active():
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
 def broadcast(obj):
     """Rank 0's ``obj`` on every rank (e.g. the run directory it created)."""
     if not active():

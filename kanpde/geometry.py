@@ -30,7 +30,7 @@ import itertools
 import math
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import cache, cached_property
 
@@ -303,14 +303,20 @@ class _Piece:
         return x, nrm, mask
 
 
-def _keep_closure(piece: _Piece, u: np.ndarray, nrm: np.ndarray, mask: np.ndarray) -> None:
-    """Also keep grid nodes (parameters ``u``) next to kept parts of a CSG piece, in place.
+def _keep_closure(
+    domain: Domain, piece: _Piece, u: np.ndarray, x: np.ndarray, nrm: np.ndarray, mask: np.ndarray
+) -> None:
+    """Also keep grid nodes (parameters ``u``, points ``x``) next to kept parts of a CSG piece,
+    in place.
 
     A node where the piece meets another (a box's edge or corner, or where a cut ends the kept
     part) fails the keep test, whose probes then land on the neighbouring boundary. The node
-    belongs to the closed boundary if the piece's point a step ``δ`` away is kept: towards the
-    parameter centre (corners) or along one parameter (cuts).
+    belongs to the closed boundary if it lies on the domain's boundary and the piece's point a
+    step ``δ`` away is kept: towards the parameter centre (corners) or along one parameter
+    (cuts).
     """
+    tol = 1e-9 * float(np.linalg.norm(domain._hi - domain._lo))
+    on_boundary = domain.contains(x, tol) & ~domain.contains(x, -tol)
     delta = 1e-6
     steps = [2 * delta * (0.5 - u)]
     for axis in range(piece.k):
@@ -320,7 +326,7 @@ def _keep_closure(piece: _Piece, u: np.ndarray, nrm: np.ndarray, mask: np.ndarra
             steps.append(step)
     periodic = np.array(piece.periodic, dtype=bool)
     for step in steps:
-        todo = np.flatnonzero(~mask)
+        todo = np.flatnonzero(~mask & on_boundary)
         if not len(todo):
             return
         v = u[todo] + step[todo]
@@ -576,7 +582,7 @@ class Domain(ABC):
             return everything, on
         if isinstance(on, str):
             names = [on]
-        elif isinstance(on, list | tuple):
+        elif isinstance(on, Iterable):
             names = list(on)
         else:
             raise ValueError(
@@ -610,7 +616,7 @@ class Domain(ABC):
             u = _param_grid(piece.extents, piece.periodic, c / rate)
             x, nr, mask = piece.map(u)
             if piece.keep is not None and not mask.all():
-                _keep_closure(piece, u, nr, mask)
+                _keep_closure(self, piece, u, x, nr, mask)
             if pred is not None:
                 mask &= _predicate_mask(pred, x)
             return x[mask], nr[mask]

@@ -151,6 +151,13 @@ class Residuals:
                     f"{where}: {name} residual has shape {tuple(v.shape)}, expected "
                     f"({x.shape[0]}, k) for {x.shape[0]} points"
                 )
+            if v.shape[1] == x.shape[0] > max(1, len(self.problem.outputs)):
+                # one column per point: an (n,) tensor broadcast against an (n, 1) one
+                raise ProblemError(
+                    f"{where}: {name} residual has shape {tuple(v.shape)}, one column per "
+                    "point: an (n,) tensor (such as x[:, 0]) was combined with an (n, 1) one; "
+                    "keep columns with x[:, 0:1]"
+                )
         return [(n, v if v.ndim == 2 else v.unsqueeze(1)) for n, v in items]
 
     def _probe(self) -> None:

@@ -1039,7 +1039,7 @@ def compare(results, metric: str = "rel_l2", *, figsize=None):
     ----------
     results : path, Comparison, list of dict or dict of columns
         One row per trained model (and seed) with columns ``model`` (label, e.g.
-        ``"KAN [2,10,1]"``), ``params`` and the ``metric`` column; ``wall_time`` (seconds)
+        ``"KAN [2,10,1]"``), ``params`` and the ``metric`` column; ``train_time`` (seconds)
         adds the second panel. This is ``comparison.csv`` of ``kanpde compare`` (or its
         :class:`~kanpde.compare.Comparison`). Rows sharing a model label are seeds: the
         median is plotted with a min–max bar.
@@ -1049,7 +1049,9 @@ def compare(results, metric: str = "rel_l2", *, figsize=None):
     rows, problem = _rows(results)
     _need(rows, ["model", "params", metric], "compare()")
     models = list(dict.fromkeys(str(r["model"]) for r in rows))
-    has_time = "wall_time" in rows[0]
+    # train_time; studies written before it was named so call it wall_time
+    time_key = next((k for k in ("train_time", "wall_time") if k in rows[0]), None)
+    has_time = time_key is not None
     stats = []
     for label in models:
         rs = [r for r in rows if str(r["model"]) == label]
@@ -1057,7 +1059,7 @@ def compare(results, metric: str = "rel_l2", *, figsize=None):
         entry = {"model": label, "params": float(rs[0]["params"]), "n": len(rs),
                  "err": (np.median(e), e.min(), e.max())}  # fmt: skip
         if has_time:
-            t = np.array([float(r["wall_time"]) for r in rs])
+            t = np.array([float(r[time_key]) for r in rs])
             entry["time"] = (np.median(t), t.min(), t.max())
         stats.append(entry)
     panels = [("params", "trainable parameters")] + (

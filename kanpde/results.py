@@ -66,13 +66,13 @@ class Run:
         Where the run was saved or loaded from.
     """
 
-    config: dict
-    history: dict
-    solution: dict
+    config: dict = field(repr=False)
+    history: dict = field(repr=False)
+    solution: dict = field(repr=False)
     metrics: dict
-    attrs: dict = field(default_factory=dict)
-    events: list = field(default_factory=list)
-    state: dict = field(default_factory=dict)
+    attrs: dict = field(default_factory=dict, repr=False)
+    events: list = field(default_factory=list, repr=False)
+    state: dict = field(default_factory=dict, repr=False)
     path: Path | None = None
     _model: nn.Module | None = field(default=None, repr=False)
 
@@ -104,7 +104,8 @@ class Run:
             "steps": trainer.step,
             "evals": trainer.evals,
             "train_time": trainer.train_time,
-            "wall_time": time.time() - started,
+            # with the time of the processes a resumed run ran in before
+            "wall_time": getattr(trainer, "wall_before", 0.0) + time.time() - started,
             "parameters": config.get("parameters"),
         }
         if trainer.test is not None:
@@ -150,6 +151,12 @@ def _json(obj) -> str:
     return json.dumps(obj, default=default)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, write) -> None:
     """Call ``write(tmp_path)``, fsync, then rename onto ``path`` (never a half-written file)."""
     path = Path(path)
@@ -160,15 +167,21 @@ def write_atomic(path: Path, write) -> None:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; results are to share
         os.replace(tmp, path)
-        dirfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dirfd)
-        finally:
-            os.close(dirfd)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    try:  # make the rename itself durable; not possible on every platform
+        dirfd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dirfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dirfd)
 
 
 def save_run(run: Run, out: str | Path) -> Path:
@@ -219,6 +232,11 @@ def load(path: str | Path) -> Run:
     if path.is_dir():
         path = path / "result.h5"
     if not path.exists():
+        if (path.parent / "checkpoint.h5").exists():
+            raise ResultsError(
+                f"{path}: not written yet; the run was interrupted (its checkpoint.h5 is "
+                f"there): continue it with kanpde solve PROBLEM --resume {path.parent}"
+            )
         raise ResultsError(f"{path}: results file not found")
     try:
         with h5py.File(path, "r") as f:

@@ -1168,7 +1168,9 @@ def cmd_symbolic(args) -> int:
             say(f"pruned: width {model.width}, parameters {before} -> {_count(model)}")
         fits = auto_symbolic(model, x, r2_threshold=args.r2, library=library)
         for (l, i, j), fit in fits.items():
-            say(f"edge ({l},{i},{j}): {fit.name:<8} R² = {fit.r2:.8f}")
+            # auto_symbolic keeps an edge whose best fit misses the threshold as a spline
+            kept = "" if fit.r2 >= args.r2 else f"  (kept as spline: R² < {args.r2:g})"
+            say(f"edge ({l},{i},{j}): {fit.name:<8} R² = {fit.r2:.8f}{kept}")
         history = run.history
         if args.refine > 0:
             model, history = _refine(run, model, args.refine, not args.quiet)

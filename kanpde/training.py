@@ -9,8 +9,10 @@ from __future__ import annotations
 import collections
 import contextlib
 import copy
+import functools
 import json
 import math
+import numbers
 import signal
 import threading
 import time
@@ -282,8 +284,13 @@ class Trainer:
         time_shares: Sequence[float] | None = None,
     ) -> None:
         self.residuals = residuals
+        if max_seconds is not None:
+            ok = isinstance(max_seconds, numbers.Real) and not isinstance(max_seconds, bool)
+            if not ok or not math.isfinite(max_seconds):
+                raise ValueError(f"max_seconds must be a finite number, got {max_seconds!r}")
         self.max_seconds = max_seconds
         self.time_shares = _check_shares(time_shares, stages, max_seconds)
+        _warm_up_optimizers()
         self._clock: tuple[float, float] | None = None  # the timed stage's start and end
         self._decayed = 0.0  # fraction of the timed stage's Adam decay applied so far
         self.model = residuals.model
@@ -297,6 +304,8 @@ class Trainer:
         self.step = 0
         self.evals = 0
         self.train_time = 0.0
+        # wall clock: this process's start, and the time earlier processes of the run spent
+        self.started, self.wall_before = time.time(), 0.0
         self._adam: torch.optim.Adam | None = None
         self._bar = None
         self._graph: _CapturedGradient | None = None
@@ -508,10 +517,12 @@ class Trainer:
         self.failures += 1
         self.history.events.append({"step": self.step, "event": "nonfinite", "action": action})
         if self.failures > self.max_failures:
+            single = next(self.model.parameters()).dtype != torch.float64
             raise TrainingStopped(
                 f"training stopped at step {self.step}: the loss or its gradient was not finite "
                 f"{self.failures} times (last remedy: {action}); try a smaller learning rate, "
-                "float64, or fewer/other points"
+                + ("float64, " if single else "")
+                + "or fewer/other points"
             )
 
     # -- optimizer stages ---------------------------------------------------------------------
@@ -537,15 +548,17 @@ class Trainer:
                 self._failure(f"rolled back, Adam learning rate now {g['lr']:.1e}")
                 continue
             self._adam.step()
-            if timed:  # decay by the fraction of the stage's time this step took
-                start, end = self._clock
-                now = self.train_time + time.perf_counter() - t0
-                done = min(1.0, (now - start) / (end - start)) if end > start else 1.0
-                gamma, self._decayed = stage.decay ** (done - self._decayed), done
             if gamma != 1.0:
                 for g in self._adam.param_groups:
                     g["lr"] *= gamma
             self.train_time += time.perf_counter() - t0
+            if timed:  # decay by the fraction of the stage's time this step took
+                self._sync_clock()
+                start, end = self._clock
+                done = min(1.0, (self.train_time - start) / (end - start)) if end > start else 1.0
+                factor, self._decayed = stage.decay ** (done - self._decayed), done
+                for g in self._adam.param_groups:
+                    g["lr"] *= factor
             self.step += 1
             self.i += 1
             self._tick(index, stage)
@@ -593,6 +606,7 @@ class Trainer:
                 n = min(n, every - self.step % every)
         if stage.update_grid and self.i < stage.update_until:
             n = min(n, stage.update_grid - self.i % stage.update_grid)
+        self._sync_clock()
         end = self._deadline()
         if end is not None and self.evals == 0:
             n = 1  # no cost measured yet: one iteration gives the estimate below
@@ -729,6 +743,7 @@ class Trainer:
     def _tick(self, index: int, stage: Stage) -> None:
         if self._bar is not None:
             self._bar.update(1)
+        self._sync_clock()
         end = self._deadline()
         if end is not None and self.train_time >= end:
             loss, terms = self._evaluate()
@@ -765,6 +780,7 @@ class Trainer:
                 "evals": self.evals,
                 "train_time": self.train_time,
                 "failures": self.failures,
+                "wall_time": self.wall_before + time.time() - self.started,
             },
             "history": json.dumps({"rows": self.history.rows, "events": self.history.events}),
             "model_state": dict(self.model.state_dict()),
@@ -789,6 +805,7 @@ class Trainer:
         c = state["counters"]
         self.evals, self.train_time = int(c["evals"]), float(c["train_time"])
         self.failures = int(c["failures"])
+        self.wall_before = float(c.get("wall_time", 0.0))
         hist = json.loads(state["history"])
         self.history.rows, self.history.events = hist["rows"], hist["events"]
         self.model.load_state_dict(state["model_state"])
@@ -822,13 +839,20 @@ class Trainer:
         """Training time at which the current stage (or the run) must stop, if any."""
         return self._clock[1] if self._clock is not None else self.max_seconds
 
+    def _sync_clock(self) -> None:
+        """Ranks of a timed run take the slowest rank's training time, so that they stop, decay
+        and size their L-BFGS calls alike (their steps must stay identical)."""
+        if distributed.world() > 1 and self._deadline() is not None:
+            self.train_time = distributed.max_over_ranks(self.train_time)
+
     def _start_clock(self, index: int) -> None:
         """Give stage ``index`` its share of the time left (``time_shares`` only)."""
         if self.time_shares is None:
             return
+        self._sync_clock()
         weights = self.time_shares[index:]
         total = sum(weights)
-        fraction = weights[0] / total if total > 0 else 1.0 / len(weights)
+        fraction = weights[0] / total if total > 0 else 0.0  # weight 0: one step
         share = max(self.max_seconds - self.train_time, 0.0) * fraction
         self._clock = (self.train_time, self.train_time + share)
         self._decayed = 0.0
@@ -913,12 +937,22 @@ def _check_shares(
     if max_seconds is None:
         raise ValueError("time_shares needs max_seconds (the time they share)")
     out = [float(w) for w in shares]
-    if len(out) != len(stages) or not all(math.isfinite(w) and w >= 0 for w in out):
+    ok = len(out) == len(stages) and all(math.isfinite(w) and w >= 0 for w in out)
+    if not ok or sum(out) <= 0:
         raise ValueError(
-            f"time_shares must be {len(stages)} non-negative numbers (one per stage), "
-            f"got {list(shares)!r}"
+            f"time_shares must be {len(stages)} non-negative numbers (one per stage), not all "
+            f"0, got {list(shares)!r}"
         )
     return out
+
+
+@functools.cache
+def _warm_up_optimizers() -> None:
+    """Build a throwaway optimizer once per process: the first one imports ``torch._dynamo``
+    (about 1 s), which is no training and would eat the time budget of a process's first run."""
+    p = [torch.zeros(1, requires_grad=True)]
+    torch.optim.Adam(p)
+    torch.optim.LBFGS(p)
 
 
 class _BudgetSpent(Exception):
@@ -982,7 +1016,7 @@ def solve(
     out : str, optional
         Run directory: ``result.h5`` at the end, ``checkpoint.h5`` every ``checkpoint_every``
         steps while training (removed once the result is written). Nothing is written when
-        omitted.
+        omitted. A directory that already holds a run is refused (resume it instead).
     log_every, checkpoint_every : int, optional
         Steps between history rows (default 50) and between checkpoints (default 100; 0:
         none). Both are saved with the run, and a resumed run uses the saved values unless
@@ -999,7 +1033,8 @@ def solve(
         Training-time budget; the schedule stops early when it is spent.
     time_shares : sequence of float, optional
         Split ``max_seconds`` over the stages by these weights, one per stage (see
-        :class:`Trainer`).
+        :class:`Trainer`). A resumed run keeps both unless they are given; the stage it
+        resumes in keeps its clock.
     penalty : callable, optional
         ``penalty(model, x) -> 0-d tensor`` added with each stage's ``sparsity`` weight (default
         :func:`kanpde.symbolic.regularization`).
@@ -1053,12 +1088,26 @@ def solve(
         preset = saved.get("preset", preset)
         if max_seconds is None:
             max_seconds = saved.get("max_seconds")
-        time_shares = saved.get("time_shares")
+        if time_shares is None:
+            time_shares = saved.get("time_shares")
         out = out or resume
         # Temporary files of writes cut short by a kill: the renamed files are intact.
         for stale in Path(out).glob(".*.h5.*.tmp"):
             stale.unlink(missing_ok=True)
     else:
+        held = [
+            f
+            for f in ("result.h5", "checkpoint.h5")
+            if out is not None and (Path(out) / f).exists()
+        ]
+        if held:
+            hint = (
+                f"continue it with resume={str(out)!r}" if "checkpoint.h5" in held else "delete it"
+            )
+            raise ValueError(
+                f"solve(out={str(out)!r}): the directory already holds a run ({held[0]}); "
+                f"choose another directory or {hint}"
+            )
         # Overrides get the checks a problem file's own points and weights get.
         try:
             if points is not None:
@@ -1085,11 +1134,16 @@ def solve(
     else:
         preset_model = problem.presets.get(preset, {}).get("model", {}) if preset else {}
         cfg = {**preset_model, **dict(model or {})}
-        if (
-            stages[0].grid is not None
-            and cfg.get("type", problem.model.get("type", "kan")) == "kan"
-        ):
-            cfg.setdefault("grid", stages[0].grid)
+        first = stages[0].grid
+        if first is not None and cfg.get("type", problem.model.get("type", "kan")) == "kan":
+            given = dict(model or {}).get("grid")
+            if given is not None and given != first:
+                # the first stage would extend (or coarsen) it to its own grid at once
+                raise ValueError(
+                    f"solve(): model grid {given} conflicts with the schedule, which starts at "
+                    f"grid {first}; set the grids in the schedule"
+                )
+            cfg.setdefault("grid", first)
         net = build_model(problem, cfg, dt, dev)
     residuals = Residuals(problem, net, pts, w, dt, dev, seed, compile=compile)
     residuals.penalty = penalty
@@ -1131,7 +1185,7 @@ def solve(
     trainer.config = config
     if state is not None:
         trainer.load_state_dict(state)
-    started = time.time()
+    started = trainer.started = time.time()
 
     def finish() -> Run:
         # The model as trained: grid extension changes the grid and the parameter count.

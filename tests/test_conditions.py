@@ -283,6 +283,14 @@ def test_periodic_unknown_axis_is_rejected():
         build(SPACETIME, [Periodic("z")], wave)
 
 
+def test_numpy_numbers_are_numbers():
+    from kanpde.conditions import Condition
+
+    c = Dirichlet(0, weight=np.float32(2), n=np.int64(3))
+    assert c.weight == 2.0 and c.n == 3 and isinstance(c, Condition)
+    assert Robin(np.float32(1), 1.0).alpha == 1.0
+
+
 def test_periodic_needs_a_pair_of_opposite_faces():
     # Points were moved onto the bounding box (x = -1, outside the domain) or paired with
     # points outside it.
@@ -291,6 +299,12 @@ def test_periodic_needs_a_pair_of_opposite_faces():
     for domain in (notched, lshape):
         with pytest.raises(ProblemError, match="no pair of opposite faces x = -1"):
             build(domain, [Periodic("x")], quad)
+    # a notch in either face: only the upper one was checked
+    from kanpde import Disk
+
+    for y in (0.0, 1.0):
+        with pytest.raises(ProblemError, match="no pair of opposite faces y = 0 and 1"):
+            build(Rectangle([0, 0], [2, 1]) - Disk([1, y], 0.3), [Periodic("y")], quad)
 
 
 @pytest.mark.parametrize(
@@ -321,6 +335,10 @@ def test_periodic_negative_axis_counts_from_the_end():
         (lambda: Initial(0.0, on="left"), "on= is not supported"),
         (lambda: PointData(np.zeros((0, 2)), np.zeros((0, 1))), "no observation points"),
         (lambda: PointData([[np.nan, 0.5]], [1.0]), "x is not finite"),
+        # subclasses whose name needs state set after the base class (was AttributeError)
+        (lambda: Periodic("x", weight=-1), "periodic: weight must be"),
+        (lambda: Periodic("x", n=0), "periodic: n must be"),
+        (lambda: Initial(weight=float("nan")), "initial: weight must be"),
     ],
 )
 def test_condition_arguments_are_checked(make, message):
@@ -475,8 +493,12 @@ def test_value_of_wrong_shape():
 
 
 def test_non_finite_value():
+    with pytest.raises(ValueError, match="dirichlet: value is not finite, got nan"):
+        Dirichlet(float("nan"))  # a constant is checked at once
     with pytest.raises(ProblemError, match="not finite"):
-        build(SQUARE, [Dirichlet(float("nan"))], quad)
+        build(SQUARE, [Dirichlet(lambda x: x[:, :1] / 0 * 0)], quad)  # a function when evaluated
+    with pytest.raises(ValueError, match="value must be a number, a list of numbers"):
+        Dirichlet("zero")
 
 
 def test_duplicate_condition_names():

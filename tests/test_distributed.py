@@ -24,23 +24,26 @@ import kanpde
 from kanpde import distributed
 
 schedule, out = sys.argv[1], sys.argv[2]
+extra = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {{}}
 run = kanpde.solve("{problem}", schedule=schedule, device="{device}", progress=False, log_every=5,
                    points={{"interior": 301, "boundary": 81, "method": "sobol", "test": 21}},
-                   checkpoint_every=0)
+                   checkpoint_every=0, **extra)
 params = torch.cat([p.detach().reshape(-1) for p in run.model().parameters()])
 json.dump({{"rank": distributed.rank(), "world": distributed.world(),
            "loss": run.history["loss"].tolist(), "mse": run.metrics["mse"],
-           "params": params.tolist()}}, open(f"{{out}}-{{distributed.rank()}}.json", "w"))
+           "params": params.tolist(), "steps": run.metrics["steps"],
+           "grid": int(run.history["grid"][-1])}},
+          open(f"{{out}}-{{distributed.rank()}}.json", "w"))
 """
 
 
-def launch(tmp_path, schedule, nproc):
+def launch(tmp_path, schedule, nproc, extra=None):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT.format(problem=ROOT / "problems" / "poisson2d.py", device=DEVICE))
     out = tmp_path / f"n{nproc}"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     if nproc == 1:
-        cmd = [sys.executable, str(script), schedule, str(out)]
+        cmd = [sys.executable, str(script), schedule, str(out), json.dumps(extra or {})]
     else:
         cmd = [
             sys.executable,
@@ -53,6 +56,7 @@ def launch(tmp_path, schedule, nproc):
             str(script),
             schedule,
             str(out),
+            json.dumps(extra or {}),
         ]
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -74,3 +78,17 @@ def test_two_ranks_match_one_process(tmp_path, schedule):
     np.testing.assert_allclose(r0["loss"], single["loss"], rtol=1e-6)
     np.testing.assert_allclose(r0["params"], single["params"], rtol=1e-6, atol=1e-9)
     assert r0["mse"] == pytest.approx(single["mse"], rel=1e-6)
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed not built")
+@pytest.mark.skipif(
+    DEVICE.startswith("cuda") and torch.cuda.device_count() < 2, reason="NCCL needs 2 GPUs"
+)
+def test_two_ranks_share_one_clock_under_a_time_budget(tmp_path):
+    # Each rank stopped on its own clock, so one left the collectives of the other (gloo
+    # aborted), and a timed Adam decay gave the ranks different learning rates.
+    schedule = "3:adam=100000@1e-2,6:lbfgs=100000"
+    extra = {"max_seconds": 1.5, "time_shares": [1, 1]}
+    r0, r1 = launch(tmp_path, schedule, 2, extra)
+    assert r0["steps"] == r1["steps"] > 2 and r0["grid"] == r1["grid"] == 6
+    np.testing.assert_array_equal(r0["params"], r1["params"])

@@ -1,5 +1,7 @@
 """Tests for kanpde.geometry: domains, boundaries, space-time products, samplers."""
 
+import math
+
 import numpy as np
 import pytest
 from scipy.stats import qmc
@@ -516,6 +518,26 @@ def test_csg_grid_boundary_keeps_edges_and_corners():
     assert poly.contains(b.points - 1e-6 * b.normals).all()
 
 
+def test_csg_grid_closure_keeps_only_boundary_nodes():
+    # A node just past a cut (5e-4 inside the removed box) was kept because its neighbour a
+    # parameter step away was.
+    a = Rectangle((0, 0), (1000, 1))
+
+    def bottom_nodes(left):
+        pts = (a - Rectangle((left, -1), (2000, 0.5))).boundary(200, method="grid").points
+        return np.sort(pts[pts[:, 1] == 0][:, 0])
+
+    spacing = np.diff(bottom_nodes(727.0))[0]
+    x0 = math.ceil(727.0 / spacing) * spacing  # the first node past a cut at 727
+    domain = a - Rectangle((x0 - 5e-4, -1), (2000, 0.5))
+    assert np.diff(bottom_nodes(x0 - 5e-4))[0] == pytest.approx(spacing)  # the same grid
+    b = domain.boundary(200, method="grid")
+    tol = 1e-9 * 1000
+    assert domain.contains(b.points, tol).all()
+    assert not domain.contains(b.points, -tol).any()
+    assert not np.isclose(b.points, [x0, 0.0], rtol=0, atol=1e-6).all(axis=1).any()
+
+
 def test_sampling_arguments_are_checked():
     r = square()
     for bad in (-1, 1.5, "0", True):
@@ -527,5 +549,9 @@ def test_sampling_arguments_are_checked():
             (Interval(0, 1) * Time(0, 1)).initial(4, seed=bad)
     with pytest.raises(ValueError, match="on=3: expected a piece name"):
         r.boundary(4, on=3)
+    # any iterable of names selects, as a list does
+    a = r.boundary(40, on=["left", "right"]).points
+    np.testing.assert_array_equal(r.boundary(40, on={"right", "left"}).points, a)
+    np.testing.assert_array_equal(r.boundary(40, on=np.array(["left", "right"])).points, a)
     # -0.0 as a bound reads "x=0", not "x=-0"
     assert "x=0" in Rectangle([-0.0, 0], [1, 1]).piece_names()

@@ -405,7 +405,7 @@ def _comparison_rows():
             rows.append({
                 "model": model, "width": "-", "grid": 5, "params": params, "seed": seed,
                 "mse": (err * f) ** 2, "rel_l2": err * f, "max_err": 3 * err * f,
-                "wall_time": t * f, "steps": 100, "evals": 120, "steps_per_s": 100 / t,
+                "train_time": t * f, "steps": 100, "evals": 120, "steps_per_s": 100 / t,
             })  # fmt: skip
     return rows
 
@@ -433,6 +433,15 @@ def test_compare_from_rows_and_csv(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     fig = plot.compare(tmp_path / "comparison.csv", metric="mse")
     assert labelled(fig, "compare params")[0].get_ylabel() == "test MSE"
+    # studies saved before the column was named train_time call it wall_time
+    legacy = [{("wall_time" if k == "train_time" else k): v for k, v in r.items()} for r in rows]
+
+    def time_front(rs):
+        (ax,) = labelled(plot.compare(rs), "compare time")
+        (front,) = [ln for ln in ax.lines if ln.get_label() == "Pareto front"]
+        return list(front.get_xdata())
+
+    assert time_front(legacy) == time_front(rows) and len(time_front(rows)) >= 2
     with pytest.raises(ValueError, match="missing column"):
         plot.compare([{"model": "KAN", "params": 3}])
     with pytest.raises(ValueError, match="file not found"):

@@ -644,3 +644,37 @@ def test_interrupted_timed_run_resumes_with_its_budget_and_clock(tmp_path, termi
     assert [c["stage"] for c in clocks] == [0, 1]  # the interrupted stage kept its clock
     assert clocks[0]["seconds"] == pytest.approx(0.3)
     assert run.history["grid"][-1] == 6
+
+
+def test_zero_weight_stages_get_no_time_and_budgets_are_checked():
+    # Stage 0 ends by its steps; the zero-weight stage 1 once got the leftover time anyway.
+    run = kanpde.solve(
+        POISSON1D, schedule="3:adam=5,6:adam=100000", max_seconds=0.3, time_shares=[2, 0],
+        points=POINTS1D, device="cpu", progress=False, log_every=5,
+    )  # fmt: skip
+    clocks = [e["seconds"] for e in run.events if e["event"] == "stage_clock"]
+    assert clocks[0] == pytest.approx(0.3) and clocks[1] == 0.0
+    assert run.metrics["steps"] == 6  # 5 + the one step every stage takes
+    for bad in (float("nan"), float("inf"), "1"):
+        with pytest.raises(ValueError, match="max_seconds must be a finite number"):
+            kanpde.solve(POISSON1D, schedule="3:adam=1", max_seconds=bad, points=POINTS1D,
+                         device="cpu", progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="not all 0"):
+        kanpde.solve(POISSON1D, schedule="3:adam=1,adam=1", max_seconds=1.0,
+                     time_shares=[0, 0], points=POINTS1D, device="cpu", progress=False)  # fmt: skip
+
+
+def test_first_run_of_a_process_is_not_charged_for_importing_the_optimizers(tmp_path):
+    # The first optimizer of a process imports torch._dynamo (~1 s): it once counted as
+    # training time and ate a budgeted run's time.
+    code = (
+        "import kanpde\n"
+        f"run = kanpde.solve({POISSON1D!r}, schedule='3:lbfgs=1', points={POINTS1D!r},\n"
+        "                   device='cpu', progress=False)\n"
+        "print(run.metrics['train_time'])\n"
+    )
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert float(r.stdout.strip().splitlines()[-1]) < 0.3

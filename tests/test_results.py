@@ -268,3 +268,60 @@ def test_problem_file_is_stored_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     stored = load(tmp_path).attrs["problem_file"]
     assert stored == str(ROOT / "problems" / "poisson1d.py") == run.attrs["problem_file"]
+
+
+# --------------------------------------------------------------------- review fixes (results)
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    # mkstemp made every result, checkpoint and table private (0600) whatever the umask.
+    previous = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "a.h5", lambda tmp: Path(tmp).write_bytes(b"x"))
+        os.umask(0o077)
+        write_atomic(tmp_path / "b.h5", lambda tmp: Path(tmp).write_bytes(b"x"))
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.h5").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.h5").stat().st_mode & 0o777 == 0o600
+
+
+def test_repr_of_a_run_is_short(solved):
+    run, _ = solved
+    text = repr(run)
+    assert len(text) < 1000 and "metrics=" in text and "mse" in text  # was 40 kB of arrays
+
+
+def test_loading_an_interrupted_run_points_to_resume(tmp_path):
+    (tmp_path / "checkpoint.h5").write_bytes(b"")
+    with pytest.raises(ResultsError, match="the run was interrupted.*--resume") as e:
+        load(tmp_path)
+    _one_line(e.value, tmp_path / "result.h5")
+
+
+def test_wall_time_of_a_resumed_run_counts_its_earlier_processes(tmp_path, monkeypatch):
+    # It counted only the resuming process, so it could come out below the training time.
+    import time
+
+    from kanpde import training
+
+    kw = dict(schedule="3:adam=30", points=POINTS, progress=False, device="cpu",
+              log_every=5, checkpoint_every=10)  # fmt: skip
+    calls = {"n": 0}
+    original = training.Trainer._tick
+
+    def pause_then_stop(self, index, stage):
+        original(self, index, stage)
+        calls["n"] += 1
+        if calls["n"] == 12:
+            time.sleep(1.0)  # wall time of the first process, not training
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.Trainer, "_tick", pause_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        kanpde.solve(str(POISSON), out=tmp_path, **kw)
+    monkeypatch.setattr(training.Trainer, "_tick", original)
+    run = kanpde.solve(str(POISSON), resume=tmp_path, progress=False)
+    assert run.metrics["steps"] == 30
+    assert run.metrics["wall_time"] >= 1.0 + run.metrics["train_time"] * 0.5, run.metrics
+    assert load(tmp_path).metrics["wall_time"] == run.metrics["wall_time"]

@@ -562,6 +562,12 @@ def test_cli_symbolic(tmp_path, capsys, monkeypatch):
     assert main(["symbolic", str(tmp_path / "run" / "symbolic.h5")]) == 0
     assert capsys.readouterr().out.strip().splitlines()[0] == "sin(pi*x)"
     assert main(["symbolic", str(tmp_path / "run"), "--library", "nope"]) == 2
+    # An edge whose best fit misses --r2 stays a spline, and the report says so (it printed
+    # "edge (0,0,0): x^2 R² = 0.8…" as if fitted, beside a phi_0_0_0 in the formula).
+    capsys.readouterr()
+    assert main(["symbolic", str(run.path), "--library", "x^2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("edge (0,0,0): x^2") and "(kept as spline: R² < 0.99)" in lines[0]
 
 
 def test_sparsity_in_a_schedule_stage_adds_the_penalty():

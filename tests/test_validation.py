@@ -480,3 +480,89 @@ def test_whole_float_point_counts_are_counts():
     assert run.metrics["steps"] == 1
     with pytest.raises(ValueError, match="interior must be an integer, got 30.5"):
         kanpde.solve(str(ROOT / "problems" / "poisson1d.py"), points={"interior": 30.5})
+
+
+# ------------------------------------------------- a new user's walkthrough (review fixes)
+
+
+def test_pde_residual_broadcast_to_one_column_per_point_is_an_error(tmp_path, capsys):
+    # (n,) + (n, 1) gives (n, n): it was taken as n equations and trained to rel. L2 0.98.
+    path = tmp_path / "p.py"
+    path.write_text(variant("+ 2 * math.pi**2 * exact(x)", "+ 2 * math.pi**2 * exact(x)[:, 0]"))
+    code, err = main_err(["solve", str(path), "--out", str(tmp_path / "r"), *TINY], capsys)
+    assert_one_line(code, err, "pde residual has shape (8, 8), one column per point")
+    assert "x[:, 0:1]" in err and leftovers(tmp_path / "r") == []
+
+
+def test_grid_option_conflicting_with_the_schedule_is_refused(tmp_path, capsys):
+    # --grid 7 built G = 7, which the schedule's first stage coarsened to 5 at step 0.
+    out = tmp_path / "runs"
+    argv = ["solve", POISSON1D, "--out", str(out), "--quiet", "--device", "cpu"]
+    code, err = main_err([*argv, "--grid", "7"], capsys)
+    assert_one_line(code, err, "--grid 7: the schedule sets the grids (5 -> 10 -> 20 -> 40)")
+    assert leftovers(out) == []
+    with pytest.raises(ValueError, match="model grid 7 conflicts with the schedule"):
+        kanpde.solve(POISSON1D, model={"grid": 7}, schedule="5:lbfgs=1", progress=False)
+    # a schedule without grids, or one starting at the same grid, takes it
+    run = kanpde.solve(POISSON1D, model={"grid": 7}, schedule="lbfgs=1", progress=False,
+                       points={"interior": 20, "test": 11}, device="cpu")  # fmt: skip
+    assert run.config["model"]["grid"] == 7
+
+
+def test_solve_refuses_a_directory_that_holds_a_run(tmp_path):
+    kw = dict(schedule="3:lbfgs=1", points={"interior": 20, "test": 11}, progress=False,
+              device="cpu")  # fmt: skip
+    first = kanpde.solve(POISSON1D, out=tmp_path, **kw)
+    before = (tmp_path / "result.h5").read_bytes()
+    with pytest.raises(ValueError, match="already holds a run \\(result.h5\\).*delete it"):
+        kanpde.solve(POISSON1D, out=tmp_path, seed=1, **kw)
+    assert (tmp_path / "result.h5").read_bytes() == before and first.path is not None
+    (tmp_path / "result.h5").rename(tmp_path / "checkpoint.h5")
+    with pytest.raises(ValueError, match="checkpoint.h5.*resume="):
+        kanpde.solve(POISSON1D, out=tmp_path, **kw)
+
+
+def test_resume_of_a_finished_or_missing_run_says_so(tmp_path, capsys):
+    code, err = main_err(["solve", POISSON1D, "--resume", str(tmp_path / "nope")], capsys)
+    assert_one_line(code, err, "nope: no such run directory")
+    kanpde.solve(POISSON1D, out=tmp_path, schedule="3:lbfgs=1", points={"interior": 20},
+                 progress=False, device="cpu")  # fmt: skip
+    code, err = main_err(["solve", POISSON1D, "--resume", str(tmp_path)], capsys)
+    assert_one_line(code, err, "that run has finished (result.h5); there is nothing to resume")
+    with pytest.raises(kanpde.ResultsError, match="the run has finished"):
+        kanpde.solve(POISSON1D, resume=tmp_path, progress=False)
+
+
+def test_compare_and_sweep_leave_no_directory_when_the_problem_code_fails(tmp_path, capsys):
+    path = tmp_path / "p.py"
+    path.write_text(variant("return laplacian(u, x) + 2", "return u[:, 5] + 2"))
+    out = tmp_path / "studies" / "deep"
+    code, err = main_err(["compare", str(path), "--out", str(out), "--seeds", "1", "--steps",
+                          "2", "--quiet", "--device", "cpu"], capsys)  # fmt: skip
+    assert_one_line(code, err, "pde(x, u) raised IndexError")
+    code, err = main_err(["sweep", str(path), "--out", str(out), "--grids", "3,5", "--steps",
+                          "2", "--quiet", "--device", "cpu"], capsys)  # fmt: skip
+    assert_one_line(code, err, "pde(x, u) raised IndexError")
+    assert not (tmp_path / "studies").exists()
+
+
+def test_points_option_takes_what_a_problem_file_takes():
+    from kanpde.cli import CLIError, parse_points
+
+    assert parse_points("interior=1e3,resample=100,adaptive=true,method=lhs") == {
+        "interior": 1000, "resample": 100, "adaptive": True, "method": "lhs",
+    }  # fmt: skip
+    for text, message in [
+        ("interior=1.5", "interior must be an integer, got 1.5"),
+        ("adaptive=maybe", "adaptive='maybe': use true or false"),
+        ("inside=3", "unknown key 'inside'; valid keys: adaptive, boundary"),
+    ]:
+        with pytest.raises(CLIError, match=message):
+            parse_points(text)
+
+
+def test_list_of_a_missing_or_empty_folder_is_an_error(tmp_path, capsys):
+    code, err = main_err(["list", str(tmp_path / "nope")], capsys)
+    assert_one_line(code, err, "nope: no such folder")
+    code, err = main_err(["list", str(tmp_path)], capsys)
+    assert_one_line(code, err, "no problem files (*.py) in that folder")
