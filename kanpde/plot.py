@@ -589,6 +589,11 @@ def history(run, *, x: str = "step", figsize=None):
     # Stage boundaries: grid extensions dashed, other stage changes dotted.
     steps = np.asarray(h["step"], float)
     previous = None
+    # Labels of close stages go on rows above each other; a label's width is estimated from
+    # its length (8 pt characters about 0.6 em wide, the axes about 62 % of the figure).
+    span = float(xs.max() - xs.min()) or 1.0
+    char = 0.6 * 8 / 72 / (0.62 * fig.get_figwidth())  # one character, in axes widths
+    row_ends: list[float] = []
     for s, start, g, opt in _stage_starts(run):
         pos = float(np.interp(start, steps, xs)) if x == "time" else float(start)
         extension = previous is not None and g is not None and g != previous
@@ -603,7 +608,10 @@ def history(run, *, x: str = "step", figsize=None):
                     ls="--" if extension else ":",
                     zorder=0,
                 )
-        axs[0].text(pos, 1.01, " " + label, transform=axs[0].get_xaxis_transform(), rotation=0,
+        left = (pos - float(xs.min())) / span
+        row = next((r for r, end in enumerate(row_ends) if end <= left), len(row_ends))
+        row_ends[row : row + 1] = [left + (len(label) + 2) * char]
+        axs[0].text(pos, 1.01 + 0.07 * row, " " + label, transform=axs[0].get_xaxis_transform(),
                     ha="left", va="bottom", fontsize=8, color="0.25", clip_on=False)  # fmt: skip
         previous = g if g is not None else previous
     fig.suptitle(f"{_problem_name(run)}: {_model_text(run)}", fontsize=10)

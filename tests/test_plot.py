@@ -291,6 +291,25 @@ def test_history_staircase(runs):
     texts_inside(fig)
 
 
+def test_history_stage_labels_do_not_overlap(runs):
+    # Stages close together (the default poisson2d run: 0, 300 and 700 of 3700 steps) had
+    # their labels written over each other; they now go on rows above each other.
+    close = kanpde.solve(
+        str(ROOT / "problems" / "poisson2d.py"), schedule="3:adam=2,5:adam=2,8:adam=40",
+        points={"interior": 50, "boundary": 20, "test": 11}, log_every=1, progress=False,
+        device="cpu",
+    )  # fmt: skip
+    for run in [close, *runs.values()]:
+        for x in ("step", "time"):
+            fig = plot.history(run, x=x)
+            canvas = FigureCanvasAgg(fig)
+            canvas.draw()
+            boxes = [t.get_window_extent(canvas.get_renderer()) for t in fig.axes[0].texts]
+            for i, a in enumerate(boxes):
+                assert not any(a.overlaps(b) for b in boxes[i + 1 :]), (run.config["problem"], x)
+            texts_inside(fig)
+
+
 def test_history_systems_stages_and_time(runs):
     fig = plot.history(runs["kovasznay"])
     names = {t.get_text() for t in labelled(fig, "error")[0].get_legend().get_texts()}
