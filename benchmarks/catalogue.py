@@ -2,10 +2,12 @@
 
     python benchmarks/catalogue.py --jobs 2 --readme        # all problems/*.py, 2 at a time
     python benchmarks/catalogue.py problems/burgers1d.py    # some of them
+    python benchmarks/catalogue.py --seed 1 problems/wave1d.py   # another seed
 
 Each problem runs in its own process with one torch thread (CPU). Results are merged into
-``benchmarks/results/catalogue.json``; ``--readme`` rewrites the table between the
-``<!-- catalogue -->`` markers of README.md from that file.
+``benchmarks/results/catalogue.json`` (``catalogue-seed<N>.json`` for ``--seed N`` other than 0);
+``--readme`` rewrites the table between the ``<!-- catalogue -->`` markers of README.md from the
+seed-0 file.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ import json, sys, time, torch
 torch.set_num_threads(1)
 import kanpde
 t0 = time.time()
-run = kanpde.solve(sys.argv[1], device=sys.argv[2], progress=False, checkpoint_every=0)
+run = kanpde.solve(sys.argv[1], device=sys.argv[2], seed=int(sys.argv[3]), progress=False,
+                   checkpoint_every=0)
 p = run.config
 m = run.metrics
 problem = kanpde.load_problem(sys.argv[1])
@@ -42,14 +45,15 @@ print(json.dumps({
     "parameters": m["parameters"],
     "metrics": {k: v for k, v in m.items() if isinstance(v, (int, float))},
     "wall_time": time.time() - t0, "device": p["device"], "dtype": p["dtype"],
+    "seed": p["seed"],
 }))
 """
 
 
-def run_one(path: str, device: str) -> dict:
+def run_one(path: str, device: str, seed: int = 0) -> dict:
     t0 = time.time()
-    r = subprocess.run([sys.executable, "-c", ONE, path, device], cwd=ROOT, capture_output=True,
-                       text=True)  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", ONE, path, device, str(seed)], cwd=ROOT,
+                       capture_output=True, text=True)  # fmt: skip
     if r.returncode != 0:
         tail = (r.stderr.strip().splitlines() or ["failed"])[-1]
         return {"file": path, "error": tail, "wall_time": time.time() - t0}
@@ -100,8 +104,12 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="problems run at the same time")
     ap.add_argument("--readme", action="store_true", help="rewrite the README table")
     ap.add_argument("--table-only", action="store_true", help="no runs: table from the JSON")
+    ap.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
     args = ap.parse_args(argv)
-    old = json.loads(OUT.read_text()) if OUT.exists() else {"rows": []}
+    if args.readme and args.seed != 0:
+        raise SystemExit("--readme: the README's table is of seed 0")
+    out = OUT if args.seed == 0 else OUT.with_name(f"catalogue-seed{args.seed}.json")
+    old = json.loads(out.read_text()) if out.exists() else {"rows": []}
     rows = {r["file"]: r for r in old["rows"]}
     if not args.table_only:
         files = args.problems or sorted(
@@ -122,13 +130,13 @@ def main(argv=None) -> int:
                 "ran at the same time and the command that produced it",
                 "rows": list(rows.values()),
             }
-            OUT.parent.mkdir(parents=True, exist_ok=True)
-            tmp = OUT.with_suffix(".tmp")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_suffix(".tmp")
             tmp.write_text(json.dumps(payload, indent=1))
-            tmp.replace(OUT)
+            tmp.replace(out)
 
         with ThreadPoolExecutor(args.jobs) as pool:
-            futures = [pool.submit(run_one, f, args.device) for f in files]
+            futures = [pool.submit(run_one, f, args.device, args.seed) for f in files]
             for fut in as_completed(futures):
                 r = fut.result()
                 # rows from earlier invocations keep their own conditions

@@ -56,6 +56,7 @@ class Comparison:
     rows: list[dict]
     setup: dict
     runs: dict = field(default_factory=dict)  # (label, seed) -> Run
+    figures: list = field(default_factory=list)  # comparison.png, curves.png (with ``out``)
 
     def summary(self) -> list[dict]:
         """Median and min–max over seeds, per model."""
@@ -436,7 +437,10 @@ def compare(
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
     plan = _plan(problem, kans, mlps, seeds, budget, seconds, steps, device, dtype, activation)
-    return _execute(plan, Path(out) if out is not None else None, device, dtype, progress)
+    result = _execute(plan, Path(out) if out is not None else None, device, dtype, progress)
+    if out is not None:
+        result.figures = _figures(result, Path(out))
+    return result
 
 
 @dataclass
@@ -450,6 +454,7 @@ class Sweep:
     slope_extension: float
     slope_separate: float
     run: object = None  # the extension Run (its history shows the staircase)
+    figures: list = field(default_factory=list)  # sweep.png, when written to a directory
 
     def markdown(self) -> str:
         lines = ["| G | RMSE (grid extension) | RMSE (trained at G) |", "|---:|---|---|"]
@@ -548,19 +553,16 @@ def sweep(
         from .results import save_run
 
         save_run(ext, out / "extension.h5")
+        result.figures = _figures(result, out)
     return result
 
 
 def _figures(result, out: Path) -> list[Path]:
-    """Figures through :mod:`kanpde.plot` when it is available."""
-    import importlib.util
-
-    if importlib.util.find_spec("kanpde.plot") is None:
-        return []
+    """Draw the study's figures into ``out``; their paths."""
     from . import plot
 
     paths = []
-    if isinstance(result, Comparison) and hasattr(plot, "compare"):
+    if isinstance(result, Comparison):
         fig = plot.compare(str(out / "comparison.csv"))
         paths.append(out / "comparison.png")
         fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
@@ -568,7 +570,7 @@ def _figures(result, out: Path) -> list[Path]:
             fig = plot.curves(str(out / "comparison.h5"))
             paths.append(out / "curves.png")
             fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
-    if isinstance(result, Sweep) and hasattr(plot, "sweep"):
+    if isinstance(result, Sweep):
         fig = plot.sweep(str(out / "sweep.csv"))
         paths.append(out / "sweep.png")
         fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
@@ -577,7 +579,7 @@ def _figures(result, out: Path) -> list[Path]:
 
 def _report(result, out: Path) -> int:
     print(result.markdown())
-    for p in _figures(result, out):
+    for p in result.figures:
         print(f"figure: {p}")
     print(f"results: {out}")
     return 0
@@ -608,6 +610,7 @@ def cmd_compare(args) -> int:
     out, created = _study_directory(args.out, f"compare-{problem.name}")
     try:
         result = _execute(plan, out, args.device, args.dtype, progress=not args.quiet)
+        result.figures = _figures(result, out)
     except (KeyboardInterrupt, TrainingStopped) as e:
         _discard(created)
         if (out / "comparison.csv").exists():

@@ -80,6 +80,24 @@ def _model_text(run) -> str:
     return text
 
 
+def _as_run(obj):
+    """A :class:`~kanpde.results.Run` from a run or from a :class:`~kanpde.training.Trainer`."""
+    from .training import Trainer
+
+    if not isinstance(obj, Trainer):
+        return obj
+    import time
+
+    from .nn import count_parameters
+    from .results import Run
+    from .training import model_config
+
+    problem = obj.residuals.problem
+    config = {"problem": problem.name, "model": model_config(obj.model),
+              "parameters": count_parameters(obj.model)}  # fmt: skip
+    return Run.from_trainer(obj, problem=problem, config=config, started=time.time())
+
+
 def _fmt(v: float) -> str:
     return f"{v:.2e}" if np.isfinite(v) else "n/a"
 
@@ -164,9 +182,10 @@ def _predict_from_problem(run):
             "solution) and its problem file is not available to evaluate the model on"
         )
     from .problem import load_problem
+    from .results import EVAL_GRID
 
     domain = load_problem(file).domain
-    n = {1: 201, 2: 101, 3: 31}.get(domain.dim, 11)
+    n = EVAL_GRID.get(domain.dim, 11)
     x = domain.grid(n).points
     net = run.model()
     dtype = next(net.parameters()).dtype
@@ -249,7 +268,9 @@ def solution(
     if dim > 3:
         raise ValueError(f"{_where(run)}: solution plots cover 1 to 3 axes, this run has {dim}")
     axes_, index, gridded = _grid(x)
-    t_axis = _time_axis(names)
+    # the run says which column is time (-1: steady); older files only by the axis name
+    stored = (getattr(run, "attrs", None) or {}).get("time_axis")
+    t_axis = _time_axis(names) if stored is None else (None if int(stored) < 0 else int(stored))
     data = {
         "x": x, "pred": pred, "ref": ref, "err": err, "names": names, "outputs": all_outputs,
         "cols": cols, "axes": axes_, "index": index, "gridded": gridded,
@@ -541,9 +562,12 @@ def history(run, *, x: str = "step", figsize=None):
 
     Parameters
     ----------
+    run : Run or Trainer
+        A run, or a trainer that has run (as :func:`kanpde.symbolic.train` returns).
     x : {"step", "time"}
         Horizontal axis: optimizer steps or training time in seconds.
     """
+    run = _as_run(run)
     h = run.history
     if x not in ("step", "time"):
         raise ValueError(f"history(x={x!r}): use 'step' or 'time'")
@@ -786,7 +810,8 @@ def network(
     input actually takes on the samples; lines join the input node to the box and the box to
     the output node. Each curve is scaled to fill its box, so the amplitude is shown by the
     opacity: edge importance is ``mean |φ_{oi}(x_i)|`` over the samples, relative to the
-    largest in its layer, ``s``, drawn with opacity ``tanh(beta·s)/tanh(beta)``. Symbolic edges
+    largest in its layer (in the last layer of a system, the largest into the same output),
+    ``s``, drawn with opacity ``tanh(beta·s)/tanh(beta)``. Symbolic edges
     (see :func:`symbolic_labels`, or ``labels``) are drawn in red with their formula.
 
     Parameters
@@ -837,14 +862,18 @@ def network(
             if ll % n_layers == l:
                 kinds[(int(i), int(o))] = str(text)
         sym = {k: v for k, v in kinds.items() if v not in (SPLINE, "")}
-        top = float(imp.max()) if imp.size and imp.max() > 0 else 1.0
+        # The outputs of a system may differ in scale (kovasznay's v is a tenth of u): in the
+        # last layer each output's edges are measured against that output's largest.
+        per_output = l == n_layers - 1 and n_out > 1 and imp.size
+        tops = imp.max(axis=0) if per_output else np.full(n_out, imp.max() if imp.size else 0.0)
+        tops = np.where(tops > 0, tops, 1.0)
         for i in range(n_in):
             for o in range(n_out):
                 if kinds[(i, o)] == "":
                     continue  # removed by pruning
                 b = i * n_out + o
                 cx = (b + 0.5) / n_e
-                s = float(imp[i, o]) / top
+                s = float(imp[i, o]) / float(tops[o])
                 alpha = max(0.04, math.tanh(beta * s) / norm_beta if beta > 0 else s)
                 base = red if (i, o) in sym else black
                 color = base.copy()
@@ -890,7 +919,9 @@ def network(
 def activations(model, layer: int = 0, x=None, *, samples: int = 1000, figsize=None):
     """The edge functions ``φ_{l,i,o}`` of one layer, one panel per edge, knots marked.
 
-    Rows are the layer's inputs ``i``, columns its outputs ``o``. Each curve spans the range
+    Rows are the layer's inputs ``i`` and columns its outputs ``o`` when it has no more inputs
+    than outputs, else the other way round (the grid is wider than tall); every panel is titled
+    with its edge. Each curve spans the range
     its input takes on the samples (the run's evaluation points, ``x``, or the grid range); the
     grid range itself is unshaded, outside it only the ``silu`` part acts. Dots mark the knots
     (grid points) of the basis, including the ``k`` extension knots on each side that fall in
@@ -1127,8 +1158,15 @@ def curves(results, *, figsize=None):
         import h5py
 
         path = Path(results)
+        if path.is_dir():  # a study directory
+            path = path / "comparison.h5"
         if not path.exists():
             raise ValueError(f"{path}: file not found")
+        if path.suffix != ".h5" or not h5py.is_hdf5(path):
+            raise ValueError(
+                f"{path}: not an HDF5 file; the training curves are in comparison.h5 (the CSV "
+                "holds the final errors only)"
+            )
         with h5py.File(path, "r") as f:
             if "history" not in f:
                 raise ValueError(f"{path}: no history group (not a kanpde comparison file?)")

@@ -32,6 +32,9 @@ from torch import nn
 
 from .nn import from_config
 
+# Nodes per axis of the grid a run without a reference solution stores its prediction on.
+EVAL_GRID = {1: 201, 2: 101, 3: 31}
+
 
 class ResultsError(ValueError):
     """A results file is missing, truncated, corrupt or not a kanpde results file."""
@@ -118,6 +121,11 @@ class Run:
                 "error": (pred - ref).cpu().numpy(),
             }
             metrics.update(trainer.metrics())
+        else:  # no reference: the prediction alone, on the domain's grid, for plots
+            p = next(trainer.model.parameters())
+            n = EVAL_GRID.get(problem.domain.dim, 11)
+            x = torch.as_tensor(problem.domain.grid(n).points, dtype=p.dtype, device=p.device)
+            solution = {"x": x.cpu().numpy(), "pred": trainer.predict(x).cpu().numpy()}
         metrics["loss"] = trainer.history.last("loss")
         from .problem import file_hash
 

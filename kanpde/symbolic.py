@@ -484,10 +484,13 @@ def train(
     progress: bool = False,
 ):
     """Train ``model`` in place on ``problem`` with the sparsification penalty; returns the
-    :class:`~kanpde.training.Trainer` (its ``history`` and ``metrics()``).
+    :class:`~kanpde.training.Trainer` (its ``history`` and ``metrics()``;
+    :func:`kanpde.plot.history` draws it).
 
-    A small stand-in for ``solve`` while the engine has no penalty hook: the same residuals,
-    schedule format and optimizers, plus ``sparsity · regularization(model, interior points)``.
+    The residuals, schedule format and optimizers of :func:`kanpde.solve`, plus
+    ``sparsity · regularization(model, interior points)`` over the whole schedule, with the
+    penalty's ``l1`` and ``entropy`` weights; ``solve`` with a stage's ``"sparsity"`` applies
+    the default penalty stage by stage instead. Nothing is written.
     """
     from .losses import Residuals
     from .problem import apply_preset, load_problem
@@ -1030,11 +1033,12 @@ def _snap(v: float, digits: int) -> sympy.Expr:
 
 
 def _expand_products(expr: sympy.Expr) -> sympy.Expr:
-    """Distribute products over sums (so products of coefficients meet) without multiplying out
-    powers of sums: the coefficients of an expanded ``(x - 5.23)^4`` cancel each other, and
-    rounding them loses far more than ``digits``."""
+    """Distribute products over sums and powers over products (so products of coefficients
+    meet: ``c·(a·x)²`` is ``(c·a²)·x²``) without multiplying out powers of sums: the
+    coefficients of an expanded ``(x - 5.23)^4`` cancel each other, and rounding them loses far
+    more than ``digits``."""
     return sympy.expand(
-        expr, trig=False, log=False, power_exp=False, power_base=False, multinomial=False
+        expr, trig=False, log=False, power_exp=False, power_base=True, multinomial=False
     )
 
 
@@ -1048,6 +1052,11 @@ def _round_numbers(expr: sympy.Expr, digits: int) -> sympy.Expr:
         )
 
     expr = _expand_products(tidy(expr))
+    # Numbers that round to 0 go first: they can shield others from meeting, as the 1e-13 in
+    # c·(a·x + 1e-13)², whose c·a² would otherwise be rounded as c and a apart (0.499998).
+    zeros = {f: sympy.Integer(0) for f in expr.atoms(sympy.Float) if _snap(float(f), digits) == 0}
+    if zeros:
+        expr = _expand_products(tidy(expr.xreplace(zeros)))
     floats = {f: _snap(float(f), digits) for f in expr.atoms(sympy.Float)}
     # Snapping can make new products of numbers inside functions; tidy once more.
     return tidy(expr.xreplace(floats))

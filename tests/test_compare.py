@@ -183,6 +183,9 @@ def test_seconds_budget_is_the_same_for_every_model_and_spans_the_kan_schedule(t
     mlp = result.runs[("MLP [1,8,1]", 0)]
     assert stage_seconds(mlp)[0] == pytest.approx(budget / 4, rel=1e-9)
     assert (tmp_path / "runs" / "kan-1-3-1-s0" / "result.h5").exists()
+    # compare(out=...) draws the figures its docstring promises (only the CLI did)
+    assert [p.name for p in result.figures] == ["comparison.png", "curves.png"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in result.figures)
 
 
 def test_matched_mlp_follows_the_given_kan_at_its_final_grid():

@@ -562,3 +562,70 @@ def test_loaded_run_matches_returned_run(runs):
 
 def mesh_free_max(fig):
     return float(np.max(labelled(fig, "error")[0].lines[0].get_ydata()))
+
+
+# ------------------------------------------------------- a notebook user's walkthrough (fixes)
+
+
+def test_solution_of_a_problem_without_reference_and_without_a_file(tmp_path):
+    # Nothing was stored, and the plot needed the problem file to evaluate the model: a problem
+    # defined in a notebook could not be plotted at all. A renamed time axis was also drawn as
+    # a 2-D map without time slices (time was found by its name).
+    import math
+
+    import torch
+
+    from kanpde import Dirichlet, Initial, Interval, Problem, Time, d
+
+    problem = Problem(
+        name="tau", domain=Interval(-1, 1) * Time(0, 1, name="tau"),
+        pde=lambda x, u: d(u, x, "tau") - d(u, x, "x", "x"),
+        conditions=[Dirichlet(0.0), Initial(lambda x: torch.sin(math.pi * x[:, :1]))],
+    )  # fmt: skip
+    pts = {"interior": 60, "boundary": 20, "initial": 20}
+    run = kanpde.solve(problem, schedule="3:lbfgs=3", out=tmp_path, progress=False, points=pts,
+                       device="cpu")  # fmt: skip
+    assert sorted(run.solution) == ["pred", "x"] and run.solution["x"].shape == (101 * 101, 2)
+    loaded = kanpde.load(tmp_path)
+    np.testing.assert_array_equal(loaded.solution["pred"], run.solution["pred"])
+    fig = plot.solution(loaded)
+    assert [ax.get_label() for ax in fig.axes if ax.get_label() != "<colorbar>"] == [
+        "pred u", "slices u",
+    ]  # fmt: skip
+    assert labelled(fig, "slices u")[0].get_title() == "u at fixed tau"
+
+
+def test_curves_of_a_csv_says_where_the_histories_are(tmp_path):
+    path = tmp_path / "comparison.csv"
+    path.write_text("model,params\n")
+    with pytest.raises(
+        ValueError, match="not an HDF5 file; the training curves are in comparison.h5"
+    ):
+        plot.curves(path)
+
+
+def test_network_weighs_each_output_of_a_system_on_its_own(runs):
+    # Edges into kovasznay's v (a tenth of u's size) were drawn near-invisible.
+    run = runs["kovasznay"]
+    fig = plot.network(run)
+    (ax,) = labelled(fig, "network")
+    curves = [c for c in ax.collections if isinstance(c, LineCollection)][1]
+    width = run.config["model"]["width"]
+    last = width[-2] * width[-1]  # the last layer's boxes come last, ordered by input, output
+    alphas = curves.get_colors()[-last:, 3].reshape(width[-2], width[-1])
+    np.testing.assert_allclose(alphas.max(axis=0), 1.0)
+
+
+def test_history_of_a_trainer(runs):
+    from kanpde import symbolic
+
+    problem = kanpde.load_problem(str(ROOT / "problems" / "poisson2d.py"))
+    model = kanpde.build_model(problem, {"width": [2, 2, 1], "grid": 3})
+    pts = {"interior": 50, "boundary": 20, "test": 11}
+    trainer = symbolic.train(problem, model, [{"adam": 10, "lr": 1e-2}], sparsity=1e-4,
+                             points=pts, log_every=5)  # fmt: skip
+    fig = plot.history(trainer)
+    params = kanpde.count_parameters(model)
+    assert fig._suptitle.get_text() == f"poisson2d: KAN [2, 2, 1], G=3, {params} parameters"
+    (err,) = labelled(fig, "error")
+    assert len(err.lines) >= 3  # the trainer's test errors

@@ -661,3 +661,18 @@ def test_rounded_formula_keeps_its_digits():
     expr = S.formula(model, ["x"], digits=6)
     v = sympy.lambdify(sympy.Symbol("x", real=True), expr, "numpy")(x[:, 0].numpy())
     assert np.abs(v - u).max() < 5e-5
+
+
+def test_rounded_formula_combines_coefficients_before_rounding():
+    # c·(a·x + 1e-13)² with c·a² = 0.5 to 1e-10: a and c were rounded apart (0.499998·x²,
+    # notebook 05), the 1e-13 keeping them from meeting.
+    model = KAN([1, 1, 1], grid=3, dtype=torch.float64)
+    S.fix_symbolic(model, 0, 0, 0, "x", affine=(1, 0, 0.204208225988307, -2.8e-13))
+    S.fix_symbolic(model, 1, 0, 0, "x^2", affine=(1, 0, 11.9901202654738, 0))
+    X = sympy.Symbol("x", real=True)
+    for digits in (3, 6, 8):
+        assert S.formula(model, ["x"], digits=digits) == X**2 / 2, digits
+    # a coefficient that is no simple number keeps its digits
+    S.fix_symbolic(model, 1, 0, 0, "x^2", affine=(1, 0, 0.4123457 / 0.204208225988307**2, 0))
+    expr = S.formula(model, ["x"], digits=6)
+    assert str(expr) == "0.412346*x**2"
