@@ -13,6 +13,7 @@ many runs leak no windows, and scripts save them: ``fig.savefig("solution.png")`
                     by importance, symbolic labels
 :func:`activations` the edge functions of one layer with their knots
 :func:`compare`     error against parameters and training time (KAN vs MLP, Pareto front)
+:func:`curves`      training curves of every model and seed of a comparison
 :func:`sweep`       error against grid size with the fitted convergence slope
 ==================  =====================================================================
 
@@ -291,8 +292,12 @@ def solution(
     title = f"{_problem_name(run)}: {_model_text(run)}"
     m = run.metrics or {}
     if ref is not None:
-        title += f"\ntest rel. L2 {_fmt(m.get('rel_l2', np.nan))}, "
-        title += f"max |error| {_fmt(m.get('max_err', np.nan))}"
+        title += f"\ntest rel. L2 {_fmt(m.get('rel_l2', np.nan))}"
+        # a system's outputs differ in scale: each one's own error says more than the joint one
+        parts = [f"{o} {_fmt(m[f'rel_l2_{o}'])}" for o in all_outputs if f"rel_l2_{o}" in m]
+        if len(parts) > 1:
+            title += f" ({', '.join(parts)})"
+        title += f", max |error| {_fmt(m.get('max_err', np.nan))}"
     fig.suptitle(title, fontsize=10)
     return fig
 
@@ -577,7 +582,11 @@ def history(run, *, x: str = "step", figsize=None):
         raise ValueError(f"{_where(run)}: the history has no {x!r} column")
     xs = np.asarray(h[x], float)
     errors = [k for k in ("rel_l2", "mse", "max_err") if k in h]
-    per_output = sorted(k for k in h if k.startswith("rel_l2_"))
+    order = list(getattr(run, "outputs", ()) or ())  # the problem's order, not the alphabet's
+    per_output = sorted(
+        (k for k in h if k.startswith("rel_l2_")),
+        key=lambda k: (order.index(k[7:]) if k[7:] in order else len(order), k),
+    )
     npanel = 2 if errors else 1
     fig = _figure(figsize or (7.5, 2.9 * npanel + 0.6))
     axs = fig.subplots(npanel, 1, sharex=True, squeeze=False)[:, 0]

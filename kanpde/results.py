@@ -57,16 +57,22 @@ class Run:
     history : dict of str → ndarray
         Logged columns (``step``, ``loss``, ``loss_<term>``, ``mse``, ``rel_l2``, ``time``, ...).
     solution : dict of str → ndarray
-        ``x``, ``pred``, ``ref`` and ``error`` on the evaluation set (``ref``/``error`` absent
-        when the problem has no exact or reference solution).
+        ``x`` ``(N, D)``, ``pred``, ``ref`` and ``error`` ``(N, outputs)`` on the evaluation
+        set; without an exact or reference solution only ``x`` and ``pred``, on the domain's
+        grid.
     metrics : dict
         Final test errors, wall time, steps.
     attrs : dict
         Versions, problem file and hash, timestamps.
     events : list of dict
-        Grid extensions and updates (step, grid, loss before/after).
+        Grid extensions and updates (step, grid, loss before/after), resampling, non-finite
+        steps, time-budget ends.
+    state : dict of str → ndarray
+        The model's state dict (see :meth:`model`).
     path : Path or None
         Where the run was saved or loaded from.
+
+    The properties ``names`` and ``outputs`` give the axis and output names.
     """
 
     config: dict = field(repr=False)
@@ -229,7 +235,7 @@ def save_run(run: Run, out: str | Path) -> Path:
 
 
 def load(path: str | Path) -> Run:
-    """Load a results file written by :func:`save_run`.
+    """Load a results file written by :func:`save_run`, or a run directory's ``result.h5``.
 
     Raises
     ------

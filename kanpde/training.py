@@ -1017,6 +1017,12 @@ def solve(
         Run directory: ``result.h5`` at the end, ``checkpoint.h5`` every ``checkpoint_every``
         steps while training (removed once the result is written). Nothing is written when
         omitted. A directory that already holds a run is refused (resume it instead).
+    progress : bool
+        Show a tqdm progress bar.
+    carry_moments : bool
+        On grid extension, carry Adam's moments onto the new coefficients (else reset them).
+    callback : callable, optional
+        ``callback(trainer, row)`` after every history row (``row`` a dict of its columns).
     log_every, checkpoint_every : int, optional
         Steps between history rows (default 50) and between checkpoints (default 100; 0:
         none). Both are saved with the run, and a resumed run uses the saved values unless

@@ -629,3 +629,16 @@ def test_history_of_a_trainer(runs):
     assert fig._suptitle.get_text() == f"poisson2d: KAN [2, 2, 1], G=3, {params} parameters"
     (err,) = labelled(fig, "error")
     assert len(err.lines) >= 3  # the trainer's test errors
+
+
+def test_systems_show_each_outputs_error_in_the_problems_order(runs):
+    # The titles gave only the joint relative L2 (mixing u, v and p, which differ in scale),
+    # and the history's legend ordered the outputs p, u, v.
+    run = runs["kovasznay"]
+    m = run.metrics
+    title = plot.solution(run)._suptitle.get_text()
+    parts = ", ".join(f"{o} {m[f'rel_l2_{o}']:.2e}" for o in ("u", "v", "p"))
+    assert f"test rel. L2 {m['rel_l2']:.2e} ({parts})" in title
+    (err,) = labelled(plot.history(run), "error")
+    names = [t.get_text() for t in err.get_legend().get_texts() if "of" in t.get_text()]
+    assert names == ["relative L2 of u", "relative L2 of v", "relative L2 of p"]
