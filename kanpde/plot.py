@@ -225,6 +225,7 @@ def solution(
     ref_label: str = "reference",
     cmap: str = CMAP,
     error_cmap: str = ERROR_CMAP,
+    log_error: bool = False,
     figsize=None,
 ):
     """Prediction, exact/reference solution and absolute error side by side.
@@ -253,6 +254,9 @@ def solution(
         Number of time slices / 3-D slices, or the coordinates to slice at.
     ref_label : str
         Title of the exact/reference column.
+    log_error : bool
+        Draw ``|error|`` on a log scale (six decades below its maximum), so that small errors
+        away from a peak (a shock, a corner) keep their structure.
     """
     x, pred, ref, err = _solution_arrays(run)
     names = list(run.names) or [f"x{i + 1}" for i in range(x.shape[1])]
@@ -275,7 +279,7 @@ def solution(
     data = {
         "x": x, "pred": pred, "ref": ref, "err": err, "names": names, "outputs": all_outputs,
         "cols": cols, "axes": axes_, "index": index, "gridded": gridded,
-        "ref_label": ref_label, "cmap": cmap, "error_cmap": error_cmap,
+        "ref_label": ref_label, "cmap": cmap, "error_cmap": error_cmap, "log_error": log_error,
     }  # fmt: skip
     if dim == 1:
         fig = _solution_1d(data, figsize)
@@ -317,12 +321,26 @@ def _limits(*arrays) -> tuple[float, float]:
     return lo, hi
 
 
+def _error_scale(data, vmax: float) -> dict:
+    """Colour-scale keywords of an ``|error|`` map: from 0, or log over six decades."""
+    if not data["log_error"]:
+        return {"vmin": 0, "vmax": vmax}
+    from matplotlib.colors import LogNorm
+
+    vmax = vmax if np.isfinite(vmax) and vmax > 0 else 1.0
+    return {"norm": LogNorm(vmin=vmax * 1e-6, vmax=vmax, clip=True)}
+
+
 def _colorbar(fig, mappable, ax, label: str, error: bool = False):
     """A colour bar with a fixed number of ticks (so its width, and the layout, do not depend on
     its final length) and scientific notation for small errors."""
     import matplotlib.ticker as mticker
+    from matplotlib.colors import LogNorm
 
     cb = fig.colorbar(mappable, ax=ax, shrink=0.9, aspect=25)
+    if isinstance(mappable.norm, LogNorm):  # decades as ticks
+        cb.set_label(label)
+        return cb
     cb.locator = mticker.MaxNLocator(nbins=6)
     if error:
         cb.formatter = mticker.ScalarFormatter(useMathText=False)
@@ -358,8 +376,11 @@ def _solution_1d(data, figsize):
             e.set_xlabel(data["names"][0])
             e.set_ylabel(f"|error| of {o}")
             e.set_title(f"{o}: |error| (max {err[:, j].max():.2e})", fontsize=10)
-            e.set_ylim(bottom=0)
-            e.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+            if data["log_error"]:
+                e.set_yscale("log")
+            else:
+                e.set_ylim(bottom=0)
+                e.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
     return fig
 
 
@@ -407,7 +428,7 @@ def _solution_2d(data, figsize):
         if ref is not None:
             ax = grid[r, 2]
             ax.set_label(f"error {o}")
-            im = draw(ax, err[:, j], cmap=data["error_cmap"], vmin=0, vmax=err[:, j].max())
+            im = draw(ax, err[:, j], cmap=data["error_cmap"], **_error_scale(data, err[:, j].max()))
             ax.set_title(f"{o}: |error| (max {err[:, j].max():.2e})", fontsize=10)
             _colorbar(fig, im, ax, f"|error| of {o}", error=True)
         for ax in grid[r]:
@@ -449,7 +470,7 @@ def _solution_space_time(data, slices, figsize):
             ax = grid[r, 2]
             ax.set_label(f"error {o}")
             E = _on_grid(err[:, j], index, shape)
-            im = _mesh(ax, xs, ts, E, cmap=data["error_cmap"], vmin=0, vmax=np.nanmax(E))
+            im = _mesh(ax, xs, ts, E, cmap=data["error_cmap"], **_error_scale(data, np.nanmax(E)))
             ax.set_title(f"{o}: |error| (max {np.nanmax(E):.2e})", fontsize=10)
             _colorbar(fig, im, ax, f"|error| of {o}", error=True)
         for ax in grid[r, : ncol - 1]:
@@ -513,8 +534,9 @@ def _solution_slices(data, axis: int, is_time: bool, slices, figsize):
                 ax = row[2]
                 ax.set_label(f"error {o}")
                 eim = _mesh(
-                    ax, axes_[a], axes_[b], cut(E, k), cmap=data["error_cmap"], vmin=0, vmax=emax
-                )
+                    ax, axes_[a], axes_[b], cut(E, k), cmap=data["error_cmap"],
+                    **_error_scale(data, emax),
+                )  # fmt: skip
                 ax.set_title(f"{o}: |error|, {where}", fontsize=9)
                 err_axes.append(ax)
             for ax in row:
@@ -1318,7 +1340,7 @@ def _table_kind(path: Path) -> str:
     )
 
 
-def figure_for(path: str | Path, kind: str | None = None, layer: int = 0):
+def figure_for(path: str | Path, kind: str | None = None, layer: int = 0, log_error: bool = False):
     """The figure ``kanpde plot`` draws for a results file or a study table."""
     path = Path(path)
     if path.suffix.lower() == ".csv":
@@ -1346,7 +1368,9 @@ def figure_for(path: str | Path, kind: str | None = None, layer: int = 0):
     run = load(path)
     if kind == "activations":
         return kind, activations(run, layer)
-    return kind, {"solution": solution, "history": history, "network": network}[kind](run)
+    if kind == "solution":
+        return kind, solution(run, log_error=log_error)
+    return kind, {"history": history, "network": network}[kind](run)
 
 
 def cmd_plot(args) -> int:
@@ -1361,7 +1385,7 @@ def cmd_plot(args) -> int:
         )
     if args.dpi <= 0:
         raise ValueError(f"--dpi {args.dpi}: must be positive")
-    kind, fig = figure_for(path, args.kind, args.layer)
+    kind, fig = figure_for(path, args.kind, args.layer, args.log_error)
     if out is None:
         out = (path if path.is_dir() else path.parent) / f"{kind}.png"
     try:
@@ -1396,4 +1420,7 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", help="image file (default: <kind>.png next to the input)")
     p.add_argument("--layer", type=int, default=0, help="layer for --kind activations")
     p.add_argument("--dpi", type=int, default=130)
+    p.add_argument(
+        "--log-error", action="store_true", help="|error| on a log scale (--kind solution)"
+    )
     p.set_defaults(func=cmd_plot)

@@ -512,6 +512,9 @@ def test_cli_writes_png(runs, tmp_path, capsys):
     assert (path.parent / "solution.png").exists()
     assert main(["plot", str(path), "--kind", "history", "-o", str(tmp_path / "h.pdf")]) == 0
     assert (tmp_path / "h.pdf").read_bytes()[:4] == b"%PDF"
+    log = tmp_path / "log.png"
+    assert main(["plot", str(path), "--log-error", "-o", str(log), "--dpi", "40"]) == 0
+    assert log.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and log.read_bytes() != out.read_bytes()
 
 
 def test_cli_tables(tmp_path):
@@ -642,3 +645,21 @@ def test_systems_show_each_outputs_error_in_the_problems_order(runs):
     (err,) = labelled(plot.history(run), "error")
     names = [t.get_text() for t in err.get_legend().get_texts() if "of" in t.get_text()]
     assert names == ["relative L2 of u", "relative L2 of v", "relative L2 of p"]
+
+
+def test_log_error_keeps_small_errors_visible(runs):
+    # |error| maps were linear only: a shock's error flattened everything else to one colour.
+    from matplotlib.colors import LogNorm
+
+    for name in ("poisson2d", "diffusion1d", "line"):
+        fig = plot.solution(runs[name], log_error=True)
+        (err,) = [ax for ax in fig.axes if ax.get_label().startswith("error")][:1]
+        if err.collections:
+            norm = err.collections[0].norm
+            assert isinstance(norm, LogNorm) and norm.vmin == pytest.approx(norm.vmax * 1e-6)
+        else:
+            assert err.get_yscale() == "log"
+        texts_inside(fig)
+    fig = plot.solution(runs["poisson2d"])
+    (err,) = [ax for ax in fig.axes if ax.get_label().startswith("error")][:1]
+    assert not isinstance(err.collections[0].norm, LogNorm) and err.collections[0].norm.vmin == 0
