@@ -210,7 +210,9 @@ def _slice_values(axis_values: np.ndarray, slices, is_time: bool) -> list[int]:
 
 
 def _mesh(ax, xa, ya, values2d, **kw):
-    """``values2d[i, j]`` at ``(xa[i], ya[j])`` as cells centred on the nodes (NaN: blank)."""
+    """``values2d[i, j]`` at ``(xa[i], ya[j])`` as cells centred on the nodes (NaN: grey, so
+    that outside a non-rectangular domain does not read as zero error)."""
+    ax.set_facecolor("0.8")
     return ax.pcolormesh(xa, ya, np.ma.masked_invalid(values2d.T), shading="nearest", **kw)
 
 
@@ -1010,6 +1012,8 @@ def activations(model, layer: int = 0, x=None, *, samples: int = 1000, figsize=N
             name = f"φ[{l},{i},{o}]: {inputs[i]} → {outs[o]}"
             ax.tick_params(labelsize=7)
             ax.set_xlabel(inputs[i], fontsize=8)
+            if ax.get_subplotspec().is_first_col():
+                ax.set_ylabel("φ", fontsize=8)
             if kinds[(i, o)] == "":
                 ax.set_title(name + "\n(removed)", fontsize=8)
                 ax.text(0.5, 0.5, "removed", transform=ax.transAxes, ha="center", color="0.5")

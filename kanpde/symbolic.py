@@ -14,6 +14,8 @@ The pipeline of the KAN paper, for physics-informed networks:
    trainable and has exact first and second derivatives, so the PDE loss can refine it.
 4. **Read** — :func:`formula` composes the edges into a sympy expression.
 
+:func:`edge_values` gives every edge's values on samples, for plots of one's own.
+
 Removed and symbolic edges are part of the model's structure (``KANLayer.set_edges``): its
 ``config()`` lists every edge's kind, so ``from_config`` + ``load_state_dict`` (and results
 files) rebuild the edited network exactly. Removed edges own no parameters, a symbolic edge
@@ -362,6 +364,21 @@ def _check_kan(model) -> KAN:
     if not isinstance(model, KAN):
         raise TypeError(f"expected a kanpde KAN, got {type(model).__name__}")
     return model
+
+
+def edge_values(model: KAN, x: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """Every layer's inputs and edge values at the points ``x`` ``(N, D)``, without gradients.
+
+    Returns
+    -------
+    list of (Tensor, Tensor)
+        Per layer ``l``: its inputs ``h`` ``(n_in, N)`` and edge values ``φ_{l,i,j}(h_i)`` as
+        ``phi[j, i]`` ``(n_out, n_in, N)`` (feature-major, as the layers compute them), so that
+        ``phi[j, i]`` against ``h[i]`` is edge ``(l, i, j)``'s curve on the samples.
+    """
+    _check_kan(model)
+    with torch.no_grad():
+        return _activations(model, x)
 
 
 def _activations(model: KAN, x: Tensor):
@@ -1063,8 +1080,8 @@ def _round_numbers(expr: sympy.Expr, digits: int) -> sympy.Expr:
 
 
 def formula(
-    model: KAN,
-    variables: Sequence[str] | None = ("x", "y"),
+    model,
+    variables: Sequence[str] | None = None,
     simplify: bool = True,
     digits: int | None = None,
 ) -> sympy.Expr | list[sympy.Expr]:
@@ -1072,9 +1089,11 @@ def formula(
 
     Parameters
     ----------
-    variables : sequence of str
-        Names of the inputs (as many as the model has; ``x, y`` by default — ``x_1 … x_D`` when
-        there are not enough).
+    model : KAN or Run
+        The network, or a run of one (its axis names, e.g. ``x, t``, name the inputs).
+    variables : sequence of str, optional
+        Names of the inputs, as many as the model has. Default: a run's axis names, else
+        ``x, y`` (``x_1 … x_D`` when there are not enough).
     simplify : bool
         Apply ``sympy.simplify`` at the end.
     digits : int, optional
@@ -1085,6 +1104,12 @@ def formula(
 
     Edges still numeric appear as undefined functions ``phi_l_i_j(·)`` of their input.
     """
+    if hasattr(model, "history") and callable(getattr(model, "model", None)):  # a Run
+        if variables is None:
+            variables = list(model.names) or None
+        model = model.model()
+    if variables is None:
+        variables = ("x", "y")
     _check_kan(model)
     d = model.width[0]
     names = list(variables or ())

@@ -663,3 +663,16 @@ def test_log_error_keeps_small_errors_visible(runs):
     fig = plot.solution(runs["poisson2d"])
     (err,) = [ax for ax in fig.axes if ax.get_label().startswith("error")][:1]
     assert not isinstance(err.collections[0].norm, LogNorm) and err.collections[0].norm.vmin == 0
+
+
+def test_maps_show_outside_the_domain_in_grey_and_activation_rows_are_labelled(runs):
+    # Cells outside a non-rectangular domain were white, as zero error is; activation panels
+    # had no y label.
+    fig = plot.solution(runs["poisson2d"])
+    for ax in fig.axes:
+        if ax.get_label() != "<colorbar>":
+            assert ax.get_facecolor()[:3] == pytest.approx((0.8, 0.8, 0.8))
+    fig = plot.activations(runs["poisson2d"], layer=0)
+    panels = [ax for ax in fig.axes if ax.get_label().startswith("edge")]
+    labels = {ax.get_ylabel() for ax in panels if ax.get_subplotspec().is_first_col()}
+    assert labels == {"φ"} and {ax.get_ylabel() for ax in panels} == {"φ", ""}

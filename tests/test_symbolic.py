@@ -676,3 +676,25 @@ def test_rounded_formula_combines_coefficients_before_rounding():
     S.fix_symbolic(model, 1, 0, 0, "x^2", affine=(1, 0, 0.4123457 / 0.204208225988307**2, 0))
     expr = S.formula(model, ["x"], digits=6)
     assert str(expr) == "0.412346*x**2"
+
+
+def test_edge_values_are_the_layers_own_and_formula_names_a_runs_axes(tmp_path):
+    # Notebook 05 reached for the private _activations; formula() called time "y".
+    run = kanpde.solve(str(ROOT / "problems" / "diffusion1d.py"), schedule="3:lbfgs=2",
+                       points={"interior": 50, "boundary": 10, "initial": 10, "test": 11},
+                       progress=False, device="cpu")  # fmt: skip
+    model = run.model()
+    x = torch.as_tensor(run.solution["x"])
+    values = S.edge_values(model, x)
+    assert [tuple(phi.shape) for _, phi in values] == [(10, 2, len(x)), (1, 10, len(x))]
+    h1, phi1 = values[1]
+    assert not phi1.requires_grad
+    with torch.no_grad():
+        u = model(x)
+    torch.testing.assert_close(phi1.sum(1).t(), u, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(values[0][1].sum(1), h1, rtol=1e-12, atol=1e-12)
+    names = {str(s) for s in S.formula(run).free_symbols}
+    assert names == {"x", "t"}
+    assert {str(s) for s in S.formula(run, ["a", "b"]).free_symbols} == {"a", "b"}
+    with pytest.raises(TypeError, match="expected a kanpde KAN"):
+        S.edge_values(torch.nn.Linear(2, 1), x)
