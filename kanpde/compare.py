@@ -370,9 +370,10 @@ def _execute(
     for kind, width, cfg, stages in plan.models:
         for seed in range(plan.seeds):
             run_out = out / "runs" / f"{kind}-{'-'.join(map(str, width))}-s{seed}" if out else None
+            # overwrite: the study owns its runs/ (a study written again replaces its runs)
             common = dict(
                 points=plan.points, device=device, dtype=dtype, seed=seed, progress=progress,
-                log_every=50,
+                log_every=50, overwrite=True,
             )  # fmt: skip
             if plan.budget == "seconds":
                 run = solve_timed(problem, cfg, stages, plan.seconds, out=run_out, **common)

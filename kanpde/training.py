@@ -999,6 +999,7 @@ def solve(
     max_seconds: float | None = None,
     time_shares: Sequence[float] | None = None,
     penalty: Callable | None = None,
+    overwrite: bool = False,
 ):
     """Solve ``problem`` with a physics-informed KAN (or MLP) and return the :class:`Run`.
 
@@ -1016,7 +1017,7 @@ def solve(
     out : str, optional
         Run directory: ``result.h5`` at the end, ``checkpoint.h5`` every ``checkpoint_every``
         steps while training (removed once the result is written). Nothing is written when
-        omitted. A directory that already holds a run is refused (resume it instead).
+        omitted. A directory that already holds a run is refused unless ``overwrite``.
     progress : bool
         Show a tqdm progress bar.
     carry_moments : bool
@@ -1044,6 +1045,8 @@ def solve(
     penalty : callable, optional
         ``penalty(model, x) -> 0-d tensor`` added with each stage's ``sparsity`` weight (default
         :func:`kanpde.symbolic.regularization`).
+    overwrite : bool
+        Replace a run already in ``out`` (as re-running a notebook cell does).
     resume : str, optional
         A run directory with a checkpoint: continue that run (its configuration is used; the
         problem file must be unchanged). ``model``, ``schedule``, ``points``, ``weights``,
@@ -1106,14 +1109,14 @@ def solve(
             for f in ("result.h5", "checkpoint.h5")
             if out is not None and (Path(out) / f).exists()
         ]
-        if held:
-            hint = (
-                f"continue it with resume={str(out)!r}" if "checkpoint.h5" in held else "delete it"
-            )
+        if held and not overwrite:
+            hint = f" (resume={str(out)!r} continues it)" if "checkpoint.h5" in held else ""
             raise ValueError(
                 f"solve(out={str(out)!r}): the directory already holds a run ({held[0]}); "
-                f"choose another directory or {hint}"
+                f"choose another directory or pass overwrite=True{hint}"
             )
+        for f in held:  # overwrite: the old run's files go before anything new is written
+            (Path(out) / f).unlink()
         # Overrides get the checks a problem file's own points and weights get.
         try:
             if points is not None:

@@ -310,3 +310,14 @@ def test_compare_and_sweep_need_a_test_solution(tmp_path, capsys):
         assert code == 2 and f"{path}: no exact solution or reference" in err
         assert err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_a_study_written_again_to_its_directory_replaces_its_runs(tmp_path):
+    # solve() refuses a directory that holds a run; a study owns its runs/ and replaces them
+    # (a notebook cell run twice), as it replaces its tables.
+    problem = _poisson1d()
+    kw = dict(kans=[[1, 2, 1]], mlps=[[1, 4, 1]], seeds=1, steps=4, device="cpu", out=tmp_path)
+    first = compare(problem, **kw)
+    second = compare(problem, **kw)
+    assert [r["mse"] for r in second.rows] == [r["mse"] for r in first.rows]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["kan-1-2-1-s0", "mlp-1-4-1-s0"]

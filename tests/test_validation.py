@@ -514,12 +514,16 @@ def test_solve_refuses_a_directory_that_holds_a_run(tmp_path):
               device="cpu")  # fmt: skip
     first = kanpde.solve(POISSON1D, out=tmp_path, **kw)
     before = (tmp_path / "result.h5").read_bytes()
-    with pytest.raises(ValueError, match="already holds a run \\(result.h5\\).*delete it"):
+    with pytest.raises(ValueError, match="already holds a run \\(result.h5\\).*overwrite=True"):
         kanpde.solve(POISSON1D, out=tmp_path, seed=1, **kw)
     assert (tmp_path / "result.h5").read_bytes() == before and first.path is not None
     (tmp_path / "result.h5").rename(tmp_path / "checkpoint.h5")
     with pytest.raises(ValueError, match="checkpoint.h5.*resume="):
         kanpde.solve(POISSON1D, out=tmp_path, **kw)
+    # asked for (a notebook cell run again): the old files go, the new run is written
+    again = kanpde.solve(POISSON1D, out=tmp_path, seed=1, overwrite=True, **kw)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.h5"]
+    assert kanpde.load(tmp_path).config["seed"] == 1 and again.path is not None
 
 
 def test_resume_of_a_finished_or_missing_run_says_so(tmp_path, capsys):
