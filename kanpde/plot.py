@@ -924,8 +924,11 @@ def network(
                                         cy - bh / 2 + bh * (0.1 + 0.8 * fy)], axis=1))  # fmt: skip
                 curve_colors.append(color)
                 if (i, o) in sym:
+                    # on a white patch: the label sits where the incoming line runs
                     ax.text(cx, cy - bh / 2 - 0.03, sym[(i, o)], ha="center", va="top",
-                            fontsize=7, color=red[:3], alpha=max(alpha, 0.6))  # fmt: skip
+                            fontsize=7, color=red[:3], alpha=max(alpha, 0.6), zorder=4,
+                            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6,
+                                  "alpha": 0.85})  # fmt: skip
         ax.text(-0.09, cy, f"layer {l}\nG={layer.grid}", ha="left", va="center",
                 fontsize=7, color="0.4")  # fmt: skip
     ax.add_collection(LineCollection(lines, colors=line_colors, linewidths=0.8))

@@ -366,6 +366,11 @@ def test_network_symbolic_labels_and_removed_edges(runs):
     fig = plot.network(model, labels={(1, 2, 0): "exp"})
     texts = {t.get_text() for t in fig.axes[0].texts}
     assert {"sin", "x^2", "exp"} <= texts
+    # each label on a white patch above the edge lines it sits on
+    for t in fig.axes[0].texts:
+        if t.get_text() in ("sin", "x^2", "exp"):
+            patch = t.get_bbox_patch()
+            assert patch is not None and patch.get_facecolor()[:3] == (1.0, 1.0, 1.0)
     red = [c for c in fig.axes[0].collections if isinstance(c, LineCollection)][1].get_colors()
     assert (np.abs(red[:, 0] - red[:, 2]) > 0.3).sum() == 3  # three red (symbolic) curves
 
