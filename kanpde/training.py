@@ -148,6 +148,20 @@ def test_set(problem, n=None, dtype=torch.float64, device="cpu") -> tuple[Tensor
             raise
         except Exception as e:  # noqa: BLE001 - user code becomes one line naming the file
             raise user_code_error(problem, "reference()", e) from e
+        domain = problem.domain
+        if tuple(ref.names) != tuple(domain.names):
+            raise ProblemError(
+                f"{where}: the reference's axes ({', '.join(ref.names)}) are not the domain's "
+                f"({', '.join(domain.names)}); build it with the domain's axis order"
+            )
+        lo, hi = domain.bounds
+        for name, a, l, h in zip(ref.names, ref.axes, lo, hi):
+            tol = 1e-9 * max(1.0, float(h - l))
+            if a[0] < l - tol or a[-1] > h + tol:
+                raise ProblemError(
+                    f"{where}: the reference's {name} runs over [{a[0]:g}, {a[-1]:g}], beyond "
+                    f"the domain's [{l:g}, {h:g}]"
+                )
         x = torch.as_tensor(ref.points(), dtype=dtype, device=device)
         u = torch.as_tensor(ref.flat(problem.outputs), dtype=dtype, device=device)
         if u.shape != (x.shape[0], len(problem.outputs)):

@@ -428,3 +428,33 @@ def test_environment_override(monkeypatch, tmp_path):
     assert shared_data_dir() is None
     with pytest.raises(FileNotFoundError):
         load_burgers_shock()
+
+
+# ------------------------------------------------------------------ review fixes (reference)
+
+
+def test_cached_entry_with_non_finite_values_is_recomputed(monkeypatch, tmp_path):
+    # HDF5 keeps no checksum: a damaged entry read back well-formed, NaN and all.
+    monkeypatch.setenv("KANPDE_CACHE", str(tmp_path))
+    calls = []
+
+    def compute() -> Reference:
+        calls.append(1)
+        return _toy()
+
+    cached("toy", compute, n=2)
+    with h5py.File(cache_path("toy", n=2), "r+") as f:
+        f["values/0"][0, 0] = np.nan
+    with pytest.warns(RuntimeWarning, match="non-finite values in a"):
+        ref = cached("toy", compute, n=2)
+    assert len(calls) == 2 and np.isfinite(ref.values["a"]).all()
+
+
+def test_interpolate_takes_points_a_rounding_error_outside_the_grid():
+    ref = _toy()
+    (x0, x1), (y0, y1) = (ref.axes[0][[0, -1]], ref.axes[1][[0, -1]])
+    edge = np.array([[x0, y0], [x1, y1]])
+    nudged = np.array([[x0 - 1e-15, np.nextafter(y0, -np.inf)], [x1 + 2e-16, y1 + 1e-15]])
+    np.testing.assert_array_equal(ref.interpolate(nudged), ref.interpolate(edge))
+    with pytest.raises(ValueError):
+        ref.interpolate(np.array([[x1 + 1e-9, y1]]))  # beyond rounding: still outside

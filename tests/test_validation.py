@@ -570,3 +570,30 @@ def test_list_of_a_missing_or_empty_folder_is_an_error(tmp_path, capsys):
     assert_one_line(code, err, "nope: no such folder")
     code, err = main_err(["list", str(tmp_path)], capsys)
     assert_one_line(code, err, "no problem files (*.py) in that folder")
+
+
+def test_reference_with_other_axes_than_the_domain_is_refused():
+    # test_set took a reference's points as they came: one built ("t", "x") for an (x, t)
+    # domain, or reaching past the domain's end, silently measured every error at wrong points.
+    import numpy as np
+
+    from kanpde import ProblemError
+    from kanpde.reference import Reference, get
+    from kanpde.training import test_set
+
+    problem = kanpde.load_problem(str(ROOT / "problems" / "burgers1d.py"))
+    ref = problem.reference()
+    x, t = ref.axes
+    problem.reference = Reference(("t", "x"), (t, x), {"u": ref.values["u"].T})
+    with pytest.raises(
+        ProblemError, match=r"reference's axes \(t, x\) are not the domain's \(x, t\)"
+    ):
+        test_set(problem)
+    problem.reference = lambda: get("burgers", nu=0.01 / np.pi, t_range=(0.0, 2.0))
+    with pytest.raises(
+        ProblemError, match=r"reference's t runs over \[0, 2\], beyond the domain's"
+    ):
+        test_set(problem)
+    problem.reference = ref
+    xs, u = test_set(problem)
+    assert xs.shape == (ref.points().shape[0], 2) and u.shape[1] == 1

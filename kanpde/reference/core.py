@@ -157,6 +157,13 @@ class Reference:
             x = x[:, None]
         if x.ndim != 2 or x.shape[1] != d:
             raise ValueError(f"points must have shape (n, {d}), got {x.shape}")
+        # points a rounding error outside the grid (x = 1 + 1e-15 from an affine map) are on it
+        x = x.copy()
+        for k, a in enumerate(self.axes):
+            tol = 64 * np.finfo(np.float64).eps * max(1.0, abs(a[0]), abs(a[-1]))
+            col = x[:, k]
+            col[(col < a[0]) & (col >= a[0] - tol)] = a[0]
+            col[(col > a[-1]) & (col <= a[-1] + tol)] = a[-1]
         if method is None:
             method = "cubic" if min(self.shape) >= 4 else "linear"
         key = (sel, method)
@@ -316,7 +323,12 @@ def cached(
     }
     if path.exists():
         try:
-            return _read(path, header)
+            cached_ref = _read(path, header)
+            # HDF5 has no checksum: a damaged entry can read back well-formed but not finite
+            bad = [k for k, v in cached_ref.values.items() if not np.isfinite(v).all()]
+            if bad:
+                raise ValueError(f"non-finite values in {', '.join(bad)}")
+            return cached_ref
         except Exception as exc:  # any unreadable entry is recomputed, never fatal
             warnings.warn(
                 f"ignoring unreadable cache file {path}: {exc!r}", RuntimeWarning, stacklevel=2
