@@ -79,6 +79,15 @@ def run_directory(base: str | Path, name: str, seed: int | None) -> Path:
     raise CLIError(f"--out {base}: could not create a unique run directory")
 
 
+def new_run_directory(base: str | Path, name: str, seed: int | None) -> tuple[Path, list[Path]]:
+    """:func:`run_directory` and the directories made for it, deepest first (for
+    :func:`_discard` when the command fails before anything is written)."""
+    parent = Path(base)
+    fresh = [p for p in (parent, *parent.parents) if not p.exists()]
+    out = run_directory(parent, name, seed)
+    return out, [out, *fresh]
+
+
 # Options that define a run: --resume continues a run with its own, so they would be ignored.
 RUN_OPTIONS = {
     "model": "--model",
@@ -269,9 +278,7 @@ def cmd_solve(args) -> int:
         seed = 0 if args.seed is None else args.seed
         parent = Path("runs" if args.out is None else args.out)
         if distributed.rank() == 0:
-            fresh = [p for p in (parent, *parent.parents) if not p.exists()]
-            out = run_directory(parent, problem.name, seed)
-            created = [out, *fresh]
+            out, created = new_run_directory(parent, problem.name, seed)
         else:
             out = None
         out = distributed.broadcast(out)

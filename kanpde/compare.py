@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import CLIError, _discard
+from .cli import CLIError, _discard, new_run_directory
 from .schedule import Stage, parse_schedule
 
 COLUMNS = [
@@ -608,7 +608,7 @@ def cmd_compare(args) -> int:
         problem, args.kan, args.mlp, args.seeds, args.budget, args.seconds, args.steps,
         args.device, args.dtype, "tanh",
     )  # fmt: skip
-    out, created = _study_directory(args.out, f"compare-{problem.name}")
+    out, created = new_run_directory(args.out, f"compare-{problem.name}", None)
     try:
         result = _execute(plan, out, args.device, args.dtype, progress=not args.quiet)
         result.figures = _figures(result, out)
@@ -626,18 +626,6 @@ def cmd_compare(args) -> int:
     return _report(result, out)
 
 
-def _study_directory(
-    base: str | Path, name: str, seed: int | None = None
-) -> tuple[Path, list[Path]]:
-    """A new study directory under ``base`` and the directories made for it, deepest first."""
-    from .cli import run_directory
-
-    parent = Path(base)
-    fresh = [p for p in (parent, *parent.parents) if not p.exists()]
-    out = run_directory(parent, name, seed)
-    return out, [out, *fresh]
-
-
 def cmd_sweep(args) -> int:
     from .problem import load_problem
 
@@ -645,7 +633,7 @@ def cmd_sweep(args) -> int:
     _check_common(args)
     grids = _check_sweep(args.grids, args.steps)
     _check_problem(problem, kan=True)
-    out, created = _study_directory(args.out, f"sweep-{problem.name}", args.seed)
+    out, created = new_run_directory(args.out, f"sweep-{problem.name}", args.seed)
     try:
         result = sweep(problem, grids, steps=args.steps, device=args.device, dtype=args.dtype,
                        seed=args.seed, out=out, progress=not args.quiet)  # fmt: skip
