@@ -655,17 +655,18 @@ def _copy_layer(old: KANLayer, new: KANLayer, ins: Tensor, outs: Tensor, keep: T
 
 
 @torch.no_grad()
-def _add_constant(layer: KANLayer, j: int, c: float, h: Tensor) -> bool:
+def _add_constant(layer: KANLayer, j: int, c: float, h: Tensor) -> str | None:
     """Add the constant ``c`` to output ``j`` of ``layer`` without changing anything else on
-    the layer inputs ``h`` ``(n_in, N)``; False (with a warning) when no parameter can carry it."""
+    the layer inputs ``h`` ``(n_in, N)``. Returns what carries it (``"bias"``, ``"symbolic"``
+    or ``"spline"``), or None (with a warning) when no parameter can."""
     if layer.bias is not None:
         layer.bias[j] += c
-        return True
+        return "bias"
     if layer.symbolic is not None:
         for r, (o, _) in enumerate(layer.symbolic.edges):
             if o == j:
                 layer.symbolic.affine[r, 3] += c
-                return True
+                return "symbolic"
     kinds = layer.edge_kinds()
     rng = layer.grid_range
     for i in range(layer.in_features):
@@ -688,13 +689,13 @@ def _add_constant(layer: KANLayer, j: int, c: float, h: Tensor) -> bool:
             coef[row] += c / ws
         else:
             coef[row, 0] += c / ws
-        return True
+        return "spline"
     warnings.warn(
         f"prune: a removed contribution of mean {c:.3e} to node {j} has no parameter to go to "
         "(no bias, symbolic edge or spline edge with samples inside its grid); dropped",
         stacklevel=3,
     )
-    return False
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1004,8 +1005,8 @@ def auto_symbolic(
                     kinds[j][i] = ""
                     layer.set_edges(kinds)
                     with torch.no_grad():
-                        if _add_constant(layer, j, float(phi[j, i].mean()), h):
-                            # it may have gone into a spline edge of this row still to be fit
+                        if _add_constant(layer, j, float(phi[j, i].mean()), h) == "spline":
+                            # a spline edge of this row, still to be fit, changed
                             phi = _activations(model, x)[l][1]
                 else:
                     kinds[j][i] = best.name

@@ -628,6 +628,41 @@ def test_auto_symbolic_keeps_the_constant_of_an_edge_it_removes():
     assert abs(float(shift)) < 1e-6  # was -0.5
 
 
+def test_auto_symbolic_recomputes_edge_values_only_when_a_spline_edge_took_a_constant(
+    monkeypatch,
+):
+    # The same model as above: the 0.5 goes into the row's spline edge, whose values must be
+    # recomputed before it is fitted. With that edge made symbolic first, the constant goes
+    # into its d and nothing still to be fitted changed: no extra forward pass.
+    torch.manual_seed(0)
+    calls = []
+    real = S._activations
+    monkeypatch.setattr(S, "_activations", lambda *a: calls.append(1) or real(*a))
+
+    def model_with(kind):
+        m = KAN([1, 2, 1], grid=5, dtype=torch.float64)
+        m.layers[0].set_edges([[""], ["spline"]])
+        last = m.layers[1]
+        with torch.no_grad():
+            last.scale_base[0, 0], last.scale_spline[0, 0] = 0.0, 1.0
+            last.coef[0, 0] = 0.5
+        if kind != "spline":
+            last.set_edges([["spline", kind]])
+        return m
+
+    x = torch.rand(400, 1, dtype=torch.float64) * 2 - 1
+    S.auto_symbolic(model_with("spline"), x, layers=[1], r2_threshold=0.0)
+    assert len(calls) == 2  # the layer's edge values, and again after "0"
+    calls.clear()
+    model = model_with("x")
+    with torch.no_grad():
+        before = model(x)
+    S.auto_symbolic(model, x, layers=[1], r2_threshold=0.0)
+    assert len(calls) == 1
+    with torch.no_grad():
+        assert float((model(x) - before).abs().max()) < 1e-9
+
+
 def test_an_edge_made_a_spline_again_can_learn():
     model = KAN([1, 1], grid=5, dtype=torch.float64)
     layer = model.layers[0]
