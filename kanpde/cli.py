@@ -19,14 +19,14 @@ class CLIError(ValueError):
     """A malformed command-line argument (message: one line naming the argument)."""
 
 
-def parse_width(text: str) -> list[int]:
-    """``"2,10,1"`` → ``[2, 10, 1]``."""
+def parse_width(text: str, flag: str = "--width") -> list[int]:
+    """``"2,10,1"`` → ``[2, 10, 1]``; ``flag`` names the option in errors."""
     try:
         width = [int(w) for w in text.split(",")]
     except ValueError:
-        raise CLIError(f"--width {text!r}: expected comma-separated integers like 2,10,1") from None
+        raise CLIError(f"{flag} {text!r}: expected comma-separated integers like 2,10,1") from None
     if len(width) < 2 or min(width) < 1:
-        raise CLIError(f"--width {text!r}: needs at least two positive layer sizes")
+        raise CLIError(f"{flag} {text!r}: needs at least two positive layer sizes")
     return width
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import CLIError, _discard, new_run_directory
+from .cli import CLIError, _discard, new_run_directory, parse_width
 from .schedule import Stage, parse_schedule
 
 COLUMNS = [
@@ -150,18 +150,11 @@ def _scaled(stages: list[Stage], factor: float) -> list[Stage]:
 def _width(value, flag: str) -> list[int]:
     """One layer-width list from ``"2,10,1"`` or a sequence of ints; ``flag`` names it in errors."""
     if isinstance(value, str):
-        text = value
-        try:
-            width = [int(v) for v in value.split(",")]
-        except ValueError:
-            raise CLIError(
-                f"{flag} {value!r}: expected comma-separated integers like 2,10,1"
-            ) from None
-    else:
-        text = ",".join(map(str, value))
-        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value):
-            raise CLIError(f"{flag} {text}: layer sizes must be integers")
-        width = [int(v) for v in value]
+        return parse_width(value, flag)
+    text = ",".join(map(str, value))
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value):
+        raise CLIError(f"{flag} {text}: layer sizes must be integers")
+    width = [int(v) for v in value]
     if len(width) < 2 or min(width) < 1:
         raise CLIError(f"{flag} {text}: needs at least two positive layer sizes")
     return width

@@ -240,7 +240,7 @@ def test_interrupted_compare_keeps_the_finished_runs(tmp_path, monkeypatch, caps
         (["sweep", "--grids", "3", "--steps", "1"], "--grids 3: need at least two grid sizes"),
         (["sweep", "--grids", "3,x"], "--grids '3,x': expected integers"),
         (["compare", "--kan", "1,x"], "--kan '1,x': expected comma-separated integers"),
-        (["compare", "--mlp", "1,0,1"], "--mlp 1,0,1: needs at least two positive"),
+        (["compare", "--mlp", "1,0,1"], "--mlp '1,0,1': needs at least two positive"),
         (["compare", "--kan", "2,3,1"], "--kan 2,3,1: does not fit poisson1d"),
         (["compare", "--steps", "0"], "--steps 0: must be at least 1"),
         (["compare", "--budget", "seconds"], "--budget seconds: needs --seconds"),
