@@ -430,8 +430,9 @@ def _solution_2d(data, figsize):
         if ref is not None:
             ax = grid[r, 2]
             ax.set_label(f"error {o}")
-            im = draw(ax, err[:, j], cmap=data["error_cmap"], **_error_scale(data, err[:, j].max()))
-            ax.set_title(f"{o}: |error| (max {err[:, j].max():.2e})", fontsize=10)
+            emax = float(np.nanmax(err[:, j]))
+            im = draw(ax, err[:, j], cmap=data["error_cmap"], **_error_scale(data, emax))
+            ax.set_title(f"{o}: |error| (max {emax:.2e})", fontsize=10)
             _colorbar(fig, im, ax, f"|error| of {o}", error=True)
         for ax in grid[r]:
             ax.set_aspect("equal")

@@ -1129,8 +1129,6 @@ def solve(
                 f"solve(out={str(out)!r}): the directory already holds a run ({held[0]}); "
                 f"choose another directory or pass overwrite=True{hint}"
             )
-        for f in held:  # overwrite: the old run's files go before anything new is written
-            (Path(out) / f).unlink()
         # Overrides get the checks a problem file's own points and weights get.
         try:
             if points is not None:
@@ -1220,6 +1218,12 @@ def solve(
             save_run(run, out)
         return run
 
+    if overwrite and state is None and out is not None and distributed.rank() == 0:
+        # Only now that the call has been checked and set up: the old run's files (and what
+        # kanpde derived from it) go before the new run writes anything.
+        for f in ("result.h5", "checkpoint.h5", "symbolic.h5", "formula.txt"):
+            (out / f).unlink(missing_ok=True)
+    distributed.barrier()
     try:
         trainer.run()
     except TrainingStopped as e:

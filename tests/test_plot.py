@@ -681,3 +681,19 @@ def test_maps_show_outside_the_domain_in_grey_and_activation_rows_are_labelled(r
     panels = [ax for ax in fig.axes if ax.get_label().startswith("edge")]
     labels = {ax.get_ylabel() for ax in panels if ax.get_subplotspec().is_first_col()}
     assert labels == {"φ"} and {ax.get_ylabel() for ax in panels} == {"φ", ""}
+
+
+def test_error_map_scale_ignores_nan_cells(runs):
+    # err.max() turned one NaN into a NaN colour scale (and a log scale over [1e-6, 1]).
+    import dataclasses
+
+    run = runs["poisson2d"]
+    err = np.abs(np.asarray(run.solution["error"], dtype=float)).copy()
+    err[0] = np.nan
+    top = float(np.nanmax(err))
+    holed = dataclasses.replace(run, solution={**run.solution, "error": err})
+    for log in (False, True):
+        fig = plot.solution(holed, log_error=log)
+        (ax,) = [a for a in fig.axes if a.get_label().startswith("error")]
+        assert ax.get_title().endswith(f"(max {top:.2e})")
+        assert ax.collections[0].norm.vmax == pytest.approx(top)

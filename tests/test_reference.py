@@ -458,3 +458,20 @@ def test_interpolate_takes_points_a_rounding_error_outside_the_grid():
     np.testing.assert_array_equal(ref.interpolate(nudged), ref.interpolate(edge))
     with pytest.raises(ValueError):
         ref.interpolate(np.array([[x1 + 1e-9, y1]]))  # beyond rounding: still outside
+
+
+def test_reference_with_non_finite_values_is_not_cached(monkeypatch, tmp_path):
+    # It was written, then refused at every read: recomputed with a warning on every call.
+    monkeypatch.setenv("KANPDE_CACHE", str(tmp_path))
+    calls = []
+
+    def compute() -> Reference:
+        calls.append(1)
+        ref = _toy()
+        ref.values["a"][0, 0] = np.nan
+        return ref
+
+    for _ in range(2):
+        with pytest.warns(RuntimeWarning, match="not caching toy: non-finite values in a"):
+            cached("toy", compute, n=3)
+    assert len(calls) == 2 and not cache_path("toy", n=3).exists()

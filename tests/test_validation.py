@@ -521,9 +521,15 @@ def test_solve_refuses_a_directory_that_holds_a_run(tmp_path):
     with pytest.raises(ValueError, match="checkpoint.h5.*resume="):
         kanpde.solve(POISSON1D, out=tmp_path, **kw)
     # asked for (a notebook cell run again): the old files go, the new run is written
+    (tmp_path / "formula.txt").write_text("sin(pi*x)")  # derived from the old run
     again = kanpde.solve(POISSON1D, out=tmp_path, seed=1, overwrite=True, **kw)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.h5"]
     assert kanpde.load(tmp_path).config["seed"] == 1 and again.path is not None
+    # ... but only once the call is known to be good: a bad one leaves the old run alone
+    bad = {**kw, "points": {"interior": -5}}
+    with pytest.raises(ValueError, match="interior must be positive"):
+        kanpde.solve(POISSON1D, out=tmp_path, overwrite=True, **bad)
+    assert kanpde.load(tmp_path).config["seed"] == 1
 
 
 def test_resume_of_a_finished_or_missing_run_says_so(tmp_path, capsys):

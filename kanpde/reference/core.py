@@ -337,6 +337,14 @@ def cached(
     if not isinstance(ref, Reference):
         raise TypeError(f"compute() returned {type(ref).__name__}, expected Reference")
     ref = Reference(ref.names, ref.axes, ref.values, json.loads(_dumps(ref.meta)))
+    bad = [k for k, v in ref.values.items() if not np.isfinite(v).all()]
+    if bad:  # a read would refuse it (see above): computing it again is all a cache could do
+        warnings.warn(
+            f"not caching {name}: non-finite values in {', '.join(bad)}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return ref
     try:
         _write_atomic(path, _to_bytes(ref, header))
     except OSError as exc:
