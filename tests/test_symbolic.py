@@ -608,16 +608,25 @@ def test_prune_keeps_every_layer_grid():
         torch.testing.assert_close(pruned(x), model(x), rtol=0, atol=1e-14)
 
 
-def test_auto_symbolic_keeps_the_constant_of_an_edge_it_removes():
-    # Edge (1,0,0) is the constant 0.5 (its input node has no inputs): "0" moves the 0.5 into
-    # the row's other spline edge, which must be fitted with it.
-    torch.manual_seed(0)
+def _constant_edge_model(other: str = "spline") -> KAN:
+    """A [1, 2, 1] KAN whose edge (1,0,0) is the constant 0.5 (its input node has no inputs);
+    the row's other edge (1,1,0) is ``other``."""
     model = KAN([1, 2, 1], grid=5, dtype=torch.float64)
     model.layers[0].set_edges([[""], ["spline"]])
     last = model.layers[1]
     with torch.no_grad():
         last.scale_base[0, 0], last.scale_spline[0, 0] = 0.0, 1.0
         last.coef[0, 0] = 0.5
+    if other != "spline":
+        last.set_edges([["spline", other]])
+    return model
+
+
+def test_auto_symbolic_keeps_the_constant_of_an_edge_it_removes():
+    # "0" moves the constant 0.5 of edge (1,0,0) into the row's other spline edge, which must
+    # be fitted with it.
+    torch.manual_seed(0)
+    model = _constant_edge_model()
     x = torch.rand(400, 1, dtype=torch.float64) * 2 - 1
     with torch.no_grad():
         before = model(x)
@@ -631,7 +640,7 @@ def test_auto_symbolic_keeps_the_constant_of_an_edge_it_removes():
 def test_auto_symbolic_recomputes_edge_values_only_when_a_spline_edge_took_a_constant(
     monkeypatch,
 ):
-    # The same model as above: the 0.5 goes into the row's spline edge, whose values must be
+    # The model above: the 0.5 goes into the row's spline edge, whose values must be
     # recomputed before it is fitted. With that edge made symbolic first, the constant goes
     # into its d and nothing still to be fitted changed: no extra forward pass.
     torch.manual_seed(0)
@@ -639,22 +648,11 @@ def test_auto_symbolic_recomputes_edge_values_only_when_a_spline_edge_took_a_con
     real = S._activations
     monkeypatch.setattr(S, "_activations", lambda *a: calls.append(1) or real(*a))
 
-    def model_with(kind):
-        m = KAN([1, 2, 1], grid=5, dtype=torch.float64)
-        m.layers[0].set_edges([[""], ["spline"]])
-        last = m.layers[1]
-        with torch.no_grad():
-            last.scale_base[0, 0], last.scale_spline[0, 0] = 0.0, 1.0
-            last.coef[0, 0] = 0.5
-        if kind != "spline":
-            last.set_edges([["spline", kind]])
-        return m
-
     x = torch.rand(400, 1, dtype=torch.float64) * 2 - 1
-    S.auto_symbolic(model_with("spline"), x, layers=[1], r2_threshold=0.0)
+    S.auto_symbolic(_constant_edge_model(), x, layers=[1], r2_threshold=0.0)
     assert len(calls) == 2  # the layer's edge values, and again after "0"
     calls.clear()
-    model = model_with("x")
+    model = _constant_edge_model("x")
     with torch.no_grad():
         before = model(x)
     S.auto_symbolic(model, x, layers=[1], r2_threshold=0.0)
