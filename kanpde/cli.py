@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from .problem import ProblemError, load_problem
+from .training import CHECKPOINT_EVERY, LOG_EVERY
 
 
 class CLIError(ValueError):
@@ -105,8 +106,6 @@ RUN_OPTIONS = {
 }
 RESUME_OPTIONS = ("--device", "--log-every", "--checkpoint-every", "--compile", "--quiet")
 MODEL_OPTIONS = ("model", "width", "grid", "k", "basis", "activation")
-DEFAULT_LOG_EVERY = 25
-DEFAULT_CHECKPOINT_EVERY = 100
 
 
 def _given(args, dests) -> list[str]:
@@ -348,12 +347,12 @@ def _solve(args, problem, model, schedule, points, out):
         dtype=args.dtype,
         seed=0 if args.seed is None else args.seed,
         out=out,
-        log_every=DEFAULT_LOG_EVERY if args.log_every is None else args.log_every,
+        log_every=LOG_EVERY if args.log_every is None else args.log_every,
         progress=not args.quiet,
         preset=args.preset,
         compile=args.compile,
         checkpoint_every=(
-            DEFAULT_CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
+            CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
         ),
     )
 
@@ -401,12 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--log-every",
         type=int,
-        help=f"steps between history rows (default {DEFAULT_LOG_EVERY}; with --resume, the run's)",
+        help=f"steps between history rows (default {LOG_EVERY}; with --resume, the run's)",
     )
     s.add_argument(
         "--checkpoint-every",
         type=int,
-        help=f"steps between checkpoints, 0: none (default {DEFAULT_CHECKPOINT_EVERY}; with "
+        help=f"steps between checkpoints, 0: none (default {CHECKPOINT_EVERY}; with "
         "--resume, the run's)",
     )
     s.add_argument(

@@ -31,6 +31,9 @@ from .problem import MODEL_OPTIONS
 from .schedule import Stage, parse_schedule
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# One default for the API and the command line, so a CLI run and the catalogue log alike.
+LOG_EVERY = 50
+CHECKPOINT_EVERY = 100
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -286,7 +289,7 @@ class Trainer:
         residuals: Residuals,
         stages: list[Stage],
         test: tuple[Tensor, Tensor] | None = None,
-        log_every: int = 50,
+        log_every: int = LOG_EVERY,
         progress: bool = True,
         carry_moments: bool = True,
         callback: Callable | None = None,
@@ -1137,8 +1140,8 @@ def solve(
                 check_weights(weights, [c.name for c in problem.conditions])
         except ValueError as e:
             raise ValueError(f"solve(): {e}") from None
-    log_every = 50 if log_every is None else int(log_every)
-    checkpoint_every = 100 if checkpoint_every is None else int(checkpoint_every)
+    log_every = LOG_EVERY if log_every is None else int(log_every)
+    checkpoint_every = CHECKPOINT_EVERY if checkpoint_every is None else int(checkpoint_every)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype or problem.dtype)
     defaults = apply_preset(problem, preset)

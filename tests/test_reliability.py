@@ -678,3 +678,20 @@ def test_first_run_of_a_process_is_not_charged_for_importing_the_optimizers(tmp_
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     assert float(r.stdout.strip().splitlines()[-1]) < 0.3
+
+
+def test_cli_and_api_log_and_checkpoint_alike_by_default(tmp_path):
+    # The CLI once logged every 25 steps and solve() every 50: the README's quickstart
+    # command and the catalogue (through solve) then kept histories of different resolution.
+    from kanpde.cli import main
+
+    args = ["--schedule", "5:adam=120@1e-2", "--points", "interior=40,test=21", "--quiet"]
+    assert main(["solve", POISSON1D, *args, "--out", str(tmp_path / "cli")]) == 0
+    cli = kanpde.load(run_dir(tmp_path / "cli"))
+    api = kanpde.solve(POISSON1D, schedule="5:adam=120@1e-2", points={"interior": 40, "test": 21},
+                       progress=False, out=tmp_path / "api")  # fmt: skip
+    assert cli.config["log_every"] == api.config["log_every"] == 50
+    assert cli.config["checkpoint_every"] == api.config["checkpoint_every"] == 100
+    assert cli.history["step"].astype(int).tolist() == [0, 50, 100, 120]
+    np.testing.assert_array_equal(cli.history["step"], api.history["step"])
+    np.testing.assert_allclose(cli.history["loss"], api.history["loss"], rtol=1e-12)
