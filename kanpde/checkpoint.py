@@ -55,7 +55,8 @@ def _read(node):
     if kind == "tensor":
         value = node[()]
         dtype = getattr(torch, node.attrs["dtype"])
-        return torch.as_tensor(np.asarray(value)).to(dtype)
+        # load_state_dict copies the values into the model's own device
+        return torch.as_tensor(np.asarray(value)).to(dtype)  # host: read from the file
     if kind == "array":
         return node[()]
     if kind == "scalar":

@@ -413,7 +413,9 @@ class PointData(Condition):
                 f"{domain.dim}"
             )
         x = torch.as_tensor(self.x, dtype=dtype, device=device)
-        target = _value(torch.as_tensor(self.values), x, len(self.columns(outputs)), self.name)
+        target = _value(
+            torch.as_tensor(self.values, device=x.device), x, len(self.columns(outputs)), self.name
+        )
         return PointSet(x, None, target)
 
     def lhs(self, x, u, points, cols, ctx):

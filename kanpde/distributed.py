@@ -82,9 +82,8 @@ def max_over_ranks(value: float) -> float:
     """The largest ``value`` over all ranks (itself in a single process)."""
     if not active():
         return value
-    t = torch.tensor([value], dtype=torch.float64)
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"  # NCCL reduces device memory only
+    t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return float(t.item())
 

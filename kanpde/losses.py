@@ -171,9 +171,10 @@ class Residuals:
         n = points.x.shape[0]
         if term.condition is not None and type(term.condition).__name__ == "Periodic":
             half = min(PROBE_POINTS, n // 2)
-            idx = torch.cat([torch.arange(half), n // 2 + torch.arange(half)])
+            idx = torch.arange(half, device=points.x.device)
+            idx = torch.cat([idx, n // 2 + idx])
         else:
-            idx = torch.arange(min(PROBE_POINTS, n))
+            idx = torch.arange(min(PROBE_POINTS, n), device=points.x.device)
         sub = PointSet(
             points.x[idx],
             None if points.normals is None else points.normals[idx],

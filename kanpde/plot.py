@@ -189,9 +189,9 @@ def _predict_from_problem(run):
     n = EVAL_GRID.get(domain.dim, 11)
     x = domain.grid(n).points
     net = run.model()
-    dtype = next(net.parameters()).dtype
+    p = next(net.parameters())
     with torch.no_grad():
-        pred = net(torch.as_tensor(x, dtype=dtype)).numpy()
+        pred = net(torch.as_tensor(x, dtype=p.dtype, device=p.device)).cpu().numpy()
     return x, pred
 
 
@@ -707,8 +707,8 @@ def _samples(net, run, x, samples: int):
     if run is not None and "x" in (run.solution or {}):
         return torch.as_tensor(run.solution["x"], dtype=p.dtype, device=p.device)
     lo, hi = net.layers[0].grid_range.detach().unbind(1)
-    u = torch.as_tensor(np.random.default_rng(0).random((samples, len(lo))), dtype=p.dtype)
-    return lo + (hi - lo) * u.to(p.device)
+    u = np.random.default_rng(0).random((samples, len(lo)))
+    return lo + (hi - lo) * torch.as_tensor(u, dtype=p.dtype, device=p.device)
 
 
 SPLINE = "spline"  # kind of a basis-expanded edge; "" is a removed (pruned) edge

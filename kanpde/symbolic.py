@@ -133,7 +133,7 @@ def add_function(
 
 
 def _check_derivatives(fn: SymbolicFunction, tol: float = 1e-8) -> None:
-    z = torch.linspace(-3, 3, 61, dtype=torch.float64)
+    z = torch.linspace(-3, 3, 61, dtype=torch.float64)  # host: a check of the formulas
     z = z[fn.valid(z) & (z.abs() > 0.05)].clone().requires_grad_(True)
     if z.numel() == 0:
         return
@@ -576,10 +576,11 @@ def prune(
     n_layers = len(model.layers)
     kinds = [layer.edge_kinds() for layer in model.layers]
     edge_keep = [
-        (s >= edge_threshold) & torch.tensor([[k != "" for k in row] for row in kd])
+        (s >= edge_threshold)
+        & torch.tensor([[k != "" for k in row] for row in kd], device=s.device)
         for s, kd in zip(scores, kinds)
     ]
-    node_keep = [torch.ones(model.width[0], dtype=torch.bool)]
+    node_keep = [torch.ones(model.width[0], dtype=torch.bool, device=x.device)]
     for l in range(1, n_layers):
         inc = scores[l - 1].max(dim=1).values
         out = scores[l].max(dim=0).values
@@ -587,7 +588,7 @@ def prune(
         if not bool(keep.any()):
             keep[int(torch.minimum(inc, out).argmax())] = True
         node_keep.append(keep)
-    node_keep.append(torch.ones(model.width[-1], dtype=torch.bool))
+    node_keep.append(torch.ones(model.width[-1], dtype=torch.bool, device=x.device))
     # A kept hidden node needs a kept edge in and a kept edge out; removing one can orphan others.
     changed = True
     while changed:
@@ -765,8 +766,8 @@ def fit_function(
     on all samples (kept when it improves R² and stays in the function's domain).
     """
     fn = get_function(fn) if isinstance(fn, str) else fn
-    x = torch.as_tensor(np.asarray(x, dtype=np.float64).ravel())
-    y = torch.as_tensor(np.asarray(y, dtype=np.float64).ravel())
+    x = torch.as_tensor(np.asarray(x, dtype=np.float64).ravel())  # host: fits NumPy samples
+    y = torch.as_tensor(np.asarray(y, dtype=np.float64).ravel())  # host: fits NumPy samples
     yn = y.numpy()
     if fn.name == "0":
         d = float(y.mean())
@@ -777,14 +778,14 @@ def fit_function(
         return Fit("x", _r2(c * x.numpy() + d, yn), 1.0, 0.0, c, d, fn.complexity)
     # The grid search runs on at most 128 samples spread over the sorted inputs.
     order = torch.argsort(x)
-    sub = order[torch.linspace(0, len(x) - 1, min(len(x), 128)).round().long()]
+    sub = order[torch.linspace(0, len(x) - 1, min(len(x), 128), device=x.device).round().long()]
     xs, ys = x[sub], y[sub]
     lo_a, hi_a = a_range
     lo_b, hi_b = b_range
     best = None
     for _ in range(zooms + 1):
-        a = torch.linspace(lo_a, hi_a, grid, dtype=torch.float64)
-        b = torch.linspace(lo_b, hi_b, grid, dtype=torch.float64)
+        a = torch.linspace(lo_a, hi_a, grid, dtype=x.dtype, device=x.device)
+        b = torch.linspace(lo_b, hi_b, grid, dtype=x.dtype, device=x.device)
         z = a[:, None, None] * xs + b[None, :, None]
         with torch.no_grad():
             f = fn.f(z)
@@ -840,7 +841,7 @@ def _polish(fn: SymbolicFunction, x: Tensor, y: Tensor, start: Fit) -> Fit | Non
     xn, yn = x.numpy(), y.numpy()
 
     def parts(p):
-        z = torch.as_tensor(p[0] * xn + p[1])
+        z = torch.as_tensor(p[0] * xn + p[1])  # host: scipy's least_squares
         with torch.no_grad():
             return z, fn.f(z).numpy(), fn.d1(z).numpy()
 
@@ -1196,7 +1197,8 @@ def cmd_symbolic(args) -> int:
     if not is_symbolic(model):
         if "x" not in run.solution:
             raise ValueError(f"{path}: no evaluation points stored; cannot fit the edges")
-        x = torch.as_tensor(run.solution["x"]).to(next(model.parameters()).dtype)
+        p = next(model.parameters())
+        x = torch.as_tensor(run.solution["x"], dtype=p.dtype, device=p.device)
         before = _count(model)
         if args.prune:
             model = prune(model, x, args.edge_threshold, args.node_threshold)
@@ -1273,12 +1275,13 @@ def _symbolic_run(run, model: KAN, expr, history):
     solution = dict(run.solution)
     metrics = dict(run.metrics, parameters=config["parameters"])
     if "x" in solution:
-        x = torch.as_tensor(solution["x"]).to(next(model.parameters()).dtype)
+        p = next(model.parameters())
+        x = torch.as_tensor(solution["x"], dtype=p.dtype, device=p.device)
         with torch.no_grad():
             pred = model(x)
         solution["pred"] = pred.cpu().numpy()
         if "ref" in solution:
-            ref = torch.as_tensor(solution["ref"]).to(pred)
+            ref = torch.as_tensor(solution["ref"], dtype=pred.dtype, device=pred.device)
             solution["error"] = (pred - ref).cpu().numpy()
             metrics.update(error_metrics(pred, ref, run.outputs))
     attrs = dict(run.attrs, formula=str(expr), source_run=str(run.path))

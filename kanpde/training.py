@@ -967,7 +967,7 @@ def _check_shares(
 def _warm_up_optimizers() -> None:
     """Build a throwaway optimizer once per process: the first one imports ``torch._dynamo``
     (about 1 s), which is no training and would eat the time budget of a process's first run."""
-    p = [torch.zeros(1, requires_grad=True)]
+    p = [torch.zeros(1, requires_grad=True)]  # host: a throwaway
     torch.optim.Adam(p)
     torch.optim.LBFGS(p)
 

@@ -174,7 +174,9 @@ class BSpline(Basis):
         # Uniform knots (the usual case) are located by arithmetic instead of a search.
         tol = 64 * torch.finfo(dtype).eps
         uniform = bool(((h - h[:, :1]).abs() <= tol * h[:, :1].abs()).all())
-        powers = inv_h.unsqueeze(0) ** torch.arange(k + 1, dtype=t.dtype).view(-1, 1, 1)
+        powers = inv_h.unsqueeze(0) ** torch.arange(k + 1, dtype=t.dtype, device=t.device).view(
+            -1, 1, 1
+        )
         aux = {
             "poly": poly.to(dtype),
             "left": left.reshape(-1).to(dtype),
