@@ -63,7 +63,13 @@ def machine(device: str) -> dict:
 
 
 def _commit() -> str | None:
-    """The measured code's git commit (``+dirty`` with uncommitted changes), or None."""
+    """The measured code's git commit (``+dirty`` with uncommitted changes), or None.
+
+    A copy without ``.git`` (the GPU machine gets the working tree only) takes it from
+    ``$KANPDE_COMMIT``, which the command that ships the copy sets.
+    """
+    if os.environ.get("KANPDE_COMMIT"):
+        return os.environ["KANPDE_COMMIT"]
     root = Path(__file__).resolve().parents[1]
     try:
         run = lambda *a: subprocess.run(  # noqa: E731
@@ -131,7 +137,8 @@ def best_of(rounds: int, fns: dict[str, Callable[[], float]]) -> dict[str, float
 
 
 def save(name: str, payload: dict) -> Path:
-    """Write ``benchmarks/results/<name>.json`` with the date and command line added."""
+    """Write ``benchmarks/results/<name>.json`` with the date and command line added (and a copy
+    to ``$OUT``, the device tool's output folder, when that is set)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
         "date": datetime.date.today().isoformat(),
@@ -140,4 +147,6 @@ def save(name: str, payload: dict) -> Path:
     }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=1))
+    if os.environ.get("OUT"):
+        (Path(os.environ["OUT"]) / path.name).write_text(path.read_text())
     return path

@@ -63,33 +63,61 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype, dev = getattr(torch, args.dtype), args.device
-    by_n = []
+    by_n, by_g = [], []
+
+    def timed(grid: int, n: int) -> dict:
+        try:
+            return {"seconds_per_step": step_time(grid, n, dev, dtype, args.seconds)}
+        except Exception as e:  # noqa: BLE001 - e.g. out of memory: record it, go on
+            if dev.startswith("cuda"):
+                torch.cuda.empty_cache()
+            return {
+                "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+            }
+
+    def write() -> tuple[Path, dict]:
+        # after every row, so a run stopped by a time limit keeps what it measured
+        ok_n = [r for r in by_n if "error" not in r]
+        ns = np.array([r["N"] for r in ok_n], float)
+        ts = np.array([r["seconds_per_step"] for r in ok_n])
+        big = ns >= 1e5 if (ns >= 1e5).sum() >= 2 else ns >= (ns[len(ns) // 2] if len(ns) else 0)
+        slope = (
+            float(np.polyfit(np.log(ns[big]), np.log(ts[big]), 1)[0]) if big.sum() >= 2 else None
+        )
+        g = {r["grid"]: r["seconds_per_step"] for r in by_g if "error" not in r}
+        summary = {
+            "cost_exponent_in_N_large": slope,
+            "G50_over_G5": g[50] / g[5] if 5 in g and 50 in g else None,
+        }
+        payload = {"machine": machine(dev), "dtype": args.dtype, "by_N": by_n, "by_G": by_g}
+        return save(f"scaling-{dev.split(':')[0]}", {**payload, **summary}), summary
+
     for n in [int(v) for v in args.n.split(",")]:
-        t = step_time(10, n, dev, dtype, args.seconds)
         # us_per_point: per interior point (max(4, N // 12) boundary points come on top)
-        by_n.append({"N": n, "boundary": max(4, n // 12), "grid": 10, "seconds_per_step": t,
-                     "us_per_point": 1e6 * t / n})  # fmt: skip
-        print(f"N={n:>8}  G=10  {1e3 * t:9.3f} ms/step  {1e6 * t / n:7.3f} µs/point", flush=True)
-    by_g = []
+        row = {"N": n, "boundary": max(4, n // 12), "grid": 10, **timed(10, n)}
+        if "error" in row:
+            print(f"N={n:>8}  G=10  {row['error']}", flush=True)
+        else:
+            t = row["seconds_per_step"]
+            row["us_per_point"] = 1e6 * t / n
+            print(
+                f"N={n:>8}  G=10  {1e3 * t:9.3f} ms/step  {1e6 * t / n:7.3f} µs/point", flush=True
+            )
+        by_n.append(row)
+        write()
     for g in [int(v) for v in args.grids.split(",")]:
-        t = step_time(g, args.n_for_grids, dev, dtype, args.seconds)
-        by_g.append({"N": args.n_for_grids, "grid": g, "seconds_per_step": t})
-        print(f"N={args.n_for_grids:>8}  G={g:<3}  {1e3 * t:9.3f} ms/step", flush=True)
-    ns = np.array([r["N"] for r in by_n], float)
-    ts = np.array([r["seconds_per_step"] for r in by_n])
-    big = ns >= 1e5 if (ns >= 1e5).sum() >= 2 else ns >= ns[len(ns) // 2]
-    slope = float(np.polyfit(np.log(ns[big]), np.log(ts[big]), 1)[0]) if big.sum() >= 2 else None
-    g5 = next((r["seconds_per_step"] for r in by_g if r["grid"] == 5), None)
-    g50 = next((r["seconds_per_step"] for r in by_g if r["grid"] == 50), None)
-    summary = {
-        "cost_exponent_in_N_large": slope,
-        "G50_over_G5": g50 / g5 if g5 and g50 else None,
-    }
+        row = {"N": args.n_for_grids, "grid": g, **timed(g, args.n_for_grids)}
+        if "error" in row:
+            print(f"N={args.n_for_grids:>8}  G={g:<3}  {row['error']}", flush=True)
+        else:
+            t = row["seconds_per_step"]
+            print(f"N={args.n_for_grids:>8}  G={g:<3}  {1e3 * t:9.3f} ms/step", flush=True)
+        by_g.append(row)
+        write()
+    path, summary = write()
     print(summary)
-    payload = {"machine": machine(dev), "dtype": args.dtype, "by_N": by_n, "by_G": by_g}
-    path = save(f"scaling-{dev.split(':')[0]}", {**payload, **summary})
     print(f"written: {path}")
-    return 0
+    return 0 if all("error" not in r for r in by_n + by_g) else 1
 
 
 if __name__ == "__main__":
