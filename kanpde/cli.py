@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import importlib.util
 import os
@@ -357,13 +358,29 @@ def _solve(args, problem, model, schedule, points, out):
     )
 
 
+def _assigns_problem(path: Path) -> bool:
+    """Whether ``path`` assigns ``problem`` at module level (unparsable files count as yes, so
+    that the listing reports their syntax error)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except (SyntaxError, ValueError):
+        return True
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        if any(isinstance(t, ast.Name) and t.id == "problem" for t in targets):
+            return True
+    return False
+
+
 def cmd_list(args) -> int:
     folder = Path(args.folder)
     if not folder.is_dir():
         raise CLIError(f"list {folder}: no such folder")
-    files = sorted(folder.glob("*.py"))
+    # Listing imports each file; a script beside the problems (one that trains, say) would run,
+    # so only files assigning a top-level `problem` are imported.
+    files = [f for f in sorted(folder.glob("*.py")) if _assigns_problem(f)]
     if not files:
-        raise CLIError(f"list {folder}: no problem files (*.py) in that folder")
+        raise CLIError(f"list {folder}: no problem files (*.py assigning `problem`) in that folder")
     width = max(len(f.stem) for f in files)
     for f in files:
         try:
@@ -439,6 +456,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kanpde: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `kanpde list | head`: the reader left; end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

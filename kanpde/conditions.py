@@ -412,6 +412,15 @@ class PointData(Condition):
                 f"{self.name}: points have {self.x.shape[1]} coordinates, the domain has "
                 f"{domain.dim}"
             )
+        xs = np.asarray(self.x, dtype=np.float64)
+        lo, hi = domain.bounds
+        outside = ~domain.contains(xs, 1e-9 * float(np.linalg.norm(hi - lo)))
+        if outside.any():  # a data point off the domain is a typo or another problem's data
+            first = ", ".join(f"{v:g}" for v in xs[outside][0])
+            raise ValueError(
+                f"{self.name}: {int(outside.sum())} of {len(xs)} points lie outside the domain, "
+                f"e.g. ({first})"
+            )
         x = torch.as_tensor(self.x, dtype=dtype, device=device)
         target = _value(
             torch.as_tensor(self.values, device=x.device), x, len(self.columns(outputs)), self.name

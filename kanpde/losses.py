@@ -12,6 +12,7 @@ anything else (third derivatives, derivatives of expressions) still falls back t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -119,6 +120,7 @@ class Residuals:
         self.penalty = None
         self.penalty_weight = 0.0
         self._probe()
+        self._check_pde_weights(where)
         self._full = [self.interior.x] + [t.points.x for t in self.terms]
         for term in [self.pde, *self.terms]:
             term.count = _rows(term, term.points.x.shape[0])
@@ -139,6 +141,8 @@ class Residuals:
         else:
             items = [("pde", r)]
         where = self.problem.source or f"problem {self.problem.name!r}"
+        if not items:
+            raise ProblemError(f"{where}: pde returned no residuals (an empty {type(r).__name__})")
         for name, v in items:
             if not isinstance(v, Tensor):
                 raise ProblemError(
@@ -159,6 +163,17 @@ class Residuals:
                     "keep columns with x[:, 0:1]"
                 )
         return [(n, v if v.ndim == 2 else v.unsqueeze(1)) for n, v in items]
+
+    def _check_pde_weights(self, where: str) -> None:
+        """Refuse a ``pde[k]`` weight naming no residual (a typo would silently weigh nothing);
+        the names are known only now, from what the PDE returned on the probe points."""
+        names = self.pde_names()
+        for key in self.weights:
+            if isinstance(key, str) and key.startswith("pde[") and key not in names:
+                raise ProblemError(
+                    f"{where}: weights: {key!r} names no residual of the PDE; its residuals: "
+                    + ", ".join(names)
+                )
 
     def _probe(self) -> None:
         """Find the derivatives each term needs, evaluating it with autograd on a few points."""
@@ -421,15 +436,23 @@ def chunked(fn, x: Tensor, chunk: int = 65536) -> Tensor:
 
 
 def error_metrics(pred: Tensor, ref: Tensor, outputs: Sequence[str]) -> dict[str, float]:
-    """Test errors ``mse``, ``rel_l2``, ``max_err`` (all outputs), per output ``rel_l2_<name>``."""
+    """Test errors ``mse``, ``rel_l2``, ``max_err`` (all outputs), per output ``rel_l2_<name>``.
+
+    A relative error against a reference that is zero on the whole test set is undefined: NaN.
+    """
     diff = pred - ref
+
+    def relative(d: Tensor, r: Tensor) -> float:
+        norm = float(r.norm())
+        return float(d.norm()) / norm if norm > 0 else math.nan
+
     out = {
         "mse": float((diff * diff).mean()),
-        "rel_l2": float(diff.norm() / ref.norm().clamp_min(1e-300)),
+        "rel_l2": relative(diff, ref),
         "max_err": float(diff.abs().max()),
     }
     if len(outputs) > 1:
         for i, o in enumerate(outputs):
-            out[f"rel_l2_{o}"] = float(diff[:, i].norm() / ref[:, i].norm().clamp_min(1e-300))
+            out[f"rel_l2_{o}"] = relative(diff[:, i], ref[:, i])
             out[f"mse_{o}"] = float((diff[:, i] ** 2).mean())
     return out

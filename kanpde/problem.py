@@ -116,6 +116,9 @@ class Problem:
 
         if not isinstance(self.name, str) or not self.name.strip():
             fail("name must be a non-empty string")
+        if re.search(r"[/\\\x00]", self.name) or self.name.strip() in (".", ".."):
+            # it names the run directories: a path here would write outside --out
+            fail("name must not contain '/' or '\\' or be '.' or '..' (it names run directories)")
         if not hasattr(self.domain, "sample") or not hasattr(self.domain, "dim"):
             fail(
                 f"domain must be a kanpde geometry (Interval, Rectangle, ...), got {self.domain!r}"
@@ -318,6 +321,8 @@ def load_problem(path: str | Path) -> Problem:
         raise ProblemError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
     except SyntaxError as e:
         raise ProblemError(f"{path}:{e.lineno}: not valid Python ({e.msg})") from None
+    except SystemExit as e:  # exit() in a problem file would end the caller without a word
+        raise ProblemError(f"{path}: called exit({e.code!r}) while importing") from None
     except Exception as e:  # noqa: BLE001 - any error in user code becomes one line
         line = _traceback_line(e, path)
         raise ProblemError(f"{path}{line}: error while importing: {_one_line(e)}") from None

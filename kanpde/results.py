@@ -100,10 +100,13 @@ class Run:
             self.config.get("dtype", "float64")
         ]
         net = from_config(cfg, dtype=dtype, device=device)
-        state = {k: torch.as_tensor(v, device=device) for k, v in self.state.items()}
-        net.load_state_dict(state)
+        net.load_state_dict(self.state_dict(device))
         net.eval()
         return net
+
+    def state_dict(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        """The trained parameters and buffers as tensors, for ``module.load_state_dict``."""
+        return {k: torch.as_tensor(v, device=device) for k, v in self.state.items()}
 
     @classmethod
     def from_trainer(cls, trainer, problem, config: dict, started: float) -> Run:

@@ -98,6 +98,11 @@ def build_model(
 
 
 def model_config(model: nn.Module) -> dict:
+    """The config saved with a run (``{"type": "custom", ...}`` for a module of the user's own,
+    which :meth:`~kanpde.Run.model` cannot rebuild; its state is saved all the same)."""
+    if not callable(getattr(model, "config", None)):
+        cls = type(model)
+        return {"type": "custom", "class": f"{cls.__module__}.{cls.__qualname__}"}
     cfg = model.config()
     if isinstance(model, KAN):
         cfg["input_range"] = model.layers[0].grid_range.tolist()
@@ -1026,7 +1031,11 @@ def solve(
         The problem, or the path of a problem file.
     model : dict or nn.Module, optional
         Overrides of the problem's model config (e.g. ``{"type": "mlp", "width": [...]}``), or
-        a ready model.
+        a ready model: a kanpde KAN or MLP, or any module mapping ``(N, D)`` points to
+        ``(N, outputs)`` — one holding the unknown coefficients of an inverse problem as extra
+        parameters, say, which the PDE reads and the optimizer trains with the network. Such a
+        module (without ``config()``) is saved by its state alone: rebuild it and call
+        ``load_state_dict(run.state_dict())``. Grid stages apply to KANs only.
     schedule, points, weights
         Override the problem's defaults (see :mod:`kanpde.schedule` for schedules).
     device, dtype, seed

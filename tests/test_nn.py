@@ -497,6 +497,20 @@ def test_extend_grid_single_layer_preserves_function_everywhere(G, k):
     assert err <= 1e-9, f"relative change {err:.3e}"
 
 
+def test_extend_grid_to_a_non_multiple_is_a_close_fit_not_exact():
+    # As the README says: 5 -> 7 knots are not nested, so the old spline is not in the new
+    # space; the least-squares fit moves the function a little (and visibly: a bug that made
+    # every refinement exact-looking by keeping the old grid would pass the tests above).
+    model = make_kan([2, 3], grid=5, k=3)
+    x = grid_samples(300)
+    y0 = model(x).detach()
+    new = copy.deepcopy(model)
+    new.extend_grid(7, x)
+    assert new.grid == 7
+    err = float(torch.linalg.norm(new(x).detach() - y0) / torch.linalg.norm(y0))
+    assert 1e-8 < err < 5e-2, f"relative change {err:.3e}"  # random init: rough splines
+
+
 def test_extend_grid_covers_hidden_inputs_outside_the_range():
     """Hidden inputs beyond the grid range but inside the extension knots' support keep their
     spline part: the range widens to the samples instead of the support shrinking."""

@@ -325,3 +325,61 @@ def test_wall_time_of_a_resumed_run_counts_its_earlier_processes(tmp_path, monke
     assert run.metrics["steps"] == 30
     assert run.metrics["wall_time"] >= 1.0 + run.metrics["train_time"] * 0.5, run.metrics
     assert load(tmp_path).metrics["wall_time"] == run.metrics["wall_time"]
+
+
+class _WithUnknown(torch.nn.Module):
+    """A KAN plus a learnable coefficient: a module of the user's own (no ``config()``)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.k = torch.nn.Parameter(torch.tensor(0.5, dtype=torch.float64))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_a_module_of_the_users_own_trains_saves_and_reloads(tmp_path):
+    # solve(model=module) once failed on module.config(). An inverse problem: u'' k = -2π² sin,
+    # data from u = sin(πx), so the PDE holds only for k = 2.
+    import math
+
+    holder = {}
+    problem = kanpde.Problem(
+        name="inverse",
+        domain=kanpde.Interval(-1, 1),
+        pde=lambda x, u: holder["m"].k * kanpde.d(u, x, "x", "x")
+        + 2 * math.pi**2 * torch.sin(math.pi * x[:, 0:1]),
+        conditions=[kanpde.Dirichlet(0.0),
+                    kanpde.PointData(np.linspace(-0.9, 0.9, 9)[:, None],
+                                     np.sin(math.pi * np.linspace(-0.9, 0.9, 9))[:, None])],
+        exact=lambda x: torch.sin(math.pi * x[:, 0:1]),
+        points={"interior": 100, "test": 101},
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = _WithUnknown(kanpde.build_model(problem, {"width": [1, 5, 1], "grid": 5}))
+    holder["m"] = model
+    run = kanpde.solve(problem, model=model, schedule=[{"lbfgs": 200}], progress=False,
+                       device="cpu", out=tmp_path)  # fmt: skip
+    assert abs(model.k.item() - 2.0) < 0.05 and run.metrics["rel_l2"] < 0.02
+    assert run.config["model"] == {"type": "custom", "class": f"{__name__}._WithUnknown"}
+    loaded = kanpde.load(tmp_path)
+    with pytest.raises(ValueError, match=r"module of the user's own .*run\.state_dict\(\)"):
+        loaded.model()
+    again = _WithUnknown(kanpde.build_model(problem, {"width": [1, 5, 1], "grid": 5}))
+    again.load_state_dict(loaded.state_dict())
+    assert again.k.item() == model.k.item()
+    x = torch.linspace(-1, 1, 7, dtype=torch.float64)[:, None]
+    torch.testing.assert_close(again(x), model(x), rtol=0, atol=0)
+
+
+def test_relative_error_against_a_zero_reference_is_nan():
+    from kanpde.losses import error_metrics
+
+    ref = torch.zeros(5, 2, dtype=torch.float64)
+    ref[:, 1] = 1.0
+    pred = ref + 0.1
+    m = error_metrics(pred, ref, ["u", "v"])
+    assert np.isnan(m["rel_l2_u"])  # was 1e-1 / 1e-300: 1e299
+    assert m["rel_l2_v"] == pytest.approx(0.1) and m["mse"] == pytest.approx(0.01)
+    assert m["rel_l2"] == pytest.approx(float(torch.full((10,), 0.1).norm() / 5**0.5))

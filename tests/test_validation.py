@@ -122,6 +122,18 @@ PROBLEM_CASES = {
         "points have 3 coordinates",
     ),
     "bad_dtype_in_file": (variant("**KW)", "dtype='float16', **KW)"), "dtype must be"),
+    # exit() in a file ended kanpde with the file's status and no message
+    "exit_on_import": (GOOD + "\nraise SystemExit(3)\n", "called exit(3) while importing"),
+    "pde_returns_nothing": (
+        variant("return laplacian(u, x) + 2 * math.pi**2 * exact(x)", "return {}"),
+        "pde returned no residuals (an empty dict)",
+    ),
+    # the name makes the run directory's name: "../t" wrote outside --out
+    "name_is_a_path": (variant('name="t"', 'name="../t"'), "name must not contain '/'"),
+    "data_outside_domain": (
+        variant("Dirichlet(0.0)]", "Dirichlet(0.0), PointData([[0.5, 0.5], [2.0, 3.0]], [1, 2])]"),
+        "data: 1 of 2 points lie outside the domain, e.g. (2, 3)",
+    ),
 }
 
 
@@ -361,6 +373,11 @@ SPEC_CASES = {
         "points: test must be an integer, got 'many'",
     ),
     "preset_not_a_dict": (variant("**KW)", 'presets={"full": 5}, **KW)'), "must be a dict"),
+    # a misspelt residual name was accepted and weighed nothing
+    "weights_pde_term_of_no_residual": (
+        variant("**KW)", 'weights={"pde[eq_w]": 100}, **KW)'),
+        "weights: 'pde[eq_w]' names no residual of the PDE; its residuals: pde",
+    ),
 }
 
 
@@ -575,7 +592,23 @@ def test_list_of_a_missing_or_empty_folder_is_an_error(tmp_path, capsys):
     code, err = main_err(["list", str(tmp_path / "nope")], capsys)
     assert_one_line(code, err, "nope: no such folder")
     code, err = main_err(["list", str(tmp_path)], capsys)
-    assert_one_line(code, err, "no problem files (*.py) in that folder")
+    assert_one_line(code, err, "no problem files (*.py assigning `problem`) in that folder")
+
+
+def test_list_imports_only_problem_files(tmp_path, capsys):
+    # Listing imports each file: a script beside the problems once ran (and trained).
+    (tmp_path / "a.py").write_text(GOOD)
+    (tmp_path / "script.py").write_text("open('ran', 'w').close()\n")
+    (tmp_path / "exits.py").write_text("problem = None\nraise SystemExit(3)\n")
+    from kanpde.cli import main
+
+    code = main(["list", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 0 and not (tmp_path / "ran").exists() and not Path("ran").exists()
+    lines = out.strip().splitlines()
+    assert lines[0].split() == ["a", "t"]
+    assert lines[1].startswith("exits  [invalid]") and "called exit(3) while importing" in lines[1]
+    assert len(lines) == 2
 
 
 def test_reference_with_other_axes_than_the_domain_is_refused():

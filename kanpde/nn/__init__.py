@@ -39,4 +39,9 @@ def from_config(
         return KAN(**cfg, dtype=dtype, device=device)
     if kind == "mlp":
         return MLP(**cfg, dtype=dtype, device=device)
+    if kind == "custom":
+        raise ValueError(
+            f"the model is a module of the user's own ({cfg.get('class')}); build it again and "
+            "load the run's state into it: net.load_state_dict(run.state_dict())"
+        )
     raise ValueError(f"unknown model type {kind!r} in config; expected 'kan' or 'mlp'")

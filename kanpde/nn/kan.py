@@ -483,7 +483,9 @@ class KANLayer(nn.Module):
         part. Measured on a trained [2, 10, 10, 1] KAN with 0.2 % of a hidden layer's inputs
         outside its range, 40 → 80 intervals: the output moved by up to 0.15 over the samples
         on the fixed range, 4e-4 on the widened one. Samples inside the range leave it as it is,
-        and the refinement stays exact.
+        and the refinement stays exact when ``new_grid`` is a multiple of the current size
+        (the old spline space lies inside the new one); other sizes, and coarsening, give the
+        least-squares fit on the samples.
         """
         if int(new_grid) < 1:
             raise ValueError(f"extend_grid needs new_grid ≥ 1, got {new_grid}")
