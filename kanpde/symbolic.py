@@ -857,8 +857,8 @@ def _polish(fn: SymbolicFunction, x: Tensor, y: Tensor, start: Fit) -> Fit | Non
 
     try:
         sol = least_squares(
-            residual, np.array(start.affine), jac=jac, method="lm", xtol=1e-15, ftol=1e-15,
-            gtol=1e-15, max_nfev=2000,
+            residual, np.array(start.affine), jac=jac, method="lm", xtol=1e-12, ftol=1e-12,
+            gtol=1e-12, max_nfev=400,
         )  # fmt: skip
     except (ValueError, np.linalg.LinAlgError):
         return None
