@@ -307,6 +307,12 @@ def cmd_solve(args) -> int:
         if key in m:
             parts.append(f"{key} {m[key]:.3e}")
     parts.append(f"parameters {m['parameters']}")
+    recovered = [e for e in run.events if e.get("event") == "nonfinite"]
+    if recovered:  # else only run.events would tell that training hit trouble
+        n, action = len(recovered), recovered[-1]["action"]
+        parts.append(
+            f"1 non-finite loss: {action}" if n == 1 else f"{n} non-finite losses, last: {action}"
+        )
     print(", ".join(parts))
     print(f"results: {run.path}")
     return 0

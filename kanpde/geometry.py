@@ -672,6 +672,11 @@ class Domain(ABC):
             return SpaceTime(self, other)
         if isinstance(self, Time) and isinstance(other, Domain) and other.time_axis is None:
             return SpaceTime(other, self)
+        if isinstance(other, Domain):  # Python's own message would not say what * is for
+            raise TypeError(
+                f"{self!r} * {other!r}: `*` makes a space-time domain from a spatial domain and "
+                "a Time(t0, t1); for a box in space use Rectangle or Box"
+            )
         return NotImplemented
 
 

@@ -1191,7 +1191,10 @@ def cmd_symbolic(args) -> int:
     library = [s.strip() for s in args.library.split(",")] if args.library else None
     if library:
         for n in library:
-            get_function(n)
+            try:
+                get_function(n)
+            except ValueError as e:
+                raise ValueError(f"--library: {e}") from None
     path = Path(run.path)
     say = (lambda *a: None) if args.quiet else print
     if not is_symbolic(model):

@@ -555,3 +555,13 @@ def test_sampling_arguments_are_checked():
     np.testing.assert_array_equal(r.boundary(40, on=np.array(["left", "right"])).points, a)
     # -0.0 as a bound reads "x=0", not "x=-0"
     assert "x=0" in Rectangle([-0.0, 0], [1, 1]).piece_names()
+
+
+def test_product_of_two_spatial_domains_says_what_star_is_for():
+    # It raised Python's bare "unsupported operand type(s) for *".
+    with pytest.raises(TypeError, match=r"Time\(t0, t1\); for a box in space use Rectangle or Box"):
+        Interval(0, 1) * Interval(0, 2)
+    st = Interval(0, 1) * Time(0, 2)
+    with pytest.raises(TypeError, match="space-time domain from a spatial domain"):
+        st * Time(0, 1)
+    assert (Time(0, 2) * Interval(0, 1)).dim == 2

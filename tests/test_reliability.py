@@ -695,3 +695,27 @@ def test_cli_and_api_log_and_checkpoint_alike_by_default(tmp_path):
     assert cli.history["step"].astype(int).tolist() == [0, 50, 100, 120]
     np.testing.assert_array_equal(cli.history["step"], api.history["step"])
     np.testing.assert_allclose(cli.history["loss"], api.history["loss"], rtol=1e-12)
+
+
+def test_cli_summary_tells_of_rolled_back_steps(tmp_path, capsys):
+    # A run that recovered from non-finite losses said so only in run.events.
+    from kanpde.cli import main
+
+    path = tmp_path / "blow.py"
+    path.write_text(
+        "import torch\n"
+        "from kanpde import Dirichlet, Interval, Problem, d\n"
+        "problem = Problem(name='blow', domain=Interval(0, 1),\n"
+        "    pde=lambda x, u: d(u, x, 'x', 'x') - torch.exp(20 * u), conditions=[Dirichlet(1.0)],\n"
+        "    model={'width': [1, 3, 1]}, schedule=[{'grid': 5, 'adam': 60, 'lr': 10.0}],\n"
+        "    points={'interior': 50})\n"
+    )
+    torch.manual_seed(0)
+    assert main(["solve", str(path), "--quiet", "--out", str(tmp_path / "runs")]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    run = kanpde.load(run_dir(tmp_path / "runs"))
+    events = [e for e in run.events if e["event"] == "nonfinite"]
+    assert events, "the problem should blow up at lr 10"
+    n = len(events)
+    tail = "1 non-finite loss: " if n == 1 else f"{n} non-finite losses, last: "
+    assert line.endswith(tail + events[-1]["action"]), line

@@ -561,7 +561,9 @@ def test_cli_symbolic(tmp_path, capsys, monkeypatch):
     # A symbolic run prints its formula directly.
     assert main(["symbolic", str(tmp_path / "run" / "symbolic.h5")]) == 0
     assert capsys.readouterr().out.strip().splitlines()[0] == "sin(pi*x)"
+    capsys.readouterr()
     assert main(["symbolic", str(tmp_path / "run"), "--library", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("kanpde: error: --library: unknown symbolic function")
     # An edge whose best fit misses --r2 stays a spline, and the report says so (it printed
     # "edge (0,0,0): x^2 R² = 0.8…" as if fitted, beside a phi_0_0_0 in the formula).
     capsys.readouterr()
