@@ -68,8 +68,6 @@ def _commit() -> str | None:
     A copy without ``.git`` (the GPU machine gets the working tree only) takes it from
     ``$KANPDE_COMMIT``, which the command that ships the copy sets.
     """
-    if os.environ.get("KANPDE_COMMIT"):
-        return os.environ["KANPDE_COMMIT"]
     root = Path(__file__).resolve().parents[1]
     try:
         run = lambda *a: subprocess.run(  # noqa: E731
@@ -81,7 +79,7 @@ def _commit() -> str | None:
                     ":(exclude)benchmarks/results")  # fmt: skip
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return None
+        return os.environ.get("KANPDE_COMMIT") or None
 
 
 def add_allocator_option(ap) -> None:
@@ -150,5 +148,6 @@ def save(name: str, payload: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=1))
     if os.environ.get("OUT"):
+        Path(os.environ["OUT"]).mkdir(parents=True, exist_ok=True)
         (Path(os.environ["OUT"]) / path.name).write_text(path.read_text())
     return path

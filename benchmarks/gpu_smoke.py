@@ -146,7 +146,8 @@ def main(argv=None) -> int:
         except Exception as e:  # noqa: BLE001 - record it; the other rows still run
             row = {"model": kind, "cfg": cfg, "N": n_int,
                    "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"}  # fmt: skip
-        errs = [row.get(k, 0.0) for k in ("plain_loss_rel_err", "plain_grad_rel_err")]
+        checks = ("plain_loss_rel_err", "plain_grad_rel_err", "graph_grad_rel_err")
+        errs = [row.get(k, 0.0) for k in checks]
         row["ok"] = "error" not in row and all(e <= TOL for e in errs)
         failed |= not row["ok"]
         out["rows"].append(row)
@@ -156,7 +157,8 @@ def main(argv=None) -> int:
             torch.cuda.reset_peak_memory_stats()
         # "h100" from "NVIDIA H100 80GB HBM3"; saved after every row, so a kill keeps them
         model_name = re.search(r"\b([A-Z]+\d+)\b", name)
-        saved = save(f"gpu_smoke_{model_name.group(1).lower() if model_name else 'cpu'}",
+        tag = model_name.group(1).lower() if model_name else ("gpu" if cuda else "cpu")
+        saved = save(f"gpu_smoke_{tag}",
                      {"machine": machine(dev), "tolerance": TOL, **out})  # fmt: skip
     print(f"written: {saved}")
     return 1 if failed else 0

@@ -365,15 +365,44 @@ def _solve(args, problem, model, schedule, points, out):
 
 
 def _assigns_problem(path: Path) -> bool:
-    """Whether ``path`` assigns ``problem`` at module level (unparsable files count as yes, so
-    that the listing reports their syntax error)."""
+    """Whether ``path`` binds ``problem`` at module level: by assignment (also unpacked, or in
+    ``if``/``try``/``with``/``for`` blocks) or import. Unparsable files, and files writing
+    ``globals()``, count as yes, so that the listing reports what importing them gives."""
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+        text = path.read_text(encoding="utf-8", errors="replace")
+        tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return True
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
-        if any(isinstance(t, ast.Name) and t.id == "problem" for t in targets):
+    if "globals()" in text:
+        return True
+
+    def binds(target) -> bool:
+        if isinstance(target, ast.Name):
+            return target.id == "problem"
+        if isinstance(target, ast.Starred):
+            return binds(target.value)
+        if isinstance(target, ast.Tuple | ast.List):
+            return any(binds(t) for t in target.elts)
+        return False
+
+    def module_level(nodes):
+        for node in nodes:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                continue
+            yield node
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                yield from module_level(getattr(node, field, []) or [])
+
+    for node in module_level(tree.body):
+        if isinstance(node, ast.Assign) and any(binds(t) for t in node.targets):
+            return True
+        if isinstance(node, ast.AnnAssign | ast.AugAssign | ast.For) and binds(node.target):
+            return True
+        if isinstance(node, ast.With) and any(binds(i.optional_vars) for i in node.items):
+            return True
+        if isinstance(node, ast.Import | ast.ImportFrom) and any(
+            (a.asname or a.name) == "problem" for a in node.names
+        ):
             return True
     return False
 

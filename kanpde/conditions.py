@@ -414,9 +414,12 @@ class PointData(Condition):
             )
         xs = np.asarray(self.x, dtype=np.float64)
         lo, hi = domain.bounds
-        outside = ~domain.contains(xs, 1e-9 * float(np.linalg.norm(hi - lo)))
-        if outside.any():  # a data point off the domain is a typo or another problem's data
-            first = ", ".join(f"{v:g}" for v in xs[outside][0])
+        # Data on the boundary often come in float32 or rounded to a few digits: a point off
+        # by a millionth of the domain's size is on it; further out it is a typo or another
+        # problem's data.
+        outside = ~domain.contains(xs, 1e-6 * float(np.linalg.norm(hi - lo)))
+        if outside.any():
+            first = ", ".join(f"{v:.9g}" for v in xs[outside][0])
             raise ValueError(
                 f"{self.name}: {int(outside.sum())} of {len(xs)} points lie outside the domain, "
                 f"e.g. ({first})"

@@ -168,8 +168,9 @@ class Residuals:
         """Refuse a ``pde[k]`` weight naming no residual (a typo would silently weigh nothing);
         the names are known only now, from what the PDE returned on the probe points."""
         names = self.pde_names()
+        alias = ["pde[0]"] if names == ["pde"] else []  # a one-residual PDE's residual 0
         for key in self.weights:
-            if isinstance(key, str) and key.startswith("pde[") and key not in names:
+            if isinstance(key, str) and key.startswith("pde[") and key not in names + alias:
                 raise ProblemError(
                     f"{where}: weights: {key!r} names no residual of the PDE; its residuals: "
                     + ", ".join(names)
@@ -323,6 +324,8 @@ class Residuals:
     def weight(self, name: str) -> float:
         if name in self.weights:
             return float(self.weights[name])
+        if name == "pde" and "pde[0]" in self.weights:
+            return float(self.weights["pde[0]"])
         if name.startswith("pde"):
             return float(self.weights.get("pde", 1.0))
         for t in self.terms:

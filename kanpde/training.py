@@ -1108,8 +1108,16 @@ def solve(
                 f"{problem.source or problem.name}: differs from the problem of the checkpoint in "
                 f"{resume} (name or file contents changed); resume with the same problem file"
             )
-        model, schedule = saved["model"], saved["schedule"]
-        points, weights, seed = saved["points"], saved["weights"], saved["seed"]
+        given, model, schedule = model, saved["model"], saved["schedule"]
+        if model.get("type") == "custom":
+            # a module of the user's own cannot be rebuilt from the checkpoint: it is given again
+            name = str(model.get("class", "")).rsplit(".", 1)[-1]
+            if not isinstance(given, nn.Module) or type(given).__qualname__ != name:
+                raise ValueError(
+                    f"resume={str(resume)!r}: the run trains a module of the user's own "
+                    f"({model.get('class')}); pass a fresh one as model= to resume it"
+                )
+            model = given
         dtype, carry_moments = saved["dtype"], saved["carry_moments"]
         # "auto" continues on the run's device; torchrun's per-rank device or an explicit one
         # (a GPU run continued on a CPU) moves it.

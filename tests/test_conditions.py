@@ -17,6 +17,7 @@ from closed_form import Closed
 
 from kanpde import (
     Dirichlet,
+    Disk,
     Initial,
     Interval,
     Neumann,
@@ -572,3 +573,22 @@ def test_jet_served_terms_equal_autograd(kind, case):
     for k in a:
         assert b[k] > 0
         assert abs(a[k] - b[k]) <= 1e-10 * b[k], (k, a[k], b[k])
+
+
+@pytest.mark.parametrize(
+    "domain, point, off",
+    [
+        (Interval(0, 0.3), np.float32(0.3), 1.01),  # float32 data on the end
+        (Disk([0, 0], 1), np.round(np.array([np.cos(1.0), np.sin(1.0)]), 6), 1.01),  # 6 digits
+        (Rectangle([-1, -1], [1, 1]) - Disk([0, 0], 0.5),
+         np.array([0.5 * np.cos(0.3), 0.5 * np.sin(0.3)], dtype=np.float32), 0.99),  # the hole
+        (Interval(-1, 1) * Time(0, 0.99), np.array([0.25, 0.99], dtype=np.float32), 1.01),
+    ],
+)  # fmt: skip
+def test_point_data_on_the_boundary_is_accepted_in_float32_and_rounded(domain, point, off):
+    # The first check allowed 1e-9 of the domain's size: float32 or 6-digit data were refused.
+    x = np.asarray(point, dtype=np.float64).reshape(1, -1)
+    ps = PointData(x, [[1.0]]).points(domain, ["u"], None, "grid", 0, torch.float64, "cpu")
+    assert ps.x.shape == (1, domain.dim)
+    with pytest.raises(ValueError, match=r"1 of 1 points lie outside the domain, e\.g\. \("):
+        PointData(x * off, [[1.0]]).points(domain, ["u"], None, "grid", 0, torch.float64, "cpu")

@@ -591,3 +591,18 @@ def test_adaptive_resampling_when_the_pde_differentiates_an_expression_of_u():
     (g,) = torch.autograd.grad((u * u).sum(), x)
     direct = (g[:, :1] - 1.0).abs().squeeze(1)
     assert torch.allclose(res._pointwise_residual(res.interior.x), direct, rtol=1e-12)
+
+
+def test_weight_of_residual_0_of_a_one_residual_pde(poisson):
+    # "pde[0]" on a PDE returning one residual (alone or in a 1-tuple) was silently unused.
+    import dataclasses
+
+    for pde in (poisson.pde, lambda x, u: (poisson.pde(x, u),)):
+        p = dataclasses.replace(poisson, pde=pde)
+        res = Residuals(p, build_model(p, {"grid": 3}, DT), {"interior": 20, "boundary": 8},
+                        {"pde[0]": 7.0}, DT, "cpu")  # fmt: skip
+        assert res.pde_names() == ["pde"] and res.weight("pde") == 7.0
+        terms = {k: v.detach() for k, v in res.terms_of().items()}
+        assert float(res.total(terms)) == pytest.approx(
+            7 * float(terms["pde"]) + float(terms["dirichlet"])
+        )

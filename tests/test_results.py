@@ -383,3 +383,45 @@ def test_relative_error_against_a_zero_reference_is_nan():
     assert np.isnan(m["rel_l2_u"])  # was 1e-1 / 1e-300: 1e299
     assert m["rel_l2_v"] == pytest.approx(0.1) and m["mse"] == pytest.approx(0.01)
     assert m["rel_l2"] == pytest.approx(float(torch.full((10,), 0.1).norm() / 5**0.5))
+
+
+def test_a_run_of_the_users_own_module_resumes_with_the_module_given_again(tmp_path, monkeypatch):
+    # Resuming rebuilt the model from the saved config, which a custom module cannot be.
+    import math
+
+    from kanpde import training
+
+    class Killed(BaseException):
+        pass
+
+    problem = kanpde.Problem(
+        name="own", domain=kanpde.Interval(-1, 1),
+        pde=lambda x, u: kanpde.d(u, x, "x", "x") + 2 * math.pi**2 * torch.sin(math.pi * x),
+        conditions=[kanpde.Dirichlet(0.0)], exact=lambda x: torch.sin(math.pi * x),
+        points={"interior": 40, "test": 21},
+    )  # fmt: skip
+
+    def fresh():
+        torch.manual_seed(0)
+        return _WithUnknown(kanpde.build_model(problem, {"width": [1, 3, 1], "grid": 5}))
+
+    kw = dict(schedule=[{"adam": 30}], progress=False, device="cpu", log_every=10,
+              checkpoint_every=10)  # fmt: skip
+    full = kanpde.solve(problem, model=fresh(), out=tmp_path / "full", **kw)
+    original = training.Trainer.save_checkpoint
+
+    def save_then_die(self):
+        original(self)
+        if self.step >= 20:
+            raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(training.Trainer, "save_checkpoint", save_then_die)
+        with pytest.raises(Killed):
+            kanpde.solve(problem, model=fresh(), out=tmp_path / "cut", **kw)
+    with pytest.raises(ValueError, match=r"module of the user's own .*pass a fresh one as model="):
+        kanpde.solve(problem, resume=tmp_path / "cut", progress=False)
+    resumed = kanpde.solve(problem, resume=tmp_path / "cut", model=fresh(), progress=False)
+    np.testing.assert_array_equal(resumed.history["step"], full.history["step"])
+    np.testing.assert_allclose(resumed.history["loss"], full.history["loss"], rtol=1e-12)
+    assert resumed.state["k"] == full.state["k"]

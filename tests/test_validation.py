@@ -600,15 +600,24 @@ def test_list_imports_only_problem_files(tmp_path, capsys):
     (tmp_path / "a.py").write_text(GOOD)
     (tmp_path / "script.py").write_text("open('ran', 'w').close()\n")
     (tmp_path / "exits.py").write_text("problem = None\nraise SystemExit(3)\n")
+    # other ways a file binds `problem` at module level are still listed
+    (tmp_path / "b_if.py").write_text(
+        GOOD.replace("problem = Problem(", "if True:\n    problem = Problem(")
+    )
+    (tmp_path / "c_tuple.py").write_text(
+        GOOD.replace("problem = Problem(", "problem, _ = Problem(").replace("**KW)\n", "**KW), 0\n")
+    )
     from kanpde.cli import main
 
     code = main(["list", str(tmp_path)])
     out, err = capsys.readouterr()
     assert code == 0 and not (tmp_path / "ran").exists() and not Path("ran").exists()
     lines = out.strip().splitlines()
-    assert lines[0].split() == ["a", "t"]
-    assert lines[1].startswith("exits  [invalid]") and "called exit(3) while importing" in lines[1]
-    assert len(lines) == 2
+    assert [line.split() for line in lines[:3]] == [["a", "t"], ["b_if", "t"], ["c_tuple", "t"]]
+    assert (
+        lines[3].startswith("exits    [invalid]") and "called exit(3) while importing" in lines[3]
+    )
+    assert len(lines) == 4
 
 
 def test_reference_with_other_axes_than_the_domain_is_refused():
