@@ -72,7 +72,10 @@ def _problem_name(run) -> str:
 def _model_text(run) -> str:
     cfg = run.config.get("model", {})
     kind = str(cfg.get("type", "kan")).upper()
-    text = f"{kind} {list(cfg.get('width', []))}"
+    if kind == "CUSTOM":  # a module of the user's own: its class, no widths
+        text = str(cfg.get("class", "custom module")).rsplit(".", 1)[-1]
+    else:
+        text = f"{kind} {list(cfg.get('width', []))}"
     if kind == "KAN" and "grid" in cfg:
         text += f", G={cfg['grid']}"
     params = run.config.get("parameters")

@@ -364,6 +364,9 @@ def test_a_module_of_the_users_own_trains_saves_and_reloads(tmp_path):
     assert abs(model.k.item() - 2.0) < 0.05 and run.metrics["rel_l2"] < 0.02
     assert run.config["model"] == {"type": "custom", "class": f"{__name__}._WithUnknown"}
     loaded = kanpde.load(tmp_path)
+    from kanpde.plot import _model_text  # figure titles name the class ("CUSTOM []" before)
+
+    assert _model_text(loaded) == f"_WithUnknown, {loaded.config['parameters']} parameters"
     with pytest.raises(ValueError, match=r"module of the user's own .*run\.state_dict\(\)"):
         loaded.model()
     again = _WithUnknown(kanpde.build_model(problem, {"width": [1, 5, 1], "grid": 5}))
