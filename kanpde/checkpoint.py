@@ -56,7 +56,7 @@ def _read(node):
         value = node[()]
         dtype = getattr(torch, node.attrs["dtype"])
         # load_state_dict copies the values into the model's own device
-        return torch.as_tensor(np.asarray(value)).to(dtype)  # host: read from the file
+        return torch.as_tensor(np.asarray(value), dtype=dtype, device="cpu")
     if kind == "array":
         return node[()]
     if kind == "scalar":

@@ -61,20 +61,24 @@ def _value(
     value: Value, x: Tensor, n_cols: int, what: str, normals: Tensor | None = None
 ) -> Tensor:
     """Evaluate a condition value at ``x`` (and ``normals`` for ``g(x, n)``) as an
-    ``(n, n_cols)`` tensor."""
+    ``(n, n_cols)`` tensor on ``x``'s device.
+
+    Value functions get CPU tensors (they run once, at setup): one written with NumPy then
+    works on a GPU run too.
+    """
     if callable(value):
-        args = (x,)
+        args = (x.cpu(),)
         if _takes_normals(value):
             if normals is None:
                 raise ValueError(
                     f"{what} value function takes two arguments (x, n), but its points have no "
                     "normals (only boundary conditions have them); use g(x)"
                 )
-            args = (x, normals)
+            args = (x.cpu(), normals.cpu())
         try:
             v = value(*args)
             if not isinstance(v, Tensor):
-                v = torch.as_tensor(np.asarray(v), dtype=x.dtype, device=x.device)
+                v = torch.as_tensor(np.asarray(v), dtype=x.dtype, device="cpu")
         except (MemoryError, torch.cuda.OutOfMemoryError):
             raise
         except Exception as e:  # noqa: BLE001 - user code: name it, keep the cause chained

@@ -703,7 +703,10 @@ def _samples(net, run, x, samples: int):
 
     p = net.layers[0].coef
     if x is not None:
-        xs = torch.as_tensor(np.asarray(x, dtype=float), dtype=p.dtype, device=p.device)
+        if isinstance(x, torch.Tensor):  # np.asarray of a GPU tensor would raise
+            xs = x.detach().to(dtype=p.dtype, device=p.device)
+        else:
+            xs = torch.as_tensor(np.asarray(x, dtype=float), dtype=p.dtype, device=p.device)
         if xs.ndim == 1:
             xs = xs[:, None]
         return xs

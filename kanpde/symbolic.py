@@ -133,7 +133,7 @@ def add_function(
 
 
 def _check_derivatives(fn: SymbolicFunction, tol: float = 1e-8) -> None:
-    z = torch.linspace(-3, 3, 61, dtype=torch.float64)  # host: a check of the formulas
+    z = torch.linspace(-3, 3, 61, dtype=torch.float64, device="cpu")
     z = z[fn.valid(z) & (z.abs() > 0.05)].clone().requires_grad_(True)
     if z.numel() == 0:
         return
@@ -383,7 +383,8 @@ def edge_values(model: KAN, x: Tensor) -> list[tuple[Tensor, Tensor]]:
 
 def _activations(model: KAN, x: Tensor):
     """Per layer: inputs ``(n_in, N)`` and edge values ``(n_out, n_in, N)`` (feature-major)."""
-    h = x.to(next(model.parameters()).dtype).t()
+    p = next(model.parameters())
+    h = x.to(dtype=p.dtype, device=p.device).t()  # samples may come from the CPU
     out = []
     for layer in model.layers:
         phi = layer._edges(h, 0)[0]
@@ -580,7 +581,8 @@ def prune(
         & torch.tensor([[k != "" for k in row] for row in kd], device=s.device)
         for s, kd in zip(scores, kinds)
     ]
-    node_keep = [torch.ones(model.width[0], dtype=torch.bool, device=x.device)]
+    dev = next(model.parameters()).device
+    node_keep = [torch.ones(model.width[0], dtype=torch.bool, device=dev)]
     for l in range(1, n_layers):
         inc = scores[l - 1].max(dim=1).values
         out = scores[l].max(dim=0).values
@@ -588,7 +590,7 @@ def prune(
         if not bool(keep.any()):
             keep[int(torch.minimum(inc, out).argmax())] = True
         node_keep.append(keep)
-    node_keep.append(torch.ones(model.width[-1], dtype=torch.bool, device=x.device))
+    node_keep.append(torch.ones(model.width[-1], dtype=torch.bool, device=dev))
     # A kept hidden node needs a kept edge in and a kept edge out; removing one can orphan others.
     changed = True
     while changed:
@@ -766,8 +768,9 @@ def fit_function(
     on all samples (kept when it improves R² and stays in the function's domain).
     """
     fn = get_function(fn) if isinstance(fn, str) else fn
-    x = torch.as_tensor(np.asarray(x, dtype=np.float64).ravel())  # host: fits NumPy samples
-    y = torch.as_tensor(np.asarray(y, dtype=np.float64).ravel())  # host: fits NumPy samples
+    # NumPy samples, fitted on the CPU (also when torch's default device is a GPU)
+    x = torch.as_tensor(np.asarray(x, dtype=np.float64).ravel(), device="cpu")
+    y = torch.as_tensor(np.asarray(y, dtype=np.float64).ravel(), device="cpu")
     yn = y.numpy()
     if fn.name == "0":
         d = float(y.mean())
@@ -841,7 +844,7 @@ def _polish(fn: SymbolicFunction, x: Tensor, y: Tensor, start: Fit) -> Fit | Non
     xn, yn = x.numpy(), y.numpy()
 
     def parts(p):
-        z = torch.as_tensor(p[0] * xn + p[1])  # host: scipy's least_squares
+        z = torch.as_tensor(p[0] * xn + p[1], device="cpu")  # for scipy's least_squares
         with torch.no_grad():
             return z, fn.f(z).numpy(), fn.d1(z).numpy()
 

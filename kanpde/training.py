@@ -131,13 +131,15 @@ def test_set(problem, n=None, dtype=torch.float64, device="cpu") -> tuple[Tensor
 
     n = n if n is not None else problem.points.get("test", 101)
     where = problem.source or f"problem {problem.name!r}"
+    # Built on the CPU and moved at the end: an exact(x) written with NumPy works on any
+    # device, and the test values do not depend on the GPU's transcendental functions.
     if problem.exact is not None:
-        x = torch.as_tensor(problem.domain.grid(n).points, dtype=dtype, device=device)
+        x = torch.as_tensor(problem.domain.grid(n).points, dtype=dtype, device="cpu")
         try:
             with torch.no_grad():
                 u = problem.exact(x)
             if not isinstance(u, Tensor):
-                u = torch.as_tensor(np.asarray(u), dtype=dtype, device=device)
+                u = torch.as_tensor(np.asarray(u), dtype=dtype, device="cpu")
         except (MemoryError, torch.cuda.OutOfMemoryError):
             raise
         except Exception as e:  # noqa: BLE001 - user code becomes one line naming the file
@@ -170,8 +172,8 @@ def test_set(problem, n=None, dtype=torch.float64, device="cpu") -> tuple[Tensor
                     f"{where}: the reference's {name} runs over [{a[0]:g}, {a[-1]:g}], beyond "
                     f"the domain's [{l:g}, {h:g}]"
                 )
-        x = torch.as_tensor(ref.points(), dtype=dtype, device=device)
-        u = torch.as_tensor(ref.flat(problem.outputs), dtype=dtype, device=device)
+        x = torch.as_tensor(ref.points(), dtype=dtype, device="cpu")
+        u = torch.as_tensor(ref.flat(problem.outputs), dtype=dtype, device="cpu")
         if u.shape != (x.shape[0], len(problem.outputs)):
             raise ProblemError(
                 f"{where}: reference values have shape {tuple(u.shape)}, expected "
@@ -181,7 +183,7 @@ def test_set(problem, n=None, dtype=torch.float64, device="cpu") -> tuple[Tensor
         return None
     if not bool(torch.isfinite(u).all()):
         raise ProblemError(f"{where}: the exact/reference solution has NaN or Inf values")
-    return x, u.to(dtype)
+    return x.to(device), u.to(dtype=dtype, device=device)
 
 
 class History:
@@ -217,28 +219,49 @@ class _CapturedGradient:
 
     def __init__(self, residuals: Residuals, params: list[nn.Parameter], warmup: int = 2) -> None:
         self.params = params
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):  # warm-up outside the graph (lazy initialisations)
-            for _ in range(warmup):
-                for p in params:
-                    p.grad = None
-                loss, _ = residuals()
-                loss.backward(inputs=params)
-        torch.cuda.current_stream().wait_stream(stream)
-        for p in params:
-            p.grad = None
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            loss, terms = residuals()
-            loss.backward(inputs=params)
+        # Streams and the capture belong to the parameters' GPU, which need not be the current
+        # one (device="cuda:1" without torchrun): else the capture records nothing.
+        self.device = params[0].device
+        with torch.cuda.device(self.device):
+            stream = torch.cuda.Stream(self.device)
+            stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(stream):  # warm-up outside the graph (lazy initialisations)
+                for _ in range(warmup):
+                    for p in params:
+                        p.grad = None
+                    loss, _ = residuals()
+                    loss.backward(inputs=params)
+            torch.cuda.current_stream(self.device).wait_stream(stream)
             for p in params:
-                p.grad = p.grad.contiguous()
+                p.grad = None
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                loss, terms = self.step(residuals, params)
         self.loss, self.terms = loss, terms
 
+    @staticmethod
+    def step(residuals: Residuals, params: list[nn.Parameter]) -> tuple[Tensor, dict[str, Tensor]]:
+        """The evaluation the graph records (``tests/test_capture.py`` runs it on the CPU)."""
+        loss, terms = residuals()
+        loss.backward(inputs=params)
+        _dense_grads(params)
+        return loss, terms
+
     def replay(self) -> tuple[Tensor, dict[str, Tensor]]:
-        self.graph.replay()
+        with torch.cuda.device(self.device):
+            self.graph.replay()
         return self.loss, self.terms
+
+
+def _dense_grads(params: list[nn.Parameter]) -> None:
+    """Every parameter's gradient present and contiguous (L-BFGS flattens them with ``view``):
+    zeros for one the loss does not reach, e.g. the empty spline parameters of a layer whose
+    edges are all symbolic or removed."""
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        elif not p.grad.is_contiguous():
+            p.grad = p.grad.contiguous()
 
 
 class Trainer:
@@ -406,11 +429,7 @@ class Trainer:
                 p.grad = None
             loss, terms = self.residuals()
             loss.backward(inputs=params)
-            for p in params:  # L-BFGS flattens gradients with .view
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)
-                elif not p.grad.is_contiguous():
-                    p.grad = p.grad.contiguous()
+            _dense_grads(params)
         if distributed.world() > 1:
             # Shard sums -> global loss and gradient on every rank (identical steps).
             loss = loss.detach().clone()
@@ -809,8 +828,11 @@ class Trainer:
             "interior": self.residuals._full[0],
             "rng": {"torch": torch.get_rng_state()},
         }
-        if torch.cuda.is_available():
-            state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+        dev = next(self.model.parameters()).device
+        if dev.type == "cuda":
+            # the run's own GPU only: a list of every visible GPU's state could not be restored
+            # on a machine with fewer of them
+            state["rng"]["cuda"] = torch.cuda.get_rng_state(dev)
         if self._adam is not None:
             state["adam"] = self._adam.state_dict()
         if self._lbfgs_opt is not None:
@@ -835,8 +857,12 @@ class Trainer:
         if not torch.equal(interior, self.residuals._full[0]):  # resampled before the checkpoint
             self.residuals.set_interior(interior)
         torch.set_rng_state(state["rng"]["torch"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        dev = next(self.model.parameters()).device
+        cuda_rng = state["rng"].get("cuda")
+        if isinstance(cuda_rng, list | tuple):  # checkpoints that saved every visible GPU's
+            cuda_rng = cuda_rng[dev.index or 0] if len(cuda_rng) > (dev.index or 0) else None
+        if cuda_rng is not None and dev.type == "cuda":
+            torch.cuda.set_rng_state(cuda_rng.cpu(), dev)
         if "adam" in state:
             self._adam = torch.optim.Adam(self.params(), lr=1e-3)
             self._adam.load_state_dict(state["adam"])
@@ -972,7 +998,7 @@ def _check_shares(
 def _warm_up_optimizers() -> None:
     """Build a throwaway optimizer once per process: the first one imports ``torch._dynamo``
     (about 1 s), which is no training and would eat the time budget of a process's first run."""
-    p = [torch.zeros(1, requires_grad=True)]  # host: a throwaway
+    p = [torch.zeros(1, requires_grad=True, device="cpu")]  # a throwaway
     torch.optim.Adam(p)
     torch.optim.LBFGS(p)
 
@@ -1118,6 +1144,7 @@ def solve(
                     f"({model.get('class')}); pass a fresh one as model= to resume it"
                 )
             model = given
+        points, weights, seed = saved["points"], saved["weights"], saved["seed"]
         dtype, carry_moments = saved["dtype"], saved["carry_moments"]
         # "auto" continues on the run's device; torchrun's per-rank device or an explicit one
         # (a GPU run continued on a CPU) moves it.

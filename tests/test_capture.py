@@ -19,7 +19,7 @@ from kanpde.losses import Residuals
 from kanpde.nn.bases import BSpline
 from kanpde.nn.kan import KANLayer
 from kanpde.symbolic import fix_symbolic, prune, regularization
-from kanpde.training import build_model
+from kanpde.training import _CapturedGradient, build_model
 
 PROBLEMS = Path(__file__).resolve().parents[1] / "problems"
 NAMES = sorted(p.stem for p in PROBLEMS.glob("*.py"))
@@ -69,9 +69,11 @@ def _hits(residuals: Residuals) -> list[str]:
     params = [p for p in residuals.model.parameters() if p.requires_grad]
     loss, _ = residuals()  # lazy caches are built outside the capture too (warm-up)
     loss.backward(inputs=params)
+    for p in params:
+        p.grad = None  # as before the capture
     with SyncRecorder() as rec:
-        loss, _ = residuals()
-        loss.backward(inputs=params)
+        _CapturedGradient.step(residuals, params)
+    assert all(p.grad is not None and p.grad.is_contiguous() for p in params)
     return sorted(set(rec.hits))
 
 
@@ -133,6 +135,12 @@ def test_edited_kans_are_capturable(cuda_paths):
     assert _hits(_residuals("poisson2d", model=model)) == []
     pruned = prune(model, x, edge_threshold=0.02, node_threshold=0.0)
     assert _hits(_residuals("poisson2d", model=pruned)) == []
+    # A layer with no spline edge left keeps empty spline parameters the loss does not reach:
+    # the capture read their (None) gradients (notebook 05's symbolic model on a GPU).
+    for j in range(5):
+        fix_symbolic(model, 2, j, 0, "x")
+    assert model.layers[2].coef.numel() == 0
+    assert _hits(_residuals("poisson2d", model=model)) == []
 
 
 def test_a_sync_inside_the_step_is_caught(cuda_paths, monkeypatch):
