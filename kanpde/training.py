@@ -235,9 +235,14 @@ class _CapturedGradient:
             for p in params:
                 p.grad = None
             self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
+            # torch's default capture stream is made once per process, on the GPU current
+            # then: a capture on another GPU later in the process needs its own
+            with torch.cuda.graph(self.graph, stream=stream):
                 loss, terms = self.step(residuals, params)
         self.loss, self.terms = loss, terms
+        # The graph writes these tensors; a callback's zero_grad() (grads set to None) must not
+        # leave replays writing where nobody reads.
+        self.grads = [p.grad for p in params]
 
     @staticmethod
     def step(residuals: Residuals, params: list[nn.Parameter]) -> tuple[Tensor, dict[str, Tensor]]:
@@ -250,6 +255,8 @@ class _CapturedGradient:
     def replay(self) -> tuple[Tensor, dict[str, Tensor]]:
         with torch.cuda.device(self.device):
             self.graph.replay()
+        for p, g in zip(self.params, self.grads):
+            p.grad = g
         return self.loss, self.terms
 
 
