@@ -84,6 +84,7 @@ class Residuals:
         domain = problem.domain
         method = points.get("method", "sobol")
         seed = points.get("seed", seed)
+        self.seed = int(seed)
         self.dtype, self.device = dtype, device
         self.problem_points = dict(points)
         self.names = tuple(domain.names)
@@ -350,8 +351,10 @@ class Residuals:
 
         With ``adaptive`` (residual-based adaptive distribution, Wu et al. 2023), a pool of
         ``pool × N`` uniform candidates is drawn and ``N`` of them are kept with probability
-        proportional to ``|r| / mean|r| + 1``, where ``r`` is the PDE residual.
+        proportional to ``|r| / mean|r| + 1``, where ``r`` is the PDE residual. ``seed`` is
+        combined with the run's seed, so runs of different seeds draw different points.
         """
+        seed = int(seed) + 1_000_003 * self.seed  # seed 0: the draws of earlier versions
         domain = self.problem.domain
         n = self._full[0].shape[0]
         if not adaptive:

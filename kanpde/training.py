@@ -508,9 +508,11 @@ class Trainer:
                 if name.endswith("coef"):
                     r = transfers[int(name.split(".")[1])].to(p)
                     s["exp_avg"] = torch.einsum("ipb,oib->oip", r, s["exp_avg"])
-                    # Second moments must stay non-negative; refinement maps between nested
-                    # B-spline spaces are non-negative averages up to round-off.
-                    s["exp_avg_sq"] = torch.einsum("ipb,oib->oip", r, s["exp_avg_sq"]).clamp_min(0)
+                    # Second moments through |R|: the same map for nested B-splines (non-negative
+                    # averages), and for signed maps (other bases, grid updates) one that keeps
+                    # |m'| <= sqrt(sum_j |R_ij|) sqrt(v') (Cauchy-Schwarz), so no step explodes;
+                    # R itself gave v' near 0 beside m' != 0 (rswaf: loss 0.5 -> 387).
+                    s["exp_avg_sq"] = torch.einsum("ipb,oib->oip", r.abs(), s["exp_avg_sq"])
                 new.state[p] = s
         self._adam = new
 
