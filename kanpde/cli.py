@@ -170,13 +170,11 @@ def _model_overrides(args, problem, base: dict) -> dict:
 def _check_run(args, problem, model: dict) -> None:
     """Build the model once (under the preset, which the caller has applied), so that a
     mistake is reported before a run directory exists (building is cheap next to training)."""
-    from .training import build_model, resolve_dtype
+    from .training import build_model, preset_model_config, resolve_dtype
 
-    preset_model = problem.presets[args.preset].get("model", {}) if args.preset else {}
     try:
-        build_model(
-            problem, {**preset_model, **model}, resolve_dtype(args.dtype or problem.dtype), "cpu"
-        )
+        cfg = preset_model_config(problem, args.preset, model)
+        build_model(problem, cfg, resolve_dtype(args.dtype or problem.dtype), "cpu")
     except (ValueError, TypeError) as e:
         label = " ".join(_given(args, MODEL_OPTIONS))
         if not label:  # the problem file's model (or its preset's) is at fault
@@ -208,9 +206,10 @@ def _run_settings(args, problem) -> tuple[dict, list | None, dict | None]:
 
     base = apply_preset(problem, args.preset)["model"]
     model = _model_overrides(args, problem, base)
-    if model.get("type") == "mlp" and base.get("type", "kan") != "mlp":
+    own_mlp = problem.model.get("type", "kan") == "mlp"
+    if model.get("type") == "mlp" and base.get("type", "kan") != "mlp" and not own_mlp:
         # An MLP replacing a KAN shares nothing with its defaults but the width's ends (an MLP
-        # problem's own width and activation stay the defaults).
+        # problem's own width and activation stay the defaults, also under a KAN preset).
         width = model.get("width") or [problem.domain_dim, 50, 50, 50, len(problem.outputs)]
         model = {"type": "mlp", "width": width, "activation": model.get("activation", "tanh")}
     schedule = None

@@ -97,6 +97,16 @@ def build_model(
     return from_config({"type": kind, **kw}, dtype=dtype, device=device)
 
 
+def preset_model_config(problem, preset: str | None, model: dict | None) -> dict:
+    """The model options of a run: the preset's, updated by ``model``. A ``model`` of another
+    type than the preset's (``--model kan`` under an MLP preset) shares none of them."""
+    preset_model = problem.presets.get(preset, {}).get("model", {}) if preset else {}
+    kind = dict(model or {}).get("type")
+    if kind is not None and kind != preset_model.get("type", problem.model.get("type", "kan")):
+        preset_model = {}
+    return {**preset_model, **dict(model or {})}
+
+
 def model_config(model: nn.Module) -> dict:
     """The config saved with a run (``{"type": "custom", ...}`` for a module of the user's own,
     which :meth:`~kanpde.Run.model` cannot rebuild; its state is saved all the same)."""
@@ -1209,8 +1219,7 @@ def solve(
     elif state is not None:
         net = from_config(model, dtype=dt, device=dev)
     else:
-        preset_model = problem.presets.get(preset, {}).get("model", {}) if preset else {}
-        cfg = {**preset_model, **dict(model or {})}
+        cfg = preset_model_config(problem, preset, model)
         first = stages[0].grid
         if first is not None and cfg.get("type", problem.model.get("type", "kan")) == "kan":
             given = dict(model or {}).get("grid")

@@ -476,6 +476,9 @@ problem = Problem(
         (["--model", "mlp"], 97),  # the problem's own MLP, not the [1, 50, 50, 50, 1] default
         (["--model", "mlp", "--activation", "sin"], 97),
         (["--preset", "kan", "--grid", "4"], 54),  # a KAN option fits the preset's KAN: 6 edges x 9
+        # another type than the preset's takes none of its options (the preset's KAN width and,
+        # the other way round, an MLP preset's activation leaked into --model kan)
+        (["--preset", "kan", "--model", "mlp"], 97),
     ],
 )
 def test_model_options_follow_the_problem_and_preset_model(args, parameters, tmp_path):
@@ -645,3 +648,17 @@ def test_reference_with_other_axes_than_the_domain_is_refused():
     problem.reference = ref
     xs, u = test_set(problem)
     assert xs.shape == (ref.points().shape[0], 2) and u.shape[1] == 1
+
+
+def test_a_kan_asked_for_under_an_mlp_preset_takes_none_of_its_options(tmp_path):
+    # The MLP preset's activation leaked into the KAN: "unknown kan option(s) activation".
+    path = tmp_path / "p.py"
+    path.write_text(
+        variant("**KW)", 'presets={"mlp": {"model": {"type": "mlp", "width": [2, 8, 1], '
+                '"activation": "sin"}}}, **KW)')
+    )  # fmt: skip
+    problem = kanpde.load_problem(path)
+    run = kanpde.solve(problem, preset="mlp", model={"type": "kan"}, progress=False, device="cpu")
+    assert run.config["model"]["type"] == "kan" and run.config["model"]["width"] == [2, 3, 1]
+    mlp = kanpde.solve(problem, preset="mlp", progress=False, device="cpu")
+    assert mlp.config["model"]["activation"] == "sin"
