@@ -139,10 +139,21 @@ _TIME_CAP = 1000
 
 
 def _scaled(stages: list[Stage], factor: float) -> list[Stage]:
-    """``stages`` with their step counts (and grid-update windows) scaled by ``factor``."""
+    """``stages`` with their step counts (and grid-update windows) scaled by ``factor``.
+
+    The counts add up to the scaled total (largest remainders get the rounding), so
+    ``--steps N`` runs N steps; only a stage that would get none is given one.
+    """
+    exact = [s.steps * factor for s in stages]
+    counts = [int(math.floor(e)) for e in exact]
+    left = round(sum(exact)) - sum(counts)
+    for i in sorted(range(len(stages)), key=lambda i: round(counts[i] - exact[i], 9))[
+        : max(0, left)
+    ]:
+        counts[i] += 1
     out = []
-    for s in stages:
-        n = max(1, round(s.steps * factor)) if s.steps else 0
+    for s, n in zip(stages, counts):
+        n = max(1, n) if s.steps else 0
         out.append(replace(s, steps=n, update_until=min(n, round(s.update_until * factor))))
     return out
 

@@ -1186,6 +1186,16 @@ def register(subparsers) -> None:
 def cmd_symbolic(args) -> int:
     from .results import load, save_run, write_atomic
 
+    for flag, value, ok in (
+        ("--digits", args.digits, args.digits >= 0),
+        ("--r2", args.r2, 0 < args.r2 <= 1),
+        ("--refine", args.refine, args.refine >= 0),
+        ("--edge-threshold", args.edge_threshold, args.edge_threshold >= 0),
+        ("--node-threshold", args.node_threshold, args.node_threshold >= 0),
+    ):
+        if not ok:
+            rule = {"--digits": ">= 0 (0: do not round)", "--r2": "in (0, 1]"}.get(flag, ">= 0")
+            raise ValueError(f"{flag} {value}: must be {rule}")
     run = load(args.run)
     model = run.model()
     if not isinstance(model, KAN):
@@ -1214,11 +1224,16 @@ def cmd_symbolic(args) -> int:
             # auto_symbolic keeps an edge whose best fit misses the threshold as a spline
             kept = "" if fit.r2 >= args.r2 else f"  (kept as spline: R² < {args.r2:g})"
             say(f"edge ({l},{i},{j}): {fit.name:<8} R² = {fit.r2:.8f}{kept}")
-        history = run.history
+        history, refined = run.history, None
         if args.refine > 0:
-            model, history = _refine(run, model, args.refine, not args.quiet)
+            model, refined = _refine(run, model, args.refine, not args.quiet)
+            history = refined.history
         expr = formula(model, names, not args.no_simplify, args.digits or None)
         out = _symbolic_run(run, model, expr, history)
+        if refined is not None:  # the symbolic run's training is the refinement (its history)
+            for key in ("steps", "evals", "train_time"):
+                out.metrics[f"spline_{key}"] = run.metrics.get(key)
+                out.metrics[key] = refined.metrics.get(key)
         save_run(out, path.parent / "symbolic.h5")
         m = out.metrics
         say(
@@ -1265,7 +1280,7 @@ def _refine(run, model: KAN, steps: int, progress: bool):
         device="cpu",
         progress=progress,
     )
-    return model, refined.history
+    return model, refined
 
 
 def _symbolic_run(run, model: KAN, expr, history):

@@ -321,3 +321,21 @@ def test_a_study_written_again_to_its_directory_replaces_its_runs(tmp_path):
     second = compare(problem, **kw)
     assert [r["mse"] for r in second.rows] == [r["mse"] for r in first.rows]
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["kan-1-2-1-s0", "mlp-1-4-1-s0"]
+
+
+@pytest.mark.parametrize(
+    "name, steps, expected",
+    [
+        ("poisson2d", 40, [3, 4, 33]),
+        ("poisson1d", 40, [7, 7, 10, 16]),
+        ("poisson1d", 2, [1, 1, 1, 1]),
+    ],
+)
+def test_steps_option_runs_that_many_steps(name, steps, expected):
+    # Each stage was rounded on its own: --steps 40 gave 39 steps on poisson2d, 41 on poisson1d.
+    from kanpde.compare import _scaled
+    from kanpde.schedule import parse_schedule
+
+    stages = parse_schedule(kanpde.load_problem(ROOT / "problems" / f"{name}.py").schedule)
+    scaled = _scaled(stages, steps / sum(s.steps for s in stages))
+    assert [s.steps for s in scaled] == expected  # the last: every stage keeps one step

@@ -556,12 +556,21 @@ def test_cli_symbolic(tmp_path, capsys, monkeypatch):
     sym = kanpde.load(tmp_path / "run" / "symbolic.h5")
     assert sym.attrs["formula"] == "sin(pi*x)"
     assert sym.metrics["max_err"] <= 1e-10 and sym.config["parameters"] == 4
+    # its steps are the refinement's, as its history (they were the spline run's)
+    assert sym.metrics["spline_steps"] == run.metrics["steps"] != sym.metrics["steps"]
+    assert sym.metrics["steps"] == int(sym.history["step"][-1]) <= 50
     model = sym.model()
     assert S.is_symbolic(model)
     # A symbolic run prints its formula directly.
     assert main(["symbolic", str(tmp_path / "run" / "symbolic.h5")]) == 0
     assert capsys.readouterr().out.strip().splitlines()[0] == "sin(pi*x)"
     capsys.readouterr()
+    for bad, message in ((["--digits", "-1"], "--digits -1: must be >= 0"),  # wrote "0"
+                         (["--r2", "2"], "--r2 2.0: must be in (0, 1]")):  # fmt: skip
+        assert main(["symbolic", str(tmp_path / "run"), *bad]) == 2
+        assert capsys.readouterr().err.strip() == f"kanpde: error: {message}" + (
+            " (0: do not round)" if bad[0] == "--digits" else ""
+        )
     assert main(["symbolic", str(tmp_path / "run"), "--library", "nope"]) == 2
     assert capsys.readouterr().err.startswith("kanpde: error: --library: unknown symbolic function")
     # An edge whose best fit misses --r2 stays a spline, and the report says so (it printed
