@@ -11,6 +11,7 @@ import secrets
 import shlex
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .problem import ProblemError, load_problem
@@ -479,11 +480,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"kanpde: warning: {message}", file=sys.stderr)  # one line, no source location
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except (ProblemError, CLIError, ValueError) as e:
         print(f"kanpde: error: {e}", file=sys.stderr)
         return 2

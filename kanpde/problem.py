@@ -196,6 +196,7 @@ class Problem:
             try:
                 check_points(pts)
                 check_weights(wts, names)
+                check_resampling({**self.points, **pts})
             except ValueError as e:
                 fail(f"{label}{e}")
 
@@ -238,6 +239,18 @@ def check_points(points) -> None:
         elif value < (1 if key in POINT_COUNTS else 0):
             bound = "positive" if key in POINT_COUNTS else ">= 0"
             raise ValueError(f"points: {key} must be {bound}, got {value}")
+
+
+def check_resampling(points: dict) -> None:
+    """Refuse ``adaptive`` without ``resample`` (the steps between draws): it would do nothing.
+
+    ``points`` is a whole budget, the problem's defaults with any overrides applied.
+    """
+    if points.get("adaptive") and not points.get("resample"):
+        raise ValueError(
+            "points: adaptive=True needs resample=N, the steps between draws of new points "
+            "(without it nothing is resampled)"
+        )
 
 
 def check_weights(weights, conditions: Sequence[str]) -> None:

@@ -16,6 +16,7 @@ import numbers
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from . import distributed
 from .allocator import retain_freed_memory
 from .losses import Residuals, chunked, error_metrics
 from .nn import KAN, count_parameters, from_config
+from .nn.bases import BSpline
 from .problem import MODEL_OPTIONS
 from .schedule import Stage, parse_schedule
 
@@ -95,6 +97,19 @@ def build_model(
         )
     kw = {k: v for k, v in cfg.items() if k in allowed}
     return from_config({"type": kind, **kw}, dtype=dtype, device=device)
+
+
+def _warn_flat_splines(model: nn.Module, order: int, where: str) -> None:
+    """Warn when B-splines of degree ``k`` < the PDE's derivative order: their derivative of
+    that order is zero inside every interval, so only the silu part can meet the residual."""
+    layers = getattr(model, "layers", [])
+    if any(isinstance(getattr(l, "basis", None), BSpline) and l.k < order for l in layers):
+        k = min(l.k for l in layers if isinstance(getattr(l, "basis", None), BSpline))
+        warnings.warn(
+            f"{where}: B-splines of degree k={k} have no derivative of order {order} inside "
+            f"their intervals, which the PDE needs; use k >= {order}",
+            stacklevel=3,
+        )
 
 
 def preset_model_config(problem, preset: str | None, model: dict | None) -> dict:
@@ -1135,6 +1150,7 @@ def solve(
         ProblemError,
         apply_preset,
         check_points,
+        check_resampling,
         check_weights,
         file_hash,
         load_problem,
@@ -1212,6 +1228,10 @@ def solve(
     pts = {**defaults["points"], **(points or {})}
     # whole floats (interior=1e4) as the integers they are checked to be
     pts = {k: int(v) if isinstance(v, float) else v for k, v in pts.items()}
+    try:
+        check_resampling(pts)
+    except ValueError as e:
+        raise ValueError(f"solve(): {e}") from None
     w = {**defaults["weights"], **(weights or {})}
     torch.manual_seed(seed)
     if isinstance(model, nn.Module):
@@ -1233,6 +1253,7 @@ def solve(
         net = build_model(problem, cfg, dt, dev)
     residuals = Residuals(problem, net, pts, w, dt, dev, seed, compile=compile)
     residuals.penalty = penalty
+    _warn_flat_splines(net, residuals.pde.order, problem.source or problem.name)
     test = test_set(problem, pts.get("test"), dt, dev)
     out = Path(out) if out is not None else None
     trainer = Trainer(

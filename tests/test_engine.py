@@ -635,3 +635,23 @@ def test_resampling_follows_the_run_seed(poisson):
     assert not np.allclose(draws[0], draws[1])
     # seed 0 draws what earlier versions drew, so existing runs reproduce
     np.testing.assert_array_equal(draws[0], poisson.domain.sample(50, method="uniform", seed=1005))
+
+
+def test_splines_too_flat_for_the_pde_are_warned_about(poisson, capsys, tmp_path):
+    # k=1 B-splines are piecewise linear: zero u'' inside every interval, and poisson2d trained
+    # to rel. L2 ~1.8 without a word.
+    import warnings
+
+    kw = dict(schedule="3:lbfgs=2", points={"interior": 40, "boundary": 16}, progress=False,
+              device="cpu")  # fmt: skip
+    with pytest.warns(UserWarning, match=r"degree k=1 have no derivative of order 2 .* k >= 2"):
+        kanpde.solve(poisson, model={"k": 1}, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kanpde.solve(poisson, model={"k": 2}, **kw)
+        kanpde.solve(poisson, model={"type": "mlp", "width": [2, 8, 1]}, **kw)
+    # the command line prints it as one line of its own
+    args = ["--k", "1", "--schedule", "3:lbfgs=2", "--points", "interior=40,boundary=16"]
+    assert main(["solve", str(POISSON), *args, "--quiet", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("kanpde: warning: ") and "k=1" in err[0], err

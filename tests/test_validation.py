@@ -373,6 +373,11 @@ SPEC_CASES = {
         "points: test must be an integer, got 'many'",
     ),
     "preset_not_a_dict": (variant("**KW)", 'presets={"full": 5}, **KW)'), "must be a dict"),
+    # accepted, and nothing was ever resampled
+    "points_adaptive_without_resample": (
+        variant('"test": 6}', '"test": 6, "adaptive": True}'),
+        "points: adaptive=True needs resample=N",
+    ),
     # a misspelt residual name was accepted and weighed nothing
     "weights_pde_term_of_no_residual": (
         variant("**KW)", 'weights={"pde[eq_w]": 100}, **KW)'),
@@ -397,6 +402,11 @@ def test_pde_term_weights_and_condition_names_are_accepted(tmp_path):
     path = tmp_path / "p.py"
     path.write_text(variant("**KW)", 'weights={"pde": 0.1, "pde[0]": 1, "dirichlet": 0}, **KW)'))
     assert kanpde.load_problem(path).weights["dirichlet"] == 0
+
+
+def test_solve_refuses_adaptive_resampling_without_resample():
+    with pytest.raises(ValueError, match=r"solve\(\): points: adaptive=True needs resample=N"):
+        kanpde.solve(POISSON1D, points={"adaptive": True}, progress=False, device="cpu")
 
 
 def test_solve_rejects_unknown_override_keys():
