@@ -6,7 +6,7 @@ from .conditions import Dirichlet, Initial, Neumann, Periodic, PointData, Robin
 from .geometry import Box, Disk, Domain, Interval, Polygon, Rectangle, Time
 from .nn import KAN, MLP, KANLayer, count_parameters
 from .operators import d, div, grad, hessian, laplacian, split
-from .problem import Problem, ProblemError, load_problem
+from .problem import KanpdeWarning, Problem, ProblemError, load_problem
 from .results import ResultsError, Run, load
 from .schedule import Stage, parse_schedule
 from .training import build_model, solve
@@ -21,6 +21,7 @@ __all__ = [
     "Initial",
     "Interval",
     "KANLayer",
+    "KanpdeWarning",
     "Neumann",
     "Periodic",
     "PointData",

@@ -14,7 +14,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .problem import ProblemError, load_problem
+from .problem import KanpdeWarning, ProblemError, load_problem
 from .training import CHECKPOINT_EVERY, LOG_EVERY
 
 
@@ -163,8 +163,6 @@ def _model_overrides(args, problem, base: dict) -> dict:
                 f"{', '.join(ACTIVATIONS)}"
             )
         cfg["activation"] = args.activation
-    if cfg.get("type") == "mlp":
-        cfg.setdefault("activation", "tanh")
     return cfg
 
 
@@ -481,7 +479,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"kanpde: warning: {message}", file=sys.stderr)  # one line, no source location
+    if issubclass(category, KanpdeWarning):  # one line, no source location
+        print(f"kanpde: warning: {message}", file=sys.stderr)
+    else:  # others (torch's, a user function's) keep their category and location
+        _SHOW_WARNING(message, category, filename, lineno, file, line)
+
+
+_SHOW_WARNING = warnings.showwarning
 
 
 def main(argv: list[str] | None = None) -> int:

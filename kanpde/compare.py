@@ -145,17 +145,16 @@ def _scaled(stages: list[Stage], factor: float) -> list[Stage]:
     ``--steps N`` runs N steps; only a stage that would get none is given one.
     """
     exact = [s.steps * factor for s in stages]
-    counts = [int(math.floor(e)) for e in exact]
+    # a stage with steps keeps at least one; the rest of the total goes by largest remainders
+    counts = [max(1, math.floor(e)) if s.steps else 0 for s, e in zip(stages, exact)]
     left = round(sum(exact)) - sum(counts)
-    for i in sorted(range(len(stages)), key=lambda i: round(counts[i] - exact[i], 9))[
-        : max(0, left)
-    ]:
+    free = [i for i, e in enumerate(exact) if stages[i].steps and counts[i] == math.floor(e)]
+    for i in sorted(free, key=lambda i: round(counts[i] - exact[i], 9))[: max(0, left)]:
         counts[i] += 1
-    out = []
-    for s, n in zip(stages, counts):
-        n = max(1, n) if s.steps else 0
-        out.append(replace(s, steps=n, update_until=min(n, round(s.update_until * factor))))
-    return out
+    return [
+        replace(s, steps=n, update_until=min(n, round(s.update_until * factor)))
+        for s, n in zip(stages, counts)
+    ]
 
 
 def _width(value, flag: str) -> list[int]:

@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -41,6 +42,7 @@ class Term:
     pairs: tuple = ()
     fused: bool = False  # evaluated in the shared model call
     count: int = 0  # residual rows over all ranks (the mean's denominator)
+    highest: int = 0  # the highest derivative order taken (``order`` stops at the jet's 2)
 
 
 def point_budget(points: dict, kind: str, n_conditions: int) -> int:
@@ -245,6 +247,7 @@ class Residuals:
         pairs = tuple(sorted({k for k in keys if len(k) == 2}))
         # A term joins the shared evaluation when the model's jet serves all its derivatives.
         fused = hasattr(self.model, "jet") and all(root and len(k) <= 2 for k, root in ctx.misses)
+        term.highest = max((len(k) for k, _ in ctx.misses), default=0)
         return order, pairs, fused
 
     @property
@@ -354,7 +357,10 @@ class Residuals:
         proportional to ``|r| / mean|r| + 1``, where ``r`` is the PDE residual. ``seed`` is
         combined with the run's seed, so runs of different seeds draw different points.
         """
-        seed = int(seed) + 1_000_003 * self.seed  # seed 0: the draws of earlier versions
+        if self.seed:  # seed 0 keeps the draws of earlier versions
+            seed = int(
+                np.random.SeedSequence([self.seed % 2**63, int(seed) % 2**63]).generate_state(1)[0]
+            )
         domain = self.problem.domain
         n = self._full[0].shape[0]
         if not adaptive:

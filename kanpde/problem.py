@@ -40,6 +40,10 @@ class ProblemError(ValueError):
     """A problem file or specification is invalid (message: one line naming the problem)."""
 
 
+class KanpdeWarning(UserWarning):
+    """A setting that runs but probably not as meant (the command line prints it as one line)."""
+
+
 @dataclass
 class Problem:
     """A PDE to solve with a physics-informed trial function.
@@ -244,9 +248,10 @@ def check_points(points) -> None:
 def check_resampling(points: dict) -> None:
     """Refuse ``adaptive`` without ``resample`` (the steps between draws): it would do nothing.
 
-    ``points`` is a whole budget, the problem's defaults with any overrides applied.
+    ``points`` is a whole budget, the problem's defaults with any overrides applied. An explicit
+    ``resample=0`` switches resampling off and is accepted.
     """
-    if points.get("adaptive") and not points.get("resample"):
+    if points.get("adaptive") and "resample" not in points:
         raise ValueError(
             "points: adaptive=True needs resample=N, the steps between draws of new points "
             "(without it nothing is resampled)"

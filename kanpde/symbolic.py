@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from .nn.kan import KAN, SPLINE, KANLayer
+from .problem import KanpdeWarning
 
 # ---------------------------------------------------------------------------------------------
 # Function library
@@ -696,6 +697,7 @@ def _add_constant(layer: KANLayer, j: int, c: float, h: Tensor) -> str | None:
     warnings.warn(
         f"prune: a removed contribution of mean {c:.3e} to node {j} has no parameter to go to "
         "(no bias, symbolic edge or spline edge with samples inside its grid); dropped",
+        KanpdeWarning,
         stacklevel=3,
     )
     return None
@@ -1267,7 +1269,7 @@ def _refine(run, model: KAN, steps: int, progress: bool):
         raise ValueError(f"{run.path}: problem file {source!r} not found; cannot --refine")
     if file_hash(source) != run.attrs.get("problem_hash", ""):
         warnings.warn(f"{source} changed since the run; refining with its current version",
-                      stacklevel=2)  # fmt: skip
+                      KanpdeWarning, stacklevel=2)  # fmt: skip
     cfg = run.config
     refined = solve(
         load_problem(source),

@@ -29,7 +29,7 @@ from .allocator import retain_freed_memory
 from .losses import Residuals, chunked, error_metrics
 from .nn import KAN, count_parameters, from_config
 from .nn.bases import BSpline
-from .problem import MODEL_OPTIONS
+from .problem import MODEL_OPTIONS, KanpdeWarning
 from .schedule import Stage, parse_schedule
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -101,13 +101,14 @@ def build_model(
 
 def _warn_flat_splines(model: nn.Module, order: int, where: str) -> None:
     """Warn when B-splines of degree ``k`` < the PDE's derivative order: their derivative of
-    that order is zero inside every interval, so only the silu part can meet the residual."""
-    layers = getattr(model, "layers", [])
-    if any(isinstance(getattr(l, "basis", None), BSpline) and l.k < order for l in layers):
-        k = min(l.k for l in layers if isinstance(getattr(l, "basis", None), BSpline))
+    that order is zero inside every interval, so only the silu part can meet the residual.
+    (Layers are looked for in the whole module: a KAN inside a user's wrapper counts too.)"""
+    ks = [m.k for m in model.modules() if isinstance(getattr(m, "basis", None), BSpline)]
+    if ks and min(ks) < order:
         warnings.warn(
-            f"{where}: B-splines of degree k={k} have no derivative of order {order} inside "
-            f"their intervals, which the PDE needs; use k >= {order}",
+            f"{where}: B-splines of degree k={min(ks)} have no derivative of order {order} "
+            f"inside their intervals, which the PDE needs; use k >= {order}",
+            KanpdeWarning,
             stacklevel=3,
         )
 
@@ -1228,10 +1229,11 @@ def solve(
     pts = {**defaults["points"], **(points or {})}
     # whole floats (interior=1e4) as the integers they are checked to be
     pts = {k: int(v) if isinstance(v, float) else v for k, v in pts.items()}
-    try:
-        check_resampling(pts)
-    except ValueError as e:
-        raise ValueError(f"solve(): {e}") from None
+    if state is None:  # a resumed run keeps the settings it ran with
+        try:
+            check_resampling(pts)
+        except ValueError as e:
+            raise ValueError(f"solve(): {e}") from None
     w = {**defaults["weights"], **(weights or {})}
     torch.manual_seed(seed)
     if isinstance(model, nn.Module):
@@ -1253,7 +1255,7 @@ def solve(
         net = build_model(problem, cfg, dt, dev)
     residuals = Residuals(problem, net, pts, w, dt, dev, seed, compile=compile)
     residuals.penalty = penalty
-    _warn_flat_splines(net, residuals.pde.order, problem.source or problem.name)
+    _warn_flat_splines(net, residuals.pde.highest, problem.source or problem.name)
     test = test_set(problem, pts.get("test"), dt, dev)
     out = Path(out) if out is not None else None
     trainer = Trainer(

@@ -332,6 +332,7 @@ def test_a_study_written_again_to_its_directory_replaces_its_runs(tmp_path):
     ],
 )
 def test_steps_option_runs_that_many_steps(name, steps, expected):
+    # (see also test_steps_apportioned_exactly_around_one_step_stages)
     # Each stage was rounded on its own: --steps 40 gave 39 steps on poisson2d, 41 on poisson1d.
     from kanpde.compare import _scaled
     from kanpde.schedule import parse_schedule
@@ -339,3 +340,16 @@ def test_steps_option_runs_that_many_steps(name, steps, expected):
     stages = parse_schedule(kanpde.load_problem(ROOT / "problems" / f"{name}.py").schedule)
     scaled = _scaled(stages, steps / sum(s.steps for s in stages))
     assert [s.steps for s in scaled] == expected  # the last: every stage keeps one step
+
+
+@pytest.mark.parametrize(
+    "steps, n, expected",
+    [([100, 3, 1, 333], 233, [53, 2, 1, 177]), ([3, 2, 0, 1000, 2000], 922, [1, 1, 0, 307, 613])],
+)
+def test_steps_apportioned_exactly_around_one_step_stages(steps, n, expected):
+    # A stage raised to its one step took a remainder too: 234 and 923 steps.
+    from kanpde.compare import _scaled
+    from kanpde.schedule import parse_schedule
+
+    scaled = _scaled(parse_schedule([{"lbfgs": s} for s in steps]), n / sum(steps))
+    assert [s.steps for s in scaled] == expected and sum(expected) == n

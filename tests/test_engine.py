@@ -655,3 +655,41 @@ def test_splines_too_flat_for_the_pde_are_warned_about(poisson, capsys, tmp_path
     assert main(["solve", str(POISSON), *args, "--quiet", "--out", str(tmp_path)]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("kanpde: warning: ") and "k=1" in err[0], err
+
+
+def test_resampling_with_a_huge_seed(poisson):
+    # 1000 + step + 1_000_003 * seed overflowed torch's generator for seeds above ~1.8e13.
+    pts = {"interior": 30, "boundary": 12}
+    draws = []
+    for seed in (1, 2**60):
+        res = Residuals(poisson, build_model(poisson, {"grid": 3}, DT), pts, {}, DT, "cpu", seed)
+        res.resample(seed=1002, adaptive=True, pool=2)
+        draws.append(res.interior.x.numpy().copy())
+    assert not np.allclose(draws[0], draws[1])
+
+
+def test_flat_spline_warning_finds_wrapped_kans_and_fourth_derivatives(poisson):
+    import warnings
+
+    class Wrapper(torch.nn.Module):
+        layers = 2  # not a list of layers: the check once iterated it
+
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x)
+
+    kw = dict(schedule="lbfgs=1", points={"interior": 40, "boundary": 16}, progress=False,
+              device="cpu")  # fmt: skip
+    with pytest.warns(kanpde.KanpdeWarning, match="k=1"):
+        kanpde.solve(poisson, model=Wrapper(build_model(poisson, {"k": 1}, DT)), **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kanpde.solve(poisson, model=Wrapper(build_model(poisson, {"k": 3}, DT)), **kw)
+    beam = Problem(name="beam", domain=kanpde.Interval(0, 1),
+                   pde=lambda x, u: kanpde.d(u, x, "x", "x", "x", "x") - 1.0,
+                   conditions=[Dirichlet(0.0)])  # fmt: skip
+    with pytest.warns(kanpde.KanpdeWarning, match="k=3 have no derivative of order 4"):
+        kanpde.solve(beam, model={"k": 3}, **kw)

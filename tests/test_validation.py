@@ -407,6 +407,10 @@ def test_pde_term_weights_and_condition_names_are_accepted(tmp_path):
 def test_solve_refuses_adaptive_resampling_without_resample():
     with pytest.raises(ValueError, match=r"solve\(\): points: adaptive=True needs resample=N"):
         kanpde.solve(POISSON1D, points={"adaptive": True}, progress=False, device="cpu")
+    # an explicit resample=0 switches resampling off (a problem's resample=5, adaptive=True)
+    run = kanpde.solve(POISSON1D, points={"adaptive": True, "resample": 0}, schedule="lbfgs=2",
+                       progress=False, device="cpu")  # fmt: skip
+    assert not [e for e in run.events if e["event"] == "resample"]
 
 
 def test_solve_rejects_unknown_override_keys():
@@ -672,3 +676,15 @@ def test_a_kan_asked_for_under_an_mlp_preset_takes_none_of_its_options(tmp_path)
     assert run.config["model"]["type"] == "kan" and run.config["model"]["width"] == [2, 3, 1]
     mlp = kanpde.solve(problem, preset="mlp", progress=False, device="cpu")
     assert mlp.config["model"]["activation"] == "sin"
+
+
+@pytest.mark.parametrize("args", [["--model", "mlp"], ["--preset", "kan", "--model", "mlp"]])
+def test_model_mlp_keeps_the_problems_own_activation(args, tmp_path):
+    # --model mlp set tanh over an MLP problem's own activation.
+    path = tmp_path / "mlp_presets.py"
+    path.write_text(MLP_WITH_PRESET.replace('"activation": "tanh"', '"activation": "sin"'))
+    from kanpde.cli import main
+
+    assert main(["solve", str(path), *args, "--out", str(tmp_path / "runs"), "--quiet"]) == 0
+    run = kanpde.load(next((tmp_path / "runs").iterdir()))
+    assert run.config["model"]["activation"] == "sin" and run.config["parameters"] == 97
