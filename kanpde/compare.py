@@ -139,7 +139,8 @@ _TIME_CAP = 1000
 
 
 def _scaled(stages: list[Stage], factor: float) -> list[Stage]:
-    """``stages`` with their step counts (and grid-update windows) scaled by ``factor``.
+    """``stages`` with their step counts (and grid-update windows and periods) scaled by
+    ``factor``.
 
     The counts add up to the scaled total (largest remainders get the rounding), so
     ``--steps N`` runs N steps; only a stage that would get none is given one.
@@ -152,9 +153,24 @@ def _scaled(stages: list[Stage], factor: float) -> list[Stage]:
     for i in sorted(free, key=lambda i: round(counts[i] - exact[i], 9))[: max(0, left)]:
         counts[i] += 1
     return [
-        replace(s, steps=n, update_until=min(n, round(s.update_until * factor)))
+        replace(
+            s,
+            steps=n,
+            update_until=min(n, round(s.update_until * factor)),
+            update_grid=_scaled_interval(s, n, factor),
+        )  # fmt: skip
         for s, n in zip(stages, counts)
     ]
+
+
+def _scaled_interval(stage: Stage, steps: int, factor: float) -> int:
+    """A stage's grid-update interval for ``steps`` steps: "once" (beyond the stage) stays
+    once, a period scales with the steps so that the stage updates as often as before."""
+    if not stage.update_grid:
+        return 0
+    if stage.update_grid > stage.steps:
+        return steps + 1
+    return max(1, round(stage.update_grid * factor))
 
 
 def _width(value, flag: str) -> list[int]:

@@ -353,3 +353,16 @@ def test_steps_apportioned_exactly_around_one_step_stages(steps, n, expected):
 
     scaled = _scaled(parse_schedule([{"lbfgs": s} for s in steps]), n / sum(steps))
     assert [s.steps for s in scaled] == expected and sum(expected) == n
+
+
+def test_scaled_stages_update_their_grids_as_often_as_before():
+    # A once-only update (update_grid=True: steps + 1) became a periodic one when a stage grew.
+    from kanpde.compare import _scaled
+    from kanpde.schedule import parse_schedule
+
+    stages = parse_schedule([{"grid": 5, "lbfgs": 500, "update_grid": 100, "update_until": 300},
+                             {"grid": 10, "adam": 100, "update_grid": True}])  # fmt: skip
+    for factor in (0.1, 10):
+        a, b = _scaled(stages, factor)
+        assert (a.update_grid, a.update_until) == (round(100 * factor), round(300 * factor))
+        assert b.update_grid == b.steps + 1  # still once, at the start
