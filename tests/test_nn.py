@@ -969,3 +969,21 @@ def test_update_grid_with_a_constant_hidden_node():
     const[:, 1] = 0.5  # a constant coordinate stays an error
     with pytest.raises(ValueError, match="positive range in every input"):
         KAN([2, 3, 1], grid=5, dtype=torch.float64).update_grid(const)
+
+
+@pytest.mark.parametrize("kind", ["kan", "mlp"])
+def test_a_seed_gives_the_same_model_in_float32_and_float64(kind):
+    # Each dtype drew its own numbers (parameters up to 1.2 apart), which confounded dtype
+    # comparisons; now both are the float64 draw on the CPU (as a GPU model is), rounded.
+    from kanpde.nn import MLP
+
+    def make(dtype):
+        torch.manual_seed(0)
+        if kind == "kan":
+            return KAN([2, 5, 3, 1], grid=5, dtype=dtype)
+        return MLP([2, 8, 8, 1], dtype=dtype)
+
+    wide, narrow = make(torch.float64), make(torch.float32)
+    for p, q in zip(wide.parameters(), narrow.parameters(), strict=True):
+        assert q.dtype == torch.float32
+        torch.testing.assert_close(q, p.detach().float(), rtol=0, atol=0)

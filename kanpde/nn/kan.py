@@ -100,11 +100,14 @@ class KANLayer(nn.Module):
         self._prepare()
         nb = self.basis.size(grid, k)
         factory = {"dtype": dtype, "device": device}
-        self.coef = nn.Parameter(torch.randn(out_features, in_features, nb, **factory) * init_scale)
+        # Drawn on the CPU in float64 and then moved: a seed gives the same model in float32
+        # and float64, on the CPU and on a GPU (each has its own generator and draws).
+        host = {"dtype": torch.float64, "device": "cpu"}
+        coef = torch.randn(out_features, in_features, nb, **host) * init_scale
+        self.coef = nn.Parameter(coef.to(**factory))
         bound = 1 / math.sqrt(in_features)
-        self.scale_base = nn.Parameter(
-            (torch.rand(out_features, in_features, **factory) * 2 - 1) * bound
-        )
+        scale_base = (torch.rand(out_features, in_features, **host) * 2 - 1) * bound
+        self.scale_base = nn.Parameter(scale_base.to(**factory))
         self.scale_spline = nn.Parameter(torch.full((out_features, in_features), bound, **factory))
         self.bias = nn.Parameter(torch.zeros(out_features, **factory)) if bias else None
         # Pruned or symbolic edges (see set_edges); the plain layer keeps the original fast path.

@@ -74,12 +74,16 @@ class MLP(nn.Module):
             )
         self.width, self.activation = width, activation
         self._act = ACTIVATIONS[activation]
+        # Initialised on the CPU in float64 and then moved: a seed gives the same model in
+        # float32 and float64, on the CPU and on a GPU.
         self.layers = nn.ModuleList(
-            nn.Linear(a, b, dtype=dtype, device=device) for a, b in zip(width[:-1], width[1:])
+            nn.Linear(a, b, dtype=torch.float64, device="cpu")
+            for a, b in zip(width[:-1], width[1:])
         )
         for layer in self.layers:
             nn.init.xavier_normal_(layer.weight)
             nn.init.zeros_(layer.bias)
+        self.to(dtype=dtype or torch.get_default_dtype(), device=device)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, width[0])`` → ``(N, width[-1])``."""
