@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import importlib
 import importlib.util
 import os
@@ -478,14 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def _show_warning(previous, message, category, filename, lineno, file=None, line=None) -> None:
     if issubclass(category, KanpdeWarning):  # one line, no source location
         print(f"kanpde: warning: {message}", file=sys.stderr)
-    else:  # others (torch's, a user function's) keep their category and location
-        _SHOW_WARNING(message, category, filename, lineno, file, line)
-
-
-_SHOW_WARNING = warnings.showwarning
+    else:  # others (torch's, a user function's) go where they went, as they looked
+        previous(message, category, filename, lineno, file, line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -493,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
+            warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
             return args.func(args)
     except (ProblemError, CLIError, ValueError) as e:
         print(f"kanpde: error: {e}", file=sys.stderr)

@@ -139,8 +139,8 @@ _TIME_CAP = 1000
 
 
 def _scaled(stages: list[Stage], factor: float) -> list[Stage]:
-    """``stages`` with their step counts (and grid-update windows and periods) scaled by
-    ``factor``.
+    """``stages`` with their step counts scaled by ``factor`` (grid-update windows too, and
+    periods such that a stage updates about as often as before).
 
     The counts add up to the scaled total (largest remainders get the rounding), so
     ``--steps N`` runs N steps; only a stage that would get none is given one.
@@ -152,25 +152,30 @@ def _scaled(stages: list[Stage], factor: float) -> list[Stage]:
     free = [i for i, e in enumerate(exact) if stages[i].steps and counts[i] == math.floor(e)]
     for i in sorted(free, key=lambda i: round(counts[i] - exact[i], 9))[: max(0, left)]:
         counts[i] += 1
-    return [
-        replace(
-            s,
-            steps=n,
-            update_until=min(n, round(s.update_until * factor)),
-            update_grid=_scaled_interval(s, n, factor),
-        )  # fmt: skip
-        for s, n in zip(stages, counts)
-    ]
+    out = []
+    for s, n in zip(stages, counts):
+        until = min(n, round(s.update_until * factor))
+        out.append(replace(s, steps=n, update_until=until, update_grid=_period(s, n, until)))
+    return out
 
 
-def _scaled_interval(stage: Stage, steps: int, factor: float) -> int:
-    """A stage's grid-update interval for ``steps`` steps: "once" (beyond the stage) stays
-    once, a period scales with the steps so that the stage updates as often as before."""
+def _updates(steps: int, period: int, until: int) -> int:
+    """Grid updates of a stage: one at its start, then every ``period`` steps up to ``until``
+    (the trainer's rule)."""
+    return 1 + min(until, steps - 1) // period if period else 0
+
+
+def _period(stage: Stage, steps: int, until: int) -> int:
+    """The grid-update period that gives a stage scaled to ``steps`` (updates up to
+    ``until``) about as many updates as before: once stays once."""
     if not stage.update_grid:
         return 0
-    if stage.update_grid > stage.steps:
+    old = _updates(stage.steps, stage.update_grid, stage.update_until)
+    if old <= 1 or min(until, steps - 1) < 1:
         return steps + 1
-    return max(1, round(stage.update_grid * factor))
+    scaled = stage.update_grid * steps / stage.steps  # among equals, the proportional period
+    return min(range(1, steps), key=lambda p: (abs(_updates(steps, p, until) - old),
+                                              abs(p - scaled)))  # fmt: skip
 
 
 def _width(value, flag: str) -> list[int]:

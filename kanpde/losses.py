@@ -359,7 +359,7 @@ class Residuals:
         """
         if self.seed:  # seed 0 keeps the draws of earlier versions
             seed = int(
-                np.random.SeedSequence([self.seed % 2**63, int(seed) % 2**63]).generate_state(1)[0]
+                np.random.SeedSequence([self.seed % 2**64, int(seed) % 2**64]).generate_state(1)[0]
             )
         domain = self.problem.domain
         n = self._full[0].shape[0]

@@ -366,3 +366,13 @@ def test_scaled_stages_update_their_grids_as_often_as_before():
         a, b = _scaled(stages, factor)
         assert (a.update_grid, a.update_until) == (round(100 * factor), round(300 * factor))
         assert b.update_grid == b.steps + 1  # still once, at the start
+    # a period as long as the stage is once too; rounded periods keep the number of updates
+    from kanpde.compare import _updates
+
+    (a,) = _scaled(parse_schedule([{"lbfgs": 3, "update_grid": 3, "update_until": 3}]), 5 / 3)
+    assert a.steps == 5 and _updates(a.steps, a.update_grid, a.update_until) == 1
+    (a,) = _scaled(parse_schedule([{"lbfgs": 50, "update_grid": 7, "update_until": 35}]), 0.4)
+    # 6 updates before; 5 is as close as an integer period allows here (2: 8 updates)
+    assert (a.steps, a.update_grid, _updates(a.steps, a.update_grid, a.update_until)) == (20, 3, 5)
+    (a,) = _scaled(parse_schedule([{"lbfgs": 50, "update_grid": 7, "update_until": 35}]), 2)
+    assert _updates(a.steps, a.update_grid, a.update_until) == 6

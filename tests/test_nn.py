@@ -987,3 +987,12 @@ def test_a_seed_gives_the_same_model_in_float32_and_float64(kind):
     for p, q in zip(wide.parameters(), narrow.parameters(), strict=True):
         assert q.dtype == torch.float32
         torch.testing.assert_close(q, p.detach().float(), rtol=0, atol=0)
+
+
+def test_an_mlp_built_without_a_device_follows_the_default_device():
+    # The CPU draw (for the same model on every device) once left device=None models on the CPU.
+    from kanpde.nn import MLP
+
+    with torch.device("meta"):
+        m = MLP([2, 4, 1])
+    assert {p.device.type for p in m.parameters()} == {"meta"}

@@ -688,3 +688,21 @@ def test_model_mlp_keeps_the_problems_own_activation(args, tmp_path):
     assert main(["solve", str(path), *args, "--out", str(tmp_path / "runs"), "--quiet"]) == 0
     run = kanpde.load(next((tmp_path / "runs").iterdir()))
     assert run.config["model"]["activation"] == "sin" and run.config["parameters"] == 97
+
+
+def test_cli_shows_other_warnings_through_the_handler_in_place(tmp_path, monkeypatch, capsys):
+    # Only kanpde's own warnings become one line; a user's go to the handler installed when
+    # the command runs (logging.captureWarnings, say), not to one taken at import time.
+    import warnings
+
+    from kanpde.cli import main
+
+    user = "import warnings\nwarnings.warn('from the user', RuntimeWarning)\n"
+    (tmp_path / "w.py").write_text(user + GOOD)
+    seen = []
+    monkeypatch.setattr(warnings, "showwarning", lambda m, c, *a, **k: seen.append((str(m), c)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(["list", str(tmp_path)]) == 0
+    assert seen == [("from the user", RuntimeWarning)]
+    assert "kanpde: warning" not in capsys.readouterr().err

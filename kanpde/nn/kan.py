@@ -99,6 +99,7 @@ class KANLayer(nn.Module):
         self.register_buffer("grid_points", self.basis.make_grid(_uniform_points(ranges, grid), k))
         self._prepare()
         nb = self.basis.size(grid, k)
+        device = torch.get_default_device() if device is None else device
         factory = {"dtype": dtype, "device": device}
         # Drawn on the CPU in float64 and then moved: a seed gives the same model in float32
         # and float64, on the CPU and on a GPU (each has its own generator and draws).

@@ -83,6 +83,7 @@ class MLP(nn.Module):
         for layer in self.layers:
             nn.init.xavier_normal_(layer.weight)
             nn.init.zeros_(layer.bias)
+        device = torch.get_default_device() if device is None else device
         self.to(dtype=dtype or torch.get_default_dtype(), device=device)
 
     def forward(self, x: Tensor) -> Tensor:
