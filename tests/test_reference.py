@@ -76,6 +76,29 @@ def _toy() -> Reference:
     )
 
 
+def _counting(make=_toy):
+    """A ``compute`` for :func:`cached` that builds ``make()`` and the list of its calls."""
+    calls = []
+
+    def compute() -> Reference:
+        calls.append(1)
+        return make()
+
+    return compute, calls
+
+
+def _toy_with_meta() -> Reference:
+    ref = _toy()
+    ref.meta.update(grid=(5, 7), nested={"a": 1.5, "b": [1, 2]})
+    return ref
+
+
+def _toy_with_nan() -> Reference:
+    ref = _toy()
+    ref.values["a"][0, 0] = np.nan
+    return ref
+
+
 def test_points_and_flat_share_order():
     ref = _toy()
     pts, vals = ref.points(), ref.flat()
@@ -135,14 +158,7 @@ def test_cache_dir_resolution(monkeypatch, tmp_path):
 
 def test_cached_round_trip_and_hit(monkeypatch, tmp_path):
     monkeypatch.setenv("KANPDE_CACHE", str(tmp_path))
-    calls = []
-
-    def compute() -> Reference:
-        calls.append(1)
-        ref = _toy()
-        ref.meta.update(grid=(5, 7), nested={"a": 1.5, "b": [1, 2]})
-        return ref
-
+    compute, calls = _counting(_toy_with_meta)
     first = cached("toy", compute, solver_version="3", n=5, alpha=0.25, tag="x")
     second = cached("toy", compute, solver_version="3", alpha=0.25, n=5, tag="x")
     assert len(calls) == 1  # second call is a cache hit (keyword order irrelevant)
@@ -167,12 +183,7 @@ def test_cached_round_trip_and_hit(monkeypatch, tmp_path):
 
 def test_cached_recomputes_corrupt_file(monkeypatch, tmp_path):
     monkeypatch.setenv("KANPDE_CACHE", str(tmp_path))
-    calls = []
-
-    def compute() -> Reference:
-        calls.append(1)
-        return _toy()
-
+    compute, calls = _counting()
     cached("toy", compute, n=1)
     path = cache_path("toy", n=1)
     path.write_bytes(b"not an hdf5 file")
@@ -436,12 +447,7 @@ def test_environment_override(monkeypatch, tmp_path):
 def test_cached_entry_with_non_finite_values_is_recomputed(monkeypatch, tmp_path):
     # HDF5 keeps no checksum: a damaged entry read back well-formed, NaN and all.
     monkeypatch.setenv("KANPDE_CACHE", str(tmp_path))
-    calls = []
-
-    def compute() -> Reference:
-        calls.append(1)
-        return _toy()
-
+    compute, calls = _counting()
     cached("toy", compute, n=2)
     with h5py.File(cache_path("toy", n=2), "r+") as f:
         f["values/0"][0, 0] = np.nan
@@ -463,14 +469,7 @@ def test_interpolate_takes_points_a_rounding_error_outside_the_grid():
 def test_reference_with_non_finite_values_is_not_cached(monkeypatch, tmp_path):
     # It was written, then refused at every read: recomputed with a warning on every call.
     monkeypatch.setenv("KANPDE_CACHE", str(tmp_path))
-    calls = []
-
-    def compute() -> Reference:
-        calls.append(1)
-        ref = _toy()
-        ref.values["a"][0, 0] = np.nan
-        return ref
-
+    compute, calls = _counting(_toy_with_nan)
     for _ in range(2):
         with pytest.warns(RuntimeWarning, match="not caching toy: non-finite values in a"):
             cached("toy", compute, n=3)
