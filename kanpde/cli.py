@@ -353,13 +353,11 @@ def _solve(args, problem, model, schedule, points, out):
         dtype=args.dtype,
         seed=0 if args.seed is None else args.seed,
         out=out,
-        log_every=LOG_EVERY if args.log_every is None else args.log_every,
+        log_every=args.log_every,  # None: solve()'s default, which the help text quotes
         progress=not args.quiet,
         preset=args.preset,
         compile=args.compile,
-        checkpoint_every=(
-            CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
-        ),
+        checkpoint_every=args.checkpoint_every,
     )
 
 

@@ -416,17 +416,16 @@ class PointData(Condition):
                 f"{self.name}: points have {self.x.shape[1]} coordinates, the domain has "
                 f"{domain.dim}"
             )
-        xs = np.asarray(self.x, dtype=np.float64)
         lo, hi = domain.bounds
         # Data on the boundary often come in float32 or rounded to a few digits: a point off
         # by a millionth of the domain's size is on it; further out it is a typo or another
         # problem's data.
-        outside = ~domain.contains(xs, 1e-6 * float(np.linalg.norm(hi - lo)))
+        outside = ~domain.contains(self.x, 1e-6 * float(np.linalg.norm(hi - lo)))
         if outside.any():
-            first = ", ".join(f"{v:.9g}" for v in xs[outside][0])
+            first = ", ".join(f"{v:.9g}" for v in self.x[outside][0])
             raise ValueError(
-                f"{self.name}: {int(outside.sum())} of {len(xs)} points lie outside the domain, "
-                f"e.g. ({first})"
+                f"{self.name}: {int(outside.sum())} of {len(self.x)} points lie outside the "
+                f"domain, e.g. ({first})"
             )
         x = torch.as_tensor(self.x, dtype=dtype, device=device)
         target = _value(
