@@ -109,7 +109,8 @@ def measure(kind: str, cfg: dict, n_int: int, device: str, model=None) -> dict:
 
 def trainer_adam(n_int: int, device: str, steps: int) -> dict:
     """Adam steps per second of kanpde's own trainer (``solve``), which also checks every
-    loss for finiteness (one host sync a step) and does its bookkeeping: the rate a user gets."""
+    loss for finiteness (on a GPU without waiting for it: read at the logs) and does its
+    bookkeeping: the rate a user gets."""
     pts = dict(PROBLEM.points, interior=n_int, method="sobol", test=11)
     run = kanpde.solve(PROBLEM, schedule=[{"grid": 10, "adam": steps}], points=pts,
                        device=device, dtype="float64", progress=False, log_every=steps)  # fmt: skip

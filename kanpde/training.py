@@ -343,6 +343,12 @@ class Trainer:
     (:func:`kanpde.allocator.retain_freed_memory`; ``KANPDE_MALLOPT=0`` to opt out). During
     :meth:`run`, a first Ctrl-C stops training between steps (inside an L-BFGS call, at the
     call's start) and a second one at once.
+
+    On a GPU, Adam steps are not checked one by one (reading a flag would wait for the step
+    to finish): fused Adam leaves a step with a non-finite loss or gradient undone on the
+    device, and the flags are read at each log, checkpoint, grid change, resampling and the
+    end of the time budget, where a flagged step rolls back as a checked one does, losing
+    the steps since the last log.
     """
 
     def __init__(
@@ -412,6 +418,11 @@ class Trainer:
                 "(no autograd fallback); use graphs=False"
             )
         self.graphs = bool(graphs)
+        # Reading a step's finiteness waits for the GPU to finish it: on CUDA, Adam runs on
+        # unchecked instead, fused Adam leaving a step flagged non-finite undone on the device,
+        # and the flags are read where the trainer looks at the state anyway (see _settle).
+        self._defer_checks = on_cuda
+        self._skipped: Tensor | None = None  # Adam steps skipped since the last look
 
     # -- metrics ------------------------------------------------------------------------------
     def predict(self, x: Tensor) -> Tensor:
@@ -523,7 +534,7 @@ class Trainer:
     def _rebuild_adam(self, transfers: list[Tensor], old_names: dict[int, str]) -> None:
         """Map Adam's state onto the parameters after a grid change (or reset it)."""
         lr = self._adam.param_groups[0]["lr"]
-        new = torch.optim.Adam(self.params(), lr=lr)
+        new = self._new_adam(lr)
         if self.carry_moments:
             state = {old_names[id(p)]: s for p, s in self._adam.state.items() if id(p) in old_names}
             for name, p in self.model.named_parameters():
@@ -577,17 +588,50 @@ class Trainer:
         self.model.load_state_dict(model)
         self._graph = None
         if adam is not None:
-            self._adam = torch.optim.Adam(self.params(), lr=1e-3)
-            self._adam.load_state_dict(copy.deepcopy(adam))
+            self._adam = self._new_adam(1e-3, copy.deepcopy(adam))
             if lrs is not None and len(lrs) == len(self._adam.param_groups):
                 for g, lr in zip(self._adam.param_groups, lrs):
                     g["lr"] = lr
 
-    def _finite(self, loss: Tensor) -> bool:
-        """Loss and every gradient are finite (one device synchronisation)."""
+    def _nonfinite(self, loss: Tensor) -> Tensor:
+        """1.0 if the loss or a gradient is NaN/Inf, else 0.0: a float32 scalar on the device
+        (fused Adam's ``found_inf``), computed without waiting for it."""
         grads = [p.grad for p in self.params() if p.grad is not None]
         norms = torch._foreach_norm(grads) if grads else []
-        return bool(torch.isfinite(torch.stack([loss.detach().reshape(()), *norms])).all())
+        finite = torch.isfinite(torch.stack([loss.detach().reshape(()), *norms])).all()
+        return torch.logical_not(finite).to(torch.float32)
+
+    def _finite(self, loss: Tensor) -> bool:
+        """Loss and every gradient are finite (one device synchronisation)."""
+        return not bool(self._nonfinite(loss))
+
+    def _settle(self) -> None:
+        """Read the deferred finiteness flags: after a non-finite Adam step (skipped on the
+        device, as are the ones after it, which see the same state) roll back as a checked
+        step would. Called before the state is logged, saved, refitted or left."""
+        if self._skipped is None:
+            return
+        t0 = time.perf_counter()
+        skipped = int(self._skipped)  # waits for the queued steps: their time is training time
+        self.train_time += time.perf_counter() - t0
+        self._skipped = None
+        if skipped:
+            self._rollback()
+            for g in self._adam.param_groups:
+                g["lr"] *= 0.1
+            steps = "1 non-finite step" if skipped == 1 else f"{skipped} non-finite steps"
+            self._failure(f"rolled back ({steps} skipped), Adam learning rate now {g['lr']:.1e}")
+
+    def _new_adam(self, lr: float, state: dict | None = None) -> torch.optim.Adam:
+        """Adam over the trainable parameters, optionally loaded with ``state``; fused when the
+        checks are deferred (only the fused kernel can skip a step flagged on the device)."""
+        fused = True if self._defer_checks else None
+        adam = torch.optim.Adam(self.params(), lr=lr, fused=fused)
+        if state is not None:
+            # a checkpoint of the other kind (a CPU run resumed on a GPU) takes this one's
+            groups = [{**g, "fused": fused, "foreach": None} for g in state["param_groups"]]
+            adam.load_state_dict({**state, "param_groups": groups})
+        return adam
 
     def _failure(self, action: str) -> None:
         self.failures += 1
@@ -605,19 +649,26 @@ class Trainer:
     def _run_adam(self, index: int, stage: Stage, resumed: bool = False) -> None:
         if not resumed:
             if self._adam is None or not self.carry_moments:
-                self._adam = torch.optim.Adam(self.params(), lr=stage.lr)
+                self._adam = self._new_adam(stage.lr)
             for g in self._adam.param_groups:
                 g["lr"] = stage.lr
         timed = self._clock is not None and stage.decay is not None
         gamma = stage.decay ** (1.0 / max(1, stage.steps)) if stage.decay and not timed else 1.0
         while self.i < stage.steps:
-            if self._grid_due(stage, self.i):
+            grid_due, resample_due = self._grid_due(stage, self.i), self._resample_due()
+            if grid_due or resample_due:
+                self._settle()  # fit no grid to, and resample by, a state about to be undone
+            if grid_due:
                 self._update_grid()
-            if self._resample_due():
+            if resample_due:
                 self._resample()
             t0 = time.perf_counter()
             loss, _ = self._grad()
-            if not self._finite(loss):
+            if self._defer_checks:
+                flag = self._nonfinite(loss)
+                self._skipped = flag if self._skipped is None else self._skipped + flag
+                self._adam.found_inf = flag  # read by the fused step, which then does nothing
+            elif not self._finite(loss):
                 self._rollback()
                 for g in self._adam.param_groups:
                     g["lr"] *= 0.1
@@ -745,7 +796,7 @@ class Trainer:
                 self._rollback()
                 self._failure("rolled back, switched from L-BFGS to Adam for the rest of the stage")
                 fallback = Stage("adam", stage.steps, lr=1e-3)
-                self._adam = torch.optim.Adam(self.params(), lr=fallback.lr)
+                self._adam = self._new_adam(fallback.lr)
                 self._lbfgs_opt = None
                 self._run_adam(index, fallback, resumed=True)
                 return
@@ -772,6 +823,7 @@ class Trainer:
     def _honour_interrupt(self) -> None:
         if self._interrupted:
             self._interrupted = False
+            self._settle()  # the checkpoint written on Ctrl-C must hold a trainable state
             raise KeyboardInterrupt
 
     @contextlib.contextmanager
@@ -819,24 +871,31 @@ class Trainer:
     def _tick(self, index: int, stage: Stage) -> None:
         if self._bar is not None:
             self._bar.update(1)
+        log = self.step % self.log_every == 0 or self.i == stage.steps
+        save = self.checkpoint_path is not None and self.checkpoint_every > 0
+        save = save and self.step % self.checkpoint_every == 0 and self.i < stage.steps
         self._sync_clock()
         end = self._deadline()
+        if self._skipped is not None and (
+            log or save or (end is not None and self.train_time >= end)
+        ):
+            self._settle()
+            self._sync_clock()  # every rank settled (the same flags), each with its own wait
         if end is not None and self.train_time >= end:
             loss, terms = self._evaluate()
             self._log(index, stage, terms, loss)
             if self._clock is not None and self.stage < len(self.stages) - 1:
                 raise _StageTimeUp
             raise _BudgetSpent
-        if self.step % self.log_every == 0 or self.i == stage.steps:
+        if log:
             loss, terms = self._evaluate()
             self._log(index, stage, terms, loss)
             # A rollback target must be a state that can be trained from: a step can land on
             # parameters whose loss is NaN before the next gradient reveals it.
             if math.isfinite(loss) and self._params_finite():
                 self._snapshot()
-        if self.checkpoint_path is not None and self.checkpoint_every:
-            if self.step % self.checkpoint_every == 0 and self.i < stage.steps:
-                self.save_checkpoint()
+        if save:
+            self.save_checkpoint()
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -899,8 +958,8 @@ class Trainer:
         if cuda_rng is not None and dev.type == "cuda":
             torch.cuda.set_rng_state(cuda_rng.cpu(), dev)
         if "adam" in state:
-            self._adam = torch.optim.Adam(self.params(), lr=1e-3)
-            self._adam.load_state_dict(state["adam"])
+            self._adam = self._new_adam(1e-3, state["adam"])
+        self._skipped = None
         if "lbfgs" in state:
             self._lbfgs_opt = True  # rebuilt by _run_lbfgs with the saved memory and scale
             self._lbfgs_resume = state["lbfgs"]["state"]

@@ -719,3 +719,118 @@ def test_cli_summary_tells_of_rolled_back_steps(tmp_path, capsys):
     n = len(events)
     tail = "1 non-finite loss: " if n == 1 else f"{n} non-finite losses, last: "
     assert line.endswith(tail + events[-1]["action"]), line
+
+
+# -- deferred finiteness checks (the CUDA trainer's mode, forced here on the CPU) ---------------
+def deferred(schedule, bad=(), **kw):
+    trainer = make_trainer(schedule, bad, **kw)
+    trainer._defer_checks = True
+    return trainer
+
+
+def flat(model):
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def test_deferred_checks_train_as_per_step_checks_do():
+    a, b = make_trainer("3:adam=30@1e-2", bad=()), deferred("3:adam=30@1e-2")
+    a.run(), b.run()
+    assert b._adam.param_groups[0]["fused"] is True and b._skipped is None
+    # fused Adam against torch's default: the same arithmetic up to rounding (~1e-14 here)
+    assert torch.allclose(flat(a.model), flat(b.model), rtol=0, atol=1e-12)
+    assert [r["step"] for r in a.history.rows] == [r["step"] for r in b.history.rows]
+
+
+def test_deferred_nan_step_is_left_undone_and_rolled_back_at_the_next_log(monkeypatch):
+    # Evaluations: 1 before training, one per step, one per log (every 5 steps): call 12 is
+    # the gradient of step 10, the last before the log that reads the flags.
+    from kanpde.training import Trainer
+
+    seen = {}
+    rollback = Trainer._rollback
+
+    def spy(self):
+        seen["params"] = flat(self.model)
+        seen["adam_step"] = float(next(iter(self._adam.state.values()))["step"])
+        rollback(self)
+
+    monkeypatch.setattr(Trainer, "_rollback", spy)
+    trainer = deferred("3:adam=30@1e-2", bad={12})
+    trainer.run()
+    nine = make_trainer("3:adam=9@1e-2", bad=())
+    nine.run()
+    # the flagged step changed neither the parameters nor Adam's step count
+    assert seen["adam_step"] == 9
+    assert torch.allclose(seen["params"], flat(nine.model), rtol=0, atol=1e-12)
+    events = [e for e in trainer.history.events if e["event"] == "nonfinite"]
+    assert len(events) == 1 and events[0]["step"] == 10
+    assert (
+        events[0]["action"]
+        == "rolled back (1 non-finite step skipped), Adam learning rate now 1.0e-03"
+    )
+    assert trainer.step == 30 and bool(torch.isfinite(flat(trainer.model)).all())
+    assert trainer._adam.param_groups[0]["lr"] == pytest.approx(1e-3)
+    assert all(np.isfinite(r["loss"]) for r in trainer.history.rows)
+
+
+def test_deferred_flags_are_read_before_a_checkpoint_and_a_grid_update(tmp_path):
+    from kanpde.schedule import Stage
+
+    # Calls: 1 before training, steps 1-5, the log at 5 (call 7), then step 6 is call 8 and
+    # step 8 call 10. The checkpoint at step 6 and the grid update before step 9 must each
+    # act on the rollback their flagged step asks for, not write or refit the flagged state
+    # (a real NaN persists: a resumed run would take that state as its rollback target).
+    trainer = deferred("3:adam=10@1e-2", bad={8, 10})
+    trainer.stages = [Stage("adam", 10, grid=3, lr=1e-2, update_grid=8, update_until=8)]
+    trainer.checkpoint_path, trainer.checkpoint_every = tmp_path / "checkpoint.h5", 6
+    trainer.run()
+    events = [(e["event"], e["step"]) for e in trainer.history.events]
+    assert events == [("update_grid", 0), ("nonfinite", 6), ("nonfinite", 8), ("update_grid", 8)]
+    saved = load_checkpoint(trainer.checkpoint_path)
+    assert int(saved["position"]["step"]) == 6
+    assert [e["event"] for e in json.loads(saved["history"])["events"]][-1] == "nonfinite"
+
+
+def test_deferred_flag_is_read_before_the_ctrl_c_checkpoint(terminal_sigint):
+    # log_every 10: step 12 is call 14 (NaN), Ctrl-C during step 13 (call 15)
+    stopped = deferred("3:adam=30@1e-2")
+    stopped.log_every = 10
+    stopped.residuals = _CtrlC(stopped.residuals.residuals, at=15)
+    stopped.residuals.bad = {14}
+    with pytest.raises(KeyboardInterrupt):
+        stopped.run()
+    state = stopped.state_dict()  # the checkpoint written on Ctrl-C
+    events = json.loads(state["history"])["events"]
+    assert [(e["event"], e["step"]) for e in events] == [("nonfinite", 13)]
+    ten = deferred("3:adam=10@1e-2")
+    ten.log_every = 10
+    ten.run()
+    assert torch.allclose(flat(stopped.model), flat(ten.model), rtol=0, atol=1e-12)
+
+
+def test_deferred_run_resumes_from_its_checkpoint_and_from_a_per_step_one(terminal_sigint):
+    full = deferred("3:adam=30@1e-2")
+    full.log_every = 10
+    full.run()
+    for make in (deferred, make_trainer):  # a GPU run resumed, and a CPU run resumed on a GPU
+        stopped = make("3:adam=30@1e-2", bad=())
+        stopped.log_every = 10
+        stopped.residuals = _CtrlC(stopped.residuals.residuals, at=15)
+        with pytest.raises(KeyboardInterrupt):
+            stopped.run()
+        resumed = deferred("3:adam=30@1e-2")
+        resumed.log_every = 10
+        resumed.load_state_dict(stopped.state_dict())
+        resumed.run()
+        assert resumed._adam.param_groups[0]["fused"] is True
+        assert resumed.step == 30
+        assert torch.allclose(flat(resumed.model), flat(full.model), rtol=0, atol=1e-12)
+
+
+def test_deferred_flag_is_read_when_the_time_is_up():
+    trainer = deferred("3:adam=30@1e-2", bad={2})  # step 1's gradient
+    trainer.max_seconds = 1e-9  # spent after the first step
+    trainer.run()
+    events = [(e["event"], e["step"]) for e in trainer.history.events]
+    assert events == [("nonfinite", 1), ("time_budget_spent", 1)]
+    assert trainer._skipped is None
