@@ -549,7 +549,6 @@ def test_ctrl_c_before_the_first_checkpoint_leaves_no_run_directory(tmp_path, ca
 
 
 # ------------------------------------------------------------- time shared over stages
-POISSON1D = str(ROOT / "problems" / "poisson1d.py")
 POINTS1D = {"interior": 40, "boundary": 2, "method": "grid", "test": 51}
 
 
