@@ -286,6 +286,11 @@ class _CapturedGradient:
         return self.loss, self.terms
 
 
+def _laid_out_as(p: Tensor, t: Tensor) -> Tensor:
+    """``t`` with the strides of ``p`` (fused Adam needs a parameter and its moments alike)."""
+    return torch.empty_like(p).copy_(t)
+
+
 def _dense_grads(params: list[nn.Parameter]) -> None:
     """Every parameter's gradient present and contiguous (L-BFGS flattens them with ``view``):
     zeros for one the loss does not reach, e.g. the empty spline parameters of a layer whose
@@ -544,12 +549,13 @@ class Trainer:
                 s = {k: (v.clone() if isinstance(v, Tensor) else v) for k, v in s.items()}
                 if name.endswith("coef"):
                     r = transfers[int(name.split(".")[1])].to(p)
-                    s["exp_avg"] = torch.einsum("ipb,oib->oip", r, s["exp_avg"])
+                    s["exp_avg"] = _laid_out_as(p, torch.einsum("ipb,oib->oip", r, s["exp_avg"]))
                     # Second moments through |R|: the same map for nested B-splines (non-negative
                     # averages), and for signed maps (other bases, grid updates) one that keeps
                     # |m'| <= sqrt(sum_j |R_ij|) sqrt(v') (Cauchy-Schwarz), so no step explodes;
                     # R itself gave v' near 0 beside m' != 0 (rswaf: loss 0.5 -> 387).
-                    s["exp_avg_sq"] = torch.einsum("ipb,oib->oip", r.abs(), s["exp_avg_sq"])
+                    sq = torch.einsum("ipb,oib->oip", r.abs(), s["exp_avg_sq"])
+                    s["exp_avg_sq"] = _laid_out_as(p, sq)
                 new.state[p] = s
         self._adam = new
 
@@ -605,7 +611,7 @@ class Trainer:
         """Loss and every gradient are finite (one device synchronisation)."""
         return not bool(self._nonfinite(loss))
 
-    def _settle(self) -> None:
+    def _settle(self, stop: bool = True) -> None:
         """Read the deferred finiteness flags: after a non-finite Adam step (skipped on the
         device, as are the ones after it, which see the same state) roll back as a checked
         step would. Called before the state is logged, saved, refitted or left."""
@@ -620,23 +626,29 @@ class Trainer:
             for g in self._adam.param_groups:
                 g["lr"] *= 0.1
             steps = "1 non-finite step" if skipped == 1 else f"{skipped} non-finite steps"
-            self._failure(f"rolled back ({steps} skipped), Adam learning rate now {g['lr']:.1e}")
+            self._failure(
+                f"rolled back ({steps} skipped), Adam learning rate now {g['lr']:.1e}", stop
+            )
 
     def _new_adam(self, lr: float, state: dict | None = None) -> torch.optim.Adam:
         """Adam over the trainable parameters, optionally loaded with ``state``; fused when the
-        checks are deferred (only the fused kernel can skip a step flagged on the device)."""
-        fused = True if self._defer_checks else None
-        adam = torch.optim.Adam(self.params(), lr=lr, fused=fused)
+        checks are deferred (only the fused kernel can skip a step flagged on the device) and
+        it takes the parameters (real, contiguous: a user's module may hold others, which
+        then keep per-step checks)."""
+        params = self.params()
+        fusable = all(p.is_floating_point() and p.is_contiguous() for p in params)
+        fused = True if self._defer_checks and fusable else None
+        adam = torch.optim.Adam(params, lr=lr, fused=fused)
         if state is not None:
             # a checkpoint of the other kind (a CPU run resumed on a GPU) takes this one's
             groups = [{**g, "fused": fused, "foreach": None} for g in state["param_groups"]]
             adam.load_state_dict({**state, "param_groups": groups})
         return adam
 
-    def _failure(self, action: str) -> None:
+    def _failure(self, action: str, stop: bool = True) -> None:
         self.failures += 1
         self.history.events.append({"step": self.step, "event": "nonfinite", "action": action})
-        if self.failures > self.max_failures:
+        if stop and self.failures > self.max_failures:
             single = next(self.model.parameters()).dtype != torch.float64
             raise TrainingStopped(
                 f"training stopped at step {self.step}: the loss or its gradient was not finite "
@@ -664,7 +676,7 @@ class Trainer:
                 self._resample()
             t0 = time.perf_counter()
             loss, _ = self._grad()
-            if self._defer_checks:
+            if self._adam.param_groups[0]["fused"]:  # deferred checks (see _settle)
                 flag = self._nonfinite(loss)
                 self._skipped = flag if self._skipped is None else self._skipped + flag
                 self._adam.found_inf = flag  # read by the fused step, which then does nothing
@@ -872,8 +884,9 @@ class Trainer:
         if self._bar is not None:
             self._bar.update(1)
         log = self.step % self.log_every == 0 or self.i == stage.steps
-        save = self.checkpoint_path is not None and self.checkpoint_every > 0
-        save = save and self.step % self.checkpoint_every == 0 and self.i < stage.steps
+        # due whether or not this rank writes the file: ranks must settle at the same steps
+        save = self.checkpoint_every > 0 and self.step % self.checkpoint_every == 0
+        save = save and self.i < stage.steps
         self._sync_clock()
         end = self._deadline()
         if self._skipped is not None and (
@@ -894,7 +907,7 @@ class Trainer:
             # parameters whose loss is NaN before the next gradient reveals it.
             if math.isfinite(loss) and self._params_finite():
                 self._snapshot()
-        if save:
+        if save and self.checkpoint_path is not None:
             self.save_checkpoint()
 
     # -- checkpoints ----------------------------------------------------------------------
@@ -968,8 +981,11 @@ class Trainer:
         self._resumed = True
 
     def save_checkpoint(self) -> None:
+        """Write the training state to ``checkpoint_path`` (rank 0 only), after acting on any
+        deferred finiteness flag (a hard Ctrl-C reaches this between the usual reads)."""
         from .checkpoint import save_checkpoint
 
+        self._settle(stop=False)  # the failure is recorded; stopping is the caller's business
         if distributed.rank() != 0:
             return
         save_checkpoint(

@@ -833,3 +833,70 @@ def test_deferred_flag_is_read_when_the_time_is_up():
     events = [(e["event"], e["step"]) for e in trainer.history.events]
     assert events == [("nonfinite", 1), ("time_budget_spent", 1)]
     assert trainer._skipped is None
+
+
+@pytest.mark.parametrize("carry", [True, False])
+@pytest.mark.parametrize("change", ["extension", "update"])
+def test_deferred_checks_train_alike_across_grid_changes(change, carry):
+    # Grid extension made the coefficients non-contiguous while their gradients are made
+    # contiguous; fused Adam mixed the layouts silently on the CPU (parameters off by 0.2)
+    # and refuses them on CUDA. The carried moments must match their parameter too. (One
+    # change per run: with both, rounding differences in near-zero gradients take Adam's
+    # sign-like first steps apart, ~1e-5.)
+    from kanpde.schedule import Stage
+
+    if change == "extension":
+        stages = [Stage("adam", 10, grid=3, lr=1e-2), Stage("adam", 10, grid=6, lr=1e-2)]
+    else:
+        # updates before steps 1 and 5; a third (step 9) is ill-conditioned: its fit moves
+        # by 1e-4 under 1e-15 changes of the samples in either mode
+        stages = [Stage("adam", 8, grid=3, lr=1e-2, update_grid=4, update_until=8)]
+    runs = []
+    for make in (make_trainer, deferred):
+        trainer = make("3:adam=1", bad=())
+        trainer.stages, trainer.carry_moments = stages, carry
+        trainer.run()
+        runs.append(trainer)
+    a, b = runs
+    assert b._adam.param_groups[0]["fused"] is True
+    event = {"extension": "extend_grid", "update": "update_grid"}[change]
+    assert [e["event"] for e in b.history.events].count(event) >= 1
+    for p in b.params():
+        assert p.is_contiguous()
+        for v in b._adam.state[p].values():
+            assert v.ndim == 0 or v.stride() == p.stride()
+    assert torch.allclose(flat(a.model), flat(b.model), rtol=0, atol=1e-11)
+
+
+def test_deferred_flag_is_read_before_a_hard_ctrl_c_checkpoint(tmp_path, terminal_sigint):
+    # A second Ctrl-C raises at once, past the reads between steps; solve() then writes the
+    # checkpoint, which must not hold the flagged state with its failure unrecorded.
+    stopped = deferred("3:adam=30@1e-2")
+    stopped.log_every = 10
+    stopped.residuals = _CtrlC(stopped.residuals.residuals, at=15, times=2)
+    stopped.residuals.bad = {14}  # step 12's gradient; the second Ctrl-C hits step 13's
+    with pytest.raises(KeyboardInterrupt):
+        stopped.run()
+    stopped.checkpoint_path = tmp_path / "checkpoint.h5"
+    stopped.save_checkpoint()  # as solve() does on KeyboardInterrupt
+    saved = load_checkpoint(stopped.checkpoint_path)
+    events = json.loads(saved["history"])["events"]
+    assert [(e["event"], e["step"]) for e in events] == [("nonfinite", 12)]
+    ten = deferred("3:adam=10@1e-2")
+    ten.log_every = 10
+    ten.run()
+    assert torch.allclose(flat(stopped.model), flat(ten.model), rtol=0, atol=1e-12)
+
+
+def test_parameters_fused_adam_cannot_take_keep_per_step_checks():
+    trainer = deferred("3:adam=30@1e-2", bad={12})
+    layer = trainer.model.layers[0]
+    c = layer.coef.detach()
+    swapped = c.new_empty(c.shape[0], c.shape[2], c.shape[1]).transpose(1, 2)
+    layer.coef = torch.nn.Parameter(swapped.copy_(c))
+    assert not layer.coef.is_contiguous()
+    trainer.run()
+    assert trainer._adam.param_groups[0]["fused"] is None
+    events = [(e["event"], e["step"], e["action"]) for e in trainer.history.events]
+    assert events == [("nonfinite", 9, "rolled back, Adam learning rate now 1.0e-03")]  # at once
+    assert trainer.step == 30 and bool(torch.isfinite(flat(trainer.model)).all())

@@ -460,7 +460,9 @@ class KANLayer(nn.Module):
         ).solution.to(self.coef)
         if not self._plain:
             transfer = transfer[self.edge_index % self.in_features]
-        coef = torch.einsum("ipb,oib->oip", transfer, self.coef)
+        # contiguous like every other parameter: fused Adam needs a parameter, its gradient
+        # and its moments laid out alike, and gradients are made contiguous for L-BFGS
+        coef = torch.einsum("ipb,oib->oip", transfer, self.coef).contiguous()
         self.coef = nn.Parameter(coef, requires_grad=self.coef.requires_grad)
         return transfer
 
