@@ -198,8 +198,9 @@ class Condition:
     def sample(
         self, domain, n: int, method: str, seed: int | None
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Points ``(n, D)`` and normals (or None) for this condition."""
-        b = domain.boundary(n, on=self.on, method=method, seed=seed)
+        """Points ``(n, D)`` and normals (or None) for this condition: at least one on each
+        boundary piece it covers (a shared budget can leave a condition fewer than that)."""
+        b = domain.boundary(n, on=self.on, method=method, seed=seed, cover=True)
         return b.points, b.normals
 
     def points(self, domain, outputs, n: int, method: str, seed, dtype, device) -> PointSet:

@@ -514,6 +514,7 @@ class Domain(ABC):
         on: Selection = None,
         method: str = "sobol",
         seed: int | None = 0,
+        cover: bool = False,
     ) -> BoundarySample:
         """Points on the boundary (space-time: the lateral boundary) with normals.
 
@@ -534,6 +535,9 @@ class Domain(ABC):
             where it is True (rejection sampling).
         method : {"sobol", "lhs", "uniform", "grid"}
         seed : int or None
+        cover : bool
+            Raise ``n`` to the number of selected pieces if it is smaller, so that each gets a
+            point (a condition on both ends of an interval with ``n = 1`` constrains one end).
 
         Returns
         -------
@@ -556,6 +560,8 @@ class Domain(ABC):
                     f"(none of {len(idx) * 2**_PROBE_LOG2} probe points accepted)"
                 )
         weights = np.array([pieces[i].measure for i in idx]) * rates
+        if cover:
+            n = max(n, int(np.count_nonzero(weights > 0)))
         counts = _allocate(n, weights) if n > 0 else np.zeros(len(idx), dtype=int)
         pts, nrm, lab = [], [], []
         for i, c, rate in zip(idx, counts, rates, strict=True):

@@ -592,3 +592,31 @@ def test_point_data_on_the_boundary_is_accepted_in_float32_and_rounded(domain, p
     assert ps.x.shape == (1, domain.dim)
     with pytest.raises(ValueError, match=r"1 of 1 points lie outside the domain, e\.g\. \("):
         PointData(x * off, [[1.0]]).points(domain, ["u"], None, "grid", 0, torch.float64, "cpu")
+
+
+def test_conditions_sharing_a_small_budget_still_cover_their_pieces():
+    # Two Dirichlet conditions (one per output) share boundary=2: each got one point, at
+    # x = 0, so u(1) and v(1) went unconstrained and a solve "converged" to rel. L2 0.3.
+    problem = Problem(
+        name="coupled",
+        domain=Interval(0, 1),
+        outputs=("u", "v"),
+        pde=lambda x, u: (
+            d(u, x, "x", "x", component=0) - u[:, 1:2],
+            d(u, x, "x", "x", component=1),
+        ),
+        conditions=[
+            Dirichlet(0.0, component="u", name="bu"),
+            Dirichlet(0.0, component="v", name="bv"),
+        ],
+    )
+    res = Residuals(
+        problem,
+        Closed(lambda x: torch.cat([torch.sin(x), torch.cos(x)], 1)),
+        {"interior": 10, "boundary": 2},
+        {},
+        DT,
+        "cpu",
+    )
+    for term in res.terms:
+        assert sorted(term.points.x[:, 0].tolist()) == [0.0, 1.0], term.name
