@@ -136,7 +136,14 @@ class Residuals:
         return ops.derivatives(self.names, self.spatial, self.problem.outputs)
 
     def _pde_residuals(self, x: Tensor, u: Tensor) -> list[tuple[str, Tensor]]:
-        r = self.problem.pde(x, u)
+        # Any call of the user's pde, not only the first (an error may need the full point
+        # set or a state reached in training): one line naming the file.
+        try:
+            r = self.problem.pde(x, u)
+        except (ProblemError, *_NOT_THE_USERS):
+            raise
+        except Exception as e:  # noqa: BLE001 - user code
+            raise user_code_error(self.problem, "pde(x, u)", e) from e
         if isinstance(r, dict):
             items = [(f"pde[{k}]", v) for k, v in r.items()]
         elif isinstance(r, list | tuple):
@@ -205,13 +212,7 @@ class Residuals:
             u = self.model(x)
             ctx.mark_root(u, x)
             if term.condition is None:
-                # The first call of the user's pde: any error in it becomes one line.
-                try:
-                    items = self._pde_residuals(x, u)
-                except (ProblemError, *_NOT_THE_USERS):
-                    raise
-                except Exception as e:  # noqa: BLE001 - user code
-                    raise user_code_error(self.problem, "pde(x, u)", e) from e
+                items = self._pde_residuals(x, u)
                 self._pde_names = [name for name, _ in items]
                 for name, v in items:
                     if not bool(torch.isfinite(v).all()):
@@ -236,12 +237,7 @@ class Residuals:
                             "laplacian(u, x)"
                         )
             else:
-                try:
-                    term.condition.residual(x, u, sub, term.cols, ctx)
-                except (ProblemError, *_NOT_THE_USERS):
-                    raise
-                except Exception as e:  # noqa: BLE001 - custom conditions are user code
-                    raise user_code_error(self.problem, f"condition {term.name!r}", e) from e
+                self._condition_residual(term, x, u, sub, ctx)
         keys = [k for k, root in ctx.misses if root and len(k) <= 2]
         order = max((len(k) for k in keys), default=0)
         pairs = tuple(sorted({k for k in keys if len(k) == 2}))
@@ -294,8 +290,16 @@ class Residuals:
             for name, r in self._pde_residuals(x, u):
                 out[name] = (r * r).sum() / (term.count * r.shape[1])
         else:
-            r = term.condition.residual(x, u, term.points, term.cols, ctx)
+            r = self._condition_residual(term, x, u, term.points, ctx)
             out[term.name] = (r * r).sum() / (term.count * max(1, r.shape[1]))
+
+    def _condition_residual(self, term: Term, x: Tensor, u: Tensor, points, ctx) -> Tensor:
+        try:
+            return term.condition.residual(x, u, points, term.cols, ctx)
+        except (ProblemError, *_NOT_THE_USERS):
+            raise
+        except Exception as e:  # noqa: BLE001 - custom conditions are user code
+            raise user_code_error(self.problem, f"condition {term.name!r}", e) from e
 
     def terms_of(self) -> dict[str, Tensor]:
         """Mean squared residual of every term (unweighted), as 0-d tensors."""

@@ -312,6 +312,14 @@ USER_CODE_CASES = {
         "condition 'dirichlet' raised KeyError",
         "CONDITIONS = [Dirichlet(0.0, on=lambda p: {}[1])]",
     ),
+    "pde_late_error": (  # not on the few setup points, only on the whole set (30 here)
+        variant(
+            "return laplacian(u, x) + 2 * math.pi**2 * exact(x)",
+            'assert x.shape[0] < 20, "too many"; return laplacian(u, x)',
+        ),
+        "pde(x, u) raised AssertionError: too many",
+        'assert x.shape[0] < 20, "too many"; return laplacian(u, x)',
+    ),
     "pde_zero_division": (
         variant(
             "return laplacian(u, x) + 2 * math.pi**2 * exact(x)", "return laplacian(u, x) + 1 / 0"
