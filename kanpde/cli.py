@@ -361,10 +361,17 @@ def _solve(args, problem, model, schedule, points, out):
     )
 
 
-def _assigns_problem(path: Path) -> bool:
+# Module-level calls that make a file a script that trains, not a problem file to import.
+_RUNNERS = frozenset({"solve", "compare", "sweep", "symbolic", "main"})
+
+
+def _assigns_problem(path: Path) -> bool | int:
     """Whether ``path`` binds ``problem`` at module level: by assignment (also unpacked, or in
     ``if``/``try``/``with``/``for`` blocks) or import. Unparsable files, and files writing
-    ``globals()``, count as yes, so that the listing reports what importing them gives."""
+    ``globals()``, count as yes, so that the listing reports what importing them gives. A file
+    that binds it but also calls ``solve``/``compare``/``sweep``/``symbolic``/``main`` at
+    module level (outside ``if __name__ == "__main__":``) is a script: the line number of that
+    call is returned instead."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
         tree = ast.parse(text)
@@ -382,26 +389,56 @@ def _assigns_problem(path: Path) -> bool:
             return any(binds(t) for t in target.elts)
         return False
 
+    def main_guard(node) -> bool:
+        return isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
+
     def module_level(nodes):
         for node in nodes:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                continue
+            if main_guard(node):
                 continue
             yield node
             for field in ("body", "orelse", "finalbody", "handlers"):
                 yield from module_level(getattr(node, field, []) or [])
 
+    def runs(node) -> int:
+        """Line of a call of a runner in the statement itself (not in nested blocks, which
+        module_level visits, nor in lambdas and functions, which run only when called)."""
+        todo = [
+            child
+            for name, child in ast.iter_fields(node)
+            if name not in ("body", "orelse", "finalbody", "handlers")
+        ]
+        while todo:
+            item = todo.pop()
+            if isinstance(item, list):
+                todo.extend(item)
+                continue
+            if not isinstance(item, ast.AST) or isinstance(item, ast.Lambda):
+                continue
+            if isinstance(item, ast.Call):
+                f = item.func
+                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+                if name in _RUNNERS:
+                    return item.lineno
+            todo.extend(ast.iter_child_nodes(item))
+        return 0
+
+    found, script = False, 0
     for node in module_level(tree.body):
         if isinstance(node, ast.Assign) and any(binds(t) for t in node.targets):
-            return True
+            found = True
         if isinstance(node, ast.AnnAssign | ast.AugAssign | ast.For) and binds(node.target):
-            return True
+            found = True
         if isinstance(node, ast.With) and any(binds(i.optional_vars) for i in node.items):
-            return True
+            found = True
         if isinstance(node, ast.Import | ast.ImportFrom) and any(
             (a.asname or a.name) == "problem" for a in node.names
         ):
-            return True
-    return False
+            found = True
+        script = script or runs(node)
+    return (script or True) if found else False
 
 
 def cmd_list(args) -> int:
@@ -409,12 +446,17 @@ def cmd_list(args) -> int:
     if not folder.is_dir():
         raise CLIError(f"list {folder}: no such folder")
     # Listing imports each file; a script beside the problems (one that trains, say) would run,
-    # so only files assigning a top-level `problem` are imported.
-    files = [f for f in sorted(folder.glob("*.py")) if _assigns_problem(f)]
+    # so only files assigning a top-level `problem` are imported, and not those that also call
+    # solve() and the like.
+    found = {f: _assigns_problem(f) for f in sorted(folder.glob("*.py")) if f.is_file()}
+    files = [f for f, ok in found.items() if ok]
     if not files:
         raise CLIError(f"list {folder}: no problem files (*.py assigning `problem`) in that folder")
     width = max(len(f.stem) for f in files)
     for f in files:
+        if found[f] is not True:
+            print(f"{f.stem:<{width}}  [script, not imported: line {found[f]} runs a study]")
+            continue
         try:
             p = load_problem(f)
             print(f"{f.stem:<{width}}  {p.description or p.name}")

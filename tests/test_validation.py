@@ -632,17 +632,29 @@ def test_list_imports_only_problem_files(tmp_path, capsys):
     (tmp_path / "c_tuple.py").write_text(
         GOOD.replace("problem = Problem(", "problem, _ = Problem(").replace("**KW)\n", "**KW), 0\n")
     )
+    # a script that binds `problem` and trains (as the README's symbolic example does) once
+    # ran too; one that trains only under a __main__ guard is a problem file
+    train = "kanpde.solve(problem, out='ran_dir', progress=False)\n"
+    (tmp_path / "d_script.py").write_text("import kanpde\n" + GOOD + "run = " + train)
+    (tmp_path / "e_guarded.py").write_text(
+        "import kanpde\n" + GOOD + "if __name__ == '__main__':\n    " + train
+    )
+    (tmp_path / "old.py").mkdir()  # a folder named like a file: IsADirectoryError
     from kanpde.cli import main
 
     code = main(["list", str(tmp_path)])
     out, err = capsys.readouterr()
     assert code == 0 and not (tmp_path / "ran").exists() and not Path("ran").exists()
+    assert not Path("ran_dir").exists()
     lines = out.strip().splitlines()
     assert [line.split() for line in lines[:3]] == [["a", "t"], ["b_if", "t"], ["c_tuple", "t"]]
+    line = GOOD.count("\n") + 2
+    assert lines[3] == f"d_script   [script, not imported: line {line} runs a study]"
+    assert lines[4].split() == ["e_guarded", "t"]
     assert (
-        lines[3].startswith("exits    [invalid]") and "called exit(3) while importing" in lines[3]
+        lines[5].startswith("exits      [invalid]") and "called exit(3) while importing" in lines[5]
     )
-    assert len(lines) == 4
+    assert len(lines) == 6
 
 
 def test_reference_with_other_axes_than_the_domain_is_refused():
