@@ -524,9 +524,10 @@ def test_pruning_an_oversized_kan():
     assert n_edges in (4, 5)
     assert count_parameters(pruned) == 10 * n_edges < count_parameters(model) == 150
     assert at_pruning <= 1.1 * sparse  # pruning itself barely changes the function
-    # Retrained on a finer grid, the pruned KAN matches the dense one. (With 200 instead of
-    # 300 final steps the ratio sat at 1.9-2.4 depending on round-off in the jets.)
-    S.train(problem, pruned, [{"lbfgs": 100, "update_grid": True}, {"grid": 10, "lbfgs": 300}])
+    # Retrained on a finer grid, the pruned KAN matches the dense one. (The ratio after the
+    # last L-BFGS call swings with round-off and with how grids are updated and extended:
+    # 1.9-2.4 after 200 steps, 0.76 or 2.1 after 300, 0.46-0.64 after 400.)
+    S.train(problem, pruned, [{"lbfgs": 100, "update_grid": True}, {"grid": 10, "lbfgs": 400}])
     assert count_parameters(pruned) == 15 * n_edges
     assert mse(pruned) <= 2 * dense, (mse(pruned), dense)
 

@@ -8,7 +8,7 @@ edges: ``y_o = Σ_i φ_{oi}(x_i)``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -489,9 +489,11 @@ class KANLayer(nn.Module):
         part. Measured on a trained [2, 10, 10, 1] KAN with 0.2 % of a hidden layer's inputs
         outside its range, 40 → 80 intervals: the output moved by up to 0.15 over the samples
         on the fixed range, 4e-4 on the widened one. Samples inside the range leave it as it is,
-        and the refinement stays exact when ``new_grid`` is a multiple of the current size
-        (the old spline space lies inside the new one); other sizes, and coarsening, give the
-        least-squares fit on the samples.
+        and the refinement stays exact when ``new_grid`` is a multiple of the current size:
+        each interval is split into equal parts, so the old knots, uniform or placed by
+        :meth:`update_grid`, are among the new ones (the old spline space lies inside the new
+        one). Other sizes, coarsening and inputs whose range was widened get uniform knots
+        and the least-squares fit on the samples.
         """
         if int(new_grid) < 1:
             raise ValueError(f"extend_grid needs new_grid ≥ 1, got {new_grid}")
@@ -505,7 +507,22 @@ class KANLayer(nn.Module):
                 ],
                 dim=1,
             )
-        return self.set_grid(_uniform_points(ranges, new_grid), x)
+        g, new_grid = self.grid, int(new_grid)
+        points = _uniform_points(ranges, new_grid)
+        if self.basis.local and new_grid % g == 0:
+            # Per input: one whose samples stay inside its range (past it by rounding only,
+            # as update_grid's ends eps·lo + (1-eps)·lo leave them, counts as inside: there the
+            # old and new splines continue the same polynomial) has its intervals split.
+            old = self.grid_range
+            tol = 1e-12 * (old[:, 1:] - old[:, :1])
+            inside = ((ranges - old).abs() <= tol).all(dim=1, keepdim=True)
+            knots = self.grid_points[:, self.k : self.k + g + 1]  # (n_in, G + 1) on the range
+            parts = new_grid // g
+            f = torch.arange(parts, dtype=knots.dtype, device=knots.device) / parts
+            inner = knots[:, :-1, None] + (knots[:, 1:] - knots[:, :-1])[:, :, None] * f
+            split = torch.cat([inner.flatten(1), knots[:, -1:]], dim=1)
+            points = torch.where(inside, split, points)
+        return self.set_grid(points, x)
 
     @torch.no_grad()
     def update_grid(
@@ -679,9 +696,7 @@ class KAN(nn.Module):
 
         Returns the per-layer transfer matrices (see :meth:`KANLayer.set_grid`).
         """
-        return [
-            layer.extend_grid(new_grid, h) for layer, h in zip(self.layers, self._layer_inputs(x))
-        ]
+        return self._change_layers(x, lambda i, layer, h: layer.extend_grid(new_grid, h))
 
     def update_grid(self, x: Tensor, grid_eps: float | None = None) -> list[Tensor]:
         """Adapt every layer's grid to the distribution of its inputs on ``x``.
@@ -689,10 +704,23 @@ class KAN(nn.Module):
         A hidden node that is constant on ``x`` (its incoming edges removed or constant) keeps
         a uniform grid over its range; a constant coordinate of ``x`` is an error.
         """
-        return [
-            layer.update_grid(h, grid_eps, keep_constant=i > 0)
-            for i, (layer, h) in enumerate(zip(self.layers, self._layer_inputs(x)))
-        ]
+        return self._change_layers(
+            x, lambda i, layer, h: layer.update_grid(h, grid_eps, keep_constant=i > 0)
+        )
+
+    def _change_layers(self, x: Tensor, change: Callable) -> list:
+        """``change(i, layer, inputs)`` layer by layer, each seeing its inputs through the
+        layers already changed: a refit that moves a layer's outputs (quantile knots are not
+        nested) would otherwise leave the next one fitted, and its range set, to stale inputs
+        (they spilled over the range it was given)."""
+        out = []
+        h = x.detach()
+        for i, layer in enumerate(self.layers):
+            out.append(change(i, layer, h))
+            if i + 1 < len(self.layers):
+                with torch.no_grad():
+                    h = layer(h)
+        return out
 
     def config(self) -> dict:
         """JSON-serialisable description, enough with a state dict to rebuild the model."""
