@@ -58,6 +58,44 @@ class Comparison:
     runs: dict = field(default_factory=dict)  # (label, seed) -> Run
     figures: list = field(default_factory=list)  # comparison.png, curves.png (with ``out``)
 
+    @classmethod
+    def load(cls, path: str | Path) -> Comparison:
+        """A saved study: ``comparison.h5`` or the directory holding it (``kanpde compare
+        --out``). Rows and setup come from the file; ``runs`` holds each run's results
+        (:func:`kanpde.load`) where its directory under ``runs/`` is still there."""
+        import h5py
+
+        from .results import ResultsError, load
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / "comparison.h5"
+        if not path.is_file():
+            raise ResultsError(f"{path}: comparison file not found")
+        try:
+            with h5py.File(path, "r") as f:
+                if f.attrs.get("format") != "kanpde-comparison":
+                    raise ResultsError(f"{path}: not a kanpde comparison file")
+                problem = str(f.attrs["problem"])
+                setup = json.loads(f.attrs["setup"])
+                g = f["rows"]
+                columns = {
+                    k: [v.decode() if isinstance(v, bytes) else v.item() for v in g[k][()]]
+                    for k in COLUMNS
+                    if k in g
+                }
+        except OSError as e:
+            raise ResultsError(f"{path}: not a readable HDF5 file ({e})") from None
+        n = len(next(iter(columns.values()), []))
+        rows = [{k: v[i] for k, v in columns.items()} for i in range(n)]
+        runs = {}
+        for r in rows:
+            kind = str(r["model"]).split()[0].lower()
+            run_dir = path.parent / "runs" / f"{kind}-{r['width']}-s{r['seed']}"
+            if (run_dir / "result.h5").is_file():
+                runs[(r["model"], r["seed"])] = load(run_dir)
+        return cls(problem, rows, setup, runs)
+
     def summary(self) -> list[dict]:
         """Median and min–max over seeds, per model."""
         out = []

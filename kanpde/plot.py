@@ -1060,9 +1060,14 @@ def _rows(results) -> tuple[list[dict], str | None]:
     dicts or a dict of columns."""
     title = getattr(results, "problem", None)
     if isinstance(results, str | Path):
-        path = Path(results)
+        path = _study_table(Path(results))
         if not path.exists():
             raise ValueError(f"{path}: file not found")
+        if path.suffix.lower() == ".h5":
+            from .compare import Comparison
+
+            study = Comparison.load(path)
+            return [dict(r) for r in study.rows], study.problem
         with open(path, newline="") as f:
             rows = [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(f)]
         if not rows:
@@ -1081,6 +1086,16 @@ def _rows(results) -> tuple[list[dict], str | None]:
     raise ValueError(
         f"expected a CSV path, a list of dicts or a dict of columns, got {type(results).__name__}"
     )
+
+
+def _study_table(path: Path) -> Path:
+    """A study directory's table (``comparison.csv`` or ``sweep.csv``); other paths as given."""
+    if path.is_dir():
+        for name in ("comparison.csv", "sweep.csv"):
+            if (path / name).is_file():
+                return path / name
+        raise ValueError(f"{path}: no comparison.csv or sweep.csv in that directory")
+    return path
 
 
 def _need(rows, columns, what):
@@ -1124,8 +1139,9 @@ def compare(results, metric: str = "rel_l2", *, figsize=None):
     results : path, Comparison, list of dict or dict of columns
         One row per trained model (and seed) with columns ``model`` (label, e.g.
         ``"KAN [2,10,1]"``), ``params`` and the ``metric`` column; ``train_time`` (seconds)
-        adds the second panel. This is ``comparison.csv`` of ``kanpde compare`` (or its
-        :class:`~kanpde.compare.Comparison`). Rows sharing a model label are seeds: the
+        adds the second panel. This is ``comparison.csv`` or ``comparison.h5`` of ``kanpde
+        compare``, the study directory holding them, or the
+        :class:`~kanpde.compare.Comparison`. Rows sharing a model label are seeds: the
         median is plotted with a min–max bar.
     metric : str
         ``rel_l2`` (default), ``mse``, ``max_err`` or any numeric column.
@@ -1354,17 +1370,36 @@ def _table_kind(path: Path) -> str:
     )
 
 
+def _is_comparison(path: Path) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == "kanpde-comparison"
+    except OSError:
+        return False
+
+
 def figure_for(path: str | Path, kind: str | None = None, layer: int = 0, log_error: bool = False):
     """The figure ``kanpde plot`` draws for a results file or a study table."""
     path = Path(path)
+    if path.is_dir() and not (path / "result.h5").exists():
+        if any((path / n).is_file() for n in ("comparison.csv", "sweep.csv")):
+            path = _study_table(path)  # a study directory: its table
+    elif path.suffix.lower() == ".h5" and kind in (None, "compare") and _is_comparison(path):
+        return "compare", compare(path)
     if path.suffix.lower() == ".csv":
         if not path.exists():
             raise ValueError(f"{path}: file not found")
-        kind = kind or _table_kind(path)
-        if kind not in TABLE_KINDS:
+        if kind is not None and kind not in TABLE_KINDS:
             raise ValueError(
                 f"--kind {kind!r}: a CSV table is plotted with --kind compare or sweep"
             )
+        found = _table_kind(path)
+        if kind is not None and kind != found:
+            name = "comparison" if found == "compare" else "sweep"
+            raise ValueError(f"--kind {kind}: {path} is a {name} table; use --kind {found}")
+        kind = found
         return kind, (compare if kind == "compare" else sweep)(path)
     kind = kind or "solution"
     if kind in TABLE_KINDS:

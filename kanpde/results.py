@@ -246,7 +246,10 @@ def load(path: str | Path) -> Run:
         One line naming the file when it is missing, truncated, corrupt or of another kind.
     """
     path = Path(path)
+    study = "load a study with kanpde.compare.Comparison.load(path)"
     if path.is_dir():
+        if (path / "comparison.h5").exists() and not (path / "result.h5").exists():
+            raise ResultsError(f"{path}: a comparison study, not a run; {study}")
         path = path / "result.h5"
     if not path.exists():
         if (path.parent / "checkpoint.h5").exists():
@@ -257,6 +260,8 @@ def load(path: str | Path) -> Run:
         raise ResultsError(f"{path}: results file not found")
     try:
         with h5py.File(path, "r") as f:
+            if f.attrs.get("format") == "kanpde-comparison":
+                raise ResultsError(f"{path}: a comparison study, not a run; {study}")
             if f.attrs.get("format") != "kanpde-result":
                 raise ResultsError(f"{path}: not a kanpde results file")
             attrs = {}

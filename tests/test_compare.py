@@ -143,6 +143,44 @@ def test_training_curves_from_the_saved_file(study):
         plot.curves(out / "nope.h5")
 
 
+def test_a_saved_study_loads_back_and_plots_from_its_directory(study, tmp_path):
+    # kanpde.load(comparison.h5) said "not a kanpde results file", plot.compare read the .h5 as
+    # CSV (UnicodeDecodeError), and `kanpde plot STUDY_DIR` looked for result.h5
+    from kanpde import plot
+    from kanpde.cli import main
+    from kanpde.compare import Comparison
+
+    _, result, out = study
+    for where in (out, out / "comparison.h5"):
+        loaded = Comparison.load(where)
+        assert loaded.problem == result.problem and loaded.setup == result.setup
+        assert loaded.rows == result.rows  # the same values and types as the in-memory study
+        assert set(loaded.runs) == set(result.runs)
+        run = loaded.runs[("MLP [2,8,1]", 1)]
+        np.testing.assert_array_equal(
+            run.history["loss"], result.runs[("MLP [2,8,1]", 1)].history["loss"]
+        )
+        assert loaded.markdown() == result.markdown()
+        with pytest.raises(
+            kanpde.ResultsError, match="a comparison study, not a run; load a study"
+        ):
+            kanpde.load(where)
+    for where in (out, out / "comparison.h5", out / "comparison.csv"):
+        fig = plot.compare(where)
+        assert [len(ax.lines) for ax in fig.axes] == [
+            len(ax.lines) for ax in plot.compare(result).axes
+        ]
+    assert main(["plot", str(out), "-o", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").stat().st_size > 0
+    with pytest.raises(
+        ValueError,
+        match=r"--kind sweep: .*comparison.csv is a comparison table; use --kind compare",
+    ):
+        plot.figure_for(out / "comparison.csv", "sweep")
+    with pytest.raises(kanpde.ResultsError, match="not a kanpde comparison file"):
+        Comparison.load(next(out.glob("runs/*/result.h5")))
+
+
 # ----------------------------------------------------------------- regressions (review fixes)
 POISSON1D = str(ROOT / "problems" / "poisson1d.py")
 SMALL1D = {"interior": 40, "boundary": 2, "method": "grid", "test": 101}

@@ -1015,7 +1015,7 @@ def test_extend_grid_after_update_grid_stays_exact(factor):
         r = layer.grid_range
         assert bool(((h >= r[:, 0] - 1e-12) & (h <= r[:, 1] + 1e-12)).all())
     knots = model.layers[0].grid_points[:, 3:9]
-    assert float((knots.diff(dim=1).max() / knots.diff(dim=1).min())) > 2  # non-uniform
+    assert float(knots.diff(dim=1).max() / knots.diff(dim=1).min()) > 2  # non-uniform
     y0 = model(x).detach()
     model.extend_grid(factor * 5, x)
     assert model.grid == factor * 5
