@@ -263,7 +263,12 @@ def cmd_solve(args) -> int:
         model, schedule, points = {}, None, None  # the run's own, from its checkpoint
     else:
         model, schedule, points = _run_settings(args, problem)
-    resolve_device(args.device)  # before any run directory exists
+    try:
+        resolve_device(args.device)  # before any run directory exists
+    except ValueError as e:
+        raise CLIError(f"--device {args.device}: {e}") from None
+    if args.seed is not None and args.seed < 0:
+        raise CLIError(f"--seed {args.seed}: must be a non-negative integer")
     if args.log_every is not None and args.log_every < 1:
         raise CLIError(f"--log-every {args.log_every}: must be >= 1")
     if args.checkpoint_every is not None and args.checkpoint_every < 0:

@@ -163,7 +163,8 @@ class Residuals:
             if v.ndim != 2 or v.shape[0] != x.shape[0]:
                 raise ProblemError(
                     f"{where}: {name} residual has shape {tuple(v.shape)}, expected one row "
-                    f"per point: ({x.shape[0]}, k) for the {x.shape[0]} points it was given"
+                    f"per point of x: (N, k) for x of shape (N, {x.shape[1]}), here N = "
+                    f"{x.shape[0]}"
                 )
             if v.shape[1] == x.shape[0] > max(1, len(self.problem.outputs)):
                 # one column per point: an (n,) tensor broadcast against an (n, 1) one
