@@ -1225,8 +1225,9 @@ def solve(
     resume : str, optional
         A run directory with a checkpoint: continue that run (its configuration is used; the
         problem file must be unchanged). ``model``, ``schedule``, ``points``, ``weights``,
-        ``dtype``, ``seed`` and ``preset`` are the run's; ``device`` moves the run unless it is
-        ``"auto"`` (the run's device).
+        ``dtype``, ``seed`` and ``preset`` are the run's, and giving other values is an error
+        (a module of the user's own is passed again as ``model``); ``device`` moves the run
+        unless it is ``"auto"`` (the run's device).
 
     Raises
     ------
@@ -1257,6 +1258,20 @@ def solve(
             raise ProblemError(
                 f"{problem.source or problem.name}: differs from the problem of the checkpoint in "
                 f"{resume} (name or file contents changed); resume with the same problem file"
+            )
+        # Settings the run brings itself: a different one given too would be ignored.
+        clash = [name for name, v in (("schedule", schedule), ("points", points),
+                 ("weights", weights), ("dtype", dtype)) if v is not None]  # fmt: skip
+        if model is not None and saved["model"].get("type") != "custom":
+            clash.insert(0, "model")
+        if seed != 0 and seed != saved["seed"]:
+            clash.append("seed")
+        if preset is not None and preset != saved.get("preset"):
+            clash.append("preset")
+        if clash:
+            raise ValueError(
+                f"resume={str(resume)!r}: {', '.join(clash)} cannot be given with resume (the "
+                "run continues with its own settings)"
             )
         given, model, schedule = model, saved["model"], saved["schedule"]
         if model.get("type") == "custom":

@@ -321,7 +321,13 @@ def test_wall_time_of_a_resumed_run_counts_its_earlier_processes(tmp_path, monke
     with pytest.raises(KeyboardInterrupt):
         kanpde.solve(str(POISSON), out=tmp_path, **kw)
     monkeypatch.setattr(training.Trainer, "_tick", original)
-    run = kanpde.solve(str(POISSON), resume=tmp_path, progress=False)
+    # settings the run brings itself were silently ignored when given too (the CLI refused)
+    clashes = [({"schedule": "5:lbfgs=10", "seed": 5}, "schedule, seed"),
+               ({"points": {"interior": 50}, "model": {"grid": 4}}, "model, points")]  # fmt: skip
+    for bad, names in clashes:
+        with pytest.raises(ValueError, match=f"resume=.*: {names} cannot be given with resume"):
+            kanpde.solve(str(POISSON), resume=tmp_path, progress=False, **bad)
+    run = kanpde.solve(str(POISSON), resume=tmp_path, progress=False, seed=0)
     assert run.metrics["steps"] == 30
     assert run.metrics["wall_time"] >= 1.0 + run.metrics["train_time"] * 0.5, run.metrics
     assert load(tmp_path).metrics["wall_time"] == run.metrics["wall_time"]
