@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine  # noqa: E402
+from common import RESULTS, _commit, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = RESULTS / "catalogue.json"
@@ -127,7 +127,8 @@ def main(argv=None) -> int:
                     "allocator": "freed memory kept (kanpde's trainer sets it in every run)",
                 },
                 "note": "one torch thread per problem; each row's 'run' says how many problems "
-                "ran at the same time and the command that produced it",
+                "ran at the same time, the command that produced it and (rows from 2026-11-30 "
+                "on) the commit it measured; machine.kanpde_commit is the last invocation's",
                 "rows": list(rows.values()),
             }
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +142,8 @@ def main(argv=None) -> int:
                 r = fut.result()
                 # rows from earlier invocations keep their own conditions
                 r["run"] = {"date": time.strftime("%Y-%m-%d"), "jobs": args.jobs,
-                            "command": "python " + " ".join(sys.argv)}  # fmt: skip
+                            "command": "python " + " ".join(sys.argv),
+                            "kanpde_commit": _commit()}  # fmt: skip
                 rows[r["file"]] = r
                 save()
                 status = r.get("error") or f"rel_l2 {r['metrics']['rel_l2']:.2e}"

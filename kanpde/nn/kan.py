@@ -521,7 +521,10 @@ class KANLayer(nn.Module):
             f = torch.arange(parts, dtype=knots.dtype, device=knots.device) / parts
             inner = knots[:, :-1, None] + (knots[:, 1:] - knots[:, :-1])[:, :, None] * f
             split = torch.cat([inner.flatten(1), knots[:, -1:]], dim=1)
-            points = torch.where(inside, split, points)
+            # knots that are exactly uniform keep their uniform formula (the same points up to
+            # rounding, and runs reproduce the ones before non-uniform knots were kept)
+            uniform = (knots == _uniform_points(old, g)).all(dim=1, keepdim=True)
+            points = torch.where(inside & ~uniform, split, points)
         return self.set_grid(points, x)
 
     @torch.no_grad()
@@ -696,7 +699,10 @@ class KAN(nn.Module):
 
         Returns the per-layer transfer matrices (see :meth:`KANLayer.set_grid`).
         """
-        return self._change_layers(x, lambda i, layer, h: layer.extend_grid(new_grid, h))
+        # All inputs first, unlike update_grid: a refinement to a multiple keeps each layer's
+        # function, so the next layer's inputs do not move (and runs reproduce bit for bit).
+        inputs = self._layer_inputs(x)
+        return [layer.extend_grid(new_grid, h) for layer, h in zip(self.layers, inputs)]
 
     def update_grid(self, x: Tensor, grid_eps: float | None = None) -> list[Tensor]:
         """Adapt every layer's grid to the distribution of its inputs on ``x``.
@@ -712,7 +718,7 @@ class KAN(nn.Module):
         """``change(i, layer, inputs)`` layer by layer, each seeing its inputs through the
         layers already changed: a refit that moves a layer's outputs (quantile knots are not
         nested) would otherwise leave the next one fitted, and its range set, to stale inputs
-        (they spilled over the range it was given)."""
+        (they spilled over the range it was given, and a later extension was not exact)."""
         out = []
         h = x.detach()
         for i, layer in enumerate(self.layers):
