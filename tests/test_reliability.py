@@ -790,6 +790,14 @@ def test_deferred_flags_are_read_before_a_checkpoint_and_a_grid_update(tmp_path)
     assert [e["event"] for e in json.loads(saved["history"])["events"]][-1] == "nonfinite"
 
 
+def after_ten_steps():
+    """Parameters of the deferred run after step 10 (its first log): the rollback target."""
+    ten = deferred("3:adam=10@1e-2")
+    ten.log_every = 10
+    ten.run()
+    return flat(ten.model)
+
+
 def test_deferred_flag_is_read_before_the_ctrl_c_checkpoint(terminal_sigint):
     # log_every 10: step 12 is call 14 (NaN), Ctrl-C during step 13 (call 15)
     stopped = deferred("3:adam=30@1e-2")
@@ -801,10 +809,7 @@ def test_deferred_flag_is_read_before_the_ctrl_c_checkpoint(terminal_sigint):
     state = stopped.state_dict()  # the checkpoint written on Ctrl-C
     events = json.loads(state["history"])["events"]
     assert [(e["event"], e["step"]) for e in events] == [("nonfinite", 13)]
-    ten = deferred("3:adam=10@1e-2")
-    ten.log_every = 10
-    ten.run()
-    assert torch.allclose(flat(stopped.model), flat(ten.model), rtol=0, atol=1e-12)
+    assert torch.allclose(flat(stopped.model), after_ten_steps(), rtol=0, atol=1e-12)
 
 
 def test_deferred_run_resumes_from_its_checkpoint_and_from_a_per_step_one(terminal_sigint):
@@ -882,10 +887,7 @@ def test_deferred_flag_is_read_before_a_hard_ctrl_c_checkpoint(tmp_path, termina
     saved = load_checkpoint(stopped.checkpoint_path)
     events = json.loads(saved["history"])["events"]
     assert [(e["event"], e["step"]) for e in events] == [("nonfinite", 12)]
-    ten = deferred("3:adam=10@1e-2")
-    ten.log_every = 10
-    ten.run()
-    assert torch.allclose(flat(stopped.model), flat(ten.model), rtol=0, atol=1e-12)
+    assert torch.allclose(flat(stopped.model), after_ten_steps(), rtol=0, atol=1e-12)
 
 
 def test_parameters_fused_adam_cannot_take_keep_per_step_checks():
