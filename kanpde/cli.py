@@ -366,17 +366,92 @@ def _solve(args, problem, model, schedule, points, out):
     )
 
 
-# Module-level calls that make a file a script that trains, not a problem file to import.
-_RUNNERS = frozenset({"solve", "compare", "sweep", "symbolic", "main"})
+# kanpde functions that train: a module-level call of one makes a file a script, not a problem
+_TRAINS = frozenset({"solve", "solve_timed", "compare", "sweep", "train", "main"})
+
+
+def _kanpde_names(tree: ast.Module) -> dict[str, str]:
+    """Local name -> dotted kanpde name, from the module's imports of kanpde."""
+    names = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] == "kanpde":
+                    names[a.asname or "kanpde"] = a.name if a.asname else "kanpde"
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.split(".")[0] == "kanpde":
+                for a in node.names:
+                    names[a.asname or a.name] = f"{node.module}.{a.name}"
+    return names
+
+
+def _is_main_guard(node) -> bool:
+    """``if __name__ == "__main__":`` (either way round)."""
+    if not (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)):
+        return False
+    test = node.test
+    if len(test.ops) != 1 or not isinstance(test.ops[0], ast.Eq):
+        return False
+    sides = [test.left, *test.comparators]
+    return any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides) and any(
+        isinstance(x, ast.Constant) and x.value == "__main__" for x in sides
+    )
+
+
+def _training_call(tree: ast.Module):
+    """A function ``calls(node) -> line`` of the first call in ``node`` (not inside lambdas or
+    nested definitions) of a kanpde function that trains, or of a function of the module
+    that makes one; 0 if none."""
+    names = _kanpde_names(tree)
+
+    def dotted(expr) -> str | None:
+        if isinstance(expr, ast.Name):
+            return names.get(expr.id)
+        if isinstance(expr, ast.Attribute):
+            base = dotted(expr.value)
+            return f"{base}.{expr.attr}" if base else None
+        return None
+
+    local: set[str] = set()
+
+    def calls(node, skip=("body", "orelse", "finalbody", "handlers")) -> int:
+        todo = [child for name, child in ast.iter_fields(node) if name not in skip]
+        while todo:
+            item = todo.pop()
+            if isinstance(item, list):
+                todo.extend(item)
+                continue
+            if not isinstance(item, ast.AST):
+                continue
+            if isinstance(item, ast.Lambda | ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            if isinstance(item, ast.Call):
+                name = dotted(item.func)
+                if name and name.rsplit(".", 1)[-1] in _TRAINS:
+                    return item.lineno
+                if isinstance(item.func, ast.Name) and item.func.id in local:
+                    return item.lineno
+            todo.extend(ast.iter_child_nodes(item))
+        return 0
+
+    functions = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    changed = True
+    while changed:  # functions that train, also through each other
+        changed = False
+        for f in functions:
+            if f.name not in local and any(calls(stmt, skip=()) for stmt in f.body):
+                local.add(f.name)
+                changed = True
+    return calls
 
 
 def _assigns_problem(path: Path) -> bool | int:
     """Whether ``path`` binds ``problem`` at module level: by assignment (also unpacked, or in
     ``if``/``try``/``with``/``for`` blocks) or import. Unparsable files, and files writing
     ``globals()``, count as yes, so that the listing reports what importing them gives. A file
-    that binds it but also calls ``solve``/``compare``/``sweep``/``symbolic``/``main`` at
-    module level (outside ``if __name__ == "__main__":``) is a script: the line number of that
-    call is returned instead."""
+    that binds it but also trains at module level (a call of kanpde's ``solve``,
+    ``compare.compare``/``sweep``, ``symbolic.train``, or of its own function that makes one,
+    outside ``if __name__ == "__main__":``) is a script: the line of that call is returned."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
         tree = ast.parse(text)
@@ -394,42 +469,17 @@ def _assigns_problem(path: Path) -> bool | int:
             return any(binds(t) for t in target.elts)
         return False
 
-    def main_guard(node) -> bool:
-        return isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
-
     def module_level(nodes):
         for node in nodes:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 continue
-            if main_guard(node):
+            if _is_main_guard(node):
                 continue
             yield node
             for field in ("body", "orelse", "finalbody", "handlers"):
                 yield from module_level(getattr(node, field, []) or [])
 
-    def runs(node) -> int:
-        """Line of a call of a runner in the statement itself (not in nested blocks, which
-        module_level visits, nor in lambdas and functions, which run only when called)."""
-        todo = [
-            child
-            for name, child in ast.iter_fields(node)
-            if name not in ("body", "orelse", "finalbody", "handlers")
-        ]
-        while todo:
-            item = todo.pop()
-            if isinstance(item, list):
-                todo.extend(item)
-                continue
-            if not isinstance(item, ast.AST) or isinstance(item, ast.Lambda):
-                continue
-            if isinstance(item, ast.Call):
-                f = item.func
-                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
-                if name in _RUNNERS:
-                    return item.lineno
-            todo.extend(ast.iter_child_nodes(item))
-        return 0
-
+    trains = _training_call(tree)
     found, script = False, 0
     for node in module_level(tree.body):
         if isinstance(node, ast.Assign) and any(binds(t) for t in node.targets):
@@ -442,7 +492,7 @@ def _assigns_problem(path: Path) -> bool | int:
             (a.asname or a.name) == "problem" for a in node.names
         ):
             found = True
-        script = script or runs(node)
+        script = script or trains(node)
     return (script or True) if found else False
 
 

@@ -198,10 +198,15 @@ class Condition:
     def sample(
         self, domain, n: int, method: str, seed: int | None
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Points ``(n, D)`` and normals (or None) for this condition: at least one on each
-        boundary piece it covers (a shared budget can leave a condition fewer than that)."""
-        b = domain.boundary(n, on=self.on, method=method, seed=seed, cover=True)
+        """Points ``(n, D)`` and normals (or None) for this condition."""
+        b = domain.boundary(n, on=self.on, method=method, seed=seed)
         return b.points, b.normals
+
+    def min_points(self, domain) -> int:
+        """Fewest points a share of the boundary budget may give this condition: one on each
+        piece it covers (two conditions sharing ``"boundary": 2`` on an interval constrained
+        one end each)."""
+        return domain.boundary_pieces(self.on)
 
     def points(self, domain, outputs, n: int, method: str, seed, dtype, device) -> PointSet:
         """Sample points and evaluate the prescribed values once."""
@@ -290,6 +295,9 @@ class Periodic(Condition):
     @property
     def name(self) -> str:
         return self._name or f"periodic[{self.axis}]"
+
+    def min_points(self, domain) -> int:
+        return 1  # n points on each of the two faces
 
     def sample(self, domain, n, method, seed):
         a = self._index(domain)

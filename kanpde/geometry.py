@@ -514,7 +514,6 @@ class Domain(ABC):
         on: Selection = None,
         method: str = "sobol",
         seed: int | None = 0,
-        cover: bool = False,
     ) -> BoundarySample:
         """Points on the boundary (space-time: the lateral boundary) with normals.
 
@@ -535,9 +534,6 @@ class Domain(ABC):
             where it is True (rejection sampling).
         method : {"sobol", "lhs", "uniform", "grid"}
         seed : int or None
-        cover : bool
-            Raise ``n`` to the number of selected pieces if it is smaller, so that each gets a
-            point (a condition on both ends of an interval with ``n = 1`` constrains one end).
 
         Returns
         -------
@@ -547,21 +543,7 @@ class Domain(ABC):
         _check_method(method)
         _check_seed(seed)
         pieces = self._pieces
-        if not pieces:
-            hint = "; use initial() for t = t0" if self.time_axis is not None else ""
-            raise ValueError(f"{self!r} has no boundary pieces{hint}")
-        idx, pred = self._select(on)
-        rates = np.array([pieces[i].fraction for i in idx])
-        if pred is not None:
-            rates = np.array([self._predicate_fraction(pieces[i], pred) for i in idx])
-            if not rates.any():
-                raise ValueError(
-                    f"boundary predicate selects no point of {self!r} "
-                    f"(none of {len(idx) * 2**_PROBE_LOG2} probe points accepted)"
-                )
-        weights = np.array([pieces[i].measure for i in idx]) * rates
-        if cover:
-            n = max(n, int(np.count_nonzero(weights > 0)))
+        idx, pred, rates, weights = self._selection(on)
         counts = _allocate(n, weights) if n > 0 else np.zeros(len(idx), dtype=int)
         pts, nrm, lab = [], [], []
         for i, c, rate in zip(idx, counts, rates, strict=True):
@@ -579,6 +561,28 @@ class Domain(ABC):
             piece=np.concatenate(lab),
             names=[p.name for p in pieces],
         )
+
+    def boundary_pieces(self, on: Selection = None) -> int:
+        """How many boundary pieces ``on`` selects (those a predicate reaches, for one)."""
+        return int(np.count_nonzero(self._selection(on)[3] > 0))
+
+    def _selection(self, on: Selection):
+        """Selected piece indices, predicate, accepted fraction and sampling weight of each."""
+        pieces = self._pieces
+        if not pieces:
+            hint = "; use initial() for t = t0" if self.time_axis is not None else ""
+            raise ValueError(f"{self!r} has no boundary pieces{hint}")
+        idx, pred = self._select(on)
+        rates = np.array([pieces[i].fraction for i in idx])
+        if pred is not None:
+            rates = np.array([self._predicate_fraction(pieces[i], pred) for i in idx])
+            if not rates.any():
+                raise ValueError(
+                    f"boundary predicate selects no point of {self!r} "
+                    f"(none of {len(idx) * 2**_PROBE_LOG2} probe points accepted)"
+                )
+        weights = np.array([pieces[i].measure for i in idx]) * rates
+        return idx, pred, rates, weights
 
     def _select(self, on: Selection) -> tuple[list[int], Predicate | None]:
         everything = list(range(len(self._pieces)))

@@ -105,6 +105,8 @@ class Residuals:
         for i, c in enumerate(problem.conditions):
             n = c.n if c.n is not None else point_budget(points, c.where, counts[c.where])
             try:
+                if c.n is None and c.where == "boundary":  # a share: one point per piece at least
+                    n = max(n, c.min_points(domain))
                 ps = c.points(domain, problem.outputs, n, method, seed + 1 + i, dtype, device)
             except (ProblemError, *_NOT_THE_USERS):
                 raise

@@ -620,3 +620,10 @@ def test_conditions_sharing_a_small_budget_still_cover_their_pieces():
     )
     for term in res.terms:
         assert sorted(term.points.x[:, 0].tolist()) == [0.0, 1.0], term.name
+    # a condition's own n is taken as given: one point, on the square's boundary
+    conditions = [Dirichlet(0.0, n=1), Dirichlet(0.0, on="top", name="top")]
+    problem = Problem(name="n1", domain=Rectangle([0, 0], [1, 1]),
+                      pde=lambda x, u: laplacian(u, x), conditions=conditions)  # fmt: skip
+    res = Residuals(problem, Closed(lambda x: torch.sin(x[:, :1] + x[:, 1:])),
+                    {"interior": 10, "boundary": 1}, {}, DT, "cpu")  # fmt: skip
+    assert [t.points.x.shape[0] for t in res.terms] == [1, 1]

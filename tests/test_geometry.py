@@ -261,17 +261,13 @@ def test_interval_boundary():
     assert np.all(Interval(-1, 2).boundary(5, on="x=2").points == 2.0)
 
 
-def test_boundary_cover_gives_every_selected_piece_a_point():
-    # n below the number of pieces left some without a point: one end of an interval, the top
-    # edge of a square
-    assert Interval(0, 1).boundary(1).points[:, 0].tolist() == [0.0]
-    np.testing.assert_array_equal(Interval(0, 1).boundary(1, cover=True).points[:, 0], [0, 1])
+def test_boundary_pieces_counts_the_selected_pieces():
+    # a condition's share of the boundary budget is raised to this (one point per piece)
     sq = Rectangle([0, 0], [1, 1])
-    assert sorted(set(sq.boundary(3).piece)) == [0, 1, 2]
-    b = sq.boundary(3, cover=True)
-    assert sorted(b.piece) == [0, 1, 2, 3]
-    assert len(sq.boundary(3, on=["left", "top"], cover=True).points) == 3  # n already enough
-    assert len(sq.boundary(1, on=["left", "top"], cover=True).points) == 2
+    assert Interval(0, 1).boundary_pieces() == 2 and sq.boundary_pieces() == 4
+    assert sq.boundary_pieces(["left", "top"]) == 2 and sq.boundary_pieces("x=1") == 1
+    assert sq.boundary_pieces(lambda p: p[:, 1] > 0.99) == 3  # the top and two edges' ends
+    assert sorted(set(sq.boundary(3).piece)) == [0, 1, 2]  # 3 points: one edge left without
 
 
 def test_box_3d_faces():

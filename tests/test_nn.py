@@ -998,6 +998,21 @@ def test_an_mlp_built_without_a_device_follows_the_default_device():
     assert {p.device.type for p in m.parameters()} == {"meta"}
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_extend_grid_after_update_grid_stays_exact_in_float32(seed):
+    # update_grid's end knot eps·lo + (1-eps)·lo can round past the lowest sample; a float64
+    # tolerance called that a widened range in float32, and uniform knots moved the output
+    torch.manual_seed(seed)
+    layer = KANLayer(1, 3, grid=5, k=3, dtype=torch.float32, grid_range=(3.7, 4.0))
+    x = 3.7 + 0.3 * torch.rand(300, 1) ** 2
+    layer.update_grid(x)
+    knots = layer.grid_points[:, 3:9].clone()
+    y0 = layer(x).detach()
+    layer.extend_grid(10, x)
+    assert torch.equal(layer.grid_points[:, 3:14:2], knots)
+    assert float((layer(x).detach() - y0).abs().max() / y0.abs().max()) <= 1e-5
+
+
 @pytest.mark.parametrize("factor", [2, 3])
 def test_extend_grid_after_update_grid_stays_exact(factor):
     # update_grid places knots at quantiles; extension used uniform knots over the range, so a

@@ -640,6 +640,18 @@ def test_list_imports_only_problem_files(tmp_path, capsys):
     (tmp_path / "e_guarded.py").write_text(
         "import kanpde\n" + GOOD + "if __name__ == '__main__':\n    " + train
     )
+    # a reference built with np.linalg.solve is no study; a symbolic.train call, or a local
+    # function calling an aliased solve, is one
+    (tmp_path / "f_numpy.py").write_text(
+        "import numpy as np\n" + GOOD + "REF = np.linalg.solve(np.eye(2), np.ones(2))\n"
+    )
+    (tmp_path / "g_symbolic.py").write_text(
+        "from kanpde import symbolic as S\n" + GOOD + "S.train(problem, None, [])\n"
+    )
+    (tmp_path / "h_alias.py").write_text(
+        "from kanpde import solve as fit\n" + GOOD + "def go():\n    fit(problem)\n"
+        "if __name__ != '__main__':\n    go()\n"
+    )
     (tmp_path / "old.py").mkdir()  # a folder named like a file: IsADirectoryError
     from kanpde.cli import main
 
@@ -650,12 +662,15 @@ def test_list_imports_only_problem_files(tmp_path, capsys):
     lines = out.strip().splitlines()
     assert [line.split() for line in lines[:3]] == [["a", "t"], ["b_if", "t"], ["c_tuple", "t"]]
     line = GOOD.count("\n") + 2
-    assert lines[3] == f"d_script   [script, not imported: line {line} runs a study]"
+    script = "[script, not imported: line {} runs a study]"
+    assert lines[3] == f"{'d_script':<10}  " + script.format(line)
     assert lines[4].split() == ["e_guarded", "t"]
-    assert (
-        lines[5].startswith("exits      [invalid]") and "called exit(3) while importing" in lines[5]
-    )
-    assert len(lines) == 6
+    assert lines[5].startswith(f"{'exits':<10}  [invalid]")
+    assert "called exit(3) while importing" in lines[5]
+    assert lines[6].split() == ["f_numpy", "t"]
+    assert lines[7] == "g_symbolic  " + script.format(line)
+    assert lines[8] == f"{'h_alias':<10}  " + script.format(line + 3)
+    assert len(lines) == 9
 
 
 def test_reference_with_other_axes_than_the_domain_is_refused():

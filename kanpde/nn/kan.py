@@ -514,7 +514,8 @@ class KANLayer(nn.Module):
             # as update_grid's ends eps·lo + (1-eps)·lo leave them, counts as inside: there the
             # old and new splines continue the same polynomial) has its intervals split.
             old = self.grid_range
-            tol = 1e-12 * (old[:, 1:] - old[:, :1])
+            # a few units of rounding in the grid's dtype (float32: 1e-7 of the values)
+            tol = 16 * torch.finfo(old.dtype).eps * old.abs().amax(dim=1, keepdim=True)
             inside = ((ranges - old).abs() <= tol).all(dim=1, keepdim=True)
             knots = self.grid_points[:, self.k : self.k + g + 1]  # (n_in, G + 1) on the range
             parts = new_grid // g
