@@ -59,10 +59,10 @@ class Comparison:
     figures: list = field(default_factory=list)  # comparison.png, curves.png (with ``out``)
 
     @classmethod
-    def load(cls, path: str | Path) -> Comparison:
+    def load(cls, path: str | Path, runs: bool = True) -> Comparison:
         """A saved study: ``comparison.h5`` or the directory holding it (``kanpde compare
-        --out``). Rows and setup come from the file; ``runs`` holds each run's results
-        (:func:`kanpde.load`) where its directory under ``runs/`` is still there."""
+        --out``). Rows and setup come from the file; with ``runs``, ``runs`` holds each run's
+        results (:func:`kanpde.load`) where its directory under ``runs/`` is still there."""
         import h5py
 
         from .results import ResultsError, load
@@ -88,13 +88,13 @@ class Comparison:
             raise ResultsError(f"{path}: not a readable HDF5 file ({e})") from None
         n = len(next(iter(columns.values()), []))
         rows = [{k: v[i] for k, v in columns.items()} for i in range(n)]
-        runs = {}
-        for r in rows:
+        loaded = {}
+        for r in rows if runs else []:
             kind = str(r["model"]).split()[0].lower()
             run_dir = path.parent / "runs" / f"{kind}-{r['width']}-s{r['seed']}"
             if (run_dir / "result.h5").is_file():
-                runs[(r["model"], r["seed"])] = load(run_dir)
-        return cls(problem, rows, setup, runs)
+                loaded[(r["model"], r["seed"])] = load(run_dir)
+        return cls(problem, rows, setup, loaded)
 
     def summary(self) -> list[dict]:
         """Median and min–max over seeds, per model."""

@@ -1066,7 +1066,9 @@ def _rows(results) -> tuple[list[dict], str | None]:
         if path.suffix.lower() == ".h5":
             from .compare import Comparison
 
-            study = Comparison.load(path)
+            study = Comparison.load(path, runs=False)  # the table only
+            if not study.rows:
+                raise ValueError(f"{path}: no rows")
             return [dict(r) for r in study.rows], study.problem
         with open(path, newline="") as f:
             rows = [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(f)]
@@ -1091,10 +1093,10 @@ def _rows(results) -> tuple[list[dict], str | None]:
 def _study_table(path: Path) -> Path:
     """A study directory's table (``comparison.csv`` or ``sweep.csv``); other paths as given."""
     if path.is_dir():
-        for name in ("comparison.csv", "sweep.csv"):
+        for name in ("comparison.csv", "sweep.csv", "comparison.h5"):
             if (path / name).is_file():
                 return path / name
-        raise ValueError(f"{path}: no comparison.csv or sweep.csv in that directory")
+        raise ValueError(f"{path}: no comparison.csv, sweep.csv or comparison.h5 in that directory")
     return path
 
 
@@ -1384,9 +1386,9 @@ def figure_for(path: str | Path, kind: str | None = None, layer: int = 0, log_er
     """The figure ``kanpde plot`` draws for a results file or a study table."""
     path = Path(path)
     if path.is_dir() and not (path / "result.h5").exists():
-        if any((path / n).is_file() for n in ("comparison.csv", "sweep.csv")):
+        if any((path / n).is_file() for n in ("comparison.csv", "sweep.csv", "comparison.h5")):
             path = _study_table(path)  # a study directory: its table
-    elif path.suffix.lower() == ".h5" and kind in (None, "compare") and _is_comparison(path):
+    if path.suffix.lower() == ".h5" and kind in (None, "compare") and _is_comparison(path):
         return "compare", compare(path)
     if path.suffix.lower() == ".csv":
         if not path.exists():

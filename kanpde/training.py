@@ -109,6 +109,14 @@ def _warn_flat_splines(model: nn.Module, order: int, where: str) -> None:
     counts too.)"""
     layers = [m for m in model.modules() if isinstance(getattr(m, "basis", None), BSpline)]
     ks = [m.k for m in layers]
+    # layers after the first of each network (a wrapper may hold several, each fed the points)
+    later = [
+        layer
+        for m in model.modules()
+        if isinstance(getattr(m, "layers", None), nn.ModuleList)
+        for layer in list(m.layers)[1:]
+        if isinstance(getattr(layer, "basis", None), BSpline)
+    ]
     if ks and min(ks) < order:
         warnings.warn(
             f"{where}: B-splines of degree k={min(ks)} have no derivative of order {order} "
@@ -116,7 +124,7 @@ def _warn_flat_splines(model: nn.Module, order: int, where: str) -> None:
             KanpdeWarning,
             stacklevel=3,
         )
-    elif order > 0 and any(m.k == order for m in layers[1:]):
+    elif order > 0 and any(m.k == order for m in later):
         warnings.warn(
             f"{where}: B-splines of degree k={order} have a derivative of order {order} that "
             "jumps at the knots: the loss jumps as a hidden layer's inputs cross them, which "
@@ -1225,9 +1233,10 @@ def solve(
     resume : str, optional
         A run directory with a checkpoint: continue that run (its configuration is used; the
         problem file must be unchanged). ``model``, ``schedule``, ``points``, ``weights``,
-        ``dtype``, ``seed`` and ``preset`` are the run's, and giving other values is an error
-        (a module of the user's own is passed again as ``model``); ``device`` moves the run
-        unless it is ``"auto"`` (the run's device).
+        ``dtype``, ``seed`` and ``preset`` are the run's: giving ``schedule``, ``points``,
+        ``weights``, ``dtype`` or a ``model`` dict is an error, as are a ``seed`` other than
+        0 or the run's and another ``preset`` (a module of the user's own is passed again as
+        ``model``). ``device`` moves the run unless it is ``"auto"`` (the run's device).
 
     Raises
     ------

@@ -179,6 +179,15 @@ def test_a_saved_study_loads_back_and_plots_from_its_directory(study, tmp_path):
         plot.figure_for(out / "comparison.csv", "sweep")
     with pytest.raises(kanpde.ResultsError, match="not a kanpde comparison file"):
         Comparison.load(next(out.glob("runs/*/result.h5")))
+    # the table alone: without the CSV, with a run deleted
+    import shutil
+
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(out / "comparison.h5", alone)
+    assert Comparison.load(alone).runs == {} and len(Comparison.load(alone).rows) == 4
+    assert main(["plot", str(alone), "-o", str(tmp_path / "d.png")]) == 0
+    assert len(plot.compare(alone).axes) == 2
 
 
 # ----------------------------------------------------------------- regressions (review fixes)
@@ -286,6 +295,8 @@ def test_interrupted_compare_keeps_the_finished_runs(tmp_path, monkeypatch, caps
         (["compare", "--seconds", "2"], "--seconds 2.0: only used with --budget seconds"),
         (["compare", "--seeds", "0"], "--seeds 0: must be at least 1"),
         (["compare", "--dtype", "float16"], "--dtype 'float16': use float32 or float64"),
+        (["sweep", "--seed", "-1"], "--seed -1: must be a non-negative integer"),
+        (["compare", "--device", "tpu"], "--device 'tpu': unknown device 'tpu'"),
     ],
 )
 def test_bad_command_line_arguments_leave_no_directory(argv, message, tmp_path, capsys):

@@ -691,6 +691,21 @@ def test_flat_spline_warning_finds_wrapped_kans_and_fourth_derivatives(poisson):
               device="cpu")  # fmt: skip
     with pytest.warns(kanpde.KanpdeWarning, match="k=1"):
         kanpde.solve(poisson, model=Wrapper(build_model(poisson, {"k": 1}, DT)), **kw)
+    with pytest.warns(kanpde.KanpdeWarning, match="k=2 have a derivative of order 2 that jumps"):
+        kanpde.solve(poisson, model=Wrapper(build_model(poisson, {"k": 2}, DT)), **kw)
+
+    class Sum(torch.nn.Module):  # two one-layer KANs: each layer sees the fixed points
+        def __init__(self):
+            super().__init__()
+            self.a = build_model(poisson, {"k": 2, "width": [2, 1]}, DT)
+            self.b = build_model(poisson, {"k": 2, "width": [2, 1]}, DT)
+
+        def forward(self, x):
+            return self.a(x) + self.b(x)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kanpde.solve(poisson, model=Sum(), **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         kanpde.solve(poisson, model=Wrapper(build_model(poisson, {"k": 3}, DT)), **kw)
