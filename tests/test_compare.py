@@ -296,7 +296,6 @@ def test_interrupted_compare_keeps_the_finished_runs(tmp_path, monkeypatch, caps
         (["compare", "--seeds", "0"], "--seeds 0: must be at least 1"),
         (["compare", "--dtype", "float16"], "--dtype 'float16': use float32 or float64"),
         (["sweep", "--seed", "-1"], "--seed -1: must be a non-negative integer"),
-        (["compare", "--device", "tpu"], "--device 'tpu': unknown device 'tpu'"),
     ],
 )
 def test_bad_command_line_arguments_leave_no_directory(argv, message, tmp_path, capsys):
