@@ -312,6 +312,27 @@ def _laid_out_as(p: Tensor, t: Tensor) -> Tensor:
     return torch.empty_like(p).copy_(t)
 
 
+def _grid_network(model: nn.Module, stages: list[Stage]) -> KAN | None:
+    """The KAN whose grid the schedule changes: the model, or the one KAN a module of the
+    user's own holds (an inverse problem's wrapper); None for other models (an MLP's
+    schedule grids are ignored)."""
+    if isinstance(model, KAN):
+        return model
+    nets = [m for m in model.modules() if isinstance(m, KAN)]
+    grids = {net.grid for net in nets}
+    changes = [
+        i
+        for i, s in enumerate(stages)
+        if s.update_grid or (s.grid is not None and grids != {s.grid})
+    ]
+    if len(nets) > 1 and changes:
+        raise ValueError(
+            f"stage {changes[0]} changes the grid, but the model holds {len(nets)} KANs; "
+            "give their grids in the model and none in the schedule"
+        )
+    return nets[0] if nets else None
+
+
 def _dense_grads(params: list[nn.Parameter]) -> None:
     """Every parameter's gradient present and contiguous (L-BFGS flattens them with ``view``):
     zeros for one the loss does not reach, e.g. the empty spline parameters of a layer whose
@@ -444,6 +465,7 @@ class Trainer:
                 "(no autograd fallback); use graphs=False"
             )
         self.graphs = bool(graphs)
+        self._grid_net = _grid_network(self.model, stages)
         # Reading a step's finiteness waits for the GPU to finish it: on CUDA, Adam runs on
         # unchecked instead, fused Adam leaving a step flagged non-finite undone on the device,
         # and the flags are read where the trainer looks at the state anyway (see _settle).
@@ -465,7 +487,7 @@ class Trainer:
         row = {
             "step": self.step,
             "stage": stage_index,
-            "grid": getattr(self.model, "grid", 0),
+            "grid": getattr(self._grid_net, "grid", 0),
             "loss": loss,
             "time": self.train_time,
             "evals": self.evals,
@@ -509,13 +531,10 @@ class Trainer:
 
     def _begin_stage(self, index: int, stage: Stage) -> None:
         self._set_sparsity(stage)
-        if (
-            stage.grid is not None
-            and hasattr(self.model, "extend_grid")
-            and stage.grid != self.model.grid
-        ):
+        net = self._grid_net
+        if stage.grid is not None and net is not None and stage.grid != net.grid:
             before = self._evaluate()[0]
-            self._change_grid(lambda pts: self.model.extend_grid(stage.grid, pts))
+            self._change_grid(lambda pts: net.extend_grid(stage.grid, pts))
             after = self._evaluate()[0]
             self.history.events.append(
                 {
@@ -541,26 +560,51 @@ class Trainer:
         self._graph = None  # the loss changed: capture again
 
     def _update_grid(self) -> None:
-        if hasattr(self.model, "update_grid"):
-            self._change_grid(self.model.update_grid)
+        net = self._grid_net
+        if net is not None:
+            # distinct points: 400 boundary points of an interval sit on its two ends, and as
+            # quantiles they pulled 8 of 11 knots to within 0.012 of them (rel. L2 0.24)
+            self._change_grid(net.update_grid, distinct=True)
             self.history.events.append(
-                {"step": self.step, "event": "update_grid", "grid": self.model.grid}
+                {"step": self.step, "event": "update_grid", "grid": net.grid}
             )
 
-    def _change_grid(self, change: Callable) -> None:
+    def _change_grid(self, change: Callable, distinct: bool = False) -> None:
         """Apply a grid change (extension/update) and carry Adam's state across it."""
         t0 = time.perf_counter()  # part of the training cost
         self._graph = None
         old = {id(p): name for name, p in self.model.named_parameters()}
-        transfers = change(self.residuals.all_points())
+        transfers = change(self._grid_samples(distinct))
         if self._adam is not None:
             self._rebuild_adam(transfers, old)
         self.train_time += time.perf_counter() - t0
+
+    def _grid_samples(self, distinct: bool) -> Tensor:
+        """The collocation points as the KAN whose grid changes sees them: through the
+        wrapper's forward when the model wraps it (which may transform them)."""
+        x = self.residuals.all_points()
+        if distinct:  # first occurrences, in order (without repeats the points as they are)
+            _, inverse = torch.unique(x, dim=0, return_inverse=True)
+            order = torch.arange(x.shape[0], device=x.device)
+            first = torch.full((int(inverse.max()) + 1,), x.shape[0], device=x.device)
+            x = x[first.scatter_reduce(0, inverse, order, "amin").sort().values]
+        net = self._grid_net
+        if net is self.model:
+            return x
+        seen: list[Tensor] = []
+        hook = net.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
+        try:
+            with torch.no_grad():
+                chunked(self.model, x)
+        finally:
+            hook.remove()
+        return torch.cat(seen) if seen else x
 
     def _rebuild_adam(self, transfers: list[Tensor], old_names: dict[int, str]) -> None:
         """Map Adam's state onto the parameters after a grid change (or reset it)."""
         lr = self._adam.param_groups[0]["lr"]
         new = self._new_adam(lr)
+        layer_of = {id(layer.coef): i for i, layer in enumerate(self._grid_net.layers)}
         if self.carry_moments:
             state = {old_names[id(p)]: s for p, s in self._adam.state.items() if id(p) in old_names}
             for name, p in self.model.named_parameters():
@@ -568,8 +612,8 @@ class Trainer:
                 if s is None:
                     continue
                 s = {k: (v.clone() if isinstance(v, Tensor) else v) for k, v in s.items()}
-                if name.endswith("coef"):
-                    r = transfers[int(name.split(".")[1])].to(p)
+                if id(p) in layer_of:
+                    r = transfers[layer_of[id(p)]].to(p)
                     s["exp_avg"] = _laid_out_as(p, torch.einsum("ipb,oib->oip", r, s["exp_avg"]))
                     # Second moments through |R|: the same map for nested B-splines (non-negative
                     # averages), and for signed maps (other bases, grid updates) one that keeps

@@ -714,3 +714,76 @@ def test_flat_spline_warning_finds_wrapped_kans_and_fourth_derivatives(poisson):
                    conditions=[Dirichlet(0.0)])  # fmt: skip
     with pytest.warns(kanpde.KanpdeWarning, match="k=3 have no derivative of order 4"):
         kanpde.solve(beam, model={"k": 3}, **kw)
+
+
+# -- grid changes of a KAN inside a module of the user's own ----------------------------------
+class _Wrapped(torch.nn.Module):
+    """An inverse problem's wrapper: a KAN and an unknown coefficient; ``scale`` maps the
+    points into the KAN's inputs (the KAN sees 2x there)."""
+
+    def __init__(self, net, scale=1.0):
+        super().__init__()
+        self.net, self.scale = net, scale
+        self.k = torch.nn.Parameter(torch.tensor(1.0, dtype=torch.float64))
+
+    def forward(self, x):
+        return self.net(self.scale * x)
+
+
+def _poisson1d_problem():
+    from kanpde import Interval, d
+
+    return Problem(
+        name="p1", domain=Interval(-1, 1), conditions=[Dirichlet(0.0)],
+        pde=lambda x, u: d(u, x, "x", "x") + math.pi**2 * torch.sin(math.pi * x),
+        exact=lambda x: torch.sin(math.pi * x), points={"interior": 60, "test": 21},
+    )  # fmt: skip
+
+
+def test_a_wrapped_kan_gets_the_schedules_grid_changes(one_thread):
+    # The trainer looked for extend_grid on the model itself: a wrapper's KAN stayed at G=5
+    # through a "grid": 10 stage and every update_grid, without a word.
+    problem = _poisson1d_problem()
+    torch.manual_seed(0)
+    net = build_model(problem, {"width": [1, 4, 1], "grid": 5, "input_range": [[-2, 2]]}, DT)
+    model = _Wrapped(net, scale=2.0)
+    schedule = [{"grid": 5, "adam": 20, "lr": 1e-2}, {"grid": 10, "adam": 5},
+                {"adam": 5, "update_grid": True}]  # fmt: skip
+    run = kanpde.solve(problem, model=model, schedule=schedule, progress=False, device="cpu")
+    events = [e for e in run.events if e["event"] in ("extend_grid", "update_grid")]
+    assert [(e["event"], e["grid"]) for e in events] == [("extend_grid", 10), ("update_grid", 10)]
+    assert net.grid == 10 and run.history["grid"][-1] == 10
+    assert run.metrics["parameters"] == kanpde.count_parameters(model)
+    # update_grid fitted the first layer to what the KAN sees, 2x on [-2, 2], not x
+    lo, hi = net.layers[0].grid_range[0].tolist()
+    assert lo == pytest.approx(-2.0) and hi == pytest.approx(2.0)
+
+
+def test_two_kans_in_a_wrapper_refuse_a_grid_change():
+    problem = _poisson1d_problem()
+
+    class Two(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = build_model(problem, {"width": [1, 2, 1], "grid": 5}, DT)
+            self.b = build_model(problem, {"width": [1, 2, 1], "grid": 5}, DT)
+
+        def forward(self, x):
+            return self.a(x) + self.b(x)
+
+    kw = dict(progress=False, device="cpu", points={"interior": 20, "test": 5})
+    kanpde.solve(problem, model=Two(), schedule="5:adam=2", **kw)  # their own grid: fine
+    with pytest.raises(ValueError, match="stage 1 changes the grid, but the model holds 2 KANs"):
+        kanpde.solve(problem, model=Two(), schedule="5:adam=2,10:adam=2", **kw)
+
+
+def test_update_grid_takes_distinct_points(one_thread):
+    # 400 boundary points of an interval sit on its two ends; as quantiles they pulled 8 of 11
+    # knots to within 0.012 of them, and the loss went from 5e-4 to 2e5
+    problem = _poisson1d_problem()
+    problem.points = {"interior": 100, "boundary": 400, "method": "grid", "test": 21}
+    torch.manual_seed(0)
+    run = kanpde.solve(problem, model={"width": [1, 4, 1]}, schedule=[
+        {"grid": 10, "lbfgs": 1, "update_grid": True}], progress=False, device="cpu")  # fmt: skip
+    knots = run.model().layers[0].grid_points[0, 3:14]
+    assert float(knots.diff().min()) > 0.1, knots  # interior grid points: spacing ~0.2
