@@ -603,6 +603,13 @@ def prune(
             if bool(alive.any()) and not torch.equal(alive, node_keep[l]):
                 node_keep[l] = alive
                 changed = True
+    for l in range(n_layers):
+        if not bool(edge_keep[l].any()):  # the network would be a constant
+            raise ValueError(
+                f"prune: edge_threshold {edge_threshold:g} / node_threshold {node_threshold:g} "
+                f"remove every edge of layer {l} (its largest score is "
+                f"{float(scores[l].max()):.3g}); lower them"
+            )
     width = [int(k.sum()) for k in node_keep]
     first = model.layers[0]
     p = next(model.parameters())
@@ -1212,6 +1219,13 @@ def cmd_symbolic(args) -> int:
                 raise ValueError(f"--library: {e}") from None
     path = Path(run.path)
     say = (lambda *a: None) if args.quiet else print
+    if args.refine > 0 and not is_symbolic(model):
+        _refine_source(run)  # before any fitting: a run made from a Problem object has no file
+    if is_symbolic(model) and (args.refine > 0 or args.prune):
+        flags = " and ".join(
+            f for f, on in (("--prune", args.prune), ("--refine", args.refine > 0)) if on
+        )
+        say(f"{path}: already symbolic; {flags} ignored (run them on the spline run)")
     if not is_symbolic(model):
         if "x" not in run.solution:
             raise ValueError(f"{path}: no evaluation points stored; cannot fit the edges")
@@ -1232,10 +1246,16 @@ def cmd_symbolic(args) -> int:
             history = refined.history
         expr = formula(model, names, not args.no_simplify, args.digits or None)
         out = _symbolic_run(run, model, expr, history)
-        if refined is not None:  # the symbolic run's training is the refinement (its history)
-            for key in ("steps", "evals", "train_time"):
-                out.metrics[f"spline_{key}"] = run.metrics.get(key)
-                out.metrics[key] = refined.metrics.get(key)
+        # The spline run's training figures are its own (spline_*): the symbolic model's
+        # training is the refinement, or none (its history stays the spline run's).
+        for key in ("loss", "steps", "evals", "train_time", "wall_time"):
+            if key in run.metrics:
+                out.metrics[f"spline_{key}"] = run.metrics[key]
+            out.metrics.pop(key, None)
+            if refined is not None and key in refined.metrics:
+                out.metrics[key] = refined.metrics[key]
+            elif key in ("steps", "evals", "train_time"):
+                out.metrics[key] = 0
         save_run(out, path.parent / "symbolic.h5")
         m = out.metrics
         say(
@@ -1264,9 +1284,7 @@ def _refine(run, model: KAN, steps: int, progress: bool):
     from .problem import file_hash, load_problem
     from .training import solve
 
-    source = run.attrs.get("problem_file") or ""
-    if not source or not Path(source).exists():
-        raise ValueError(f"{run.path}: problem file {source!r} not found; cannot --refine")
+    source = _refine_source(run)
     if file_hash(source) != run.attrs.get("problem_hash", ""):
         warnings.warn(f"{source} changed since the run; refining with its current version",
                       KanpdeWarning, stacklevel=2)  # fmt: skip
@@ -1283,6 +1301,19 @@ def _refine(run, model: KAN, steps: int, progress: bool):
         progress=progress,
     )
     return model, refined
+
+
+def _refine_source(run) -> str:
+    """The problem file ``--refine`` needs, or a one-line error."""
+    source = run.attrs.get("problem_file") or ""
+    if not source:
+        raise ValueError(
+            f"{run.path}: --refine needs the run's problem file, and this run was made from a "
+            "Problem object in Python; refine it there with kanpde.symbolic.train"
+        )
+    if not Path(source).exists():
+        raise ValueError(f"{run.path}: problem file {source!r} not found; cannot --refine")
+    return source
 
 
 def _symbolic_run(run, model: KAN, expr, history):

