@@ -952,8 +952,7 @@ def network(
     first = net.layers[0]
     ax.set_title(
         title
-        or f"KAN {width}, G={net.grid}, k={first.k}, {first.basis.name} basis — opacity: "
-        "mean |φ| relative to the layer's largest",
+        or f"KAN {width}, {_basis_text(first)} — opacity: mean |φ| relative to the layer's largest",
         fontsize=9,
     )
     return fig
@@ -1006,6 +1005,8 @@ def activations(model, layer: int = 0, x=None, *, samples: int = 1000, figsize=N
     grid, knots, rng = grid.cpu().numpy(), knots.cpu().numpy(), rng.cpu().numpy()
     kinds = edge_kinds(lay)
     sym = {k: v for k, v in kinds.items() if v not in (SPLINE, "")}
+    # what the grid points are to the basis: knots, Gaussian centres, or nothing drawn
+    dots = {"bspline": "knots", "chebyshev": None}.get(lay.basis.name, "centres")
     wide = n_in <= n_out  # rows are inputs (else outputs): the grid is wider than tall
     nrow, ncol = (n_in, n_out) if wide else (n_out, n_in)
     fig = _figure(figsize or (min(max(2.2 * ncol + 0.6, 6.5), 16), min(1.8 * nrow + 0.9, 16)))
@@ -1032,15 +1033,29 @@ def activations(model, layer: int = 0, x=None, *, samples: int = 1000, figsize=N
             if (i, o) in sym:
                 ax.set_title(f"{name}\n= {sym[(i, o)]}", fontsize=8)
                 continue
-            ax.plot(knots[i, inside], at_knots[inside, i, o], "o", ms=2.8, color="C1",
-                    label="knots")  # fmt: skip
+            if dots:
+                ax.plot(knots[i, inside], at_knots[inside, i, o], "o", ms=2.8, color="C1",
+                        label=dots)  # fmt: skip
             ax.set_title(name, fontsize=8)
+    notes = ([f"dots: {dots}"] if dots else []) + (
+        ["grey: outside the grid range (silu part only)"] if lay.basis.local else []
+    )
     fig.suptitle(
-        f"layer {l} edge functions φ[layer, input, output] (G={lay.grid}, k={lay.k}, "
-        f"{lay.basis.name})\ndots: knots; grey: outside the grid range (silu part only)",
+        f"layer {l} edge functions φ[layer, input, output] ({_basis_text(lay)})"
+        + ("\n" + "; ".join(notes) if notes else ""),
         fontsize=10,
     )
     return fig
+
+
+def _basis_text(layer) -> str:
+    """How a layer's basis is described: B-splines by G and k, Chebyshev by its degree."""
+    name = layer.basis.name
+    if name == "bspline":
+        return f"G={layer.grid}, k={layer.k}, bspline"
+    if name == "chebyshev":
+        return f"Chebyshev, degree {layer.grid}"
+    return f"G={layer.grid}, {name}"
 
 
 # --------------------------------------------------------------------------- study tables
@@ -1414,6 +1429,8 @@ def figure_for(path: str | Path, kind: str | None = None, layer: int = 0, log_er
             f"--kind {kind!r}: unknown; use one of {', '.join(RUN_KINDS)} for a results file "
             f"({' or '.join(TABLE_KINDS)} for a .csv table)"
         )
+    if log_error and kind != "solution":
+        raise ValueError(f"--log-error: only with --kind solution, not {kind}")
     from .results import load
 
     run = load(path)

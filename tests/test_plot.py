@@ -414,6 +414,28 @@ def test_activations_grid_and_knots(runs):
     with pytest.raises(ValueError, match="layers 0..1"):
         plot.activations(model, 5)
     texts_inside(fig)
+    assert f"G={model.layers[-1].grid}, k=3, bspline" in fig._suptitle.get_text()
+    assert "dots: knots" in fig._suptitle.get_text()
+
+
+@pytest.mark.parametrize(("basis", "title", "dots"), [
+    ("chebyshev", "Chebyshev, degree 4", None), ("rbf", "G=4, rbf", "centres")])  # fmt: skip
+def test_activations_describe_other_bases_as_they_are(basis, title, dots):
+    # a Chebyshev model's figure spoke of k and drew "knots" it does not have
+    model = kanpde.KAN([2, 2, 1], grid=4, basis=basis, dtype=torch.float64)
+    fig = plot.activations(model, 0)
+    text = fig._suptitle.get_text()
+    assert title in text and "k=" not in text
+    assert ("dots: " + dots in text) if dots else ("dots" not in text)
+    assert all(len(ax.lines) == (2 if dots else 1) for ax in fig.axes)
+    assert "silu part only" not in text  # outside the range their basis still acts
+    net = plot.network(model)
+    assert title in net.axes[0].get_title()
+
+
+def test_log_error_is_refused_for_other_kinds(runs):
+    with pytest.raises(ValueError, match="--log-error: only with --kind solution, not history"):
+        plot.figure_for(runs["poisson2d"].path, "history", log_error=True)
 
 
 # ------------------------------------------------------------------------ compare / sweep
