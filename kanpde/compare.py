@@ -518,11 +518,16 @@ class Sweep:
     slope_separate: float
     run: object = None  # the extension Run (its history shows the staircase)
     figures: list = field(default_factory=list)  # sweep.png, when written to a directory
+    # steps each separate run took of the ones it was given, where L-BFGS stopped short
+    # ((steps, planned) or None): a stalled line search, whose RMSE is no scaling point
+    stalled: list = field(default_factory=list)
 
     def markdown(self) -> str:
         lines = ["| G | RMSE (grid extension) | RMSE (trained at G) |", "|---:|---|---|"]
-        for g, a, b in zip(self.grids, self.extension, self.separate):
-            lines.append(f"| {g} | {a:.3e} | {b:.3e} |")
+        stalled = self.stalled or [None] * len(self.grids)
+        for g, a, b, short in zip(self.grids, self.extension, self.separate, stalled):
+            note = f" (L-BFGS stopped at step {short[0]} of {short[1]})" if short else ""
+            lines.append(f"| {g} | {a:.3e} | {b:.3e}{note} |")
         lines.append(
             f"\nfitted slope of log RMSE vs log G: {self.slope_extension:.2f} (extension), "
             f"{self.slope_separate:.2f} (separate); cubic-spline theory: -4"
@@ -597,14 +602,19 @@ def sweep(
     # whose L-BFGS could not move logs no row of its own: its predecessor's last row stands).
     ends = [int(np.nonzero(h["stage"] <= i)[0][-1]) for i in range(len(grids))]
     extension = [math.sqrt(h["mse"][j]) for j in ends]
-    separate = []
+    separate, stalled = [], []
     for g in grids:
-        r = solve(problem, schedule=[Stage("lbfgs", steps * (grids.index(g) + 1), grid=g)],
+        planned = steps * (grids.index(g) + 1)
+        r = solve(problem, schedule=[Stage("lbfgs", planned, grid=g)],
                   device=device, dtype=dtype, seed=seed, progress=progress, log_every=steps,
                   checkpoint_every=0)  # fmt: skip
         separate.append(math.sqrt(r.metrics["mse"]))
+        short = r.metrics["steps"] < planned and any(
+            e["event"] == "lbfgs_converged" for e in r.events
+        )
+        stalled.append((int(r.metrics["steps"]), planned) if short else None)
     result = Sweep(problem.name, grids, extension, separate, fitted_slope(grids, extension),
-                   fitted_slope(grids, separate), ext)  # fmt: skip
+                   fitted_slope(grids, separate), ext, stalled=stalled)  # fmt: skip
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

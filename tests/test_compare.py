@@ -109,6 +109,18 @@ def test_sweep_staircase_and_slope(tmp_path):
     assert (tmp_path / "sweep.csv").exists() and (tmp_path / "extension.h5").exists()
     grids = set(s.run.history["grid"].tolist())
     assert grids == {3.0, 6.0}
+    assert len(s.stalled) == 2 and all(v is None or v[0] < v[1] for v in s.stalled)
+
+
+def test_sweep_table_marks_runs_whose_lbfgs_stopped_short():
+    # exp1d at G=20 stopped at step 133 of 1200 with loss 2.4; its RMSE made a slope of +5.4
+    # in the table without a word
+    from kanpde.compare import Sweep
+
+    s = Sweep("p", [3, 20], [1e-2, 1e-4], [1e-2, 0.92], -2.3, 5.4, stalled=[None, (133, 1200)])
+    lines = s.markdown().splitlines()
+    assert lines[2] == "| 3 | 1.000e-02 | 1.000e-02 |"
+    assert lines[3] == "| 20 | 1.000e-04 | 9.200e-01 (L-BFGS stopped at step 133 of 1200) |"
 
 
 def test_bad_arguments():
