@@ -787,3 +787,38 @@ def test_update_grid_takes_distinct_points(one_thread):
         {"grid": 10, "lbfgs": 1, "update_grid": True}], progress=False, device="cpu")  # fmt: skip
     knots = run.model().layers[0].grid_points[0, 3:14]
     assert float(knots.diff().min()) > 0.1, knots  # interior grid points: spacing ~0.2
+    # in 2-D the points are distinct but the boundary's repeat each face's coordinate (6 of
+    # 11 knots per input sat within 0.008 of ±1)
+    square = kanpde.load_problem(POISSON)
+    square.points = {"interior": 100, "boundary": 400, "test": 11}
+    run = kanpde.solve(square, model={"width": [2, 3, 1]}, schedule=[
+        {"grid": 10, "lbfgs": 1, "update_grid": True}], progress=False, device="cpu")  # fmt: skip
+    knots = run.model().layers[0].grid_points[:, 3:14]
+    assert float(knots.diff(dim=1).min()) > 0.05, knots
+
+
+def test_a_wrapper_calling_its_kan_by_keyword_or_not_at_all():
+    problem = _poisson1d_problem()
+    net = build_model(problem, {"width": [1, 3, 1], "grid": 5}, DT)
+
+    class ByKeyword(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x=x)
+
+    class Around(ByKeyword):  # runs the KAN's layers itself: its grid cannot be sampled
+        def forward(self, x):
+            for layer in self.net.layers:
+                x = layer(x)
+            return x
+
+    kw = dict(schedule="5:adam=2,10:adam=2", progress=False, device="cpu",
+              points={"interior": 20, "test": 5})  # fmt: skip
+    kanpde.solve(problem, model=ByKeyword(), **kw)  # an IndexError
+    assert net.grid == 10
+    with pytest.raises(ValueError, match="its forward does not call that KAN"):
+        kanpde.solve(problem, model=Around(), schedule="10:adam=2,20:adam=2",
+                     progress=False, device="cpu", points={"interior": 20, "test": 5})  # fmt: skip

@@ -538,23 +538,29 @@ class KANLayer(nn.Module):
     ) -> Tensor:
         """Fit the grid to the samples' range and quantiles, keeping ``G`` (see :meth:`set_grid`).
 
-        The new points are ``grid_eps · uniform + (1 - grid_eps) · quantiles`` of the samples
-        of each input, extended by ``margin`` on both ends. An input whose samples have no
-        spread is an error, unless ``keep_constant``: then it gets uniform points over its
-        current grid range (a hidden node whose incoming edges were all removed or made
-        constant).
+        The new points are ``grid_eps · uniform + (1 - grid_eps) · quantiles`` of the distinct
+        sample values of each input, extended by ``margin`` on both ends. An input whose
+        samples have no spread is an error, unless ``keep_constant``: then it gets uniform
+        points over its current grid range (a hidden node whose incoming edges were all
+        removed or made constant).
         """
         eps = self.grid_eps if grid_eps is None else grid_eps
         g = self.grid
-        xs = torch.sort(x.detach(), dim=0).values.t()  # (n_in, S)
-        idx = torch.linspace(0, xs.shape[1] - 1, g + 1, device=x.device).round().long()
-        adaptive = xs[:, idx]
-        lo, hi = xs[:, :1] - margin, xs[:, -1:] + margin
+        # Quantiles of each input's distinct values: repeated ones (the boundary points on one
+        # face share a coordinate) pulled knots onto them, 6 of 11 within 0.008 of ±1 on a
+        # square with 400 boundary and 100 interior points.
+        adaptive = []
+        for values in x.detach().t():
+            v = torch.unique(values)  # sorted
+            idx = torch.linspace(0, v.shape[0] - 1, g + 1, device=x.device).round().long()
+            adaptive.append(v[idx])
+        adaptive = torch.stack(adaptive)  # (n_in, G + 1): first and last are min and max
+        lo, hi = adaptive[:, :1] - margin, adaptive[:, -1:] + margin
         flat = ~(hi > lo)
         if bool(flat.any()):
             if not keep_constant:
                 raise ValueError("update_grid needs samples with a positive range in every input")
-            ranges = self.grid_range.to(xs)
+            ranges = self.grid_range.to(adaptive)
             lo, hi = torch.where(flat, ranges[:, :1], lo), torch.where(flat, ranges[:, 1:], hi)
             adaptive = torch.where(flat, _uniform_points(ranges, g), adaptive)
         adaptive = torch.cat([lo, adaptive[:, 1:-1], hi], dim=1)
