@@ -524,13 +524,14 @@ class Sweep:
 
     def markdown(self) -> str:
         lines = ["| G | RMSE (grid extension) | RMSE (trained at G) |", "|---:|---|---|"]
-        stalled = self.stalled or [None] * len(self.grids)
+        stalled = list(self.stalled) + [None] * (len(self.grids) - len(self.stalled))
         for g, a, b, short in zip(self.grids, self.extension, self.separate, stalled):
             note = f" (L-BFGS stopped at step {short[0]} of {short[1]})" if short else ""
             lines.append(f"| {g} | {a:.3e} | {b:.3e}{note} |")
+        left_out = " without the runs that stopped short" if any(stalled) else ""
         lines.append(
             f"\nfitted slope of log RMSE vs log G: {self.slope_extension:.2f} (extension), "
-            f"{self.slope_separate:.2f} (separate); cubic-spline theory: -4"
+            f"{self.slope_separate:.2f} (separate{left_out}); cubic-spline theory: -4"
         )
         return "\n".join(lines) + "\n"
 
@@ -613,15 +614,19 @@ def sweep(
             e["event"] == "lbfgs_converged" for e in r.events
         )
         stalled.append((int(r.metrics["steps"]), planned) if short else None)
+    # a run that stopped short is no point of the scaling curve (if two others remain)
+    fit = [(g, e) for g, e, short in zip(grids, separate, stalled) if short is None]
+    fit = fit if len(fit) >= 2 else list(zip(grids, separate))
     result = Sweep(problem.name, grids, extension, separate, fitted_slope(grids, extension),
-                   fitted_slope(grids, separate), ext, stalled=stalled)  # fmt: skip
+                   fitted_slope(*zip(*fit)), ext, stalled=stalled)  # fmt: skip
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "sweep.csv", "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["grid", "rmse_extension", "rmse_separate"])
-            w.writerows(zip(grids, extension, separate))
+            w.writerow(["grid", "rmse_extension", "rmse_separate", "separate_stopped_at"])
+            stops = ["" if short is None else short[0] for short in stalled]
+            w.writerows(zip(grids, extension, separate, stops))
         (out / "sweep.md").write_text(result.markdown())
         from .results import save_run
 

@@ -936,7 +936,8 @@ def network(
                             fontsize=7, color=red[:3], alpha=max(alpha, 0.6), zorder=4,
                             bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6,
                                   "alpha": 0.85})  # fmt: skip
-        ax.text(-0.09, cy, f"layer {l}\nG={layer.grid}", ha="left", va="center",
+        size = f"degree {layer.grid}" if layer.basis.name == "chebyshev" else f"G={layer.grid}"
+        ax.text(-0.09, cy, f"layer {l}\n{size}", ha="left", va="center",
                 fontsize=7, color="0.4")  # fmt: skip
     ax.add_collection(LineCollection(lines, colors=line_colors, linewidths=0.8))
     ax.add_collection(LineCollection(curves, colors=curve_colors, linewidths=1.3))
@@ -964,10 +965,10 @@ def activations(model, layer: int = 0, x=None, *, samples: int = 1000, figsize=N
     Rows are the layer's inputs ``i`` and columns its outputs ``o`` when it has no more inputs
     than outputs, else the other way round (the grid is wider than tall); every panel is titled
     with its edge. Each curve spans the range
-    its input takes on the samples (the run's evaluation points, ``x``, or the grid range); the
-    grid range itself is unshaded, outside it only the ``silu`` part acts. Dots mark the knots
-    (grid points) of the basis, including the ``k`` extension knots on each side that fall in
-    view.
+    its input takes on the samples (the run's evaluation points, ``x``, or the grid range). For
+    B-splines, the range beyond the grid is shaded (only the ``silu`` part acts there) and dots
+    mark the knots, including the ``k`` extension knots on each side that fall in view; for
+    Gaussian bases the dots are the centres; Chebyshev layers have neither.
 
     Parameters
     ----------
@@ -1016,9 +1017,9 @@ def activations(model, layer: int = 0, x=None, *, samples: int = 1000, figsize=N
         for o in range(n_out):
             ax = axs[i, o] if wide else axs[o, i]
             ax.set_label(f"edge {l} {i} {o}")
-            if rng[i, 0] > grid[0, i]:
+            if lay.basis.local and rng[i, 0] > grid[0, i]:
                 ax.axvspan(grid[0, i], rng[i, 0], color="0.9", lw=0)
-            if rng[i, 1] < grid[-1, i]:
+            if lay.basis.local and rng[i, 1] < grid[-1, i]:
                 ax.axvspan(rng[i, 1], grid[-1, i], color="0.9", lw=0)
             name = f"φ[{l},{i},{o}]: {inputs[i]} → {outs[o]}"
             ax.tick_params(labelsize=7)
@@ -1403,7 +1404,12 @@ def figure_for(path: str | Path, kind: str | None = None, layer: int = 0, log_er
     if path.is_dir() and not (path / "result.h5").exists():
         if any((path / n).is_file() for n in ("comparison.csv", "sweep.csv", "comparison.h5")):
             path = _study_table(path)  # a study directory: its table
-    if path.suffix.lower() == ".h5" and kind in (None, "compare") and _is_comparison(path):
+    table = path.suffix.lower() == ".csv" or (
+        path.suffix.lower() == ".h5" and kind in (None, "compare") and _is_comparison(path)
+    )
+    if log_error and (table or kind not in (None, "solution")):
+        raise ValueError(f"--log-error: only with --kind solution, not {kind or 'a table'}")
+    if path.suffix.lower() == ".h5" and table:
         return "compare", compare(path)
     if path.suffix.lower() == ".csv":
         if not path.exists():
@@ -1429,8 +1435,6 @@ def figure_for(path: str | Path, kind: str | None = None, layer: int = 0, log_er
             f"--kind {kind!r}: unknown; use one of {', '.join(RUN_KINDS)} for a results file "
             f"({' or '.join(TABLE_KINDS)} for a .csv table)"
         )
-    if log_error and kind != "solution":
-        raise ValueError(f"--log-error: only with --kind solution, not {kind}")
     from .results import load
 
     run = load(path)

@@ -121,6 +121,37 @@ def test_sweep_table_marks_runs_whose_lbfgs_stopped_short():
     lines = s.markdown().splitlines()
     assert lines[2] == "| 3 | 1.000e-02 | 1.000e-02 |"
     assert lines[3] == "| 20 | 1.000e-04 | 9.200e-01 (L-BFGS stopped at step 133 of 1200) |"
+    assert "(separate without the runs that stopped short)" in lines[-1]
+    # a sweep whose from-scratch run stalls leaves it out of the fitted slope
+    from kanpde import compare as C
+
+    planned = {}
+
+    class Run:
+        def __init__(self, g, steps):
+            self.metrics = {"mse": {3: 1e-4, 5: 1e-6, 10: 1e-7, 20: 1.0}[g],
+                            "steps": steps if g != 20 else 13}  # fmt: skip
+            self.events = [{"event": "lbfgs_converged"}] if g == 20 else []
+            self.history = {"stage": np.arange(4), "mse": np.array([1e-4, 1e-6, 1e-7, 1e-8])}
+
+    def fake_solve(problem, schedule, **kw):
+        stages = schedule if isinstance(schedule, list) else []
+        if len(stages) > 1:  # the extension run
+            return Run(3, 0)
+        planned[stages[0].grid] = stages[0].steps
+        return Run(stages[0].grid, stages[0].steps)
+
+    import kanpde.training as T
+
+    orig = T.solve
+    T.solve = fake_solve
+    try:
+        s = C.sweep(POISSON1D, grids=[3, 5, 10, 20], steps=10)
+    finally:
+        T.solve = orig
+    assert planned[20] == 40
+    assert s.stalled == [None, None, None, (13, 40)]
+    assert s.slope_separate == pytest.approx(fitted_slope([3, 5, 10], [1e-2, 1e-3, 10**-3.5]))
 
 
 def test_bad_arguments():

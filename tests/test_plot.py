@@ -431,11 +431,18 @@ def test_activations_describe_other_bases_as_they_are(basis, title, dots):
     assert "silu part only" not in text  # outside the range their basis still acts
     net = plot.network(model)
     assert title in net.axes[0].get_title()
+    labels = [t.get_text() for t in net.axes[0].texts if t.get_text().startswith("layer")]
+    assert all(("degree 4" if basis == "chebyshev" else "G=4") in t for t in labels), labels
 
 
-def test_log_error_is_refused_for_other_kinds(runs):
+def test_log_error_is_refused_for_other_kinds(runs, tmp_path):
     with pytest.raises(ValueError, match="--log-error: only with --kind solution, not history"):
         plot.figure_for(runs["poisson2d"].path, "history", log_error=True)
+    table = tmp_path / "comparison.csv"
+    table.write_text("model,params,rel_l2\nKAN [2,3,1],10,0.1\n")
+    for kind in (None, "compare"):
+        with pytest.raises(ValueError, match="--log-error: only with --kind solution"):
+            plot.figure_for(table, kind, log_error=True)
 
 
 # ------------------------------------------------------------------------ compare / sweep

@@ -765,3 +765,14 @@ def test_edge_values_are_the_layers_own_and_formula_names_a_runs_axes(tmp_path):
     assert {str(s) for s in S.formula(run, ["a", "b"]).free_symbols} == {"a", "b"}
     with pytest.raises(TypeError, match="expected a kanpde KAN"):
         S.edge_values(torch.nn.Linear(2, 1), x)
+
+
+def test_refine_of_a_run_without_a_problem_file_stops_before_fitting(tmp_path, capsys):
+    # it fitted every edge first, then said "problem file '' not found"
+    run = kanpde.solve(additive_problem(), schedule="3:lbfgs=2", out=tmp_path / "run",
+                       points={"interior": 30, "boundary": 12, "test": 5},
+                       progress=False, device="cpu")  # fmt: skip
+    assert main(["symbolic", str(run.path), "--refine", "5"]) == 2
+    out, err = capsys.readouterr()
+    assert "edge (" not in out
+    assert "this run was made from a Problem object in Python" in err and err.count("\n") == 1
