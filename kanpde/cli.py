@@ -311,6 +311,10 @@ def cmd_solve(args) -> int:
         if key in m:
             parts.append(f"{key} {m[key]:.3e}")
     parts.append(f"parameters {m['parameters']}")
+    stalled = [e for e in run.events if e.get("event") == "lbfgs_converged"]
+    if stalled:  # else "68 steps" alone does not say that 132 more were planned
+        where = ", ".join(str(e["step"]) for e in stalled)
+        parts.append(f"L-BFGS made no progress and ended its stage early at step {where}")
     recovered = [e for e in run.events if e.get("event") == "nonfinite"]
     if recovered:  # else only run.events would tell that training hit trouble
         n, action = len(recovered), recovered[-1]["action"]

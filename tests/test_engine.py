@@ -822,3 +822,16 @@ def test_a_wrapper_calling_its_kan_by_keyword_or_not_at_all():
     with pytest.raises(ValueError, match="its forward does not call that KAN"):
         kanpde.solve(problem, model=Around(), schedule="10:adam=2,20:adam=2",
                      progress=False, device="cpu", points={"interior": 20, "test": 5})  # fmt: skip
+
+
+def test_cli_summary_says_when_lbfgs_ended_a_stage_early(tmp_path, capsys):
+    # "68 steps" alone did not say that 200 were planned and L-BFGS stalled twice
+    poisson1d = str(Path(__file__).resolve().parents[1] / "problems" / "poisson1d.py")
+    args = ["--k", "2", "--schedule", "5:lbfgs=100,10:lbfgs=100", "--quiet"]
+    assert main(["solve", poisson1d, *args, "--out", str(tmp_path)]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    run = kanpde.load(next(tmp_path.glob("*/result.h5")))
+    stops = [e["step"] for e in run.events if e["event"] == "lbfgs_converged"]
+    assert stops and run.metrics["steps"] < 200
+    tail = "L-BFGS made no progress and ended its stage early at step "
+    assert line.endswith(tail + ", ".join(map(str, stops))), line
