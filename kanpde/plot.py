@@ -936,8 +936,7 @@ def network(
                             fontsize=7, color=red[:3], alpha=max(alpha, 0.6), zorder=4,
                             bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6,
                                   "alpha": 0.85})  # fmt: skip
-        size = f"degree {layer.grid}" if layer.basis.name == "chebyshev" else f"G={layer.grid}"
-        ax.text(-0.09, cy, f"layer {l}\n{size}", ha="left", va="center",
+        ax.text(-0.09, cy, f"layer {l}\n{_size_text(layer)}", ha="left", va="center",
                 fontsize=7, color="0.4")  # fmt: skip
     ax.add_collection(LineCollection(lines, colors=line_colors, linewidths=0.8))
     ax.add_collection(LineCollection(curves, colors=curve_colors, linewidths=1.3))
@@ -1049,14 +1048,19 @@ def activations(model, layer: int = 0, x=None, *, samples: int = 1000, figsize=N
     return fig
 
 
+def _size_text(layer) -> str:
+    """A layer's size: a Chebyshev layer's degree, else its number of intervals G."""
+    return f"degree {layer.grid}" if layer.basis.name == "chebyshev" else f"G={layer.grid}"
+
+
 def _basis_text(layer) -> str:
     """How a layer's basis is described: B-splines by G and k, Chebyshev by its degree."""
     name = layer.basis.name
     if name == "bspline":
-        return f"G={layer.grid}, k={layer.k}, bspline"
+        return f"{_size_text(layer)}, k={layer.k}, bspline"
     if name == "chebyshev":
-        return f"Chebyshev, degree {layer.grid}"
-    return f"G={layer.grid}, {name}"
+        return f"Chebyshev, {_size_text(layer)}"
+    return f"{_size_text(layer)}, {name}"
 
 
 # --------------------------------------------------------------------------- study tables
