@@ -250,6 +250,11 @@ def load(path: str | Path) -> Run:
     if path.is_dir():
         if (path / "comparison.h5").exists() and not (path / "result.h5").exists():
             raise ResultsError(f"{path}: a comparison study, not a run; {study}")
+        if (path / "extension.h5").exists() and not (path / "result.h5").exists():
+            raise ResultsError(
+                f"{path}: a grid sweep, not a run; its grid-extension run is "
+                f"{path / 'extension.h5'} (sweep.csv holds the table)"
+            )
         path = path / "result.h5"
     if not path.exists():
         if (path.parent / "checkpoint.h5").exists():

@@ -107,6 +107,9 @@ def test_sweep_staircase_and_slope(tmp_path):
     assert all(math.isfinite(v) and v > 0 for v in s.extension + s.separate)
     assert s.slope_extension == pytest.approx(fitted_slope([3, 6], s.extension))
     assert (tmp_path / "sweep.csv").exists() and (tmp_path / "extension.h5").exists()
+    with pytest.raises(kanpde.ResultsError, match="a grid sweep, not a run; its grid-extension"):
+        kanpde.load(tmp_path)
+    assert kanpde.load(tmp_path / "extension.h5").history["grid"][-1] == 6
     grids = set(s.run.history["grid"].tolist())
     assert grids == {3.0, 6.0}
     assert len(s.stalled) == 2 and all(v is None or v[0] < v[1] for v in s.stalled)
