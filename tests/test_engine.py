@@ -835,3 +835,17 @@ def test_cli_summary_says_when_lbfgs_ended_a_stage_early(tmp_path, capsys):
     assert stops and run.metrics["steps"] < 200
     tail = "L-BFGS made no progress and ended its stage early at step "
     assert line.endswith(tail + ", ".join(map(str, stops))), line
+
+
+def test_extending_gaussian_edges_is_warned_about(poisson):
+    # rbf G = 5 -> 10: the loss jumped 3e4x at the extension without a word (the README says
+    # to give these bases one grid)
+    import warnings
+
+    kw = dict(points={"interior": 40, "boundary": 16}, progress=False, device="cpu")
+    with pytest.warns(kanpde.KanpdeWarning, match="changes the grid of rbf edges"):
+        kanpde.solve(poisson, model={"basis": "rbf"}, schedule="5:lbfgs=1,10:lbfgs=1", **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kanpde.solve(poisson, model={"basis": "rbf"}, schedule="5:lbfgs=1", **kw)
+        kanpde.solve(poisson, schedule="5:lbfgs=1,10:lbfgs=1", **kw)  # B-splines nest
