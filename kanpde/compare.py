@@ -48,6 +48,12 @@ def _label(kind: str, width) -> str:
     return f"{kind.upper()} [{','.join(str(w) for w in width)}]"
 
 
+def _run_name(label: str, width: str, seed) -> str:
+    """A study's run directory under ``runs/``: ``kan-2-10-1-s0`` for ``KAN [2,10,1]``, seed 0
+    (where :func:`compare` writes it and :meth:`Comparison.load` finds it)."""
+    return f"{label.split()[0].lower()}-{width}-s{seed}"
+
+
 @dataclass
 class Comparison:
     """Rows (one per model and seed) and the shared setup of a :func:`compare` study."""
@@ -90,8 +96,7 @@ class Comparison:
         rows = [{k: v[i] for k, v in columns.items()} for i in range(n)]
         loaded = {}
         for r in rows if runs else []:
-            kind = str(r["model"]).split()[0].lower()
-            run_dir = path.parent / "runs" / f"{kind}-{r['width']}-s{r['seed']}"
+            run_dir = path.parent / "runs" / _run_name(str(r["model"]), r["width"], r["seed"])
             if (run_dir / "result.h5").is_file():
                 loaded[(r["model"], r["seed"])] = load(run_dir)
         return cls(problem, rows, setup, loaded)
@@ -431,7 +436,8 @@ def _execute(
     result = Comparison(problem.name, [], plan.setup, {})
     for kind, width, cfg, stages in plan.models:
         for seed in range(plan.seeds):
-            run_out = out / "runs" / f"{kind}-{'-'.join(map(str, width))}-s{seed}" if out else None
+            label, widths = _label(kind, width), "-".join(map(str, width))
+            run_out = out / "runs" / _run_name(label, widths, seed) if out else None
             # overwrite: the study owns its runs/ (a study written again replaces its runs)
             common = dict(
                 points=plan.points, device=device, dtype=dtype, seed=seed, progress=progress,
@@ -444,7 +450,7 @@ def _execute(
                     problem, model=cfg, schedule=stages, out=run_out, checkpoint_every=0, **common
                 )
             result.rows.append(_row(kind, width, seed, run))
-            result.runs[(_label(kind, width), seed)] = run
+            result.runs[(label, seed)] = run
             result.setup["runs_finished"] = len(result.rows)
             if out is not None:
                 # After every run, not at the end: an interrupted study keeps what it finished.

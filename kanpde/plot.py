@@ -1110,10 +1110,14 @@ def _rows(results) -> tuple[list[dict], str | None]:
     )
 
 
+# What a study directory holds to plot, in the order they are looked for.
+STUDY_FILES = ("comparison.csv", "sweep.csv", "comparison.h5")
+
+
 def _study_table(path: Path) -> Path:
     """A study directory's table (``comparison.csv`` or ``sweep.csv``); other paths as given."""
     if path.is_dir():
-        for name in ("comparison.csv", "sweep.csv", "comparison.h5"):
+        for name in STUDY_FILES:
             if (path / name).is_file():
                 return path / name
         raise ValueError(f"{path}: no comparison.csv, sweep.csv or comparison.h5 in that directory")
@@ -1406,7 +1410,7 @@ def figure_for(path: str | Path, kind: str | None = None, layer: int = 0, log_er
     """The figure ``kanpde plot`` draws for a results file or a study table."""
     path = Path(path)
     if path.is_dir() and not (path / "result.h5").exists():
-        if any((path / n).is_file() for n in ("comparison.csv", "sweep.csv", "comparison.h5")):
+        if any((path / n).is_file() for n in STUDY_FILES):
             path = _study_table(path)  # a study directory: its table
     table = path.suffix.lower() == ".csv" or (
         path.suffix.lower() == ".h5" and kind in (None, "compare") and _is_comparison(path)

@@ -110,13 +110,7 @@ def _warn_flat_splines(model: nn.Module, order: int, where: str) -> None:
     layers = [m for m in model.modules() if isinstance(getattr(m, "basis", None), BSpline)]
     ks = [m.k for m in layers]
     # layers after the first of each network (a wrapper may hold several, each fed the points)
-    later = [
-        layer
-        for m in model.modules()
-        if isinstance(getattr(m, "layers", None), nn.ModuleList)
-        for layer in list(m.layers)[1:]
-        if isinstance(getattr(layer, "basis", None), BSpline)
-    ]
+    later = [l for net in _kans(model) for l in net.layers[1:] if isinstance(l.basis, BSpline)]
     if ks and min(ks) < order:
         warnings.warn(
             f"{where}: B-splines of degree k={min(ks)} have no derivative of order {order} "
@@ -134,11 +128,16 @@ def _warn_flat_splines(model: nn.Module, order: int, where: str) -> None:
         )
 
 
+def _kans(model: nn.Module) -> list[KAN]:
+    """The KANs in ``model``: itself, or those a module of the user's own holds."""
+    return [m for m in model.modules() if isinstance(m, KAN)]
+
+
 def _warn_unnested_extension(model: nn.Module, stages: list[Stage], where: str) -> None:
     """Warn when the schedule extends the grid of Gaussian edges (rbf, rswaf): bases of
     another width do not nest, so each extension refits the values only and the PINN loss can
     jump (measured: 3e4x on a 1-D problem, rbf G = 5 -> 10)."""
-    nets = [model] if isinstance(model, KAN) else [m for m in model.modules() if isinstance(m, KAN)]
+    nets = _kans(model)
     names = {layer.basis.name for net in nets for layer in net.layers}
     gaussian = sorted(names & {"rbf", "rswaf"})
     grids = {s.grid for s in stages if s.grid is not None} | {net.grid for net in nets}
@@ -334,9 +333,7 @@ def _grid_network(model: nn.Module, stages: list[Stage]) -> KAN | None:
     """The KAN whose grid the schedule changes: the model, or the one KAN a module of the
     user's own holds (an inverse problem's wrapper); None for other models (an MLP's
     schedule grids are ignored)."""
-    if isinstance(model, KAN):
-        return model
-    nets = [m for m in model.modules() if isinstance(m, KAN)]
+    nets = _kans(model)
     grids = {net.grid for net in nets}
     changes = [
         i
