@@ -55,6 +55,9 @@ class Derivatives:
         # (key, whether of a field marked as model output). The probe plans the jets from it.
         self.misses: list[tuple[tuple[int, ...], bool]] = []
         self._roots: set[int] = set()
+        # id(field) -> id(points) for the model's outputs: a derivative of one of them along
+        # other points (a slice of x) would be zero, so it is refused instead.
+        self._home: dict[int, int] = {}
 
     # -- naming -------------------------------------------------------------------------------
     def axis(self, a: Axis, dim: int) -> int:
@@ -99,10 +102,12 @@ class Derivatives:
         """Declare ``u`` the model's output at ``x`` (its misses could be served by jets)."""
         self._entry(u, x)
         self._roots.add(id(u))
+        self._home[id(u)] = id(x)
 
     def register(self, u: Tensor, x: Tensor, jet: Jet) -> None:
         """Pre-fill the cache with the derivatives carried by ``jet`` (``jet.value is u``)."""
         entry = self._entry(u, x)
+        self._home[id(u)] = id(x)
         if jet.d1 is not None:
             for a in range(jet.d1.shape[2]):
                 entry[(a,)] = jet.d1[:, :, a]
@@ -119,10 +124,13 @@ class Derivatives:
 
     def derivative(self, u: Tensor, x: Tensor, key: tuple[int, ...]) -> Tensor:
         """``∂^n u / ∂x_{key[0]} … ∂x_{key[-1]}`` (``key`` sorted), shape of ``u``."""
-        entry = self._entry(u, x)
         view = self._views.get(id(u))
         if view is not None and view[2] is not u:
             view = None
+        home = self._home.get(id(u if view is None else view[0]))
+        if home is not None and home != id(x):
+            raise ValueError(NOT_ITS_POINTS)
+        entry = self._entry(u, x)
         root = id(u) in self._roots or (view is not None and id(view[0]) in self._roots)
         found = self._cached(entry, key, root)
         if found is not None:
@@ -153,6 +161,13 @@ class Derivatives:
         return entry[key]
 
 
+NOT_ITS_POINTS = (
+    "derivatives are taken along the points the field was computed from (the x of "
+    "pde(x, u)), not along a slice such as x[:, 1:2], which is a new tensor that u does not "
+    "depend on (its derivative would be 0): name the axis instead, d(u, x, 't') or d(u, x, 1)"
+)
+
+
 def _autograd_columns(f: Tensor, x: Tensor) -> dict[int, Tensor]:
     """All first derivatives of every column of ``f`` ``(N, m)``: ``{axis: (N, m)}``."""
     if not x.requires_grad:
@@ -164,9 +179,12 @@ def _autograd_columns(f: Tensor, x: Tensor) -> dict[int, Tensor]:
     cols = []
     for c in range(f.shape[1]):
         if f.requires_grad:
-            (g,) = torch.autograd.grad(
-                f[:, c].sum(), x, create_graph=True, allow_unused=True, materialize_grads=True
-            )
+            (g,) = torch.autograd.grad(f[:, c].sum(), x, create_graph=True, allow_unused=True)
+            if g is None:
+                if x._base is not None:
+                    # a slice of the points that f was not computed from, not a zero derivative
+                    raise ValueError(NOT_ITS_POINTS)
+                g = torch.zeros_like(x)
         else:  # a field that does not depend on x (e.g. a constant)
             g = torch.zeros_like(x)
         cols.append(g)

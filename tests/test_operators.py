@@ -477,3 +477,39 @@ def test_derivatives_obtained_together_are_each_recorded_when_used():
         assert (0, 1) not in [k for k, _ in ctx.misses]
         close(d(u, x, 0, 1), 2 * x[:, :1].detach())
         assert sorted(k for k, _ in ctx.misses) == [(0,), (0, 0), (0, 1)]
+
+
+# -- derivatives along a slice of the points ---------------------------------------------------
+
+
+def test_derivative_along_a_slice_is_refused_not_zero():
+    # d(u, x[:, 1:2], 0) once returned zeros: the slice is a new tensor u was not built from.
+    x = pts(7, 2)
+    u = torch.sin(x[:, 0:1]) * x[:, 1:2] ** 2
+    with pytest.raises(ValueError, match=r"not along a slice such as x\[:, 1:2\]"):
+        d(u, x[:, 1:2], 0)
+    with derivatives(("x", "y")) as ctx:  # the engine's way: u marked as the field at x
+        ctx.mark_root(u, x)
+        with pytest.raises(ValueError, match="name the axis instead"):
+            d(u, x[:, 1:2], 0)
+        (v,) = split(u)
+        with pytest.raises(ValueError, match="name the axis instead"):
+            d(v, x[:, 0:1], 0)
+        close(d(u, x, "y"), 2 * torch.sin(x[:, 0:1]) * x[:, 1:2])
+
+
+def test_derivative_along_a_slice_the_field_was_built_from():
+    x = pts(7, 2)
+    t = x[:, 1:2]
+    u = torch.cos(x[:, 0:1]) * t**3
+    close(d(u, t, 0), 3 * torch.cos(x[:, 0:1]) * t**2)
+    close(d(u, t, 0, 0), 6 * torch.cos(x[:, 0:1]) * t)
+
+
+def test_derivatives_that_vanish_are_zeros():
+    # u linear in y: u_yy has no graph path to x (autograd reports it unused); it is 0.
+    x = pts(7, 2)
+    u = torch.sin(x[:, 0:1]) + 3 * x[:, 1:2]
+    close(d(u, x, 1), torch.full_like(u, 3.0))
+    close(d(u, x, 1, 1), torch.zeros_like(u))
+    close(d(torch.ones_like(u), x, 0), torch.zeros_like(u))

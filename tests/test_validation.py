@@ -321,6 +321,14 @@ USER_CODE_CASES = {
         "pde(x, u) raised AssertionError: too many",
         'assert x.shape[0] < 20, "too many"; return laplacian(u, x)',
     ),
+    "pde_derivative_along_a_slice": (  # a DeepXDE habit: d/dy of u along x[:, 1:2] was 0
+        variant(
+            "return laplacian(u, x) + 2 * math.pi**2 * exact(x)",
+            "from kanpde import d; return d(u, x, 0, 0) + d(u, x[:, 1:2], 0, 0)",
+        ),
+        "pde(x, u) raised ValueError: derivatives are taken along the points the field was",
+        "from kanpde import d; return d(u, x, 0, 0) + d(u, x[:, 1:2], 0, 0)",
+    ),
     "pde_zero_division": (
         variant(
             "return laplacian(u, x) + 2 * math.pi**2 * exact(x)", "return laplacian(u, x) + 1 / 0"
