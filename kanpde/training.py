@@ -1223,6 +1223,33 @@ class TrainingStopped(RuntimeError):
     run = None  # the results so far, attached by solve()
 
 
+def _check_module(net: nn.Module, problem, dtype: torch.dtype, device: torch.device) -> None:
+    """Refuse a ready model that does not map the domain's points to the problem's outputs.
+
+    A wrong number of outputs would otherwise train and broadcast against the reference in
+    the metrics (a (N, 2) prediction against (N, 1) values gave rel. L2 2.48 without a word).
+    """
+    dim, m = problem.domain_dim, len(problem.outputs)
+    x = torch.as_tensor(problem.domain.sample(4, method="uniform", seed=0), dtype=dtype)
+    try:
+        with torch.no_grad():
+            u = net(x.to(device))
+    except (MemoryError, torch.cuda.OutOfMemoryError):
+        raise
+    except Exception as e:  # noqa: BLE001 - the user's module, reported in one line
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise ValueError(
+            f"solve(model=...): the model raised {type(e).__name__} on (4, {dim}) points of "
+            f"problem {problem.name!r} (one column per coordinate of its domain): {first}"
+        ) from e
+    if not isinstance(u, Tensor) or u.shape != (4, m):
+        got = tuple(u.shape) if isinstance(u, Tensor) else type(u).__name__
+        raise ValueError(
+            f"solve(model=...): the model maps (4, {dim}) points to {got}; problem "
+            f"{problem.name!r} needs (4, {m}), one column per output ({', '.join(problem.outputs)})"
+        )
+
+
 def solve(
     problem,
     model: dict | nn.Module | None = None,
@@ -1259,7 +1286,8 @@ def solve(
         ``(N, outputs)`` — one holding the unknown coefficients of an inverse problem as extra
         parameters, say, which the PDE reads and the optimizer trains with the network. Such a
         module (without ``config()``) is saved by its state alone: rebuild it and call
-        ``load_state_dict(run.state_dict())``. Grid stages apply to KANs only.
+        ``load_state_dict(run.state_dict())``. Grid stages apply to KANs only. A ready model
+        is moved to the run's device and dtype in place.
     schedule, points, weights
         Override the problem's defaults (see :mod:`kanpde.schedule` for schedules).
     device, dtype, seed
@@ -1417,6 +1445,7 @@ def solve(
     torch.manual_seed(seed)
     if isinstance(model, nn.Module):
         net = model.to(device=dev, dtype=dt)
+        _check_module(net, problem, dt, dev)
     elif state is not None:
         net = from_config(model, dtype=dt, device=dev)
     else:

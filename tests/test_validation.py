@@ -437,6 +437,35 @@ def test_solve_rejects_unknown_override_keys():
         kanpde.solve(POISSON1D, points={"interiour": 10}, progress=False, device="cpu")
 
 
+@pytest.mark.parametrize(
+    "model, fragment",
+    [
+        (lambda: kanpde.KAN([1, 3, 2]),
+         r"maps \(4, 1\) points to \(4, 2\); problem 'poisson1d' needs \(4, 1\)"),
+        (lambda: kanpde.MLP([2, 4, 1]),
+         r"raised RuntimeError on \(4, 1\) points of problem 'poisson1d' \(one column"),
+        (lambda: nn_returning_a_tuple(), r"maps \(4, 1\) points to tuple"),
+    ],
+)  # fmt: skip
+def test_solve_refuses_a_ready_model_of_the_wrong_width(model, fragment, tmp_path):
+    # A 2-output model on a 1-output problem trained and reported rel. L2 from broadcasting.
+    with pytest.raises(ValueError, match=r"solve\(model=\.\.\.\): the model " + fragment):
+        kanpde.solve(POISSON1D, model=model(), progress=False, device="cpu", out=tmp_path / "r")
+    assert leftovers(tmp_path) == []
+
+
+def nn_returning_a_tuple():
+    class Pair(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = kanpde.KAN([1, 3, 1])
+
+        def forward(self, x):
+            return self.net(x), x
+
+    return Pair()
+
+
 # Arguments that used to be ignored or accepted: rejected before any run directory exists.
 CLI_CASES = {
     "schedule_empty": (["--schedule", ""], "--schedule ''"),
