@@ -4,7 +4,7 @@
 identical test set and an identical budget (optimizer steps, or wall-clock seconds), over
 several seeds, and tabulates parameters, errors and time. :func:`sweep` measures test error
 against the grid size ``G`` — from one grid-extension run and from separately trained runs —
-and fits the convergence slope (cubic-spline theory: RMSE ∝ G⁻⁴).
+and fits the convergence slope (spline theory for degree k: RMSE ∝ G^-(k+1), G⁻⁴ for cubics).
 """
 
 from __future__ import annotations
@@ -527,6 +527,10 @@ class Sweep:
     # steps each separate run took of the ones it was given, where L-BFGS stopped short
     # ((steps, planned) or None): a stalled line search, whose RMSE is no scaling point
     stalled: list = field(default_factory=list)
+    # slope of the approximation theory for the KAN's edges, -(k + 1) for B-splines of
+    # degree k; None for bases without an algebraic rate (Chebyshev, rbf, rswaf)
+    theory: float | None = -4.0
+    basis: str = "bspline"
 
     def markdown(self) -> str:
         lines = ["| G | RMSE (grid extension) | RMSE (trained at G) |", "|---:|---|---|"]
@@ -535,9 +539,13 @@ class Sweep:
             note = f" (L-BFGS stopped at step {short[0]} of {short[1]})" if short else ""
             lines.append(f"| {g} | {a:.3e} | {b:.3e}{note} |")
         left_out = " without the runs that stopped short" if any(stalled) else ""
+        if self.theory is not None:
+            theory = f"degree-{-self.theory - 1:g} spline theory: {self.theory:g}"
+        else:
+            theory = f"no algebraic theory slope for {self.basis} edges"
         lines.append(
             f"\nfitted slope of log RMSE vs log G: {self.slope_extension:.2f} (extension), "
-            f"{self.slope_separate:.2f} (separate{left_out}); cubic-spline theory: -4"
+            f"{self.slope_separate:.2f} (separate{left_out}); {theory}"
         )
         return "\n".join(lines) + "\n"
 
@@ -623,16 +631,21 @@ def sweep(
     # a run that stopped short is no point of the scaling curve (if two others remain)
     fit = [(g, e) for g, e, short in zip(grids, separate, stalled) if short is None]
     fit = fit if len(fit) >= 2 else list(zip(grids, separate))
+    basis = ext.config["model"].get("basis", "bspline")
+    theory = -(ext.config["model"].get("k", 3) + 1.0) if basis == "bspline" else None
     result = Sweep(problem.name, grids, extension, separate, fitted_slope(grids, extension),
-                   fitted_slope(*zip(*fit)), ext, stalled=stalled)  # fmt: skip
+                   fitted_slope(*zip(*fit)), ext, stalled=stalled, theory=theory,
+                   basis=basis)  # fmt: skip
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "sweep.csv", "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["grid", "rmse_extension", "rmse_separate", "separate_stopped_at"])
+            w.writerow(["grid", "rmse_extension", "rmse_separate", "separate_stopped_at",
+                        "theory_slope"])  # fmt: skip
             stops = ["" if short is None else short[0] for short in stalled]
-            w.writerows(zip(grids, extension, separate, stops))
+            slope = ["" if theory is None else theory] * len(grids)
+            w.writerows(zip(grids, extension, separate, stops, slope))
         (out / "sweep.md").write_text(result.markdown())
         from .results import save_run
 

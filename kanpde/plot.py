@@ -1294,7 +1294,11 @@ _SWEEP_LABELS = {
 
 
 def _sweep_series(results):
-    """``grids``, ``{label: errors}``, ``{label: slope or None}``."""
+    """``grids``, ``{label: errors}``, ``{label: slope or None}``, title, theory slope.
+
+    The theory slope is the sweep's (None for bases without one), or ``-4`` (cubic splines)
+    for tables that do not record it.
+    """
     if hasattr(results, "grids") and hasattr(results, "extension"):
         grids = np.asarray(results.grids, float)
         series = {_SWEEP_LABELS["rmse_extension"]: np.asarray(results.extension, float)}
@@ -1302,9 +1306,12 @@ def _sweep_series(results):
         if getattr(results, "separate", None) is not None and len(results.separate):
             series[_SWEEP_LABELS["rmse_separate"]] = np.asarray(results.separate, float)
             slopes[_SWEEP_LABELS["rmse_separate"]] = getattr(results, "slope_separate", None)
-        return grids, series, slopes, getattr(results, "problem", None)
+        theory = getattr(results, "theory", -4.0)
+        return grids, series, slopes, getattr(results, "problem", None), theory
     rows, problem = _rows(results)
     _need(rows, ["grid"], "sweep()")
+    theory = rows[0].get("theory_slope", -4.0)
+    theory = None if theory in ("", None) else float(theory)
     keys = [k for k in rows[0] if k == "rmse" or k.startswith("rmse_")]
     if not keys:
         raise ValueError(f"sweep(): need a column rmse or rmse_<label>; have {', '.join(rows[0])}")
@@ -1320,10 +1327,10 @@ def _sweep_series(results):
                 break
         else:
             slopes[label] = None
-    return grids, series, slopes, problem
+    return grids, series, slopes, problem, theory
 
 
-def sweep(results, *, theory: float | None = -4.0, figsize=None):
+def sweep(results, *, theory: float | None | str = "auto", figsize=None):
     """Test error against grid size ``G``, log–log, with the fitted convergence slope.
 
     Parameters
@@ -1334,12 +1341,18 @@ def sweep(results, *, theory: float | None = -4.0, figsize=None):
         :class:`~kanpde.compare.Sweep`. An optional ``slope`` / ``slope_<label>`` column (the
         same value in every row) is used as the fitted slope; otherwise the slope is fitted
         here by least squares on ``log RMSE`` against ``log G``.
-    theory : float or None
-        Slope of a reference line (cubic-spline theory: ``-4``); None hides it.
+    theory : float, None or "auto"
+        Slope of a reference line; None hides it. ``"auto"``: the sweep's own, ``-(k + 1)``
+        for B-splines of degree ``k`` (column ``theory_slope`` of ``sweep.csv``; none for other
+        bases), or ``-4`` (cubic splines) for a table without that column.
     """
     import matplotlib.ticker as mticker
 
-    grids, series, slopes, problem = _sweep_series(results)
+    grids, series, slopes, problem, recorded = _sweep_series(results)
+    if isinstance(theory, str):
+        if theory != "auto":
+            raise ValueError(f"sweep(): theory must be a slope, None or 'auto', got {theory!r}")
+        theory = recorded
     fig = _figure(figsize or (5.6, 4.2))
     ax = fig.subplots()
     ax.set_label("sweep")

@@ -115,6 +115,31 @@ def test_sweep_staircase_and_slope(tmp_path):
     assert len(s.stalled) == 2 and all(v is None or v[0] < v[1] for v in s.stalled)
 
 
+@pytest.mark.parametrize(
+    "model, said, drawn",
+    [
+        ({"k": 2}, "; degree-2 spline theory: -3", "theory: $G^{-3}$"),
+        ({"k": 3}, "; degree-3 spline theory: -4", "theory: $G^{-4}$"),
+        ({"basis": "chebyshev"}, "; no algebraic theory slope for chebyshev edges", None),
+    ],
+)
+def test_sweep_theory_slope_follows_the_kans_edges(model, said, drawn, tmp_path):
+    # a k = 2 sweep printed "cubic-spline theory: -4" and drew G^-4
+    from kanpde import plot
+
+    problem = kanpde.load_problem(POISSON1D)
+    problem.model = {**problem.model, **model}
+    problem.points = {**problem.points, "interior": 20, "test": 11}
+    s = sweep(problem, grids=[3, 6], steps=2, device="cpu", out=tmp_path)
+    assert s.markdown().rstrip().endswith(said)
+    with open(tmp_path / "sweep.csv", newline="") as f:
+        slopes = {r["theory_slope"] for r in csv.DictReader(f)}
+    assert slopes == {"" if drawn is None else str(-(model.get("k", 3) + 1.0))}
+    for source in (s, tmp_path / "sweep.csv"):
+        texts = [t.get_text() for t in plot.sweep(source).axes[0].get_legend().get_texts()]
+        assert [t for t in texts if t.startswith("theory")] == ([drawn] if drawn else [])
+
+
 def test_sweep_table_marks_runs_whose_lbfgs_stopped_short():
     # exp1d at G=20 stopped at step 133 of 1200 with loss 2.4; its RMSE made a slope of +5.4
     # in the table without a word
@@ -136,6 +161,7 @@ def test_sweep_table_marks_runs_whose_lbfgs_stopped_short():
                             "steps": steps if g != 20 else 13}  # fmt: skip
             self.events = [{"event": "lbfgs_converged"}] if g == 20 else []
             self.history = {"stage": np.arange(4), "mse": np.array([1e-4, 1e-6, 1e-7, 1e-8])}
+            self.config = {"model": {"basis": "bspline", "k": 3}}
 
     def fake_solve(problem, schedule, **kw):
         stages = schedule if isinstance(schedule, list) else []
