@@ -131,6 +131,10 @@ class Problem:
             fail("pde must be a function pde(x, u) returning the residual")
         if not self.outputs or not all(isinstance(o, str) for o in self.outputs):
             fail(f"outputs must be a non-empty list of names, got {self.outputs!r}")
+        repeated = sorted({o for o in self.outputs if self.outputs.count(o) > 1})
+        if repeated:
+            # component="u" would silently mean the first of them
+            fail(f"outputs must be distinct names; repeated: {', '.join(repeated)}")
         for c in self.conditions:
             if not isinstance(c, Condition):
                 fail(f"conditions must be kanpde conditions (Dirichlet, ...), got {c!r}")
@@ -189,6 +193,7 @@ class Problem:
                 )
             if set(preset) - {"model", "schedule", "points", "weights"}:
                 fail(f"preset {pname!r} may only set model, schedule, points and weights")
+        _qualify_clashing_names(self.conditions, self.outputs)
         names = [c.name for c in self.conditions]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -203,6 +208,25 @@ class Problem:
                 check_resampling({**self.points, **pts})
             except ValueError as e:
                 fail(f"{label}{e}")
+
+
+def _qualify_clashing_names(conditions: list[Condition], outputs: Sequence[str]) -> None:
+    """Give default names that clash the pieces and components that tell them apart.
+
+    ``Dirichlet(0, component="u")`` beside ``Dirichlet(g, component="v")`` were both
+    ``dirichlet``; they become ``dirichlet(u)`` and ``dirichlet(v)``. Names set by the user,
+    and default names that do not clash, are left as they are.
+    """
+    names = [c.name for c in conditions]
+    for c in conditions:
+        if c._name or names.count(c.name) < 2:
+            continue
+        name = c.name
+        if isinstance(c.on, list | tuple) and c.on and all(isinstance(p, str) for p in c.on):
+            name += f"[{','.join(c.on)}]"
+        if c.component is not None:
+            name += f"({','.join(outputs[i] for i in c.columns(outputs))})"
+        c._name = name if name != c.name else None
 
 
 PDE_TERM = re.compile(r"pde\[.+\]")  # weight of one residual of a PDE returning several

@@ -481,6 +481,33 @@ def test_unknown_component_name():
         )
 
 
+def test_default_names_that_clash_take_their_pieces_and_components():
+    # Dirichlet(0, component="u") beside Dirichlet(g, component="v", ...) were both
+    # "dirichlet", and the problem was refused for it.
+    conds = [
+        Dirichlet(0.0, component="u"),
+        Dirichlet(1.0, component="v", on=["left", "right"]),
+        Dirichlet(2.0, component="v", on="top"),  # no clash: keeps its default
+        Neumann(0.0, component=["v", "u"], on="bottom"),
+        Neumann(0.0, component="u", on="bottom", name="mine"),  # the user's name stands
+        Robin(1.0, 1.0, 0.0, component="u", on="right"),
+        Robin(1.0, 1.0, 0.0, component="v", on="right"),
+    ]
+    p = Problem(name="t", domain=SQUARE, pde=pde, conditions=conds, outputs=("u", "v"))
+    assert [c.name for c in p.conditions] == [
+        "dirichlet(u)", "dirichlet[left,right](v)", "dirichlet[top]", "neumann[bottom]", "mine",
+        "robin[right](u)", "robin[right](v)",
+    ]  # fmt: skip
+    # what still clashes is refused, naming the name
+    for conds in (
+        [Dirichlet(0.0), Dirichlet(1.0)],
+        [Dirichlet(0.0, component="u"), Dirichlet(1.0, component=0)],
+        [Neumann(0.0, on="left", component="u"), Neumann(1.0, on="left", component=0)],
+    ):
+        with pytest.raises(ProblemError, match="conditions need distinct names"):
+            Problem(name="t", domain=SQUARE, pde=pde, conditions=conds, outputs=("u", "v"))
+
+
 def test_unknown_boundary_name():
     with pytest.raises(ProblemError) as e:
         build(SQUARE, [Dirichlet(0.0, on="north")], quad)

@@ -76,6 +76,10 @@ PROBLEM_CASES = {
         variant('"width": [2, 3, 1]', '"width": [3, 3, 1]'),
         "domain has 2 coordinates",
     ),
+    "duplicate_outputs": (
+        variant("exact=exact, **KW)", 'exact=exact, outputs=["u", "u"], **KW)'),
+        "outputs must be distinct names; repeated: u",
+    ),
     "width_vs_outputs": (variant('"width": [2, 3, 1]', '"width": [2, 3, 2]'), "problem has 1"),
     "unknown_boundary_name": (
         variant("Dirichlet(0.0)", "Dirichlet(0.0, on='lft')"),
