@@ -45,10 +45,17 @@ class Term:
     highest: int = 0  # the highest derivative order taken (``order`` stops at the jet's 2)
 
 
-def point_budget(points: dict, kind: str, n_conditions: int) -> int:
-    """Points per condition of ``kind`` when a condition does not set ``n``."""
+def point_budget(points: dict, kind: str, n_conditions: int, index: int = 0) -> int:
+    """Points of the ``index``-th of ``n_conditions`` conditions of ``kind`` without own ``n``.
+
+    The boundary budget is shared out whole: the first ``total % n_conditions`` conditions
+    take one point more. Other kinds give each condition the whole budget.
+    """
     total = int(points.get(kind, points.get("boundary", 0)))
-    return max(1, total // max(1, n_conditions)) if kind == "boundary" else max(1, total)
+    if kind != "boundary":
+        return max(1, total)
+    share, extra = divmod(total, max(1, n_conditions))
+    return max(1, share + (index < extra))
 
 
 class Residuals:
@@ -99,11 +106,17 @@ class Residuals:
         self.interior = PointSet(torch.as_tensor(interior, dtype=dtype, device=device))
         self.terms: list[Term] = []
         self._pde_names: list[str] | None = None
-        counts: dict[str, int] = {}
+        # conditions with their own n= take it as given and no share of the budget
+        sharing: dict[str, list[Condition]] = {}
         for c in problem.conditions:
-            counts[c.where] = counts.get(c.where, 0) + 1
+            if c.n is None:
+                sharing.setdefault(c.where, []).append(c)
         for i, c in enumerate(problem.conditions):
-            n = c.n if c.n is not None else point_budget(points, c.where, counts[c.where])
+            if c.n is None:
+                peers = sharing[c.where]
+                n = point_budget(points, c.where, len(peers), peers.index(c))
+            else:
+                n = c.n
             try:
                 if c.n is None and c.where == "boundary":  # a share: one point per piece at least
                     n = max(n, c.min_points(domain))

@@ -654,3 +654,20 @@ def test_conditions_sharing_a_small_budget_still_cover_their_pieces():
     res = Residuals(problem, Closed(lambda x: torch.sin(x[:, :1] + x[:, 1:])),
                     {"interior": 10, "boundary": 1}, {}, DT, "cpu")  # fmt: skip
     assert [t.points.x.shape[0] for t in res.terms] == [1, 1]
+
+
+def test_the_boundary_budget_is_shared_by_the_conditions_without_their_own_n():
+    # boundary=10 over Dirichlet, Robin and a Neumann with n=7 gave Dirichlet and Robin 3
+    # each: the Neumann counted in the division, and the remainder was dropped.
+    conditions = [
+        Dirichlet(0.0, on=["left", "right"]),
+        Neumann(0.0, on="bottom", n=7),
+        Robin(1.0, 1.0, 0.0, on="top"),
+    ]
+    problem = Problem(name="share", domain=Rectangle([0, 0], [1, 1]),
+                      pde=lambda x, u: laplacian(u, x), conditions=conditions)  # fmt: skip
+    field = Closed(lambda x: torch.sin(x[:, :1] + x[:, 1:]))
+    for total, counts in [(10, [5, 7, 5]), (11, [6, 7, 5])]:
+        res = Residuals(problem, field, {"interior": 10, "boundary": total, "method": "uniform"},
+                        {}, DT, "cpu")  # fmt: skip
+        assert [t.points.x.shape[0] for t in res.terms] == counts, total
