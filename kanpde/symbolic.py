@@ -1098,6 +1098,7 @@ def formula(
     variables: Sequence[str] | None = None,
     simplify: bool = True,
     digits: int | None = None,
+    simplify_seconds: float | None = 20.0,
 ) -> sympy.Expr | list[sympy.Expr]:
     """The network as a sympy expression (a list for several outputs).
 
@@ -1115,6 +1116,11 @@ def formula(
         (``q ≤ 12``) or ``(p/q)·π`` (``q`` in 1, 2, 3, 4, 6, 8, 12) become exact, the rest
         keep ``digits`` significant digits.
         ``None`` keeps full floating-point precision (the expression evaluates like the model).
+    simplify_seconds : float or None
+        Time allowed to ``sympy.simplify`` per output, which can run for many minutes on a
+        wide network's formula; past it the output is left unsimplified, with a
+        :class:`~kanpde.KanpdeWarning`. ``None`` waits as long as it takes. The limit needs
+        ``SIGALRM``, i.e. a Unix main thread; elsewhere there is none.
 
     Edges still numeric appear as undefined functions ``phi_l_i_j(·)`` of their input.
     """
@@ -1152,8 +1158,46 @@ def formula(
     if digits is not None:
         nodes = [_round_numbers(e, int(digits)) for e in nodes]
     if simplify:
-        nodes = [sympy.simplify(e) for e in nodes]
+        nodes = [_simplify(e, simplify_seconds, j) for j, e in enumerate(nodes)]
     return nodes[0] if len(nodes) == 1 else nodes
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+def _simplify(expr: sympy.Expr, seconds: float | None, output: int) -> sympy.Expr:
+    """``sympy.simplify(expr)``, or ``expr`` itself when that takes over ``seconds``."""
+    import signal
+    import threading
+
+    limited = (
+        seconds is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not limited:
+        return sympy.simplify(expr)
+
+    def out_of_time(signum, frame):
+        raise _OutOfTime
+
+    previous = signal.signal(signal.SIGALRM, out_of_time)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        return sympy.simplify(expr)
+    except _OutOfTime:
+        warnings.warn(
+            f"formula: sympy.simplify took over {seconds:g} s on output {output} and was "
+            "stopped; that output is left unsimplified (simplify_seconds=None, or "
+            "--simplify-seconds 0 on the command line, waits for it)",
+            KanpdeWarning,
+            stacklevel=3,
+        )
+        return expr
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1188,6 +1232,11 @@ def register(subparsers) -> None:
     )
     s.add_argument("--digits", type=int, default=6, help="round coefficients (0: do not)")
     s.add_argument("--no-simplify", action="store_true")
+    s.add_argument(
+        "--simplify-seconds", type=float, default=20.0,
+        help="time allowed to sympy's simplify per output before the formula is left "
+        "unsimplified (default 20; 0: no limit)",
+    )  # fmt: skip
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_symbolic)
 
@@ -1201,6 +1250,7 @@ def cmd_symbolic(args) -> int:
         ("--refine", args.refine, args.refine >= 0),
         ("--edge-threshold", args.edge_threshold, args.edge_threshold >= 0),
         ("--node-threshold", args.node_threshold, args.node_threshold >= 0),
+        ("--simplify-seconds", args.simplify_seconds, args.simplify_seconds >= 0),
     ):
         if not ok:
             rule = {"--digits": ">= 0 (0: do not round)", "--r2": "in (0, 1]"}.get(flag, ">= 0")
@@ -1244,7 +1294,9 @@ def cmd_symbolic(args) -> int:
         if args.refine > 0:
             model, refined = _refine(run, model, args.refine, not args.quiet)
             history = refined.history
-        expr = formula(model, names, not args.no_simplify, args.digits or None)
+        expr = formula(
+            model, names, not args.no_simplify, args.digits or None, args.simplify_seconds or None
+        )
         out = _symbolic_run(run, model, expr, history)
         # The spline run's training figures are its own (spline_*): the symbolic model's
         # training is the refinement, or none (its history stays the spline run's).
@@ -1264,7 +1316,9 @@ def cmd_symbolic(args) -> int:
         )
         say(f"saved: {path.parent / 'symbolic.h5'}")
     else:
-        expr = formula(model, names, not args.no_simplify, args.digits or None)
+        expr = formula(
+            model, names, not args.no_simplify, args.digits or None, args.simplify_seconds or None
+        )
     text = str(expr)
     print(text)
     target = path.parent / "formula.txt"

@@ -776,3 +776,28 @@ def test_refine_of_a_run_without_a_problem_file_stops_before_fitting(tmp_path, c
     out, err = capsys.readouterr()
     assert "edge (" not in out
     assert "this run was made from a Problem object in Python" in err and err.count("\n") == 1
+
+
+def test_a_simplify_that_runs_too_long_is_stopped(monkeypatch):
+    # kanpde symbolic on a [3, 6, 1] KAN sat in sympy.simplify for minutes with no output
+    import signal
+    import time
+
+    model = KAN([1, 1], grid=3, dtype=torch.float64)
+    model.layers[0].set_edges([["sin"]])
+    quick = S.formula(model, ["x"], digits=6)
+    assert sympy.simplify(quick) == quick  # what a simplify in time returns
+
+    def slow(e, *a, **k):
+        time.sleep(30)
+        return e
+
+    monkeypatch.setattr(sympy, "simplify", slow)
+    before = signal.getsignal(signal.SIGALRM)
+    t = time.perf_counter()
+    with pytest.warns(kanpde.KanpdeWarning, match=r"simplify took over 0\.2 s on output 0"):
+        expr = S.formula(model, ["x"], digits=6, simplify_seconds=0.2)
+    assert time.perf_counter() - t < 5
+    assert expr == quick  # the formula, unsimplified
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
