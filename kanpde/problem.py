@@ -356,6 +356,10 @@ def load_problem(path: str | Path) -> Problem:
         raise ProblemError(f"{path}: cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
+    # As `python FILE` does: modules beside the problem file can be imported from it (while
+    # it runs; shared helpers are imported at the top of a file).
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except ProblemError as e:
@@ -370,6 +374,7 @@ def load_problem(path: str | Path) -> Problem:
         raise ProblemError(f"{path}{line}: error while importing: {_one_line(e)}") from None
     finally:
         sys.modules.pop(module_name, None)
+        sys.path.remove(folder)  # the first entry equal to it: the one inserted above
     problem = getattr(module, "problem", None)
     if problem is None:
         raise ProblemError(f"{path}: defines no `problem` (expected problem = Problem(...))")

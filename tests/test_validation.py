@@ -259,6 +259,27 @@ def test_output_directory_is_a_file(tmp_path):
     check_one_line(r, "--out")
 
 
+def test_a_problem_file_imports_modules_beside_it(tmp_path):
+    # "from shared_bits import exact" failed with ModuleNotFoundError (python FILE finds it)
+    import sys
+
+    (tmp_path / "kanpde_test_shared_bits.py").write_text(
+        "import math, torch\n\ndef exact(x):\n"
+        "    return torch.sin(math.pi * x[:, 0:1]) * torch.sin(math.pi * x[:, 1:2])\n"
+    )
+    path = tmp_path / "p.py"
+    path.write_text(
+        GOOD.replace("def exact(x):", "from kanpde_test_shared_bits import exact\n\ndef _old(x):")
+    )
+    before = list(sys.path)
+    try:
+        problem = kanpde.load_problem(path)
+    finally:
+        sys.modules.pop("kanpde_test_shared_bits", None)
+    assert problem.exact.__module__ == "kanpde_test_shared_bits"
+    assert sys.path == before
+
+
 def test_load_problem_error_type(tmp_path):
     path = tmp_path / "bad.py"
     path.write_text(PROBLEM_CASES["no_problem"][0])
