@@ -5,7 +5,8 @@ In a problem file a schedule is a list of dicts::
     [{"grid": 5, "adam": 1000, "lr": 1e-2}, {"grid": 10, "lbfgs": 200}]
 
 A dict that names both optimizers (``{"grid": 5, "adam": 500, "lbfgs": 100}``) runs Adam and
-then L-BFGS at that grid. On the command line the same schedule is written
+then L-BFGS at that grid; its ``lr`` and ``decay`` are Adam's (L-BFGS keeps its step length 1)
+and ``history`` is L-BFGS's. On the command line the same schedule is written
 ``"5:adam=1000@1e-2,10:lbfgs=200"``: stages separated by commas, an optional grid size before
 a colon, ``+`` between optimizers of one grid, and an optional learning rate after ``@``.
 """
@@ -143,17 +144,33 @@ def _from_dict(d: dict) -> list[Stage]:
         "history": d.get("history", 100),
         "sparsity": d.get("sparsity", 0.0),
     }
-    if "optimizer" in d:
-        return [Stage(d["optimizer"], d.get("steps", 0), lr=d.get("lr"), **common)]
     opts = [o for o in OPTIMIZERS if o in d]
+    if "optimizer" in d:  # the form runs are saved in: {"optimizer": "adam", "steps": N, ...}
+        if opts:
+            raise ScheduleError(
+                f"stage {d!r} names its optimizer twice; write adam=steps or lbfgs=steps alone"
+            )
+        return [Stage(d["optimizer"], d.get("steps", 0), lr=d.get("lr"), **common)]
+    if "steps" in d:
+        raise ScheduleError(
+            f"stage {d!r}: steps goes with optimizer=...; write the steps as adam=N or lbfgs=N"
+        )
     if not opts:
         raise ScheduleError(f"stage {d!r} names no optimizer (adam=steps or lbfgs=steps)")
+    # options of one optimizer in a stage without it would be ignored without a word
+    for key, owner in (("decay", "adam"), ("history", "lbfgs")):
+        if key in d and owner not in opts:
+            raise ScheduleError(
+                f"stage {d!r}: {key} is an option of {owner}, which this stage does not run"
+            )
     stages = []
     for i, o in enumerate(opts):
         kw = dict(common)
         if i > 0:  # the grid changes (and the grid update happens) once, at the first optimizer
             kw["update_grid"] = 0
             kw["grid"] = None
+        if o != "adam":
+            kw["decay"] = None
         lr = d.get("lr") if len(opts) == 1 or o == "adam" else None
         stages.append(Stage(o, _int(d[o], f"{o} steps"), lr=lr, **kw))
     return stages

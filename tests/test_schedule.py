@@ -58,6 +58,15 @@ def test_dict_options_are_passed_on():
     assert s.update_until == 5  # default: half the stage
 
 
+def test_options_of_a_two_optimizer_dict_go_to_their_optimizer():
+    adam, lbfgs = parse_schedule({"adam": 10, "lbfgs": 5, "decay": 0.5, "history": 7})
+    assert (adam.decay, lbfgs.decay) == (0.5, None)
+    assert lbfgs.history == 7
+    # the saved form of every stage (history and decay included) parses back as it was
+    for s in (adam, lbfgs):
+        assert parse_schedule([s.to_dict()]) == [s]
+
+
 def test_update_grid_only_at_first_optimizer_of_a_dict():
     adam, lbfgs = parse_schedule({"grid": 5, "adam": 10, "lbfgs": 5, "update_grid": 2})
     assert adam.update_grid == 2 and lbfgs.update_grid == 0
@@ -135,6 +144,11 @@ BAD = {
     "NaN steps (dict)": ([{"adam": float("nan")}], "adam steps must be an integer"),
     "infinite grid (dict)": ([{"grid": float("inf"), "adam": 1}], "grid must be an integer"),
     "negative update_until": ([{"adam": 10, "update_until": -3}], "update_until"),
+    # accepted once and ignored without a word
+    "decay without adam": ([{"lbfgs": 20, "decay": 0.5}], "decay is an option of adam"),
+    "history without lbfgs": ([{"adam": 20, "history": 5}], "history is an option of lbfgs"),
+    "steps without optimizer": ([{"adam": 10, "steps": 20}], "steps goes with optimizer="),
+    "optimizer twice": ([{"optimizer": "adam", "steps": 5, "lbfgs": 3}], "optimizer twice"),
 }
 
 
