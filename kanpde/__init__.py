@@ -5,7 +5,7 @@ __version__ = "0.1.0"
 from .conditions import Dirichlet, Initial, Neumann, Periodic, PointData, Robin
 from .geometry import Box, Disk, Domain, Interval, Polygon, Rectangle, Time
 from .nn import KAN, MLP, KANLayer, count_parameters
-from .operators import d, div, grad, hessian, laplacian, split
+from .operators import d, derivatives, div, grad, hessian, laplacian, split
 from .problem import KanpdeWarning, Problem, ProblemError, load_problem
 from .results import ResultsError, Run, load
 from .schedule import Stage, parse_schedule
@@ -38,6 +38,7 @@ __all__ = [
     "build_model",
     "count_parameters",
     "d",
+    "derivatives",
     "div",
     "grad",
     "hessian",

@@ -199,11 +199,35 @@ _CONTEXT: contextvars.ContextVar[Derivatives | None] = contextvars.ContextVar(
 
 @contextmanager
 def derivatives(
-    names: Sequence[str] | None = None,
+    names=None,
     spatial: Sequence[int] | None = None,
     outputs: Sequence[str] | None = None,
 ):
-    """Activate a fresh :class:`Derivatives` context (a cache for one evaluation)."""
+    """Activate a fresh :class:`Derivatives` context (a cache for one evaluation).
+
+    Training runs the PDE inside one. Outside training, ``laplacian``, ``grad``, ``div`` and
+    ``hessian`` take every axis as spatial and axes have no names; give a problem (or a
+    domain) to name them and leave time out, as training does::
+
+        with kanpde.derivatives(problem):
+            residual = problem.pde(x, model(x))
+
+    Parameters
+    ----------
+    names : Problem, Domain or sequence of str, optional
+        A problem (its domain's axes and its outputs), a domain (its axes), or axis names.
+    spatial : sequence of int, optional
+        Spatial axes, when ``names`` are names (default: all).
+    outputs : sequence of str, optional
+        Output names, when ``names`` is not a problem.
+    """
+    if hasattr(names, "domain") and hasattr(names, "outputs"):  # a Problem
+        names, outputs = names.domain, tuple(names.outputs) if outputs is None else outputs
+    if hasattr(names, "names") and hasattr(names, "dim"):  # a Domain
+        domain = names
+        names = tuple(domain.names)
+        if spatial is None:
+            spatial = tuple(getattr(domain, "spatial_axes", range(domain.dim)))
     ctx = Derivatives(names, spatial, outputs)
     token = _CONTEXT.set(ctx)
     try:
@@ -259,7 +283,12 @@ def d(u: Tensor, x: Tensor, *axes: Axis, component: int | str | None = None) -> 
 
 
 def grad(u: Tensor, x: Tensor) -> Tensor:
-    """Spatial gradient: ``(N, D_s)`` for a scalar field ``(N, 1)``, ``(N, m, D_s)`` otherwise."""
+    """Spatial gradient: ``(N, D_s)`` for a scalar field ``(N, 1)``, ``(N, m, D_s)`` otherwise.
+
+    The spatial axes are the domain's during training and inside :func:`derivatives`; outside,
+    every axis of ``x`` (time too). The same holds for :func:`div`, :func:`laplacian` and
+    :func:`hessian`.
+    """
     _check(u, x)
     ctx = _context()
     g = torch.stack([ctx.derivative(u, x, (a,)) for a in ctx.spatial_axes(x.shape[1])], dim=-1)
@@ -279,7 +308,10 @@ def div(v: Tensor, x: Tensor) -> Tensor:
 
 
 def laplacian(u: Tensor, x: Tensor) -> Tensor:
-    """Laplacian over the spatial axes, same shape as ``u`` ``(N, m)``."""
+    """Laplacian over the spatial axes, same shape as ``u`` ``(N, m)``.
+
+    Outside training every axis counts (time too) unless inside :func:`derivatives`.
+    """
     _check(u, x)
     ctx = _context()
     return sum(ctx.derivative(u, x, (a, a)) for a in ctx.spatial_axes(x.shape[1]))

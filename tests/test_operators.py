@@ -513,3 +513,26 @@ def test_derivatives_that_vanish_are_zeros():
     close(d(u, x, 1), torch.full_like(u, 3.0))
     close(d(u, x, 1, 1), torch.zeros_like(u))
     close(d(torch.ones_like(u), x, 0), torch.zeros_like(u))
+
+
+def test_a_problem_names_the_axes_outside_training():
+    # outside training laplacian summed u_tt into a space-time Laplacian without a word
+    import kanpde
+
+    problem = kanpde.Problem(
+        name="heat", domain=kanpde.Interval(0, 1) * kanpde.Time(0, 1),
+        pde=lambda x, u: d(u, x, "t") - laplacian(u, x), outputs=("u", "v"),
+    )  # fmt: skip
+    x = pts(9, 2)
+    u = torch.cat([x[:, :1] ** 2 * x[:, 1:] ** 3, torch.sin(x[:, :1] + x[:, 1:])], 1)
+    everything = laplacian(u, x)  # no context: both axes
+    close(everything[:, :1], 2 * x[:, 1:] ** 3 + 6 * x[:, :1] ** 2 * x[:, 1:])
+    for source in (problem, problem.domain):
+        with kanpde.derivatives(source):
+            close(laplacian(u, x), torch.cat([2 * x[:, 1:] ** 3, -torch.sin(x.sum(1, True))], 1))
+            close(grad(u, x)[:, :, 0], d(u, x, "x"))
+            close(
+                d(u, x, "t", component="u" if source is problem else 0),
+                3 * x[:, :1] ** 2 * x[:, 1:] ** 2,
+            )
+        assert ops._CONTEXT.get() is None
