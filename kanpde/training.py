@@ -1259,6 +1259,28 @@ class TrainingStopped(RuntimeError):
     run = None  # the results so far, attached by solve()
 
 
+def _check_solve_arguments(seed, log_every, checkpoint_every, max_seconds, out) -> None:
+    """One-line errors naming the argument, before anything is loaded or written."""
+
+    def whole(v) -> bool:
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    if not whole(seed) or seed < 0:
+        raise ValueError(f"solve(seed={seed!r}): must be a non-negative integer")
+    if log_every is not None and (not whole(log_every) or log_every < 1):
+        raise ValueError(f"solve(log_every={log_every!r}): must be an integer >= 1")
+    if checkpoint_every is not None and (not whole(checkpoint_every) or checkpoint_every < 0):
+        raise ValueError(
+            f"solve(checkpoint_every={checkpoint_every!r}): must be an integer >= 0 (0: none)"
+        )
+    if max_seconds is not None:
+        ok = isinstance(max_seconds, numbers.Real) and not isinstance(max_seconds, bool)
+        if not ok or not math.isfinite(max_seconds) or max_seconds <= 0:
+            raise ValueError(f"solve(max_seconds={max_seconds!r}): must be a positive number")
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise ValueError(f"solve(out={str(out)!r}): is a file, not a directory")
+
+
 def _check_module(net: nn.Module, problem, dtype: torch.dtype, device: torch.device) -> None:
     """Refuse a ready model that does not map the domain's points to the problem's outputs.
 
@@ -1387,6 +1409,7 @@ def solve(
     )
     from .results import Run, save_run
 
+    _check_solve_arguments(seed, log_every, checkpoint_every, max_seconds, out)
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
     device = distributed.setup(device)

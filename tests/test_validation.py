@@ -455,6 +455,25 @@ def test_solve_refuses_adaptive_resampling_without_resample():
     assert not [e for e in run.events if e["event"] == "resample"]
 
 
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"seed": "a"}, "solve(seed='a'): must be a non-negative integer"),
+        ({"seed": -1}, "solve(seed=-1): must be a non-negative integer"),
+        ({"log_every": 0}, "solve(log_every=0): must be an integer >= 1"),
+        ({"checkpoint_every": 2.5}, "solve(checkpoint_every=2.5): must be an integer >= 0"),
+        ({"max_seconds": 0}, "solve(max_seconds=0): must be a positive number"),
+        ({"out": ROOT / "README.md"}, "README.md'): is a file, not a directory"),
+    ],
+)
+def test_solve_names_a_bad_argument(kwargs, fragment):
+    # seed='a' raised "invalid literal for int()", out=FILE "[Errno 17] File exists", and
+    # log_every=0 was taken (logging every step) where the CLI refuses it
+    with pytest.raises(ValueError) as e:
+        kanpde.solve(POISSON1D, progress=False, device="cpu", **kwargs)
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
 def test_solve_rejects_unknown_override_keys():
     with pytest.raises(ValueError, match="weights: unknown key 'pdee'"):
         kanpde.solve(POISSON1D, weights={"pdee": 1.0}, progress=False, device="cpu")
