@@ -1259,7 +1259,7 @@ class TrainingStopped(RuntimeError):
     run = None  # the results so far, attached by solve()
 
 
-def _check_solve_arguments(seed, log_every, checkpoint_every, max_seconds, out) -> None:
+def _check_solve_arguments(seed, log_every, checkpoint_every, out) -> None:
     """One-line errors naming the argument, before anything is loaded or written."""
 
     def whole(v) -> bool:
@@ -1273,10 +1273,6 @@ def _check_solve_arguments(seed, log_every, checkpoint_every, max_seconds, out) 
         raise ValueError(
             f"solve(checkpoint_every={checkpoint_every!r}): must be an integer >= 0 (0: none)"
         )
-    if max_seconds is not None:
-        ok = isinstance(max_seconds, numbers.Real) and not isinstance(max_seconds, bool)
-        if not ok or not math.isfinite(max_seconds) or max_seconds <= 0:
-            raise ValueError(f"solve(max_seconds={max_seconds!r}): must be a positive number")
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         raise ValueError(f"solve(out={str(out)!r}): is a file, not a directory")
 
@@ -1288,10 +1284,11 @@ def _check_module(net: nn.Module, problem, dtype: torch.dtype, device: torch.dev
     the metrics (a (N, 2) prediction against (N, 1) values gave rel. L2 2.48 without a word).
     """
     dim, m = problem.domain_dim, len(problem.outputs)
-    x = torch.as_tensor(problem.domain.sample(4, method="uniform", seed=0), dtype=dtype)
+    x = problem.domain.sample(4, method="uniform", seed=0)
+    x = torch.as_tensor(x, dtype=dtype, device=device)
     try:
         with torch.no_grad():
-            u = net(x.to(device))
+            u = net(x)
     except (MemoryError, torch.cuda.OutOfMemoryError):
         raise
     except Exception as e:  # noqa: BLE001 - the user's module, reported in one line
@@ -1409,7 +1406,7 @@ def solve(
     )
     from .results import Run, save_run
 
-    _check_solve_arguments(seed, log_every, checkpoint_every, max_seconds, out)
+    _check_solve_arguments(seed, log_every, checkpoint_every, out)
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
     device = distributed.setup(device)
