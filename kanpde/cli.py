@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 from .problem import KanpdeWarning, ProblemError, load_problem
-from .training import CHECKPOINT_EVERY, LOG_EVERY
+from .training import CHECKPOINT_EVERY, LOG_EVERY, MAX_SEED
 
 
 class CLIError(ValueError):
@@ -267,8 +267,8 @@ def cmd_solve(args) -> int:
         resolve_device(args.device)  # before any run directory exists
     except ValueError as e:
         raise CLIError(f"--device {args.device}: {e}") from None
-    if args.seed is not None and args.seed < 0:
-        raise CLIError(f"--seed {args.seed}: must be a non-negative integer")
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+        raise CLIError(f"--seed {args.seed}: must be an integer from 0 to {MAX_SEED}")
     if args.log_every is not None and args.log_every < 1:
         raise CLIError(f"--log-every {args.log_every}: must be >= 1")
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
@@ -524,8 +524,18 @@ def cmd_list(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in the one line every other kanpde error takes."""
+
+    def error(self, message: str):
+        if "expected one argument" in message:
+            message += " (a value starting with '-' is written --option=VALUE)"
+        print(f"kanpde: error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kanpde", description="Physics-informed KANs for PDEs")
+    parser = _Parser(prog="kanpde", description="Physics-informed KANs for PDEs")
     sub = parser.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("solve", help="train a KAN (or MLP) on a problem file")

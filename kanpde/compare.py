@@ -688,8 +688,10 @@ def _check_common(args) -> None:
 
     if args.dtype not in (None, "float32", "float64"):
         raise CLIError(f"--dtype {args.dtype!r}: use float32 or float64")
-    if getattr(args, "seed", 0) < 0:
-        raise CLIError(f"--seed {args.seed}: must be a non-negative integer")
+    from .training import MAX_SEED
+
+    if not 0 <= getattr(args, "seed", 0) <= MAX_SEED:
+        raise CLIError(f"--seed {args.seed}: must be an integer from 0 to {MAX_SEED}")
     try:
         resolve_device(args.device)
     except ValueError as e:

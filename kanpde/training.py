@@ -36,6 +36,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # One default for the API and the command line, so a CLI run and the catalogue log alike.
 LOG_EVERY = 50
 CHECKPOINT_EVERY = 100
+MAX_SEED = 2**32 - 1  # seeds of point sets and initialisations are derived from it by sums
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -1265,8 +1266,8 @@ def _check_solve_arguments(seed, log_every, checkpoint_every, out) -> None:
     def whole(v) -> bool:
         return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
-    if not whole(seed) or seed < 0:
-        raise ValueError(f"solve(seed={seed!r}): must be a non-negative integer")
+    if not whole(seed) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"solve(seed={seed!r}): must be an integer from 0 to {MAX_SEED}")
     if log_every is not None and (not whole(log_every) or log_every < 1):
         raise ValueError(f"solve(log_every={log_every!r}): must be an integer >= 1")
     if checkpoint_every is not None and (not whole(checkpoint_every) or checkpoint_every < 0):

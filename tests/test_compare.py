@@ -367,7 +367,7 @@ def test_interrupted_compare_keeps_the_finished_runs(tmp_path, monkeypatch, caps
         (["compare", "--seconds", "2"], "--seconds 2.0: only used with --budget seconds"),
         (["compare", "--seeds", "0"], "--seeds 0: must be at least 1"),
         (["compare", "--dtype", "float16"], "--dtype 'float16': use float32 or float64"),
-        (["sweep", "--seed", "-1"], "--seed -1: must be a non-negative integer"),
+        (["sweep", "--seed", "-1"], "--seed -1: must be an integer from 0 to 4294967295"),
     ],
 )
 def test_bad_command_line_arguments_leave_no_directory(argv, message, tmp_path, capsys):

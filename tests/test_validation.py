@@ -217,12 +217,17 @@ ARG_CASES = {
     "k_zero": (["--k", "0"], "--k"),
     "unknown_basis": (["--basis", "nope"], "--basis"),
     "unknown_device": (["--device", "tpu"], "--device tpu: unknown device 'tpu'"),
-    "negative_seed": (["--seed", "-1"], "--seed -1: must be a non-negative integer"),
+    "negative_seed": (["--seed", "-1"], "--seed -1: must be an integer from 0 to 4294967295"),
     "unknown_dtype": (["--dtype", "float16"], "--dtype"),
     "unknown_activation": (["--model", "mlp", "--activation", "relu6"], "unknown activation"),
     "unknown_preset": (["--preset", "huge"], "unknown preset"),
     "negative_checkpoint_every": (["--checkpoint-every", "-1"], "--checkpoint-every"),
     "resume_without_checkpoint": (["--resume", "."], "no checkpoint.h5"),
+    # argparse's own errors were usage plus the error, 6-9 lines
+    "grid_not_an_integer": (["--grid", "a"], "kanpde solve: argument --grid: invalid int value"),
+    "model_unknown": (["--model", "cnn"], "argument --model: invalid choice: 'cnn'"),
+    "value_starting_with_minus": (["--schedule", "-3:adam=5"], "written --option=VALUE"),
+    "seed_too_large": (["--seed", str(10**20)], "must be an integer from 0 to 4294967295"),
 }
 
 
@@ -458,8 +463,8 @@ def test_solve_refuses_adaptive_resampling_without_resample():
 @pytest.mark.parametrize(
     "kwargs, fragment",
     [
-        ({"seed": "a"}, "solve(seed='a'): must be a non-negative integer"),
-        ({"seed": -1}, "solve(seed=-1): must be a non-negative integer"),
+        ({"seed": "a"}, "solve(seed='a'): must be an integer from 0 to 4294967295"),
+        ({"seed": -1}, "solve(seed=-1): must be an integer from 0 to 4294967295"),
         ({"log_every": 0}, "solve(log_every=0): must be an integer >= 1"),
         ({"checkpoint_every": 2.5}, "solve(checkpoint_every=2.5): must be an integer >= 0"),
         ({"out": ROOT / "README.md"}, "README.md'): is a file, not a directory"),
