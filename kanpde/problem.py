@@ -100,12 +100,34 @@ class Problem:
         self.conditions = list(self.conditions)
         # The KAN defaults (grid, k) are no options of an MLP: a problem's MLP gets none of them.
         kind = self.model.get("type", "kan") if isinstance(self.model, dict) else "kan"
+        self._given_grid = self.model.get("grid") if isinstance(self.model, dict) else None
         base = DEFAULT_MODEL if kind == "kan" else {"type": kind, "width": None}
         self.model = {**base, **self.model}
         if self.model.get("width") is None:
             self.model["width"] = [self.domain_dim, 10, len(self.outputs)]
         self.points = {**DEFAULT_POINTS, **self.points}
         self.validate()
+
+    def _check_models(self, fail: Callable[[str], None]) -> None:
+        """Build the model and each preset's once (a small network, on the CPU): their options
+        are checked where they are written, not when a run is started with them."""
+        from .schedule import parse_schedule
+        from .training import build_model, preset_model_config
+
+        for label, name in [("model", None)] + [
+            (f"preset {n!r} model", n) for n, p in self.presets.items() if "model" in p
+        ]:
+            try:
+                build_model(self, preset_model_config(self, name, None) if name else None)
+            except (ValueError, TypeError) as e:
+                fail(f"{label}: {e}")
+        grid, first = getattr(self, "_given_grid", None), parse_schedule(self.schedule)[0].grid
+        if self.model.get("type", "kan") == "kan" and None not in (grid, first) and grid != first:
+            # the schedule's grid wins: the model's would be replaced before the first step
+            fail(
+                f"model grid {grid} conflicts with the schedule, which starts at grid {first}; "
+                "set the grids in the schedule"
+            )
 
     @property
     def domain_dim(self) -> int:
@@ -170,6 +192,12 @@ class Problem:
                 fail(f"{label}: {e}")
         width = self.model.get("width")
         if self.model.get("type", "kan") in ("kan", "mlp") and width is not None:
+            from .nn.kan import check_width
+
+            try:
+                width = check_width(width)
+            except ValueError as e:
+                fail(f"model {e}")
             if width[0] != self.domain_dim:
                 fail(
                     f"model width {list(width)} starts with {width[0]} inputs but the domain has "
@@ -193,6 +221,7 @@ class Problem:
                 )
             if set(preset) - {"model", "schedule", "points", "weights"}:
                 fail(f"preset {pname!r} may only set model, schedule, points and weights")
+        self._check_models(fail)
         _qualify_clashing_names(self.conditions, self.outputs)
         names = [c.name for c in self.conditions]
         dup = sorted({n for n in names if names.count(n) > 1})
@@ -364,7 +393,10 @@ def load_problem(path: str | Path) -> Problem:
         spec.loader.exec_module(module)
     except ProblemError as e:
         msg = str(e)
-        raise ProblemError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
+        if not msg.startswith(str(path)):
+            # a Problem checked while its file runs names itself; the file says more
+            msg = f"{path}: {re.sub(r'^problem .*?: ', '', msg, count=1)}"
+        raise ProblemError(msg) from None
     except SyntaxError as e:
         raise ProblemError(f"{path}:{e.lineno}: not valid Python ({e.msg})") from None
     except SystemExit as e:  # exit() in a problem file would end the caller without a word

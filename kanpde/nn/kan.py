@@ -8,6 +8,7 @@ edges: ``y_o = Σ_i φ_{oi}(x_i)``.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 
 import torch
@@ -39,12 +40,20 @@ def _ranges(grid_range, n_in: int, dtype, device) -> Tensor:
     return r.clone()
 
 
+def _whole(v) -> bool:
+    """An integer, or a float that is one (1e3); not a bool."""
+    if isinstance(v, bool):
+        return False
+    return isinstance(v, numbers.Integral) or (isinstance(v, float) and v.is_integer())
+
+
 def check_width(width: Sequence[int]) -> list[int]:
     """Layer widths as a list of ints; at least two positive sizes."""
-    width = [int(w) for w in width]
-    if len(width) < 2 or min(width) < 1:
-        raise ValueError(f"width must list at least two positive layer sizes, got {width}")
-    return width
+    if isinstance(width, str | bytes) or not isinstance(width, Sequence):
+        raise ValueError(f"width must be a list of layer sizes such as [2, 10, 1], got {width!r}")
+    if not all(_whole(w) for w in width) or len(width) < 2 or min(width) < 1:
+        raise ValueError(f"width must list at least two positive layer sizes, got {list(width)}")
+    return [int(w) for w in width]
 
 
 class KANLayer(nn.Module):
@@ -85,12 +94,23 @@ class KANLayer(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        if in_features < 1 or out_features < 1:
+        if not (_whole(in_features) and _whole(out_features)) or min(in_features, out_features) < 1:
             raise ValueError(f"layer sizes must be positive, got {in_features} -> {out_features}")
-        if grid < 1:
-            raise ValueError(f"grid must be a positive number of intervals, got {grid}")
-        if k < 1:
-            raise ValueError(f"spline order k must be >= 1, got {k}")
+        if not _whole(grid) or grid < 1:
+            raise ValueError(f"grid must be a positive number of intervals, got {grid!r}")
+        if not _whole(k) or k < 1:
+            raise ValueError(f"spline order k must be an integer >= 1, got {k!r}")
+        ok = isinstance(grid_eps, numbers.Real) and not isinstance(grid_eps, bool)
+        if not ok or not 0 <= grid_eps <= 1:
+            raise ValueError(
+                f"grid_eps must be in [0, 1] (0: knots at quantiles, 1: uniform), got {grid_eps!r}"
+            )
+        ok = isinstance(init_scale, numbers.Real) and not isinstance(init_scale, bool)
+        if not ok or not math.isfinite(init_scale) or init_scale < 0:
+            raise ValueError(f"init_scale must be a non-negative number, got {init_scale!r}")
+        if not isinstance(bias, bool):
+            raise ValueError(f"bias must be True or False, got {bias!r}")
+        in_features, out_features, grid, k = int(in_features), int(out_features), int(grid), int(k)
         dtype = dtype or torch.get_default_dtype()
         self.in_features, self.out_features, self.k = in_features, out_features, k
         self.basis = get_basis(basis)
