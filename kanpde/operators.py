@@ -181,8 +181,8 @@ def _autograd_columns(f: Tensor, x: Tensor) -> dict[int, Tensor]:
         if f.requires_grad:
             (g,) = torch.autograd.grad(f[:, c].sum(), x, create_graph=True, allow_unused=True)
             if g is None:
-                if x._base is not None:
-                    # a slice of the points that f was not computed from, not a zero derivative
+                if x._base is not None and x._base.requires_grad:
+                    # a slice of points that f was computed from, not a zero derivative
                     raise ValueError(NOT_ITS_POINTS)
                 g = torch.zeros_like(x)
         else:  # a field that does not depend on x (e.g. a constant)

@@ -1311,7 +1311,7 @@ def _sweep_series(results):
     rows, problem = _rows(results)
     _need(rows, ["grid"], "sweep()")
     theory = rows[0].get("theory_slope", -4.0)
-    theory = None if theory in ("", None) else float(theory)
+    theory = None if theory in ("", None) or not np.isfinite(float(theory)) else float(theory)
     keys = [k for k in rows[0] if k == "rmse" or k.startswith("rmse_")]
     if not keys:
         raise ValueError(f"sweep(): need a column rmse or rmse_<label>; have {', '.join(rows[0])}")

@@ -6,6 +6,7 @@ validates the specification and reports any mistake as one line that names the f
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import math
@@ -247,7 +248,7 @@ def _qualify_clashing_names(conditions: list[Condition], outputs: Sequence[str])
     and default names that do not clash, are left as they are.
     """
     names = [c.name for c in conditions]
-    for c in conditions:
+    for j, c in enumerate(conditions):
         if c._name or names.count(c.name) < 2:
             continue
         name = c.name
@@ -255,7 +256,9 @@ def _qualify_clashing_names(conditions: list[Condition], outputs: Sequence[str])
             name += f"[{','.join(c.on)}]"
         if c.component is not None:
             name += f"({','.join(outputs[i] for i in c.columns(outputs))})"
-        c._name = name if name != c.name else None
+        if name != c.name:  # on a copy: the user's object may serve another problem too
+            conditions[j] = copy.copy(c)
+            conditions[j]._name = name
 
 
 PDE_TERM = re.compile(r"pde\[.+\]")  # weight of one residual of a PDE returning several
@@ -389,6 +392,7 @@ def load_problem(path: str | Path) -> Problem:
     # it runs; shared helpers are imported at the top of a file).
     folder = str(path.resolve().parent)
     sys.path.insert(0, folder)
+    known = set(sys.modules)
     try:
         spec.loader.exec_module(module)
     except ProblemError as e:
@@ -407,6 +411,12 @@ def load_problem(path: str | Path) -> Problem:
     finally:
         sys.modules.pop(module_name, None)
         sys.path.remove(folder)  # the first entry equal to it: the one inserted above
+        # and the modules it found there: a problem file in another folder importing a
+        # module of the same name gets its own, not this one from the cache
+        for name in set(sys.modules) - known:
+            file = getattr(sys.modules[name], "__file__", None) or ""
+            if Path(file).resolve().parent == Path(folder):
+                del sys.modules[name]
     problem = getattr(module, "problem", None)
     if problem is None:
         raise ProblemError(f"{path}: defines no `problem` (expected problem = Problem(...))")

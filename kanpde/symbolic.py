@@ -28,6 +28,7 @@ output ``j``.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -1157,12 +1158,19 @@ def formula(
         nodes = out
     if digits is not None:
         nodes = [_round_numbers(e, int(digits)) for e in nodes]
+    if simplify_seconds is not None:
+        ok = isinstance(simplify_seconds, int | float) and not isinstance(simplify_seconds, bool)
+        if not ok or not simplify_seconds > 0:
+            raise ValueError(
+                f"formula: simplify_seconds must be a positive number or None (no limit), "
+                f"got {simplify_seconds!r}"
+            )
     if simplify:
         nodes = [_simplify(e, simplify_seconds, j) for j, e in enumerate(nodes)]
     return nodes[0] if len(nodes) == 1 else nodes
 
 
-class _OutOfTime(Exception):
+class _OutOfTime(BaseException):  # not an Exception: sympy's own handlers must not eat it
     pass
 
 
@@ -1183,7 +1191,9 @@ def _simplify(expr: sympy.Expr, seconds: float | None, output: int) -> sympy.Exp
         raise _OutOfTime
 
     previous = signal.signal(signal.SIGALRM, out_of_time)
-    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    started = time.monotonic()
+    # a timer of the caller's (a watchdog, pytest-timeout) is put back afterwards
+    pending, interval = signal.setitimer(signal.ITIMER_REAL, float(seconds))
     try:
         return sympy.simplify(expr)
     except _OutOfTime:
@@ -1198,6 +1208,9 @@ def _simplify(expr: sympy.Expr, seconds: float | None, output: int) -> sympy.Exp
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if pending > 0:  # what was left of it; at once if it fell due meanwhile
+            left = max(pending - (time.monotonic() - started), 1e-6)
+            signal.setitimer(signal.ITIMER_REAL, left, interval)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -149,9 +149,11 @@ def _inputs_of(net: nn.Module, model: nn.Module, x: Tensor) -> Tensor | None:
     hook = net.register_forward_pre_hook(take, with_kwargs=True)
     training = model.training
     try:
-        with torch.no_grad():
-            model.eval()  # no dropout draws or batch-norm updates for a sampling pass
-            chunked(model, x)
+        # no dropout draws or batch-norm updates for a sampling pass, and no random numbers
+        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+            with torch.no_grad():
+                model.eval()
+                chunked(model, x)
     finally:
         hook.remove()
         model.train(training)
@@ -1287,9 +1289,12 @@ def _check_module(net: nn.Module, problem, dtype: torch.dtype, device: torch.dev
     dim, m = problem.domain_dim, len(problem.outputs)
     x = problem.domain.sample(4, method="uniform", seed=0)
     x = torch.as_tensor(x, dtype=dtype, device=device)
+    training = net.training
     try:
-        with torch.no_grad():
-            u = net(x)
+        # a look only: no batch-norm statistics updated, no random numbers drawn (dropout)
+        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+            with torch.no_grad():
+                u = net.eval()(x)
     except (MemoryError, torch.cuda.OutOfMemoryError):
         raise
     except Exception as e:  # noqa: BLE001 - the user's module, reported in one line
@@ -1298,6 +1303,8 @@ def _check_module(net: nn.Module, problem, dtype: torch.dtype, device: torch.dev
             f"solve(model=...): the model raised {type(e).__name__} on (4, {dim}) points of "
             f"problem {problem.name!r} (one column per coordinate of its domain): {first}"
         ) from e
+    finally:
+        net.train(training)
     if not isinstance(u, Tensor) or u.shape != (4, m):
         got = tuple(u.shape) if isinstance(u, Tensor) else type(u).__name__
         raise ValueError(

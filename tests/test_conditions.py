@@ -498,6 +498,10 @@ def test_default_names_that_clash_take_their_pieces_and_components():
         "dirichlet(u)", "dirichlet[left,right](v)", "dirichlet[top]", "neumann[bottom]", "mine",
         "robin[right](u)", "robin[right](v)",
     ]  # fmt: skip
+    # the user's own objects keep their defaults: reused alone, the name is the plain one
+    assert conds[0].name == "dirichlet" and conds[0] is not p.conditions[0]
+    alone = Problem(name="t", domain=SQUARE, pde=pde, conditions=conds[:1], outputs=("u", "v"))
+    assert [c.name for c in alone.conditions] == ["dirichlet"]
     # what still clashes is refused, naming the name
     for conds in (
         [Dirichlet(0.0), Dirichlet(1.0)],

@@ -793,11 +793,21 @@ def test_a_simplify_that_runs_too_long_is_stopped(monkeypatch):
         return e
 
     monkeypatch.setattr(sympy, "simplify", slow)
-    before = signal.getsignal(signal.SIGALRM)
-    t = time.perf_counter()
-    with pytest.warns(kanpde.KanpdeWarning, match=r"simplify took over 0\.2 s on output 0"):
-        expr = S.formula(model, ["x"], digits=6, simplify_seconds=0.2)
-    assert time.perf_counter() - t < 5
-    assert expr == quick  # the formula, unsimplified
-    assert signal.getsignal(signal.SIGALRM) is before
-    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    fired = []
+    before = signal.signal(signal.SIGALRM, lambda *a: fired.append(1))  # the caller's own
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 60.0)  # a timer of the caller's, e.g. a watchdog
+        t = time.perf_counter()
+        with pytest.warns(kanpde.KanpdeWarning, match=r"simplify took over 0\.2 s on output 0"):
+            expr = S.formula(model, ["x"], digits=6, simplify_seconds=0.2)
+        assert time.perf_counter() - t < 5
+        assert expr == quick  # the formula, unsimplified
+        handler = signal.getsignal(signal.SIGALRM)
+        left = signal.getitimer(signal.ITIMER_REAL)[0]
+        assert 50 < left <= 60  # put back with what was left of it, not cancelled
+        assert not fired and handler is not None and handler.__name__ == "<lambda>"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
+    with pytest.raises(ValueError, match="simplify_seconds must be a positive number or None"):
+        S.formula(model, ["x"], simplify_seconds=0)

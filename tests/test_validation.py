@@ -283,6 +283,16 @@ def test_a_problem_file_imports_modules_beside_it(tmp_path):
         sys.modules.pop("kanpde_test_shared_bits", None)
     assert problem.exact.__module__ == "kanpde_test_shared_bits"
     assert sys.path == before
+    # a file in another folder importing a module of the same name gets its own
+    names = []
+    for folder, value in (("a", 1), ("b", 2)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "kanpde_test_bits.py").write_text(f"NAME = 'p{value}'\n")
+        (tmp_path / folder / "p.py").write_text(
+            "from kanpde_test_bits import NAME\n" + GOOD.replace('name="t"', "name=NAME")
+        )
+        names.append(kanpde.load_problem(tmp_path / folder / "p.py").name)
+    assert names == ["p1", "p2"] and "kanpde_test_bits" not in sys.modules
 
 
 def test_load_problem_error_type(tmp_path):
@@ -500,6 +510,24 @@ def test_solve_refuses_a_ready_model_of_the_wrong_width(model, fragment, tmp_pat
     with pytest.raises(ValueError, match=r"solve\(model=\.\.\.\): the model " + fragment):
         kanpde.solve(POISSON1D, model=model(), progress=False, device="cpu", out=tmp_path / "r")
     assert leftovers(tmp_path) == []
+
+
+def test_the_ready_model_check_leaves_the_model_and_random_state_alone():
+    # it ran the module in training mode: batch-norm statistics moved and dropout drew
+    # random numbers, so a seeded run came out otherwise
+    from kanpde.training import _check_module
+
+    net = torch.nn.Sequential(
+        torch.nn.Linear(1, 8), torch.nn.BatchNorm1d(8), torch.nn.Dropout(0.5),
+        torch.nn.Linear(8, 1),
+    ).double()  # fmt: skip
+    problem = kanpde.load_problem(POISSON1D)
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    rng = torch.get_rng_state()
+    _check_module(net, problem, torch.float64, torch.device("cpu"))
+    assert net.training
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
 
 
 def nn_returning_a_tuple():
