@@ -58,7 +58,12 @@ def _takes_normals(f: Callable) -> bool:
 
 
 def _value(
-    value: Value, x: Tensor, n_cols: int, what: str, normals: Tensor | None = None
+    value: Value,
+    x: Tensor,
+    n_cols: int,
+    what: str,
+    normals: Tensor | None = None,
+    per_point: bool = False,
 ) -> Tensor:
     """Evaluate a condition value at ``x`` (and ``normals`` for ``g(x, n)``) as an
     ``(n, n_cols)`` tensor on ``x``'s device.
@@ -87,11 +92,23 @@ def _value(
                 f"{what} value function raised {type(e).__name__}" + (f": {msg[0]}" if msg else "")
             ) from e
     else:
+        complex_ = value.is_complex() if isinstance(value, Tensor) else np.iscomplexobj(value)
+        if complex_:
+            raise ValueError(f"{what} value is complex; conditions take real values")
         v = torch.as_tensor(value, dtype=x.dtype, device=x.device)
         if v.ndim == 0:
             v = v.expand(x.shape[0], n_cols)
         elif v.ndim == 1 and v.shape[0] == n_cols:
             v = v.expand(x.shape[0], n_cols)
+        elif not per_point:
+            # [1.0, 2.0] on a one-output problem with two boundary points was taken as one
+            # value per point
+            raise ValueError(
+                f"{what} value {value!r} must be a number or a list of {n_cols} (one per "
+                "component); values that vary along the boundary are written as a function g(x)"
+            )
+    if v.is_complex():  # .to(float) would drop the imaginary part with only torch's warning
+        raise ValueError(f"{what} value is complex; conditions take real values")
     v = v.to(dtype=x.dtype, device=x.device)
     if v.ndim == 1 and v.shape[0] == x.shape[0]:
         v = v.unsqueeze(1)
@@ -142,6 +159,10 @@ class Condition:
         name: str | None = None,
         n: int | None = None,
     ) -> None:
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ValueError(
+                f"{type(self).__name__.lower()}: name must be a non-empty string, got {name!r}"
+            )
         self.value, self.on, self.component = value, on, component
         self._name = name
         label = name or type(self).__name__.lower()  # subclasses' names may need more state
@@ -438,7 +459,11 @@ class PointData(Condition):
             )
         x = torch.as_tensor(self.x, dtype=dtype, device=device)
         target = _value(
-            torch.as_tensor(self.values, device=x.device), x, len(self.columns(outputs)), self.name
+            torch.as_tensor(self.values, device=x.device),
+            x,
+            len(self.columns(outputs)),
+            self.name,
+            per_point=True,
         )
         return PointSet(x, None, target)
 

@@ -524,6 +524,17 @@ def test_value_of_wrong_shape():
         build(SQUARE, [Dirichlet(lambda x: x)], quad)  # (n, 2) values for one output
 
 
+def test_a_constant_list_is_one_value_per_component_and_values_are_real():
+    # [1.0, 2.0] on one output with two boundary points was taken as u(-1) = 1, u(1) = 2
+    line = Interval(-1, 1)
+    with pytest.raises(ProblemError, match=r"must be a number or a list of 1 \(one per comp"):
+        build(line, [Dirichlet([1.0, 2.0], n=2)], lambda x: x**2)
+    with pytest.raises(ProblemError, match="dirichlet value is complex"):
+        build(line, [Dirichlet(lambda x: x.to(torch.complex128))], lambda x: x**2)
+    with pytest.raises(ValueError, match="name must be a non-empty string, got 5"):
+        Dirichlet(0.0, name=5)
+
+
 def test_non_finite_value():
     with pytest.raises(ValueError, match="dirichlet: value is not finite, got nan"):
         Dirichlet(float("nan"))  # a constant is checked at once
