@@ -162,7 +162,7 @@ class Residuals:
         if isinstance(r, dict):
             items = [(f"pde[{k}]", v) for k, v in r.items()]
         elif isinstance(r, list | tuple):
-            items = [(f"pde[{i}]", v) for i, v in enumerate(r)] if len(r) > 1 else [("pde", r[0])]
+            items = [(f"pde[{i}]", v) for i, v in enumerate(r)] if len(r) != 1 else [("pde", r[0])]
         else:
             items = [("pde", r)]
         where = self.problem.source or f"problem {self.problem.name!r}"
@@ -172,6 +172,11 @@ class Residuals:
             if not isinstance(v, Tensor):
                 raise ProblemError(
                     f"{where}: pde must return tensors, {name} is {type(v).__name__}"
+                )
+            if v.is_complex():
+                raise ProblemError(
+                    f"{where}: {name} residual is complex; write real and imaginary parts as "
+                    "residuals of their own (a tuple)"
                 )
             if v.ndim == 1:
                 v = v.unsqueeze(1)

@@ -97,6 +97,11 @@ class Problem:
     source: str | None = None  # the problem file, set by load_problem
 
     def __post_init__(self) -> None:
+        if isinstance(self.outputs, str):  # "uv" would become the outputs u and v
+            raise ProblemError(
+                f"problem {self.name!r}: outputs must be a list of names such as "
+                f"['{self.outputs}'], got the string {self.outputs!r}"
+            )
         self.outputs = tuple(self.outputs)
         self.conditions = list(self.conditions)
         # The KAN defaults (grid, k) are no options of an MLP: a problem's MLP gets none of them.
@@ -143,6 +148,8 @@ class Problem:
 
         if not isinstance(self.name, str) or not self.name.strip():
             fail("name must be a non-empty string")
+        if not self.name.isprintable():  # it names run directories and printed lines
+            fail(f"name must be printable, without newlines or tabs, got {self.name!r}")
         if re.search(r"[/\\\x00]", self.name) or self.name.strip() in (".", ".."):
             # it names the run directories: a path here would write outside --out
             fail("name must not contain '/' or '\\' or be '.' or '..' (it names run directories)")
@@ -152,7 +159,7 @@ class Problem:
             )
         if not callable(self.pde):
             fail("pde must be a function pde(x, u) returning the residual")
-        if not self.outputs or not all(isinstance(o, str) for o in self.outputs):
+        if not self.outputs or not all(isinstance(o, str) and o.strip() for o in self.outputs):
             fail(f"outputs must be a non-empty list of names, got {self.outputs!r}")
         repeated = sorted({o for o in self.outputs if self.outputs.count(o) > 1})
         if repeated:
@@ -299,6 +306,9 @@ def check_points(points) -> None:
         elif value < (1 if key in POINT_COUNTS else 0):
             bound = "positive" if key in POINT_COUNTS else ">= 0"
             raise ValueError(f"points: {key} must be {bound}, got {value}")
+        elif key == "test" and value < 2:
+            # one point per axis is the domain's centre: no error measure at all
+            raise ValueError(f"points: test must be at least 2 (points per axis), got {value}")
 
 
 def check_resampling(points: dict) -> None:

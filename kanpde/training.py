@@ -58,6 +58,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
+        if dtype not in DTYPES.values():
+            raise ValueError(f"unsupported dtype {dtype}; use float32 or float64")
         return dtype
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; use float32 or float64")
@@ -490,8 +492,8 @@ class Trainer:
         self.residuals = residuals
         if max_seconds is not None:
             ok = isinstance(max_seconds, numbers.Real) and not isinstance(max_seconds, bool)
-            if not ok or not math.isfinite(max_seconds):
-                raise ValueError(f"max_seconds must be a finite number, got {max_seconds!r}")
+            if not ok or not math.isfinite(max_seconds) or max_seconds <= 0:
+                raise ValueError(f"max_seconds must be a finite number > 0, got {max_seconds!r}")
         self.max_seconds = max_seconds
         self.time_shares = _check_shares(time_shares, stages, max_seconds)
         _warm_up_optimizers()
@@ -1305,6 +1307,8 @@ def _check_module(net: nn.Module, problem, dtype: torch.dtype, device: torch.dev
         ) from e
     finally:
         net.train(training)
+    if not any(p.requires_grad for p in net.parameters()):
+        raise ValueError("solve(model=...): the model has no trainable parameters")
     if not isinstance(u, Tensor) or u.shape != (4, m):
         got = tuple(u.shape) if isinstance(u, Tensor) else type(u).__name__
         raise ValueError(
@@ -1404,6 +1408,7 @@ def solve(
     """
     from .checkpoint import load_checkpoint
     from .problem import (
+        Problem,
         ProblemError,
         apply_preset,
         check_points,
@@ -1415,8 +1420,20 @@ def solve(
     from .results import Run, save_run
 
     _check_solve_arguments(seed, log_every, checkpoint_every, out)
+    if model is not None and not isinstance(model, dict | nn.Module):
+        raise ValueError(
+            f"solve(model={model!r}): expected a dict of options such as {{'type': 'mlp', "
+            "'width': [2, 50, 50, 1]}, or a module"
+        )
+    if graphs not in (True, False, "auto"):
+        raise ValueError(f"solve(graphs={graphs!r}): use True, False or 'auto'")
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
+    if not isinstance(problem, Problem):
+        raise ValueError(
+            f"solve(problem=...): expected a kanpde.Problem or a problem file's path, got "
+            f"{type(problem).__name__}"
+        )
     device = distributed.setup(device)
     state = None
     if resume is not None:

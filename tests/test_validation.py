@@ -47,6 +47,14 @@ PROBLEM_CASES = {
         ),
         "residual has shape",
     ),
+    "residual_empty_tuple": (
+        variant("return laplacian(u, x) + 2 * math.pi**2 * exact(x)", "return ()"),
+        "pde returned no residuals (an empty tuple)",
+    ),
+    "residual_complex": (
+        variant("return laplacian(u, x) + 2", "return laplacian(u, x) * 1j + 2"),
+        "pde residual is complex",
+    ),
     "residual_not_tensor": (
         variant("return laplacian(u, x) + 2 * math.pi**2 * exact(x)", "return 1.0"),
         "pde must return tensors",
@@ -75,6 +83,22 @@ PROBLEM_CASES = {
     "width_vs_domain": (
         variant('"width": [2, 3, 1]', '"width": [3, 3, 1]'),
         "domain has 2 coordinates",
+    ),
+    "outputs_a_string": (
+        variant("exact=exact, **KW)", 'exact=exact, outputs="uv", **KW)'),
+        "outputs must be a list of names such as ['uv'], got the string 'uv'",
+    ),
+    "output_name_empty": (
+        variant("exact=exact, **KW)", 'exact=exact, outputs=[""], **KW)'),
+        "outputs must be a non-empty list of names",
+    ),
+    "name_with_a_newline": (
+        variant('name="t"', 'name="a\\nb"'),
+        "name must be printable, without newlines",
+    ),
+    "one_test_point": (
+        variant('"test": 6}', '"test": 1}'),
+        "points: test must be at least 2 (points per axis)",
     ),
     "duplicate_outputs": (
         variant("exact=exact, **KW)", 'exact=exact, outputs=["u", "u"], **KW)'),
@@ -478,13 +502,20 @@ def test_solve_refuses_adaptive_resampling_without_resample():
         ({"log_every": 0}, "solve(log_every=0): must be an integer >= 1"),
         ({"checkpoint_every": 2.5}, "solve(checkpoint_every=2.5): must be an integer >= 0"),
         ({"out": ROOT / "README.md"}, "README.md'): is a file, not a directory"),
+        ({"model": "mlp"}, "solve(model='mlp'): expected a dict of options"),
+        ({"model": torch.nn.Identity()}, "solve(model=...): the model has no trainable param"),
+        ({"dtype": torch.float16}, "unsupported dtype torch.float16; use float32 or float64"),
+        ({"graphs": "yes"}, "solve(graphs='yes'): use True, False or 'auto'"),
+        ({"problem": None}, "solve(problem=...): expected a kanpde.Problem or a problem file"),
+        ({"max_seconds": -1}, "max_seconds must be a finite number > 0, got -1"),
     ],
 )
 def test_solve_names_a_bad_argument(kwargs, fragment):
     # seed='a' raised "invalid literal for int()", out=FILE "[Errno 17] File exists", and
     # log_every=0 was taken (logging every step) where the CLI refuses it
+    kwargs = {"problem": POISSON1D, **kwargs}
     with pytest.raises(ValueError) as e:
-        kanpde.solve(POISSON1D, progress=False, device="cpu", **kwargs)
+        kanpde.solve(progress=False, device="cpu", **kwargs)
     assert fragment in str(e.value) and "\n" not in str(e.value)
 
 
