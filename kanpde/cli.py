@@ -300,8 +300,15 @@ def cmd_solve(args) -> int:
         if distributed.rank() == 0:
             _interrupted(args, out, created)
         return 130
-    except BaseException:
+    except BaseException as e:
         _discard(created)  # e.g. an error in the problem's code found while setting up
+        kept = out / "checkpoint.h5" if out is not None else None
+        if isinstance(e, ValueError) and kept is not None and kept.exists():
+            # found later in training: the work so far is kept, and the message says where
+            raise ProblemError(
+                f"{e}; the run's checkpoint stays in {kept} (--resume {out} continues it while "
+                "the problem file is unchanged)"
+            ) from e
         raise
     if distributed.rank() != 0:
         return 0

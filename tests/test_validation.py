@@ -418,6 +418,23 @@ def test_error_in_user_code_is_one_line_with_file_and_line(case, tmp_path, capsy
     assert leftovers(out) == []  # the run directory made for it is gone again
 
 
+def test_an_error_late_in_training_says_where_the_checkpoint_is(tmp_path, capsys):
+    # the checkpoint stayed behind, and the message did not say so
+    text = variant(
+        "def pde(x, u):\n",
+        "CALLS = [0]\n\ndef pde(x, u):\n    CALLS[0] += 1\n"
+        "    if CALLS[0] > 12: raise RuntimeError('late failure')\n",
+    )
+    path = tmp_path / "late.py"
+    path.write_text(text)
+    out = tmp_path / "runs"
+    args = ["--schedule", "3:adam=30", "--checkpoint-every", "2"]
+    code, err = main_err(["solve", str(path), "--out", str(out), "--quiet", *args], capsys)
+    assert_one_line(code, err, "pde(x, u) raised RuntimeError: late failure; the run's checkpoint")
+    (kept,) = out.glob("*/checkpoint.h5")
+    assert f"stays in {kept} (--resume {kept.parent} continues it" in err
+
+
 def test_error_in_user_code_keeps_the_original_exception_in_the_api(tmp_path):
     path = tmp_path / "p.py"
     path.write_text(USER_CODE_CASES["pde_index_error"][0])
