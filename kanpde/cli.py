@@ -86,6 +86,8 @@ def run_directory(base: str | Path, name: str, seed: int | None) -> Path:
 def new_run_directory(base: str | Path, name: str, seed: int | None) -> tuple[Path, list[Path]]:
     """:func:`run_directory` and the directories made for it, deepest first (for
     :func:`_discard` when the command fails before anything is written)."""
+    if isinstance(base, str) and not base.strip():  # Path("") is the current directory
+        raise CLIError("--out '': give a directory (runs go in a folder inside it)")
     parent = Path(base)
     fresh = [p for p in (parent, *parent.parents) if not p.exists()]
     out = run_directory(parent, name, seed)
@@ -280,7 +282,7 @@ def cmd_solve(args) -> int:
         _check_run(args, problem, model)
         args.device = distributed.setup(args.device)  # joins torchrun's process group
         seed = 0 if args.seed is None else args.seed
-        parent = Path("runs" if args.out is None else args.out)
+        parent = "runs" if args.out is None else args.out
         if distributed.rank() == 0:
             out, created = new_run_directory(parent, problem.name, seed)
         else:

@@ -24,7 +24,7 @@ from . import distributed
 from . import operators as ops
 from .conditions import Condition, PointSet
 from .nn.jet import Jet
-from .problem import ProblemError, user_code_error, user_line
+from .problem import ProblemError, _one_line, user_code_error, user_line
 
 PROBE_POINTS = 8
 
@@ -103,6 +103,11 @@ class Residuals:
             interior = domain.sample(int(points["interior"]), method=method, seed=seed)
         except (ValueError, TypeError) as e:
             raise ProblemError(f"{where}: interior points: {e}") from None
+        except MemoryError as e:  # the count asked for, not a failure of the machine's
+            raise ProblemError(
+                f"{where}: interior={int(points['interior'])} points do not fit in memory "
+                f"({_one_line(e)})"
+            ) from None
         self.interior = PointSet(torch.as_tensor(interior, dtype=dtype, device=device))
         self.terms: list[Term] = []
         self._pde_names: list[str] | None = None

@@ -1273,7 +1273,9 @@ def cmd_symbolic(args) -> int:
     if not isinstance(model, KAN):
         raise ValueError(f"{run.path}: the model is not a KAN; formulas need a KAN")
     names = list(run.names) or None
-    library = [s.strip() for s in args.library.split(",")] if args.library else None
+    library = [s.strip() for s in args.library.split(",")] if args.library is not None else None
+    if library is not None and not all(library):
+        raise ValueError(f"--library {args.library!r}: list function names, e.g. sin,x^2,exp")
     if library:
         for n in library:
             try:

@@ -580,6 +580,9 @@ def test_cli_symbolic(tmp_path, capsys, monkeypatch):
         )
     assert main(["symbolic", str(tmp_path / "run"), "--library", "nope"]) == 2
     assert capsys.readouterr().err.startswith("kanpde: error: --library: unknown symbolic function")
+    for empty in ("", "sin,"):  # "" fitted with the whole library
+        assert main(["symbolic", str(tmp_path / "run"), "--library", empty]) == 2
+        assert capsys.readouterr().err.startswith(f"kanpde: error: --library {empty!r}: list")
     # An edge whose best fit misses --r2 stays a spline, and the report says so (it printed
     # "edge (0,0,0): x^2 R² = 0.8…" as if fitted, beside a phi_0_0_0 in the formula).
     capsys.readouterr()

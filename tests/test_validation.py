@@ -592,6 +592,10 @@ def nn_returning_a_tuple():
 
 # Arguments that used to be ignored or accepted: rejected before any run directory exists.
 CLI_CASES = {
+    "points_beyond_memory": (  # a traceback of numpy's 7.28 TiB allocation
+        ["--points", "interior=1e12"],
+        "interior=1000000000000 points do not fit in memory",
+    ),
     "schedule_empty": (["--schedule", ""], "--schedule ''"),
     "points_empty": (["--points", ""], "--points ''"),
     "width_empty": (["--width", ""], "--width ''"),
@@ -619,6 +623,15 @@ def test_bad_argument_leaves_no_run_directory(case, tmp_path, capsys):
     code, err = main_err([*argv, *args], capsys)
     assert_one_line(code, err, fragment)
     assert leftovers(out) == []
+
+
+@pytest.mark.parametrize("command", [["solve"], ["compare", "--seeds", "1"], ["sweep"]])
+def test_an_empty_out_is_refused(command, tmp_path, monkeypatch, capsys):
+    # --out= wrote the run into the current directory
+    monkeypatch.chdir(tmp_path)
+    code, err = main_err([command[0], POISSON1D, *command[1:], "--out=", "--quiet"], capsys)
+    assert_one_line(code, err, "--out '': give a directory")
+    assert leftovers(tmp_path) == []
 
 
 def test_kan_option_rejected_for_a_problem_whose_model_is_an_mlp(tmp_path, capsys):
