@@ -200,8 +200,17 @@ class Condition:
             return list(range(len(outputs)))
         if isinstance(comps, int | str):
             comps = [comps]
+        if not isinstance(comps, Sequence) or not comps:
+            raise ValueError(
+                f"{self.name}: component must be an output (name or index) or a non-empty list "
+                f"of them, got {self.component!r}"
+            )
         cols = []
         for c in comps:
+            if isinstance(c, bool) or not isinstance(c, str | numbers.Integral):
+                raise ValueError(
+                    f"{self.name}: component {c!r} is neither an output name nor an index"
+                )
             if isinstance(c, str):
                 if c not in outputs:
                     raise ValueError(

@@ -512,6 +512,14 @@ def test_default_names_that_clash_take_their_pieces_and_components():
             Problem(name="t", domain=SQUARE, pde=pde, conditions=conds, outputs=("u", "v"))
 
 
+@pytest.mark.parametrize("component", [[], (), 1.5, [None]])
+def test_a_component_that_names_no_output_is_refused(component):
+    # component=[] ended in "condition 'dirichlet' raised IndexError"
+    with pytest.raises(ProblemError, match="dirichlet: component"):
+        Problem(name="t", domain=SQUARE, pde=pde, outputs=("u", "v"),
+                conditions=[Dirichlet(0.0, component=component)])  # fmt: skip
+
+
 def test_unknown_boundary_name():
     with pytest.raises(ProblemError) as e:
         build(SQUARE, [Dirichlet(0.0, on="north")], quad)
