@@ -675,7 +675,10 @@ def history(run, *, x: str = "step", figsize=None):
         axs[0].text(pos, 1.01 + 0.07 * row, " " + label, transform=axs[0].get_xaxis_transform(),
                     ha="left", va="bottom", fontsize=8, color="0.25", clip_on=False)  # fmt: skip
         previous = g if g is not None else previous
-    fig.suptitle(f"{_problem_name(run)}: {_model_text(run)}", fontsize=10)
+    progress = ""
+    if run.attrs.get("in_progress"):  # from a checkpoint (kanpde.results.load_progress)
+        progress = f" (not finished: checkpoint at step {run.metrics.get('steps')})"
+    fig.suptitle(f"{_problem_name(run)}: {_model_text(run)}{progress}", fontsize=10)
     return fig
 
 
@@ -1456,8 +1459,18 @@ def figure_for(path: str | Path, kind: str | None = None, layer: int = 0, log_er
             f"--kind {kind!r}: unknown; use one of {', '.join(RUN_KINDS)} for a results file "
             f"({' or '.join(TABLE_KINDS)} for a .csv table)"
         )
-    from .results import load
+    from .results import load, load_progress
 
+    unfinished = path.name == "checkpoint.h5" or (
+        path.is_dir() and (path / "checkpoint.h5").exists() and not (path / "result.h5").exists()
+    )
+    if unfinished:  # a run training or interrupted: its history so far, from the checkpoint
+        if kind != "history":
+            raise ValueError(
+                f"{path}: the run has not finished (only its checkpoint); --kind history plots "
+                "its progress"
+            )
+        return kind, history(load_progress(path))
     run = load(path)
     if kind == "activations":
         return kind, activations(run, layer)

@@ -237,6 +237,39 @@ def save_run(run: Run, out: str | Path) -> Path:
     return path
 
 
+def load_progress(path: str | Path) -> Run:
+    """The run so far of one still training or interrupted, from its ``checkpoint.h5``.
+
+    Its history, events, configuration and model state as of the last checkpoint, for
+    :func:`kanpde.plot.history`; no solution or test metrics (``metrics`` holds ``steps``,
+    ``train_time`` and ``parameters``, and ``attrs["in_progress"]`` is True).
+
+    Raises
+    ------
+    ResultsError
+        One line naming the file when there is no readable checkpoint.
+    """
+    from .checkpoint import load_checkpoint
+    from .training import History
+
+    path = Path(path)
+    state = load_checkpoint(path)
+    path = path / "checkpoint.h5" if path.is_dir() else path
+    config = json.loads(state["config"])
+    logged = json.loads(state["history"])
+    history = History()
+    history.rows = logged.get("rows", [])
+    counters = state.get("counters", {})
+    metrics = {
+        "steps": int(state["position"]["step"]),
+        "train_time": float(counters.get("train_time", np.nan)),
+        "parameters": config.get("parameters"),
+    }
+    attrs = {"problem": config.get("problem", ""), "in_progress": True}
+    return Run(config, history.columns(), {}, metrics, attrs, logged.get("events", []),
+               dict(state.get("model_state", {})), path)  # fmt: skip
+
+
 def load(path: str | Path) -> Run:
     """Load a results file written by :func:`save_run`, or a run directory's ``result.h5``.
 
@@ -259,8 +292,9 @@ def load(path: str | Path) -> Run:
     if not path.exists():
         if (path.parent / "checkpoint.h5").exists():
             raise ResultsError(
-                f"{path}: not written yet; the run was interrupted (its checkpoint.h5 is "
-                f"there): continue it with kanpde solve PROBLEM --resume {path.parent}"
+                f"{path}: not written yet; the run is training or was interrupted (its "
+                f"checkpoint.h5 is there): kanpde plot {path.parent} --kind history shows its "
+                f"progress, kanpde solve PROBLEM --resume {path.parent} continues it"
             )
         raise ResultsError(f"{path}: results file not found")
     try:

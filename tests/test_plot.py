@@ -726,3 +726,36 @@ def test_error_map_scale_ignores_nan_cells(runs):
         (ax,) = [a for a in fig.axes if a.get_label().startswith("error")]
         assert ax.get_title().endswith(f"(max {top:.2e})")
         assert ax.collections[0].norm.vmax == pytest.approx(top)
+
+
+def test_history_of_a_run_still_training_comes_from_its_checkpoint(tmp_path, capsys):
+    # kanpde plot refused a run with only its checkpoint ("result.h5: not written yet")
+    from kanpde.results import load_progress
+
+    stop = {"rows": 0}
+
+    def interrupt(trainer, row):
+        stop["rows"] += 1
+        if stop["rows"] == 4:  # three rows logged (and checkpointed) before the Ctrl-C
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        solve(LINE, schedule="4:adam=40", points={"interior": 30, "test": 11}, log_every=5,
+              checkpoint_every=5, out=tmp_path / "run", callback=interrupt, progress=False,
+              device="cpu")  # fmt: skip
+    assert not (tmp_path / "run" / "result.h5").exists()
+    run = load_progress(tmp_path / "run")
+    assert run.history["step"].tolist()[:3] == [0.0, 5.0, 10.0]
+    assert run.attrs["in_progress"] and run.metrics["steps"] >= 10
+    fig = plot.history(run)
+    assert fig._suptitle.get_text().endswith(f"(not finished: checkpoint at step "
+                                             f"{run.metrics['steps']})")  # fmt: skip
+    out = tmp_path / "h.png"
+    assert main(["plot", str(tmp_path / "run"), "--kind", "history", "-o", str(out)]) == 0
+    assert out.stat().st_size > 0
+    capsys.readouterr()
+    assert main(["plot", str(tmp_path / "run"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "the run has not finished (only its checkpoint); --kind history plots" in err
+    with pytest.raises(kanpde.ResultsError, match="--kind history shows its progress"):
+        kanpde.load(tmp_path / "run")
