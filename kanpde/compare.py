@@ -87,7 +87,7 @@ class Comparison:
                 g = f["rows"]
                 columns = {
                     k: [v.decode() if isinstance(v, bytes) else v.item() for v in g[k][()]]
-                    for k in COLUMNS
+                    for k in json.loads(g.attrs.get("columns", json.dumps(COLUMNS)))
                     if k in g
                 }
         except OSError as e:
@@ -146,10 +146,11 @@ class Comparison:
         # Ctrl-C during a refresh must leave the previous table, not half a file.
         def write_csv(tmp: str) -> None:
             with open(tmp, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=COLUMNS)
+                columns = _columns(self.rows)
+                w = csv.DictWriter(f, fieldnames=columns)
                 w.writeheader()
                 for r in self.rows:
-                    w.writerow({k: r[k] for k in COLUMNS})
+                    w.writerow({k: r.get(k, "") for k in columns})
 
         def write_md(tmp: str) -> None:
             Path(tmp).write_text(self.markdown())
@@ -160,8 +161,9 @@ class Comparison:
                 f.attrs["problem"] = self.problem
                 f.attrs["setup"] = json.dumps(self.setup)
                 g = f.create_group("rows")
-                for k in COLUMNS:
-                    v = [r[k] for r in self.rows]
+                g.attrs["columns"] = json.dumps(_columns(self.rows))  # their order
+                for k in _columns(self.rows):
+                    v = [r.get(k, math.nan) for r in self.rows]
                     text = bool(v) and isinstance(v[0], str)
                     g.create_dataset(k, data=np.array(v, dtype="S") if text else np.array(v))
                 for (label, seed), run in self.runs.items():
@@ -417,13 +419,21 @@ def stage_seconds(run) -> list[float]:
 
 def _row(kind: str, width: list[int], seed: int, run) -> dict:
     m = run.metrics
-    return {
+    row = {
         "model": _label(kind, width), "width": "-".join(map(str, width)),
         "grid": int(run.history["grid"][-1]) if kind == "kan" else 0,
         "params": m["parameters"], "seed": seed, "mse": m["mse"], "rel_l2": m["rel_l2"],
         "max_err": m["max_err"], "train_time": m["train_time"], "steps": m["steps"],
         "evals": m["evals"], "steps_per_s": m["steps"] / max(m["train_time"], 1e-12),
     }  # fmt: skip
+    row.update({k: v for k, v in m.items() if k.startswith("rel_l2_")})  # a system's outputs
+    return row
+
+
+def _columns(rows: list[dict]) -> list[str]:
+    """:data:`COLUMNS` and after them the per-output ``rel_l2_<name>`` columns of systems."""
+    extra = [k for k in (rows[0] if rows else {}) if k.startswith("rel_l2_")]
+    return COLUMNS + extra
 
 
 def _execute(

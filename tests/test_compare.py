@@ -11,6 +11,7 @@ import torch
 
 import kanpde
 from kanpde.compare import (
+    Comparison,
     _matching_width,
     compare,
     fitted_slope,
@@ -496,3 +497,20 @@ def test_scaled_stages_update_their_grids_as_often_as_before():
     assert (a.steps, a.update_grid, _updates(a.steps, a.update_grid, a.update_until)) == (20, 3, 5)
     (a,) = _scaled(parse_schedule([{"lbfgs": 50, "update_grid": 7, "update_until": 35}]), 2)
     assert _updates(a.steps, a.update_grid, a.update_until) == 6
+
+
+def test_a_systems_table_has_each_outputs_relative_l2(tmp_path):
+    # comparison.csv gave only the joint rel. L2 of u, v and p, which differ in scale
+    problem = kanpde.load_problem(str(ROOT / "problems" / "kovasznay.py"))
+    problem.points = {**problem.points, "interior": 60, "boundary": 40, "test": 7}
+    result = compare(problem, kans=[[2, 3, 3]], mlps=[[2, 6, 3]], seeds=1, steps=2,
+                     device="cpu", out=tmp_path)  # fmt: skip
+    with open(tmp_path / "comparison.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[-3:] == ["rel_l2_u", "rel_l2_v", "rel_l2_p"]  # the problem's order
+    for row, (label, seed) in zip(rows, result.runs):
+        m = result.runs[(label, seed)].metrics
+        assert [float(row[f"rel_l2_{o}"]) for o in "uvp"] == [m[f"rel_l2_{o}"] for o in "uvp"]
+    again = Comparison.load(tmp_path, runs=False)
+    assert list(again.rows[0])[-3:] == ["rel_l2_u", "rel_l2_v", "rel_l2_p"]
+    assert again.rows[0]["rel_l2_v"] == result.rows[0]["rel_l2_v"]
