@@ -130,6 +130,8 @@ def main(argv=None) -> int:
 
     fns = {name: (lambda n=name, f=f: measured(n, f)) for name, f in steps.items()}
     name = f"throughput-{dev.split(':')[0]}-{args.dtype}-{torch.get_num_threads()}threads"
+    if args.no_peers:  # a kanpde-only run leaves the side-by-side file alone
+        name += "-no-peers"
     best: dict[str, float] = {}
     for done in range(1, args.rounds + 1):
         # the best of the interleaved rounds so far, saved after each so a time limit keeps them

@@ -118,7 +118,8 @@ def main(argv=None) -> int:
         print(f"{name:8s} reached={r['reached']}  seconds={t if t is None else round(t, 1)}  "
               f"final_mse={r['final_mse']:.2e}")  # fmt: skip
     path = save(
-        f"tta-{args.device.split(':')[0]}",
+        # a run of one implementation leaves the three-way file alone
+        f"tta-{args.device.split(':')[0]}" + (f"-{args.only}" if args.only else ""),
         {
             "machine": machine(args.device),
             "target_mse": args.target,
