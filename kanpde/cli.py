@@ -231,6 +231,13 @@ def _run_settings(args, problem) -> tuple[dict, list | None, dict | None]:
                 f"'{args.grid}:lbfgs=200'"
             )
     points = parse_points(args.points) if args.points is not None else None
+    if points is not None:
+        from .problem import check_resampling
+
+        try:  # the whole budget the run will have: the problem's (or preset's) and these
+            check_resampling({**apply_preset(problem, args.preset)["points"], **points})
+        except ValueError as e:
+            raise CLIError(f"--points {args.points!r}: {str(e).removeprefix('points: ')}") from None
     if args.dtype not in (None, "float32", "float64"):
         raise CLIError(f"--dtype {args.dtype!r}: use float32 or float64")
     return model, schedule, points

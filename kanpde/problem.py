@@ -111,6 +111,13 @@ class Problem:
         self.model = {**base, **self.model}
         if self.model.get("width") is None:
             self.model["width"] = [self.domain_dim, 10, len(self.outputs)]
+        given = self.points if isinstance(self.points, dict) else {}
+        if "initial" in given and getattr(self.domain, "time_axis", None) is None:
+            # it would be ignored: only Initial conditions draw from it
+            raise ProblemError(
+                f"problem {self.name!r}: points: initial counts the points of Initial "
+                "conditions, and the domain has no time axis"
+            )
         self.points = {**DEFAULT_POINTS, **self.points}
         self.validate()
 

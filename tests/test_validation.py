@@ -96,6 +96,10 @@ PROBLEM_CASES = {
         variant('name="t"', 'name="a\\nb"'),
         "name must be printable, without newlines",
     ),
+    "initial_points_without_time": (  # taken and ignored
+        variant('"test": 6}', '"test": 6, "initial": 50}'),
+        "points: initial counts the points of Initial conditions, and the domain has no time",
+    ),
     "one_test_point": (
         variant('"test": 6}', '"test": 1}'),
         "points: test must be at least 2 (points per axis)",
@@ -592,6 +596,10 @@ def nn_returning_a_tuple():
 
 # Arguments that used to be ignored or accepted: rejected before any run directory exists.
 CLI_CASES = {
+    "adaptive_without_resample": (  # was labelled "solve(): points:"
+        ["--points", "adaptive=true"],
+        "--points 'adaptive=true': adaptive=True needs resample",
+    ),
     "points_beyond_memory": (  # a traceback of numpy's 7.28 TiB allocation
         ["--points", "interior=1e12"],
         "interior=1000000000000 points do not fit in memory",
