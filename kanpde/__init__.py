@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from .conditions import Dirichlet, Initial, Neumann, Periodic, PointData, Robin
+from .conditions import Condition, Dirichlet, Initial, Neumann, Periodic, PointData, Robin
 from .geometry import Box, Disk, Domain, Interval, Polygon, Rectangle, Time
 from .nn import KAN, MLP, KANLayer, count_parameters
 from .operators import d, derivatives, div, grad, hessian, laplacian, split
@@ -15,6 +15,7 @@ __all__ = [
     "KAN",
     "MLP",
     "Box",
+    "Condition",
     "Dirichlet",
     "Disk",
     "Domain",

@@ -568,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--points", help="e.g. interior=2601,boundary=204,method=grid")
     s.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     s.add_argument("--dtype", help="float32 or float64 (default: the problem's)")
-    s.add_argument("--preset", help="one of the problem's named presets (e.g. full)")
+    s.add_argument("--preset", help="one of the presets the problem file defines, if any")
     s.add_argument("--compile", action="store_true", help="torch.compile the derivative evaluation")
     # Defaults of None: --resume must tell an option given from one left alone.
     s.add_argument("--seed", type=int, help="random seed (default 0)")

@@ -777,9 +777,11 @@ def register(sub) -> None:
     s = sub.add_parser("sweep", help="test error vs grid size G (grid-scaling study)")
     s.add_argument("problem", help="problem file (its model must be a KAN)")
     s.add_argument(
-        "--grids", default="3,5,10,20,50,100", help="at least two strictly increasing sizes"
+        "--grids",
+        default="3,5,10,20,50,100",
+        help="at least two strictly increasing sizes (default 3,5,10,20,50,100)",
     )
-    s.add_argument("--steps", type=int, default=200, help="L-BFGS steps per grid")
+    s.add_argument("--steps", type=int, default=200, help="L-BFGS steps per grid (default 200)")
     s.add_argument("--seed", type=int, default=0, help="seed of the initialisation (default 0)")
     _common_arguments(s)
     s.set_defaults(func=cmd_sweep)

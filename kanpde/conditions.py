@@ -132,8 +132,19 @@ def take(t: Tensor, cols: list[int]) -> Tensor:
 class Condition:
     """Base class. Subclasses set :attr:`where` and implement :meth:`lhs`.
 
+    The parameters below are those of every condition (``Dirichlet``, ``Neumann``, ``Robin``,
+    ``Initial``; ``Periodic`` and ``PointData`` take their own first arguments instead of
+    ``value`` and no ``on``).
+
     Parameters
     ----------
+    value : float, list of float or callable
+        The prescribed value: a number, one number per component, or a function ``g(x)``
+        (``(n, D)`` points → ``(n,)`` or ``(n, components)``) evaluated once at the points.
+    on : None, str, list of str or callable, optional
+        The boundary pieces: None for the whole boundary, piece names or aliases
+        (``"left"``, ``"x=-1"``; :meth:`kanpde.Domain.piece_names`), or a predicate
+        ``f(points) -> bool mask`` (see :meth:`kanpde.Domain.boundary`).
     component : int, str or sequence, optional
         Outputs the condition applies to (index or name); all outputs when omitted.
     weight : float
@@ -234,8 +245,8 @@ class Condition:
 
     def min_points(self, domain) -> int:
         """Fewest points a share of the boundary budget may give this condition: one on each
-        piece it covers (two conditions sharing ``"boundary": 2`` on an interval constrained
-        one end each)."""
+        piece it covers (without this minimum, two conditions sharing ``"boundary": 2`` on an
+        interval would constrain one end each)."""
         return domain.boundary_pieces(self.on)
 
     def points(self, domain, outputs, n: int, method: str, seed, dtype, device) -> PointSet:
@@ -265,7 +276,11 @@ def _normal_derivative(x: Tensor, u: Tensor, normals: Tensor, cols: list[int], c
 
 
 class Dirichlet(Condition):
-    """``u = value`` on the boundary (or the pieces selected by ``on=``)."""
+    """``u = value`` on the boundary (or the pieces selected by ``on=``).
+
+    Parameters: ``value``, ``on``, ``component``, ``weight``, ``name``, ``n`` (see
+    :class:`Condition`).
+    """
 
     def lhs(self, x, u, points, cols, ctx):
         return take(u, cols)
@@ -276,6 +291,7 @@ class Neumann(Condition):
 
     A flux known from a solution's gradient is best given as ``value=lambda x, n: ...``
     (see :class:`Condition`): ``g(x)`` alone cannot tell a corner's two faces apart.
+    Parameters as :class:`Condition`.
     """
 
     def lhs(self, x, u, points, cols, ctx):
@@ -283,7 +299,11 @@ class Neumann(Condition):
 
 
 class Robin(Condition):
-    """``alpha·u + beta·∂u/∂n = value``."""
+    """``alpha·u + beta·∂u/∂n = value``.
+
+    Parameters: ``alpha`` and ``beta`` (finite numbers, not both 0), then those of
+    :class:`Condition`.
+    """
 
     def __init__(self, alpha: float, beta: float, value: Value = 0.0, **kw) -> None:
         super().__init__(value, **kw)
@@ -309,6 +329,8 @@ class Periodic(Condition):
         The periodic axis; points are drawn on its lower face and paired with the upper face.
     derivatives : int
         Also match derivatives along the axis up to this order (0, 1 or 2).
+    component, weight, name, n
+        As for :class:`Condition`.
     """
 
     def __init__(self, axis: str | int = "x", derivatives: int = 1, **kw) -> None:
@@ -386,7 +408,11 @@ class Periodic(Condition):
 
 
 class Initial(Condition):
-    """``u(x, t0) = value`` or, with ``derivative=1``, ``∂u/∂t(x, t0) = value``."""
+    """``u(x, t0) = value`` or, with ``derivative=1``, ``∂u/∂t(x, t0) = value``.
+
+    Parameters: ``value``, ``derivative`` (0 or 1), and ``component``, ``weight``, ``name``,
+    ``n`` (see :class:`Condition`); the points cover the domain at the initial time.
+    """
 
     where = "initial"
 
@@ -424,7 +450,9 @@ class PointData(Condition):
     x : array-like
         ``(n, D)`` observation points.
     values : array-like
-        ``(n, c)`` observed values of the selected components.
+        ``(n, c)`` observed values of the selected components (``(n,)`` for one).
+    component, weight, name
+        As for :class:`Condition`.
     """
 
     where = "data"

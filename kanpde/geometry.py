@@ -902,7 +902,7 @@ class Polygon(Domain):
     Pieces ``"edge0"`` ... ``"edge{m-1}"``, edge i running from vertex i to
     vertex i+1 (mod m).  A repeated closing vertex is dropped.  Membership uses
     even-odd ray crossing plus a distance-to-edge test, so points on edges
-    (within ``tol``) are inside."""
+    (within the ``tol`` of :meth:`contains`) are inside."""
 
     def __init__(self, vertices, names: Sequence[str] = ("x", "y")):
         v = np.array(vertices, dtype=float)

@@ -1525,7 +1525,7 @@ def register(sub) -> None:
     )
     p.add_argument("-o", "--output", help="image file (default: <kind>.png next to the input)")
     p.add_argument("--layer", type=int, default=0, help="layer for --kind activations")
-    p.add_argument("--dpi", type=int, default=130)
+    p.add_argument("--dpi", type=int, default=130, help="resolution of -o (default 130)")
     p.add_argument(
         "--log-error", action="store_true", help="|error| on a log scale (--kind solution)"
     )

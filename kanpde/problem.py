@@ -69,7 +69,12 @@ class Problem:
         Names of the outputs, e.g. ``("u", "v", "p")``.
     model, schedule, points, weights : dict / list / str
         Defaults for the model configuration, the training schedule, the point budget and the
-        loss weights; each can be overridden when solving.
+        loss weights; each can be overridden when solving. ``points`` keys: ``interior``,
+        ``boundary`` (shared by the boundary conditions), ``initial`` (each Initial
+        condition's), ``test`` (points per axis of the test grid, default 101), ``method``
+        (``sobol`` (default), ``lhs``, ``uniform``, ``grid``), ``seed`` (of the samplers),
+        ``resample`` (draw new interior points every N steps) and ``adaptive`` (draw them
+        where the residual is large, with ``resample``).
     dtype : str
         Default floating point type, ``"float64"`` or ``"float32"``.
     presets : dict
@@ -78,6 +83,9 @@ class Problem:
         ``schedule``, ``points`` and ``weights``.
     description : str
         One line for ``kanpde list``.
+    source : str, optional
+        The problem file, set by :func:`load_problem` (it names the file in messages and is
+        hashed into runs, so that ``--resume`` can tell a changed file).
     """
 
     name: str

@@ -1232,25 +1232,41 @@ def register(subparsers) -> None:
     )
     s.add_argument("run", help="results file (result.h5) or run directory")
     s.add_argument("--prune", action="store_true", help="prune small edges and nodes first")
-    s.add_argument("--edge-threshold", type=float, default=1e-2)
-    s.add_argument("--node-threshold", type=float, default=1e-2)
+    s.add_argument(
+        "--edge-threshold",
+        type=float,
+        default=1e-2,
+        help="with --prune: drop edges scoring below this (mean |φ| or impact; default 0.01)",
+    )
+    s.add_argument(
+        "--node-threshold",
+        type=float,
+        default=1e-2,
+        help="with --prune: drop hidden nodes whose in- or outgoing score is below this "
+        "(default 0.01)",
+    )
     s.add_argument("--library", help="comma-separated functions (default: the whole library)")
-    s.add_argument("--r2", type=float, default=0.99, help="minimum R² to fix an edge")
+    s.add_argument(
+        "--r2", type=float, default=0.99, help="minimum R² to fix an edge (default 0.99)"
+    )
     s.add_argument(
         "--refine",
         type=int,
         default=0,
         metavar="STEPS",
-        help="L-BFGS steps with the PDE loss after auto-symbolic (needs the problem file)",
+        help="L-BFGS steps with the PDE loss after auto-symbolic (needs the problem file; "
+        "default 0: none)",
     )
-    s.add_argument("--digits", type=int, default=6, help="round coefficients (0: do not)")
-    s.add_argument("--no-simplify", action="store_true")
+    s.add_argument(
+        "--digits", type=int, default=6, help="round coefficients (default 6; 0: do not)"
+    )
+    s.add_argument("--no-simplify", action="store_true", help="skip sympy's simplify")
     s.add_argument(
         "--simplify-seconds", type=float, default=20.0,
         help="time allowed to sympy's simplify per output before the formula is left "
         "unsimplified (default 20; 0: no limit)",
     )  # fmt: skip
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--quiet", action="store_true", help="print the formula only")
     s.set_defaults(func=cmd_symbolic)
 
 

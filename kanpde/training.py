@@ -72,6 +72,16 @@ def build_model(
     """Build the trial function of ``problem`` from its ``model`` defaults updated by ``config``.
 
     For a KAN the first layer's grid covers the domain's bounding box (``input_range``).
+
+    Parameters
+    ----------
+    problem : Problem
+        Its ``model`` gives the defaults, its domain and outputs the width's ends.
+    config : dict, optional
+        Options replacing the problem's (``{"width": [2, 20, 1], "grid": 10}``; a ``type``
+        other than the problem's model takes none of its options).
+    dtype, device
+        Of the parameters: float64 and the CPU unless given (not the problem's ``dtype``).
     """
     config = dict(config or {})
     base = dict(problem.model)

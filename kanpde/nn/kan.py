@@ -77,6 +77,8 @@ class KANLayer(nn.Module):
         Standard deviation of the initial coefficients ``c``.
     bias : bool
         Add a learnable bias to every output.
+    dtype, device : optional
+        Of the parameters and buffers (torch's defaults when omitted).
     """
 
     def __init__(
@@ -632,6 +634,8 @@ class KAN(nn.Module):
     edges : sequence, optional
         Per layer, ``None`` or the kind of every edge (see :meth:`KANLayer.set_edges`): how a
         pruned or symbolic network is rebuilt from its config.
+    dtype, device : optional
+        Of the parameters and buffers (torch's defaults when omitted).
     """
 
     def __init__(

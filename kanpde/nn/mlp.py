@@ -57,6 +57,8 @@ class MLP(nn.Module):
         Layer widths, inputs first, e.g. ``[2, 100, 100, 100, 1]``.
     activation : str
         One of ``tanh`` (default), ``sin``, ``silu``, ``softplus``, ``gelu``.
+    dtype, device : optional
+        Of the parameters (torch's defaults when omitted).
     """
 
     def __init__(
