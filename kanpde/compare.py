@@ -287,6 +287,9 @@ def _plan(
             raise CLIError(f"--seconds {seconds}: must be a positive, finite number of seconds")
     elif seconds is not None:
         raise CLIError(f"--seconds {seconds}: only used with --budget seconds")
+    if budget == "seconds" and steps is not None:
+        # the runs train for their time; the schedule's steps only share it out
+        raise CLIError(f"--steps {steps}: only used with --budget steps (here --seconds rules)")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise CLIError(f"--steps {steps}: must be at least 1")
     if dtype not in (None, "float32", "float64"):

@@ -420,8 +420,8 @@ class Initial(Condition):
         if kw.get("on") is not None:
             raise ValueError("Initial: on= is not supported (the points cover the domain at t0)")
         super().__init__(value, **kw)
-        if derivative not in (0, 1):
-            raise ValueError(f"Initial: derivative must be 0 or 1, got {derivative}")
+        if isinstance(derivative, bool) or derivative not in (0, 1):
+            raise ValueError(f"Initial: derivative must be 0 or 1, got {derivative!r}")
         self.derivative = derivative
 
     @property
@@ -458,6 +458,9 @@ class PointData(Condition):
     where = "data"
 
     def __init__(self, x, values, **kw) -> None:
+        for key in ("on", "n"):
+            if kw.get(key) is not None:  # the points are the data's own
+                raise ValueError(f"PointData: {key}= is not supported (the points are x)")
         super().__init__(0.0, **kw)
         self.x = np.asarray(x, dtype=np.float64)
         self.values = np.asarray(values, dtype=np.float64)

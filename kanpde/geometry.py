@@ -339,13 +339,22 @@ def _keep_closure(
 
 
 def _predicate_mask(pred: Predicate, x: np.ndarray) -> np.ndarray:
-    mask = np.asarray(pred(x))
-    if mask.shape != (len(x),):
+    try:
+        mask = np.asarray(pred(x))
+    except Exception as e:  # noqa: BLE001 - user code: say what it was given
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise ValueError(
+            f"on= predicate raised {type(e).__name__} ({first}); it gets the points as a NumPy "
+            f"array ({len(x)}, {x.shape[1]}) and returns a boolean mask, e.g. "
+            "lambda p: np.abs(p[:, 0]) > 0.5"
+        ) from e
+    if mask.shape != (len(x),) or mask.dtype != bool:
+        # a float mask such as x[:, 0] * 0 + 1.0 was taken as true/false
         raise ValueError(
             f"boundary predicate must return a boolean mask of shape ({len(x)},), "
-            f"got shape {mask.shape}"
+            f"got {mask.dtype} of shape {mask.shape}"
         )
-    return mask.astype(bool)
+    return mask
 
 
 # ----------------------------------------------------------------------------- base class

@@ -356,10 +356,10 @@ class Residuals:
         return list(self._pde_names or ["pde"])
 
     def weight(self, name: str) -> float:
+        if name == "pde" and "pde[0]" in self.weights:  # the one residual's own, as pde[k]
+            return float(self.weights["pde[0]"])
         if name in self.weights:
             return float(self.weights[name])
-        if name == "pde" and "pde[0]" in self.weights:
-            return float(self.weights["pde[0]"])
         if name.startswith("pde"):
             return float(self.weights.get("pde", 1.0))
         for t in self.terms:

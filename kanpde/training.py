@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from . import distributed
 from .allocator import retain_freed_memory
 from .losses import Residuals, chunked, error_metrics
-from .nn import KAN, count_parameters, from_config
+from .nn import KAN, MLP, count_parameters, from_config
 from .nn.bases import BSpline
 from .problem import MODEL_OPTIONS, KanpdeWarning
 from .schedule import Stage, parse_schedule
@@ -1554,6 +1554,14 @@ def solve(
         net = build_model(problem, cfg, dt, dev)
     residuals = Residuals(problem, net, pts, w, dt, dev, seed, compile=compile)
     residuals.penalty = penalty
+    sparse = [i for i, st in enumerate(stages) if st.sparsity > 0]
+    if sparse and penalty is None and not isinstance(net, KAN):
+        # the default penalty is the KAN paper's, of a KAN's own edges
+        raise ValueError(
+            f"schedule: stage {sparse[0]} sets sparsity, the KAN paper's penalty on a KAN's "
+            f"edges, but the model is {'an MLP' if isinstance(net, MLP) else type(net).__name__}"
+            " (pass penalty= for a model of your own)"
+        )
     _warn_flat_splines(net, residuals.pde.highest, problem.source or problem.name)
     _warn_unnested_extension(net, stages, problem.source or problem.name)
     if isinstance(model, nn.Module):  # kanpde's own KANs span the domain

@@ -543,6 +543,16 @@ def test_a_constant_list_is_one_value_per_component_and_values_are_real():
         Dirichlet(0.0, name=5)
 
 
+def test_options_a_condition_would_ignore_are_refused():
+    # PointData(..., on="left", n=3) used all its points; Initial(derivative=True) passed
+    with pytest.raises(ValueError, match="PointData: on= is not supported"):
+        PointData([[0.5]], [1.0], on="left")
+    with pytest.raises(ValueError, match="PointData: n= is not supported"):
+        PointData([[0.5]], [1.0], n=3)
+    with pytest.raises(ValueError, match="derivative must be 0 or 1, got True"):
+        Initial(0.0, derivative=True)
+
+
 def test_non_finite_value():
     with pytest.raises(ValueError, match="dirichlet: value is not finite, got nan"):
         Dirichlet(float("nan"))  # a constant is checked at once

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy.stats import qmc
 
 from kanpde.geometry import (
@@ -237,6 +238,10 @@ def test_predicate_selecting_nothing_raises():
         square().boundary(10, on=lambda p: p[:, 0] > 5)
     with pytest.raises(ValueError, match="mask of shape"):
         square().boundary(10, on=lambda p: np.ones(3, bool))
+    with pytest.raises(ValueError, match=r"boolean mask of shape \(\d+,\), got float64"):
+        square().boundary(10, on=lambda p: p[:, 0] * 0 + 1.0)  # was taken as true/false
+    with pytest.raises(ValueError, match=r"on= predicate raised TypeError .* as a NumPy array"):
+        square().boundary(10, on=lambda p: torch.abs(p[:, 0]) > 0.5)
 
 
 def test_unknown_piece_error_is_one_line():

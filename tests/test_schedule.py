@@ -149,6 +149,7 @@ BAD = {
     "history without lbfgs": ([{"adam": 20, "history": 5}], "history is an option of lbfgs"),
     "steps without optimizer": ([{"adam": 10, "steps": 20}], "steps goes with optimizer="),
     "optimizer twice": ([{"optimizer": "adam", "steps": 5, "lbfgs": 3}], "optimizer twice"),
+    "update_until alone": ([{"lbfgs": 20, "update_until": 10}], "goes with update_grid"),
 }
 
 

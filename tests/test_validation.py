@@ -378,7 +378,7 @@ USER_CODE_CASES = {
         variant(
             "CONDITIONS = [Dirichlet(0.0)]", "CONDITIONS = [Dirichlet(0.0, on=lambda p: {}[1])]"
         ),
-        "condition 'dirichlet' raised KeyError",
+        "dirichlet: on= predicate raised KeyError (1); it gets the points as a NumPy array",
         "CONDITIONS = [Dirichlet(0.0, on=lambda p: {}[1])]",
     ),
     "pde_late_error": (  # not on the few setup points, only on the whole set (30 here)
@@ -504,6 +504,26 @@ def test_pde_term_weights_and_condition_names_are_accepted(tmp_path):
     path = tmp_path / "p.py"
     path.write_text(variant("**KW)", 'weights={"pde": 0.1, "pde[0]": 1, "dirichlet": 0}, **KW)'))
     assert kanpde.load_problem(path).weights["dirichlet"] == 0
+
+
+def test_the_one_residuals_own_weight_beats_the_pde_weight():
+    # {"pde": 1, "pde[0]": 100} weighed the one residual 1, where pde[k] wins for several
+    from kanpde.losses import Residuals
+
+    problem = kanpde.load_problem(POISSON1D)
+    net = kanpde.build_model(problem)
+    for weights, expected in (({"pde": 1, "pde[0]": 100}, 100), ({"pde": 3}, 3), ({}, 1)):
+        res = Residuals(problem, net, {"interior": 10, "boundary": 2}, weights,
+                        torch.float64, "cpu")  # fmt: skip
+        assert res.weight("pde") == expected, weights
+
+
+def test_sparsity_needs_a_kan():
+    # a 34-line TypeError from inside the first loss evaluation
+    with pytest.raises(ValueError, match="schedule: stage 1 sets sparsity, .* the model is an MLP"):
+        kanpde.solve(POISSON1D, model={"type": "mlp", "width": [1, 8, 1]},
+                     schedule=[{"adam": 2}, {"adam": 2, "sparsity": 1e-4}], progress=False,
+                     device="cpu")  # fmt: skip
 
 
 def test_solve_refuses_adaptive_resampling_without_resample():
