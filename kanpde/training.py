@@ -618,9 +618,19 @@ class Trainer:
         self._set_sparsity(stage)
         net = self._grid_net
         if stage.grid is not None and net is not None and stage.grid != net.grid:
-            before = self._evaluate()[0]
+            before, old = self._evaluate()[0], net.grid
             self._change_grid(lambda pts: net.extend_grid(stage.grid, pts))
             after = self._evaluate()[0]
+            if after > 2 * before and distributed.rank() == 0:
+                # an inexact extension: say so, or the staircase's jump up goes unexplained
+                warnings.warn(
+                    f"grid extension {old} -> {stage.grid} raised the loss {after / before:.3g}x "
+                    f"({before:.3g} -> {after:.3g}): the new grid could only approximate the "
+                    "old one (a hidden layer's inputs outside its grid range, a size that is "
+                    "no multiple of the old, or Gaussian edges); training goes on from there",
+                    KanpdeWarning,
+                    stacklevel=2,
+                )
             self.history.events.append(
                 {
                     "step": self.step,

@@ -873,3 +873,29 @@ def test_extending_gaussian_edges_is_warned_about(poisson):
         warnings.simplefilter("error")
         kanpde.solve(poisson, model={"basis": "rbf"}, schedule="5:lbfgs=1", **kw)
         kanpde.solve(poisson, schedule="5:lbfgs=1,10:lbfgs=1", **kw)  # B-splines nest
+
+
+def test_an_extension_that_raises_the_loss_is_warned_of(monkeypatch):
+    # a hidden layer's inputs beyond its range made an extension refit: the loss rose 74x
+    # at 5 -> 10 without a word
+    import warnings
+
+    problem = _poisson1d_problem()
+    kw = dict(points={"interior": 40, "test": 11}, progress=False, device="cpu")
+    with warnings.catch_warnings():  # an exact extension: no warning
+        warnings.simplefilter("error")
+        kanpde.solve(problem, model={"width": [1, 4, 1]}, schedule="5:lbfgs=20,10:adam=1", **kw)
+    original = kanpde.KAN.extend_grid
+
+    def inexact(self, new_grid, x):
+        out = original(self, new_grid, x)
+        with torch.no_grad():
+            self.layers[-1].coef.mul_(0.0)  # as a refit that misses the old function would
+        return out
+
+    monkeypatch.setattr(kanpde.KAN, "extend_grid", inexact)
+    with pytest.warns(kanpde.KanpdeWarning, match=r"grid extension 5 -> 10 raised the loss"):
+        run = kanpde.solve(problem, model={"width": [1, 4, 1]}, schedule="5:lbfgs=20,10:adam=1",
+                           **kw)  # fmt: skip
+    (event,) = [e for e in run.events if e["event"] == "extend_grid"]
+    assert event["loss_after"] > 2 * event["loss_before"]
