@@ -355,6 +355,12 @@ class Periodic(Condition):
         a = self._index(domain)
         lo, hi = domain.bounds[0][a], domain.bounds[1][a]
         name = domain.names[a]
+        faces = set(domain.piece_names())
+        if f"{name}min" not in faces or f"{name}max" not in faces:  # a disk, a polygon
+            raise ValueError(
+                f"{self.name}: {domain!r} has no pair of opposite faces {name} = {lo:g} and "
+                f"{hi:g} to make periodic"
+            )
         face = domain.boundary(n, on=f"{name}min", method=method, seed=seed).points
         upper = domain.boundary(n, on=f"{name}max", method=method, seed=seed).points
         partner, mirror = face.copy(), upper.copy()

@@ -306,6 +306,9 @@ def test_periodic_needs_a_pair_of_opposite_faces():
     for y in (0.0, 1.0):
         with pytest.raises(ProblemError, match="no pair of opposite faces y = 0 and 1"):
             build(Rectangle([0, 0], [2, 1]) - Disk([1, y], 0.3), [Periodic("y")], quad)
+    # a domain without faces at all said "unknown boundary piece 'xmin'"
+    with pytest.raises(ProblemError, match="no pair of opposite faces x = -1 and 1"):
+        build(Disk([0, 0], 1.0), [Periodic("x")], quad)
 
 
 @pytest.mark.parametrize(
