@@ -132,6 +132,8 @@ class Problem:
     def _check_models(self, fail: Callable[[str], None]) -> None:
         """Build the model and each preset's once (a small network, on the CPU): their options
         are checked where they are written, not when a run is started with them."""
+        import torch
+
         from .schedule import parse_schedule
         from .training import build_model, preset_model_config
 
@@ -139,7 +141,10 @@ class Problem:
             (f"preset {n!r} model", n) for n, p in self.presets.items() if "model" in p
         ]:
             try:
-                build_model(self, preset_model_config(self, name, None) if name else None)
+                # a check only: the random numbers of its initialisation are given back, so
+                # that building a Problem leaves a seeded script's draws as they were
+                with torch.random.fork_rng(devices=[]):
+                    build_model(self, preset_model_config(self, name, None) if name else None)
             except (ValueError, TypeError) as e:
                 fail(f"{label}: {e}")
         grid, first = getattr(self, "_given_grid", None), parse_schedule(self.schedule)[0].grid

@@ -584,6 +584,15 @@ def test_solve_refuses_a_ready_model_of_the_wrong_width(model, fragment, tmp_pat
     assert leftovers(tmp_path) == []
 
 
+def test_loading_a_problem_draws_no_random_numbers():
+    # its model is built once at load to check its options; a seeded script's later draws
+    # (e.g. build_model after torch.manual_seed) must come out as before
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    kanpde.load_problem(ROOT / "problems" / "kovasznay.py")
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 def test_the_ready_model_check_leaves_the_model_and_random_state_alone():
     # it ran the module in training mode: batch-norm statistics moved and dropout drew
     # random numbers, so a seeded run came out otherwise
