@@ -287,9 +287,6 @@ def _plan(
             raise CLIError(f"--seconds {seconds}: must be a positive, finite number of seconds")
     elif seconds is not None:
         raise CLIError(f"--seconds {seconds}: only used with --budget seconds")
-    if budget == "seconds" and steps is not None:
-        # the runs train for their time; the schedule's steps only share it out
-        raise CLIError(f"--steps {steps}: only used with --budget steps (here --seconds rules)")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise CLIError(f"--steps {steps}: must be at least 1")
     if dtype not in (None, "float32", "float64"):
@@ -773,7 +770,11 @@ def register(sub) -> None:
         help="equal optimizer steps (default) or equal training time per run",
     )  # fmt: skip
     c.add_argument("--seconds", type=float, help="training time of every run with --budget seconds")
-    c.add_argument("--steps", type=int, help="total optimizer steps (default: the KAN schedule's)")
+    c.add_argument(
+        "--steps", type=int,
+        help="total optimizer steps (default: the KAN schedule's); under --budget seconds the "
+        "runs train for --seconds, and the steps only weigh the stages' shares of it",
+    )  # fmt: skip
     _common_arguments(c)
     c.set_defaults(func=cmd_compare)
 

@@ -120,7 +120,9 @@ class Problem:
         if self.model.get("width") is None:
             self.model["width"] = [self.domain_dim, 10, len(self.outputs)]
         given = self.points if isinstance(self.points, dict) else {}
-        if "initial" in given and getattr(self.domain, "time_axis", None) is None:
+        # (a count other than the default's: dataclasses.replace passes the merged budget)
+        initial = given.get("initial", DEFAULT_POINTS["initial"])
+        if initial != DEFAULT_POINTS["initial"] and getattr(self.domain, "time_axis", None) is None:
             # it would be ignored: only Initial conditions draw from it
             raise ProblemError(
                 f"problem {self.name!r}: points: initial counts the points of Initial "

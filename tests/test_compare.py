@@ -366,10 +366,6 @@ def test_interrupted_compare_keeps_the_finished_runs(tmp_path, monkeypatch, caps
         (["compare", "--budget", "seconds"], "--budget seconds: needs --seconds"),
         (["compare", "--budget", "seconds", "--seconds", "-1"], "--seconds -1.0: must be a"),
         (["compare", "--seconds", "2"], "--seconds 2.0: only used with --budget seconds"),
-        (
-            ["compare", "--budget", "seconds", "--seconds", "2", "--steps", "9"],
-            "--steps 9: only used with --budget steps",
-        ),
         (["compare", "--seeds", "0"], "--seeds 0: must be at least 1"),
         (["compare", "--dtype", "float16"], "--dtype 'float16': use float32 or float64"),
         (["sweep", "--seed", "-1"], "--seed -1: must be an integer from 0 to 4294967295"),

@@ -294,7 +294,7 @@ def test_repr_of_a_run_is_short(solved):
 
 def test_loading_an_interrupted_run_points_to_resume(tmp_path):
     (tmp_path / "checkpoint.h5").write_bytes(b"")
-    with pytest.raises(ResultsError, match="the run was interrupted.*--resume") as e:
+    with pytest.raises(ResultsError, match="the run is training or was interrupted.*--resume") as e:
         load(tmp_path)
     _one_line(e.value, tmp_path / "result.h5")
 
