@@ -232,10 +232,11 @@ def _run_settings(args, problem) -> tuple[dict, list | None, dict | None]:
             )
     points = parse_points(args.points) if args.points is not None else None
     if points is not None:
-        from .problem import check_resampling
+        from .problem import check_initial, check_resampling
 
         try:  # the whole budget the run will have: the problem's (or preset's) and these
             check_resampling({**apply_preset(problem, args.preset)["points"], **points})
+            check_initial(points, problem.domain)
         except ValueError as e:
             raise CLIError(f"--points {args.points!r}: {str(e).removeprefix('points: ')}") from None
     if args.dtype not in (None, "float32", "float64"):
@@ -312,7 +313,7 @@ def cmd_solve(args) -> int:
     except BaseException as e:
         _discard(created)  # e.g. an error in the problem's code found while setting up
         kept = out / "checkpoint.h5" if out is not None else None
-        if isinstance(e, ValueError) and kept is not None and kept.exists():
+        if isinstance(e, ValueError) and args.resume is None and kept is not None and kept.exists():
             # found later in training: the work so far is kept, and the message says where
             raise ProblemError(
                 f"{e}; the run's checkpoint stays in {kept} (--resume {out} continues it while "

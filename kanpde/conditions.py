@@ -209,7 +209,9 @@ class Condition:
         comps = self.component
         if comps is None:
             return list(range(len(outputs)))
-        if isinstance(comps, int | str):
+        if hasattr(comps, "tolist"):  # a numpy or torch index (array)
+            comps = comps.tolist()
+        if isinstance(comps, numbers.Integral | str):
             comps = [comps]
         if not isinstance(comps, Sequence) or not comps:
             raise ValueError(
@@ -468,6 +470,9 @@ class PointData(Condition):
             if kw.get(key) is not None:  # the points are the data's own
                 raise ValueError(f"PointData: {key}= is not supported (the points are x)")
         super().__init__(0.0, **kw)
+        complex_ = values.is_complex() if isinstance(values, Tensor) else np.iscomplexobj(values)
+        if complex_:  # the cast below would drop the imaginary part
+            raise ValueError("PointData: values are complex; conditions take real values")
         self.x = np.asarray(x, dtype=np.float64)
         self.values = np.asarray(values, dtype=np.float64)
         if self.values.ndim == 1:

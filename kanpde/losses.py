@@ -126,6 +126,11 @@ class Residuals:
                 if c.n is None and c.where == "boundary":  # a share: one point per piece at least
                     n = max(n, c.min_points(domain))
                 ps = c.points(domain, problem.outputs, n, method, seed + 1 + i, dtype, device)
+            except MemoryError as e:  # the count asked for, as for the interior
+                raise ProblemError(
+                    f"{where}: condition {c.name!r}: {n} points do not fit in memory "
+                    f"({_one_line(e)})"
+                ) from None
             except (ProblemError, *_NOT_THE_USERS):
                 raise
             except Exception as e:  # noqa: BLE001 - value functions and on= predicates are user code

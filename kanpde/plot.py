@@ -1517,7 +1517,11 @@ def register(sub) -> None:
         description="Draw a figure of a results file (RUN.h5 or its run directory) or of a "
         "comparison.csv / sweep.csv table.",
     )
-    p.add_argument("file", help="result.h5 (or its run directory), comparison.csv or sweep.csv")
+    p.add_argument(
+        "file",
+        help="result.h5 (or its run directory; with only a checkpoint.h5, --kind history), "
+        "comparison.csv or sweep.csv (or the study's directory)",
+    )
     p.add_argument(
         "--kind",
         help="solution (default), history, network, activations; compare or sweep for tables "

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from .conditions import Condition
 
-DEFAULT_MODEL = {"type": "kan", "width": None, "grid": 5, "k": 3}
+# No default grid here: the schedule's first grid sets it (the KAN's own default, 5, without
+# one), and a grid in the model is then the user's, also after dataclasses.replace.
+DEFAULT_MODEL = {"type": "kan", "width": None, "k": 3}
 MODEL_OPTIONS = {
     "kan": {
         "width",
@@ -114,20 +116,17 @@ class Problem:
         self.conditions = list(self.conditions)
         # The KAN defaults (grid, k) are no options of an MLP: a problem's MLP gets none of them.
         kind = self.model.get("type", "kan") if isinstance(self.model, dict) else "kan"
-        self._given_grid = self.model.get("grid") if isinstance(self.model, dict) else None
         base = DEFAULT_MODEL if kind == "kan" else {"type": kind, "width": None}
         self.model = {**base, **self.model}
         if self.model.get("width") is None:
             self.model["width"] = [self.domain_dim, 10, len(self.outputs)]
         given = self.points if isinstance(self.points, dict) else {}
         # (a count other than the default's: dataclasses.replace passes the merged budget)
-        initial = given.get("initial", DEFAULT_POINTS["initial"])
-        if initial != DEFAULT_POINTS["initial"] and getattr(self.domain, "time_axis", None) is None:
-            # it would be ignored: only Initial conditions draw from it
-            raise ProblemError(
-                f"problem {self.name!r}: points: initial counts the points of Initial "
-                "conditions, and the domain has no time axis"
-            )
+        if given.get("initial", DEFAULT_POINTS["initial"]) != DEFAULT_POINTS["initial"]:
+            try:
+                check_initial(given, self.domain)
+            except ValueError as e:
+                raise ProblemError(f"problem {self.name!r}: {e}") from None
         self.points = {**DEFAULT_POINTS, **self.points}
         self.validate()
 
@@ -149,7 +148,7 @@ class Problem:
                     build_model(self, preset_model_config(self, name, None) if name else None)
             except (ValueError, TypeError) as e:
                 fail(f"{label}: {e}")
-        grid, first = getattr(self, "_given_grid", None), parse_schedule(self.schedule)[0].grid
+        grid, first = self.model.get("grid"), parse_schedule(self.schedule)[0].grid
         if self.model.get("type", "kan") == "kan" and None not in (grid, first) and grid != first:
             # the schedule's grid wins: the model's would be replaced before the first step
             fail(
@@ -263,6 +262,8 @@ class Problem:
         ]:
             try:
                 check_points(pts)
+                if label:  # a preset's own points (the problem's are checked as given)
+                    check_initial(pts, self.domain)
                 check_weights(wts, names)
                 check_resampling({**self.points, **pts})
             except ValueError as e:
@@ -331,6 +332,16 @@ def check_points(points) -> None:
         elif key == "test" and value < 2:
             # one point per axis is the domain's centre: no error measure at all
             raise ValueError(f"points: test must be at least 2 (points per axis), got {value}")
+
+
+def check_initial(points: dict, domain) -> None:
+    """Refuse an ``initial`` count on a domain without time: only Initial conditions, which
+    need a time axis, draw from it, so it would be ignored."""
+    if points.get("initial") is not None and getattr(domain, "time_axis", None) is None:
+        raise ValueError(
+            "points: initial counts the points of Initial conditions, and the domain has no "
+            "time axis"
+        )
 
 
 def check_resampling(points: dict) -> None:
@@ -445,9 +456,17 @@ def load_problem(path: str | Path) -> Problem:
         sys.path.remove(folder)  # the first entry equal to it: the one inserted above
         # and the modules it found there: a problem file in another folder importing a
         # module of the same name gets its own, not this one from the cache
-        for name in set(sys.modules) - known:
-            file = getattr(sys.modules[name], "__file__", None) or ""
-            if Path(file).resolve().parent == Path(folder):
+        new = set(sys.modules) - known
+        here = set()
+        for name in new:  # modules and packages that lie in the folder itself
+            file = getattr(sys.modules[name], "__file__", None)
+            if file:
+                file = Path(file).resolve()
+                top = file.parent.parent if file.name == "__init__.py" else file.parent
+                if top == Path(folder):
+                    here.add(name)
+        for name in new:  # with their submodules
+            if name in here or any(name.startswith(f"{h}.") for h in here):
                 del sys.modules[name]
     problem = getattr(module, "problem", None)
     if problem is None:

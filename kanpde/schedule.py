@@ -163,7 +163,7 @@ def _from_dict(d: dict) -> list[Stage]:
             raise ScheduleError(
                 f"stage {d!r}: {key} is an option of {owner}, which this stage does not run"
             )
-    if "update_until" in d and not d.get("update_grid"):
+    if d.get("update_until") is not None and not d.get("update_grid"):
         raise ScheduleError(f"stage {d!r}: update_until goes with update_grid, which it lacks")
     stages = []
     for i, o in enumerate(opts):

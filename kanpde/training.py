@@ -268,7 +268,13 @@ def test_set(problem, n=None, dtype=torch.float64, device="cpu") -> tuple[Tensor
     # Built on the CPU and moved at the end: an exact(x) written with NumPy works on any
     # device, and the test values do not depend on the GPU's transcendental functions.
     if problem.exact is not None:
-        x = torch.as_tensor(problem.domain.grid(n).points, dtype=dtype, device="cpu")
+        try:
+            x = torch.as_tensor(problem.domain.grid(n).points, dtype=dtype, device="cpu")
+        except MemoryError as e:  # the count asked for: n per axis
+            raise ProblemError(
+                f"{where}: test={n} points per axis ({n}^{problem.domain_dim}) do not fit in "
+                f"memory ({type(e).__name__})"
+            ) from None
         try:
             with torch.no_grad():
                 u = problem.exact(x)
@@ -621,7 +627,7 @@ class Trainer:
             before, old = self._evaluate()[0], net.grid
             self._change_grid(lambda pts: net.extend_grid(stage.grid, pts))
             after = self._evaluate()[0]
-            if after > 2 * before and distributed.rank() == 0:
+            if before > 0 and after > 2 * before and distributed.rank() == 0:
                 # an inexact extension: say so, or the staircase's jump up goes unexplained
                 warnings.warn(
                     f"grid extension {old} -> {stage.grid} raised the loss {after / before:.3g}x "
@@ -1431,6 +1437,7 @@ def solve(
         Problem,
         ProblemError,
         apply_preset,
+        check_initial,
         check_points,
         check_resampling,
         check_weights,
@@ -1524,6 +1531,7 @@ def solve(
         try:
             if points is not None:
                 check_points(points)
+                check_initial(points, problem.domain)
             if weights is not None:
                 check_weights(weights, [c.name for c in problem.conditions])
         except ValueError as e:

@@ -53,6 +53,8 @@ def test_dict_options_are_passed_on():
     assert s.history == 20
     (s,) = parse_schedule([{"optimizer": "adam", "steps": 7, "grid": 3}])
     assert summary([s]) == [("adam", 7, 3, DEFAULT_LR["adam"])]
+    (s,) = parse_schedule([{"adam": 10, "update_until": None}])  # None: the default
+    assert s.update_grid == 0
     (s,) = parse_schedule([{"adam": 10, "update_grid": True}])
     assert s.update_grid == 11  # once, at the start
     assert s.update_until == 5  # default: half the stage

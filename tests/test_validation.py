@@ -437,6 +437,11 @@ def test_an_error_late_in_training_says_where_the_checkpoint_is(tmp_path, capsys
     assert_one_line(code, err, "pde(x, u) raised RuntimeError: late failure; the run's checkpoint")
     (kept,) = out.glob("*/checkpoint.h5")
     assert f"stays in {kept} (--resume {kept.parent} continues it" in err
+    # a refused --resume is no late error: no such note (it read as circular)
+    path.write_text(text + "\n# fixed\n")
+    code, err = main_err(["solve", str(path), "--resume", str(kept.parent), "--quiet"], capsys)
+    assert_one_line(code, err, "differs from the problem of the checkpoint")
+    assert "stays in" not in err
 
 
 def test_error_in_user_code_keeps_the_original_exception_in_the_api(tmp_path):
@@ -584,6 +589,33 @@ def test_solve_refuses_a_ready_model_of_the_wrong_width(model, fragment, tmp_pat
     assert leftovers(tmp_path) == []
 
 
+def test_inputs_that_were_accepted_before_the_checks_still_are():
+    # the new checks refused numpy widths and components, and dataclasses.replace of a
+    # problem whose schedule starts at another grid than 5
+    import dataclasses
+
+    import numpy as np
+
+    assert kanpde.KAN(np.array([1, 5, 1])).width == [1, 5, 1]
+    assert kanpde.MLP(torch.tensor([1, 4, 1])).width == [1, 4, 1]
+    with pytest.raises(ValueError, match=r"width must list whole numbers, got \[1, 2.5, 1\]"):
+        kanpde.KAN([1, 2.5, 1])
+    p = kanpde.Problem(name="t", domain=kanpde.Rectangle([0, 0], [1, 1]), outputs=("u", "v"),
+                       pde=lambda x, u: u, conditions=[
+                           kanpde.Dirichlet(0.0, component=np.array([0, 1]), name="a"),
+                           kanpde.Dirichlet(0.0, component=np.int64(1), name="b")])  # fmt: skip
+    assert [c.columns(p.outputs) for c in p.conditions] == [[0, 1], [1]]
+    cahn = kanpde.load_problem(ROOT / "problems" / "allen_cahn1d.py")
+    assert "grid" not in cahn.model  # the schedule's first grid, 10, sets it
+    again = dataclasses.replace(cahn, points={**cahn.points, "interior": 100})
+    assert again.points["interior"] == 100
+    assert dataclasses.replace(cahn, schedule="3:adam=1").schedule == "3:adam=1"
+    with pytest.raises(kanpde.ProblemError, match="model grid 7 conflicts with the schedule"):
+        dataclasses.replace(cahn, model={**cahn.model, "grid": 7})
+    with pytest.raises(ValueError, match="PointData: values are complex"):
+        kanpde.PointData([[0.5]], np.array([1j]))
+
+
 def test_loading_a_problem_draws_no_random_numbers():
     # its model is built once at load to check its options; a seeded script's later draws
     # (e.g. build_model after torch.manual_seed) must come out as before
@@ -625,6 +657,14 @@ def nn_returning_a_tuple():
 
 # Arguments that used to be ignored or accepted: rejected before any run directory exists.
 CLI_CASES = {
+    "initial_without_time": (  # taken and ignored on the command line
+        ["--points", "initial=100"],
+        "--points 'initial=100': initial counts the points of",
+    ),
+    "boundary_beyond_memory": (
+        ["--points", "boundary=1e13"],
+        "condition 'dirichlet': 10000000000000 points do not fit",
+    ),
     "adaptive_without_resample": (  # was labelled "solve(): points:"
         ["--points", "adaptive=true"],
         "--points 'adaptive=true': adaptive=True needs resample",

@@ -49,9 +49,13 @@ def _whole(v) -> bool:
 
 def check_width(width: Sequence[int]) -> list[int]:
     """Layer widths as a list of ints; at least two positive sizes."""
+    if hasattr(width, "tolist") and not isinstance(width, str | bytes):  # numpy, torch
+        width = width.tolist()
     if isinstance(width, str | bytes) or not isinstance(width, Sequence):
         raise ValueError(f"width must be a list of layer sizes such as [2, 10, 1], got {width!r}")
-    if not all(_whole(w) for w in width) or len(width) < 2 or min(width) < 1:
+    if not all(_whole(w) for w in width):
+        raise ValueError(f"width must list whole numbers, got {list(width)}")
+    if len(width) < 2 or min(width) < 1:
         raise ValueError(f"width must list at least two positive layer sizes, got {list(width)}")
     return [int(w) for w in width]
 
