@@ -1437,7 +1437,6 @@ def solve(
         Problem,
         ProblemError,
         apply_preset,
-        check_initial,
         check_points,
         check_resampling,
         check_weights,
@@ -1531,7 +1530,6 @@ def solve(
         try:
             if points is not None:
                 check_points(points)
-                check_initial(points, problem.domain)
             if weights is not None:
                 check_weights(weights, [c.name for c in problem.conditions])
         except ValueError as e:
