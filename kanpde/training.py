@@ -146,6 +146,19 @@ def _kans(model: nn.Module) -> list[KAN]:
     return [m for m in model.modules() if isinstance(m, KAN)]
 
 
+@contextlib.contextmanager
+def _inspecting(model: nn.Module, device: torch.device):
+    """Run ``model`` for a look only: in eval mode (no batch-norm statistics updated, no
+    dropout), without gradients, and with the random state given back afterwards."""
+    training = model.training
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            with torch.no_grad():
+                yield model.eval()
+    finally:
+        model.train(training)
+
+
 def _inputs_of(net: nn.Module, model: nn.Module, x: Tensor) -> Tensor | None:
     """What ``net`` receives when ``model`` (which holds it, or is it) runs on ``x``; None if
     ``model`` does not call it."""
@@ -159,16 +172,11 @@ def _inputs_of(net: nn.Module, model: nn.Module, x: Tensor) -> Tensor | None:
             seen.append(given.detach())
 
     hook = net.register_forward_pre_hook(take, with_kwargs=True)
-    training = model.training
     try:
-        # no dropout draws or batch-norm updates for a sampling pass, and no random numbers
-        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-            with torch.no_grad():
-                model.eval()
-                chunked(model, x)
+        with _inspecting(model, x.device):
+            chunked(model, x)
     finally:
         hook.remove()
-        model.train(training)
     return torch.cat(seen) if seen else None
 
 
@@ -1317,12 +1325,9 @@ def _check_module(net: nn.Module, problem, dtype: torch.dtype, device: torch.dev
     dim, m = problem.domain_dim, len(problem.outputs)
     x = problem.domain.sample(4, method="uniform", seed=0)
     x = torch.as_tensor(x, dtype=dtype, device=device)
-    training = net.training
     try:
-        # a look only: no batch-norm statistics updated, no random numbers drawn (dropout)
-        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-            with torch.no_grad():
-                u = net.eval()(x)
+        with _inspecting(net, x.device):
+            u = net(x)
     except (MemoryError, torch.cuda.OutOfMemoryError):
         raise
     except Exception as e:  # noqa: BLE001 - the user's module, reported in one line
@@ -1331,8 +1336,6 @@ def _check_module(net: nn.Module, problem, dtype: torch.dtype, device: torch.dev
             f"solve(model=...): the model raised {type(e).__name__} on (4, {dim}) points of "
             f"problem {problem.name!r} (one column per coordinate of its domain): {first}"
         ) from e
-    finally:
-        net.train(training)
     if not any(p.requires_grad for p in net.parameters()):
         raise ValueError("solve(model=...): the model has no trainable parameters")
     if not isinstance(u, Tensor) or u.shape != (4, m):
