@@ -57,6 +57,10 @@ def _takes_normals(f: Callable) -> bool:
     return sum(p.kind in kinds and p.default is p.empty for p in params) >= 2
 
 
+def _is_complex(value) -> bool:
+    return value.is_complex() if isinstance(value, Tensor) else bool(np.iscomplexobj(value))
+
+
 def _value(
     value: Value,
     x: Tensor,
@@ -92,8 +96,7 @@ def _value(
                 f"{what} value function raised {type(e).__name__}" + (f": {msg[0]}" if msg else "")
             ) from e
     else:
-        complex_ = value.is_complex() if isinstance(value, Tensor) else np.iscomplexobj(value)
-        if complex_:
+        if _is_complex(value):
             raise ValueError(f"{what} value is complex; conditions take real values")
         v = torch.as_tensor(value, dtype=x.dtype, device=x.device)
         if v.ndim == 0:
@@ -470,8 +473,7 @@ class PointData(Condition):
             if kw.get(key) is not None:  # the points are the data's own
                 raise ValueError(f"PointData: {key}= is not supported (the points are x)")
         super().__init__(0.0, **kw)
-        complex_ = values.is_complex() if isinstance(values, Tensor) else np.iscomplexobj(values)
-        if complex_:  # the cast below would drop the imaginary part
+        if _is_complex(values):  # the cast below would drop the imaginary part
             raise ValueError("PointData: values are complex; conditions take real values")
         self.x = np.asarray(x, dtype=np.float64)
         self.values = np.asarray(values, dtype=np.float64)

@@ -114,7 +114,7 @@ class Problem:
             )
         self.outputs = tuple(self.outputs)
         self.conditions = list(self.conditions)
-        # The KAN defaults (grid, k) are no options of an MLP: a problem's MLP gets none of them.
+        # The KAN default (k) is no option of an MLP: a problem's MLP gets none of them.
         kind = self.model.get("type", "kan") if isinstance(self.model, dict) else "kan"
         base = DEFAULT_MODEL if kind == "kan" else {"type": kind, "width": None}
         self.model = {**base, **self.model}
@@ -410,6 +410,22 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg[0] if msg else ''}".rstrip(": ")
 
 
+def _forget_modules_in(folder: Path, new: set[str]) -> None:
+    """Drop from the module cache those of the ``new`` modules that lie in ``folder`` itself
+    (modules and packages, with their submodules): a problem file in another folder that
+    imports a module of the same name gets its own, not this one."""
+    here = set()
+    for name in new:
+        file = getattr(sys.modules[name], "__file__", None)
+        if file:
+            file = Path(file).resolve()
+            if (file.parent.parent if file.name == "__init__.py" else file.parent) == folder:
+                here.add(name)
+    for name in new:
+        if name in here or any(name.startswith(f"{h}.") for h in here):
+            del sys.modules[name]
+
+
 def load_problem(path: str | Path) -> Problem:
     """Import a problem file and return its validated ``problem``.
 
@@ -454,20 +470,7 @@ def load_problem(path: str | Path) -> Problem:
     finally:
         sys.modules.pop(module_name, None)
         sys.path.remove(folder)  # the first entry equal to it: the one inserted above
-        # and the modules it found there: a problem file in another folder importing a
-        # module of the same name gets its own, not this one from the cache
-        new = set(sys.modules) - known
-        here = set()
-        for name in new:  # modules and packages that lie in the folder itself
-            file = getattr(sys.modules[name], "__file__", None)
-            if file:
-                file = Path(file).resolve()
-                top = file.parent.parent if file.name == "__init__.py" else file.parent
-                if top == Path(folder):
-                    here.add(name)
-        for name in new:  # with their submodules
-            if name in here or any(name.startswith(f"{h}.") for h in here):
-                del sys.modules[name]
+        _forget_modules_in(Path(folder), set(sys.modules) - known)
     problem = getattr(module, "problem", None)
     if problem is None:
         raise ProblemError(f"{path}: defines no `problem` (expected problem = Problem(...))")
