@@ -621,10 +621,12 @@ def history(run, *, x: str = "step", figsize=None):
     ax = axs[0]
     ax.set_label("loss")
     terms = sorted(k for k in h if k.startswith("loss_"))
+    # one logged row (a checkpoint early in training) is a point: a line alone would not show
+    dot = {"marker": "o", "ms": 4} if len(xs) < 2 else {}
     for i, k in enumerate(terms):
-        ax.plot(xs, _positive(h[k]), color=f"C{i % 10}", lw=1.3, label=k[5:])
+        ax.plot(xs, _positive(h[k]), color=f"C{i % 10}", lw=1.3, label=k[5:], **dot)
     if "loss" in h:
-        ax.plot(xs, _positive(h["loss"]), color="k", lw=2.0, label="total (weighted)")
+        ax.plot(xs, _positive(h["loss"]), color="k", lw=2.0, label="total (weighted)", **dot)
     ax.set_yscale("log")
     ax.set_ylabel("loss")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="loss terms",
@@ -639,10 +641,10 @@ def history(run, *, x: str = "step", figsize=None):
         }
         for k in errors:
             color, label = styles[k]
-            e.plot(xs, _positive(h[k]), color=color, lw=1.8, label=label)
+            e.plot(xs, _positive(h[k]), color=color, lw=1.8, label=label, **dot)
         for i, k in enumerate(per_output):
             e.plot(xs, _positive(h[k]), color=f"C{(i + 4) % 10}", lw=1.0, ls="--",
-                   label=f"relative L2 of {k[7:]}")  # fmt: skip
+                   label=f"relative L2 of {k[7:]}", **dot)  # fmt: skip
         e.set_yscale("log")
         e.set_ylabel("test error")
         e.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))

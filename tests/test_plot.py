@@ -759,3 +759,9 @@ def test_history_of_a_run_still_training_comes_from_its_checkpoint(tmp_path, cap
     assert "the run has not finished (only its checkpoint); --kind history plots" in err
     with pytest.raises(kanpde.ResultsError, match="--kind history shows its progress"):
         kanpde.load(tmp_path / "run")
+    assert all(line.get_marker() in (None, "None") for line in fig.axes[0].lines)
+    # a checkpoint with one logged row: its values are drawn as points (a line showed nothing)
+    one = dataclasses.replace(run, history={k: v[:1] for k, v in run.history.items()})
+    fig = plot.history(one)
+    drawn = [line for ax in fig.axes for line in ax.lines if len(line.get_xdata()) == 1]
+    assert len(drawn) >= 5 and all(line.get_marker() == "o" for line in drawn)
