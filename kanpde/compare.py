@@ -161,8 +161,9 @@ class Comparison:
                 f.attrs["problem"] = self.problem
                 f.attrs["setup"] = json.dumps(self.setup)
                 g = f.create_group("rows")
-                g.attrs["columns"] = json.dumps(_columns(self.rows))  # their order
-                for k in _columns(self.rows):
+                columns = _columns(self.rows)
+                g.attrs["columns"] = json.dumps(columns)  # their order
+                for k in columns:
                     v = [r.get(k, math.nan) for r in self.rows]
                     text = bool(v) and isinstance(v[0], str)
                     g.create_dataset(k, data=np.array(v, dtype="S") if text else np.array(v))

@@ -29,7 +29,7 @@ from .allocator import retain_freed_memory
 from .losses import Residuals, chunked, error_metrics
 from .nn import KAN, MLP, count_parameters, from_config
 from .nn.bases import BSpline
-from .problem import MODEL_OPTIONS, KanpdeWarning
+from .problem import MODEL_OPTIONS, KanpdeWarning, _is_int
 from .schedule import Stage, parse_schedule
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -1300,15 +1300,11 @@ class TrainingStopped(RuntimeError):
 
 def _check_solve_arguments(seed, log_every, checkpoint_every, out) -> None:
     """One-line errors naming the argument, before anything is loaded or written."""
-
-    def whole(v) -> bool:
-        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-    if not whole(seed) or not 0 <= seed <= MAX_SEED:
+    if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
         raise ValueError(f"solve(seed={seed!r}): must be an integer from 0 to {MAX_SEED}")
-    if log_every is not None and (not whole(log_every) or log_every < 1):
+    if log_every is not None and (not _is_int(log_every) or log_every < 1):
         raise ValueError(f"solve(log_every={log_every!r}): must be an integer >= 1")
-    if checkpoint_every is not None and (not whole(checkpoint_every) or checkpoint_every < 0):
+    if checkpoint_every is not None and (not _is_int(checkpoint_every) or checkpoint_every < 0):
         raise ValueError(
             f"solve(checkpoint_every={checkpoint_every!r}): must be an integer >= 0 (0: none)"
         )
