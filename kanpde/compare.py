@@ -273,7 +273,7 @@ def _plan(
     Raises :class:`~kanpde.cli.CLIError` (one line naming the argument) before anything is
     written, so that a bad argument leaves no run directory behind.
     """
-    from .nn import count_parameters
+    from .nn import ACTIVATIONS, count_parameters
     from .training import build_model, resolve_device
 
     _check_problem(problem)
@@ -292,6 +292,11 @@ def _plan(
         raise CLIError(f"--steps {steps}: must be at least 1")
     if dtype not in (None, "float32", "float64"):
         raise CLIError(f"--dtype {dtype!r}: use float32 or float64")
+    if activation not in ACTIVATIONS:
+        raise CLIError(
+            f"activation={activation!r}: unknown MLP activation; choose one of "
+            f"{', '.join(ACTIVATIONS)}"
+        )
     try:
         resolve_device(device)
     except ValueError as e:

@@ -74,8 +74,14 @@ class Derivatives:
             raise ValueError(f"axis {a} out of range for points with {dim} coordinates")
         return int(a) % dim
 
-    def spatial_axes(self, dim: int) -> tuple[int, ...]:
-        return self.spatial if self.spatial is not None else tuple(range(dim))
+    def spatial_axes(self, dim: int, operator: str = "a spatial operator") -> tuple[int, ...]:
+        axes = self.spatial if self.spatial is not None else tuple(range(dim))
+        if not axes:  # a sum over no axes would be the integer 0, not a field
+            raise ValueError(
+                f"{operator} needs spatial axes, but the domain has time only; "
+                "use d(u, x, 't') for time derivatives"
+            )
+        return axes
 
     def component(self, c: int | str, m: int) -> int:
         """Column index of output ``c`` (a name or an integer) of a field with ``m`` columns."""
@@ -291,7 +297,9 @@ def grad(u: Tensor, x: Tensor) -> Tensor:
     """
     _check(u, x)
     ctx = _context()
-    g = torch.stack([ctx.derivative(u, x, (a,)) for a in ctx.spatial_axes(x.shape[1])], dim=-1)
+    g = torch.stack(
+        [ctx.derivative(u, x, (a,)) for a in ctx.spatial_axes(x.shape[1], "grad")], dim=-1
+    )
     return g[:, 0] if u.shape[1] == 1 else g
 
 
@@ -299,7 +307,7 @@ def div(v: Tensor, x: Tensor) -> Tensor:
     """Divergence ``Σ_a ∂v_a/∂x_a`` over the spatial axes: ``(N, D_s)`` → ``(N, 1)``."""
     _check(v, x)
     ctx = _context()
-    axes = ctx.spatial_axes(x.shape[1])
+    axes = ctx.spatial_axes(x.shape[1], "div")
     if v.shape[1] != len(axes):
         raise ValueError(
             f"div needs a field with one column per spatial axis ({len(axes)}), got {v.shape[1]}"
@@ -314,7 +322,7 @@ def laplacian(u: Tensor, x: Tensor) -> Tensor:
     """
     _check(u, x)
     ctx = _context()
-    return sum(ctx.derivative(u, x, (a, a)) for a in ctx.spatial_axes(x.shape[1]))
+    return sum(ctx.derivative(u, x, (a, a)) for a in ctx.spatial_axes(x.shape[1], "laplacian"))
 
 
 def hessian(u: Tensor, x: Tensor) -> Tensor:
@@ -323,7 +331,7 @@ def hessian(u: Tensor, x: Tensor) -> Tensor:
     if u.shape[1] != 1:
         raise ValueError(f"hessian takes a scalar field (N, 1), got {tuple(u.shape)}")
     ctx = _context()
-    axes = ctx.spatial_axes(x.shape[1])
+    axes = ctx.spatial_axes(x.shape[1], "hessian")
     rows = [
         torch.cat([ctx.derivative(u, x, tuple(sorted((a, b)))) for b in axes], dim=1) for a in axes
     ]

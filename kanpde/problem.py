@@ -13,7 +13,7 @@ import math
 import numbers
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +60,7 @@ class Problem:
     pde : callable
         ``pde(x, u)`` → residual ``(N, 1)`` or a tuple of residuals for systems, built with
         :mod:`kanpde.operators` (``x``: ``(N, D)`` points, ``u``: ``(N, m)`` outputs).
-    conditions : sequence of Condition
+    conditions : sequence of Condition, or one Condition
         Boundary, initial and data conditions.
     exact : callable, optional
         ``exact(x)`` → ``(N, m)`` exact solution, for test errors.
@@ -113,7 +113,10 @@ class Problem:
                 f"['{self.outputs}'], got the string {self.outputs!r}"
             )
         self.outputs = tuple(self.outputs)
-        self.conditions = list(self.conditions)
+        try:
+            self.conditions = _condition_list(self.conditions)
+        except ValueError as e:
+            raise ProblemError(f"problem {self.name!r}: {e}") from None
         # The KAN default (k) is no option of an MLP: a problem's MLP gets none of them.
         kind = self.model.get("type", "kan") if isinstance(self.model, dict) else "kan"
         base = DEFAULT_MODEL if kind == "kan" else {"type": kind, "width": None}
@@ -186,6 +189,11 @@ class Problem:
         if repeated:
             # component="u" would silently mean the first of them
             fail(f"outputs must be distinct names; repeated: {', '.join(repeated)}")
+        # A list the checks below may qualify in place, also after `problem.conditions = ...`.
+        try:
+            self.conditions = _condition_list(self.conditions)
+        except ValueError as e:
+            fail(str(e))
         for c in self.conditions:
             if not isinstance(c, Condition):
                 fail(f"conditions must be kanpde conditions (Dirichlet, ...), got {c!r}")
@@ -268,6 +276,15 @@ class Problem:
                 check_resampling({**self.points, **pts})
             except ValueError as e:
                 fail(f"{label}{e}")
+
+
+def _condition_list(conditions) -> list[Condition]:
+    """``conditions`` as a new list; one condition alone is a list of one."""
+    if isinstance(conditions, Condition):
+        return [conditions]
+    if isinstance(conditions, (str, bytes, dict)) or not isinstance(conditions, Iterable):
+        raise ValueError(f"conditions must be a list such as [Dirichlet(0.0)], got {conditions!r}")
+    return list(conditions)
 
 
 def _qualify_clashing_names(conditions: list[Condition], outputs: Sequence[str]) -> None:

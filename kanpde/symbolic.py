@@ -28,6 +28,7 @@ output ``j``.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -776,11 +777,41 @@ def fit_function(
     A grid search over ``(a, b)`` (refined ``zooms`` times around the best point) with ``c, d``
     by linear least squares at every grid point, then a Levenberg–Marquardt polish of all four
     on all samples (kept when it improves R² and stays in the function's domain).
+
+    Parameters
+    ----------
+    x, y : array_like
+        Samples of the edge, as many of each.
+    fn : SymbolicFunction or str
+        The function ``f``, or the name of one in the library.
+    a_range, b_range : (float, float)
+        Search intervals of ``a`` and ``b``, ``lo < hi``.
+    grid : int
+        Values of ``a`` and of ``b`` per search (at least 2).
+    zooms : int
+        Refinements of the search around its best point (0 or more).
+    polish : bool
+        Refine all four parameters by Levenberg–Marquardt afterwards.
+
+    Returns
+    -------
+    Fit
+        The function's name, R² on all samples and ``a, b, c, d``.
     """
+    for label, value, least in (("grid", grid, 2), ("zooms", zooms, 0)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+            raise ValueError(f"fit_function: {label} must be an integer ≥ {least}, got {value!r}")
+    for label, (lo, hi) in (("a_range", a_range), ("b_range", b_range)):
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"fit_function: {label} must be finite with lo < hi, got {(lo, hi)}")
     fn = get_function(fn) if isinstance(fn, str) else fn
     # NumPy samples, fitted on the CPU (also when torch's default device is a GPU)
     x = torch.as_tensor(np.asarray(x, dtype=np.float64).ravel(), device="cpu")
     y = torch.as_tensor(np.asarray(y, dtype=np.float64).ravel(), device="cpu")
+    if len(x) != len(y) or len(x) < 2:
+        raise ValueError(
+            f"fit_function: needs as many x as y samples, at least 2; got {len(x)} and {len(y)}"
+        )
     yn = y.numpy()
     if fn.name == "0":
         d = float(y.mean())

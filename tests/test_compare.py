@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import kanpde
+from kanpde.cli import CLIError
 from kanpde.compare import (
     Comparison,
     _matching_width,
@@ -193,6 +194,12 @@ def test_bad_arguments():
         compare(POISSON, kans=[[3, 5, 1]], mlps=[], seeds=1, steps=1)
     with pytest.raises(ValueError, match="increasing"):
         sweep(POISSON, grids=[10, 5])
+
+
+def test_unknown_mlp_activation_refused_before_anything_trains(tmp_path):
+    with pytest.raises(CLIError, match="activation='relu': unknown MLP activation; choose one"):
+        compare(POISSON, seeds=1, steps=1, activation="relu", out=tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_training_curves_from_the_saved_file(study):

@@ -540,3 +540,14 @@ def test_a_problem_names_the_axes_outside_training():
                 3 * x[:, :1] ** 2 * x[:, 1:] ** 2,
             )
         assert ops._CONTEXT.get() is None
+
+
+@pytest.mark.parametrize("op", [grad, div, laplacian, hessian])
+def test_spatial_operators_on_a_time_only_domain_are_refused(op):
+    import kanpde
+
+    t = torch.rand(4, 1, dtype=torch.float64, requires_grad=True)
+    with derivatives(kanpde.Time(0, 1)):
+        assert torch.allclose(d(t**2, t, "t"), 2 * t)  # time derivatives still work
+        with pytest.raises(ValueError, match=f"{op.__name__} needs spatial axes, but the domain"):
+            op(t**2, t)

@@ -308,6 +308,23 @@ def test_fit_function_recovers_affine_parameters(name, f, params):
     np.testing.assert_allclose(fit.affine, params, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"grid": 1}, "grid must be an integer ≥ 2, got 1"),
+        ({"zooms": -1}, "zooms must be an integer ≥ 0, got -1"),
+        ({"grid": 3.5}, "grid must be an integer ≥ 2, got 3.5"),
+        ({"a_range": (2.0, -2.0)}, r"a_range must be finite with lo < hi, got \(2.0, -2.0\)"),
+        ({"y": np.zeros(3)}, "needs as many x as y samples, at least 2; got 400 and 3"),
+    ],
+)
+def test_fit_function_refuses_bad_search_settings(kwargs, message):
+    x = np.linspace(-1, 1, 400)
+    kwargs = {"y": np.sin(x), **kwargs}
+    with pytest.raises(ValueError, match=f"fit_function: {message}"):
+        S.fit_function(x, fn="sin", **kwargs)
+
+
 def test_suggest_and_auto_symbolic_find_the_edges():
     model = random_kan([2, 2, 1])
     S.fix_symbolic(model, 0, 0, 0, "gaussian", affine=(1.5, 0.2, 0.8, 0.0))

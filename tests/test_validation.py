@@ -104,6 +104,10 @@ PROBLEM_CASES = {
         variant('"test": 6}', '"test": 1}'),
         "points: test must be at least 2 (points per axis)",
     ),
+    "conditions_not_a_list": (
+        variant("CONDITIONS = [Dirichlet(0.0)]", "CONDITIONS = 0.0"),
+        "conditions must be a list such as [Dirichlet(0.0)], got 0.0",
+    ),
     "duplicate_outputs": (
         variant("exact=exact, **KW)", 'exact=exact, outputs=["u", "u"], **KW)'),
         "outputs must be distinct names; repeated: u",
@@ -993,3 +997,13 @@ def test_cli_shows_other_warnings_through_the_handler_in_place(tmp_path, monkeyp
         assert main(["list", str(tmp_path)]) == 0
     assert seen == [("from the user", RuntimeWarning)]
     assert "kanpde: warning" not in capsys.readouterr().err
+
+
+def test_one_condition_alone_and_a_tuple_assigned_later_are_lists():
+    kw = dict(name="t", domain=kanpde.Interval(0, 1), pde=lambda x, u: u, outputs=["u", "v"])
+    one = kanpde.Problem(**kw, conditions=kanpde.Dirichlet(0.0))
+    assert [c.name for c in one.conditions] == ["dirichlet"]
+    # two defaults that clash are renamed in place: a tuple set after construction still works
+    one.conditions = (kanpde.Dirichlet(0.0, component="u"), kanpde.Dirichlet(1.0, component="v"))
+    one.validate()
+    assert [c.name for c in one.conditions] == ["dirichlet(u)", "dirichlet(v)"]
