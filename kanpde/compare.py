@@ -14,6 +14,7 @@ import json
 import math
 import numbers
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -476,8 +477,8 @@ def _execute(
 
 def compare(
     problem,
-    kans: list[list[int]] | None = None,
-    mlps: list[list[int]] | None = None,
+    kans: Sequence[Sequence[int] | str] | None = None,
+    mlps: Sequence[Sequence[int] | str] | None = None,
     seeds: int = 3,
     budget: str = "steps",
     seconds: float | None = None,
@@ -508,9 +509,22 @@ def compare(
         Training time per run; only with ``budget="seconds"``.
     steps : int, optional
         Override the step budget (the KAN schedule is scaled to it).
+    device : str
+        ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (a GPU when there is one).
+    dtype : {"float32", "float64"}, optional
+        Floating-point type of every run; default the problem's.
     out : path, optional
         Directory for ``comparison.{csv,h5,md}`` (rewritten after every finished run), the
         runs (``runs/``) and the figures.
+    progress : bool
+        Show a progress bar per run.
+    activation : str
+        Activation of the MLPs (``tanh``, ``sin``, ``silu``, ``softplus``, ``gelu``).
+
+    Returns
+    -------
+    Comparison
+        One row per run (model and seed), with the setup; ``.markdown()`` is the printed table.
 
     Raises
     ------

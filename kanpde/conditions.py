@@ -20,7 +20,8 @@ from torch import Tensor
 
 from . import operators as ops
 
-Value = float | int | Sequence[float] | Callable[[Tensor], Tensor]
+# a constant (one number, or one per component) or g(x) / g(x, n) evaluated at the points
+Value = float | Sequence[float] | np.ndarray | Tensor | Callable[..., Tensor | np.ndarray | float]
 Component = int | str | Sequence[int | str] | None
 
 
@@ -143,7 +144,8 @@ class Condition:
     ----------
     value : float, list of float or callable
         The prescribed value: a number, one number per component, or a function ``g(x)``
-        (``(n, D)`` points → ``(n,)`` or ``(n, components)``) evaluated once at the points.
+        (``(n, D)`` points → ``(n,)`` or ``(n, components)``) evaluated once at the points
+        (or ``g(x, n)``, see Notes).
     on : None, str, list of str or callable, optional
         The boundary pieces: None for the whole boundary, piece names or aliases
         (``"left"``, ``"x=-1"``; :meth:`kanpde.Domain.piece_names`), or a predicate
@@ -157,6 +159,8 @@ class Condition:
     n : int, optional
         Number of points; defaults to the problem's ``points`` budget for this kind.
 
+    Notes
+    -----
     A callable ``value`` of a boundary condition may take the outward unit normals as a second
     argument, ``g(x, n)`` (``n`` shaped like ``x``, zero along time): a Neumann flux written as
     ``∇u·n`` then holds at corners, which grid boundaries repeat once per face.

@@ -39,7 +39,7 @@ def world() -> int:
     return dist.get_world_size() if active() else 1
 
 
-def setup(device: str) -> str:
+def setup(device: str | torch.device) -> str | torch.device:
     """Join the process group started by the launcher; return this rank's device."""
     if not launched() or active():
         return device

@@ -27,8 +27,12 @@ import csv
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "activations", "compare", "curves", "edge_kinds", "history", "network", "solution", "sweep",
@@ -231,8 +235,8 @@ def solution(
     cmap: str = CMAP,
     error_cmap: str = ERROR_CMAP,
     log_error: bool = False,
-    figsize=None,
-):
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
     """Prediction, exact/reference solution and absolute error side by side.
 
     The layout follows the evaluation points stored in ``run.solution`` (their tensor grid
@@ -259,9 +263,13 @@ def solution(
         Number of time slices / 3-D slices, or the coordinates to slice at.
     ref_label : str
         Title of the exact/reference column.
+    cmap, error_cmap : str
+        Matplotlib colour maps of the solution and of the error.
     log_error : bool
         Draw ``|error|`` on a log scale (six decades below its maximum), so that small errors
         away from a peak (a shock, a corner) keep their structure.
+    figsize : (float, float), optional
+        Figure size in inches; default one that fits the panels.
     """
     x, pred, ref, err = _solution_arrays(run)
     names = list(run.names) or [f"x{i + 1}" for i in range(x.shape[1])]
@@ -585,7 +593,7 @@ def _positive(v):
     return v
 
 
-def history(run, *, x: str = "step", figsize=None):
+def history(run, *, x: str = "step", figsize: tuple[float, float] | None = None) -> Figure:
     """Loss terms and test errors against the optimizer step, log scale.
 
     Stage boundaries are vertical lines labelled with the grid size and optimizer; a grid
@@ -599,6 +607,8 @@ def history(run, *, x: str = "step", figsize=None):
         A run, or a trainer that has run (as :func:`kanpde.symbolic.train` returns).
     x : {"step", "time"}
         Horizontal axis: optimizer steps or training time in seconds.
+    figsize : (float, float), optional
+        Figure size in inches; default one that fits the panels.
     """
     run = _as_run(run)
     h = run.history
@@ -845,9 +855,9 @@ def network(
     labels: Mapping | None = None,
     beta: float = 3.0,
     samples: int = 1000,
-    figsize=None,
+    figsize: tuple[float, float] | None = None,
     title: str | None = None,
-):
+) -> Figure:
     """The KAN as a diagram: nodes per layer, every edge with its learned function.
 
     Layers run bottom (inputs) to top (outputs). Between two node rows, each edge ``i → o``
@@ -868,6 +878,14 @@ def network(
         first layer's grid range.
     labels : dict, optional
         Extra edge labels ``{(layer, i, o): "sin"}`` (pykan's ``(l, i, j)`` addressing).
+    beta : float
+        Contrast of the opacity ``tanh(beta·s)/tanh(beta)``.
+    samples : int
+        Number of uniform samples when there are neither ``x`` nor a run's points.
+    figsize : (float, float), optional
+        Figure size in inches; default one that fits the panels.
+    title : str, optional
+        Title; default the width, the basis and how opacity is scaled.
     """
     import matplotlib as mpl
     from matplotlib.collections import LineCollection
@@ -963,7 +981,14 @@ def network(
     return fig
 
 
-def activations(model, layer: int = 0, x=None, *, samples: int = 1000, figsize=None):
+def activations(
+    model,
+    layer: int = 0,
+    x=None,
+    *,
+    samples: int = 1000,
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
     """The edge functions ``φ_{l,i,o}`` of one layer, one panel per edge, knots marked.
 
     Rows are the layer's inputs ``i`` and columns its outputs ``o`` when it has no more inputs
@@ -977,10 +1002,15 @@ def activations(model, layer: int = 0, x=None, *, samples: int = 1000, figsize=N
     Parameters
     ----------
     model : Run or KAN
+        A run (its evaluation points are the samples) or a KAN.
     layer : int
         Layer index (negative counts from the end).
     x : array (N, D), optional
         Samples of the network's inputs.
+    samples : int
+        Number of uniform samples when there are neither ``x`` nor a run's points.
+    figsize : (float, float), optional
+        Figure size in inches; default one that fits the panels.
     """
     import torch
 
@@ -1162,7 +1192,9 @@ def _pareto(xs, ys) -> list[int]:
     return front
 
 
-def compare(results, metric: str = "rel_l2", *, figsize=None):
+def compare(
+    results, metric: str = "rel_l2", *, figsize: tuple[float, float] | None = None
+) -> Figure:
     """Test error against trainable parameters and training time, log–log, Pareto front.
 
     Parameters
@@ -1176,6 +1208,8 @@ def compare(results, metric: str = "rel_l2", *, figsize=None):
         median is plotted with a min–max bar.
     metric : str
         ``rel_l2`` (default), ``mse``, ``max_err`` or any numeric column.
+    figsize : (float, float), optional
+        Figure size in inches; default one that fits the panels.
     """
     rows, problem = _rows(results)
     _need(rows, ["model", "params", metric], "compare()")
@@ -1232,7 +1266,7 @@ def compare(results, metric: str = "rel_l2", *, figsize=None):
     return fig
 
 
-def curves(results, *, figsize=None):
+def curves(results, *, figsize: tuple[float, float] | None = None) -> Figure:
     """Training loss and test error against optimizer step for every model of a comparison.
 
     Parameters
@@ -1240,6 +1274,8 @@ def curves(results, *, figsize=None):
     results : path or Comparison
         ``comparison.h5`` of ``kanpde compare`` (its ``history/<model> seed <s>`` groups) or the
         :class:`~kanpde.compare.Comparison` it returns. One colour per model, one line per seed.
+    figsize : (float, float), optional
+        Figure size in inches; default one that fits the panels.
     """
     histories: dict[str, list[dict]] = {}
     problem = getattr(results, "problem", None)
@@ -1335,7 +1371,12 @@ def _sweep_series(results):
     return grids, series, slopes, problem, theory
 
 
-def sweep(results, *, theory: float | None | str = "auto", figsize=None):
+def sweep(
+    results,
+    *,
+    theory: float | None | str = "auto",
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
     """Test error against grid size ``G``, log–log, with the fitted convergence slope.
 
     Parameters
@@ -1350,6 +1391,8 @@ def sweep(results, *, theory: float | None | str = "auto", figsize=None):
         Slope of a reference line; None hides it. ``"auto"``: the sweep's own, ``-(k + 1)``
         for B-splines of degree ``k`` (column ``theory_slope`` of ``sweep.csv``; none for other
         bases), or ``-4`` (cubic splines) for a table without that column.
+    figsize : (float, float), optional
+        Figure size in inches; default one that fits the panels.
     """
     import matplotlib.ticker as mticker
 
@@ -1424,8 +1467,16 @@ def _is_comparison(path: Path) -> bool:
         return False
 
 
-def figure_for(path: str | Path, kind: str | None = None, layer: int = 0, log_error: bool = False):
-    """The figure ``kanpde plot`` draws for a results file or a study table."""
+def figure_for(
+    path: str | Path, kind: str | None = None, layer: int = 0, log_error: bool = False
+) -> tuple[str, Figure]:
+    """The figure ``kanpde plot`` draws for a results file or a study table.
+
+    Returns
+    -------
+    (str, Figure)
+        The kind drawn (``solution``, ``history``, ..., ``compare`` or ``sweep``) and the figure.
+    """
     path = Path(path)
     if path.is_dir() and not (path / "result.h5").exists():
         if any((path / n).is_file() for n in STUDY_FILES):

@@ -83,7 +83,6 @@ class Run:
     events: list = field(default_factory=list, repr=False)
     state: dict = field(default_factory=dict, repr=False)
     path: Path | None = None
-    _model: nn.Module | None = field(default=None, repr=False)
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -34,6 +34,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import sympy
@@ -42,6 +43,9 @@ from torch import Tensor, nn
 
 from .nn.kan import KAN, SPLINE, KANLayer
 from .problem import KanpdeWarning
+
+if TYPE_CHECKING:
+    from .training import Trainer
 
 # ---------------------------------------------------------------------------------------------
 # Function library
@@ -117,6 +121,13 @@ def add_function(
     check : bool
         Compare ``d1`` and ``d2`` with autograd at a few points of the domain.
 
+    Returns
+    -------
+    SymbolicFunction
+        The function as stored in the library.
+
+    Notes
+    -----
     Models that use a custom function can only be rebuilt (``from_config``, ``kanpde.load``)
     after it is added again.
     """
@@ -459,10 +470,16 @@ class Penalized:
     Parameters
     ----------
     residuals : Residuals
+        The loss terms to wrap.
     weight : float
+        Weight of the penalty in the loss.
     penalty : callable, optional
         ``penalty(model, x) → 0-d Tensor``; default :func:`regularization` with ``l1`` and
         ``entropy``.
+    name : str
+        Name of the penalty's term in the returned terms (and the history).
+    l1, entropy : float
+        Weights of the default penalty's two parts (ignored with ``penalty``).
     """
 
     def __init__(
@@ -503,7 +520,7 @@ def train(
     seed: int = 0,
     log_every: int = 50,
     progress: bool = False,
-):
+) -> Trainer:
     """Train ``model`` in place on ``problem`` with the sparsification penalty; returns the
     :class:`~kanpde.training.Trainer` (its ``history`` and ``metrics()``;
     :func:`kanpde.plot.history` draws it).
@@ -560,8 +577,10 @@ def prune(
     (the paper's rule; the best node of a layer is always kept). Edges scoring below
     ``edge_threshold`` and those of removed nodes are removed. What a removed edge
     contributed on average (its mean value over ``x``) is added back to the node it fed — to
-    the node's bias, a symbolic edge's offset ``d``, or a spline edge's coefficients (B-splines
-    sum to one inside the grid; Chebyshev ``T_0 = 1``) — so constant contributions survive.
+    the node's bias, a symbolic edge's offset ``d``, a spline edge's coefficients (B-splines
+    sum to one inside the grid; Chebyshev ``T_0 = 1``; Gaussian bases by least squares) or,
+    where a spline edge cannot carry it to 1e-3, a removed edge made the constant ``"0"`` edge
+    (a warning says when none of these can) — so constant contributions survive.
 
     The result has fewer hidden nodes and packs its remaining spline edges' parameters, so
     :func:`~kanpde.nn.count_parameters` drops accordingly. ``model`` is left unchanged.
@@ -670,8 +689,16 @@ def _copy_layer(old: KANLayer, new: KANLayer, ins: Tensor, outs: Tensor, keep: T
 @torch.no_grad()
 def _add_constant(layer: KANLayer, j: int, c: float, h: Tensor) -> str | None:
     """Add the constant ``c`` to output ``j`` of ``layer`` without changing anything else on
-    the layer inputs ``h`` ``(n_in, N)``. Returns what carries it (``"bias"``, ``"symbolic"``
-    or ``"spline"``), or None (with a warning) when no parameter can."""
+    the layer inputs ``h`` ``(n_in, N)``.
+
+    Carriers in turn: the bias, a symbolic edge's offset ``d``, a spline edge whose basis sums
+    to one on ``h`` (B-splines inside their grid range, Chebyshev), a spline edge whose
+    coefficients' least-squares fit of ``c`` on ``h`` misses by at most 1e-3 of ``c``
+    (Gaussian bases), a removed edge into ``j`` made the constant symbolic edge ``"0"``
+    (``c·0 + d``, four parameters), and last the best least-squares fit, with a warning.
+    Returns the carrier (``"bias"``, ``"symbolic"`` or ``"spline"``), or None (with a
+    warning) when there is none.
+    """
     if layer.bias is not None:
         layer.bias[j] += c
         return "bias"
@@ -681,31 +708,57 @@ def _add_constant(layer: KANLayer, j: int, c: float, h: Tensor) -> str | None:
                 layer.symbolic.affine[r, 3] += c
                 return "symbolic"
     kinds = layer.edge_kinds()
-    rng = layer.grid_range
-    for i in range(layer.in_features):
-        if kinds[j][i] != SPLINE:
-            continue
-        if layer.basis.name == "bspline":
-            lo, hi = float(rng[i, 0]), float(rng[i, 1])
-            if h.shape[1] and not (float(h[i].min()) >= lo and float(h[i].max()) <= hi):
-                continue  # B-splines sum to one only inside the grid range
-        elif layer.basis.name != "chebyshev":
-            continue
-        _, _, scale_spline = layer.dense_parameters()
-        ws = float(scale_spline[j, i])
-        if abs(ws) < 1e-12:
-            continue
+    splines = [i for i in range(layer.in_features) if kinds[j][i] == SPLINE]
+    _, _, scale_spline = layer.dense_parameters()
+    splines = [i for i in splines if abs(float(scale_spline[j, i])) >= 1e-12]
+    coef = layer.coef.view(-1, layer.coef.shape[-1])
+
+    def row(i: int) -> int:
         flat = j * layer.in_features + i
-        row = flat if layer._plain else int((layer.edge_index == flat).nonzero().flatten()[0])
-        coef = layer.coef.view(-1, layer.coef.shape[-1])
-        if layer.basis.name == "bspline":
-            coef[row] += c / ws
-        else:
-            coef[row, 0] += c / ws
+        return flat if layer._plain else int((layer.edge_index == flat).nonzero().flatten()[0])
+
+    rng = layer.grid_range
+    for i in splines:
+        ws = float(scale_spline[j, i])
+        if layer.basis.name == "chebyshev":  # T_0 = 1
+            coef[row(i), 0] += c / ws
+            return "spline"
+        lo, hi = float(rng[i, 0]), float(rng[i, 1])
+        inside = not h.shape[1] or (float(h[i].min()) >= lo and float(h[i].max()) <= hi)
+        if layer.basis.name == "bspline" and inside:  # B-splines sum to one in the range
+            coef[row(i)] += c / ws
+            return "spline"
+    fit = None  # (largest miss on h, edge, coefficient change) of the best spline edge
+    if splines and h.shape[1]:
+        values = layer.basis_values(h.t())[:, :, 0, :].double().cpu()  # (N, n_in, nb)
+        target = torch.full((values.shape[0], 1), c, dtype=values.dtype)
+        fits = []
+        for i in splines:
+            delta = torch.linalg.lstsq(values[:, i], target, driver="gelsd").solution[:, 0]
+            fits.append((float((values[:, i] @ delta - c).abs().max()), i, delta))
+        fit = min(fits, key=lambda f: f[0])
+    removed = [i for i in range(layer.in_features) if kinds[j][i] == ""]
+    if removed and (fit is None or fit[0] > 1e-3 * abs(c)):
+        kinds[j][removed[0]] = "0"
+        layer.set_edges(kinds)
+        affine = layer.symbolic.affine
+        affine[layer.symbolic.row(j, removed[0])] = affine.new_tensor([1.0, 0.0, 0.0, c])
+        return "symbolic"
+    if fit is not None:
+        off, i, delta = fit
+        coef[row(i)] += (delta / float(scale_spline[j, i])).to(coef)
+        if off > 1e-3 * abs(c):
+            warnings.warn(
+                f"prune: a removed contribution of mean {c:.3e} to node {j} went to the "
+                f"coefficients of edge ({i} → {j}), which miss it by up to {off:.2e} on the "
+                "samples (no bias, symbolic or removed edge into the node to carry it exactly)",
+                KanpdeWarning,
+                stacklevel=3,
+            )
         return "spline"
     warnings.warn(
         f"prune: a removed contribution of mean {c:.3e} to node {j} has no parameter to go to "
-        "(no bias, symbolic edge or spline edge with samples inside its grid); dropped",
+        "(no bias, symbolic, removed or spline edge into the node); dropped",
         KanpdeWarning,
         stacklevel=3,
     )
@@ -1053,6 +1106,7 @@ def auto_symbolic(
                         if _add_constant(layer, j, float(phi[j, i].mean()), h) == "spline":
                             # a spline edge of this row, still to be fit, changed
                             phi = _activations(model, x)[l][1]
+                    kinds = layer.edge_kinds()  # the constant may have made a "0" edge
                 else:
                     kinds[j][i] = best.name
                     layer.set_edges(kinds)
@@ -1154,6 +1208,13 @@ def formula(
         :class:`~kanpde.KanpdeWarning`. ``None`` waits as long as it takes. The limit needs
         ``SIGALRM``, i.e. a Unix main thread; elsewhere there is none.
 
+    Returns
+    -------
+    sympy.Expr or list of sympy.Expr
+        One expression per output; a list when the model has several.
+
+    Notes
+    -----
     Edges still numeric appear as undefined functions ``phi_l_i_j(·)`` of their input.
     """
     if hasattr(model, "history") and callable(getattr(model, "model", None)):  # a Run

@@ -19,6 +19,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,6 +32,9 @@ from .nn import KAN, MLP, count_parameters, from_config
 from .nn.bases import BSpline
 from .problem import MODEL_OPTIONS, KanpdeWarning, _is_int
 from .schedule import Stage, parse_schedule
+
+if TYPE_CHECKING:
+    from .results import Run
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # One default for the API and the command line, so a CLI run and the catalogue log alike.
@@ -1365,7 +1369,7 @@ def solve(
     time_shares: Sequence[float] | None = None,
     penalty: Callable | None = None,
     overwrite: bool = False,
-):
+) -> Run:
     """Solve ``problem`` with a physics-informed KAN (or MLP) and return the :class:`Run`.
 
     Parameters

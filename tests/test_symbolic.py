@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -283,6 +284,52 @@ def test_prune_drops_dead_nodes_and_keeps_the_function():
     err = float((pruned(x) - model(x)).detach().abs().max())
     assert err <= 1e-5, err  # the tiny edge's variation only; constants were carried over
     assert pruned.layers[0].in_features == 2 and pruned.layers[0].grid_points.shape[0] == 2
+
+
+@pytest.mark.parametrize("basis,tol", [("rbf", 1e-6), ("rswaf", 1e-5), ("chebyshev", 1e-12)])
+def test_prune_carries_a_constant_nodes_output_without_a_bias(basis, tol):
+    # Gaussian bases do not sum to one: the constant that a removed constant node sent on
+    # went to nothing (32 % of the output for rbf); it now goes to a spline edge by least
+    # squares. Checked on points other than the pruning samples too.
+    torch.manual_seed(0)
+    model = KAN([2, 5, 1], grid=5, basis=basis, init_scale=0.5, dtype=DT,
+                grid_range=(-8, 8), input_range=[(-1, 1), (-1, 1)])  # fmt: skip
+    with torch.no_grad():
+        model.layers[0].coef[3] = 0
+        model.layers[0].scale_base[3] = 0
+    x, fresh = grid2(21), torch.rand(200, 2, dtype=DT) * 2 - 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pruned = S.prune(model, x, 1e-12, 1e-12)
+    assert pruned.width == [2, 4, 1]
+    scale = float(model(x).detach().abs().max())
+    for pts in (x, fresh):
+        assert float((pruned(pts) - model(pts)).detach().abs().max()) <= tol * scale
+
+
+def test_a_removed_edge_carries_the_constant_exactly_as_a_zero_edge():
+    # Hidden values past the B-splines' range: no spline edge can carry the constant of the
+    # removed constant node 2 into output 0, but the removed edge 1 -> 0 can, as a "0" edge.
+    torch.manual_seed(0)
+    model = KAN([2, 3, 2], grid=5, init_scale=0.5, dtype=DT, grid_range=(-0.2, 0.2),
+                input_range=[(-1, 1), (-1, 1)])  # fmt: skip
+    with torch.no_grad():
+        model.layers[0].coef[2] = 0  # node 2 constant ...
+        model.layers[0].scale_base[2] = 0
+        model.layers[1].coef[1, 2] = 0  # ... and feeding output 0 only
+        model.layers[1].scale_base[1, 2] = 0
+        model.layers[1].coef[0, 1] *= 1e-9  # edge 1 -> 0 removed
+        model.layers[1].scale_base[0, 1] *= 1e-9
+    x = grid2(21)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pruned = S.prune(model, x, 1e-3, 1e-12)
+    assert pruned.width == [2, 2, 2]
+    assert pruned.layers[1].edge_kinds() == [["spline", "0"], ["spline", "spline"]]
+    err = float((pruned(x) - model(x)).detach().abs().max())
+    assert err <= 1e-8, err  # the removed edge's variation of 1e-9 only
+    # 6 of 12 edges of 10 parameters left, and the "0" edge's 4
+    assert (count_parameters(model), count_parameters(pruned)) == (120, 74)
 
 
 # ---------------------------------------------------------------------------------------------
