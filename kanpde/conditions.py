@@ -114,6 +114,8 @@ def _value(
     if v.is_complex():  # .to(float) would drop the imaginary part with only torch's warning
         raise ValueError(f"{what} value is complex; conditions take real values")
     v = v.to(dtype=x.dtype, device=x.device)
+    if v.ndim == 0:  # g(x) returning one number, e.g. lambda x: 0: the same at every point
+        v = v.expand(x.shape[0], n_cols)
     if v.ndim == 1 and v.shape[0] == x.shape[0]:
         v = v.unsqueeze(1)
     if v.shape != (x.shape[0], n_cols):

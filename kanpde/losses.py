@@ -13,6 +13,7 @@ anything else (third derivatives, derivatives of expressions) still falls back t
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -24,7 +25,7 @@ from . import distributed
 from . import operators as ops
 from .conditions import Condition, PointSet
 from .nn.jet import Jet
-from .problem import ProblemError, _one_line, user_code_error, user_line
+from .problem import PDE_TERM, KanpdeWarning, ProblemError, _one_line, user_code_error, user_line
 
 PROBE_POINTS = 8
 
@@ -56,6 +57,33 @@ def point_budget(points: dict, kind: str, n_conditions: int, index: int = 0) -> 
         return max(1, total)
     share, extra = divmod(total, max(1, n_conditions))
     return max(1, share + (index < extra))
+
+
+def _warn_untrained_leaves(v: Tensor, x: Tensor, model: nn.Module, where: str, name: str) -> None:
+    """Warn when a residual depends on a tensor that requires grad but is no parameter of the
+    model: a DeepXDE-style unknown ``kappa = nn.Parameter(...)`` read by ``pde`` that the
+    optimizer never sees, so it keeps its initial value."""
+    own = {id(p) for p in model.parameters()} | {id(x)}
+    seen, stack, foreign = set(), [v.grad_fn], []
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        leaf = getattr(fn, "variable", None)  # AccumulateGrad: a leaf tensor
+        if leaf is not None and id(leaf) not in own:
+            foreign.append(leaf)
+        stack.extend(f for f, _ in fn.next_functions)
+    if foreign:
+        shapes = ", ".join(str(tuple(t.shape)) for t in foreign[:3])
+        warnings.warn(
+            f"{where}: the {name} residual depends on {len(foreign)} tensor(s) with "
+            f"requires_grad that are not parameters of the model (shapes {shapes}): they are "
+            "not trained; make unknowns parameters of a module that wraps the network and "
+            "pass it as solve(problem, model=module)",
+            KanpdeWarning,
+            stacklevel=2,
+        )
 
 
 class Residuals:
@@ -267,6 +295,7 @@ class Residuals:
                             "(no gradient path); build it from u and operators such as "
                             "laplacian(u, x)"
                         )
+                    _warn_untrained_leaves(v, x, self.model, where, name)
             else:
                 self._condition_residual(term, x, u, sub, ctx)
         keys = [k for k, root in ctx.misses if root and len(k) <= 2]
@@ -365,7 +394,7 @@ class Residuals:
             return float(self.weights["pde[0]"])
         if name in self.weights:
             return float(self.weights[name])
-        if name.startswith("pde"):
+        if name == "pde" or PDE_TERM.fullmatch(name):  # not a condition named "pde_bc"
             return float(self.weights.get("pde", 1.0))
         for t in self.terms:
             if t.name == name:

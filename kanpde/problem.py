@@ -261,6 +261,10 @@ class Problem:
         self._check_models(fail)
         _qualify_clashing_names(self.conditions, self.outputs)
         names = [c.name for c in self.conditions]
+        for n in names:
+            if n in RESERVED_TERMS or PDE_TERM.fullmatch(n):
+                what = RESERVED_TERMS.get(n, "the PDE residual")
+                fail(f"condition name {n!r} is taken by {what}'s loss term; choose another name=")
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             fail(f"conditions need distinct names (name=...); repeated: {', '.join(dup)}")
@@ -309,6 +313,8 @@ def _qualify_clashing_names(conditions: list[Condition], outputs: Sequence[str])
 
 
 PDE_TERM = re.compile(r"pde\[.+\]")  # weight of one residual of a PDE returning several
+# Loss terms that are not conditions: a condition of the same name would take their place.
+RESERVED_TERMS = {"pde": "the PDE residual", "sparsity": "the sparsification penalty"}
 POINT_COUNTS = ("interior", "boundary", "initial", "test")
 POINT_KEYS = (*POINT_COUNTS, "method", "seed", "resample", "adaptive")
 

@@ -103,6 +103,43 @@ class Run:
         net.eval()
         return net
 
+    def predict(self, x, batch: int = 65536) -> np.ndarray:
+        """The trained model's values at the points ``x`` (NumPy in, NumPy out, on the CPU).
+
+        Parameters
+        ----------
+        x : array_like
+            ``(N, D)`` points, or one point ``(D,)``, with the problem's axes in order (time
+            last), any float or integer type.
+        batch : int
+            Points per model call (bounds the memory of a large ``x``).
+
+        Returns
+        -------
+        ndarray
+            ``(N, outputs)`` values in the run's dtype; ``(outputs,)`` for one point.
+        """
+        net = self.__dict__.get("_net")
+        if net is None:  # rebuilt once per run, not once per call
+            net = self.__dict__["_net"] = self.model()
+        dtype = next(net.parameters()).dtype
+        pts = np.asarray(x, dtype=np.float64)
+        one = pts.ndim == 1
+        pts = pts.reshape(1, -1) if one else pts
+        dim = len(self.names) or pts.shape[-1]
+        if pts.ndim != 2 or pts.shape[1] != dim:
+            axes = f" ({', '.join(self.names)})" if self.names else ""
+            raise ValueError(
+                f"predict: x must be (N, {dim}) points{axes} or one point ({dim},), "
+                f"got shape {np.shape(x)}"
+            )
+        with torch.no_grad():
+            t = torch.as_tensor(pts, dtype=dtype, device="cpu")
+            parts = [net(t[i : i + batch]) for i in range(0, len(t), batch)]
+            out = torch.cat(parts) if parts else t.new_zeros(0, len(self.outputs))
+        values = out.numpy()
+        return values[0] if one else values
+
     def state_dict(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
         """The trained parameters and buffers as tensors, for ``module.load_state_dict``."""
         return {k: torch.as_tensor(v, device=device) for k, v in self.state.items()}

@@ -731,7 +731,7 @@ def _add_constant(layer: KANLayer, j: int, c: float, h: Tensor) -> str | None:
     fit = None  # (largest miss on h, edge, coefficient change) of the best spline edge
     if splines and h.shape[1]:
         values = layer.basis_values(h.t())[:, :, 0, :].double().cpu()  # (N, n_in, nb)
-        target = torch.full((values.shape[0], 1), c, dtype=values.dtype)
+        target = torch.full((values.shape[0], 1), c, dtype=values.dtype, device="cpu")
         fits = []
         for i in splines:
             delta = torch.linalg.lstsq(values[:, i], target, driver="gelsd").solution[:, 0]

@@ -641,11 +641,20 @@ class Trainer:
             after = self._evaluate()[0]
             if before > 0 and after > 2 * before and distributed.rank() == 0:
                 # an inexact extension: say so, or the staircase's jump up goes unexplained
+                basis = net.layers[0].basis.name
+                if basis in ("rbf", "rswaf"):
+                    why = "Gaussian edges of another width do not nest; give them one grid"
+                elif stage.grid % old:
+                    why = f"{stage.grid} is no multiple of {old}; a multiple keeps the knots"
+                else:
+                    why = (
+                        "a hidden layer's inputs left its grid range; an update_grid in the "
+                        'stage before (e.g. "update_grid": 50) moves the ranges to them'
+                    )
                 warnings.warn(
                     f"grid extension {old} -> {stage.grid} raised the loss {after / before:.3g}x "
                     f"({before:.3g} -> {after:.3g}): the new grid could only approximate the "
-                    "old one (a hidden layer's inputs outside its grid range, a size that is "
-                    "no multiple of the old, or Gaussian edges); training goes on from there",
+                    f"old one ({why}); training goes on from there",
                     KanpdeWarning,
                     stacklevel=2,
                 )

@@ -535,6 +535,17 @@ def test_value_of_wrong_shape():
         build(SQUARE, [Dirichlet(lambda x: x)], quad)  # (n, 2) values for one output
 
 
+def test_a_value_function_returning_one_number_holds_at_every_point():
+    # lambda x: 2 was refused ("value has shape ()") while the constant 2.0 was taken
+    line = Interval(-1, 1)
+    res = build(line, [Dirichlet(lambda x: 2), Dirichlet(np.float64(3.0), name="c")], lambda x: x)
+    targets = {t.name: t.points.target for t in res.terms}
+    for name, value in (("dirichlet", 2.0), ("c", 3.0)):
+        t = targets[name]
+        assert t.ndim == 2 and t.shape[1] == 1 and t.shape[0] >= 2
+        assert bool((t == value).all())
+
+
 def test_a_constant_list_is_one_value_per_component_and_values_are_real():
     # [1.0, 2.0] on one output with two boundary points was taken as u(-1) = 1, u(1) = 2
     line = Interval(-1, 1)

@@ -7,6 +7,7 @@ import copy
 import math
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 import kanpde
-from kanpde import Dirichlet, Problem, ProblemError, Rectangle, laplacian
+from kanpde import Dirichlet, Interval, Problem, ProblemError, Rectangle, d, laplacian
 from kanpde.cli import main
 from kanpde.losses import Residuals
 from kanpde.schedule import parse_schedule
@@ -486,7 +487,12 @@ def test_loss_weights_by_term_name():
         name="w",
         domain=Rectangle([-1, -1], [1, 1]),
         pde=lambda x, u: (laplacian(u, x), u - 1),
-        conditions=[Dirichlet(0.0, on="left"), Dirichlet(1.0, on="right", weight=7.0)],
+        conditions=[
+            Dirichlet(0.0, on="left"),
+            Dirichlet(1.0, on="right", weight=7.0),
+            # its own weight, not the PDE's: the name only starts like "pde"
+            Dirichlet(2.0, on="top", weight=5.0, name="pde_top"),
+        ],
         model={"width": [2, 3, 1], "grid": 3},
     )
     torch.manual_seed(0)
@@ -495,9 +501,9 @@ def test_loss_weights_by_term_name():
     res = Residuals(p, m, {"interior": 20, "boundary": 16, "method": "sobol"}, weights, DT, "cpu")
     loss, terms = res()
     t = {k: float(v.detach()) for k, v in terms.items()}
-    assert list(t) == ["pde[0]", "pde[1]", "dirichlet[left]", "dirichlet[right]"]
+    assert list(t) == ["pde[0]", "pde[1]", "dirichlet[left]", "dirichlet[right]", "pde_top"]
     expected = 0.5 * t["pde[0]"] + 2.0 * t["pde[1]"] + 3.0 * t["dirichlet[left]"]
-    expected += 7.0 * t["dirichlet[right]"]
+    expected += 7.0 * t["dirichlet[right]"] + 5.0 * t["pde_top"]
     assert float(loss.detach()) == pytest.approx(expected, rel=1e-14)
 
 
@@ -894,8 +900,37 @@ def test_an_extension_that_raises_the_loss_is_warned_of(monkeypatch):
         return out
 
     monkeypatch.setattr(kanpde.KAN, "extend_grid", inexact)
-    with pytest.warns(kanpde.KanpdeWarning, match=r"grid extension 5 -> 10 raised the loss"):
+    # 10 is a multiple of 5 and the edges are B-splines: the remedy for spilled inputs
+    remedy = r"a hidden layer's inputs left its grid range; an update_grid in the stage before"
+    with pytest.warns(kanpde.KanpdeWarning, match=rf"grid extension 5 -> 10 raised the .*{remedy}"):
         run = kanpde.solve(problem, model={"width": [1, 4, 1]}, schedule="5:lbfgs=20,10:adam=1",
                            **kw)  # fmt: skip
     (event,) = [e for e in run.events if e["event"] == "extend_grid"]
     assert event["loss_after"] > 2 * event["loss_before"]
+
+
+def test_an_unknown_outside_the_model_is_reported_as_not_trained():
+    # DeepXDE style: a free-standing parameter read by pde() never reaches the optimizer.
+    kappa = torch.nn.Parameter(torch.tensor(1.0, dtype=DT))
+    p = Problem(
+        name="inverse",
+        domain=Interval(0, 1),
+        pde=lambda x, u: d(u, x, "x", "x") + kappa * u,
+        conditions=[Dirichlet(0.0)],
+        model={"width": [1, 3, 1], "grid": 3},
+    )
+    torch.manual_seed(0)
+    with pytest.warns(kanpde.KanpdeWarning, match=r"depends on 1 tensor\(s\) with requires_grad"):
+        Residuals(p, build_model(p, None, DT), p.points, p.weights, DT, "cpu")
+
+    class Wrapped(torch.nn.Module):  # the README's recipe: no warning
+        def __init__(self):
+            super().__init__()
+            self.net, self.kappa = build_model(p, None, DT), kappa
+
+        def forward(self, x):
+            return self.net(x)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Residuals(p, Wrapped(), p.points, p.weights, DT, "cpu")

@@ -134,6 +134,26 @@ def test_reloaded_model_reproduces_the_prediction_exactly(solved):
     assert np.abs(pred - r.solution["pred"]).max() == 0.0
 
 
+def test_predict_takes_numpy_points_of_any_type(solved):
+    _, out = solved
+    r = load(out / "result.h5")
+    x = r.solution["x"]
+    assert np.abs(r.predict(x) - r.solution["pred"]).max() == 0.0
+    # batches join (matrix products of another size may round differently)
+    assert np.abs(r.predict(x, batch=7) - r.solution["pred"]).max() <= 1e-14
+    assert (
+        np.abs(
+            r.predict(x.astype(np.float32)) - r.predict(x.astype(np.float32).astype(float))
+        ).max()
+        == 0.0
+    )
+    assert r.predict(x[3]).shape == (1,)
+    assert abs(r.predict(x[3])[0] - r.solution["pred"][3, 0]) <= 1e-14
+    assert r.predict(x[:0]).shape == (0, 1)
+    with pytest.raises(ValueError, match=r"predict: x must be \(N, 2\) points \(x, y\)"):
+        r.predict(x[:, :1])
+
+
 def test_save_run_round_trip(solved, tmp_path):
     run, _ = solved
     path = save_run(run, tmp_path / "copy.h5")

@@ -104,6 +104,18 @@ PROBLEM_CASES = {
         variant('"test": 6}', '"test": 1}'),
         "points: test must be at least 2 (points per axis)",
     ),
+    "condition_named_pde": (
+        variant("CONDITIONS = [Dirichlet(0.0)]", 'CONDITIONS = [Dirichlet(0.0, name="pde")]'),
+        "condition name 'pde' is taken by the PDE residual's loss term; choose another name=",
+    ),
+    "condition_named_pde_k": (
+        variant("CONDITIONS = [Dirichlet(0.0)]", 'CONDITIONS = [Dirichlet(0.0, name="pde[1]")]'),
+        "condition name 'pde[1]' is taken by the PDE residual's loss term",
+    ),
+    "condition_named_sparsity": (
+        variant("CONDITIONS = [Dirichlet(0.0)]", 'CONDITIONS = [Dirichlet(0.0, name="sparsity")]'),
+        "condition name 'sparsity' is taken by the sparsification penalty's loss term",
+    ),
     "conditions_not_a_list": (
         variant("CONDITIONS = [Dirichlet(0.0)]", "CONDITIONS = 0.0"),
         "conditions must be a list such as [Dirichlet(0.0)], got 0.0",

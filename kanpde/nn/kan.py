@@ -189,6 +189,16 @@ class KANLayer(nn.Module):
 
     # -- evaluation ---------------------------------------------------------------------------
     def _check(self, x: Tensor) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(
+                f"KAN expects a torch tensor, got {type(x).__name__}; convert it with "
+                f"torch.as_tensor(x, dtype={self.coef.dtype}) (or use kanpde.Run.predict)"
+            )
+        if x.dtype != self.coef.dtype:
+            raise TypeError(
+                f"KAN of dtype {self.coef.dtype} got inputs of dtype {x.dtype}; convert them "
+                f"with x.to({self.coef.dtype})"
+            )
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(
                 f"KANLayer expects inputs of shape (N, {self.in_features}), got {tuple(x.shape)}"
