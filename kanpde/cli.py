@@ -306,9 +306,9 @@ def cmd_solve(args) -> int:
         if e.run is not None and e.run.path is not None:
             print(f"results so far: {e.run.path}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if distributed.rank() == 0:
-            _interrupted(args, out, created)
+            _interrupted(args, out, created, e)
         return 130
     except BaseException as e:
         _discard(created)  # e.g. an error in the problem's code found while setting up
@@ -343,14 +343,33 @@ def cmd_solve(args) -> int:
     return 0
 
 
-def _interrupted(args, out: Path, created: list[Path]) -> None:
+def _interrupted(args, out: Path, created: list[Path], stop: KeyboardInterrupt) -> None:
     """Tell where the checkpoint of an interrupted run is and how to continue it."""
+    if (out / "result.h5").exists() and (out / "checkpoint.h5").exists():
+        # the stop came after the results were written
+        print(
+            f"kanpde: interrupted, but the run had finished: {out / 'result.h5'}", file=sys.stderr
+        )
+        (out / "checkpoint.h5").unlink(missing_ok=True)
+        return
     checkpoint = out / "checkpoint.h5"
     if not checkpoint.exists():
         _discard(created)
         print("kanpde: interrupted before the first checkpoint; nothing to resume", file=sys.stderr)
         return
-    print(f"kanpde: interrupted; checkpoint saved in {checkpoint}", file=sys.stderr)
+    if getattr(stop, "finished", False):
+        print(
+            f"kanpde: interrupted while writing the results; training had finished and is "
+            f"saved in {checkpoint}",
+            file=sys.stderr,
+        )
+    elif getattr(stop, "saved", True):
+        print(f"kanpde: interrupted; checkpoint saved in {checkpoint}", file=sys.stderr)
+    else:  # a second Ctrl-C: the state of that moment may be mid-step, so it was not saved
+        print(
+            f"kanpde: stopped at once; the last regular checkpoint is kept in {checkpoint}",
+            file=sys.stderr,
+        )
     command = f"kanpde solve {shlex.quote(str(args.problem))} --resume {shlex.quote(str(out))}"
     print(f"continue with: {command}", file=sys.stderr)
 

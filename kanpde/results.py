@@ -211,19 +211,31 @@ def _umask() -> int:
 
 
 def write_atomic(path: Path, write) -> None:
-    """Call ``write(tmp_path)``, fsync, then rename onto ``path`` (never a half-written file)."""
+    """Call ``write(tmp_path)``, fsync, then rename onto ``path`` (never a half-written file).
+
+    Raises
+    ------
+    ResultsError
+        One line naming ``path`` when the file system refuses (no space, no permission).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; results are to share
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        # h5py reports a full disk as OSError or, while closing, RuntimeError
+        if isinstance(e, OSError | RuntimeError):
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise ResultsError(f"{path}: could not be written ({type(e).__name__}: {first})") from e
         raise
     try:  # make the rename itself durable; not possible on every platform
         dirfd = os.open(path.parent, os.O_RDONLY)

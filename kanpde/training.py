@@ -491,8 +491,9 @@ class Trainer:
     -----
     A trainer for a CPU model keeps freed memory in the process for the rest of its life
     (:func:`kanpde.allocator.retain_freed_memory`; ``KANPDE_MALLOPT=0`` to opt out). During
-    :meth:`run`, a first Ctrl-C stops training between steps (inside an L-BFGS call, at the
-    call's start) and a second one at once.
+    :meth:`run`, a first Ctrl-C (or SIGTERM, SIGHUP) stops training between steps (inside an
+    L-BFGS call, at the call's start; :attr:`stopped_cleanly` is then True) and a second one
+    at once.
 
     On a GPU, Adam steps are not checked one by one (reading a flag would wait for the step
     to finish): fused Adam leaves a step with a non-finite loss or gradient undone on the
@@ -548,7 +549,9 @@ class Trainer:
         self._good = None
         self._resumed = False
         self._changed_at: tuple[int, int] | None = None  # (stage, i) of the last grid change
-        self._interrupted = False  # set by the first Ctrl-C, acted on between steps
+        self._interrupted: str | bool = False  # the first Ctrl-C (SIGTERM, SIGHUP), acted on
+        # between steps; stopped_cleanly says the KeyboardInterrupt left a state to resume from
+        self.stopped_cleanly = False
         self.stage, self.i = 0, 0  # position: stage index and step within the stage
         self.failures = 0
         self.max_failures = max_failures
@@ -978,6 +981,7 @@ class Trainer:
                 opt.state[opt._params[0]] = memory
                 self._graph = None
                 self._interrupted = False
+                self.stopped_cleanly = True
                 raise KeyboardInterrupt from None
             self.train_time += time.perf_counter() - t0
             if not ok:
@@ -1012,6 +1016,7 @@ class Trainer:
         if self._interrupted:
             self._interrupted = False
             self._settle()  # the checkpoint written on Ctrl-C must hold a trainable state
+            self.stopped_cleanly = True
             raise KeyboardInterrupt
 
     @contextlib.contextmanager
@@ -1020,29 +1025,44 @@ class Trainer:
 
         A KeyboardInterrupt raised wherever the signal lands can be lost (Python ignores
         exceptions from weakref callbacks and finalizers, which free autograd graphs) or leave
-        the parameters mid-step; a flag checked between steps does neither. Only in the main
-        thread of a single process, and only where Ctrl-C would raise KeyboardInterrupt anyway.
+        the parameters mid-step; a flag checked between steps does neither. SIGTERM and SIGHUP
+        (a scheduler's or ``timeout``'s stop, a closed terminal), which would end the process
+        without a checkpoint, stop it the same way when nobody else handles them; a second
+        one acts as before. Only in the main thread of a single process.
         """
-        previous = signal.getsignal(signal.SIGINT)
-        if (
-            threading.current_thread() is not threading.main_thread()
-            or previous is not signal.default_int_handler
-            or distributed.world() > 1
-        ):
+        if threading.current_thread() is not threading.main_thread() or distributed.world() > 1:
             yield
             return
+        previous = {
+            sig: signal.getsignal(sig)
+            for sig in (
+                signal.SIGINT,
+                getattr(signal, "SIGTERM", None),
+                getattr(signal, "SIGHUP", None),
+            )
+            if sig is not None
+        }
+        own = {
+            sig: old
+            for sig, old in previous.items()
+            if old is (signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+        }
 
         def handler(signum, frame):
-            self._interrupted = True
-            signal.signal(signal.SIGINT, previous)
+            self._interrupted = signal.Signals(signum).name
+            for sig, old in own.items():  # the next one stops at once
+                signal.signal(sig, old if sig == signal.SIGINT else _stop_now)
 
-        signal.signal(signal.SIGINT, handler)
+        for sig in own:
+            signal.signal(sig, handler)
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, old in own.items():
+                signal.signal(sig, old)
         if self._interrupted:  # pressed after the last step: still an interrupt
             self._interrupted = False
+            self.stopped_cleanly = True
             raise KeyboardInterrupt
 
     def _params_finite(self) -> bool:
@@ -1084,7 +1104,15 @@ class Trainer:
             if math.isfinite(loss) and self._params_finite():
                 self._snapshot()
         if save and self.checkpoint_path is not None:
-            self.save_checkpoint()
+            try:
+                self.save_checkpoint()
+            except ValueError as e:  # ResultsError: a full disk, a directory made read-only
+                warnings.warn(
+                    f"step {self.step}: {e}; training goes on, and the previous checkpoint "
+                    "(if any) is kept",
+                    KanpdeWarning,
+                    stacklevel=2,
+                )
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -1206,6 +1234,7 @@ class Trainer:
                 total=total, initial=self.step, desc=self.residuals.problem.name, unit="step"
             )
         resumed = self._resumed
+        self.stopped_cleanly = False
         try:
             with self._deferred_interrupt():
                 if not resumed:
@@ -1246,6 +1275,11 @@ class Trainer:
                 self._bar.close()
                 self._bar = None
         return self.history
+
+
+def _stop_now(signum, frame) -> None:
+    """A second SIGTERM or SIGHUP: stop at once, as a second Ctrl-C does."""
+    raise KeyboardInterrupt
 
 
 def _lbfgs_memory(opt: torch.optim.LBFGS) -> dict:
@@ -1309,6 +1343,25 @@ class TrainingStopped(RuntimeError):
     """Training could not continue (repeated non-finite losses, out of memory)."""
 
     run = None  # the results so far, attached by solve()
+
+
+class Interrupted(KeyboardInterrupt):
+    """:func:`solve` stopped by Ctrl-C, SIGTERM or SIGHUP.
+
+    Attributes
+    ----------
+    checkpoint : Path or None
+        The run's checkpoint, if it has one: ``--resume`` continues from there.
+    saved : bool
+        Whether the checkpoint holds the moment of the stop. A second signal stops at once,
+        perhaps mid-step, and leaves the last regular checkpoint as it was.
+    finished : bool
+        Training was over (the stop came while the results were written).
+    """
+
+    def __init__(self, checkpoint: Path | None, saved: bool, finished: bool = False) -> None:
+        super().__init__()
+        self.checkpoint, self.saved, self.finished = checkpoint, saved, finished
 
 
 def _check_solve_arguments(seed, log_every, checkpoint_every, out) -> None:
@@ -1455,7 +1508,7 @@ def solve(
         file_hash,
         load_problem,
     )
-    from .results import Run, save_run
+    from .results import ResultsError, Run, save_run
 
     _check_solve_arguments(seed, log_every, checkpoint_every, out)
     if model is not None and not isinstance(model, dict | nn.Module):
@@ -1650,16 +1703,38 @@ def solve(
         for f in ("result.h5", "checkpoint.h5", "symbolic.h5", "formula.txt"):
             (out / f).unlink(missing_ok=True)
     distributed.barrier()
+
+    def stop(whole: bool, finished: bool = False) -> Interrupted:
+        # Only a state between steps is saved: one caught mid-step (a second Ctrl-C) would
+        # resume to another result, or not at all mid-extension.
+        if whole and out is not None:
+            trainer.save_checkpoint()
+        kept = trainer.checkpoint_path
+        kept = kept if kept is not None and kept.exists() else None
+        return Interrupted(kept, whole and kept is not None, finished)
+
     try:
         trainer.run()
     except TrainingStopped as e:
         e.run = finish()
         raise
     except KeyboardInterrupt:
-        if out is not None:
+        raise stop(trainer.stopped_cleanly) from None
+    try:
+        run = finish()
+    except KeyboardInterrupt:  # training is over, so its state is whole
+        raise stop(True, finished=True) from None
+    except ResultsError as e:
+        if out is None or distributed.rank() != 0:
+            raise
+        try:  # the trained state, for a later try at writing the results
             trainer.save_checkpoint()
-        raise
-    run = finish()
+        except ResultsError:
+            raise e from None
+        raise ResultsError(
+            f"{e}; the trained model is in {trainer.checkpoint_path}: --resume {out} writes "
+            "the results without training again"
+        ) from e
     if out is not None and distributed.rank() == 0:
         (out / "checkpoint.h5").unlink(missing_ok=True)
     distributed.barrier()

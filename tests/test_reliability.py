@@ -521,7 +521,8 @@ def test_ctrl_c_names_the_checkpoint_and_the_command_to_continue(tmp_path, capsy
     from kanpde.cli import main
 
     def interrupted_run(self):
-        self.step = 7  # a few steps in
+        self.step = 7  # a few steps in, stopped between steps
+        self.stopped_cleanly = True
         raise KeyboardInterrupt
 
     monkeypatch.setattr(training.Trainer, "run", interrupted_run)
@@ -874,8 +875,9 @@ def test_deferred_checks_train_alike_across_grid_changes(change, carry):
 
 
 def test_deferred_flag_is_read_before_a_hard_ctrl_c_checkpoint(tmp_path, terminal_sigint):
-    # A second Ctrl-C raises at once, past the reads between steps; solve() then writes the
-    # checkpoint, which must not hold the flagged state with its failure unrecorded.
+    # A second Ctrl-C raises at once, past the reads between steps. solve() no longer saves
+    # that state, but save_checkpoint() itself must never write a flagged state with its
+    # failure unrecorded, wherever it is called from.
     stopped = deferred("3:adam=30@1e-2")
     stopped.log_every = 10
     stopped.residuals = _CtrlC(stopped.residuals.residuals, at=15, times=2)
@@ -883,7 +885,7 @@ def test_deferred_flag_is_read_before_a_hard_ctrl_c_checkpoint(tmp_path, termina
     with pytest.raises(KeyboardInterrupt):
         stopped.run()
     stopped.checkpoint_path = tmp_path / "checkpoint.h5"
-    stopped.save_checkpoint()  # as solve() does on KeyboardInterrupt
+    stopped.save_checkpoint()
     saved = load_checkpoint(stopped.checkpoint_path)
     events = json.loads(saved["history"])["events"]
     assert [(e["event"], e["step"]) for e in events] == [("nonfinite", 12)]
@@ -902,3 +904,153 @@ def test_parameters_fused_adam_cannot_take_keep_per_step_checks():
     events = [(e["event"], e["step"], e["action"]) for e in trainer.history.events]
     assert events == [("nonfinite", 9, "rolled back, Adam learning rate now 1.0e-03")]  # at once
     assert trainer.step == 30 and bool(torch.isfinite(flat(trainer.model)).all())
+
+
+# ------------------------------------------------------------- stops and failed writes
+# The in-process command line with signals sent from inside training, at the n-th gradient.
+STOPS = ["--schedule", "5:adam=30@1e-2,10:adam=10@1e-3", "--points", "interior=40,test=21",
+         "--log-every", "5", "--checkpoint-every", "10", "--quiet", "--device", "cpu"]  # fmt: skip
+
+
+@pytest.fixture
+def terminal_signals():
+    # as in a terminal or under a scheduler: Ctrl-C raises, SIGTERM and SIGHUP would kill
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, signal.SIG_DFL),
+        signal.SIGHUP: signal.signal(signal.SIGHUP, signal.SIG_DFL),
+    }
+    yield
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def _signals_at(monkeypatch, at: int, *signals):
+    from kanpde import training
+
+    original = training.Trainer._grad
+    calls = [0]
+
+    def grad(self):
+        calls[0] += 1
+        if calls[0] == at:
+            for sig in signals:
+                signal.raise_signal(sig)
+        return original(self)
+
+    monkeypatch.setattr(training.Trainer, "_grad", grad)
+    return original
+
+
+def _resumed_equals_uninterrupted(d: Path, tmp_path: Path) -> None:
+    from kanpde.cli import main
+
+    assert main(["solve", POISSON1D, "--resume", str(d), "--quiet"]) == 0
+    assert main(["solve", POISSON1D, *STOPS, "--out", str(tmp_path / "full")]) == 0
+    resumed, full = kanpde.load(d), kanpde.load(run_dir(tmp_path / "full"))
+    np.testing.assert_array_equal(resumed.history["step"], full.history["step"])
+    np.testing.assert_array_equal(resumed.history["loss"], full.history["loss"])
+    np.testing.assert_array_equal(resumed.solution["pred"], full.solution["pred"])
+
+
+def test_a_second_ctrl_c_keeps_the_last_regular_checkpoint(
+    tmp_path, capsys, monkeypatch, terminal_signals
+):
+    # It stops at once, perhaps mid-step or mid-extension: that state was saved over the
+    # regular checkpoint, and resumed to another result (Adam's step 25 taken twice) or not at
+    # all (a half-extended grid with the old grid's moments).
+    from kanpde.cli import main
+
+    original = _signals_at(monkeypatch, 26, signal.SIGINT, signal.SIGINT)
+    code = main(["solve", POISSON1D, *STOPS, "--out", str(tmp_path / "cut")])
+    d = run_dir(tmp_path / "cut")
+    assert code == 130
+    err = capsys.readouterr().err
+    assert f"stopped at once; the last regular checkpoint is kept in {d / 'checkpoint.h5'}" in err
+    assert load_checkpoint(d / "checkpoint.h5")["position"]["step"] == 20
+    monkeypatch.setattr(kanpde.training.Trainer, "_grad", original)
+    _resumed_equals_uninterrupted(d, tmp_path)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_stop_between_steps_with_a_checkpoint(
+    sig, tmp_path, capsys, monkeypatch, terminal_signals
+):
+    # a scheduler's stop or a closed terminal ended the run without a checkpoint
+    from kanpde.cli import main
+
+    original = _signals_at(monkeypatch, 26, sig)
+    assert main(["solve", POISSON1D, *STOPS, "--out", str(tmp_path / "cut")]) == 130
+    d = run_dir(tmp_path / "cut")
+    assert f"checkpoint saved in {d / 'checkpoint.h5'}" in capsys.readouterr().err
+    # the step whose gradient the signal met is finished first
+    assert load_checkpoint(d / "checkpoint.h5")["position"]["step"] == 26
+    assert signal.getsignal(sig) is signal.SIG_DFL  # handed back
+    monkeypatch.setattr(kanpde.training.Trainer, "_grad", original)
+    _resumed_equals_uninterrupted(d, tmp_path)
+
+
+def test_ctrl_c_while_the_results_are_written_keeps_the_trained_state(
+    tmp_path, capsys, monkeypatch
+):
+    # training had finished, yet the message said "checkpoint saved" of an older checkpoint
+    from kanpde import results
+    from kanpde.cli import main
+
+    original = results.save_run
+
+    def interrupted(run, out):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results, "save_run", interrupted)
+    assert main(["solve", POISSON1D, *STOPS, "--out", str(tmp_path / "cut")]) == 130
+    d = run_dir(tmp_path / "cut")
+    assert "interrupted while writing the results; training had finished" in capsys.readouterr().err
+    assert load_checkpoint(d / "checkpoint.h5")["position"]["step"] == 40
+    monkeypatch.setattr(results, "save_run", original)
+    _resumed_equals_uninterrupted(d, tmp_path)
+    assert kanpde.load(d).metrics["steps"] == 40
+
+
+def _failing_writes(monkeypatch, name: str, times: int = 1_000_000):
+    """Writes of files called ``name`` fail as on a full disk (the first ``times`` of them)."""
+    import errno
+    import tempfile
+
+    original = tempfile.mkstemp
+    left = [times]
+
+    def mkstemp(*args, prefix="", **kw):
+        if prefix.startswith(f".{name}.") and left[0] > 0:
+            left[0] -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(*args, prefix=prefix, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+def test_a_failed_checkpoint_write_is_warned_of_and_training_goes_on(tmp_path, capsys, monkeypatch):
+    from kanpde.cli import main
+
+    _failing_writes(monkeypatch, "checkpoint.h5", times=2)
+    assert main(["solve", POISSON1D, *STOPS, "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("checkpoint.h5: could not be written (OSError: [Errno 28] No space") == 2
+    assert "step 10:" in err and "training goes on" in err
+    assert kanpde.load(run_dir(tmp_path)).metrics["steps"] == 40
+
+
+def test_a_failed_results_write_is_one_line_and_keeps_the_trained_state(
+    tmp_path, capsys, monkeypatch
+):
+    from kanpde.cli import main
+
+    _failing_writes(monkeypatch, "result.h5", times=1)
+    assert main(["solve", POISSON1D, *STOPS, "--out", str(tmp_path)]) == 2
+    d = run_dir(tmp_path)
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "result.h5: could not be written (OSError" in err
+    assert f"--resume {d} writes the results without training again" in err
+    assert load_checkpoint(d / "checkpoint.h5")["position"]["step"] == 40
+    assert main(["solve", POISSON1D, "--resume", str(d), "--quiet"]) == 0  # room again
+    assert kanpde.load(d).metrics["steps"] == 40
