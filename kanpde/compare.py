@@ -13,6 +13,7 @@ import csv
 import json
 import math
 import numbers
+import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -136,7 +137,7 @@ class Comparison:
         """Write ``comparison.csv``, ``comparison.h5`` and ``comparison.md`` into ``out``."""
         import h5py
 
-        from .results import write_atomic
+        from .results import signals_held, write_atomic
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -174,9 +175,10 @@ class Comparison:
                         if k in run.history:
                             h.create_dataset(k, data=run.history[k])
 
-        write_atomic(paths["csv"], write_csv)
-        write_atomic(paths["md"], write_md)
-        write_atomic(paths["h5"], write)
+        with signals_held():  # a Ctrl-C between two of them left tables that disagreed
+            write_atomic(paths["csv"], write_csv)
+            write_atomic(paths["md"], write_md)
+            write_atomic(paths["h5"], write)
         return paths
 
 
@@ -346,7 +348,11 @@ def _plan(
     ]
     points = dict(problem.points)
     points.setdefault("seed", 0)  # identical collocation points for every model and seed
+    from .problem import file_hash
+
     setup = {
+        "problem_hash": file_hash(problem.source),
+        "models": [cfg for _, _, cfg, _ in models],
         "budget": budget,
         "seconds": seconds,
         "steps": total,
@@ -444,35 +450,80 @@ def _columns(rows: list[dict]) -> list[str]:
 
 
 def _execute(
-    plan: _Plan, out: Path | None, device: str, dtype: str | None, progress: bool
+    plan: _Plan,
+    out: Path | None,
+    device: str,
+    dtype: str | None,
+    progress: bool,
+    resume: bool = False,
 ) -> Comparison:
-    """Train every model and seed of ``plan``; refresh the saved table after each run."""
-    from .training import solve
+    """Train every model and seed of ``plan``; refresh the saved table after each run.
 
+    With ``resume``, the runs the study in ``out`` finished are taken as they are, and a run
+    it left with a checkpoint continues from there.
+    """
     problem = plan.problem
     result = Comparison(problem.name, [], plan.setup, {})
+    done = _finished_runs(plan, out) if resume else {}
+    if out is not None and not resume:
+        result.save(out)  # the setup first: a study stopped in its first run can be resumed
     for kind, width, cfg, stages in plan.models:
         for seed in range(plan.seeds):
             label, widths = _label(kind, width), "-".join(map(str, width))
             run_out = out / "runs" / _run_name(label, widths, seed) if out else None
-            # overwrite: the study owns its runs/ (a study written again replaces its runs)
-            common = dict(
-                points=plan.points, device=device, dtype=dtype, seed=seed, progress=progress,
-                log_every=50, overwrite=True,
-            )  # fmt: skip
-            if plan.budget == "seconds":
-                run = solve_timed(problem, cfg, stages, plan.seconds, out=run_out, **common)
+            if (label, seed) in done:
+                row, run = done[label, seed]
             else:
-                run = solve(
-                    problem, model=cfg, schedule=stages, out=run_out, checkpoint_every=0, **common
-                )
-            result.rows.append(_row(kind, width, seed, run))
+                run = _train_one(plan, cfg, stages, seed, run_out, device, dtype, progress, resume)
+                row = _row(kind, width, seed, run)
+            result.rows.append(row)
             result.runs[(label, seed)] = run
             result.setup["runs_finished"] = len(result.rows)
             if out is not None:
                 # After every run, not at the end: an interrupted study keeps what it finished.
                 result.save(out)
     return result
+
+
+def _train_one(plan: _Plan, cfg, stages, seed, run_out, device, dtype, progress, resume):
+    """One run of the study: continued from its checkpoint when resuming, else from scratch."""
+    from .training import solve
+
+    if resume and (run_out / "checkpoint.h5").is_file():
+        return solve(plan.problem, resume=run_out, out=run_out, device=device, progress=progress)
+    # overwrite: the study owns its runs/ (a study written again replaces its runs)
+    common = dict(points=plan.points, device=device, dtype=dtype, seed=seed, progress=progress,
+                  log_every=50, overwrite=True)  # fmt: skip
+    if plan.budget == "seconds":
+        return solve_timed(plan.problem, cfg, stages, plan.seconds, out=run_out, **common)
+    return solve(
+        plan.problem, model=cfg, schedule=stages, out=run_out, checkpoint_every=0, **common
+    )
+
+
+def _finished_runs(plan: _Plan, out: Path | None) -> dict:
+    """The rows and runs of the study saved in ``out``, which must have ``plan``'s settings."""
+    from .results import ResultsError
+
+    if out is None:
+        raise CLIError("resume: needs out, the directory of the study to continue")
+    try:
+        saved = Comparison.load(out)
+    except ResultsError as e:
+        raise CLIError(f"--resume {out}: {e}") from None
+    mine = json.loads(json.dumps(plan.setup))  # as the file holds it (lists, not tuples)
+    keys = (mine.keys() | saved.setup.keys()) - {"runs_finished"}
+    differ = sorted(k for k in keys if mine.get(k) != saved.setup.get(k))
+    if differ:
+        raise CLIError(
+            f"--resume {out}: the study was started with other settings ({', '.join(differ)} "
+            "differ); give the problem file and options it was started with"
+        )
+    return {
+        (r["model"], r["seed"]): (r, saved.runs[r["model"], r["seed"]])
+        for r in saved.rows
+        if (r["model"], r["seed"]) in saved.runs
+    }
 
 
 def compare(
@@ -488,6 +539,7 @@ def compare(
     out: str | Path | None = None,
     progress: bool = False,
     activation: str = "tanh",
+    resume: bool = False,
 ) -> Comparison:
     """Train KANs and MLPs on the same points, test set and budget; return the table.
 
@@ -520,6 +572,9 @@ def compare(
         Show a progress bar per run.
     activation : str
         Activation of the MLPs (``tanh``, ``sin``, ``silu``, ``softplus``, ``gelu``).
+    resume : bool
+        Continue the study saved in ``out`` (same problem file and arguments): its finished
+        runs are kept, a run it left with a checkpoint continues, the others train.
 
     Returns
     -------
@@ -536,7 +591,8 @@ def compare(
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
     plan = _plan(problem, kans, mlps, seeds, budget, seconds, steps, device, dtype, activation)
-    result = _execute(plan, Path(out) if out is not None else None, device, dtype, progress)
+    out = Path(out) if out is not None else None
+    result = _execute(plan, out, device, dtype, progress, resume=resume)
     if out is not None:
         result.figures = _figures(result, Path(out))
     return result
@@ -624,24 +680,51 @@ def sweep(
     seed: int = 0,
     out: str | Path | None = None,
     progress: bool = False,
+    resume: bool = False,
 ) -> Sweep:
     """The KAN paper's grid-scaling study on ``problem`` with ``steps`` L-BFGS steps per grid.
+
+    With ``out``, each run is saved as it finishes (``extension.h5``, ``separate/grid-G.h5``)
+    beside ``sweep.json`` (the settings); ``resume=True`` continues the study saved there,
+    keeping its finished runs.
 
     Raises
     ------
     CLIError
-        Fewer than two grid sizes, sizes not strictly increasing, or ``steps < 1``.
+        Fewer than two grid sizes, sizes not strictly increasing, ``steps < 1``, or a study
+        to resume with other settings.
     """
-    from .problem import load_problem
+    from .problem import file_hash, load_problem
+    from .results import load, save_run
     from .training import solve
 
     grids = _check_sweep(grids, steps)
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
     _check_problem(problem, kan=True)
+    out = Path(out) if out is not None else None
+    setup = {"problem_hash": file_hash(problem.source), "grids": grids, "steps": steps,
+             "seed": seed, "device": device, "dtype": dtype or problem.dtype}  # fmt: skip
+    if resume:
+        _check_saved_sweep(out, setup)
+    elif out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "sweep.json").write_text(json.dumps(setup) + "\n")
+
+    def run(name: str, schedule: list[Stage]):
+        """A run of the study: read back when a resumed study has it, else trained (and
+        saved at once, so that an interrupted study keeps it)."""
+        path = out / name if out is not None else None
+        if resume and path.is_file():
+            return load(path)
+        r = solve(problem, schedule=schedule, device=device, dtype=dtype, seed=seed,
+                  progress=progress, log_every=steps, checkpoint_every=0)  # fmt: skip
+        if path is not None:
+            save_run(r, path)
+        return r
+
     stages = [Stage("lbfgs", steps, grid=g) for g in grids]
-    ext = solve(problem, schedule=stages, device=device, dtype=dtype, seed=seed,
-                progress=progress, log_every=steps, checkpoint_every=0)  # fmt: skip
+    ext = run("extension.h5", stages)
     h = ext.history
     # The last row logged up to the end of each stage carries that stage's test error (a stage
     # whose L-BFGS could not move logs no row of its own: its predecessor's last row stands).
@@ -650,9 +733,7 @@ def sweep(
     separate, stalled = [], []
     for g in grids:
         planned = steps * (grids.index(g) + 1)
-        r = solve(problem, schedule=[Stage("lbfgs", planned, grid=g)],
-                  device=device, dtype=dtype, seed=seed, progress=progress, log_every=steps,
-                  checkpoint_every=0)  # fmt: skip
+        r = run(f"separate/grid-{g}.h5", [Stage("lbfgs", planned, grid=g)])
         separate.append(math.sqrt(r.metrics["mse"]))
         short = r.metrics["steps"] < planned and any(
             e["event"] == "lbfgs_converged" for e in r.events
@@ -667,8 +748,6 @@ def sweep(
                    fitted_slope(*zip(*fit)), ext, stalled=stalled, theory=theory,
                    basis=basis)  # fmt: skip
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
         with open(out / "sweep.csv", "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["grid", "rmse_extension", "rmse_separate", "separate_stopped_at",
@@ -677,11 +756,25 @@ def sweep(
             slope = ["" if theory is None else theory] * len(grids)
             w.writerows(zip(grids, extension, separate, stops, slope))
         (out / "sweep.md").write_text(result.markdown())
-        from .results import save_run
-
-        save_run(ext, out / "extension.h5")
         result.figures = _figures(result, out)
     return result
+
+
+def _check_saved_sweep(out: Path | None, setup: dict) -> None:
+    """Refuse to resume a sweep that is not there or was started with other settings."""
+    if out is None:
+        raise CLIError("resume: needs out, the directory of the study to continue")
+    try:
+        saved = json.loads((out / "sweep.json").read_text())
+    except (OSError, ValueError):
+        raise CLIError(f"--resume {out}: no sweep.json; not a sweep study directory") from None
+    mine = json.loads(json.dumps(setup))
+    differ = sorted(k for k in mine.keys() | saved.keys() if mine.get(k) != saved.get(k))
+    if differ:
+        raise CLIError(
+            f"--resume {out}: the study was started with other settings ({', '.join(differ)} "
+            "differ); give the problem file and options it was started with"
+        )
 
 
 def _figures(result, out: Path) -> list[Path]:
@@ -728,6 +821,37 @@ def _check_common(args) -> None:
         raise CLIError(f"--device {args.device!r}: {e}") from None
 
 
+def _study_directory(args, name: str, seed) -> tuple[Path, list[Path]]:
+    """The study's directory: the one given to ``--resume``, or a new one under ``--out``."""
+    if args.resume is None:
+        return new_run_directory(args.out, name, seed)
+    out = Path(args.resume)
+    if args.out != "runs":
+        raise CLIError("--out: not with --resume, which names the study's directory")
+    if not out.is_dir():
+        raise CLIError(f"--resume {out}: no such study directory")
+    return out, []
+
+
+def _continue_command(args, out: Path) -> str:
+    """The command line that resumes the study in ``out``."""
+    argv, skip = [], False
+    for a in args.argv:  # drop --out and --resume (with their values): the study names both
+        if skip:
+            skip = False
+        elif a in ("--out", "--resume"):
+            skip = True
+        elif not a.startswith(("--out=", "--resume=")):
+            argv.append(a)
+    return shlex.join(["kanpde", *argv, "--resume", str(out)])
+
+
+def _resumable(out: Path) -> bool:
+    """Whether the study in ``out`` has a finished run or a run's checkpoint to go on from."""
+    runs = out / "runs"
+    return any(runs.glob("*/result.h5")) or any(runs.glob("*/checkpoint.h5"))
+
+
 def cmd_compare(args) -> int:
     from .problem import load_problem
     from .training import TrainingStopped
@@ -738,20 +862,24 @@ def cmd_compare(args) -> int:
         problem, args.kan, args.mlp, args.seeds, args.budget, args.seconds, args.steps,
         args.device, args.dtype, "tanh",
     )  # fmt: skip
-    out, created = new_run_directory(args.out, f"compare-{problem.name}", None)
+    out, created = _study_directory(args, f"compare-{problem.name}", None)
+    resume = args.resume is not None
     try:
-        result = _execute(plan, out, args.device, args.dtype, progress=not args.quiet)
+        result = _execute(plan, out, args.device, args.dtype, not args.quiet, resume=resume)
         result.figures = _figures(result, out)
-    except (KeyboardInterrupt, TrainingStopped) as e:
-        _discard(created)
-        if (out / "comparison.csv").exists():
-            print(f"results of the finished runs: {out}", file=sys.stderr)
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        print(f"kanpde: error: {e}", file=sys.stderr)
-        return 1
-    except BaseException:
-        _discard(created)  # e.g. an error in the problem's code, met by the first run
+    except BaseException as e:
+        if created and not _resumable(out):  # nothing worth keeping in a new directory
+            for name in ("comparison.csv", "comparison.h5", "comparison.md"):
+                (out / name).unlink(missing_ok=True)
+            _discard(created)
+        elif isinstance(e, KeyboardInterrupt | TrainingStopped):
+            if any((out / "runs").glob("*/result.h5")):
+                print(f"results of the finished runs: {out}", file=sys.stderr)
+            if isinstance(e, KeyboardInterrupt):
+                print(f"continue with: {_continue_command(args, out)}", file=sys.stderr)
+        if isinstance(e, TrainingStopped):
+            print(f"kanpde: error: {e}", file=sys.stderr)
+            return 1
         raise
     return _report(result, out)
 
@@ -763,12 +891,19 @@ def cmd_sweep(args) -> int:
     _check_common(args)
     grids = _check_sweep(args.grids, args.steps)
     _check_problem(problem, kan=True)
-    out, created = new_run_directory(args.out, f"sweep-{problem.name}", args.seed)
+    out, created = _study_directory(args, f"sweep-{problem.name}", args.seed)
     try:
         result = sweep(problem, grids, steps=args.steps, device=args.device, dtype=args.dtype,
-                       seed=args.seed, out=out, progress=not args.quiet)  # fmt: skip
-    except BaseException:
-        _discard(created)
+                       seed=args.seed, out=out, progress=not args.quiet,
+                       resume=args.resume is not None)  # fmt: skip
+    except BaseException as e:
+        finished = (out / "extension.h5").is_file()
+        if created and not finished:  # nothing worth keeping in a new directory
+            (out / "sweep.json").unlink(missing_ok=True)
+            _discard(created)
+        elif isinstance(e, KeyboardInterrupt):
+            print(f"finished runs are kept in {out}", file=sys.stderr)
+            print(f"continue with: {_continue_command(args, out)}", file=sys.stderr)
         raise
     return _report(result, out)
 
@@ -795,6 +930,11 @@ def register(sub) -> None:
         help="total optimizer steps (default: the KAN schedule's); under --budget seconds the "
         "runs train for --seconds, and the steps only weigh the stages' shares of it",
     )  # fmt: skip
+    c.add_argument(
+        "--resume", metavar="STUDY_DIR",
+        help="continue an interrupted study (give the options it was started with): finished "
+        "runs are kept, a run stopped with a checkpoint goes on from there",
+    )  # fmt: skip
     _common_arguments(c)
     c.set_defaults(func=cmd_compare)
 
@@ -807,6 +947,11 @@ def register(sub) -> None:
     )
     s.add_argument("--steps", type=int, default=200, help="L-BFGS steps per grid (default 200)")
     s.add_argument("--seed", type=int, default=0, help="seed of the initialisation (default 0)")
+    s.add_argument(
+        "--resume", metavar="STUDY_DIR",
+        help="continue an interrupted sweep (give the options it was started with), keeping "
+        "its finished runs",
+    )  # fmt: skip
     _common_arguments(s)
     s.set_defaults(func=cmd_sweep)
 

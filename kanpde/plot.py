@@ -1123,12 +1123,12 @@ def _rows(results) -> tuple[list[dict], str | None]:
 
             study = Comparison.load(path, runs=False)  # the table only
             if not study.rows:
-                raise ValueError(f"{path}: no rows")
+                raise ValueError(f"{path}: no rows (no run of the study has finished yet)")
             return [dict(r) for r in study.rows], study.problem
         with open(path, newline="") as f:
             rows = [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(f)]
         if not rows:
-            raise ValueError(f"{path}: no rows")
+            raise ValueError(f"{path}: no rows (no run of the study has finished yet)")
         return rows, title
     if hasattr(results, "rows"):
         return [dict(r) for r in results.rows], title

@@ -359,6 +359,102 @@ def test_interrupted_compare_keeps_the_finished_runs(tmp_path, monkeypatch, caps
     assert "KAN [1,3,1]" in (out / "comparison.md").read_text()
 
 
+@pytest.fixture
+def terminal_sigint():
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_an_interrupted_compare_resumes_to_the_uninterrupted_table(
+    tmp_path, monkeypatch, capsys, terminal_sigint
+):
+    # a rerun made a new study and trained every run again; the stopped run was lost
+    import shlex
+    import signal
+
+    from kanpde import training
+    from kanpde.cli import main
+
+    original, trainers = training.Trainer._grad, []
+
+    def grad(self):  # Ctrl-C at the 5th evaluation of the second run (the MLP's)
+        if self not in trainers:
+            trainers.append(self)
+        if len(trainers) == 2 and self.evals == 4:
+            signal.raise_signal(signal.SIGINT)
+        return original(self)
+
+    monkeypatch.setattr(training.Trainer, "_grad", grad)
+    argv = ["compare", POISSON1D, "--kan", "1,3,1", "--mlp", "1,8,1", "--seeds", "1",
+            "--steps", "20", "--device", "cpu", "--quiet"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "cut")]) == 130
+    (out,) = (tmp_path / "cut").iterdir()
+    err = capsys.readouterr().err
+    assert (out / "runs" / "mlp-1-8-1-s0" / "checkpoint.h5").is_file()
+    command = err.split("continue with: ")[1].splitlines()[0]
+    assert command == shlex.join(["kanpde", *argv, "--resume", str(out)])
+    monkeypatch.setattr(training.Trainer, "_grad", original)
+    trained = []
+    monkeypatch.setattr(training.Trainer, "run", _counting(training.Trainer.run, trained))
+    # other settings than the study's are refused
+    assert main([*shlex.split(command)[1:], "--seeds", "2"]) == 2
+    assert "the study was started with other settings (runs_planned, seeds differ)" in (
+        capsys.readouterr().err
+    )
+    assert main(shlex.split(command)[1:]) == 0
+    assert len(trained) == 1  # the MLP's run went on; the KAN's was kept as it was
+    assert main([*argv, "--out", str(tmp_path / "full")]) == 0
+    (full,) = (tmp_path / "full").iterdir()
+    resumed, whole = Comparison.load(out), Comparison.load(full)
+    assert [r["model"] for r in resumed.rows] == ["KAN [1,3,1]", "MLP [1,8,1]"]
+    for a, b in zip(resumed.rows, whole.rows):
+        assert (a["mse"], a["steps"]) == (b["mse"], b["steps"])
+
+
+def test_an_interrupted_sweep_keeps_its_runs_and_resumes(tmp_path, monkeypatch, capsys):
+    # it wrote nothing until the end, and the study directory was removed on Ctrl-C
+    import shlex
+
+    import kanpde.training
+    from kanpde.cli import main
+
+    real, calls = kanpde.training.solve, []
+
+    def solve(*args, **kwargs):  # Ctrl-C in the third run: the second separate one
+        calls.append(kwargs["schedule"][-1].grid)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kanpde.training, "solve", solve)
+    argv = ["sweep", POISSON1D, "--grids", "3,5,8", "--steps", "5", "--device", "cpu", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "cut")]) == 130
+    (out,) = (tmp_path / "cut").iterdir()
+    assert sorted(p.name for p in (out / "separate").iterdir()) == ["grid-3.h5"]
+    assert (out / "extension.h5").is_file() and not (out / "sweep.csv").exists()
+    command = capsys.readouterr().err.split("continue with: ")[1].splitlines()[0]
+    calls.clear()
+    assert main([*shlex.split(command)[1:], "--steps", "6"]) == 2  # other settings: refused
+    assert "other settings (steps differ)" in capsys.readouterr().err
+    assert main(shlex.split(command)[1:]) == 0
+    assert calls == [5, 8]  # only the runs it had not finished
+    monkeypatch.setattr(kanpde.training, "solve", real)
+    assert main([*argv, "--out", str(tmp_path / "full")]) == 0
+    (full,) = (tmp_path / "full").iterdir()
+    assert (out / "sweep.csv").read_text() == (full / "sweep.csv").read_text()
+
+
+def _counting(method, calls):
+    def counted(self, *args, **kwargs):
+        calls.append(self)
+        return method(self, *args, **kwargs)
+
+    return counted
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -521,3 +617,13 @@ def test_a_systems_table_has_each_outputs_relative_l2(tmp_path):
     again = Comparison.load(tmp_path, runs=False)
     assert list(again.rows[0])[-3:] == ["rel_l2_u", "rel_l2_v", "rel_l2_p"]
     assert again.rows[0]["rel_l2_v"] == result.rows[0]["rel_l2_v"]
+
+
+def test_a_study_with_no_finished_run_plots_as_one_clear_line(tmp_path):
+    # a study stopped in its first run has its setup saved (to resume it), and no rows yet
+    from kanpde import plot
+
+    Comparison("p", [], {"seeds": 1}).save(tmp_path)
+    for table in ("comparison.csv", "comparison.h5"):
+        with pytest.raises(ValueError, match="no rows \\(no run of the study has finished yet\\)"):
+            plot.compare(tmp_path / table)
