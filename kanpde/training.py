@@ -150,6 +150,19 @@ def _kans(model: nn.Module) -> list[KAN]:
     return [m for m in model.modules() if isinstance(m, KAN)]
 
 
+def _unknowns(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """The one-number parameters of a module of the user's own outside its networks: an
+    inverse problem's unknown coefficients, whose values the history records."""
+    nets = [f"{name}." for name, m in model.named_modules() if isinstance(m, KAN | MLP)]
+    if "." in nets:  # the model is a network itself
+        return []
+    return [
+        (name, p)
+        for name, p in model.named_parameters()
+        if p.numel() == 1 and not any(name.startswith(n) for n in nets)
+    ]
+
+
 @contextlib.contextmanager
 def _inspecting(model: nn.Module, device: torch.device):
     """Run ``model`` for a look only: in eval mode (no batch-norm statistics updated, no
@@ -572,6 +585,7 @@ class Trainer:
             )
         self.graphs = bool(graphs)
         self._grid_net = _grid_network(self.model, stages)
+        self._unknowns = _unknowns(self.model)
         # Reading a step's finiteness waits for the GPU to finish it: on CUDA, Adam runs on
         # unchecked instead, fused Adam leaving a step flagged non-finite undone on the device,
         # and the flags are read where the trainer looks at the state anyway (see _settle).
@@ -599,6 +613,7 @@ class Trainer:
             "evals": self.evals,
             **{f"loss_{k}": v for k, v in terms.items()},
             **self.metrics(),
+            **{f"param_{name}": float(p.detach()) for name, p in self._unknowns},
         }
         self.history.append(row)
         if self._bar is not None:

@@ -392,6 +392,10 @@ def test_a_module_of_the_users_own_trains_saves_and_reloads(tmp_path):
     assert abs(model.k.item() - 2.0) < 0.05 and run.metrics["rel_l2"] < 0.02
     assert run.config["model"] == {"type": "custom", "class": f"{__name__}._WithUnknown"}
     loaded = kanpde.load(tmp_path)
+    # the unknown's path is in the history (the KAN's own parameters are not)
+    k = loaded.history["param_k"]
+    assert k[0] == 0.5 and k[-1] == model.k.item() and len(k) == len(loaded.history["step"])
+    assert [c for c in loaded.history if c.startswith("param_")] == ["param_k"]
     from kanpde.plot import _model_text  # figure titles name the class ("CUSTOM []" before)
 
     assert _model_text(loaded) == f"_WithUnknown, {loaded.config['parameters']} parameters"
