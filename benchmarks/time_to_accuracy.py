@@ -119,7 +119,7 @@ def main(argv=None) -> int:
               f"final_mse={r['final_mse']:.2e}")  # fmt: skip
     path = save(
         # a run of one implementation leaves the three-way file alone
-        f"tta-{args.device.split(':')[0]}" + (f"-{args.only}" if args.only else ""),
+        f"tta-{args.device.split(':')[0]}" + (f"-{'-'.join(args.only)}" if args.only else ""),
         {
             "machine": machine(args.device),
             "target_mse": args.target,
