@@ -345,12 +345,8 @@ def cmd_solve(args) -> int:
 
 def _interrupted(args, out: Path, created: list[Path], stop: KeyboardInterrupt) -> None:
     """Tell where the checkpoint of an interrupted run is and how to continue it."""
-    if (out / "result.h5").exists() and (out / "checkpoint.h5").exists():
-        # the stop came after the results were written
-        print(
-            f"kanpde: interrupted, but the run had finished: {out / 'result.h5'}", file=sys.stderr
-        )
-        (out / "checkpoint.h5").unlink(missing_ok=True)
+    if getattr(stop, "result", None) is not None:  # the stop came after the results were written
+        print(f"kanpde: interrupted, but the run had finished: {stop.result}", file=sys.stderr)
         return
     checkpoint = out / "checkpoint.h5"
     if not checkpoint.exists():
@@ -363,7 +359,7 @@ def _interrupted(args, out: Path, created: list[Path], stop: KeyboardInterrupt) 
             f"saved in {checkpoint}",
             file=sys.stderr,
         )
-    elif getattr(stop, "saved", True):
+    elif getattr(stop, "saved", False):
         print(f"kanpde: interrupted; checkpoint saved in {checkpoint}", file=sys.stderr)
     else:  # a second Ctrl-C: the state of that moment may be mid-step, so it was not saved
         print(

@@ -301,7 +301,7 @@ def _plan(
             f"{', '.join(ACTIVATIONS)}"
         )
     try:
-        resolve_device(device)
+        resolved = str(resolve_device(device))  # what "auto" is here: a resumed study must match
     except ValueError as e:
         raise CLIError(f"--device {device!r}: {e}") from None
 
@@ -361,7 +361,7 @@ def _plan(
         "mlp_schedule": [s.to_dict() for s in mlp_stages],
         "matched_mlps": matched,
         "seeds": seeds,
-        "device": device,
+        "device": resolved,
         "dtype": dtype or problem.dtype,
         "runs_planned": len(models) * seeds,
         "runs_finished": 0,
@@ -511,14 +511,7 @@ def _finished_runs(plan: _Plan, out: Path | None) -> dict:
         saved = Comparison.load(out)
     except ResultsError as e:
         raise CLIError(f"--resume {out}: {e}") from None
-    mine = json.loads(json.dumps(plan.setup))  # as the file holds it (lists, not tuples)
-    keys = (mine.keys() | saved.setup.keys()) - {"runs_finished"}
-    differ = sorted(k for k in keys if mine.get(k) != saved.setup.get(k))
-    if differ:
-        raise CLIError(
-            f"--resume {out}: the study was started with other settings ({', '.join(differ)} "
-            "differ); give the problem file and options it was started with"
-        )
+    _same_settings(out, saved.setup, plan.setup, ignore={"runs_finished"})
     return {
         (r["model"], r["seed"]): (r, saved.runs[r["model"], r["seed"]])
         for r in saved.rows
@@ -696,15 +689,19 @@ def sweep(
     """
     from .problem import file_hash, load_problem
     from .results import load, save_run
-    from .training import solve
+    from .training import resolve_device, solve
 
     grids = _check_sweep(grids, steps)
+    try:
+        resolved = str(resolve_device(device))
+    except ValueError as e:
+        raise CLIError(f"--device {device!r}: {e}") from None
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
     _check_problem(problem, kan=True)
     out = Path(out) if out is not None else None
     setup = {"problem_hash": file_hash(problem.source), "grids": grids, "steps": steps,
-             "seed": seed, "device": device, "dtype": dtype or problem.dtype}  # fmt: skip
+             "seed": seed, "device": resolved, "dtype": dtype or problem.dtype}  # fmt: skip
     if resume:
         _check_saved_sweep(out, setup)
     elif out is not None:
@@ -768,13 +765,25 @@ def _check_saved_sweep(out: Path | None, setup: dict) -> None:
         saved = json.loads((out / "sweep.json").read_text())
     except (OSError, ValueError):
         raise CLIError(f"--resume {out}: no sweep.json; not a sweep study directory") from None
-    mine = json.loads(json.dumps(setup))
-    differ = sorted(k for k in mine.keys() | saved.keys() if mine.get(k) != saved.get(k))
-    if differ:
-        raise CLIError(
-            f"--resume {out}: the study was started with other settings ({', '.join(differ)} "
-            "differ); give the problem file and options it was started with"
-        )
+    _same_settings(out, saved, setup)
+
+
+def _same_settings(out: Path, saved: dict, setup: dict, ignore=frozenset()) -> None:
+    """Refuse to resume the study in ``out`` with settings other than its own."""
+    mine = json.loads(json.dumps(setup))  # as the file holds them (lists, not tuples)
+    keys = (mine.keys() | saved.keys()) - set(ignore)
+    differ = sorted(k for k in keys if mine.get(k) != saved.get(k))
+    if not differ:
+        return
+    shown = [
+        f"{k}: {saved.get(k)} there, {mine.get(k)} here" if k in ("device", "dtype", "seeds",
+        "seed", "steps", "budget", "seconds") else k
+        for k in differ
+    ]  # fmt: skip
+    raise CLIError(
+        f"--resume {out}: the study was started with other settings ({'; '.join(shown)}); give "
+        "the problem file and options it was started with"
+    )
 
 
 def _figures(result, out: Path) -> list[Path]:

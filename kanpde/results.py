@@ -23,7 +23,9 @@ import json
 import os
 import signal
 import tempfile
+import threading
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,19 +215,37 @@ def _umask() -> int:
     return mask
 
 
+def _from_h5py(e: BaseException) -> bool:
+    return any("h5py" in frame.filename for frame in traceback.extract_tb(e.__traceback__))
+
+
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends (where the platform can), so that
-    files written together (a study's csv, md and h5) are never left disagreeing."""
-    held = {signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)}
-    if not hasattr(signal, "pthread_sigmask"):
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends, so that files written together
+    (a study's csv, md and h5) are never left disagreeing.
+
+    In the main thread, handlers that only note the signal stand in for the old ones, which
+    get it after the block (a signal mask would not do: the kernel hands a process's signal
+    to any thread that does not block it, such as torch's or tqdm's). Elsewhere, a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    names = ("SIGINT", "SIGTERM", "SIGHUP")
+    wanted = [getattr(signal, n) for n in names if hasattr(signal, n)]
+    # None: a handler set outside Python, which could not be put back
+    previous = {sig: signal.getsignal(sig) for sig in wanted}
+    previous = {sig: h for sig, h in previous.items() if h is not None}
+    pending: list[int] = []
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: pending.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(pending):
+            signal.raise_signal(sig)  # to the handler it was meant for, now
 
 
 def write_atomic(path: Path, write) -> None:
@@ -250,8 +270,9 @@ def write_atomic(path: Path, write) -> None:
     except BaseException as e:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        # h5py reports a full disk as OSError or, while closing, RuntimeError
-        if isinstance(e, OSError | RuntimeError):
+        # h5py reports a full disk as OSError or, while closing, RuntimeError (any other
+        # RuntimeError is no failed write and goes on as it is)
+        if isinstance(e, OSError) or (isinstance(e, RuntimeError) and _from_h5py(e)):
             first = (str(e).strip().splitlines() or [""])[0]
             raise ResultsError(f"{path}: could not be written ({type(e).__name__}: {first})") from e
         raise

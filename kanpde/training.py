@@ -19,7 +19,6 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,10 +30,8 @@ from .losses import Residuals, chunked, error_metrics
 from .nn import KAN, MLP, count_parameters, from_config
 from .nn.bases import BSpline
 from .problem import MODEL_OPTIONS, KanpdeWarning, _is_int
+from .results import ResultsError, Run, save_run
 from .schedule import Stage, parse_schedule
-
-if TYPE_CHECKING:
-    from .results import Run
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # One default for the API and the command line, so a CLI run and the catalogue log alike.
@@ -150,17 +147,29 @@ def _kans(model: nn.Module) -> list[KAN]:
     return [m for m in model.modules() if isinstance(m, KAN)]
 
 
+# torch modules that only hold others (or the unknowns themselves, as a ParameterDict)
+_CONTAINERS = (nn.ParameterDict, nn.ParameterList, nn.ModuleDict, nn.ModuleList, nn.Sequential)
+
+
 def _unknowns(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """The one-number parameters of a module of the user's own outside its networks: an
-    inverse problem's unknown coefficients, whose values the history records."""
-    nets = [f"{name}." for name, m in model.named_modules() if isinstance(m, KAN | MLP)]
-    if "." in nets:  # the model is a network itself
+    """The one-number parameters a module of the user's own holds itself (not its networks'
+    or torch layers' such as a ``Linear(n, 1)``'s bias): an inverse problem's unknown
+    coefficients, whose values the history records."""
+    if isinstance(model, KAN | MLP):
         return []
-    return [
-        (name, p)
-        for name, p in model.named_parameters()
-        if p.numel() == 1 and not any(name.startswith(n) for n in nets)
-    ]
+    found, skip = [], []
+    for prefix, m in model.named_modules():
+        layer = type(m).__module__.startswith("torch.nn") and not isinstance(m, _CONTAINERS)
+        if isinstance(m, KAN | MLP) or (layer and type(m) is not nn.Module):
+            skip.append(f"{prefix}.")
+        if any(f"{prefix}.".startswith(s) for s in skip):
+            continue
+        found += [
+            (f"{prefix}.{name}" if prefix else name, p)
+            for name, p in m.named_parameters(recurse=False)
+            if p.numel() == 1
+        ]
+    return found
 
 
 @contextlib.contextmanager
@@ -1121,7 +1130,7 @@ class Trainer:
         if save and self.checkpoint_path is not None:
             try:
                 self.save_checkpoint()
-            except ValueError as e:  # ResultsError: a full disk, a directory made read-only
+            except ResultsError as e:  # a full disk, a directory made read-only
                 warnings.warn(
                     f"step {self.step}: {e}; training goes on, and the previous checkpoint "
                     "(if any) is kept",
@@ -1372,11 +1381,20 @@ class Interrupted(KeyboardInterrupt):
         perhaps mid-step, and leaves the last regular checkpoint as it was.
     finished : bool
         Training was over (the stop came while the results were written).
+    result : Path or None
+        ``result.h5`` when it was complete before the stop (the run is done).
     """
 
-    def __init__(self, checkpoint: Path | None, saved: bool, finished: bool = False) -> None:
+    def __init__(
+        self,
+        checkpoint: Path | None,
+        saved: bool,
+        finished: bool = False,
+        result: Path | None = None,
+    ) -> None:
         super().__init__()
         self.checkpoint, self.saved, self.finished = checkpoint, saved, finished
+        self.result = result
 
 
 def _check_solve_arguments(seed, log_every, checkpoint_every, out) -> None:
@@ -1523,7 +1541,6 @@ def solve(
         file_hash,
         load_problem,
     )
-    from .results import ResultsError, Run, save_run
 
     _check_solve_arguments(seed, log_every, checkpoint_every, out)
     if model is not None and not isinstance(model, dict | nn.Module):
@@ -1712,21 +1729,34 @@ def solve(
             save_run(run, out)
         return run
 
-    if overwrite and state is None and out is not None and distributed.rank() == 0:
+    if out is not None and distributed.rank() == 0 and (overwrite or state is not None):
         # Only now that the call has been checked and set up: the old run's files (and what
-        # kanpde derived from it) go before the new run writes anything.
-        for f in ("result.h5", "checkpoint.h5", "symbolic.h5", "formula.txt"):
+        # kanpde derived from it) go before the new run writes anything. A resumed run's
+        # results so far (written when training stopped) no longer describe it.
+        gone = ("result.h5", "symbolic.h5", "formula.txt")
+        for f in gone + (("checkpoint.h5",) if state is None else ()):
             (out / f).unlink(missing_ok=True)
     distributed.barrier()
 
     def stop(whole: bool, finished: bool = False) -> Interrupted:
         # Only a state between steps is saved: one caught mid-step (a second Ctrl-C) would
         # resume to another result, or not at all mid-extension.
+        if finished and out is not None and (out / "result.h5").is_file():
+            # written by this call (an older one was refused or removed above), and complete
+            # (written atomically): the checkpoint is of no more use
+            (out / "checkpoint.h5").unlink(missing_ok=True)
+            return Interrupted(None, False, True, result=out / "result.h5")
+        saved = False
         if whole and out is not None:
-            trainer.save_checkpoint()
+            try:
+                trainer.save_checkpoint()
+                saved = True
+            except ResultsError as e:
+                warnings.warn(f"{e}; the previous checkpoint (if any) is kept", KanpdeWarning,
+                              stacklevel=3)  # fmt: skip
         kept = trainer.checkpoint_path
         kept = kept if kept is not None and kept.exists() else None
-        return Interrupted(kept, whole and kept is not None, finished)
+        return Interrupted(kept, saved, finished)
 
     try:
         trainer.run()

@@ -401,7 +401,7 @@ def test_an_interrupted_compare_resumes_to_the_uninterrupted_table(
     monkeypatch.setattr(training.Trainer, "run", _counting(training.Trainer.run, trained))
     # other settings than the study's are refused
     assert main([*shlex.split(command)[1:], "--seeds", "2"]) == 2
-    assert "the study was started with other settings (runs_planned, seeds differ)" in (
+    assert "the study was started with other settings (runs_planned; seeds: 1 there, 2 here)" in (
         capsys.readouterr().err
     )
     assert main(shlex.split(command)[1:]) == 0
@@ -438,7 +438,7 @@ def test_an_interrupted_sweep_keeps_its_runs_and_resumes(tmp_path, monkeypatch, 
     command = capsys.readouterr().err.split("continue with: ")[1].splitlines()[0]
     calls.clear()
     assert main([*shlex.split(command)[1:], "--steps", "6"]) == 2  # other settings: refused
-    assert "other settings (steps differ)" in capsys.readouterr().err
+    assert "other settings (steps: 5 there, 6 here)" in capsys.readouterr().err
     assert main(shlex.split(command)[1:]) == 0
     assert calls == [5, 8]  # only the runs it had not finished
     monkeypatch.setattr(kanpde.training, "solve", real)
@@ -627,3 +627,13 @@ def test_a_study_with_no_finished_run_plots_as_one_clear_line(tmp_path):
     for table in ("comparison.csv", "comparison.h5"):
         with pytest.raises(ValueError, match="no rows \\(no run of the study has finished yet\\)"):
             plot.compare(tmp_path / table)
+
+
+def test_a_study_records_the_device_auto_chose():
+    # "auto" matched on a resume on another machine, mixing GPU and CPU runs in one table
+    from kanpde.compare import _plan
+
+    problem = kanpde.load_problem(POISSON1D)
+    plan = _plan(problem, None, None, 1, "steps", None, 4, "auto", None, "tanh")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert plan.setup["device"].split(":")[0] == expected

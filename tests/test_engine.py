@@ -934,3 +934,19 @@ def test_an_unknown_outside_the_model_is_reported_as_not_trained():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Residuals(p, Wrapped(), p.points, p.weights, DT, "cpu")
+
+
+def test_the_unknowns_recorded_are_the_users_own_one_number_parameters():
+    from kanpde.training import _unknowns
+
+    class Inverse(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = kanpde.KAN([1, 3, 1], dtype=DT)
+            self.k = torch.nn.Parameter(torch.tensor(1.0, dtype=DT))
+            self.head = torch.nn.Linear(3, 1)  # a layer's bias is no unknown
+            self.more = torch.nn.ParameterDict({"c": torch.nn.Parameter(torch.tensor(2.0))})
+            self.field = torch.nn.Parameter(torch.ones(4))  # not one number
+
+    assert [name for name, _ in _unknowns(Inverse())] == ["k", "more.c"]
+    assert _unknowns(kanpde.KAN([1, 1, 1])) == [] and _unknowns(kanpde.MLP([1, 1, 1])) == []

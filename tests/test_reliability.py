@@ -994,20 +994,20 @@ def test_ctrl_c_while_the_results_are_written_keeps_the_trained_state(
     tmp_path, capsys, monkeypatch
 ):
     # training had finished, yet the message said "checkpoint saved" of an older checkpoint
-    from kanpde import results
+    from kanpde import training
     from kanpde.cli import main
 
-    original = results.save_run
+    original = training.save_run
 
     def interrupted(run, out):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(results, "save_run", interrupted)
+    monkeypatch.setattr(training, "save_run", interrupted)
     assert main(["solve", POISSON1D, *STOPS, "--out", str(tmp_path / "cut")]) == 130
     d = run_dir(tmp_path / "cut")
     assert "interrupted while writing the results; training had finished" in capsys.readouterr().err
     assert load_checkpoint(d / "checkpoint.h5")["position"]["step"] == 40
-    monkeypatch.setattr(results, "save_run", original)
+    monkeypatch.setattr(training, "save_run", original)
     _resumed_equals_uninterrupted(d, tmp_path)
     assert kanpde.load(d).metrics["steps"] == 40
 
@@ -1054,3 +1054,66 @@ def test_a_failed_results_write_is_one_line_and_keeps_the_trained_state(
     assert load_checkpoint(d / "checkpoint.h5")["position"]["step"] == 40
     assert main(["solve", POISSON1D, "--resume", str(d), "--quiet"]) == 0  # room again
     assert kanpde.load(d).metrics["steps"] == 40
+
+
+def test_ctrl_c_in_a_run_resumed_after_a_stop_keeps_its_checkpoint(
+    tmp_path, capsys, monkeypatch, terminal_signals
+):
+    # A run stopped by repeated failures leaves its results so far and its checkpoint; Ctrl-C
+    # in its resumed run saw both files, called the run finished and deleted the checkpoint.
+    from kanpde import training
+    from kanpde.cli import main
+
+    original = training.Trainer._grad
+    calls = [0]
+
+    def stopped(self):
+        calls[0] += 1
+        if calls[0] == 26:
+            raise TrainingStopped("stopped")
+        return original(self)
+
+    monkeypatch.setattr(training.Trainer, "_grad", stopped)
+    assert main(["solve", POISSON1D, *STOPS, "--out", str(tmp_path / "cut")]) == 1
+    d = run_dir(tmp_path / "cut")
+    assert (d / "result.h5").exists() and (d / "checkpoint.h5").exists()
+    monkeypatch.setattr(training.Trainer, "_grad", original)
+    _signals_at(monkeypatch, 3, signal.SIGINT)
+    assert main(["solve", POISSON1D, "--resume", str(d), "--quiet"]) == 130
+    assert f"checkpoint saved in {d / 'checkpoint.h5'}" in capsys.readouterr().err
+    # the results so far no longer describe the run: a resumed run removes them
+    assert sorted(p.name for p in d.iterdir()) == ["checkpoint.h5"]
+    assert load_checkpoint(d / "checkpoint.h5")["position"]["step"] == 23
+
+
+def test_ctrl_c_after_the_results_are_written_says_the_run_finished(tmp_path, capsys, monkeypatch):
+    from kanpde import training
+    from kanpde.cli import main
+
+    original = training.save_run
+
+    def written_then_interrupted(run, out):
+        original(run, out)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "save_run", written_then_interrupted)
+    assert main(["solve", POISSON1D, *STOPS, "--out", str(tmp_path)]) == 130
+    d = run_dir(tmp_path)
+    assert f"interrupted, but the run had finished: {d / 'result.h5'}" in capsys.readouterr().err
+    assert sorted(p.name for p in d.iterdir()) == ["result.h5"]
+    assert kanpde.load(d).metrics["steps"] == 40
+
+
+def test_ctrl_c_when_the_checkpoint_cannot_be_written_is_still_an_interrupt(
+    tmp_path, capsys, monkeypatch, terminal_signals
+):
+    # the write's ResultsError replaced the KeyboardInterrupt: exit 2, no way to continue
+    from kanpde.cli import main
+
+    _failing_writes(monkeypatch, "checkpoint.h5", times=3)  # step 10's, 20's and Ctrl-C's
+    _signals_at(monkeypatch, 26, signal.SIGINT)
+    assert main(["solve", POISSON1D, *STOPS, "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err.count("checkpoint.h5: could not be written") == 3  # warnings, one line each
+    assert "the previous checkpoint (if any) is kept" in err
+    assert "nothing to resume" in err

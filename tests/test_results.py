@@ -238,16 +238,22 @@ def test_atomic_writer_leaves_no_temp_files(tmp_path):
 
     def failing(tmp):
         Path(tmp).write_bytes(b"half")
-        raise RuntimeError("disk full")
+        raise OSError(28, "No space left on device")
 
     # one line naming the file (h5py's errors on a full disk are many lines of traceback)
-    with pytest.raises(ResultsError, match=r"file.h5: could not be written \(RuntimeError: disk"):
+    with pytest.raises(ResultsError, match=r"file.h5: could not be written \(OSError: \[Errno 28"):
         write_atomic(target, failing)
     # the old file is intact and the temporary file is gone
     assert target.read_bytes() == b"payload"
     assert sorted(os.listdir(target.parent)) == ["file.h5"]
     with pytest.raises(ResultsError):
         write_atomic(tmp_path / "new.h5", failing)
+
+    def buggy(tmp):  # a programming error is no failed write: it goes on as it is
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="^a bug$"):
+        write_atomic(tmp_path / "new.h5", buggy)
     assert not (tmp_path / "new.h5").exists()
     assert sorted(os.listdir(tmp_path)) == ["sub"]
 
@@ -460,3 +466,31 @@ def test_a_run_of_the_users_own_module_resumes_with_the_module_given_again(tmp_p
     np.testing.assert_array_equal(resumed.history["step"], full.history["step"])
     np.testing.assert_allclose(resumed.history["loss"], full.history["loss"], rtol=1e-12)
     assert resumed.state["k"] == full.state["k"]
+
+
+def test_signals_held_hold_a_process_signal_until_the_block_ends():
+    # A signal sent to the process reaches any thread that does not block it (torch's, tqdm's),
+    # so a signal mask let Ctrl-C through between a study's csv and h5 writes.
+    import signal
+    import threading
+    import time
+
+    from kanpde.results import signals_held
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    done = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with signals_held():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)
+                done.append("block")
+        assert done == ["block"]  # the whole block ran, then the interrupt came
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        stop.set()
+        other.join()
+        signal.signal(signal.SIGINT, previous)
