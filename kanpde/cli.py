@@ -631,8 +631,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for "continue with" lines
+    from .training import terminate_as_interrupt
+
     try:
-        with warnings.catch_warnings():
+        # SIGTERM and SIGHUP end a command as Ctrl-C does (checkpoint, clean-up, message)
+        with warnings.catch_warnings(), terminate_as_interrupt():
             warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
             return args.func(args)
     except (ProblemError, CLIError, ValueError) as e:

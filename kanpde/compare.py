@@ -466,6 +466,12 @@ def _execute(
     result = Comparison(problem.name, [], plan.setup, {})
     done = _finished_runs(plan, out) if resume else {}
     if out is not None and not resume:
+        # An earlier study's runs in the same place would be taken for this one's on resume.
+        for kind, width, _, _ in plan.models:
+            for seed in range(plan.seeds):
+                name = _run_name(_label(kind, width), "-".join(map(str, width)), seed)
+                for f in ("result.h5", "checkpoint.h5"):
+                    (out / "runs" / name / f).unlink(missing_ok=True)
         result.save(out)  # the setup first: a study stopped in its first run can be resumed
     for kind, width, cfg, stages in plan.models:
         for seed in range(plan.seeds):
@@ -491,6 +497,12 @@ def _train_one(plan: _Plan, cfg, stages, seed, run_out, device, dtype, progress,
 
     if resume and (run_out / "checkpoint.h5").is_file():
         return solve(plan.problem, resume=run_out, out=run_out, device=device, progress=progress)
+    if resume and (run_out / "result.h5").is_file():
+        # finished, but stopped before the table took it in (a fresh study removed older
+        # studies' runs, so this one is the study's own)
+        from .results import load
+
+        return load(run_out)
     # overwrite: the study owns its runs/ (a study written again replaces its runs)
     common = dict(points=plan.points, device=device, dtype=dtype, seed=seed, progress=progress,
                   log_every=50, overwrite=True)  # fmt: skip
@@ -511,6 +523,10 @@ def _finished_runs(plan: _Plan, out: Path | None) -> dict:
         saved = Comparison.load(out)
     except ResultsError as e:
         raise CLIError(f"--resume {out}: {e}") from None
+    if saved.problem != plan.problem.name:
+        raise CLIError(
+            f"--resume {out}: the study is of problem {saved.problem!r}, not {plan.problem.name!r}"
+        )
     _same_settings(out, saved.setup, plan.setup, ignore={"runs_finished"})
     return {
         (r["model"], r["seed"]): (r, saved.runs[r["model"], r["seed"]])
@@ -700,12 +716,17 @@ def sweep(
         problem = load_problem(problem)
     _check_problem(problem, kan=True)
     out = Path(out) if out is not None else None
-    setup = {"problem_hash": file_hash(problem.source), "grids": grids, "steps": steps,
+    setup = {"problem": problem.name, "problem_hash": file_hash(problem.source),
+             "grids": grids, "steps": steps,
              "seed": seed, "device": resolved, "dtype": dtype or problem.dtype}  # fmt: skip
     if resume:
         _check_saved_sweep(out, setup)
     elif out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        # an earlier sweep's runs here would be taken for this one's on resume
+        (out / "extension.h5").unlink(missing_ok=True)
+        for old in (out / "separate").glob("grid-*.h5"):
+            old.unlink()
         (out / "sweep.json").write_text(json.dumps(setup) + "\n")
 
     def run(name: str, schedule: list[Stage]):
@@ -830,12 +851,18 @@ def _check_common(args) -> None:
         raise CLIError(f"--device {args.device!r}: {e}") from None
 
 
+def _names_option(arg: str, option: str) -> bool:
+    """Whether ``arg`` gives ``option`` as argparse reads it (abbreviated, or with ``=``)."""
+    flag = arg.split("=", 1)[0]
+    return len(flag) > 2 and flag.startswith("--") and option.startswith(flag)
+
+
 def _study_directory(args, name: str, seed) -> tuple[Path, list[Path]]:
     """The study's directory: the one given to ``--resume``, or a new one under ``--out``."""
     if args.resume is None:
         return new_run_directory(args.out, name, seed)
     out = Path(args.resume)
-    if args.out != "runs":
+    if any(_names_option(a, "--out") for a in getattr(args, "argv", ())):
         raise CLIError("--out: not with --resume, which names the study's directory")
     if not out.is_dir():
         raise CLIError(f"--resume {out}: no such study directory")
@@ -848,9 +875,9 @@ def _continue_command(args, out: Path) -> str:
     for a in args.argv:  # drop --out and --resume (with their values): the study names both
         if skip:
             skip = False
-        elif a in ("--out", "--resume"):
-            skip = True
-        elif not a.startswith(("--out=", "--resume=")):
+        elif _names_option(a, "--out") or _names_option(a, "--resume"):
+            skip = "=" not in a
+        else:
             argv.append(a)
     return shlex.join(["kanpde", *argv, "--resume", str(out)])
 

@@ -124,11 +124,22 @@ class Run:
         ndarray
             ``(N, outputs)`` values in the run's dtype; ``(outputs,)`` for one point.
         """
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"predict: batch must be a positive integer, got {batch!r}")
         net = self.__dict__.get("_net")
         if net is None:  # rebuilt once per run, not once per call
+            if self.config.get("model", {}).get("type") == "custom":
+                raise ValueError(
+                    "predict: this run trained a module of your own, which kanpde cannot "
+                    "rebuild; build it again, load run.state_dict() and call it on the points"
+                )
             net = self.__dict__["_net"] = self.model()
         dtype = next(net.parameters()).dtype
-        pts = np.asarray(x, dtype=np.float64)
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().numpy()
+        if np.iscomplexobj(x):
+            raise ValueError("predict: x is complex; points are real")
+        pts = np.ascontiguousarray(x, dtype=np.float64)  # also a flipped view (negative strides)
         one = pts.ndim == 1
         pts = pts.reshape(1, -1) if one else pts
         dim = len(self.names) or pts.shape[-1]
@@ -220,9 +231,10 @@ def _from_h5py(e: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def signals_held() -> Iterator[None]:
+def signals_held(deliver: bool = True) -> Iterator[None]:
     """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends, so that files written together
-    (a study's csv, md and h5) are never left disagreeing.
+    (a study's csv, md and h5) are never left disagreeing, nor one file half-written; with
+    ``deliver=False`` they are dropped (the caller is stopping already).
 
     In the main thread, handlers that only note the signal stand in for the old ones, which
     get it after the block (a signal mask would not do: the kernel hands a process's signal
@@ -244,7 +256,7 @@ def signals_held() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        for sig in dict.fromkeys(pending):
+        for sig in dict.fromkeys(pending) if deliver else ():
             signal.raise_signal(sig)  # to the handler it was meant for, now
 
 

@@ -380,6 +380,18 @@ def _check_kan(model) -> KAN:
     return model
 
 
+def _points(model: KAN, x) -> Tensor:
+    """The samples ``x`` as an ``(N, D)`` tensor of the model's dtype and device, ``N ≥ 1``."""
+    _check_kan(model)
+    p = next(model.parameters())
+    if not isinstance(x, Tensor):
+        x = torch.as_tensor(np.asarray(x, dtype=np.float64), device=p.device)
+    d = model.width[0]
+    if x.ndim != 2 or x.shape[1] != d or x.shape[0] < 1:
+        raise ValueError(f"samples x must be (N, {d}) points with N ≥ 1, got {tuple(x.shape)}")
+    return x.detach().to(dtype=p.dtype, device=p.device)
+
+
 def edge_values(model: KAN, x: Tensor) -> list[tuple[Tensor, Tensor]]:
     """Every layer's inputs and edge values at the points ``x`` ``(N, D)``, without gradients.
 
@@ -390,7 +402,7 @@ def edge_values(model: KAN, x: Tensor) -> list[tuple[Tensor, Tensor]]:
         ``phi[j, i]`` ``(n_out, n_in, N)`` (feature-major, as the layers compute them), so that
         ``phi[j, i]`` against ``h[i]`` is edge ``(l, i, j)``'s curve on the samples.
     """
-    _check_kan(model)
+    x = _points(model, x)  # also checks the model
     with torch.no_grad():
         return _activations(model, x)
 
@@ -434,7 +446,7 @@ def edge_scores(model: KAN, x: Tensor) -> list[Tensor]:
 
     These are the ``|φ|_1`` of the KAN paper; removed edges score 0.
     """
-    _check_kan(model)
+    x = _points(model, x)  # also checks the model
     with torch.no_grad():
         return [phi.abs().mean(-1) for _, phi in _activations(model, x)]
 
@@ -585,7 +597,7 @@ def prune(
     The result has fewer hidden nodes and packs its remaining spline edges' parameters, so
     :func:`~kanpde.nn.count_parameters` drops accordingly. ``model`` is left unchanged.
     """
-    _check_kan(model)
+    x = _points(model, x)  # also checks the model
     # From inputs with a gradient, so frozen parameters still leave a graph for the gains.
     with torch.enable_grad():
         acts = _activations(model, x.detach().requires_grad_())
@@ -997,6 +1009,7 @@ def suggest_symbolic(
     ``(N, D)``; ``fit_options`` go to :func:`fit_function` (``a_range``, ``b_range``, ``grid``,
     ``zooms``, ``polish``).
     """
+    x = _points(model, x)
     xs, ys = _edge_samples(model, l, i, j, x)
     fits = [fit_function(xs, ys, fn, **fit_options) for fn in _library(library)]
     fits.sort(key=_r2_key, reverse=True)
@@ -1032,6 +1045,7 @@ def fix_symbolic(
     get_function(name)
     fit = None
     if x is not None:
+        x = _points(model, x)
         xs, ys = _edge_samples(model, l, i, j, x)
         fit = fit_function(xs, ys, name, **fit_options)
         affine = fit.affine
@@ -1075,7 +1089,7 @@ def auto_symbolic(
     ``auto_symbolic(model, x, library=["x"], layers=[0], r2_threshold=0)`` makes the first
     layer linear: a ridge-function ansatz). Returns the chosen fit of every edge examined.
     """
-    _check_kan(model)
+    x = _points(model, x)  # also checks the model
     chosen: dict[tuple[int, int, int], Fit] = {}
     x = x.detach()
     for l, layer in enumerate(model.layers):

@@ -30,7 +30,7 @@ from .losses import Residuals, chunked, error_metrics
 from .nn import KAN, MLP, count_parameters, from_config
 from .nn.bases import BSpline
 from .problem import MODEL_OPTIONS, KanpdeWarning, _is_int
-from .results import ResultsError, Run, save_run
+from .results import ResultsError, Run, save_run, signals_held
 from .schedule import Stage, parse_schedule
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -1066,10 +1066,12 @@ class Trainer:
             )
             if sig is not None
         }
+        # SIGTERM/SIGHUP: untouched (SIG_DFL), or already a KeyboardInterrupt (see
+        # terminate_as_interrupt, which solve() and the command line put in place)
         own = {
             sig: old
             for sig, old in previous.items()
-            if old is (signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+            if old is signal.default_int_handler or (sig != signal.SIGINT and old in _STOPPABLE)
         }
 
         def handler(signum, frame):
@@ -1302,8 +1304,31 @@ class Trainer:
 
 
 def _stop_now(signum, frame) -> None:
-    """A second SIGTERM or SIGHUP: stop at once, as a second Ctrl-C does."""
+    """A SIGTERM or SIGHUP as a KeyboardInterrupt: stop at once, as Ctrl-C does."""
     raise KeyboardInterrupt
+
+
+_STOPPABLE = (signal.SIG_DFL, _stop_now)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt while the block runs (where nobody else
+    handles them), so that a scheduler's stop or a closed terminal ends a run as Ctrl-C
+    does, with its checkpoint and clean-up, instead of killing the process."""
+    sigs = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    changed = {sig: signal.getsignal(sig) for sig in sigs}
+    changed = {sig: old for sig, old in changed.items() if old is signal.SIG_DFL}
+    for sig in changed:
+        signal.signal(sig, _stop_now)
+    try:
+        yield
+    finally:
+        for sig, old in changed.items():
+            signal.signal(sig, old)
 
 
 def _lbfgs_memory(opt: torch.optim.LBFGS) -> dict:
@@ -1441,6 +1466,18 @@ def _check_module(net: nn.Module, problem, dtype: torch.dtype, device: torch.dev
         )
 
 
+def _terminable(fn: Callable) -> Callable:
+    """``fn`` run under :func:`terminate_as_interrupt`."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with terminate_as_interrupt():
+            return fn(*args, **kwargs)
+
+    return run
+
+
+@_terminable
 def solve(
     problem,
     model: dict | nn.Module | None = None,
@@ -1726,7 +1763,8 @@ def solve(
         config["world_size"] = distributed.world()
         run = Run.from_trainer(trainer, problem=problem, config=config, started=started)
         if out is not None and distributed.rank() == 0:
-            save_run(run, out)
+            with signals_held():  # a stop waits for the file: then the run is done
+                save_run(run, out)
         return run
 
     if out is not None and distributed.rank() == 0 and (overwrite or state is not None):
@@ -1749,7 +1787,8 @@ def solve(
         saved = False
         if whole and out is not None:
             try:
-                trainer.save_checkpoint()
+                with signals_held(deliver=False):  # stopping already: the write goes first
+                    trainer.save_checkpoint()
                 saved = True
             except ResultsError as e:
                 warnings.warn(f"{e}; the previous checkpoint (if any) is kept", KanpdeWarning,

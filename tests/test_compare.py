@@ -637,3 +637,64 @@ def test_a_study_records_the_device_auto_chose():
     plan = _plan(problem, None, None, 1, "steps", None, 4, "auto", None, "tanh")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert plan.setup["device"].split(":")[0] == expected
+
+
+def test_resume_takes_a_run_that_finished_before_the_table_took_it_in(tmp_path, monkeypatch):
+    # it trained that run again (overwrite=True deleted its result)
+    import kanpde.compare as C
+
+    real_row, rows = C._row, []
+
+    def row(*args):  # stopped right after the second run finished
+        rows.append(args)
+        if len(rows) == 2:
+            raise KeyboardInterrupt
+        return real_row(*args)
+
+    monkeypatch.setattr(C, "_row", row)
+    kw = dict(kans=[[1, 3, 1]], mlps=[[1, 4, 1]], seeds=1, steps=6, device="cpu", out=tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        compare(POISSON1D, **kw)
+    monkeypatch.setattr(C, "_row", real_row)
+    assert (tmp_path / "runs" / "mlp-1-4-1-s0" / "result.h5").is_file()
+    import kanpde.training
+
+    real_solve, trained = kanpde.training.solve, []
+    monkeypatch.setattr(
+        kanpde.training, "solve", lambda *a, **k: trained.append(k) or real_solve(*a, **k)
+    )
+    resumed = compare(POISSON1D, resume=True, **kw)
+    assert trained == [] and [r["model"] for r in resumed.rows] == ["KAN [1,3,1]", "MLP [1,4,1]"]
+
+
+def test_a_fresh_study_clears_an_earlier_ones_runs_and_resume_checks_the_problem(
+    tmp_path, monkeypatch
+):
+    # an earlier study's checkpoint in the same directory was continued as this study's run
+    stale = tmp_path / "runs" / "kan-1-3-1-s0"
+    stale.mkdir(parents=True)
+    (stale / "checkpoint.h5").write_bytes(b"an older study's")
+    import kanpde.training
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kanpde.training, "solve", stopped)
+    kw = dict(kans=[[1, 3, 1]], mlps=[], seeds=1, steps=6, device="cpu", out=tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        compare(POISSON1D, **kw)
+    assert not (stale / "checkpoint.h5").exists()
+    other = kanpde.load_problem(POISSON1D)
+    other.name = "another"
+    with pytest.raises(CLIError, match="the study is of problem 'poisson1d', not 'another'"):
+        compare(other, resume=True, **kw)
+
+
+def test_the_continue_command_drops_out_and_resume_however_written():
+    from types import SimpleNamespace
+
+    from kanpde.compare import _continue_command
+
+    args = SimpleNamespace(argv=["compare", "p.py", "--ou", "D", "--seeds", "1", "--resume=X",
+                                 "--quiet", "--out=E"])  # fmt: skip
+    assert _continue_command(args, Path("S")) == "kanpde compare p.py --seeds 1 --quiet --resume S"

@@ -1038,3 +1038,16 @@ def test_extend_grid_after_update_grid_stays_exact(factor):
     assert torch.equal(new[:, ::factor], knots)  # the old knots are kept
     err = float((model(x).detach() - y0).abs().max() / y0.abs().max())
     assert err <= 1e-10, err
+
+
+@pytest.mark.parametrize("make", [lambda: KAN([2, 3, 1], dtype=torch.float64),
+                                  lambda: MLP([2, 3, 1], dtype=torch.float64)],
+                         ids=["KAN", "MLP"])  # fmt: skip
+def test_networks_refuse_numpy_and_other_dtypes_in_one_line(make):
+    net, name = make(), type(make()).__name__
+    x = torch.rand(4, 2, dtype=torch.float64)
+    with pytest.raises(TypeError, match=f"{name} expects a torch tensor, got ndarray"):
+        net(x.numpy())
+    with pytest.raises(TypeError, match=f"{name} of dtype torch.float64 got inputs of dtype"):
+        net(x.float())
+    assert net(x).shape == (4, 1)

@@ -1117,3 +1117,62 @@ def test_ctrl_c_when_the_checkpoint_cannot_be_written_is_still_an_interrupt(
     assert err.count("checkpoint.h5: could not be written") == 3  # warnings, one line each
     assert "the previous checkpoint (if any) is kept" in err
     assert "nothing to resume" in err
+
+
+def test_a_second_sigterm_while_the_stop_is_saved_does_not_kill_the_run(
+    tmp_path, capsys, monkeypatch, terminal_signals
+):
+    # after the first SIGTERM the process was back on the default action: a second one during
+    # the stop's checkpoint killed it, leaving a temporary file and no checkpoint
+    from kanpde import training
+    from kanpde.cli import main
+
+    _signals_at(monkeypatch, 26, signal.SIGTERM)
+    original = training.Trainer.save_checkpoint
+
+    def impatient(self):
+        signal.raise_signal(signal.SIGTERM)
+        return original(self)
+
+    monkeypatch.setattr(training.Trainer, "save_checkpoint", impatient)
+    no_regular = [*STOPS, "--checkpoint-every", "0"]  # the stop's checkpoint is the only one
+    assert main(["solve", POISSON1D, *no_regular, "--out", str(tmp_path)]) == 130
+    d = run_dir(tmp_path)
+    assert f"checkpoint saved in {d / 'checkpoint.h5'}" in capsys.readouterr().err
+    assert sorted(p.name for p in d.iterdir()) == ["checkpoint.h5"]
+    assert load_checkpoint(d / "checkpoint.h5")["position"]["step"] == 26
+
+
+def test_sigterm_while_the_results_are_written_waits_for_them(
+    tmp_path, capsys, monkeypatch, terminal_signals
+):
+    from kanpde import training
+    from kanpde.cli import main
+
+    original = training.save_run
+
+    def terminated(run, out):
+        signal.raise_signal(signal.SIGTERM)
+        return original(run, out)
+
+    monkeypatch.setattr(training, "save_run", terminated)
+    assert main(["solve", POISSON1D, *STOPS, "--out", str(tmp_path)]) == 130
+    d = run_dir(tmp_path)
+    assert "interrupted, but the run had finished" in capsys.readouterr().err
+    assert sorted(p.name for p in d.iterdir()) == ["result.h5"]
+
+
+def test_sigterm_during_setup_leaves_no_run_directory(
+    tmp_path, capsys, monkeypatch, terminal_signals
+):
+    from kanpde import training
+    from kanpde.cli import main
+
+    def terminated(*args, **kw):
+        signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(training, "test_set", terminated)
+    assert main(["solve", POISSON1D, *SMALL, "--out", str(tmp_path / "runs")]) == 130
+    assert "nothing to resume" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handed back

@@ -152,6 +152,16 @@ def test_predict_takes_numpy_points_of_any_type(solved):
     assert r.predict(x[:0]).shape == (0, 1)
     with pytest.raises(ValueError, match=r"predict: x must be \(N, 2\) points \(x, y\)"):
         r.predict(x[:, :1])
+    flipped = np.flip(x, axis=0)  # negative strides, which torch cannot take as they are
+    assert np.abs(r.predict(flipped) - r.predict(flipped.copy())).max() == 0.0
+    t = torch.as_tensor(x).requires_grad_()
+    assert np.abs(r.predict(t) - r.predict(x)).max() == 0.0
+    for bad, message in ((0, "batch must be a positive integer, got 0"),
+                         (-1, "batch must be a positive integer, got -1")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            r.predict(x, batch=bad)
+    with pytest.raises(ValueError, match="predict: x is complex"):
+        r.predict(x + 1j)
 
 
 def test_save_run_round_trip(solved, tmp_path):
@@ -407,6 +417,8 @@ def test_a_module_of_the_users_own_trains_saves_and_reloads(tmp_path):
     assert _model_text(loaded) == f"_WithUnknown, {loaded.config['parameters']} parameters"
     with pytest.raises(ValueError, match=r"module of the user's own .*run\.state_dict\(\)"):
         loaded.model()
+    with pytest.raises(ValueError, match=r"predict: this run trained a module of your own"):
+        loaded.predict([[0.5]])
     again = _WithUnknown(kanpde.build_model(problem, {"width": [1, 5, 1], "grid": 5}))
     again.load_state_dict(loaded.state_dict())
     assert again.k.item() == model.k.item()

@@ -878,3 +878,15 @@ def test_a_simplify_that_runs_too_long_is_stopped(monkeypatch):
         signal.signal(signal.SIGALRM, before)
     with pytest.raises(ValueError, match="simplify_seconds must be a positive number or None"):
         S.formula(model, ["x"], simplify_seconds=0)
+
+
+def test_samples_are_checked_and_numpy_samples_taken():
+    model = random_kan([2, 3, 1])
+    x = grid2(11)
+    pruned = S.prune(model, x.numpy())  # NumPy samples: AttributeError 'detach' before
+    assert torch.equal(pruned(x), S.prune(model, x)(x))
+    for bad in (x[:0], x[:, :1]):  # no samples gave "largest score is nan"
+        with pytest.raises(ValueError, match=r"samples x must be \(N, 2\) points with N ≥ 1"):
+            S.prune(model, bad)
+    with pytest.raises(ValueError, match="samples x must be"):
+        S.auto_symbolic(model, x[:0])

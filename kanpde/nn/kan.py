@@ -47,6 +47,20 @@ def _whole(v) -> bool:
     return isinstance(v, numbers.Integral) or (isinstance(v, float) and v.is_integer())
 
 
+def check_inputs(x, dtype: torch.dtype, what: str) -> None:
+    """One line for inputs a network cannot take: not a tensor, or of another dtype."""
+    if not isinstance(x, Tensor):
+        raise TypeError(
+            f"{what} expects a torch tensor, got {type(x).__name__}; convert it with "
+            f"torch.as_tensor(x, dtype={dtype}) (or use kanpde.Run.predict)"
+        )
+    if x.dtype != dtype:
+        raise TypeError(
+            f"{what} of dtype {dtype} got inputs of dtype {x.dtype}; convert them with "
+            f"x.to({dtype})"
+        )
+
+
 def check_width(width: Sequence[int]) -> list[int]:
     """Layer widths as a list of ints; at least two positive sizes."""
     if hasattr(width, "tolist") and not isinstance(width, str | bytes):  # numpy, torch
@@ -189,16 +203,7 @@ class KANLayer(nn.Module):
 
     # -- evaluation ---------------------------------------------------------------------------
     def _check(self, x: Tensor) -> None:
-        if not isinstance(x, Tensor):
-            raise TypeError(
-                f"KAN expects a torch tensor, got {type(x).__name__}; convert it with "
-                f"torch.as_tensor(x, dtype={self.coef.dtype}) (or use kanpde.Run.predict)"
-            )
-        if x.dtype != self.coef.dtype:
-            raise TypeError(
-                f"KAN of dtype {self.coef.dtype} got inputs of dtype {x.dtype}; convert them "
-                f"with x.to({self.coef.dtype})"
-            )
+        check_inputs(x, self.coef.dtype, "KAN")
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(
                 f"KANLayer expects inputs of shape (N, {self.in_features}), got {tuple(x.shape)}"

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .jet import Jet, normalize_pairs
-from .kan import check_width
+from .kan import check_inputs, check_width
 
 
 def _tanh(x):
@@ -90,6 +90,7 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, width[0])`` → ``(N, width[-1])``."""
+        check_inputs(x, self.layers[0].weight.dtype, "MLP")
         for layer in self.layers[:-1]:
             x = self._act(layer(x))[0]
         return self.layers[-1](x)
