@@ -353,7 +353,7 @@ def _interrupted(args, out: Path, created: list[Path], stop: KeyboardInterrupt) 
         _discard(created)
         print("kanpde: interrupted before the first checkpoint; nothing to resume", file=sys.stderr)
         return
-    if getattr(stop, "finished", False):
+    if getattr(stop, "finished", False) and getattr(stop, "saved", False):
         print(
             f"kanpde: interrupted while writing the results; training had finished and is "
             f"saved in {checkpoint}",
@@ -631,11 +631,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for "continue with" lines
-    from .training import terminate_as_interrupt
+    from .distributed import launched
+    from .signals import terminate_as_interrupt
 
     try:
         # SIGTERM and SIGHUP end a command as Ctrl-C does (checkpoint, clean-up, message)
-        with warnings.catch_warnings(), terminate_as_interrupt():
+        # (not under torchrun: ranks blocked in a collective could not raise, and torchrun
+        # stops them itself)
+        with warnings.catch_warnings(), terminate_as_interrupt(active=not launched()):
             warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
             return args.func(args)
     except (ProblemError, CLIError, ValueError) as e:

@@ -137,7 +137,8 @@ class Comparison:
         """Write ``comparison.csv``, ``comparison.h5`` and ``comparison.md`` into ``out``."""
         import h5py
 
-        from .results import signals_held, write_atomic
+        from .results import write_atomic
+        from .signals import signals_held
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -301,7 +302,7 @@ def _plan(
             f"{', '.join(ACTIVATIONS)}"
         )
     try:
-        resolved = str(resolve_device(device))  # what "auto" is here: a resumed study must match
+        resolved = _device_setting(resolve_device(device))  # a resumed study must match it
     except ValueError as e:
         raise CLIError(f"--device {device!r}: {e}") from None
 
@@ -499,10 +500,13 @@ def _train_one(plan: _Plan, cfg, stages, seed, run_out, device, dtype, progress,
         return solve(plan.problem, resume=run_out, out=run_out, device=device, progress=progress)
     if resume and (run_out / "result.h5").is_file():
         # finished, but stopped before the table took it in (a fresh study removed older
-        # studies' runs, so this one is the study's own)
+        # studies' runs, so this one is the study's own); a run whose training stopped on
+        # non-finite losses trains again, as in an uninterrupted study
         from .results import load
 
-        return load(run_out)
+        run = load(run_out)
+        if not any(e.get("event") == "stopped" for e in run.events):
+            return run
     # overwrite: the study owns its runs/ (a study written again replaces its runs)
     common = dict(points=plan.points, device=device, dtype=dtype, seed=seed, progress=progress,
                   log_every=50, overwrite=True)  # fmt: skip
@@ -709,7 +713,7 @@ def sweep(
 
     grids = _check_sweep(grids, steps)
     try:
-        resolved = str(resolve_device(device))
+        resolved = _device_setting(resolve_device(device))
     except ValueError as e:
         raise CLIError(f"--device {device!r}: {e}") from None
     if isinstance(problem, str | Path):
@@ -787,6 +791,17 @@ def _check_saved_sweep(out: Path | None, setup: dict) -> None:
     except (OSError, ValueError):
         raise CLIError(f"--resume {out}: no sweep.json; not a sweep study directory") from None
     _same_settings(out, saved, setup)
+
+
+def _device_setting(device) -> str:
+    """The device a study runs on, one spelling for each (``auto`` and ``cuda`` name the
+    GPU they resolve to, ``cuda:0``)."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return str(dev)
 
 
 def _same_settings(out: Path, saved: dict, setup: dict, ignore=frozenset()) -> None:

@@ -18,15 +18,11 @@ then renamed over the target.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import tempfile
-import threading
 import time
 import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -228,36 +224,6 @@ def _umask() -> int:
 
 def _from_h5py(e: BaseException) -> bool:
     return any("h5py" in frame.filename for frame in traceback.extract_tb(e.__traceback__))
-
-
-@contextlib.contextmanager
-def signals_held(deliver: bool = True) -> Iterator[None]:
-    """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends, so that files written together
-    (a study's csv, md and h5) are never left disagreeing, nor one file half-written; with
-    ``deliver=False`` they are dropped (the caller is stopping already).
-
-    In the main thread, handlers that only note the signal stand in for the old ones, which
-    get it after the block (a signal mask would not do: the kernel hands a process's signal
-    to any thread that does not block it, such as torch's or tqdm's). Elsewhere, a no-op.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    names = ("SIGINT", "SIGTERM", "SIGHUP")
-    wanted = [getattr(signal, n) for n in names if hasattr(signal, n)]
-    # None: a handler set outside Python, which could not be put back
-    previous = {sig: signal.getsignal(sig) for sig in wanted}
-    previous = {sig: h for sig, h in previous.items() if h is not None}
-    pending: list[int] = []
-    for sig in previous:
-        signal.signal(sig, lambda signum, frame: pending.append(signum))
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        for sig in dict.fromkeys(pending) if deliver else ():
-            signal.raise_signal(sig)  # to the handler it was meant for, now
 
 
 def write_atomic(path: Path, write) -> None:

@@ -30,8 +30,16 @@ from .losses import Residuals, chunked, error_metrics
 from .nn import KAN, MLP, count_parameters, from_config
 from .nn.bases import BSpline
 from .problem import MODEL_OPTIONS, KanpdeWarning, _is_int
-from .results import ResultsError, Run, save_run, signals_held
+from .results import ResultsError, Run, save_run
 from .schedule import Stage, parse_schedule
+from .signals import (
+    STOPS,
+    installed,
+    kanpde_stops,
+    signals_held,
+    stop_now,
+    terminate_as_interrupt,
+)
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # One default for the API and the command line, so a CLI run and the catalogue log alike.
@@ -1057,35 +1065,16 @@ class Trainer:
         if threading.current_thread() is not threading.main_thread() or distributed.world() > 1:
             yield
             return
-        previous = {
-            sig: signal.getsignal(sig)
-            for sig in (
-                signal.SIGINT,
-                getattr(signal, "SIGTERM", None),
-                getattr(signal, "SIGHUP", None),
-            )
-            if sig is not None
-        }
-        # SIGTERM/SIGHUP: untouched (SIG_DFL), or already a KeyboardInterrupt (see
-        # terminate_as_interrupt, which solve() and the command line put in place)
-        own = {
-            sig: old
-            for sig, old in previous.items()
-            if old is signal.default_int_handler or (sig != signal.SIGINT and old in _STOPPABLE)
-        }
+        own = {sig: old for sig in STOPS if kanpde_stops(sig, old := signal.getsignal(sig))}
 
         def handler(signum, frame):
             self._interrupted = signal.Signals(signum).name
-            for sig, old in own.items():  # the next one stops at once
-                signal.signal(sig, old if sig == signal.SIGINT else _stop_now)
+            # the same signal again stops at once; another kind (systemd sends SIGTERM and
+            # then SIGHUP) is the same request
+            signal.signal(signum, own[signum] if signum == signal.SIGINT else stop_now)
 
-        for sig in own:
-            signal.signal(sig, handler)
-        try:
+        with installed(dict.fromkeys(own, handler)):
             yield
-        finally:
-            for sig, old in own.items():
-                signal.signal(sig, old)
         if self._interrupted:  # pressed after the last step: still an interrupt
             self._interrupted = False
             self.stopped_cleanly = True
@@ -1290,6 +1279,10 @@ class Trainer:
                 self.stage, self.i = len(self.stages), 0
         except _BudgetSpent:
             self.history.events.append({"step": self.step, "event": "time_budget_spent"})
+            if self._interrupted:  # in the last step: the stop still asked for
+                self._interrupted = False
+                self.stopped_cleanly = True
+                raise KeyboardInterrupt from None
         except torch.cuda.OutOfMemoryError:
             raise TrainingStopped(
                 f"CUDA out of memory at step {self.step} with "
@@ -1301,34 +1294,6 @@ class Trainer:
                 self._bar.close()
                 self._bar = None
         return self.history
-
-
-def _stop_now(signum, frame) -> None:
-    """A SIGTERM or SIGHUP as a KeyboardInterrupt: stop at once, as Ctrl-C does."""
-    raise KeyboardInterrupt
-
-
-_STOPPABLE = (signal.SIG_DFL, _stop_now)
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP raise KeyboardInterrupt while the block runs (where nobody else
-    handles them), so that a scheduler's stop or a closed terminal ends a run as Ctrl-C
-    does, with its checkpoint and clean-up, instead of killing the process."""
-    sigs = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    changed = {sig: signal.getsignal(sig) for sig in sigs}
-    changed = {sig: old for sig, old in changed.items() if old is signal.SIG_DFL}
-    for sig in changed:
-        signal.signal(sig, _stop_now)
-    try:
-        yield
-    finally:
-        for sig, old in changed.items():
-            signal.signal(sig, old)
 
 
 def _lbfgs_memory(opt: torch.optim.LBFGS) -> dict:
@@ -1471,7 +1436,7 @@ def _terminable(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        with terminate_as_interrupt():
+        with terminate_as_interrupt(active=not distributed.launched()):
             return fn(*args, **kwargs)
 
     return run
@@ -1800,7 +1765,10 @@ def solve(
     try:
         trainer.run()
     except TrainingStopped as e:
-        e.run = finish()
+        # marked, so that a resumed study trains the run again instead of taking its results
+        trainer.history.events.append({"step": trainer.step, "event": "stopped", "why": str(e)})
+        with signals_held(deliver=False):  # the error is the news; a stop waits for the file
+            e.run = finish()
         raise
     except KeyboardInterrupt:
         raise stop(trainer.stopped_cleanly) from None
@@ -1812,7 +1780,8 @@ def solve(
         if out is None or distributed.rank() != 0:
             raise
         try:  # the trained state, for a later try at writing the results
-            trainer.save_checkpoint()
+            with signals_held(deliver=False):
+                trainer.save_checkpoint()
         except ResultsError:
             raise e from None
         raise ResultsError(

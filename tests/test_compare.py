@@ -698,3 +698,27 @@ def test_the_continue_command_drops_out_and_resume_however_written():
     args = SimpleNamespace(argv=["compare", "p.py", "--ou", "D", "--seeds", "1", "--resume=X",
                                  "--quiet", "--out=E"])  # fmt: skip
     assert _continue_command(args, Path("S")) == "kanpde compare p.py --seeds 1 --quiet --resume S"
+
+
+def test_resume_trains_again_a_run_whose_training_stopped(tmp_path, monkeypatch):
+    # its results so far were taken as a finished run (0 steps, MSE 1.1 in the table)
+    from kanpde import training
+    from kanpde.training import TrainingStopped
+
+    original, trainers = training.Trainer._grad, []
+
+    def failing(self):  # the second run (the MLP's) stops on non-finite losses
+        if self not in trainers:
+            trainers.append(self)
+        if len(trainers) == 2:
+            raise TrainingStopped("stopped")
+        return original(self)
+
+    monkeypatch.setattr(training.Trainer, "_grad", failing)
+    kw = dict(kans=[[1, 3, 1]], mlps=[[1, 4, 1]], seeds=1, steps=6, device="cpu", out=tmp_path)
+    with pytest.raises(TrainingStopped):
+        compare(POISSON1D, **kw)
+    assert (tmp_path / "runs" / "mlp-1-4-1-s0" / "result.h5").is_file()  # results so far
+    monkeypatch.setattr(training.Trainer, "_grad", original)
+    resumed = compare(POISSON1D, resume=True, **kw)
+    assert resumed.rows[1]["steps"] == 6  # trained again, not read back

@@ -1176,3 +1176,81 @@ def test_sigterm_during_setup_leaves_no_run_directory(
     assert "nothing to resume" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handed back
+
+
+def test_sigterm_then_sighup_is_one_request_to_stop(
+    tmp_path, capsys, monkeypatch, terminal_signals
+):
+    # systemd sends both; the second counted as "stop at once" and no checkpoint was saved
+    from kanpde.cli import main
+
+    _signals_at(monkeypatch, 26, signal.SIGTERM, signal.SIGHUP)
+    assert main(["solve", POISSON1D, *STOPS, "--out", str(tmp_path)]) == 130
+    d = run_dir(tmp_path)
+    assert f"checkpoint saved in {d / 'checkpoint.h5'}" in capsys.readouterr().err
+    assert load_checkpoint(d / "checkpoint.h5")["position"]["step"] == 26
+
+
+def test_a_stop_in_the_last_step_of_a_timed_run_is_still_a_stop(monkeypatch, terminal_signals):
+    # the flag was forgotten when the time ran out in the same step: the run ended normally
+    from kanpde import training
+
+    original = training.Trainer._grad
+
+    def last(self):
+        if self.max_seconds is not None and self.train_time > 0:
+            self.train_time = 1e9  # this step spends the budget
+            signal.raise_signal(signal.SIGTERM)
+        return original(self)
+
+    monkeypatch.setattr(training.Trainer, "_grad", last)
+    with pytest.raises(KeyboardInterrupt):
+        kanpde.solve(POISSON1D, schedule="5:adam=50", points={"interior": 40, "test": 21},
+                     max_seconds=5.0, progress=False, device="cpu")  # fmt: skip
+
+
+def test_a_stop_python_swallowed_is_raised_when_the_block_ends():
+    # a KeyboardInterrupt raised inside a finalizer is printed and ignored by Python
+    from kanpde.signals import stop_now, terminate_as_interrupt
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with terminate_as_interrupt():
+                assert signal.getsignal(signal.SIGTERM) is stop_now
+                try:
+                    stop_now(signal.SIGTERM, None)
+                except KeyboardInterrupt:
+                    pass  # as Python does with an exception in a finalizer
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        with terminate_as_interrupt():  # nothing left over from the last block
+            pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_signals_held_deliver_to_the_users_handlers_and_drop_kanpdes_own_stops():
+    from kanpde.signals import signals_held
+
+    seen = []
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, lambda s, f: seen.append(s)),
+    }
+    try:
+        with signals_held(deliver=False):  # a stopping caller: Ctrl-C dropped, the user's kept
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGTERM)
+        assert seen == [signal.SIGTERM]
+        with pytest.raises(KeyboardInterrupt):  # delivered: every one, in turn
+            with signals_held():
+                signal.raise_signal(signal.SIGINT)
+                signal.raise_signal(signal.SIGTERM)
+        assert seen == [signal.SIGTERM] * 2
+        with pytest.raises(OSError, match="disk full"):  # a failed block: its error is the news
+            with signals_held():
+                signal.raise_signal(signal.SIGINT)
+                raise OSError("disk full")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

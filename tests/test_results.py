@@ -487,7 +487,7 @@ def test_signals_held_hold_a_process_signal_until_the_block_ends():
     import threading
     import time
 
-    from kanpde.results import signals_held
+    from kanpde.signals import signals_held
 
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     stop = threading.Event()
