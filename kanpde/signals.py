@@ -18,12 +18,10 @@ import threading
 from collections.abc import Callable, Iterator
 
 STOPS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
-_stopped = threading.Event()  # set by stop_now; see terminate_as_interrupt
 
 
 def stop_now(signum, frame) -> None:
     """SIGTERM or SIGHUP as a ``KeyboardInterrupt``, as Ctrl-C raises one."""
-    _stopped.set()
     raise KeyboardInterrupt
 
 
@@ -53,30 +51,12 @@ def installed(handlers: dict[int, Callable]) -> Iterator[None]:
 @contextlib.contextmanager
 def terminate_as_interrupt(active: bool = True) -> Iterator[None]:
     """SIGTERM and SIGHUP raise ``KeyboardInterrupt`` while the block runs (where their
-    handler is the default), so that a run ends with its checkpoint and clean-up.
-
-    A KeyboardInterrupt raised where Python ignores exceptions (a finalizer, a weakref
-    callback) would be lost; a stop seen that way is raised again when the block ends.
-    """
+    handler is the default), so that a run ends with its checkpoint and clean-up."""
     own = {}
     if active and main_thread():
         own = {sig: stop_now for sig in STOPS[1:] if signal.getsignal(sig) is signal.SIG_DFL}
-    if not own:  # nothing to do, or an outer block has done it
+    with installed(own):
         yield
-        return
-    _stopped.clear()
-    failed = False
-    try:
-        with installed(own):
-            yield
-    except BaseException:
-        failed = True
-        raise
-    finally:
-        lost = _stopped.is_set() and not failed
-        _stopped.clear()
-    if lost:
-        raise KeyboardInterrupt
 
 
 def _deliver(sigs: list[int]) -> None:

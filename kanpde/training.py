@@ -1059,8 +1059,8 @@ class Trainer:
         exceptions from weakref callbacks and finalizers, which free autograd graphs) or leave
         the parameters mid-step; a flag checked between steps does neither. SIGTERM and SIGHUP
         (a scheduler's or ``timeout``'s stop, a closed terminal), which would end the process
-        without a checkpoint, stop it the same way when nobody else handles them; a second
-        one acts as before. Only in the main thread of a single process.
+        without a checkpoint, stop it the same way when nobody else handles them. The same
+        signal again stops at once. Only in the main thread of a single process.
         """
         if threading.current_thread() is not threading.main_thread() or distributed.world() > 1:
             yield
