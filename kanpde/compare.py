@@ -278,6 +278,7 @@ def _plan(
     written, so that a bad argument leaves no run directory behind.
     """
     from .nn import ACTIVATIONS, count_parameters
+    from .problem import file_hash
     from .training import build_model, resolve_device
 
     _check_problem(problem)
@@ -349,8 +350,6 @@ def _plan(
     ]
     points = dict(problem.points)
     points.setdefault("seed", 0)  # identical collocation points for every model and seed
-    from .problem import file_hash
-
     setup = {
         "problem_hash": file_hash(problem.source),
         "models": [cfg for _, _, cfg, _ in models],
@@ -607,7 +606,7 @@ def compare(
     out = Path(out) if out is not None else None
     result = _execute(plan, out, device, dtype, progress, resume=resume)
     if out is not None:
-        result.figures = _figures(result, Path(out))
+        result.figures = _figures(result, out)
     return result
 
 
