@@ -9,6 +9,7 @@ and fits the convergence slope (spline theory for degree k: RMSE ∝ G^-(k+1), G
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -806,6 +807,9 @@ def _device_setting(device) -> str:
 def _same_settings(out: Path, saved: dict, setup: dict, ignore=frozenset()) -> None:
     """Refuse to resume the study in ``out`` with settings other than its own."""
     mine = json.loads(json.dumps(setup))  # as the file holds them (lists, not tuples)
+    saved = dict(saved)
+    with contextlib.suppress(AssertionError, RuntimeError, TypeError, ValueError):  # "cuda"
+        saved["device"] = _device_setting(saved["device"])
     keys = (mine.keys() | saved.keys()) - set(ignore)
     differ = sorted(k for k in keys if mine.get(k) != saved.get(k))
     if not differ:

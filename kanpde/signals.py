@@ -39,13 +39,27 @@ def main_thread() -> bool:
 
 @contextlib.contextmanager
 def installed(handlers: dict[int, Callable]) -> Iterator[None]:
-    """Set ``handlers`` (signal → handler) while the block runs; the old ones come back."""
-    previous = {sig: signal.signal(sig, h) for sig, h in handlers.items()}
+    """Set ``handlers`` (signal → handler) while the block runs; the old ones come back.
+
+    A handler may raise between two of the calls that set or restore them (a stop arriving
+    then): every old handler is put back all the same.
+    """
+    previous = {sig: signal.getsignal(sig) for sig in handlers}
     try:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
         yield
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        _restore(list(previous.items()))
+
+
+def _restore(previous: list) -> None:
+    """Put each ``(signal, handler)`` back; one raising in between does not stop the rest."""
+    if previous:
+        try:
+            signal.signal(*previous[0])
+        finally:
+            _restore(previous[1:])
 
 
 @contextlib.contextmanager

@@ -1235,3 +1235,25 @@ def test_signals_held_deliver_to_the_users_handlers_and_drop_kanpdes_own_stops()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@pytest.mark.parametrize("when", [1, 3])  # a stop while setting, or while restoring, handlers
+def test_every_old_handler_comes_back_when_a_stop_lands_between_two_of_them(when, monkeypatch):
+    from kanpde import signals
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    real, calls = signal.signal, [0]
+
+    def stop_after(sig, handler):  # a signal handled right after this call raises
+        old = real(sig, handler)
+        calls[0] += 1
+        if calls[0] == when:
+            raise KeyboardInterrupt
+        return old
+
+    monkeypatch.setattr(signal, "signal", stop_after)
+    with pytest.raises(KeyboardInterrupt):
+        with signals.installed({sig: signals.stop_now for sig in before}):
+            pass
+    monkeypatch.setattr(signal, "signal", real)
+    assert {sig: signal.getsignal(sig) for sig in before} == before
