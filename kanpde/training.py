@@ -10,9 +10,11 @@ import collections
 import contextlib
 import copy
 import functools
+import inspect
 import json
 import math
 import numbers
+import os
 import signal
 import threading
 import time
@@ -1432,14 +1434,42 @@ def _check_module(net: nn.Module, problem, dtype: torch.dtype, device: torch.dev
 
 
 def _terminable(fn: Callable) -> Callable:
-    """``fn`` run under :func:`terminate_as_interrupt`."""
+    """``fn`` run under :func:`terminate_as_interrupt`, holding the lock of the run it
+    resumes (see :func:`_resume_lock`)."""
+    signature = inspect.signature(fn)
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        with terminate_as_interrupt(active=not distributed.launched()):
+        single = not distributed.launched()  # torchrun's ranks share the run: no lock
+        resume = signature.bind(*args, **kwargs).arguments.get("resume") if single else None
+        with terminate_as_interrupt(active=single), _resume_lock(resume):
             return fn(*args, **kwargs)
 
     return run
+
+
+@contextlib.contextmanager
+def _resume_lock(run_dir) -> Iterator[None]:
+    """Hold an exclusive lock on the run directory being resumed: a second resume of the same
+    run would train it twice and clear temporary files the other is writing."""
+    try:
+        import fcntl
+    except ImportError:  # not on this platform
+        fcntl = None
+    if fcntl is None or run_dir is None or not Path(run_dir).is_dir():
+        yield
+        return
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(
+                f"solve(resume={str(run_dir)!r}): another process is resuming this run"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @_terminable

@@ -1257,3 +1257,19 @@ def test_every_old_handler_comes_back_when_a_stop_lands_between_two_of_them(when
             pass
     monkeypatch.setattr(signal, "signal", real)
     assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
+def test_a_run_resumed_twice_at_once_is_refused(tmp_path):
+    # both trained the same run, and each cleared temporary files the other was writing
+    import fcntl
+
+    fd = os.open(tmp_path, os.O_RDONLY)  # as a first `--resume` of this run holds it
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        with pytest.raises(ValueError, match="another process is resuming this run"):
+            kanpde.solve(POISSON1D, resume=tmp_path, progress=False)
+    finally:
+        os.close(fd)
+    with pytest.raises(ValueError) as e:  # free again: on to the run's own checks
+        kanpde.solve(POISSON1D, resume=tmp_path, progress=False)
+    assert "another process" not in str(e.value)
