@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .conditions import Condition
+from .nn.kan import _whole
 
 # No default grid here: the schedule's first grid sets it (the KAN's own default, 5, without
 # one), and a grid in the model is then the user's, also after dataclasses.replace.
@@ -346,7 +347,7 @@ def check_points(points) -> None:
         elif key == "adaptive":
             if not isinstance(value, bool):
                 raise ValueError(f"points: adaptive must be True or False, got {value!r}")
-        elif not (_is_int(value) or (isinstance(value, float) and value.is_integer())):
+        elif not _whole(value):
             # whole floats such as 1e4 are counts too (solve converts them)
             raise ValueError(f"points: {key} must be an integer, got {value!r}")
         elif value < (1 if key in POINT_COUNTS else 0):

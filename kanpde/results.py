@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from .nn import from_config
+from .problem import _one_line
 
 # Nodes per axis of the grid a run without a reference solution stores its prediction on.
 EVAL_GRID = {1: 201, 2: 101, 3: 31}
@@ -251,8 +252,7 @@ def write_atomic(path: Path, write) -> None:
         # h5py reports a full disk as OSError or, while closing, RuntimeError (any other
         # RuntimeError is no failed write and goes on as it is)
         if isinstance(e, OSError) or (isinstance(e, RuntimeError) and _from_h5py(e)):
-            first = (str(e).strip().splitlines() or [""])[0]
-            raise ResultsError(f"{path}: could not be written ({type(e).__name__}: {first})") from e
+            raise ResultsError(f"{path}: could not be written ({_one_line(e)})") from e
         raise
     try:  # make the rename itself durable; not possible on every platform
         dirfd = os.open(path.parent, os.O_RDONLY)

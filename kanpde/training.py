@@ -1014,9 +1014,7 @@ class Trainer:
                     torch._foreach_copy_(opt._params, start)
                 opt.state[opt._params[0]] = memory
                 self._graph = None
-                self._interrupted = False
-                self.stopped_cleanly = True
-                raise KeyboardInterrupt from None
+                raise self._clean_stop() from None
             self.train_time += time.perf_counter() - t0
             if not ok:
                 self._rollback()
@@ -1050,8 +1048,14 @@ class Trainer:
         if self._interrupted:
             self._interrupted = False
             self._settle()  # the checkpoint written on Ctrl-C must hold a trainable state
-            self.stopped_cleanly = True
-            raise KeyboardInterrupt
+            raise self._clean_stop()
+
+    def _clean_stop(self) -> KeyboardInterrupt:
+        """The stop asked for, taken between steps: the request is done with, and the state
+        it leaves can be resumed from (see :attr:`stopped_cleanly`)."""
+        self._interrupted = False
+        self.stopped_cleanly = True
+        return KeyboardInterrupt()
 
     @contextlib.contextmanager
     def _deferred_interrupt(self) -> Iterator[None]:
@@ -1078,9 +1082,7 @@ class Trainer:
         with installed(dict.fromkeys(own, handler)):
             yield
         if self._interrupted:  # pressed after the last step: still an interrupt
-            self._interrupted = False
-            self.stopped_cleanly = True
-            raise KeyboardInterrupt
+            raise self._clean_stop()
 
     def _params_finite(self) -> bool:
         norms = torch._foreach_norm([p.detach() for p in self.params()])
@@ -1282,9 +1284,7 @@ class Trainer:
         except _BudgetSpent:
             self.history.events.append({"step": self.step, "event": "time_budget_spent"})
             if self._interrupted:  # in the last step: the stop still asked for
-                self._interrupted = False
-                self.stopped_cleanly = True
-                raise KeyboardInterrupt from None
+                raise self._clean_stop() from None
         except torch.cuda.OutOfMemoryError:
             raise TrainingStopped(
                 f"CUDA out of memory at step {self.step} with "
