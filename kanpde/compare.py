@@ -463,6 +463,12 @@ def _execute(
     With ``resume``, the runs the study in ``out`` finished are taken as they are, and a run
     it left with a checkpoint continues from there.
     """
+    with _study_lock(out if resume else None):
+        return _execute_runs(plan, out, device, dtype, progress, resume)
+
+
+def _execute_runs(plan: _Plan, out, device, dtype, progress, resume) -> Comparison:
+    """The work of :func:`_execute`, under the study's lock when resuming."""
     problem = plan.problem
     result = Comparison(problem.name, [], plan.setup, {})
     done = _finished_runs(plan, out) if resume else {}
@@ -708,8 +714,7 @@ def sweep(
         to resume with other settings.
     """
     from .problem import file_hash, load_problem
-    from .results import load, save_run
-    from .training import resolve_device, solve
+    from .training import resolve_device
 
     grids = _check_sweep(grids, steps)
     try:
@@ -732,6 +737,15 @@ def sweep(
         for old in (out / "separate").glob("grid-*.h5"):
             old.unlink()
         (out / "sweep.json").write_text(json.dumps(setup) + "\n")
+
+    with _study_lock(out if resume else None):
+        return _sweep_runs(problem, grids, steps, device, dtype, seed, out, progress, resume)
+
+
+def _sweep_runs(problem, grids, steps, device, dtype, seed, out, progress, resume) -> Sweep:
+    """The runs of :func:`sweep` (read back when a resumed study has them) and its result."""
+    from .results import load, save_run
+    from .training import solve
 
     def run(name: str, schedule: list[Stage]):
         """A run of the study: read back when a resumed study has it, else trained (and
@@ -780,6 +794,15 @@ def sweep(
         (out / "sweep.md").write_text(result.markdown())
         result.figures = _figures(result, out)
     return result
+
+
+def _study_lock(out: Path | None):
+    """Hold the study in ``out`` (when resuming it) against a second resume at the same time,
+    which would train its runs twice."""
+    from .training import _resume_lock
+
+    refusal = f"--resume {out}: another process is resuming this study"
+    return _resume_lock(out, refusal)
 
 
 def _check_saved_sweep(out: Path | None, setup: dict) -> None:

@@ -1449,23 +1449,24 @@ def _terminable(fn: Callable) -> Callable:
 
 
 @contextlib.contextmanager
-def _resume_lock(run_dir) -> Iterator[None]:
-    """Hold an exclusive lock on the run directory being resumed: a second resume of the same
-    run would train it twice and clear temporary files the other is writing."""
+def _resume_lock(directory, refusal: str | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on the directory of the run (or study) being resumed: a second
+    resume of it at the same time would train its runs twice and clear temporary files the
+    other is writing. ``refusal`` is the error message when another process holds it."""
     try:
         import fcntl
     except ImportError:  # not on this platform
         fcntl = None
-    if fcntl is None or run_dir is None or not Path(run_dir).is_dir():
+    if fcntl is None or directory is None or not Path(directory).is_dir():
         yield
         return
-    fd = os.open(run_dir, os.O_RDONLY)
+    fd = os.open(directory, os.O_RDONLY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise ValueError(
-                f"solve(resume={str(run_dir)!r}): another process is resuming this run"
+                refusal or f"solve(resume={str(directory)!r}): another process is resuming this run"
             ) from None
         yield
     finally:

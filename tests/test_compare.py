@@ -2,6 +2,7 @@
 
 import csv
 import math
+import os
 from pathlib import Path
 
 import h5py
@@ -722,3 +723,31 @@ def test_resume_trains_again_a_run_whose_training_stopped(tmp_path, monkeypatch)
     monkeypatch.setattr(training.Trainer, "_grad", original)
     resumed = compare(POISSON1D, resume=True, **kw)
     assert resumed.rows[1]["steps"] == 6  # trained again, not read back
+
+
+@pytest.mark.parametrize("kind", ["compare", "sweep"])
+def test_a_study_resumed_twice_at_once_is_refused(kind, tmp_path, capsys):
+    # both resumes trained the study's unfinished runs, each over the other's files
+    import fcntl
+
+    from kanpde.cli import main
+
+    argv = {
+        "compare": ["compare", POISSON1D, "--kan", "1,3,1", "--mlp", "1,4,1", "--seeds", "1",
+                    "--steps", "4"],
+        "sweep": ["sweep", POISSON1D, "--grids", "3,5", "--steps", "2"],
+    }[kind] + ["--device", "cpu", "--quiet"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    (study,) = tmp_path.iterdir()
+    fd = os.open(study, os.O_RDONLY)  # as a first `--resume` of this study holds it
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        assert main([*argv, "--resume", str(study)]) == 2
+        err = capsys.readouterr().err
+        assert (
+            err.strip()
+            == f"kanpde: error: --resume {study}: another process is resuming this study"
+        )
+    finally:
+        os.close(fd)
+    assert main([*argv, "--resume", str(study)]) == 0  # free again
