@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 import torch
 
+from .problem import _first_line
 from .results import ResultsError, write_atomic
 
 FORMAT = "kanpde-checkpoint"
@@ -110,5 +111,4 @@ def load_checkpoint(path: str | Path) -> dict:
     except ResultsError:
         raise
     except (OSError, KeyError, ValueError, json.JSONDecodeError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ResultsError(f"{path}: unreadable or corrupt checkpoint ({first})") from None
+        raise ResultsError(f"{path}: unreadable or corrupt checkpoint ({_first_line(e)})") from None

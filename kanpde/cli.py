@@ -15,7 +15,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .problem import KanpdeWarning, ProblemError, load_problem
+from .problem import KanpdeWarning, ProblemError, _first_line, load_problem
 from .training import CHECKPOINT_EVERY, LOG_EVERY, MAX_SEED
 
 
@@ -182,7 +182,7 @@ def _check_run(args, problem, model: dict) -> None:
         if not label:  # the problem file's model (or its preset's) is at fault
             label = problem.source or problem.name
             label += f": preset {args.preset!r}" if args.preset else ""
-        raise CLIError(f"{label}: {str(e).strip().splitlines()[0]}") from None
+        raise CLIError(f"{label}: {_first_line(e)}") from None
 
 
 def _discard(created: list[Path]) -> None:

@@ -25,7 +25,15 @@ from . import distributed
 from . import operators as ops
 from .conditions import Condition, PointSet
 from .nn.jet import Jet
-from .problem import PDE_TERM, KanpdeWarning, ProblemError, _one_line, user_code_error, user_line
+from .problem import (
+    PDE_TERM,
+    KanpdeWarning,
+    ProblemError,
+    _first_line,
+    _one_line,
+    user_code_error,
+    user_line,
+)
 
 PROBE_POINTS = 8
 
@@ -472,8 +480,7 @@ def _condition_error(problem, condition: Condition, exc: Exception) -> ProblemEr
     if isinstance(exc, ValueError | TypeError):
         # kanpde's own checks (unknown boundary piece, value shape, a value function that
         # raised): their message already says what is wrong.
-        lines = str(exc).strip().splitlines()
-        first = lines[0] if lines else type(exc).__name__
+        first = _first_line(exc)
         msg = first if first.startswith(condition.name) else f"{condition.name}: {first}"
         where = problem.source or f"problem {problem.name!r}"
         return ProblemError(f"{where}{user_line(problem, exc)}: {msg}")

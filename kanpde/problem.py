@@ -429,9 +429,16 @@ def apply_preset(problem: Problem, name: str | None) -> dict:
     return base
 
 
-def _one_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, or its type's name when it has none."""
     msg = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {msg[0] if msg else ''}".rstrip(": ")
+    return msg[0] if msg else type(exc).__name__
+
+
+def _one_line(exc: BaseException) -> str:
+    """``exc`` as ``Type: first line of its message`` (the type alone without a message)."""
+    name = type(exc).__name__
+    return f"{name}: {_first_line(exc)}" if str(exc).strip() else name
 
 
 def _forget_modules_in(folder: Path, new: set[str]) -> None:

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .nn import from_config
-from .problem import _one_line
+from .problem import _first_line, _one_line
 
 # Nodes per axis of the grid a run without a reference solution stores its prediction on.
 EVAL_GRID = {1: 201, 2: 101, 3: 31}
@@ -387,6 +387,7 @@ def load(path: str | Path) -> Run:
     except ResultsError:
         raise
     except (OSError, KeyError, ValueError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ResultsError(f"{path}: unreadable or corrupt results file ({first})") from None
+        raise ResultsError(
+            f"{path}: unreadable or corrupt results file ({_first_line(e)})"
+        ) from None
     return Run(config, history, solution, metrics, attrs, events, state, path)

@@ -31,7 +31,7 @@ from .allocator import retain_freed_memory
 from .losses import Residuals, chunked, error_metrics
 from .nn import KAN, MLP, count_parameters, from_config
 from .nn.bases import BSpline
-from .problem import MODEL_OPTIONS, KanpdeWarning, _is_int
+from .problem import MODEL_OPTIONS, KanpdeWarning, _first_line, _is_int
 from .results import ResultsError, Run, save_run
 from .schedule import Stage, parse_schedule
 from .signals import (
@@ -1418,10 +1418,10 @@ def _check_module(net: nn.Module, problem, dtype: torch.dtype, device: torch.dev
     except (MemoryError, torch.cuda.OutOfMemoryError):
         raise
     except Exception as e:  # noqa: BLE001 - the user's module, reported in one line
-        first = (str(e).strip().splitlines() or [""])[0]
         raise ValueError(
             f"solve(model=...): the model raised {type(e).__name__} on (4, {dim}) points of "
-            f"problem {problem.name!r} (one column per coordinate of its domain): {first}"
+            f"problem {problem.name!r} (one column per coordinate of its domain): "
+            f"{_first_line(e)}"
         ) from e
     if not any(p.requires_grad for p in net.parameters()):
         raise ValueError("solve(model=...): the model has no trainable parameters")
