@@ -956,6 +956,23 @@ def test_grid_changes_reject_empty_grids():
     assert layer.grid == 5
 
 
+def test_a_float32_grid_update_keeps_every_knot_interval_open():
+    # Fewer distinct samples (21) than knots (41) with grid_eps=0: the 1e-6 gap that separated
+    # coinciding quantiles rounded away in float32, and the zero-width interval made NaN
+    # gradients behind a finite forward pass.
+    model = KAN([1, 1], grid=40, k=3, dtype=torch.float32)
+    model.update_grid(torch.linspace(-1, 1, 21).unsqueeze(1), grid_eps=0.0)
+    assert float(model.layers[0].grid_points.diff(dim=1).min()) > 0
+    x = torch.linspace(-1, 1, 50).unsqueeze(1)
+    model(x).pow(2).sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+    layer = KANLayer(1, 1, grid=3, dtype=torch.float32)
+    coinciding = torch.tensor([[0.0, 0.5, 0.5 + 1e-9, 1.0]], dtype=torch.float64)  # in float32
+    with pytest.raises(ValueError, match="strictly increasing grid points in torch.float32"):
+        layer.set_grid(coinciding, x)
+    assert layer.grid == 3
+
+
 def test_update_grid_with_a_constant_hidden_node():
     torch.manual_seed(16)
     model = KAN([2, 3, 1], grid=5, dtype=torch.float64)

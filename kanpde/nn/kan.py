@@ -471,7 +471,8 @@ class KANLayer(nn.Module):
         Parameters
         ----------
         points : Tensor
-            ``(n_in, G' + 1)`` increasing grid points (the grid range and interior knots).
+            ``(n_in, G' + 1)`` strictly increasing grid points (the grid range and interior
+            knots), distinct in the layer's dtype.
         x : Tensor
             ``(S, n_in)`` samples on which the edge functions are preserved.
 
@@ -489,6 +490,12 @@ class KANLayer(nn.Module):
                 f"got {tuple(points.shape)}"
             )
         points = points.to(self.grid_points)
+        if not bool((points.diff(dim=1) > 0).all()):
+            # a zero-width knot interval makes the spline table, and every gradient, NaN
+            raise ValueError(
+                f"set_grid needs strictly increasing grid points in {self.grid_points.dtype} "
+                "(some coincide or decrease)"
+            )
         x = self._fit_samples(x, points)
         old = self.basis_values(x)[:, :, 0].transpose(0, 1)  # (n_in, S, nb)
         self.grid_points = self.basis.make_grid(points, self.k)
@@ -607,8 +614,11 @@ class KANLayer(nn.Module):
         adaptive = torch.cat([lo, adaptive[:, 1:-1], hi], dim=1)
         uniform = _uniform_points(torch.cat([lo, hi], dim=1), g)
         points = eps * uniform + (1 - eps) * adaptive
-        # Quantiles of repeated samples can coincide; keep the knots strictly increasing.
-        min_gap = 1e-6 * (hi - lo) / g
+        # Quantiles of repeated samples can coincide; keep the knots strictly increasing, by a
+        # gap that survives rounding (in float32, 1e-6 of a knot interval can be below half an
+        # ulp of the knots: it rounded away, and the zero-width interval made NaN gradients).
+        ulps = 64 * torch.finfo(points.dtype).eps * torch.maximum(lo.abs(), hi.abs())
+        min_gap = torch.maximum(1e-6 * (hi - lo) / g, ulps)
         points = torch.maximum(points, torch.cummax(points, dim=1).values)
         for j in range(1, g + 1):
             points[:, j] = torch.maximum(points[:, j], points[:, j - 1] + min_gap[:, 0])
