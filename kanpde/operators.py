@@ -181,6 +181,12 @@ def _autograd_columns(f: Tensor, x: Tensor) -> dict[int, Tensor]:
             "derivatives need points with requires_grad=True (x.requires_grad_()) from which "
             "the field was computed"
         )
+    if not f.requires_grad and not torch.is_grad_enabled():
+        # under no_grad every field looks constant: its derivatives would all read 0
+        raise ValueError(
+            "derivatives need autograd: the field was computed under torch.no_grad(); compute "
+            "it (and take its derivatives) with gradients enabled"
+        )
     n, dim = x.shape
     cols = []
     for c in range(f.shape[1]):

@@ -498,6 +498,19 @@ def test_derivative_along_a_slice_is_refused_not_zero():
         close(d(u, x, "y"), 2 * torch.sin(x[:, 0:1]) * x[:, 1:2])
 
 
+@pytest.mark.parametrize("op", [lambda u, x: d(u, x, 0), laplacian, grad])
+def test_derivatives_of_a_field_computed_without_autograd_are_refused_not_zero(op):
+    # under torch.no_grad() the field looked constant and every derivative read 0
+    x = pts(7, 2)
+    model = KAN([2, 3, 1], grid=4, dtype=torch.float64)
+    with torch.no_grad():
+        u = model(x)
+        with pytest.raises(ValueError, match=r"computed under torch.no_grad\(\)"):
+            op(u, x)
+    ones = torch.ones(7, 1, dtype=torch.float64)  # with autograd on, a constant's are 0
+    assert float(d(ones, x, 0).abs().max()) == 0.0
+
+
 def test_derivative_along_a_slice_the_field_was_built_from():
     x = pts(7, 2)
     t = x[:, 1:2]
