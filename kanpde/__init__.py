@@ -8,8 +8,8 @@ from .nn import KAN, MLP, KANLayer, count_parameters
 from .operators import d, derivatives, div, grad, hessian, laplacian, split
 from .problem import KanpdeWarning, Problem, ProblemError, load_problem
 from .results import ResultsError, Run, load
-from .schedule import Stage, parse_schedule
-from .training import build_model, solve
+from .schedule import ScheduleError, Stage, parse_schedule
+from .training import Interrupted, TrainingStopped, build_model, solve
 
 __all__ = [
     "KAN",
@@ -20,6 +20,7 @@ __all__ = [
     "Disk",
     "Domain",
     "Initial",
+    "Interrupted",
     "Interval",
     "KANLayer",
     "KanpdeWarning",
@@ -33,8 +34,10 @@ __all__ = [
     "ResultsError",
     "Robin",
     "Run",
+    "ScheduleError",
     "Stage",
     "Time",
+    "TrainingStopped",
     "__version__",
     "build_model",
     "count_parameters",

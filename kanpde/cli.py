@@ -403,7 +403,13 @@ def _solve(args, problem, model, schedule, points, out):
 
 
 # kanpde functions that train: a module-level call of one makes a file a script, not a problem
-_TRAINS = frozenset({"solve", "solve_timed", "compare", "sweep", "train", "main"})
+_TRAINS = frozenset({"solve", "solve_timed", "compare", "sweep", "main"})
+# and those of kanpde.symbolic that train or fit (registering a function, add_function, is
+# a problem file's business)
+_SYMBOLIC_WORK = frozenset(
+    {"train", "prune", "fit_function", "suggest_symbolic", "fix_symbolic", "auto_symbolic",
+     "formula"}
+)  # fmt: skip
 
 
 def _kanpde_names(tree: ast.Module) -> dict[str, str]:
@@ -463,7 +469,8 @@ def _training_call(tree: ast.Module):
                 continue
             if isinstance(item, ast.Call):
                 name = dotted(item.func)
-                if name and name.rsplit(".", 1)[-1] in _TRAINS:
+                module, _, last = (name or "").rpartition(".")
+                if last in _TRAINS or (module == "kanpde.symbolic" and last in _SYMBOLIC_WORK):
                     return item.lineno
                 if isinstance(item.func, ast.Name) and item.func.id in local:
                     return item.lineno
@@ -486,8 +493,9 @@ def _assigns_problem(path: Path) -> bool | int:
     ``if``/``try``/``with``/``for`` blocks) or import. Unparsable files, and files writing
     ``globals()``, count as yes, so that the listing reports what importing them gives. A file
     that binds it but also trains at module level (a call of kanpde's ``solve``,
-    ``compare.compare``/``sweep``, ``symbolic.train``, or of its own function that makes one,
-    outside ``if __name__ == "__main__":``) is a script: the line of that call is returned."""
+    ``compare.compare``/``sweep``, of ``kanpde.symbolic``'s ``train``, ``prune``, ``formula``
+    and other fitting functions, or of its own function that makes one, outside
+    ``if __name__ == "__main__":``) is a script: the line of that call is returned."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
         tree = ast.parse(text)

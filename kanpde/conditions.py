@@ -139,8 +139,8 @@ class Condition:
     """Base class. Subclasses set :attr:`where` and implement :meth:`lhs`.
 
     The parameters below are those of every condition (``Dirichlet``, ``Neumann``, ``Robin``,
-    ``Initial``; ``Periodic`` and ``PointData`` take their own first arguments instead of
-    ``value`` and no ``on``).
+    ``Initial``; ``Initial`` takes no ``on``, and ``Periodic`` and ``PointData`` take their
+    own first arguments instead of ``value`` and ``on``).
 
     Parameters
     ----------
@@ -149,7 +149,8 @@ class Condition:
         (``(n, D)`` points → ``(n,)`` or ``(n, components)``) evaluated once at the points
         (or ``g(x, n)``, see Notes).
     on : None, str, list of str or callable, optional
-        The boundary pieces: None for the whole boundary, piece names or aliases
+        Boundary conditions only. The boundary pieces: None for the whole boundary, piece
+        names or aliases
         (``"left"``, ``"x=-1"``; :meth:`kanpde.Domain.piece_names`), or a predicate
         ``f(points) -> bool mask`` (see :meth:`kanpde.Domain.boundary`).
     component : int, str or sequence, optional
@@ -157,9 +158,15 @@ class Condition:
     weight : float
         Loss weight of the term (the problem's ``weights`` may override it by name).
     name : str, optional
-        Name of the loss term; defaults to the class name in lower case plus the selection.
+        Name of the loss term (its key in the problem's ``weights``). Defaults to the class
+        name in lower case, with a string ``on`` in brackets (``dirichlet[left]``);
+        ``Initial`` with a derivative is ``initial_dt``, ``Periodic`` is ``periodic[axis]``
+        and ``PointData`` is ``data``. Default names that clash within a problem get the
+        pieces and components that tell them apart (``dirichlet(u)``, ``dirichlet(v)``).
     n : int, optional
-        Number of points; defaults to the problem's ``points`` budget for this kind.
+        Number of points. By default the boundary conditions without ``n`` share the
+        problem's ``boundary`` budget (each gets at least a point on every piece it covers)
+        and each ``Initial`` takes the whole ``initial`` budget.
 
     Notes
     -----

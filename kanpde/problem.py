@@ -48,6 +48,15 @@ class KanpdeWarning(UserWarning):
     """A setting that runs but probably not as meant (the command line prints it as one line)."""
 
 
+# The Problem fields that are dicts, with an example of each for the error messages.
+DICT_FIELDS = {
+    "model": "{'width': [2, 10, 1], 'grid': 5}",
+    "points": "{'interior': 2000, 'boundary': 400}",
+    "weights": "{'pde': 1.0, 'dirichlet': 10.0}",
+    "presets": "{'fast': {'schedule': '300:adam'}}",
+}
+
+
 @dataclass
 class Problem:
     """A PDE to solve with a physics-informed trial function.
@@ -59,8 +68,10 @@ class Problem:
     domain : kanpde.geometry.Domain
         Where the PDE holds; time-dependent problems use a space-time domain.
     pde : callable
-        ``pde(x, u)`` → residual ``(N, 1)`` or a tuple of residuals for systems, built with
-        :mod:`kanpde.operators` (``x``: ``(N, D)`` points, ``u``: ``(N, m)`` outputs).
+        ``pde(x, u)`` → the residual, built with :mod:`kanpde.operators` (``x``: ``(N, D)``
+        points, ``u``: ``(N, m)`` outputs): one tensor ``(N,)``, ``(N, 1)`` or ``(N, k)``
+        (loss term ``pde``), or for systems a tuple or list of them (terms ``pde[0]``,
+        ``pde[1]``, ...) or a dict (terms ``pde[key]``), each weighted by that name.
     conditions : sequence of Condition, or one Condition
         Boundary, initial and data conditions.
     exact : callable, optional
@@ -114,6 +125,13 @@ class Problem:
                 f"['{self.outputs}'], got the string {self.outputs!r}"
             )
         self.outputs = tuple(self.outputs)
+        for label, example in DICT_FIELDS.items():
+            given = getattr(self, label)
+            if not isinstance(given, dict):  # merged with defaults below: a TypeError there
+                raise ProblemError(
+                    f"problem {self.name!r}: {label} must be a dict such as {example}, got "
+                    f"{type(given).__name__} {given!r}"
+                )
         try:
             self.conditions = _condition_list(self.conditions)
         except ValueError as e:

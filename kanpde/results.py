@@ -2,11 +2,13 @@
 
 Layout of ``result.h5``:
 
-* root attributes: ``kanpde_version``, ``torch_version``, ``problem``, ``problem_file``,
-  ``problem_hash``, ``created``, ``finished``, ``config`` (JSON), ``metrics`` (JSON), ``events``
-  (JSON);
-* ``history/<column>``: one dataset per logged column (step, stage, grid, loss terms, test
-  errors, wall time);
+* root attributes: ``format`` (``"kanpde-result"``, which :func:`load` requires),
+  ``kanpde_version``, ``torch_version``, ``problem``, ``problem_file``, ``problem_hash``,
+  ``created``, ``finished``, ``names`` and ``outputs`` (JSON lists), ``time_axis`` (-1 without
+  time), ``reference`` (``exact``, or ``reference`` for a reference solution), ``config``,
+  ``metrics`` and ``events`` (JSON);
+* ``history/<column>``: one dataset per logged column (step, stage, grid, evals, loss terms,
+  test errors, and ``time``, the training clock: wall time is ``metrics["wall_time"]``);
 * ``solution/``: ``x`` (evaluation points), ``pred``, ``ref`` (exact/reference) and ``error``,
   with attributes ``names`` (axes) and ``outputs``;
 * ``model/``: attribute ``config`` (JSON) and ``state/<name>`` datasets — enough to rebuild the
@@ -19,6 +21,7 @@ then renamed over the target.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import tempfile
 import time
@@ -121,8 +124,9 @@ class Run:
         ndarray
             ``(N, outputs)`` values in the run's dtype; ``(outputs,)`` for one point.
         """
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
             raise ValueError(f"predict: batch must be a positive integer, got {batch!r}")
+        batch = int(batch)
         net = self.__dict__.get("_net")
         if net is None:  # rebuilt once per run, not once per call
             if self.config.get("model", {}).get("type") == "custom":

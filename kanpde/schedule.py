@@ -89,8 +89,7 @@ class Stage:
         self.sparsity = _number(self.sparsity, "sparsity")
         if self.sparsity < 0:
             raise ScheduleError(f"sparsity must be non-negative, got {self.sparsity!r}")
-        if isinstance(self.history, bool) or not isinstance(self.history, int) or self.history < 1:
-            raise ScheduleError(f"L-BFGS history must be positive, got {self.history!r}")
+        self.history = _int(self.history, "L-BFGS history", minimum=1)
 
     def to_dict(self) -> dict:
         return asdict(self)

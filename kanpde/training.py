@@ -31,9 +31,9 @@ from .allocator import retain_freed_memory
 from .losses import Residuals, chunked, error_metrics
 from .nn import KAN, MLP, count_parameters, from_config
 from .nn.bases import BSpline
-from .problem import MODEL_OPTIONS, KanpdeWarning, _first_line, _is_int
+from .problem import MODEL_OPTIONS, KanpdeWarning, Problem, _first_line, _is_int
 from .results import ResultsError, Run, save_run
-from .schedule import Stage, parse_schedule
+from .schedule import ScheduleError, Stage, parse_schedule
 from .signals import (
     STOPS,
     installed,
@@ -78,7 +78,10 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 
 def build_model(
-    problem, config: dict | None = None, dtype=torch.float64, device="cpu"
+    problem: Problem,
+    config: dict | None = None,
+    dtype: str | torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
 ) -> nn.Module:
     """Build the trial function of ``problem`` from its ``model`` defaults updated by ``config``.
 
@@ -91,9 +94,19 @@ def build_model(
     config : dict, optional
         Options replacing the problem's (``{"width": [2, 20, 1], "grid": 10}``; a ``type``
         other than the problem's model takes none of its options).
-    dtype, device
-        Of the parameters: float64 and the CPU unless given (not the problem's ``dtype``).
+    dtype : str or torch.dtype
+        Of the parameters, ``float32`` or ``float64`` (the default, not the problem's
+        ``dtype``).
+    device : str or torch.device
+        Of the parameters: ``cpu`` (the default), ``cuda``, ``cuda:N`` or ``auto``.
+
+    Raises
+    ------
+    ValueError
+        A width that does not fit the problem, an unknown model type or option, or a bad
+        ``dtype`` or ``device``.
     """
+    dtype, device = resolve_dtype(dtype), resolve_device(device)
     config = dict(config or {})
     base = dict(problem.model)
     if config.get("type", base.get("type", "kan")) != base.get("type", "kan"):
@@ -1320,12 +1333,15 @@ def _check_shares(
         return None
     if max_seconds is None:
         raise ValueError("time_shares needs max_seconds (the time they share)")
-    out = [float(w) for w in shares]
+    try:
+        out = [float(w) for w in shares]
+    except (TypeError, ValueError):  # not a sequence, or not of numbers
+        out = []
     ok = len(out) == len(stages) and all(math.isfinite(w) and w >= 0 for w in out)
     if not ok or sum(out) <= 0:
         raise ValueError(
             f"time_shares must be {len(stages)} non-negative numbers (one per stage), not all "
-            f"0, got {list(shares)!r}"
+            f"0, got {shares!r}"
         )
     return out
 
@@ -1559,9 +1575,22 @@ def solve(
 
     Raises
     ------
+    ProblemError
+        A mistake in the problem (or its preset), or an exception raised by its own functions
+        (``pde``, ``exact``, condition values), in one line naming the file.
+    ScheduleError
+        A malformed ``schedule`` (a :class:`ValueError`).
+    ValueError
+        Any other bad argument, before anything is trained or written.
+    ResultsError
+        ``resume`` names no readable run, or the results cannot be written (the trained state
+        is then kept in the checkpoint, for ``resume`` to write them).
     TrainingStopped
         When training cannot go on (repeated non-finite losses, out of memory); the results so
         far are attached as ``.run`` and written to ``out``.
+    Interrupted
+        Ctrl-C, SIGTERM or SIGHUP (a :class:`KeyboardInterrupt`): training stopped between
+        steps; ``.checkpoint`` is what ``resume`` continues from.
     """
     from .checkpoint import load_checkpoint
     from .problem import (
@@ -1669,7 +1698,10 @@ def solve(
     dev = resolve_device(device)
     dt = resolve_dtype(dtype or problem.dtype)
     defaults = apply_preset(problem, preset)
-    stages = parse_schedule(schedule if schedule is not None else defaults["schedule"])
+    try:
+        stages = parse_schedule(schedule if schedule is not None else defaults["schedule"])
+    except ScheduleError as e:  # the problem's own schedule was checked when it was loaded
+        raise ScheduleError(f"solve(schedule=...): {e}") from None
     pts = {**defaults["points"], **(points or {})}
     # whole floats (interior=1e4) as the integers they are checked to be
     pts = {k: int(v) if isinstance(v, float) else v for k, v in pts.items()}

@@ -946,6 +946,24 @@ def test_jet_rejects_axis_pairs_out_of_range(make, pair):
         make().jet(x, 2, [pair])
 
 
+@pytest.mark.parametrize("make", [lambda: KAN([1, 3, 1], grid=4), lambda: MLP([1, 8, 1])])
+def test_jet_refuses_an_order_it_does_not_compute(make):
+    # KAN.jet(order=3) raised IndexError and order=-1 a RuntimeError; MLP.jet took 3 as 2
+    x = torch.rand(4, 1)
+    for order in (3, -1, 1.0, True):
+        with pytest.raises(ValueError, match=f"jet order must be 0, 1 or 2, got {order!r}"):
+            make().jet(x, order, [(0, 0)])
+
+
+def test_mlp_jet_checks_its_inputs_as_its_forward_does():
+    # float64 points gave "mat1 and mat2 must have the same dtype", NumPy ones a linear() error
+    model = MLP([1, 8, 1])
+    with pytest.raises(TypeError, match="MLP"):
+        model.jet(torch.rand(4, 1, dtype=torch.float64), 1)
+    with pytest.raises(TypeError, match="MLP"):
+        model.jet(np.zeros((4, 1), dtype=np.float32), 1)
+
+
 def test_grid_changes_reject_empty_grids():
     layer = KANLayer(2, 1, grid=5, dtype=torch.float64)
     x = torch.rand(20, 2, dtype=torch.float64)

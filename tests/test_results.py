@@ -141,6 +141,8 @@ def test_predict_takes_numpy_points_of_any_type(solved):
     assert np.abs(r.predict(x) - r.solution["pred"]).max() == 0.0
     # batches join (matrix products of another size may round differently)
     assert np.abs(r.predict(x, batch=7) - r.solution["pred"]).max() <= 1e-14
+    # a NumPy integer (a length, a computed batch size) was refused as no integer
+    assert np.abs(r.predict(x, batch=np.int64(7)) - r.predict(x, batch=7)).max() == 0.0
     assert (
         np.abs(
             r.predict(x.astype(np.float32)) - r.predict(x.astype(np.float32).astype(float))
@@ -157,7 +159,8 @@ def test_predict_takes_numpy_points_of_any_type(solved):
     t = torch.as_tensor(x).requires_grad_()
     assert np.abs(r.predict(t) - r.predict(x)).max() == 0.0
     for bad, message in ((0, "batch must be a positive integer, got 0"),
-                         (-1, "batch must be a positive integer, got -1")):  # fmt: skip
+                         (-1, "batch must be a positive integer, got -1"),
+                         (2.0, "batch must be a positive integer, got 2.0")):  # fmt: skip
         with pytest.raises(ValueError, match=message):
             r.predict(x, batch=bad)
     with pytest.raises(ValueError, match="predict: x is complex"):

@@ -135,7 +135,8 @@ BAD = {
     "unknown key": ([{"adam": 10, "momentum": 0.9}], "unknown schedule key(s) momentum"),
     "missing =": ("5:adam", "must read optimizer=steps"),
     "bad decay": ([{"adam": 10, "decay": 2.0}], "decay must be in"),
-    "bad history": ([{"lbfgs": 10, "history": 0}], "history must be positive"),
+    "bad history": ([{"lbfgs": 10, "history": 0}], "history must be a positive integer, got 0"),
+    "fractional history": ([{"lbfgs": 10, "history": 2.5}], "history must be an integer, got 2.5"),
     "stage not a dict": ([5], "must be a dict"),
     "wrong type": (42, "must be a list of stages or a string"),
     # values of the wrong type or out of range must be ScheduleErrors too, not TypeError & co.
@@ -153,6 +154,13 @@ BAD = {
     "optimizer twice": ([{"optimizer": "adam", "steps": 5, "lbfgs": 3}], "optimizer twice"),
     "update_until alone": ([{"lbfgs": 20, "update_until": 10}], "goes with update_grid"),
 }
+
+
+def test_whole_float_history_is_taken_as_the_integer_it_is():
+    # history=10.0 was refused as "must be positive", where steps and grid take whole floats
+    (stage,) = parse_schedule([{"lbfgs": 10.0, "history": 10.0, "grid": 5.0}])
+    assert (stage.steps, stage.history, stage.grid) == (10, 10, 5)
+    assert all(type(v) is int for v in (stage.steps, stage.history, stage.grid))
 
 
 @pytest.mark.parametrize("schedule, fragment", list(BAD.values()), ids=list(BAD))

@@ -496,6 +496,24 @@ SPEC_CASES = {
         "points: test must be an integer, got 'many'",
     ),
     "preset_not_a_dict": (variant("**KW)", 'presets={"full": 5}, **KW)'), "must be a dict"),
+    # a TypeError from merging with the defaults ("'str' object is not a mapping"), or an
+    # AttributeError for a list of presets, that named none of them
+    "model_not_a_dict": (
+        variant('KW = dict(model={"width": [2, 3, 1], "grid": 3}', 'KW = dict(model="mlp"'),
+        "model must be a dict such as {'width': [2, 10, 1], 'grid': 5}, got str",
+    ),
+    "points_not_a_dict": (
+        variant('points={"interior": 30, "boundary": 12, "test": 6}', "points=2000"),
+        "points must be a dict such as {'interior': 2000, 'boundary': 400}, got int",
+    ),
+    "weights_not_a_dict": (
+        variant("**KW)", "weights=[1, 10], **KW)"),
+        "weights must be a dict such as {'pde': 1.0, 'dirichlet': 10.0}, got list",
+    ),
+    "presets_not_a_dict": (
+        variant("**KW)", 'presets=["full"], **KW)'),
+        "presets must be a dict such as {'fast': {'schedule': '300:adam'}}, got list",
+    ),
     # accepted, and nothing was ever resampled
     "points_adaptive_without_resample": (
         variant('"test": 6}', '"test": 6, "adaptive": True}'),
@@ -570,8 +588,14 @@ def test_solve_refuses_adaptive_resampling_without_resample():
         ({"graphs": "yes"}, "solve(graphs='yes'): use True, False or 'auto'"),
         ({"problem": None}, "solve(problem=...): expected a kanpde.Problem or a problem file"),
         ({"max_seconds": -1}, "max_seconds must be a finite number > 0, got -1"),
+        # the schedule's error did not say that it came from the schedule argument
+        ({"schedule": "5:sgd=3"}, "solve(schedule=...): unknown optimizer 'sgd'"),
+        # float("a") and float(None) said nothing of time_shares
+        *[({"schedule": "5:adam=2,lbfgs=2", "max_seconds": 1, "time_shares": shares},
+           f"time_shares must be 2 non-negative numbers (one per stage), not all 0, got {shares!r}")
+          for shares in (["a", 1], [None, 1], 3, [1], [0, 0])],
     ],
-)
+)  # fmt: skip
 def test_solve_names_a_bad_argument(kwargs, fragment):
     # seed='a' raised "invalid literal for int()", out=FILE "[Errno 17] File exists", and
     # log_every=0 was taken (logging every step) where the CLI refuses it
@@ -915,6 +939,10 @@ def test_list_imports_only_problem_files(tmp_path, capsys):
     (tmp_path / "g_symbolic.py").write_text(
         "from kanpde import symbolic as S\n" + GOOD + "S.train(problem, None, [])\n"
     )
+    # formula fits symbolic functions to a model: a study too (it ran at listing time)
+    (tmp_path / "g_formula.py").write_text(
+        "import kanpde.symbolic\n" + GOOD + "print(kanpde.symbolic.formula(None))\n"
+    )
     (tmp_path / "h_alias.py").write_text(
         "from kanpde import solve as fit\n" + GOOD + "def go():\n    fit(problem)\n"
         "if __name__ != '__main__':\n    go()\n"
@@ -935,9 +963,10 @@ def test_list_imports_only_problem_files(tmp_path, capsys):
     assert lines[5].startswith(f"{'exits':<10}  [invalid]")
     assert "called exit(3) while importing" in lines[5]
     assert lines[6].split() == ["f_numpy", "t"]
-    assert lines[7] == "g_symbolic  " + script.format(line)
-    assert lines[8] == f"{'h_alias':<10}  " + script.format(line + 3)
-    assert len(lines) == 9
+    assert lines[7] == f"{'g_formula':<10}  " + script.format(line)
+    assert lines[8] == "g_symbolic  " + script.format(line)
+    assert lines[9] == f"{'h_alias':<10}  " + script.format(line + 3)
+    assert len(lines) == 10
 
 
 def test_reference_with_other_axes_than_the_domain_is_refused():
@@ -1019,3 +1048,15 @@ def test_one_condition_alone_and_a_tuple_assigned_later_are_lists():
     one.conditions = (kanpde.Dirichlet(0.0, component="u"), kanpde.Dirichlet(1.0, component="v"))
     one.validate()
     assert [c.name for c in one.conditions] == ["dirichlet(u)", "dirichlet(v)"]
+
+
+def test_build_model_takes_dtype_and_device_as_solve_does():
+    # build_model(p, dtype="float32") raised "as_tensor(): argument 'dtype' must be torch.dtype"
+    problem = kanpde.load_problem(POISSON1D)
+    model = kanpde.build_model(problem, {"grid": 4}, dtype="float32", device="cpu")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert next(model.parameters()).device.type == "cpu"
+    with pytest.raises(ValueError, match="unknown dtype 'half'; use float32 or float64"):
+        kanpde.build_model(problem, dtype="half")
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        kanpde.build_model(problem, device="gpu")

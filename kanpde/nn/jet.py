@@ -44,6 +44,13 @@ class Jet:
     pairs: Pairs = ()
 
 
+def check_order(order) -> int:
+    """``order`` of a jet (0, 1 or 2), or a one-line error."""
+    if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= 2:
+        raise ValueError(f"jet order must be 0, 1 or 2, got {order!r}")
+    return order
+
+
 def normalize_pairs(pairs, dim: int) -> Pairs:
     """Sort each pair and remove duplicates, keeping first-seen order (axes ``0 … dim - 1``)."""
     out: list[tuple[int, int]] = []

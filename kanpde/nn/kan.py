@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from . import fixed_points
 from .bases import Basis, BSpline, _uniform_points, get_basis, silu_features
 from .fixed_points import OperatorCache, build_operator, coordinate_jet
-from .jet import Inner, Jet, Pairs, chain, first_layer, normalize_pairs, public
+from .jet import Inner, Jet, Pairs, chain, check_order, first_layer, normalize_pairs, public
 from .one_output import one_output_jet
 
 SPLINE = "spline"  # edge kind of a basis-expanded edge; "" is a removed edge, else a function
@@ -735,6 +735,7 @@ class KAN(nn.Module):
             for a Laplacian in 2-D.
         """
         self.layers[0]._check(x)
+        order = check_order(order)
         pairs = normalize_pairs(pairs, x.shape[1]) if order >= 2 else ()
         inner = None
         h = x.t()

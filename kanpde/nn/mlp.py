@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from .jet import Jet, normalize_pairs
+from .jet import Jet, check_order, normalize_pairs
 from .kan import check_inputs, check_width
 
 
@@ -97,6 +97,8 @@ class MLP(nn.Module):
 
     def jet(self, x: Tensor, order: int = 2, pairs: Sequence[tuple[int, int]] = ()) -> Jet:
         """Outputs with derivatives; same contract as :meth:`kanpde.nn.KAN.jet`."""
+        check_inputs(x, self.layers[0].weight.dtype, "MLP")
+        order = check_order(order)
         pairs = normalize_pairs(pairs, x.shape[-1]) if order >= 2 else ()
         n, dim = x.shape
         first = self.layers[0]
