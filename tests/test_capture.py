@@ -65,8 +65,33 @@ def cuda_paths(monkeypatch):
     monkeypatch.setattr(KANLayer, "_one_output", lambda self, order, device: False)
 
 
+class _Plain(torch.nn.Module):
+    """The same network without its jets: every derivative by nested autograd."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)
+
+
 def _hits(residuals: Residuals) -> list[str]:
+    """The syncing ops of the step the trainer captures; its gradients are checked against
+    those of the plain path (the same loss, every derivative by nested autograd)."""
     params = [p for p in residuals.model.parameters() if p.requires_grad]
+    plain = Residuals(residuals.problem, _Plain(residuals.model), POINTS,
+                      residuals.problem.weights, DT, "cpu")  # fmt: skip
+    if residuals.penalty is not None:
+        plain.penalty_weight = residuals.penalty_weight
+        plain.penalty = lambda wrapped, x: residuals.penalty(wrapped.model, x)
+    for p in params:
+        p.grad = None  # an earlier call's would add up
+    plain()[0].backward(inputs=params)
+    # (zeros for parameters the loss does not reach, as the step makes them)
+    expected = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params]
+    for p in params:
+        p.grad = None
     loss, _ = residuals()  # lazy caches are built outside the capture too (warm-up)
     loss.backward(inputs=params)
     for p in params:
@@ -74,6 +99,10 @@ def _hits(residuals: Residuals) -> list[str]:
     with SyncRecorder() as rec:
         _CapturedGradient.step(residuals, params)
     assert all(p.grad is not None and p.grad.is_contiguous() for p in params)
+    # the captured step's gradients are the loss's (not only present): to round-off
+    scale = max(float(g.abs().max()) for g in expected if g.numel())
+    for p, g in zip(params, expected, strict=True):
+        torch.testing.assert_close(p.grad, g, rtol=0, atol=1e-11 * scale)
     return sorted(set(rec.hits))
 
 

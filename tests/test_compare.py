@@ -55,6 +55,25 @@ def test_same_points_budget_and_counts(study):
     assert sum(s["steps"] for s in result.setup["mlp_schedule"]) == 12
 
 
+def test_every_run_of_a_study_trains_on_the_same_points(monkeypatch):
+    # the configs alone were compared: runs drawing their own points per seed passed
+    from kanpde import losses
+
+    drawn, real = [], losses.Residuals.__init__
+
+    def init(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        drawn.append([self.interior.x.clone()] + [t.points.x.clone() for t in self.terms])
+
+    monkeypatch.setattr(losses.Residuals, "__init__", init)
+    problem = kanpde.load_problem(POISSON)
+    problem.points = {**problem.points, **SMALL}
+    compare(problem, kans=[[2, 3, 1]], mlps=[[2, 8, 1]], seeds=2, steps=2, device="cpu")
+    assert len(drawn) == 4 and len(drawn[0]) >= 2
+    for other in drawn[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(drawn[0], other, strict=True))
+
+
 def test_table_matches_saved_files(study):
     _, result, out = study
     with open(out / "comparison.csv") as f:
@@ -85,10 +104,14 @@ def test_median_and_range(study):
 
 
 def test_matching_width_has_about_as_many_parameters():
-    for params in (300, 750, 2000):
-        h = _matching_width(params, 2, 1)
-        got = count_parameters(MLP([2, h, h, 1]))
-        assert abs(got - params) <= 2 * h + 4  # the nearest width
+    # the nearest width: a bound of 2h + 4 let a width one off pass
+    for n_in, n_out in ((2, 1), (3, 3)):
+        for params in (300, 750, 2000, 2047, 10_000):
+            h = _matching_width(params, n_in, n_out)
+            miss = [
+                abs(count_parameters(MLP([n_in, w, w, n_out])) - params) for w in (h - 1, h, h + 1)
+            ]
+            assert miss[1] == min(miss), (params, h, miss)
 
 
 def test_mlp_recipe_splits_steps():
@@ -99,6 +122,13 @@ def test_mlp_recipe_splits_steps():
 def test_fitted_slope_recovers_power_law():
     g = np.array([3, 5, 10, 20, 50])
     assert fitted_slope(g, 7.0 * g**-4.0) == pytest.approx(-4.0, abs=1e-12)
+    # off the line, the least-squares slope of the logs (-4.07, not the end points' -4.04):
+    # sum((X - mean X)(Y - mean Y)) / sum((X - mean X)^2), worked out in full here
+    errors = 7.0 * g**-4.0 * np.array([1.0, 1.5, 0.8, 1.2, 0.9])
+    x, y = np.log(g), np.log(errors)
+    slope = ((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum()
+    assert fitted_slope(g, errors) == pytest.approx(slope, rel=1e-12)
+    assert abs(slope - (y[-1] - y[0]) / (x[-1] - x[0])) > 0.03
 
 
 def test_sweep_staircase_and_slope(tmp_path):

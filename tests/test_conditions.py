@@ -274,6 +274,65 @@ def test_periodic_second_axis():
     assert bool((x[:n, 1] == 0).all()) and bool((x[n:, 1] == 2).all())
 
 
+# Bug caught: a term's loss summing its residual columns instead of averaging them.
+def test_a_terms_loss_is_the_mean_over_points_and_columns():
+    # u = sin(2πx)·t + 0.3·x(1 - x): equal values and second derivatives at x = 0 and 1, but
+    # ∂u/∂x = 0.3 vs -0.3 (a difference of 0.6); v = x·t + 1, which the Dirichlet value misses
+    # by exactly 0.2 everywhere.
+    def f(x):
+        X, T = x[:, 0:1], x[:, 1:2]
+        return torch.cat([wave(x) + 0.3 * X * (1 - X), X * T + 1], dim=1)
+
+    def target(x):  # u exact, v - 0.2
+        return f(x) - torch.tensor([[0.0, 0.2]], dtype=DT)
+
+    conds = [
+        Dirichlet(target, name="both"),  # columns (0, 0.2)
+        Dirichlet(lambda x: target(x)[:, 1:2], component="v", name="v_only"),  # (0.2,)
+        Periodic("x", derivatives=1, component="u", name="p1"),  # (0, 0.6)
+        Periodic("x", derivatives=2, component="u", name="p2"),  # (0, 0.6, 0)
+    ]
+    res = build(SPACETIME, conds, f, ("u", "v"))
+    terms = {k: float(v.detach()) for k, v in res.terms_of().items()}
+    expected = {
+        "both": (0.0 + 0.2**2) / 2,  # 0.02
+        "v_only": 0.2**2,  # 0.04
+        "p1": (0.0 + 0.6**2) / 2,  # 0.18
+        "p2": (0.0 + 0.6**2 + 0.0) / 3,  # 0.12
+    }
+    for name, value in expected.items():
+        r = residual(res, name)
+        assert r.shape[1] == {"both": 2, "v_only": 1, "p1": 2, "p2": 3}[name]
+        assert abs(terms[name] - value) <= 1e-12 * value, (name, terms[name], value)
+        # the same as the mean of the squares of the raw residual over points and columns
+        assert abs(terms[name] - float((r * r).mean())) <= 1e-12 * value, name
+
+
+# Bug caught: Periodic(derivatives=2) computing its last column as a first derivative.
+@pytest.mark.parametrize("domain", [Interval(0, 1), SPACETIME], ids=["interval", "spacetime"])
+def test_periodic_second_derivative_column(domain):
+    # u = x³(1 - x)²·(1 + t): u and ∂u/∂x vanish at x = 0 and 1, ∂²u/∂x² = 0 at x = 0 and
+    # 2·(1 + t) at x = 1, so the pairs (x = 0) - (x = 1) differ by -2·(1 + t) there only.
+    def time(x):
+        return x[:, 1:2] if x.shape[1] > 1 else torch.zeros_like(x[:, 0:1])
+
+    def f(x):
+        X = x[:, 0:1]
+        return X**3 * (1 - X) ** 2 * (1 + time(x))
+
+    res = build(domain, [Periodic("x", derivatives=2)], f)
+    term = res.terms[0]
+    n = term.points.x.shape[0] // 2
+    r = residual(res, "periodic[x]")
+    assert r.shape == (n, 3)
+    assert float(r[:, :2].abs().max()) <= 1e-12  # value and first derivative match
+    want = -2 * (1 + time(term.points.x[:n]))
+    assert float((r[:, 2:3] - want).abs().max()) <= 1e-12, (r[:3, 2], want[:3, 0])
+    loss = float(res.terms_of()["periodic[x]"].detach())
+    exact = float((want**2).sum()) / (3 * n)
+    assert abs(loss - exact) <= 1e-12 * exact, (loss, exact)
+
+
 def test_periodic_time_axis_is_rejected():
     with pytest.raises(ProblemError, match="time axis cannot be periodic"):
         build(SPACETIME, [Periodic("t")], wave)

@@ -299,7 +299,9 @@ def test_loss_is_continuous_at_grid_extension(poisson, one_thread, g0, g1):
     assert len(ext) == 1
     e = ext[0]
     assert e["grid"] == g1 and e["step"] == 15 and t.model.grid == g1
-    assert abs(e["loss_after"] - e["loss_before"]) <= 0.01 * e["loss_before"], e
+    # a nested refinement represents the same function: measured jumps 0 to 8e-15 (a 1%
+    # tolerance let parameters scaled by 1.0005 at each change pass)
+    assert abs(e["loss_after"] - e["loss_before"]) <= 1e-10 * e["loss_before"], e
     # the loss before extension is the loss logged at the end of the first stage
     h = t.history.columns()
     assert e["loss_before"] == pytest.approx(h["loss"][list(h["step"]).index(15)], rel=1e-12)
@@ -315,7 +317,69 @@ def test_loss_is_continuous_at_grid_extension_on_grid_points(poisson, one_thread
     t = _trainer(poisson, stages, 10, points, log_every=20)
     t.run()
     (e,) = [e for e in t.history.events if e["event"] == "extend_grid"]
-    assert abs(e["loss_after"] - e["loss_before"]) <= 0.01 * e["loss_before"], e
+    assert abs(e["loss_after"] - e["loss_before"]) <= 1e-10 * e["loss_before"], e
+
+
+def test_adam_decay_brings_the_learning_rate_down_by_its_factor(poisson, one_thread):
+    # decay was only parsed in tests (and checked with a time budget): ignoring it passed
+    t = _trainer(poisson, [{"grid": 3, "adam": 20, "lr": 1e-2, "decay": 0.1}], 3, SOBOL)
+    t.run()
+    assert t._adam.param_groups[0]["lr"] == pytest.approx(1e-3, rel=1e-12)
+    t = _trainer(poisson, [{"grid": 3, "adam": 20, "lr": 1e-2}], 3, SOBOL)
+    t.run()
+    assert t._adam.param_groups[0]["lr"] == 1e-2
+
+
+def test_lbfgs_stage_options_reach_the_optimizer(poisson, one_thread, monkeypatch):
+    # lr and history of an L-BFGS stage were only parsed in tests
+    made, real = [], torch.optim.LBFGS
+
+    def lbfgs(params, **kwargs):
+        made.append(kwargs)
+        return real(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "LBFGS", lbfgs)
+    _trainer(poisson, [{"grid": 3, "lbfgs": 3, "lr": 0.5, "history": 7}], 3, SOBOL).run()
+    assert made and all(k["lr"] == 0.5 and k["history_size"] == 7 for k in made)
+
+
+def test_resampling_every_n_steps_draws_new_interior_points(poisson, one_thread):
+    # "resample": N was never run with N > 0
+    pts = {**SOBOL, "resample": 4}
+    t = _trainer(poisson, [{"grid": 3, "adam": 10, "lr": 1e-2}], 3, pts)
+    first = t.residuals.interior.x.clone()
+    drawn = []
+    real = t.residuals.set_interior
+
+    def set_interior(x):
+        drawn.append(x.clone())
+        real(x)
+
+    t.residuals.set_interior = set_interior
+    t.run()
+    assert [e["step"] for e in t.history.events if e["event"] == "resample"] == [4, 8]
+    assert len(drawn) == 2 and not torch.equal(drawn[0], first)
+    assert not torch.equal(drawn[0], drawn[1]) and drawn[0].shape == first.shape
+    assert torch.equal(t.residuals.interior.x, drawn[1])
+
+
+def test_adaptive_resampling_favours_points_of_large_residual():
+    # the residual is 0 left of x = 0.5 and 1 right of it: keep probabilities |r| / mean|r| + 1
+    # are 1 and 3, so about 3/4 of the kept points lie right (uniform weights passed before)
+    prob = Problem(
+        name="step",
+        domain=Rectangle([0, 0], [1, 1]),
+        pde=lambda x, u: (x[:, 0:1] > 0.5).to(u.dtype) + 0 * u,
+        conditions=[Dirichlet(0.0)],
+    )
+    torch.manual_seed(0)
+    model = build_model(prob, {"width": [2, 3, 1], "grid": 3}, DT, "cpu")
+    res = Residuals(prob, model, {"interior": 400, "boundary": 16}, {}, DT, "cpu")
+    res.resample(seed=5, adaptive=True, pool=10)
+    right = float((res.interior.x[:, 0] > 0.5).double().mean())
+    assert 0.68 < right < 0.82, right
+    res.resample(seed=5, adaptive=False)
+    assert 0.4 < float((res.interior.x[:, 0] > 0.5).double().mean()) < 0.6
 
 
 def test_no_extension_when_the_grid_does_not_change(poisson, one_thread):
@@ -416,7 +480,7 @@ def test_cli_solve(tmp_path):
     assert (runs[0] / "result.h5").is_file()
     assert f"results: {runs[0] / 'result.h5'}" in p.stdout
     r = kanpde.load(runs[0])
-    assert r.config["model"]["grid"] == 3 and r.metrics["steps"] <= 2
+    assert r.config["model"]["grid"] == 3 and 1 <= r.metrics["steps"] <= 2
     assert r.config["points"]["interior"] == 100
 
 

@@ -999,7 +999,9 @@ def test_update_grid_with_a_constant_hidden_node():
     before = model(x)
     model.update_grid(x)  # hidden node 1 is constant on x: it keeps a uniform grid
     assert torch.isfinite(model.layers[1].grid_points).all()
-    torch.testing.assert_close(model(x), before, rtol=0, atol=2e-2)
+    # The refit onto the moved knots is a least-squares fit, not exact: measured max change
+    # 1.92e-3 on outputs of size ~0.13; no refit at all changes them by 0.11.
+    torch.testing.assert_close(model(x), before, rtol=0, atol=2.2e-3)
     const = x.clone()
     const[:, 1] = 0.5  # a constant coordinate stays an error
     with pytest.raises(ValueError, match="positive range in every input"):
@@ -1086,3 +1088,130 @@ def test_networks_refuse_numpy_and_other_dtypes_in_one_line(make):
     with pytest.raises(TypeError, match=f"{name} of dtype torch.float64 got inputs of dtype"):
         net(x.float())
     assert net(x).shape == (4, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# 11. Dense bases (rbf, rswaf, chebyshev) against their documented closed forms (NumPy)
+# ---------------------------------------------------------------------------------------------
+
+DENSE_RANGES = [(-1.0, 1.0), (0.0, 3.0)]
+
+
+def dense_reference(name: str, x: np.ndarray, lo: float, hi: float, G: int) -> np.ndarray:
+    """``(3, len(x), G + 1)``: the documented basis functions and their first two
+    x-derivatives, written out with NumPy independently of :mod:`kanpde.nn.bases`.
+
+    * ``rbf`` (FastKAN): ``exp(-((x - c_b)/h)²)``, centres ``c_b = lo + b h``, ``h = (hi - lo)/G``.
+    * ``rswaf`` (FasterKAN): ``1 - tanh²((x - c_b)/h)`` (here as ``sech²``), same ``c_b``, ``h``.
+    * ``chebyshev``: ``T_b(z)``, ``z = tanh(2 (x - lo)/(hi - lo) - 1)``, ``b = 0 … G``.
+    """
+    x = x[:, None]
+    h = (hi - lo) / G
+    c = lo + h * np.arange(G + 1)[None, :]
+    if name == "rbf":
+        z = (x - c) / h
+        e = np.exp(-(z**2))
+        return np.stack([e, -2 * z * e / h, (4 * z**2 - 2) * e / h**2])
+    if name == "rswaf":
+        z = (x - c) / h
+        ch, sh = np.cosh(z), np.sinh(z)
+        return np.stack([1 / ch**2, -2 * sh / ch**3 / h, (6 * sh**2 - 2 * ch**2) / ch**4 / h**2])
+    assert name == "chebyshev"
+    a = 2 / (hi - lo)
+    z = np.tanh(a * (x[:, 0] - lo) - 1)
+    dz = a * (1 - z**2)  # dz/dx
+    ddz = -2 * a * a * z * (1 - z**2)  # d²z/dx²
+    cheb = np.polynomial.chebyshev
+    unit = np.eye(G + 1)
+    t0 = np.stack([np.cos(b * np.arccos(z)) for b in range(G + 1)], axis=-1)
+    t1 = np.stack([cheb.chebval(z, cheb.chebder(unit[b], 1)) for b in range(G + 1)], axis=-1)
+    t2 = np.stack([cheb.chebval(z, cheb.chebder(unit[b], 2)) for b in range(G + 1)], axis=-1)
+    return np.stack([t0, t1 * dz[:, None], t2 * dz[:, None] ** 2 + t1 * ddz[:, None]])
+
+
+@pytest.mark.parametrize("G", [1, 5, 8])
+@pytest.mark.parametrize("name", ["rbf", "rswaf", "chebyshev"])
+def test_dense_bases_match_documented_formulas(name, G):
+    # Catches a wrong centre, width h (e.g. doubled), Chebyshev map (e.g. 1/(hi-lo) for
+    # 2/(hi-lo)), basis shape (e.g. 1 - tanh for 1 - tanh²) or derivative formula.
+    layer = KANLayer(2, 1, grid=G, basis=name, grid_range=DENSE_RANGES, dtype=DT)
+    rng = np.random.default_rng(7)
+    cols = []
+    for lo, hi in DENSE_RANGES:
+        h = (hi - lo) / G
+        centres = lo + h * np.arange(G + 1)
+        cols.append(
+            np.concatenate(
+                [
+                    centres,  # grid points, both ends included
+                    centres[:-1] + 0.5 * h,  # midpoints
+                    rng.uniform(lo, hi, 20),  # inside
+                    [lo - 1e-9, hi + 1e-9, lo - 0.3 * h, hi + 0.7 * h],  # just outside
+                    [lo - 2.0, hi + 3.0, hi + 10 * (hi - lo)],  # far outside
+                ]
+            )
+        )
+    x = np.stack(cols, axis=1)  # (N, 2)
+    got = layer.basis_values(torch.tensor(x, dtype=DT), order=2)  # (N, n_in, 3, nb)
+    assert got.shape == (x.shape[0], 2, 3, G + 1)
+    for i, (lo, hi) in enumerate(DENSE_RANGES):
+        ref = dense_reference(name, x[:, i], lo, hi, G)  # (3, N, nb)
+        for q in range(3):
+            g = got[:, i, q].numpy()
+            scale = max(1.0, float(np.abs(ref[q]).max()))
+            err = float(np.abs(g - ref[q]).max()) / scale
+            assert err <= 1e-12, f"{name} input {i} derivative {q}: error {err:.3e}"
+    # The orders agree with each other: order 0 alone gives the same values.
+    torch.testing.assert_close(
+        layer.basis_values(torch.tensor(x, dtype=DT))[:, :, 0], got[:, :, 0], rtol=0, atol=0
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# 12. MLP activations against torch's own functions
+# ---------------------------------------------------------------------------------------------
+
+# torch's defaults: softplus with beta = 1, the exact (erf) GELU.
+TORCH_ACTIVATIONS = {
+    "tanh": torch.tanh,
+    "sin": torch.sin,
+    "silu": torch.nn.functional.silu,
+    "softplus": torch.nn.functional.softplus,
+    "gelu": torch.nn.functional.gelu,
+}
+
+
+def test_torch_activation_table_covers_every_mlp_activation():
+    # Catches an activation added to MLP without a reference in the test below.
+    assert set(TORCH_ACTIVATIONS) == set(ACTIVATIONS)
+
+
+@pytest.mark.parametrize("activation", sorted(TORCH_ACTIVATIONS))
+def test_mlp_matches_a_hand_built_torch_network(activation):
+    # Catches an activation mapped to the wrong function (e.g. "tanh" -> softplus) or a wrong
+    # f' / f'' in the closed-form jet.
+    width = [3, 6, 5, 2]
+    model = make_mlp(width, activation, seed=4)
+    act = TORCH_ACTIVATIONS[activation]
+    F = torch.nn.functional
+
+    def hand(x):
+        for layer in model.layers[:-1]:
+            x = act(F.linear(x, layer.weight, layer.bias))
+        last = model.layers[-1]
+        return F.linear(x, last.weight, last.bias)
+
+    torch.manual_seed(8)
+    x = torch.randn(50, width[0], dtype=DT) * 1.5  # pre-activations on both sides of 0
+    with torch.no_grad():
+        err0 = float((model(x) - hand(x)).abs().max())
+    assert err0 <= 1e-14, f"forward: {err0:.3e}"
+    pairs = [(a, b) for a in range(width[0]) for b in range(a, width[0])]
+    jet = model.jet(x, 2, pairs)
+    u, g, hess = autograd_derivs(hand, x)
+    ref2 = torch.stack([hess[:, :, a, b] for a, b in pairs], dim=-1)
+    errs = [float((a.detach() - b).abs().max()) for a, b in [(jet.value, u), (jet.d1, g)]]
+    errs.append(float((jet.d2.detach() - ref2).abs().max()))
+    assert max(errs) <= 1e-12, f"jet value, d1, d2: {errs}"
+    # Sensitivity: the derivatives are O(1), far above the tolerance.
+    assert float(g.abs().max()) > 0.1 and float(ref2.abs().max()) > 0.01

@@ -1273,3 +1273,31 @@ def test_a_run_resumed_twice_at_once_is_refused(tmp_path):
     with pytest.raises(ValueError) as e:  # free again: on to the run's own checks
         kanpde.solve(POISSON1D, resume=tmp_path, progress=False)
     assert "another process" not in str(e.value)
+
+
+def test_solve_stopped_by_ctrl_c_raises_interrupted_naming_its_checkpoint(
+    tmp_path, monkeypatch, terminal_sigint
+):
+    # the attributes were only read through the command line's messages
+    from kanpde import training
+
+    original = training.Trainer._grad
+
+    def grad(self):  # Ctrl-C at the 5th evaluation
+        if self.evals == 4:
+            signal.raise_signal(signal.SIGINT)
+        return original(self)
+
+    monkeypatch.setattr(training.Trainer, "_grad", grad)
+    kw = dict(schedule="3:adam=20@1e-2", points={"interior": 40, "boundary": 16},
+              progress=False, device="cpu")  # fmt: skip
+    with pytest.raises(kanpde.Interrupted) as e:
+        kanpde.solve(POISSON1D, out=tmp_path, **kw)
+    stop = e.value
+    assert isinstance(stop, KeyboardInterrupt)
+    assert stop.checkpoint == tmp_path / "checkpoint.h5" and stop.checkpoint.is_file()
+    assert stop.saved and not stop.finished and stop.result is None
+    assert load_checkpoint(stop.checkpoint)["position"]["step"] == 5  # the step in progress
+    monkeypatch.setattr(training.Trainer, "_grad", original)
+    run = kanpde.solve(POISSON1D, resume=tmp_path, out=tmp_path, progress=False)
+    assert run.metrics["steps"] == 20 and (tmp_path / "result.h5").is_file()

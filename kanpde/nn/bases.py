@@ -372,7 +372,8 @@ class _GridPoints(Basis):
 class GaussianRBF(_GridPoints):
     """Gaussian radial basis ``exp(-((x - μ_b)/h)²)`` on ``G + 1`` centres (FastKAN).
 
-    The grid buffer holds the centres; ``h`` is their spacing.
+    The grid buffer holds the centres; ``h`` is their mean spacing, (last - first) / G (the
+    spacing itself on a uniform grid; one width for every centre after ``update_grid``).
     """
 
     name = "rbf"

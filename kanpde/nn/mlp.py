@@ -56,7 +56,8 @@ class MLP(nn.Module):
     width : sequence of int
         Layer widths, inputs first, e.g. ``[2, 100, 100, 100, 1]``.
     activation : str
-        One of ``tanh`` (default), ``sin``, ``silu``, ``softplus``, ``gelu``.
+        One of ``tanh`` (default), ``sin``, ``silu``, ``softplus`` (β = 1), ``gelu`` (the
+        exact, erf form): torch's definitions.
     dtype, device : optional
         Of the parameters (torch's defaults when omitted).
     """
