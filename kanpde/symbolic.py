@@ -1348,8 +1348,8 @@ def register(subparsers) -> None:
         "--node-threshold",
         type=float,
         default=1e-2,
-        help="with --prune: drop hidden nodes whose in- or outgoing score is below this "
-        "(default 0.01)",
+        help="with --prune: drop hidden nodes whose in- or outgoing score does not exceed "
+        "this (default 0.01)",
     )
     s.add_argument("--library", help="comma-separated functions (default: the whole library)")
     s.add_argument(

@@ -95,6 +95,18 @@ def assert_outward(dom, bs, h=1e-6, reentrant=None):
     assert dom.contains(x - h * n).all()
 
 
+def cell_counts(u, k):
+    """Points per cell of a k x k grid on [0, 1]^2; ``u`` (m, 2) is already scaled to it.
+
+    A scrambled Sobol' set of 2**(2j) points in 2-D is a (0, 2j, 2)-net: exactly one point
+    per cell of the 2**j x 2**j grid, whatever the seed.  Uniform, Halton or a distorted map
+    of the unit square put several points in some cell."""
+    c = np.floor(np.asarray(u) * k).astype(int).clip(0, k - 1)
+    hits = np.zeros((k, k), int)
+    np.add.at(hits, (c[:, 0], c[:, 1]), 1)
+    return hits
+
+
 # ----------------------------------------------------------------------------- interior
 
 
@@ -142,10 +154,25 @@ def test_qmc_coverage_and_discrepancy(method):
     assert d_qmc < d_rand
 
 
+def test_default_method_is_scrambled_sobol():
+    # i.i.d. uniform or Halton points in place of the default Sobol' passed the 10 x 10
+    # coverage check above by luck; only a Sobol' net fills all 32 x 32 cells exactly once
+    unit = Rectangle([0, 0], [1, 1])
+    for seed in range(3):
+        assert (cell_counts(unit.sample(1024, seed=seed), 32) == 1).all(), seed
+
+
 def test_lhs_is_latin():
-    x = Rectangle([0, 0], [1, 1]).sample(50, method="lhs", seed=4)
-    for j in range(2):
-        assert np.array_equal(np.sort(np.floor(x[:, j] * 50)), np.arange(50))
+    # space-time: a product lost the exact map of its space and went through rejection, which
+    # kept the first n of more draws (no longer Latin)
+    for dom in (Rectangle([0, 0], [1, 1]), Interval(0, 1) * Time(0, 1), square() * Time(0, 1)):
+        lo, hi = dom.bounds
+        u = (dom.sample(50, method="lhs", seed=4) - lo) / (hi - lo)
+        for j in range(dom.dim):
+            assert np.array_equal(np.sort(np.floor(u[:, j] * 50)), np.arange(50)), (dom, j)
+        # scrambled: each point anywhere in its stratum (unscrambled LHS puts all at the
+        # centres, std 0; uniform offsets have std 0.29, these 0.28-0.31)
+        assert np.all(np.std((u * 50) % 1, axis=0) > 0.2), dom
 
 
 def test_grid_sampling_counts():
@@ -167,6 +194,9 @@ def test_measures():
     holes_area = 4 - np.pi * (0.25**2 + 0.3**2)
     assert holes().measure == pytest.approx(holes_area, rel=2e-3)
     assert (square() * Time(0, 2)).measure == 8.0
+    # lateral pieces are the spatial piece times the duration (was the spatial measure, 8)
+    assert (square() * Time(0, 2)).boundary_measure == 16.0
+    assert (Interval(-1, 1) * Time(0, 2)).boundary_measure == 4.0  # two ends x duration 2
     assert square().boundary_measure == 8.0
     assert holes().boundary_measure == pytest.approx(8 + 2 * np.pi * 0.55, rel=1e-3)
 
@@ -215,6 +245,38 @@ def test_boundary_measure_proportional():
     # every selected piece gets a point when n allows
     bs = Rectangle([0, 0], [100, 1]).boundary(4)
     assert np.array_equal(np.bincount(bs.piece), [1, 1, 1, 1])
+    # largest remainder: n * [1, 1, 3, 3] / 8 is [1.25, 1.25, 3.75, 3.75] for n = 10 and
+    # [1.75, 1.75, 5.25, 5.25] for 14; leftovers in piece order gave [2, 2, 3, 3] for 10,
+    # leftovers to the smallest remainders [1, 1, 6, 6] for 14
+    for n, counts in [(10, [1, 1, 4, 4]), (14, [2, 2, 5, 5])]:
+        bs = Rectangle([0, 0], [3, 1]).boundary(n)
+        assert np.array_equal(np.bincount(bs.piece), counts), n
+
+
+def test_box_3d_faces_shared_by_area_on_square_grid_cells():
+    b = Box([0, 0, 0], [1, 2, 3])
+    # faces by area 6, 6, 3, 3, 2, 2 (a face measured by its longest side gave 413, 413, 412...)
+    bs = b.boundary(2200, seed=0)
+    assert np.array_equal(np.bincount(bs.piece), [600, 600, 300, 300, 200, 200])
+    # grid: spacing 0.1 on every face, a w1 x w2 face gets 10 w1 x 10 w2 nodes (face extents
+    # in reverse order gave the 1 x 2 bottom 20 x 10 nodes)
+    g = b.boundary(2200, method="grid")
+    nodes = {"left": [1, 20, 30], "front": [10, 1, 30], "bottom": [10, 20, 1]}
+    for name, shape in nodes.items():
+        for face in (name, {"left": "right", "front": "back", "bottom": "top"}[name]):
+            p = g.points[g.mask(face)]
+            assert [len(np.unique(p[:, j])) for j in range(3)] == shape, face
+            assert len(p) == math.prod(shape), face
+
+
+@pytest.mark.parametrize("method", RANDOM)
+def test_boundary_pieces_draw_independent_streams(method):
+    # each piece has its own stream (spawn key); with the key ignored or shared, all four
+    # edges of a square repeated the same parameters (left and right had identical y)
+    bs = square().boundary(400, method=method, seed=0)
+    left = bs.points[bs.mask("left"), 1]
+    for name, axis in [("right", 1), ("bottom", 0), ("top", 0)]:
+        assert not np.array_equal(bs.points[bs.mask(name), axis], left), name
 
 
 def test_select_by_name_alias_list_predicate():
@@ -231,6 +293,12 @@ def test_select_by_name_alias_list_predicate():
     assert len(bs) == 60 and np.all(bs.points[:, 1] > 1.0)
     # left and right edges (length 1 each above y=1) and top (length 2)
     assert np.array_equal(np.bincount(bs.piece), [15, 15, 0, 30])
+    # bounds equal to 6 digits: "x=1" would name both faces (and select the left), so it is
+    # dropped from both
+    near = Rectangle([1, 0], [1.0000001, 1])
+    assert "x=1" not in near.piece_names()
+    with pytest.raises(ValueError, match="unknown boundary piece 'x=1'"):
+        near.boundary(4, on="x=1")
 
 
 def test_predicate_selecting_nothing_raises():
@@ -297,6 +365,28 @@ def test_disk_normals_radial():
     assert np.mean(np.linalg.norm(x - [1, 2], axis=1) < 0.25) == pytest.approx(0.25, abs=0.02)
 
 
+def angle_fraction(x, center):
+    """Polar angle of points about ``center`` as a fraction of the turn, in [0, 1)."""
+    d = np.asarray(x) - center
+    return np.mod(np.arctan2(d[:, 1], d[:, 0]), 2 * np.pi) / (2 * np.pi)
+
+
+def test_disk_polar_map_and_circle_are_uniform():
+    d = Disk([1, 2], 0.5)
+    # the polar map of a Sobol' net: one point in each of 64 equal-area rings x 64 sectors
+    # (a skewed angle 2 pi u**2 put 8 in some, a radius r u or r u**(1/3) up to 8 and 3)
+    x = d.sample(4096, seed=0)
+    ring = np.sum((x - [1, 2]) ** 2, axis=1) / 0.5**2
+    assert (cell_counts(np.stack([ring, angle_fraction(x, [1, 2])], axis=1), 64) == 1).all()
+    # circle: one point per 1/1024 of the turn (an angle 2 pi u**2 put 32 in one)
+    th = angle_fraction(d.boundary(1024, seed=0).points, [1, 2])
+    assert np.array_equal(np.bincount(np.floor(th * 1024).astype(int), minlength=1024), [1] * 1024)
+    # grid: angles 2 pi k / 64, k = 0..63; a non-periodic grid repeated theta = 0 at 2 pi
+    # (63 distinct points, spacing 2 pi / 63)
+    g = d.boundary(64, method="grid")
+    np.testing.assert_allclose(angle_fraction(g.points, [1, 2]), np.arange(64) / 64, atol=1e-14)
+
+
 # ----------------------------------------------------------------------------- polygon / CSG
 
 
@@ -311,6 +401,25 @@ def test_polygon_contains_edges_and_orientation():
     ccw = Polygon(L_VERTS).boundary(100, on="edge0")
     cw = Polygon([L_VERTS[0], *L_VERTS[:0:-1]]).boundary(100, on="edge0")
     assert np.all(ccw.normals == [0, -1]) and np.all(cw.normals == [-1, 0])
+
+
+def test_polygon_edges_shared_by_length_and_covered_end_to_end():
+    # edges got equal shares instead of shares by length, or points on the first half only
+    poly = Polygon(L_VERTS)
+    v = np.asarray(L_VERTS, float)
+    bs = poly.boundary(1024, seed=0)
+    assert np.array_equal(np.bincount(bs.piece), [256, 128, 128, 128, 128, 256])  # lengths 2:1
+    g = poly.boundary(80, method="grid")
+    assert np.array_equal(np.bincount(g.piece), [20, 10, 10, 10, 10, 20])
+    for i in range(len(v)):
+        a, b = v[i], v[(i + 1) % len(v)]
+        # Sobol': one point per 1/m of the edge (m points, s = 0 at vertex i, 1 at vertex i+1)
+        s = (bs.points[bs.mask(f"edge{i}")] - a) @ (b - a) / ((b - a) @ (b - a))
+        assert np.array_equal(np.bincount(np.floor(s * len(s)).astype(int)), [1] * len(s)), i
+        # grid: equispaced from vertex to vertex, both included
+        p = g.points[g.mask(f"edge{i}")]
+        expected = a + np.linspace(0, 1, len(p))[:, None] * (b - a)
+        np.testing.assert_allclose(p, expected, rtol=0, atol=1e-14, err_msg=f"edge{i}")
 
 
 def test_polygon_and_csg_l_shapes_agree():
@@ -407,6 +516,35 @@ def test_space_time(space):
     assert space.contains(x0[:, :-1]).all()
     with pytest.raises(ValueError, match="'initial' is not a boundary piece"):
         st.boundary(10, on="initial")
+
+
+def test_space_time_points_stratified_in_space_and_time():
+    # Sobol' net over space x time: one point per 1/32 x 1/32 cell (time taken from the first
+    # unit coordinate put all points on the diagonal x ~ t, 32 per cell; time = t0 + (t1-t0) u**2
+    # crowded early times, up to 6 per cell)
+    st = Interval(-1, 1) * Time(0, 2)
+    x = st.sample(1024, seed=0)
+    assert (cell_counts((x - [-1, 0]) / 2, 32) == 1).all()
+    # lateral boundary: each face of a square x [0, 2] a net in (edge coordinate, t)
+    bs = (square() * Time(0, 2)).boundary(4096, seed=0)
+    assert np.array_equal(np.bincount(bs.piece), [1024] * 4)
+    for name, axis in [("left", 1), ("right", 1), ("bottom", 0), ("top", 0)]:
+        p = bs.points[bs.mask(name)][:, [axis, 2]]
+        assert (cell_counts((p - [-1, 0]) / 2, 32) == 1).all(), name
+
+
+def test_space_time_lateral_grid_is_a_tensor_grid_with_near_equal_spacing():
+    # the 1 x 10 faces of a unit square x [0, 10]: 100 nodes each, so the nearest tensor grid
+    # with near-equal spacing is 3 x 32, steps 0.5 and 0.32 (a time extent of 1 gave 10 x 10
+    # nodes, steps 0.11 and 1.1; time from the edge's parameter left 3 distinct times)
+    st = Rectangle([0, 0], [1, 1]) * Time(0, 10)
+    bs = st.boundary(400, method="grid")
+    assert np.array_equal(np.bincount(bs.piece), [96] * 4)
+    for name, axis in [("left", 1), ("right", 1), ("bottom", 0), ("top", 0)]:
+        p = bs.points[bs.mask(name)]
+        np.testing.assert_array_equal(np.unique(p[:, axis]), [0.0, 0.5, 1.0])
+        np.testing.assert_allclose(np.unique(p[:, 2]), np.linspace(0, 10, 32), atol=1e-12)
+        assert len(np.unique(p[:, [axis, 2]], axis=0)) == 96, name  # every (s, t) pair once
 
 
 def test_space_time_interval_grid_and_names():

@@ -7,11 +7,13 @@ solvers were written; see the module docstrings in kanpde/reference for the numb
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from scipy.special import gammaln, logsumexp, roots_hermite
 
 from kanpde.reference import (
     Reference,
@@ -29,9 +31,14 @@ from kanpde.reference import (
     load_cavity,
     shared_data_dir,
 )
+from kanpde.reference import core as reference_core
 from kanpde.reference.allen_cahn import barycentric_matrix, chebyshev_points
 from kanpde.reference.burgers import hermite_rule
-from kanpde.reference.cavity import solve_streamfunction, velocity_from_streamfunction
+from kanpde.reference.cavity import (
+    _wall_coefficients,
+    solve_streamfunction,
+    velocity_from_streamfunction,
+)
 
 C1 = np.array([1.0, -8.0, 0.0, 8.0, -1.0]) / 12.0  # 4th-order central first derivative
 C2 = np.array([-1.0, 16.0, -30.0, 16.0, -1.0]) / 12.0  # 4th-order central second derivative
@@ -181,6 +188,23 @@ def test_cached_round_trip_and_hit(monkeypatch, tmp_path):
         assert f["values/0"].shape == (5, 7)
 
 
+def test_cache_key_includes_solver_version_and_format(monkeypatch, tmp_path):
+    # Catches a cache key without solver_version: versions overwrite each other's entry and
+    # every switch recomputes with an "unreadable cache" warning.
+    monkeypatch.setenv("KANPDE_CACHE", str(tmp_path))
+    assert cache_path("toy", "3", n=1) != cache_path("toy", "4", n=1)
+    compute, calls = _counting()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for version in ("3", "4", "3", "4"):
+            cached("toy", compute, solver_version=version, n=1)
+    assert len(calls) == 2  # one computation per version, then hits
+    assert len(list(tmp_path.glob("toy-*.h5"))) == 2
+    old = cache_path("toy", "3", n=1)
+    monkeypatch.setattr(reference_core, "CACHE_FORMAT", "999")
+    assert cache_path("toy", "3", n=1) != old  # the documented key includes CACHE_FORMAT
+
+
 def test_cached_recomputes_corrupt_file(monkeypatch, tmp_path):
     monkeypatch.setenv("KANPDE_CACHE", str(tmp_path))
     compute, calls = _counting()
@@ -223,6 +247,19 @@ def test_hermite_rule_log_weights():
     z, log_w = hermite_rule(2048)  # weights down to exp(-4000): finite in log space
     assert np.all(np.isfinite(log_w))
     assert np.exp(log_w).sum() == pytest.approx(np.sqrt(np.pi), rel=1e-12)
+    # The checks below catch a wrong log of the rescaling factor (only the outer nodes,
+    # weights < 1e-200, are rescaled; their sum is invisible next to sqrt(pi)).
+    # Against scipy's independently computed weights where they do not underflow:
+    # measured 1.1e-13; a log-scale error shifts them by >= log(1e100) = 230.
+    w = roots_hermite(2048)[1]
+    ok = w > 1e-290
+    assert np.abs(log_w[ok] - np.log(w[ok])).max() < 1e-12
+    # Where they do (half of the nodes): the rule is exact for z^(2m), 2m <= 4095, and
+    # the sum of z^(2m) w is dominated by the nodes near |z| = sqrt(m), weights down to
+    # exp(-2047). Measured <= 1 ulp of gammaln(m + 1/2) (worst 1/3 of the tolerance).
+    m = np.r_[np.arange(0, 2048, 31), 2047]
+    moments = logsumexp(log_w + 2.0 * m[:, None] * np.log(np.abs(z)), axis=1)
+    np.testing.assert_allclose(moments, gammaln(m + 0.5), rtol=1e-15, atol=1e-13)
 
 
 def test_burgers_matches_raissi_data(burgers_ref, data_dir):
@@ -308,6 +345,25 @@ def test_allen_cahn_pde_residual():
     res = ut - eps * uxx - k * (c - c**3)
     # Measured 2.3e-5 (4th-order differences, |u_t| up to 1.9); eps * 1.01 gives 1.0e-4.
     assert np.abs(res).max() < 4e-5
+
+
+def test_allen_cahn_etdrk4_is_fourth_order_in_time():
+    # Catches a wrong ETDRK4 stage (e.g. 2 N(a) - N(u) instead of 2 N(b) - N(u) in the third
+    # stage: 3rd order) and a solver that takes fewer steps than requested.
+    run = lambda dt: allen_cahn(nx=41, nt=5, t_end=0.4, n_cheb=64, dt=dt)
+    fine = run(0.02 / 32).values["u"]
+    err = {dt: np.abs(run(dt).values["u"] - fine).max() for dt in (0.02, 0.01, 0.005)}
+    # Measured error ratios per halving 14.8 and 15.4 (-> 16); the third-stage mutant gives
+    # 7.2 / 7.6 (3rd order), half the requested steps gives 31. Bounds: order 3.5 to 4.3.
+    for a, b in ((0.02, 0.01), (0.01, 0.005)):
+        assert 2**3.5 < err[a] / err[b] < 2**4.3
+    # Measured 1.354e-6; twice as long steps give 2.0e-5.
+    assert err[0.01] < 1.5e-6
+    # dt is the largest step, shrunk to fit a whole number of steps per output interval
+    # (0.1 here): 0.04 -> 3 steps, 0.03 -> 4, 0.02 -> 5.
+    for dt, steps in ((0.04, 3), (0.03, 4), (0.02, 5)):
+        h = allen_cahn(nx=5, nt=2, t_end=0.1, n_cheb=8, dt=dt).meta["dt"]
+        assert h <= dt and h == pytest.approx(0.1 / steps, rel=1e-12)
 
 
 @pytest.mark.slow
@@ -415,10 +471,46 @@ def test_cavity_other_options_run():
     ref = lid_driven_cavity(n=40, out_n=30, wall="thom")  # non-nested output: cubic resampling
     assert ref.shape == (31, 31) and set(ref.values) == {"u", "v", "p"}
     np.testing.assert_allclose(ref.values["u"][:, -1], 4 * ref.axes[0] * (1 - ref.axes[0]))
+    # Catches resampling with transposed ("xy") axes (u off by 1.2). The nested output
+    # (out_n = 40) holds the n = 40 level exactly and the n = 20 level as its cubic spline,
+    # which the cubic spline on the finer grid reproduces (nested knots). So interpolating
+    # it equals resampling each level directly: measured 6.7e-16 (u, v), and p up to a
+    # constant (zero mean on another grid) 3.9e-16.
+    nested = lid_driven_cavity(n=40, out_n=40, wall="thom")
+    diff = ref.flat(["u", "v", "p"]) - nested.interpolate(ref.points(), ["u", "v", "p"])
+    assert np.abs(diff[:, :2]).max() < 1e-12
+    assert np.ptp(diff[:, 2]) < 1e-12
     ref = lid_driven_cavity(lid=lambda x: np.sin(np.pi * x) ** 2, n=24, out_n=12, extrapolate=False)
     assert np.all(np.isfinite(ref.values["p"]))
     with pytest.raises(ValueError):
         lid_driven_cavity(n=42)
+
+
+def test_cavity_wall_vorticity_formulas_are_exact_for_polynomials():
+    # Catches a wrong wall-vorticity coefficient (e.g. Thom's -psi_n / s1 for -2 psi_n / s1).
+    # psi_nn = a1 psi(s1) + a2 psi(s2) + a_s psi_n at a wall with psi = 0: exact for
+    # quadratics (Thom) and cubics (Jensen). Measured 2.2e-15 (relative); that mutant: 21.
+    s1, s2 = 0.013, 0.029
+    for wall, deg in (("thom", 2), ("jensen", 3)):
+        a1, a2, a_s = _wall_coefficients(s1, s2, wall)
+        c = np.array([0.7, -1.3, 0.4]) * (np.arange(3) < deg)  # psi = c0 s + c1 s^2 + c2 s^3
+        psi = lambda s, c=c: c[0] * s + c[1] * s**2 + c[2] * s**3
+        assert a1 * psi(s1) + a2 * psi(s2) + a_s * c[0] == pytest.approx(2 * c[1], rel=1e-12)
+
+
+def test_cavity_thom_wall_converges_to_comsol_data(data_dir):
+    # Catches a wrong Thom wall formula end to end (-psi_n / s1 for -2 psi_n / s1: u off by
+    # 0.4); until now wall="thom" was only checked for finite output.
+    data = load_cavity(data_dir / "lid_driven_a4.dat")
+    err = {}
+    for n in (20, 40):
+        ref = lid_driven_cavity(n=n, out_n=100, wall="thom", extrapolate=False)
+        err[n] = np.array([rel_l2(ref.values[k], data.values[k]) for k in ("u", "v")])
+    # Measured rel L2 (u, v): n = 20: 2.41e-2, 5.72e-2; n = 40: 6.66e-3, 1.53e-2, ratios 3.6
+    # and 3.7 (second order: 4; Jensen at n = 40: 6.2e-3, 1.4e-2). The mutant: 0.46, 0.54
+    # at n = 40, ratio ~1.
+    assert np.all(err[40] < [7.5e-3, 1.7e-2])
+    assert np.all((3.2 < err[20] / err[40]) & (err[20] / err[40] < 4.5))
 
 
 @pytest.mark.slow

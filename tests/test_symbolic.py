@@ -263,8 +263,9 @@ def test_regularization_matches_definition():
     assert scores[1][0, 1] == 0 and scores[0].shape == (3, 2)
 
 
-def test_prune_drops_dead_nodes_and_keeps_the_function():
-    model = random_kan([2, 4, 3, 1], seed=3)
+@pytest.mark.parametrize("bias", [False, True])  # with biases the constants go to them
+def test_prune_drops_dead_nodes_and_keeps_the_function(bias):
+    model = random_kan([2, 4, 3, 1], seed=3, bias=bias)
     with torch.no_grad():
         # Node 1 of the first hidden layer has no output edges, node 3 no input edges (so it is
         # constant: its outgoing edges carry constants that must survive), and edge 2 <- 1 of
@@ -284,6 +285,77 @@ def test_prune_drops_dead_nodes_and_keeps_the_function():
     err = float((pruned(x) - model(x)).detach().abs().max())
     assert err <= 1e-5, err  # the tiny edge's variation only; constants were carried over
     assert pruned.layers[0].in_features == 2 and pruned.layers[0].grid_points.shape[0] == 2
+
+
+def linear_chain(in_c, out_c, out_d=None) -> KAN:
+    """A [1, n, 1] KAN of "x" edges: hidden node o is ``in_c[o]·x``, the output
+    ``Σ_o out_c[o]·y_o + out_d[o]``; every edge score is a multiple of mean |x|."""
+    n = len(in_c)
+    out_d = out_d or [0.0] * n
+    model = KAN([1, n, 1], grid=5, dtype=DT)
+    for o in range(n):
+        S.fix_symbolic(model, 0, 0, o, "x", affine=(1.0, 0.0, in_c[o], 0.0))
+        S.fix_symbolic(model, 1, o, 0, "x", affine=(1.0, 0.0, out_c[o], out_d[o]))
+    return model
+
+
+X1 = torch.linspace(-1, 1, 201, dtype=DT).unsqueeze(1)
+
+
+def test_prune_node_rule_needs_both_the_incoming_and_the_outgoing_score():
+    # With equal edge and node thresholds a node rule reading only one side survived: here
+    # every edge passes edge_threshold 1e-3 and node 1 fails node_threshold 0.05 on one side.
+    # Outgoing score 0.02·mean|x| = 0.01 (incoming 0.5): dropped, its mean (0) carried.
+    pruned = S.prune(linear_chain([1.0, 1.0], [1.0, 0.02]), X1, 1e-3, 0.05)
+    assert pruned.width == [1, 1, 1]
+    torch.testing.assert_close(pruned(X1), X1, rtol=0, atol=1e-15)
+    # Incoming score 0.02·mean|x| = 0.01, also weighted by its gain |du/dy| = 1 (outgoing
+    # 0.5): dropped, and the constant 0.5 its edge sent on survives.
+    model = linear_chain([1.0, 0.02], [1.0, 1.0], out_d=[0.0, 0.5])
+    pruned = S.prune(model, X1, 1e-3, 0.05)
+    assert pruned.width == [1, 1, 1]
+    torch.testing.assert_close(pruned(X1), X1 + 0.5, rtol=0, atol=1e-15)
+
+
+def test_prune_keeps_the_best_node_when_none_passes():
+    # "the best node of a layer is always kept" (largest min(incoming, outgoing) score): an
+    # argmin kept the worst. Scores of node o: incoming mean|x|, outgoing out_c[o]·mean|x|.
+    model = linear_chain([1.0, 1.0, 1.0], [0.1, 0.3, 0.2])
+    pruned = S.prune(model, X1, 0.0, 1e6)
+    assert pruned.width == [1, 1, 1]
+    torch.testing.assert_close(pruned(X1), 0.3 * X1, rtol=0, atol=1e-15)  # node 1 (0.1 for 0)
+
+
+def test_prune_threshold_boundaries_are_the_documented_ones():
+    # Edges "scoring below edge_threshold" go and nodes are kept when their scores "exceed"
+    # node_threshold: at 0 an exactly-zero edge into a live node stays ("s > t" dropped it)
+    # and a node with no input goes (">=" kept it). Node 1's constant 0.5 is carried.
+    model = KAN([2, 2, 1], grid=5, dtype=DT)
+    for i, o, c in ((0, 0, 1.0), (1, 0, 0.0), (0, 1, 0.0), (1, 1, 0.0)):
+        S.fix_symbolic(model, 0, i, o, "x", affine=(1.0, 0.0, c, 0.0))
+    S.fix_symbolic(model, 1, 0, 0, "x", affine=(1.0, 0.0, 1.0, 0.0))
+    S.fix_symbolic(model, 1, 1, 0, "x", affine=(1.0, 0.0, 1.0, 0.5))
+    x = grid2(11)
+    pruned = S.prune(model, x, 0.0, 0.0)
+    assert pruned.width == [2, 1, 1]
+    assert pruned.layers[0].edge_kinds() == [["x", "x"]]
+    torch.testing.assert_close(pruned(x), model(x), rtol=0, atol=1e-15)
+
+
+def test_prune_weights_edges_by_the_size_not_the_sign_of_their_gain():
+    # Edge 0 -> 0 (0.005·x) feeds cos(300·y): its gain |du/dy| = 300|sin(1.5x)| gives it an
+    # impact mean(1.5·|x·sin(1.5x)|) ≈ 0.59. Summing the signed du/dy instead cancelled the
+    # impact over x (odd), the edge scored its |φ|₁ = 0.0025 < 0.01 and was removed: the
+    # output was 0.59 off.
+    model = KAN([1, 2, 1], grid=5, dtype=DT)
+    S.fix_symbolic(model, 0, 0, 0, "x", affine=(1.0, 0.0, 0.005, 0.0))
+    S.fix_symbolic(model, 0, 0, 1, "x", affine=(1.0, 0.0, 1.0, 0.0))
+    S.fix_symbolic(model, 1, 0, 0, "cos", affine=(300.0, 0.0, 1.0, 0.0))
+    S.fix_symbolic(model, 1, 1, 0, "x", affine=(1.0, 0.0, 1.0, 0.0))
+    pruned = S.prune(model, X1)
+    assert pruned.width == [1, 2, 1]
+    assert pruned.layers[0].edge_kinds() == [["x"], ["x"]]
+    assert torch.equal(pruned(X1), model(X1))
 
 
 @pytest.mark.parametrize("basis,tol", [("rbf", 1e-6), ("rswaf", 1e-5), ("chebyshev", 1e-12)])
@@ -338,6 +410,8 @@ def test_a_removed_edge_carries_the_constant_exactly_as_a_zero_edge():
 
 FITS = [
     ("sin", lambda x: 2 * np.sin(3 * x + 0.5) + 1, (3.0, 0.5, 2.0, 1.0)),
+    # even: a > 0 by flipping b, not c (an odd map gave c = -0.7 with R² still 1)
+    ("cos", lambda x: 0.7 * np.cos(-2 * x + 0.3) + 0.1, (2.0, -0.3, 0.7, 0.1)),
     ("exp", lambda x: 0.3 * np.exp(1.7 * x) - 0.4, (1.7, 0.0, 0.3, -0.4)),
     ("x^2", lambda x: 1.5 * (x - 0.3) ** 2 + 0.1, (1.0, -0.3, 1.5, 0.1)),
     ("gaussian", lambda x: np.exp(-((2 * x - 0.5) ** 2)), (2.0, -0.5, 1.0, 0.0)),
@@ -353,6 +427,77 @@ def test_fit_function_recovers_affine_parameters(name, f, params):
     fit = S.fit_function(x, f(x), name)
     assert fit.r2 >= 1 - 1e-12
     np.testing.assert_allclose(fit.affine, params, atol=1e-6)
+
+
+# The documented canonical forms (see S.symmetries): a > 0 for even and odd functions, c > 0
+# for sin and cos (f(z + π) = -f(z)), a = 1 for homogeneous ones (sqrt and log when a > 0),
+# b = 0 for exp, b in [-P/2, P/2) for period P.
+PARITY = {"x^2", "x^3", "x^4", "x^5", "1/x", "1/x^2", "sin", "cos", "tan", "tanh", "arctan",
+          "abs", "gaussian"}  # fmt: skip
+HOMOGENEOUS = {"x^2", "x^3", "x^4", "x^5", "1/x", "1/x^2", "abs"}
+PERIOD = {"sin": 2 * math.pi, "cos": 2 * math.pi, "tan": math.pi}
+
+
+@pytest.mark.parametrize("name", [n for n, fn in S.LIBRARY.items() if fn.canonical is not None])
+def test_canonical_maps_keep_the_edge_and_reach_the_documented_form(name):
+    # The map runs after R² is computed, so a wrong one goes unnoticed by the fit: cos mapped
+    # as odd (c·cos(-2x + 0.3) became -c·cos(2x - 0.3)), b reduced into [0, 2π).
+    fn = S.LIBRARY[name]
+    x = torch.linspace(-1, 1, 41, dtype=DT)
+    checked = 0
+    for a in (-1.7, 1.3):
+        for b in (-9.1, 0.4, 7.3):
+            for c in (-0.6, 0.8):
+                a2, b2, c2, d2 = fn.canonical(a, b, c, 0.2)
+                z, z2 = a * x + b, a2 * x + b2
+                ok = fn.valid(z) & fn.valid(z2)
+                if name == "tan":
+                    ok &= torch.cos(z).abs() > 0.2  # away from the poles
+                before, after = c * fn.f(z[ok]) + 0.2, c2 * fn.f(z2[ok]) + d2
+                torch.testing.assert_close(after, before, rtol=1e-12, atol=1e-12)
+                checked += int(ok.sum())
+                form = (a, b, c, 0.2), (a2, b2, c2, d2)
+                if name in PARITY:
+                    assert a2 > 0, form
+                if name in ("sin", "cos"):
+                    assert c2 > 0, form
+                if name in HOMOGENEOUS or (name in ("sqrt", "log") and a > 0):
+                    assert a2 == 1.0, form
+                if name == "exp":
+                    assert b2 == 0.0, form
+                if name in PERIOD:
+                    assert -PERIOD[name] / 2 <= b2 < PERIOD[name] / 2, form
+    assert checked >= 41 * 6, checked
+
+
+def test_r2_is_centred():
+    # R² divided by Σy² instead of Σ(y - ȳ)² gave a line fitted to 10 + x² R² = 0.999.
+    x = np.linspace(-1, 1, 400)
+    assert S.fit_function(x, 10 + x**2, "x").r2 == pytest.approx(0.0, abs=1e-12)  # x ⟂ x²
+    y = 5 + np.sin(3 * x)  # for a line, R² is the squared correlation
+    assert S.fit_function(x, y, "x").r2 == pytest.approx(np.corrcoef(x, y)[0, 1] ** 2, rel=1e-12)
+
+
+def test_grid_search_zooms_in_without_the_polish():
+    # The zooms must move the best point: a zoom that never updated it stayed on the first
+    # 31 × 31 grid (a = 2.67, 1 - R² = 2e-2). Three zooms make the grid step
+    # (20 / 30) / 15³ = 2e-4.
+    x = np.linspace(-1, 1, 400)
+    fit = S.fit_function(x, 2 * np.sin(3 * x + 0.5) + 1, "sin", polish=False)
+    assert 1 - fit.r2 < 1e-8
+    assert abs(fit.a - 3.0) <= 2e-4 and abs(fit.b - 0.5) <= 2e-4
+
+
+def test_cancellation_limit_bounds_taylor_mimics():
+    # cos(a·x + π) ≈ -1 + a²x²/2 mimics x² when c·max|cos| is large enough, and the grid search
+    # must skip such points: without that it settled on c = -5e7, which the final check then
+    # rejected (R² = -1). Within c·max|f| ≤ 1e3·max|y| the best cos is a real fit whose x⁴
+    # term, a²/12 with a² ≈ 2e-3, leaves 1 - R² ≈ 1.8e-9 — so x² (R² = 1) still ranks first.
+    x = np.linspace(-1, 1, 400)
+    fit = S.fit_function(x, x**2, "cos")
+    assert abs(fit.c) * np.abs(np.cos(fit.a * x + fit.b)).max() <= S.CANCELLATION
+    assert 1e-9 < 1 - fit.r2 < 1e-8, fit
+    assert S.fit_function(x, x**2, "x^2").r2 == 1.0
 
 
 @pytest.mark.parametrize(
@@ -395,6 +540,53 @@ def test_suggest_and_auto_symbolic_find_the_edges():
     assert kinds[0] == ["sin", "x"] and all(k == "spline" for k in fitted.layers[1].edge_kinds()[0])
 
 
+def test_suggest_and_fix_symbolic_read_edge_i_to_j_on_square_layers():
+    # Edge (0, 0, 1) is phi[1, 0] of the feature-major values. Reading phi[0, 1] (edge
+    # (0, 1, 0), here an exp, against input 0) went unnoticed: the other tests fit edges
+    # with i = j or on layers where phi[i, j] does not exist.
+    model = random_kan([2, 2, 1])
+    S.fix_symbolic(model, 0, 0, 1, "sin", affine=(2.0, 0.3, 1.0, 0.0))
+    S.fix_symbolic(model, 0, 1, 0, "exp", affine=(1.0, 0.0, 0.5, 0.0))
+    x = grid2(21)
+    top = S.suggest_symbolic(model, 0, 0, 1, x, top=2)
+    assert {f.name for f in top} == {"sin", "cos"} and top[1].r2 >= 1 - 1e-12  # cos(z - π/2)
+    fit = S.fix_symbolic(model, 0, 0, 1, "sin", x)
+    np.testing.assert_allclose(fit.affine, (2.0, 0.3, 1.0, 0.0), atol=1e-6)
+
+
+def test_fix_symbolic_zero_moves_the_edges_own_mean_to_its_node():
+    # "0" removes edge (1, 0, 0) and adds its mean to output 0: the output changes by exactly
+    # mean(φ) - φ (the mean was dropped, or taken over all edges into the node).
+    torch.manual_seed(0)
+    model = KAN([2, 3, 1], grid=5, dtype=DT)  # hidden values inside the B-spline grid
+    x = grid2(21)
+    with torch.no_grad():
+        before = model(x)[:, 0]
+    phi = S.edge_values(model, x)[1][1][0, 0]
+    assert abs(float(phi.mean())) > 0.01
+    S.fix_symbolic(model, 1, 0, 0, "0", x)
+    assert model.layers[1].edge_kinds() == [["", "spline", "spline"]]
+    with torch.no_grad():
+        after = model(x)[:, 0]
+    torch.testing.assert_close(after, before - phi + phi.mean(), rtol=0, atol=1e-14)
+
+
+def test_equal_fits_rank_and_pass_thresholds_as_documented():
+    # A constant edge: every function fits it with R² = 1, and the simplest comes first (a
+    # sort by +complexity put x^5 first). auto_symbolic fixes edges with R² ≥ r2_threshold,
+    # so r2_threshold=1 still removes it (with R² > 1 required it stayed a spline).
+    torch.manual_seed(0)
+    x = torch.rand(400, 1, dtype=DT) * 2 - 1
+    fits = S.suggest_symbolic(_constant_edge_model(), 1, 0, 0, x, top=None)
+    assert all(f.r2 == 1.0 for f in fits)
+    assert [f.name for f in fits[:2]] == ["0", "x"]
+    assert [f.complexity for f in fits] == sorted(f.complexity for f in fits)
+    model = _constant_edge_model()
+    chosen = S.auto_symbolic(model, x, r2_threshold=1.0, library=["0", "x", "sin"], layers=[1])
+    assert chosen[(1, 0, 0)].name == "0"
+    assert model.layers[1].edge_kinds() == [["", "spline"]]  # sin misses the spline (R² < 1)
+
+
 def fit_splines(layer, target, x):
     """Least-squares spline coefficients of ``layer`` matching ``target``'s edges on ``x``."""
     values = target.edges(x)[0].detach()  # (N, n_in, n_out)
@@ -429,6 +621,21 @@ def test_formula_evaluates_like_the_model_and_rounds_to_exact_constants():
     # Spline edges stay visible as undefined functions.
     partial = S.formula(random_kan([2, 1]), simplify=False)
     assert {str(f.func) for f in partial.atoms(sympy.Function)} == {"phi_0_0_0", "phi_0_1_0"}
+
+
+def test_rounding_recognises_only_the_documented_multiples_of_pi():
+    # (p/q)·π is exact for q in 1, 2, 3, 4, 6, 8, 12 only; π/5 and 2π/7 keep their digits.
+    model = KAN([1, 1], grid=3, dtype=DT)
+    model.layers[0].set_edges([["sin"]])
+    for a, expected in (
+        (3 * math.pi / 8, "sin(3*pi*x/8)"),
+        (math.pi / 12, "sin(pi*x/12)"),
+        (math.pi / 5, "sin(0.628319*x)"),
+        (2 * math.pi / 7, "sin(0.897598*x)"),
+    ):
+        with torch.no_grad():
+            model.layers[0].symbolic.affine[0] = torch.tensor([a, 0.0, 1.0, 0.0])
+        assert str(S.formula(model, ["x"], digits=6)) == expected
 
 
 def test_penalized_residuals_train_with_the_engine():
@@ -661,14 +868,20 @@ def test_cli_symbolic(tmp_path, capsys, monkeypatch):
     assert fitted["spline_loss"] == run.metrics["loss"]
     # pruning away every edge wrote formula 0 and exit 0 over the good files
     formula_before = (tmp_path / "run" / "formula.txt").read_text()
-    bad = ["--prune", "--edge-threshold", "100", "--node-threshold", "100"]
+    # (distinct thresholds: each must reach its own argument of prune)
+    bad = ["--prune", "--edge-threshold", "100", "--node-threshold", "0"]
     assert main(["symbolic", str(run.path), *bad]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("kanpde: error: prune: edge_threshold 100 / node_threshold 100 remove")
+    assert err.startswith("kanpde: error: prune: edge_threshold 100 / node_threshold 0 remove")
     assert (tmp_path / "run" / "formula.txt").read_text() == formula_before
     # a symbolic run says that it ignores --refine
     assert main(["symbolic", str(tmp_path / "run" / "symbolic.h5"), "--refine", "5"]) == 0
     assert "already symbolic; --refine ignored" in capsys.readouterr().out
+    # a node threshold has no hidden node to remove here, and edge threshold 0 keeps the edge
+    good = ["--prune", "--edge-threshold", "0", "--node-threshold", "100", "--library", "sin"]
+    assert main(["symbolic", str(run.path), *good]) == 0
+    n = run.config["parameters"]
+    assert f"pruned: width [1, 1], parameters {n} -> {n}" in capsys.readouterr().out.splitlines()
 
 
 def test_sparsity_in_a_schedule_stage_adds_the_penalty():
