@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from closed_form import Closed
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import kanpde
@@ -65,26 +66,15 @@ def cuda_paths(monkeypatch):
     monkeypatch.setattr(KANLayer, "_one_output", lambda self, order, device: False)
 
 
-class _Plain(torch.nn.Module):
-    """The same network without its jets: every derivative by nested autograd."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model(x)
-
-
 def _hits(residuals: Residuals) -> list[str]:
     """The syncing ops of the step the trainer captures; its gradients are checked against
     those of the plain path (the same loss, every derivative by nested autograd)."""
     params = [p for p in residuals.model.parameters() if p.requires_grad]
-    plain = Residuals(residuals.problem, _Plain(residuals.model), POINTS,
+    plain = Residuals(residuals.problem, Closed(residuals.model), POINTS,
                       residuals.problem.weights, DT, "cpu")  # fmt: skip
     if residuals.penalty is not None:
         plain.penalty_weight = residuals.penalty_weight
-        plain.penalty = lambda wrapped, x: residuals.penalty(wrapped.model, x)
+        plain.penalty = lambda wrapped, x: residuals.penalty(wrapped.f, x)
     for p in params:
         p.grad = None  # an earlier call's would add up
     plain()[0].backward(inputs=params)
