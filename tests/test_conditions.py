@@ -777,3 +777,233 @@ def test_the_boundary_budget_is_shared_by_the_conditions_without_their_own_n():
         res = Residuals(problem, field, {"interior": 10, "boundary": total, "method": "uniform"},
                         {}, DT, "cpu")  # fmt: skip
         assert [t.points.x.shape[0] for t in res.terms] == counts, total
+
+
+# -- mutation-testing additions ---------------------------------------------------------------
+
+
+# Bug caught: a value function returning one value per point, shape (n,), refused for its shape.
+def test_a_value_function_may_return_a_flat_array():
+    res = build(SQUARE, [Dirichlet(lambda x: x[:, 0] ** 2 + x[:, 1])], quad)
+    target = res.terms[0].points.target
+    assert target.shape == (res.terms[0].points.x.shape[0], 1)
+    assert float(residual(res, "dirichlet").abs().max()) <= 1e-12
+
+
+# Bug caught: weight=0 (documented as allowed: non-negative) refused.
+def test_a_zero_weight_is_allowed_and_weighs_nothing():
+    res = build(SQUARE, [Dirichlet(0.0, weight=0.0)], quad)
+    assert res.weight("dirichlet") == 0.0
+    terms = res.terms_of()
+    assert float(terms["dirichlet"].detach()) > 0
+    assert float(res.total(terms).detach()) == float(terms["pde"].detach())
+
+
+# Bug caught: a negative component index accepted (it selected no column at all).
+def test_a_negative_component_index_is_refused():
+    with pytest.raises(ProblemError, match="component -1 out of range for 2 output"):
+        Problem(name="t", domain=SQUARE, pde=pde, outputs=("u", "v"),
+                conditions=[Dirichlet(0.0, component=-1)])  # fmt: skip
+
+
+# Bug caught: complex PointData values silently cast to real (imaginary part dropped).
+def test_complex_point_data_values_are_refused():
+    with pytest.raises(ValueError, match="PointData: values are complex"):
+        PointData([[0.5, 0.5]], [1.0 + 2.0j])
+
+
+# -- the loss terms of Residuals (mutation-testing additions) ----------------------------------
+
+
+def _residuals(conditions, pde_fn):
+    """Residuals of u = x² + y on the unit square for the PDE ``pde_fn``."""
+    problem = Problem(name="t", domain=SQUARE, pde=pde_fn, conditions=conditions)
+    return Residuals(problem, Closed(quad), POINTS, {}, DT, "cpu")
+
+
+# Bugs caught: Initial conditions without an "initial" budget not taking the boundary budget;
+# a budget of 0 giving a condition no point (at least one).
+def test_initial_points_fall_back_to_the_boundary_budget():
+    from kanpde.losses import point_budget
+
+    res = build(SPACETIME, [Initial(0.0)], wave, points={"interior": 8, "boundary": 13})
+    assert res.terms[0].points.x.shape[0] == 13
+    assert point_budget({"boundary": 7}, "initial", 3) == 7
+    assert point_budget({"initial": 0, "boundary": 7}, "initial", 2) == 1
+    assert [point_budget({"boundary": 7}, "boundary", 3, i) for i in range(3)] == [3, 2, 2]
+
+
+# Bug caught: a PDE residual of several columns summed over them instead of averaged.
+def test_a_pde_residual_with_several_columns_is_averaged_over_them():
+    def cols(x, u):  # quad: Δu = 2, so the columns are 1 and 3 everywhere
+        return torch.cat([laplacian(u, x) - 1.0, laplacian(u, x) + 1.0], dim=1)
+
+    terms = _residuals([], cols).terms_of()
+    assert abs(float(terms["pde"].detach()) - (1.0 + 9.0) / 2) <= 1e-12
+
+
+# Bug caught: an (n,) residual combined with an (n, 1) one, (n, n), accepted as n columns.
+def test_a_residual_with_one_column_per_point_is_refused():
+    with pytest.raises(ProblemError, match="one column per point"):
+        _residuals([], lambda x, u: x[:, 0] * laplacian(u, x))
+
+
+# Bug caught: the shared jet evaluation computing only the first fused term's second
+# derivative pairs (the PDE's u_xx) and not a later term's (a periodic condition's u_yy).
+def test_fused_terms_get_every_pair_they_need():
+    from kanpde.training import build_model
+
+    problem = Problem(name="t", domain=SQUARE, pde=lambda x, u: d(u, x, "x", "x") + u,
+                      conditions=[Periodic("y", derivatives=2)])  # fmt: skip
+    torch.manual_seed(0)
+    model = build_model(problem, {"grid": 4, "width": [2, 3, 1]}, DT)
+    pts = {"interior": 12, "boundary": 12, "method": "sobol"}
+    fused = Residuals(problem, model, pts, {}, DT, "cpu")
+    plain = Residuals(problem, Closed(model), pts, {}, DT, "cpu")
+    assert fused.fully_fused and fused.pde.pairs == ((0, 0),)
+    a = {k: float(v.detach()) for k, v in fused.terms_of().items()}
+    b = {k: float(v.detach()) for k, v in plain.terms_of().items()}
+    for k in b:
+        assert b[k] > 0 and abs(a[k] - b[k]) <= 1e-10 * b[k], (k, a[k], b[k])
+
+
+# Bug caught: the probe of a periodic term with few points indexing past its point pairs.
+def test_periodic_condition_with_few_points():
+    res = build(SPACETIME, [Periodic("x", n=3)], wave)
+    assert res.terms[0].points.x.shape[0] == 6
+    assert float(res.terms_of()["periodic[x]"].detach()) <= 1e-20
+
+
+# Bug caught: set_interior not updating the points all_points() reports (grid updates).
+def test_set_interior_and_resample_update_all_points():
+    res = build(SQUARE, [Dirichlet(quad)], quad)
+    new = torch.rand(16, 2, dtype=DT, generator=torch.Generator().manual_seed(0))
+    res.set_interior(new)
+    assert torch.equal(res.interior.x, new)
+    assert torch.equal(res.all_points()[:16], new)
+    assert res.all_points().shape[0] == 16 + res.terms[0].points.x.shape[0]
+    res.resample(seed=3)
+    assert torch.equal(res.all_points()[:16], res.interior.x)
+
+
+# Bugs caught: the adaptive draw's probability missing its "+ 1" (|r|/mean|r| + 1, mean 2);
+# the pointwise residual that weighs it signed instead of absolute.
+def test_adaptive_resampling_probabilities(monkeypatch):
+    res = _residuals([Dirichlet(quad)], lambda x, u: laplacian(u, x) + u - 2.5)
+    x = res.interior.x
+    r = x[:, 0] ** 2 + x[:, 1] - 0.5  # Δu + u - 2.5 for u = x² + y: changes sign
+    assert float(r.min()) < 0 < float(r.max())
+    assert torch.allclose(res._pointwise_residual(x), r.abs(), rtol=0, atol=1e-12)
+    seen = []
+    real = torch.multinomial
+
+    def spy(prob, n, **kw):
+        seen.append(prob)
+        return real(prob, n, **kw)
+
+    monkeypatch.setattr(torch, "multinomial", spy)
+    res = build(SQUARE, [Dirichlet(quad)], lambda x: torch.sin(3 * x[:, :1]) * x[:, 1:])
+    res.resample(seed=2, adaptive=True, pool=4)
+    (prob,) = seen
+    assert prob.shape == (64,) and float(prob.min()) >= 1.0
+    assert abs(float(prob.mean()) - 2.0) <= 1e-12
+    assert torch.unique(res.interior.x, dim=0).shape[0] == 16  # drawn without replacement
+
+
+# Bug caught: the regulariser's stage weight ignored in the loss.
+def test_penalty_is_weighted():
+    res = build(SQUARE, [Dirichlet(quad)], quad_perturbed)
+    res.penalty = lambda model, x: torch.tensor(2.0, dtype=DT)
+    res.penalty_weight = 0.25
+    loss, terms = res()
+    assert float(terms["sparsity"]) == 2.0
+    rest = float(res.total({k: v for k, v in terms.items() if k != "sparsity"}).detach())
+    assert abs(float(loss.detach()) - (rest + 0.5)) <= 1e-12
+
+
+# Bugs caught: test errors relative to the prediction, a signed max error, per-output MSE
+# summed, per-output errors missing for two outputs.
+def test_error_metrics_closed_form():
+    from kanpde.losses import error_metrics
+
+    ref = torch.tensor([[3.0, 1.0], [4.0, 0.0], [0.0, 2.0], [0.0, 2.0]], dtype=DT)
+    diff = torch.tensor([[0.3, -0.5], [0.0, 0.0], [-0.4, 0.0], [0.0, 0.1]], dtype=DT)
+    m = error_metrics(ref + diff, ref, ["u", "v"])
+    assert m["mse"] == pytest.approx((0.09 + 0.25 + 0.16 + 0.01) / 8, rel=1e-12)
+    assert m["rel_l2"] == pytest.approx(0.51**0.5 / 34**0.5, rel=1e-12)
+    assert m["max_err"] == pytest.approx(0.5, rel=1e-12)
+    assert m["rel_l2_u"] == pytest.approx(0.5 / 5.0, rel=1e-12)
+    assert m["rel_l2_v"] == pytest.approx(0.26**0.5 / 3.0, rel=1e-12)
+    assert m["mse_u"] == pytest.approx(0.25 / 4, rel=1e-12)
+    assert m["mse_v"] == pytest.approx(0.26 / 4, rel=1e-12)
+    one = error_metrics(ref[:, :1] + diff[:, :1], ref[:, :1], ["u"])
+    assert set(one) == {"mse", "rel_l2", "max_err"} and one["max_err"] == pytest.approx(0.4)
+
+
+# Bug caught: derivatives of split() columns not counted as the model's, so a PDE written on
+# split columns left the shared jet evaluation.
+def test_a_pde_on_split_columns_is_jet_served():
+    from kanpde.training import build_model
+
+    def on_columns(x, u):
+        a, b = split(u)
+        return laplacian(a, x) + b, d(b, x, "x") - a
+
+    problem = Problem(name="t", domain=SQUARE, pde=on_columns, conditions=[Dirichlet(0.0)],
+                      outputs=("u", "v"))  # fmt: skip
+    torch.manual_seed(0)
+    model = build_model(problem, {"grid": 4, "width": [2, 3, 2]}, DT)
+    pts = {"interior": 12, "boundary": 8, "method": "sobol"}
+    fused = Residuals(problem, model, pts, {}, DT, "cpu")
+    assert fused.pde.fused and fused.fully_fused
+    a = {k: float(v.detach()) for k, v in fused.terms_of().items()}
+    b = {k: float(v.detach()) for k, v in Residuals(problem, Closed(model), pts, {}, DT, "cpu")
+         .terms_of().items()}  # fmt: skip
+    for k in b:
+        assert b[k] > 0 and abs(a[k] - b[k]) <= 1e-10 * b[k], (k, a[k], b[k])
+
+
+# Bug caught: a flat (n,) PDE residual refused instead of taken as one column.
+def test_a_flat_pde_residual_is_one_column():
+    terms = _residuals([], lambda x, u: (laplacian(u, x) - 1.0)[:, 0]).terms_of()
+    assert abs(float(terms["pde"].detach()) - 1.0) <= 1e-12
+
+
+# Bug caught: a value function's keyword parameter with a default taken for the normals.
+def test_a_value_function_with_a_default_argument_takes_the_points_only():
+    def g(x, c=2.0):
+        return c * x[:, 0:1]
+
+    res = build(SQUARE, [Dirichlet(g)], lambda x: 2 * x[:, 0:1])
+    assert float(residual(res, "dirichlet").abs().max()) <= 1e-12
+    res = build(SPACETIME, [Initial(g)], lambda x: 2 * x[:, 0:1] + x[:, 1:2])  # no normals
+    assert float(residual(res, "initial").abs().max()) <= 1e-12
+
+
+# Bugs caught: an array component (numpy) refused; a constant broadcast to one column only
+# on a condition of several outputs.
+def test_array_components_and_a_constant_for_several_outputs():
+    assert Dirichlet(0.0, component=np.array([1, 0])).columns(("u", "v")) == [1, 0]
+    assert Dirichlet(0.0, component=torch.tensor(1)).columns(("u", "v")) == [1]
+    res = build(SQUARE, [Dirichlet(1.5)], lambda x: 1.5 + 0 * x, outputs=("u", "v"))
+    target = res.terms[0].points.target
+    assert target.shape == (res.terms[0].points.x.shape[0], 2) and bool((target == 1.5).all())
+    assert float(residual(res, "dirichlet").abs().max()) == 0.0
+
+
+# Bug caught: the highest derivative order taken (for the flat-spline warning) counting only
+# derivatives of the model's outputs, not of expressions of them.
+def test_highest_derivative_order_counts_derivatives_of_expressions():
+    assert _residuals([], lambda x, u: d(u * u, x, "x", "x") + u).pde.highest == 2
+    assert _residuals([], lambda x, u: d(u, x, "x", "x", "y") + u).pde.highest == 3
+    assert _residuals([], lambda x, u: u - 1.0).pde.highest == 0
+
+
+# Bug caught: a condition's value-function error named the condition twice ("dirichlet:
+# dirichlet value function raised ...").
+def test_a_failing_value_function_is_named_once():
+    with pytest.raises(ProblemError) as e:
+        build(SQUARE, [Dirichlet(lambda x: x[:, 5])], quad)
+    msg = str(e.value)
+    assert "dirichlet value function raised IndexError" in msg
+    assert "dirichlet: dirichlet" not in msg and "\n" not in msg

@@ -392,8 +392,12 @@ def _mlp(width):
     return MLP(width, activation="tanh", dtype=DT)
 
 
+# (kan-square: a hidden layer with as many outputs as inputs, where a transposed weight of the
+# silu part would go unnoticed by shapes)
 @pytest.mark.parametrize(
-    "make", [lambda: _kan([2, 4, 2]), lambda: _mlp([2, 8, 8, 2])], ids=["kan", "mlp"]
+    "make",
+    [lambda: _kan([2, 4, 2]), lambda: _kan([2, 3, 3, 2]), lambda: _mlp([2, 8, 8, 2])],
+    ids=["kan", "kan-square", "mlp"],
 )
 def test_registered_jets_match_autograd(make, count_grad):
     model = make()
@@ -564,3 +568,52 @@ def test_spatial_operators_on_a_time_only_domain_are_refused(op):
         assert torch.allclose(d(t**2, t, "t"), 2 * t)  # time derivatives still work
         with pytest.raises(ValueError, match=f"{op.__name__} needs spatial axes, but the domain"):
             op(t**2, t)
+
+
+# -- mutation-testing additions ---------------------------------------------------------------
+
+
+# Bug caught: div reading column a (the axis index) of v instead of column i (its position).
+def test_div_with_spatial_axes_that_do_not_start_at_zero():
+    x = pts(9, 3, seed=20)  # (t, x, y): the spatial axes are columns 1 and 2
+    T, X, Y = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    v = torch.cat([T * X**2, X * Y**3], dim=1)  # (v_x, v_y)
+    Td, Xd, Yd = T.detach(), X.detach(), Y.detach()
+    with derivatives(names=("t", "x", "y"), spatial=(1, 2)):
+        close(div(v, x), 2 * Td * Xd + 3 * Xd * Yd**2)
+    z = pts(9, 2, seed=24)  # (t, x)
+    with derivatives(names=("t", "x"), spatial=(1,)):
+        close(div(z[:, 0:1] * z[:, 1:2] ** 2, z), 2 * (z[:, 0:1] * z[:, 1:2]).detach())
+
+
+# Bug caught: a jet-registered field differentiated along a slice of its (grad-free) points
+# said "need requires_grad" instead of refusing the slice (the field's home was not checked).
+def test_registered_field_along_a_slice_is_refused():
+    model = _kan([2, 3, 1])
+    x = pts(6, 2, seed=21).detach()  # the engine's fused points need no gradient
+    jet = model.jet(x, 2, [(0, 0)])
+    with derivatives(names=("x", "y")) as ctx:
+        ctx.register(jet.value, x, jet)
+        with pytest.raises(ValueError, match="name the axis instead"):
+            d(jet.value, x[:, 1:2], 0)
+        close(d(jet.value, x, "x", "x"), jet.d2[:, :, 0])
+
+
+# Bug caught: any field that does not reach points which are a view (of a grad-free tensor)
+# was refused as "a slice" instead of having zero derivatives.
+def test_field_independent_of_view_points_has_zero_derivative():
+    y = torch.linspace(0, 1, 5, dtype=DT)[:, None].requires_grad_()
+    assert y._base is not None and not y._base.requires_grad
+    w = torch.tensor(2.0, dtype=DT, requires_grad=True)
+    u = w * torch.ones(5, 1, dtype=DT)  # requires grad, but through w only
+    close(d(u, y, 0), torch.zeros(5, 1, dtype=DT))
+
+
+# Bug caught: a one-layer KAN's jet of order 2 without pairs returning d2=None instead of an
+# empty (N, m, 0) tensor.
+def test_one_layer_kan_jet_without_pairs_has_empty_second_derivatives():
+    model = _kan([2, 3])
+    for x in (pts(4, 2, seed=23), pts(4, 2, seed=23).detach()):
+        jet = model.jet(x, 2, [])
+        assert jet.d2 is not None and jet.d2.shape == (4, 3, 0)
+        assert jet.d1.shape == (4, 3, 2)

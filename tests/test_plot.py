@@ -747,6 +747,15 @@ def test_history_of_a_run_still_training_comes_from_its_checkpoint(tmp_path, cap
     run = load_progress(tmp_path / "run")
     assert run.history["step"].tolist()[:3] == [0.0, 5.0, 10.0]
     assert run.attrs["in_progress"] and run.metrics["steps"] >= 10
+    # the checkpoint's own numbers (catches: steps off by one, training time or parameter
+    # count dropped, the path naming the directory rather than the checkpoint)
+    from kanpde.checkpoint import load_checkpoint
+
+    state = load_checkpoint(tmp_path / "run")
+    assert run.metrics["steps"] == state["position"]["step"] == run.history["step"][-1]
+    assert run.metrics["train_time"] == state["counters"]["train_time"] > 0
+    assert run.metrics["parameters"] == kanpde.count_parameters(run.model()) == 6 * (4 + 3 + 2)
+    assert run.path == tmp_path / "run" / "checkpoint.h5"
     fig = plot.history(run)
     assert fig._suptitle.get_text().endswith(f"(not finished: checkpoint at step "
                                              f"{run.metrics['steps']})")  # fmt: skip

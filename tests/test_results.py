@@ -291,6 +291,9 @@ def test_mlp_run_round_trip(tmp_path, dtype):
     with torch.no_grad():
         pred = model(torch.as_tensor(r.solution["x"])).numpy()
     assert np.abs(pred - r.solution["pred"]).max() == 0.0
+    # predict answers in the run's dtype (catches: values always computed in float64)
+    values = r.predict(r.solution["x"])
+    assert values.dtype == np.dtype(dtype) and np.abs(values - pred).max() == 0.0
 
 
 def test_problem_file_is_stored_absolute(tmp_path, monkeypatch):
@@ -509,3 +512,37 @@ def test_signals_held_hold_a_process_signal_until_the_block_ends():
         stop.set()
         other.join()
         signal.signal(signal.SIGINT, previous)
+
+
+# ----------------------------------------------------------- mutation-testing additions
+
+
+def test_result_file_records_the_reference_kind_final_loss_and_group_attributes(solved):
+    # catches: "exact"/"reference" swapped, metrics["loss"] from another column, and the
+    # solution's names/outputs or the model's config attributes left out of the file
+    import json
+
+    _, out = solved
+    r = load(out)
+    assert r.attrs["reference"] == "exact"  # poisson2d has a closed form
+    assert r.metrics["loss"] == r.history["loss"][-1]
+    with h5py.File(out / "result.h5") as f:
+        assert json.loads(f["solution"].attrs["names"]) == ["x", "y"]
+        assert json.loads(f["solution"].attrs["outputs"]) == ["u"]
+        assert json.loads(f["model"].attrs["config"]) == r.config["model"]
+
+
+def test_a_run_without_a_reference_stores_its_prediction_on_the_domain_grid():
+    # catches: a wrong EVAL_GRID (201 nodes in 1-D, 31 per axis in 3-D)
+    for domain, n in ((kanpde.Interval(-1, 1), 201), (kanpde.Box([0, 0, 0], [1, 1, 1]), 31)):
+        problem = kanpde.Problem(
+            name="noref", domain=domain, pde=lambda x, u: kanpde.laplacian(u, x) + 1.0,
+            conditions=[kanpde.Dirichlet(0.0)], points={"interior": 20, "boundary": 10},
+        )  # fmt: skip
+        run = kanpde.solve(problem, schedule="adam=1", progress=False, device="cpu")
+        assert sorted(run.solution) == ["pred", "x"]
+        x = run.solution["x"]
+        assert x.shape == (n**domain.dim, domain.dim)
+        for axis in range(domain.dim):
+            np.testing.assert_allclose(np.unique(x[:, axis]), np.linspace(*x[[0, -1], axis], n))
+        assert run.solution["pred"].shape == (n**domain.dim, 1)

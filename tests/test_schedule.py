@@ -153,7 +153,33 @@ BAD = {
     "steps without optimizer": ([{"adam": 10, "steps": 20}], "steps goes with optimizer="),
     "optimizer twice": ([{"optimizer": "adam", "steps": 5, "lbfgs": 3}], "optimizer twice"),
     "update_until alone": ([{"lbfgs": 20, "update_until": 10}], "goes with update_grid"),
+    # a bool is no number (True would pass as 1)
+    "bool lr (dict)": ([{"adam": 10, "lr": True}], "learning rate must be a finite number"),
+    "bool decay (dict)": ([{"adam": 10, "decay": True}], "decay must be a finite number"),
+    "zero decay": ([{"adam": 10, "decay": 0}], "decay must be in (0, 1]"),
+    "negative sparsity": ([{"adam": 10, "sparsity": -0.1}], "sparsity must be non-negative"),
+    "negative update_grid": ([{"adam": 10, "update_grid": -1}], "update_grid must be a non-neg"),
+    "fractional update_grid": (
+        [{"adam": 10, "update_grid": 2.5}],
+        "update_grid must be an integer",
+    ),
 }
+
+
+def test_decay_of_one_is_accepted_and_the_dict_defaults_are_the_stages():
+    # decay lies in (0, 1]: 1 (no decay) was refused by a strict upper bound
+    (s,) = parse_schedule([{"adam": 10, "decay": 1}])
+    assert s.decay == 1.0
+    # a dict without history/sparsity gets Stage's defaults (100, 0), not another number
+    (s,) = parse_schedule([{"lbfgs": 5}])
+    assert (s.history, s.sparsity) == (Stage("lbfgs", 5).history, 0.0) == (100, 0.0)
+
+
+def test_sparsity_of_a_dict_reaches_every_optimizer_of_it():
+    # a dict's sparsity was dropped without a word (every stage trained unpenalised)
+    adam, lbfgs = parse_schedule({"grid": 5, "adam": 10, "lbfgs": 4, "sparsity": 1e-3})
+    assert adam.sparsity == lbfgs.sparsity == 1e-3
+    assert parse_schedule([adam.to_dict()]) == [adam]
 
 
 def test_whole_float_history_is_taken_as_the_integer_it_is():
