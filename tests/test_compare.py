@@ -53,6 +53,10 @@ def test_same_points_budget_and_counts(study):
         assert row["params"] == count_parameters(run.model())
     assert result.setup["mlp_schedule"][0]["optimizer"] == "adam"
     assert sum(s["steps"] for s in result.setup["mlp_schedule"]) == 12
+    # a KAN's row has the grid it ended on, an MLP's 0 (catches: another value for MLPs)
+    for row in result.rows:
+        run = runs[(row["model"], row["seed"])]
+        assert row["grid"] == (run.config["model"]["grid"] if row["model"][:3] == "KAN" else 0)
 
 
 def test_every_run_of_a_study_trains_on_the_same_points(monkeypatch):
@@ -101,6 +105,34 @@ def test_median_and_range(study):
         v = [r["mse"] for r in result.rows if r["model"] == e["model"]]
         assert e["mse"] == pytest.approx(float(np.median(v)))
         assert e["mse_min"] == min(v) and e["mse_max"] == max(v)
+    # the rows report steps per second of training (catches: evaluations per second)
+    for row in result.rows:
+        assert row["steps_per_s"] == pytest.approx(row["steps"] / row["train_time"], rel=1e-12)
+
+
+def test_summary_and_markdown_of_three_seeds():
+    # with two seeds median and mean agree; three tell them apart (catches: mean for median,
+    # the seed count, the range written max-min, another column for steps/s)
+    rows = [
+        {"model": "KAN [1,3,1]", "params": 54, "mse": mse, "rel_l2": rel, "max_err": err,
+         "train_time": t, "steps_per_s": sps}
+        for mse, rel, err, t, sps in ((1e-4, 1e-2, 3e-2, 1.0, 10.0), (9e-4, 3e-2, 9e-2, 6.0, 60.0),
+                                      (4e-4, 2e-2, 6e-2, 2.0, 20.0))
+    ] + [{"model": "MLP [1,8,1]", "params": 33, "mse": 0.5, "rel_l2": 0.25, "max_err": 1.0,
+          "train_time": 0.5, "steps_per_s": 7.0}]  # fmt: skip
+    kan, mlp = Comparison("p", rows, {}).summary()
+    assert (kan["model"], kan["params"], kan["seeds"], mlp["seeds"]) == ("KAN [1,3,1]", 54, 3, 1)
+    assert (kan["mse"], kan["mse_min"], kan["mse_max"]) == (4e-4, 1e-4, 9e-4)
+    assert (kan["train_time"], kan["steps_per_s"], kan["steps_per_s_max"]) == (2.0, 20.0, 60.0)
+    lines = Comparison("p", rows, {}).markdown().splitlines()
+    assert lines[2] == (
+        "| KAN [1,3,1] | 54 | 4.00e-04 [1.00e-04–9.00e-04] | 2.00e-02 [1.00e-02–3.00e-02] | "
+        "6.00e-02 [3.00e-02–9.00e-02] | 2.0 [1.0–6.0] | 20.0 |"
+    )
+    assert lines[3] == (
+        "| MLP [1,8,1] | 33 | 5.00e-01 [5.00e-01–5.00e-01] | 2.50e-01 [2.50e-01–2.50e-01] | "
+        "1.00e+00 [1.00e+00–1.00e+00] | 0.5 [0.5–0.5] | 7.0 |"
+    )
 
 
 def test_matching_width_has_about_as_many_parameters():
@@ -113,10 +145,29 @@ def test_matching_width_has_about_as_many_parameters():
             ]
             assert miss[1] == min(miss), (params, h, miss)
 
+    # every count, against the closed form (catches: the root of h² + bh + n_out = params
+    # taken without its n_out, one width off at e.g. 27 parameters of a [1, h, h, 1] MLP)
+    def count(n_in, h, n_out):
+        return (n_in + 1) * h + (h + 1) * h + (h + 1) * n_out
+
+    assert count(2, 7, 3) == count_parameters(MLP([2, 7, 7, 3]))
+    for n_in, n_out in ((1, 1), (2, 1), (3, 3)):
+        for params in range(20, 1500):
+            h = _matching_width(params, n_in, n_out)
+            miss = [abs(count(n_in, w, n_out) - params) for w in (h - 1, h, h + 1)]
+            assert miss[1] == min(miss), (params, n_in, n_out, h, miss)
+
 
 def test_mlp_recipe_splits_steps():
     stages = mlp_schedule(400)
     assert [(s.optimizer, s.steps) for s in stages] == [("adam", 100), ("lbfgs", 300)]
+    # catches: another default learning rate for the Adam part
+    assert stages[0].lr == 1e-3
+    # a quarter rounded to the nearest step (catches: truncation, 3 -> no Adam, 7 -> 1), and
+    # no empty Adam stage when the quarter rounds to none (catches: an Adam stage of 0 steps)
+    for total, expected in ((1, [("lbfgs", 1)]), (3, [("adam", 1), ("lbfgs", 2)]),
+                            (7, [("adam", 2), ("lbfgs", 5)])):  # fmt: skip
+        assert [(s.optimizer, s.steps) for s in mlp_schedule(total)] == expected, total
 
 
 def test_fitted_slope_recovers_power_law():
@@ -143,6 +194,17 @@ def test_sweep_staircase_and_slope(tmp_path):
     with pytest.raises(kanpde.ResultsError, match="a grid sweep, not a run; its grid-extension"):
         kanpde.load(tmp_path)
     assert kanpde.load(tmp_path / "extension.h5").history["grid"][-1] == 6
+    # the errors are RMSEs, the square roots of the runs' test MSEs (catches: the MSE itself)
+    assert s.extension[-1] == pytest.approx(math.sqrt(s.run.metrics["mse"]), rel=1e-12)
+    for g, rmse in zip([3, 6], s.separate):
+        run = kanpde.load(tmp_path / "separate" / f"grid-{g}.h5")
+        assert rmse == pytest.approx(math.sqrt(run.metrics["mse"]), rel=1e-12)
+    # sweep.csv holds each column under its own name (catches: the two series swapped)
+    with open(tmp_path / "sweep.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [int(r["grid"]) for r in table] == [3, 6]
+    assert [float(r["rmse_extension"]) for r in table] == s.extension
+    assert [float(r["rmse_separate"]) for r in table] == s.separate
     grids = set(s.run.history["grid"].tolist())
     assert grids == {3.0, 6.0}
     assert len(s.stalled) == 2 and all(v is None or v[0] < v[1] for v in s.stalled)
@@ -219,6 +281,10 @@ def test_sweep_table_marks_runs_whose_lbfgs_stopped_short():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="budget"):
         compare(POISSON, budget="epochs")
+    # catches: an infinite or NaN time budget accepted (a run that never ends)
+    for seconds in (math.inf, math.nan):
+        with pytest.raises(CLIError, match=f"--seconds {seconds}: must be a positive, finite"):
+            compare(POISSON, budget="seconds", seconds=seconds)
     with pytest.raises(ValueError, match="--seconds"):
         compare(POISSON, budget="seconds")
     with pytest.raises(ValueError, match="does not fit"):
@@ -519,6 +585,9 @@ def test_bad_command_line_arguments_leave_no_directory(argv, message, tmp_path, 
 def test_sweep_rejects_bad_grids_and_steps():
     with pytest.raises(ValueError, match="at least two grid sizes"):
         sweep(POISSON1D, grids=[5])
+    # catches: increasing grids starting at 0 or below accepted
+    with pytest.raises(ValueError, match="--grids 0,5: need strictly increasing positive"):
+        sweep(POISSON1D, grids=[0, 5])
     with pytest.raises(ValueError, match="strictly increasing"):
         sweep(POISSON1D, grids=[3, 5, 5])
     with pytest.raises(ValueError, match="--steps 0"):

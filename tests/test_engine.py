@@ -265,9 +265,9 @@ def test_boundary_points_and_budget(poisson):
 # -- training ---------------------------------------------------------------------------------
 
 
-def _trainer(problem, stages, grid, points, log_every=1, seed=0, **kw):
+def _trainer(problem, stages, grid, points, log_every=1, seed=0, width=None, **kw):
     torch.manual_seed(seed)
-    model = build_model(problem, {"grid": grid}, DT)
+    model = build_model(problem, {"grid": grid, **({"width": width} if width else {})}, DT)
     res = Residuals(problem, model, points, problem.weights, DT, "cpu")
     return Trainer(res, parse_schedule(stages), progress=False, log_every=log_every, **kw)
 
@@ -1014,3 +1014,241 @@ def test_the_unknowns_recorded_are_the_users_own_one_number_parameters():
 
     assert [name for name, _ in _unknowns(Inverse())] == ["k", "more.c"]
     assert _unknowns(kanpde.KAN([1, 1, 1])) == [] and _unknowns(kanpde.MLP([1, 1, 1])) == []
+
+
+# -- the trainer's bookkeeping on a tiny problem (found by mutation testing) --------------------
+
+POISSON1D = ROOT / "problems" / "poisson1d.py"
+TINY = {"interior": 20, "boundary": 2, "method": "grid", "test": 11}
+
+
+def _tiny(stages, log_every=1, **kw):
+    """A [1, 3, 1] KAN on poisson1d with 20 points: a training run of a few milliseconds."""
+    problem = kanpde.load_problem(POISSON1D)
+    return _trainer(problem, stages, 3, TINY, log_every, width=[1, 3, 1], **kw)
+
+
+def test_history_columns_fill_missing_entries_with_nan_and_last_is_the_latest():
+    # missing entries once read 0 (a perfect error), and last() returned the first row's value
+    from kanpde.training import History
+
+    h = History()
+    h.append({"step": 0, "loss": 1.0})
+    h.append({"step": 5, "loss": 0.5, "rel_l2": 0.1})
+    h.append({"step": 7, "loss": 0.25})
+    cols = h.columns()
+    assert list(cols) == ["step", "loss", "rel_l2"]
+    np.testing.assert_array_equal(cols["step"], [0, 5, 7])
+    assert np.isnan(cols["rel_l2"][[0, 2]]).all() and cols["rel_l2"][1] == 0.1
+    assert h.last("loss") == 0.25 and h.last("rel_l2") == 0.1
+    assert math.isnan(h.last("mse")) and h.last("mse", -1) == -1
+
+
+def test_each_adam_stage_starts_at_its_own_rate_and_carry_moments_false_resets_them():
+    # a second Adam stage kept the first stage's rate, and without carry_moments its moments
+    stages = [{"grid": 3, "adam": 3, "lr": 1e-2}, {"adam": 2, "lr": 1e-3}]
+    for carry, steps in ((True, 5.0), (False, 2.0)):
+        t = _tiny(stages, carry_moments=carry)
+        t.run()
+        assert t._adam.param_groups[0]["lr"] == 1e-3
+        assert {float(s["step"]) for s in t._adam.state.values()} == {steps}, carry
+
+
+def test_lbfgs_calls_end_at_the_log_steps_whatever_the_stage_start():
+    # calls of log_every iterations from step 7 logged 12 instead of 10
+    t = _tiny([{"grid": 3, "adam": 7, "lr": 1e-2}, {"lbfgs": 6}], log_every=5)
+    h = t.run().columns()
+    assert h["step"].astype(int).tolist() == [0, 5, 7, 10, 13]
+    assert h["stage"].astype(int).tolist() == [0, 0, 0, 1, 1]
+
+
+def test_lbfgs_minimises_the_loss_relative_to_its_value_at_the_call_start(monkeypatch):
+    # torch's absolute tolerances need a loss of order 1: the loss was not scaled
+    starts = []
+
+    class Spy(torch.optim.LBFGS):
+        def step(self, closure):
+            if not getattr(self, "started", False):  # its first call: the objective there
+                self.started = True
+                starts.append(float(closure().detach()))
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "LBFGS", Spy)
+    t = _tiny([{"grid": 3, "lbfgs": 4}, {"grid": 6, "lbfgs": 1}], log_every=10)
+    h = t.run().columns()
+    assert h["loss"][0] != pytest.approx(1.0, rel=1e-3)
+    # the objective at the first iterate of each optimizer (each grid) is 1
+    assert starts == [pytest.approx(1.0, rel=1e-12)] * 2
+
+
+def test_a_stages_sparsity_weights_the_penalty_in_its_loss_and_only_there():
+    # the stage's sparsity never reached the loss (the penalty weight stayed 0)
+    stages = [{"grid": 3, "adam": 2, "lr": 1e-2, "sparsity": 0.1}, {"adam": 2}]
+    t = _tiny(stages)
+    h = t.run().columns()
+    assert h["stage"].astype(int).tolist() == [0, 0, 0, 1, 1]
+    pen = h["loss_sparsity"]
+    assert np.isnan(pen[[0, 3, 4]]).all() and (pen[1:3] > 0).all()
+    plain = 0.01 * h["loss_pde"] + h["loss_dirichlet"]
+    np.testing.assert_allclose(h["loss"], plain + 0.1 * np.nan_to_num(pen), rtol=1e-12)
+    assert t.residuals.penalty_weight == 0.0
+
+
+def test_each_timed_stage_gets_its_weights_share_of_the_time_left():
+    # shares were once taken of all weights, or of the whole budget instead of what is left
+    t = _tiny([{"grid": 3, "adam": 1}] * 3, max_seconds=10.0, time_shares=[1, 2, 1])
+    t.train_time, t._decayed = 2.0, 0.5  # stage 0 ended halfway through its decay
+    t._start_clock(1)  # 8 s left, 2 of the 3 remaining weights
+    assert t._decayed == 0.0  # the new stage decays from its own start
+    assert t._clock == (2.0, pytest.approx(2.0 + 8.0 * 2 / 3, rel=1e-12))
+    t.train_time = 12.0  # overrun: nothing left for the last stage
+    t._start_clock(2)
+    assert t._clock == (12.0, 12.0)
+    assert [e["seconds"] for e in t.history.events] == [pytest.approx(16 / 3), 0.0]
+
+
+def test_logged_test_metrics_are_the_errors_of_the_prediction_against_the_exact_values():
+    # checked against numpy by hand: the errors of u against the prediction (rel_l2 over the
+    # prediction's norm), a signed max_err or a summed mse passed
+    from kanpde.training import test_set
+
+    problem = kanpde.load_problem(POISSON1D)
+    preds = []
+
+    def keep(trainer, row):
+        with torch.no_grad():
+            preds.append(trainer.model(trainer.test[0]).numpy())
+
+    t = _tiny([{"grid": 3, "adam": 4, "lr": 0.1}], log_every=2, callback=keep)
+    t.test = test_set(problem, 11, DT)
+    x, u = (v.numpy() for v in t.test)
+    assert x.shape == (11, 1) and np.allclose(u, np.sin(np.pi * x), rtol=0, atol=1e-15)
+    h = t.run().columns()
+    signs = set()
+    for i, pred in enumerate(preds):
+        diff = pred - u
+        assert h["mse"][i] == pytest.approx(np.mean(diff**2), rel=1e-12)
+        assert h["rel_l2"][i] == pytest.approx(np.linalg.norm(diff) / np.linalg.norm(u), rel=1e-12)
+        assert h["max_err"][i] == pytest.approx(np.abs(diff).max(), rel=1e-12)
+        signs.add(bool(diff.max() > -diff.min()))
+    assert len(preds) == 3 and signs == {True, False}  # largest errors of either sign
+
+
+def test_frozen_parameters_are_left_alone():
+    # every parameter went to the optimizer, requires_grad=False or not
+    t = _tiny([{"grid": 3, "adam": 3, "lr": 1e-2}])
+    frozen = t.model.layers[0].coef
+    frozen.requires_grad_(False)
+    before = frozen.detach().clone()
+    other = t.model.layers[1].coef.detach().clone()
+    t.run()
+    assert torch.equal(frozen, before) and not torch.equal(t.model.layers[1].coef, other)
+
+
+def test_built_kans_span_the_domain_and_widths_must_fit_the_problem():
+    # the first layer's grid range came from the KAN's default [-1, 1], not the domain; a
+    # width with the wrong number of outputs was accepted
+    problem = Problem(name="t", domain=Interval(0, 2), pde=lambda x, u: d(u, x, "x", "x"),
+                      conditions=[Dirichlet(0.0)])  # fmt: skip
+    model = build_model(problem, {"width": [1, 3, 1], "grid": 4}, DT)
+    assert model.layers[0].grid_range.tolist() == [[0.0, 2.0]]
+    for width in ([1, 3, 2], [2, 3, 1]):
+        with pytest.raises(ValueError, match="does not fit the problem"):
+            build_model(problem, {"width": width}, DT)
+
+
+def test_lbfgs_calls_end_at_checkpoints_and_resamplings_which_are_adaptive_if_asked(tmp_path):
+    # one call ran from step 0 to the stage end at 10, past the checkpoint at 5 and the
+    # resamplings at 4 and 8; the adaptive option was dropped on the way to resample(); and
+    # none is written at a stage's end (the next stage's or the run's results follow)
+    problem = kanpde.load_problem(POISSON1D)
+    torch.manual_seed(0)
+    model = build_model(problem, {"width": [1, 3, 1], "grid": 3}, DT)
+    pts = {"interior": 20, "boundary": 2, "method": "uniform", "resample": 4, "adaptive": True}
+    res = Residuals(problem, model, pts, problem.weights, DT, "cpu")
+    t = Trainer(res, parse_schedule("lbfgs=10"), progress=False, log_every=50,
+                checkpoint=tmp_path / "checkpoint.h5", checkpoint_every=5)  # fmt: skip
+    saved, drawn, save, resample = [], [], t.save_checkpoint, res.resample
+    t.save_checkpoint = lambda: (saved.append(t.step), save())
+
+    def watched(seed, adaptive):
+        drawn.append((t.step, adaptive))
+        resample(seed, adaptive)
+
+    res.resample = watched
+    h = t.run().columns()
+    assert saved == [5] and drawn == [(4, True), (8, True)]
+    assert h["step"].astype(int).tolist() == [0, 10]
+    # the last row's counters are the run's: L-BFGS evaluates more often than it steps
+    assert (h["evals"][-1], h["time"][-1]) == (t.evals, t.train_time) and t.evals > 10
+
+
+def test_timed_lbfgs_calls_are_sized_to_the_time_left():
+    # a call cannot be cut short: at ~1.5 evaluations per iteration, 8 s left at 1 s per
+    # evaluation fit 8 iterations of the 50 to the next log (0.15 per evaluation gave 50)
+    t = _tiny("lbfgs=100", log_every=50, max_seconds=10.0)
+    stage = t.stages[0]
+    assert t._chunk(stage) == 1  # no evaluation timed yet: one iteration measures them
+    t.evals, t.train_time = 3, 2.0
+    assert t._chunk(stage) == 8
+    t.train_time = 9.9  # too little for one: still one
+    assert t._chunk(stage) == 1
+
+
+def test_lbfgs_calls_are_cut_at_grid_updates_only_until_update_until():
+    # past update_until no update is due, yet calls still ended every update_grid steps
+    t = _tiny([{"grid": 3, "lbfgs": 20, "update_grid": 5, "update_until": 5}], log_every=50)
+    stage = t.stages[0]
+    assert t._chunk(stage) == 5  # to the update at step 5
+    t.i = t.step = 5
+    assert t._chunk(stage) == 15  # to the stage end
+
+
+def test_lbfgs_that_cannot_move_ends_its_stages_without_logging_a_step_twice():
+    # u = 0 solves u'' = 0, u(±1) = 0 exactly: loss and gradient 0, no iteration possible.
+    # The stop logs the step it stopped at only if no row holds it yet (twice before).
+    problem = Problem(name="zero", domain=Interval(-1, 1), pde=lambda x, u: d(u, x, "x", "x"),
+                      conditions=[Dirichlet(0.0)])  # fmt: skip
+    torch.manual_seed(0)
+    model = build_model(problem, {"width": [1, 3, 1], "grid": 3}, DT)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    res = Residuals(problem, model, TINY, {}, DT, "cpu")
+    t = Trainer(res, parse_schedule("lbfgs=5,lbfgs=5"), progress=False, log_every=1)
+    h = t.run().columns()
+    assert h["step"].tolist() == [0] and h["loss"].tolist() == [0.0]
+    assert [(e["event"], e["step"]) for e in t.history.events] == [("lbfgs_converged", 0)] * 2
+
+
+def test_the_history_records_the_users_unknowns_at_every_row():
+    # the param_ columns of an inverse problem's unknowns were left out
+    problem = kanpde.load_problem(POISSON1D)
+
+    class Scaled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = build_model(problem, {"width": [1, 3, 1], "grid": 3}, DT)
+            self.k = torch.nn.Parameter(torch.tensor(1.5, dtype=DT))
+
+        def forward(self, x):
+            return self.k * self.net(x)
+
+    torch.manual_seed(0)
+    model = Scaled()
+    values = []
+    res = Residuals(problem, model, TINY, problem.weights, DT, "cpu")
+    t = Trainer(res, parse_schedule("adam=3@0.1"), progress=False, log_every=1,
+                callback=lambda trainer, row: values.append(float(model.k.detach())))  # fmt: skip
+    h = t.run().columns()
+    assert h["param_k"].tolist() == values and values[0] == 1.5 and len(set(values)) == 4
+
+
+def test_lbfgs_stopping_between_logs_logs_the_step_it_stopped_at():
+    # the stop left no row: the history ended at the last log, not at the trained state
+    t = _tiny("lbfgs=300", log_every=1000)
+    h = t.run().columns()
+    (stop,) = [e["step"] for e in t.history.events if e["event"] == "lbfgs_converged"]
+    assert 0 < stop == t.step < 300
+    assert h["step"].tolist() == [0, stop]
+    assert h["loss"][-1] == pytest.approx(t._evaluate()[0], rel=1e-12)

@@ -227,6 +227,14 @@ def test_solution_3d_slices(runs):
     assert len(tops) == 1 and tops.pop() == pytest.approx(run.metrics["max_err"], abs=1e-12)
     assert "z = " in labelled(fig, "pred")[0].get_title()
     texts_inside(fig)
+    # slices inside the volume at a quarter, half and three quarters of z, each showing the
+    # prediction on its plane (catches: slices starting on the face z = 0)
+    pred = labelled(fig, "pred")
+    assert [a.get_title() for a in pred] == [f"u: prediction, z = {z}" for z in (0.25, 0.5, 0.75)]
+    x = run.solution["x"]
+    for a, z in zip(pred, (0.25, 0.5, 0.75)):
+        plane = run.solution["pred"][np.isclose(x[:, 2], z), 0]
+        np.testing.assert_array_equal(np.sort(mesh(a).get_array().ravel()), np.sort(plane))
 
 
 def test_solution_on_a_graded_reference_grid():
@@ -310,6 +318,18 @@ def test_history_stage_labels_do_not_overlap(runs):
             texts_inside(fig)
 
 
+def test_history_leaves_out_values_a_log_scale_cannot_show():
+    # catches: zero losses kept (only negative ones left out), which a log axis cannot draw
+    history = {"step": np.array([0.0, 1, 2, 3]), "loss": np.array([1.0, 0.0, -1.0, 0.5]),
+               "loss_pde": np.array([2.0, 1.0, 0.0, 0.25])}  # fmt: skip
+    run = kanpde.Run({"problem": "p", "model": {"type": "kan", "width": [1, 2, 1]}}, history,
+                     {}, {})  # fmt: skip
+    (loss,) = labelled(plot.history(run), "loss")
+    lines = {ln.get_label(): ln.get_ydata() for ln in loss.lines}
+    np.testing.assert_array_equal(lines["total (weighted)"], [1.0, np.nan, np.nan, 0.5])
+    np.testing.assert_array_equal(lines["pde"], [2.0, 1.0, np.nan, 0.25])
+
+
 def test_history_systems_stages_and_time(runs):
     fig = plot.history(runs["kovasznay"])
     names = {t.get_text() for t in labelled(fig, "error")[0].get_legend().get_texts()}
@@ -320,6 +340,12 @@ def test_history_systems_stages_and_time(runs):
     dashed = [ln for ln in loss.lines if ln.get_linestyle() == "--"]
     dotted = [ln for ln in loss.lines if ln.get_linestyle() == ":"]
     assert len(dashed) == 1 and len(dotted) == 1  # one grid extension, one optimizer change
+    # against time, a stage starts at the time its first step was logged at (catches: the
+    # step count drawn on the time axis)
+    h = runs["diffusion1d"].history
+    (extension,) = [e["step"] for e in runs["diffusion1d"].events if e["event"] == "extend_grid"]
+    assert dashed[0].get_xdata()[0] == pytest.approx(np.interp(extension, h["step"], h["time"]))
+    assert 0 < dashed[0].get_xdata()[0] <= h["time"][-1]
     assert labelled(fig, "error")[0].get_xlabel() == "training time (s)"
     with pytest.raises(ValueError, match="history"):
         plot.history(runs["line"], x="epoch")
@@ -386,6 +412,69 @@ def test_network_symbolic_labels_and_removed_edges(runs):
     curves = [c for c in fig.axes[0].collections if isinstance(c, LineCollection)][1]
     assert len(curves.get_segments()) == _edges(model.width) - 1  # the removed edge is gone
     assert "tanh" in {t.get_text() for t in fig.axes[0].texts}
+
+
+def test_network_keeps_an_edge_of_no_importance_faintly_visible():
+    # catches: the opacity floor (0.04) dropped, which made such an edge vanish
+    model = kanpde.KAN([1, 2, 1], grid=3, dtype=torch.float64)
+    with torch.no_grad():  # edge 0 -> 1 of the first layer is zero everywhere
+        model.layers[0].coef[1, 0] = 0.0
+        model.layers[0].scale_base[1, 0] = 0.0
+    fig = plot.network(model)
+    curves = [c for c in fig.axes[0].collections if isinstance(c, LineCollection)][1]
+    alphas = curves.get_colors()[:2, 3]  # the first layer's edges 0 -> 0 and 0 -> 1
+    np.testing.assert_allclose(alphas, [1.0, 0.04], rtol=1e-12)
+
+
+def test_compare_front_solution_lines_and_scales_of_hand_made_results():
+    # catches: a tie in error put on the Pareto front, the seed note on a one-seed study,
+    # 1-D points drawn in their stored order (a zigzag), and a constant field's colour scale
+    # of +-0.5 around it rather than +-half its size
+    rows = [
+        {"model": m, "params": p, "rel_l2": e}
+        for m, p, e in (
+            ("KAN [1,2,1]", 100, 1e-2),
+            ("MLP [1,5,5,1]", 200, 1e-2),
+            ("KAN [1,5,1]", 300, 1e-3),
+        )
+    ]
+    fig = plot.compare(rows)
+    (front,) = [ln for ln in fig.axes[0].lines if ln.get_label() == "Pareto front"]
+    assert list(front.get_xdata()) == [100, 300]
+    assert fig._suptitle.get_text() == "test relative L2 error vs cost"
+    x = np.array([[0.5], [-1.0], [1.0], [0.0], [-0.5]])
+    pred, ref = np.sin(x), np.sin(x) + 0.1 * x
+    run = kanpde.Run({"problem": "p"}, {}, {"x": x, "pred": pred, "ref": ref, "error": pred - ref},
+                     {}, {"names": ["x"], "outputs": ["u"]})  # fmt: skip
+    fig = plot.solution(run)
+    (p,), (e,) = labelled(fig, "pred"), labelled(fig, "error")
+    (line,) = [ln for ln in p.lines if ln.get_label() == "prediction"]
+    np.testing.assert_array_equal(
+        line.get_xydata(), np.hstack([np.sort(x, 0), np.sin(np.sort(x, 0))])
+    )
+    np.testing.assert_allclose(e.lines[0].get_ydata(), 0.1 * np.abs(np.sort(x, 0)[:, 0]))
+    x2 = np.stack(np.meshgrid([0.0, 1.0, 2.0], [0.0, 1.0], indexing="ij"), -1).reshape(-1, 2)
+    flat = np.full((6, 1), 2e-6)
+    run = kanpde.Run({"problem": "p"}, {}, {"x": x2, "pred": flat, "ref": flat, "error": 0 * flat},
+                     {}, {"names": ["x", "y"], "outputs": ["u"]})  # fmt: skip
+    assert mesh(labelled(plot.solution(run), "pred")[0]).get_clim() == pytest.approx((1e-6, 3e-6))
+
+
+def test_compare_takes_train_time_before_an_older_wall_time_and_activations_span_the_data(runs):
+    # catches: a legacy wall_time column preferred to train_time when a table has both, and a
+    # run's edge functions drawn over the whole grid range rather than the range of the inputs
+    rows = [{"model": "KAN [1,2,1]", "params": 10, "rel_l2": 0.1, "train_time": 2.0,
+             "wall_time": 30.0}]  # fmt: skip
+    (ax,) = labelled(plot.compare(rows), "compare time")
+    assert ax.containers[0].lines[0].get_xydata()[0].tolist() == [2.0, 0.1]
+    run = runs["poisson2d"]
+    model = run.model()
+    with torch.no_grad():
+        h = model.layers[0](torch.as_tensor(run.solution["x"])).numpy()  # the 2nd layer's inputs
+    for panel in labelled(plot.activations(run, 1), "edge 1 "):
+        i = int(panel.get_label().split()[2])
+        xs = panel.lines[0].get_xdata()
+        assert (xs[0], xs[-1]) == pytest.approx((h[:, i].min(), h[:, i].max()), rel=1e-12)
 
 
 def test_network_rejects_mlp(runs):
@@ -478,6 +567,16 @@ def test_compare_from_rows_and_csv(tmp_path):
     (front,) = [ln for ln in a.lines if ln.get_label() == "Pareto front"]
     assert list(front.get_xdata()) == [200, 450]
     assert "3 seeds" in fig._suptitle.get_text()
+    # each model is drawn at its medians over the seeds (catches: means), the error bars
+    # spanning min to max
+    for ax, x in ((a, "params"), (b, "train_time")):
+        for c in ax.containers:
+            rs = [r for r in rows if r["model"] == c.get_label()]
+            y = [r["rel_l2"] for r in rs]
+            expected = (np.median([r[x] for r in rs]), np.median(y))
+            np.testing.assert_allclose(c.lines[0].get_xydata()[0], expected, rtol=1e-12)
+            (bars,) = [col for col in c.lines[2] if col.get_segments()[0][0][0] == expected[0]]
+            np.testing.assert_allclose(bars.get_segments()[0][:, 1], [min(y), max(y)], rtol=1e-12)
     texts_inside(fig)
 
     # The files of `kanpde compare` (its comparison.csv) give the same figure.
@@ -520,6 +619,21 @@ def test_sweep_slopes(tmp_path):
     assert ax.get_xlabel() == "grid size G (intervals)" and ax.get_xscale() == "log"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["3", "5", "10", "20", "50"]
     texts_inside(fig)
+    # the fitted line is the least-squares line of the logs (catches: one through the first
+    # point), and a table without theory_slope gets the cubic splines' G^-4 through the first
+    # point of the first series (catches: another default slope)
+    (fit,) = [
+        ln for ln in ax.lines if ln.get_label() == f"fit: slope {fitted_slope(grids, sep):.2f}"
+    ]
+    line = np.polyval(np.polyfit(np.log(grids), np.log(sep), 1), np.log(grids))
+    np.testing.assert_allclose(fit.get_ydata(), np.exp(line), rtol=1e-12)
+    (theory,) = [ln for ln in ax.lines if ln.get_label() == "theory: $G^{-4}$"]
+    np.testing.assert_allclose(theory.get_xydata(), [[3, ext[0]], [50, ext[0] * (50 / 3) ** -4]])
+    # a series whose first error cannot be drawn: the theory line starts at its first drawn
+    # point (catches: the line anchored at the smallest grid whatever the error there)
+    fig = plot.sweep({"grid": grids, "rmse": [np.nan, *ext[1:]]}, theory=-2.0)
+    (theory,) = [ln for ln in fig.axes[0].lines if ln.get_label() == "theory: $G^{-2}$"]
+    np.testing.assert_allclose(theory.get_ydata(), ext[1] * (np.array([3, 50]) / 5) ** -2.0)
     # A given slope is drawn as given; a Sweep object works too.
     fig = plot.sweep({"grid": grids, "rmse": ext, "slope": [-3.5] * 5}, theory=None)
     names = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]

@@ -1301,3 +1301,159 @@ def test_solve_stopped_by_ctrl_c_raises_interrupted_naming_its_checkpoint(
     monkeypatch.setattr(training.Trainer, "_grad", original)
     run = kanpde.solve(POISSON1D, resume=tmp_path, out=tmp_path, progress=False)
     assert run.metrics["steps"] == 20 and (tmp_path / "result.h5").is_file()
+
+
+# -- checkpoints and rollbacks, exactly (found by mutation testing) ----------------------------
+
+
+def test_checkpoint_round_trip_keeps_types_keys_and_dtypes(tmp_path):
+    # tuples came back as lists and int keys (Adam's per-parameter state) as strings
+    from kanpde.checkpoint import save_checkpoint
+
+    state = {
+        "f32": torch.arange(3, dtype=torch.float32),
+        "step": torch.tensor(7.0, dtype=torch.float32),  # 0-d, as Adam's step
+        "ints": torch.tensor([1, 2], dtype=torch.int64),
+        "nested": {0: (1, 2.5, None, "s", True), "k": [torch.ones(2, dtype=torch.float64)]},
+        "array": np.arange(4),
+    }
+    back = load_checkpoint(save_checkpoint(tmp_path / "checkpoint.h5", state))
+    assert set(back) == set(state)
+    for key in ("f32", "step", "ints"):
+        assert back[key].dtype == state[key].dtype and torch.equal(back[key], state[key]), key
+    assert back["step"].ndim == 0
+    assert list(back["nested"]) == [0, "k"]
+    assert back["nested"][0] == (1, 2.5, None, "s", True)
+    assert isinstance(back["nested"][0], tuple) and isinstance(back["nested"]["k"], list)
+    assert torch.equal(back["nested"]["k"][0], torch.ones(2, dtype=torch.float64))
+    np.testing.assert_array_equal(back["array"], np.arange(4))
+
+
+def test_unreadable_checkpoints_are_one_line_results_errors(tmp_path):
+    # each case once passed silently (a foreign HDF5 file) or as a raw OSError (a truncated one)
+    def refused(path, fragment):
+        with pytest.raises(ResultsError) as e:
+            load_checkpoint(path)
+        assert fragment in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+    refused(tmp_path / "nowhere" / "checkpoint.h5", "no such run directory")
+    refused(tmp_path, "no checkpoint to resume from")
+    (tmp_path / "result.h5").write_bytes(b"")
+    refused(tmp_path, "the run has finished (result.h5)")
+    with h5py.File(tmp_path / "checkpoint.h5", "w") as f:
+        f.attrs["format"] = "something-else"
+    refused(tmp_path, "not a kanpde checkpoint")
+    (tmp_path / "checkpoint.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    refused(tmp_path / "checkpoint.h5", "unreadable or corrupt checkpoint")
+
+
+def test_a_checkpoint_restores_the_position_counters_and_clock(tmp_path):
+    # the failures count, the timed stage's decay so far, earlier processes' wall time and
+    # the resampled points were each once lost on resume
+    t = make_trainer("3:adam=5,adam=5", bad=())
+    drawn = t.residuals.interior.x.clone()
+    t.residuals.resample(seed=5)
+    t.stage, t.i, t.step, t.evals, t.failures = 1, 3, 8, 11, 2
+    t._clock, t._decayed, t.train_time, t.wall_before = (1.5, 4.0), 0.25, 2.5, 100.0
+    t.checkpoint_path = tmp_path / "checkpoint.h5"
+    t.save_checkpoint()
+    u = make_trainer("3:adam=5,adam=5", bad=())
+    u.load_state_dict(load_checkpoint(t.checkpoint_path))
+    assert (u.stage, u.i, u.step, u.evals, u.failures) == (1, 3, 8, 11, 2)
+    assert (u._clock, u._decayed, u.train_time) == ((1.5, 4.0), 0.25, 2.5)
+    assert 100.0 < u.wall_before < 200.0 and u._resumed
+    assert torch.equal(u.residuals.interior.x, t.residuals.interior.x)
+    assert not torch.equal(u.residuals.interior.x, drawn)
+
+
+def test_a_nan_right_after_a_grid_extension_rolls_back_to_the_extended_model():
+    # Calls: 1 before training, steps 1-5, the log at 5, the loss before and after the
+    # extension, then step 6's gradient (call 10). The rollback target must be the extended
+    # model: the last log's (grid 3) could not even be loaded into it.
+    trainer = make_trainer("3:adam=5@1e-2,6:adam=5@1e-2", bad={10})
+    trainer.run()
+    events = [(e["event"], e["step"]) for e in trainer.history.events]
+    assert events == [("extend_grid", 5), ("nonfinite", 5)]
+    assert trainer.step == 10 and trainer.model.grid == 6
+    assert bool(torch.isfinite(flat(trainer.model)).all())
+
+
+def test_nan_in_lbfgs_rolls_back_to_the_stage_start_then_adam_at_its_default_rate(monkeypatch):
+    # Calls: 1 before training, 1 for the scale, then the first L-BFGS call's evaluations:
+    # the NaN of call 6 meets parameters in a line search, which must not be kept.
+    from kanpde.training import Trainer
+
+    trainer = make_trainer("3:lbfgs=20", bad={6})
+    start = flat(trainer.model)
+    seen, failure = [], Trainer._failure
+
+    def spy(self, action, stop=True):
+        seen.append(flat(self.model))
+        failure(self, action, stop)
+
+    monkeypatch.setattr(Trainer, "_failure", spy)
+    trainer.run()
+    assert len(seen) == 1 and torch.equal(seen[0], start)
+    assert trainer._adam.param_groups[0]["lr"] == 1e-3  # the fallback's, no decay
+    assert trainer.step == 20
+
+
+class _NaNGradient(_Poisoned):
+    """A finite loss whose gradient is NaN at the chosen evaluations (sqrt's slope at 0)."""
+
+    def __call__(self):
+        loss, terms = self.residuals()
+        self.calls += 1
+        if self.calls in self.bad:
+            p = next(self.residuals.model.parameters())
+            loss = loss + torch.sqrt(p * 0).sum()  # adds 0, with gradient 0 * inf
+        return loss, terms
+
+
+def test_a_finite_loss_with_a_nan_gradient_is_a_failure_before_the_step():
+    # only the loss was checked: Adam took the NaN step, and the failure showed a step later
+    trainer = make_trainer("3:adam=30@1e-2", bad=())
+    trainer.residuals = _NaNGradient(trainer.residuals.residuals, {12})  # step 10's gradient
+    trainer.run()
+    events = [(e["event"], e["step"]) for e in trainer.history.events]
+    assert events == [("nonfinite", 9)]  # taken with 9 steps done
+    assert trainer.step == 30 and bool(torch.isfinite(flat(trainer.model)).all())
+
+
+def test_nan_in_adam_rolls_back_adams_moments_and_step_count_too():
+    # the snapshot held Adam's live state: a rollback kept the moments it should undo
+    trainer = make_trainer("3:adam=30@1e-2", bad={12})  # step 10's gradient, 9 steps done
+    trainer.run()
+    assert [(e["event"], e["step"]) for e in trainer.history.events] == [("nonfinite", 9)]
+    # back to the log of step 5, then the 21 steps 10..30
+    assert {float(s["step"]) for s in trainer._adam.state.values()} == {26.0}
+
+
+def test_a_run_resumed_mid_stage_keeps_adams_decayed_rate(terminal_sigint):
+    # resuming set the stage's starting rate again: the decay started over
+    schedule = [{"grid": 3, "adam": 30, "lr": 1e-2, "decay": 0.1}]
+    trainer = interrupted(schedule, at=15)
+    trainer.load_state_dict(trainer.state_dict())
+    trainer.run()
+    assert trainer.step == 30
+    assert trainer._adam.param_groups[0]["lr"] == pytest.approx(1e-3, rel=1e-12)
+
+
+def test_a_budget_must_be_positive():
+    # max_seconds=0 was accepted: a run that trains nothing
+    from kanpde.training import Trainer
+
+    trainer = make_trainer("3:adam=1", bad=())
+    for bad in (0, -1.0, True):
+        with pytest.raises(ValueError, match="max_seconds must be a finite number > 0"):
+            Trainer(trainer.residuals.residuals, trainer.stages, max_seconds=bad)
+
+
+def test_failures_between_two_logs_keep_lowering_adams_rate():
+    # a rollback took the snapshot's rate back: a second failure before the next log set
+    # 1e-3 again instead of 1e-4
+    trainer = make_trainer("3:adam=30@1e-2", bad={12, 13})  # step 10's gradient, twice
+    trainer.run()
+    actions = [e["action"] for e in trainer.history.events if e["event"] == "nonfinite"]
+    assert [a.rsplit(" ", 1)[1] for a in actions] == ["1.0e-03", "1.0e-04"]
+    assert trainer._adam.param_groups[0]["lr"] == pytest.approx(1e-4, rel=1e-12)

@@ -49,8 +49,8 @@ def test_dict_options_are_passed_on():
         [{"adam": 40, "lr": 0.01, "decay": 0.1, "update_grid": 5, "update_until": 30}]
     )
     assert (s.decay, s.update_grid, s.update_until) == (0.1, 5, 30)
-    (s,) = parse_schedule([{"lbfgs": 40, "history": 20}])
-    assert s.history == 20
+    (s,) = parse_schedule([{"lbfgs": 40, "history": 20, "lr": 0.5}])
+    assert (s.history, s.lr) == (20, 0.5)  # the lr of a one-optimizer dict is its own
     (s,) = parse_schedule([{"optimizer": "adam", "steps": 7, "grid": 3}])
     assert summary([s]) == [("adam", 7, 3, DEFAULT_LR["adam"])]
     (s,) = parse_schedule([{"adam": 10, "update_until": None}])  # None: the default

@@ -834,6 +834,9 @@ def test_grid_option_conflicting_with_the_schedule_is_refused(tmp_path, capsys):
     argv = ["solve", POISSON1D, "--out", str(out), "--quiet", "--device", "cpu"]
     code, err = main_err([*argv, "--grid", "7"], capsys)
     assert_one_line(code, err, "--grid 7: the schedule sets the grids (5 -> 10 -> 20 -> 40)")
+    # a grid below the schedule's first is refused too (catches: only a larger one refused)
+    code, err = main_err([*argv, "--grid", "3"], capsys)
+    assert_one_line(code, err, "--grid 3: the schedule sets the grids (5 -> 10 -> 20 -> 40)")
     assert leftovers(out) == []
     with pytest.raises(ValueError, match="model grid 7 conflicts with the schedule"):
         kanpde.solve(POISSON1D, model={"grid": 7}, schedule="5:lbfgs=1", progress=False)
@@ -896,6 +899,10 @@ def test_points_option_takes_what_a_problem_file_takes():
     assert parse_points("interior=1e3,resample=100,adaptive=true,method=lhs") == {
         "interior": 1000, "resample": 100, "adaptive": True, "method": "lhs",
     }  # fmt: skip
+    # every spelling of a flag (catches: yes/no read the wrong way round)
+    for value, flag in (("yes", True), ("1", True), ("TRUE", True), ("no", False),
+                        ("0", False), ("False", False)):  # fmt: skip
+        assert parse_points(f"adaptive={value},resample=5") == {"adaptive": flag, "resample": 5}
     for text, message in [
         ("interior=1.5", "interior must be an integer, got 1.5"),
         ("adaptive=maybe", "adaptive='maybe': use true or false"),
@@ -1060,3 +1067,170 @@ def test_build_model_takes_dtype_and_device_as_solve_does():
         kanpde.build_model(problem, dtype="half")
     with pytest.raises(ValueError, match="unknown device 'gpu'"):
         kanpde.build_model(problem, device="gpu")
+
+
+# ----------------------------------------------------------- mutation-testing additions
+
+
+def test_run_directories_are_named_unique_and_their_new_parents_listed(tmp_path, monkeypatch):
+    # catches: the -s<seed> part dropped, an existing directory taken again, the parents made
+    # for it left off the clean-up list, and an --out of blanks taken as a directory name
+    from types import SimpleNamespace
+
+    from kanpde import cli
+    from kanpde.cli import CLIError, new_run_directory
+
+    monkeypatch.setattr(cli, "time", SimpleNamespace(strftime=lambda fmt: "20240102-030405"))
+    tokens = iter(["aaaaaa", "aaaaaa", "bbbbbb"])
+    monkeypatch.setattr(cli.secrets, "token_hex", lambda n: next(tokens))
+    parent = tmp_path / "a" / "b"
+    out, created = new_run_directory(parent, "p", 3)
+    assert out == parent / "p-20240102-030405-s3-aaaaaa" and out.is_dir()
+    assert created == [out, parent, tmp_path / "a"]
+    again, created = new_run_directory(parent, "p", 3)  # the first name is taken: the next one
+    assert again == parent / "p-20240102-030405-s3-bbbbbb" and created == [again]
+    monkeypatch.setattr(cli.secrets, "token_hex", lambda n: "aaaaaa")
+    with pytest.raises(CLIError, match="could not create a unique run directory"):
+        new_run_directory(parent, "p", 3)
+    out, _ = new_run_directory(parent, "study", None)  # no seed: no s<seed> part
+    assert out.name == "study-20240102-030405-aaaaaa"
+    with pytest.raises(CLIError, match="--out '': give a directory"):
+        new_run_directory("  ", "p", 0)
+
+
+def test_an_mlp_asked_for_on_a_kan_problem_is_the_default_mlp():
+    # catches: another default width or activation for --model mlp replacing a KAN
+    from kanpde.cli import _run_settings, build_parser
+
+    problem = kanpde.load_problem(POISSON1D)
+
+    def model(*options):
+        return _run_settings(build_parser().parse_args(["solve", POISSON1D, *options]), problem)[0]
+
+    assert model("--model", "mlp") == {
+        "type": "mlp", "width": [1, 50, 50, 50, 1], "activation": "tanh",
+    }  # fmt: skip
+    assert model("--model", "mlp", "--width", "1,7,1", "--activation", "sin") == {
+        "type": "mlp", "width": [1, 7, 1], "activation": "sin",
+    }  # fmt: skip
+
+
+def test_solve_defaults_to_seed_0_and_takes_checkpoint_every_0(tmp_path, capsys):
+    # catches: another default seed than the s0 the run directory is named with, and
+    # --checkpoint-every 0 (no checkpoints, as the help says) refused
+    code, err = main_err(
+        ["solve", POISSON1D, "--out", str(tmp_path), *TINY, "--checkpoint-every", "0"], capsys
+    )
+    assert code == 0, err
+    (run_dir,) = tmp_path.iterdir()
+    assert "-s0-" in run_dir.name
+    run = kanpde.load(run_dir)
+    assert run.config["seed"] == 0 and run.config["checkpoint_every"] == 0
+
+
+def test_list_shows_descriptions_and_takes_sweep_and_compare_calls_for_studies(tmp_path, capsys):
+    # catches: the description replaced by the name, and module-level sweep() or compare()
+    # calls not seen as studies (such a file was imported, and trained, by kanpde list)
+    from kanpde.cli import main
+
+    (tmp_path / "a.py").write_text(variant('name="t"', 'name="t", description="2-D Poisson"'))
+    # (calls that fail at once if the file is imported after all: no study runs here)
+    (tmp_path / "b.py").write_text(
+        "from kanpde.compare import sweep\n" + GOOD + "sweep(problem, grids=[1])\n"
+    )
+    (tmp_path / "c.py").write_text(
+        "import kanpde.compare as C\n" + GOOD + "C.compare(problem, seeds=0)\n"
+    )
+    assert main(["list", str(tmp_path)]) == 0
+    line = GOOD.count("\n") + 2
+    assert capsys.readouterr().out.splitlines() == [
+        "a  2-D Poisson",
+        f"b  [script, not imported: line {line} runs a study]",
+        f"c  [script, not imported: line {line} runs a study]",
+    ]
+
+
+def test_a_preset_replaces_the_schedule_and_updates_model_points_and_weights():
+    # catches: a preset's points or schedule ignored
+    from kanpde.problem import apply_preset
+
+    problem = kanpde.Problem(
+        name="t", domain=kanpde.Interval(0, 1), pde=lambda x, u: u,
+        conditions=[kanpde.Dirichlet(0.0)], schedule="3:adam=4",
+        points={"interior": 30, "test": 6}, weights={"pde": 0.5},
+        presets={"full": {"model": {"k": 2}, "schedule": "4:lbfgs=2",
+                          "points": {"interior": 70}, "weights": {"dirichlet": 3.0}}},
+    )  # fmt: skip
+    full = apply_preset(problem, "full")
+    assert full["schedule"] == "4:lbfgs=2"
+    assert full["points"] == {**problem.points, "interior": 70} and full["points"]["test"] == 6
+    assert full["weights"] == {"pde": 0.5, "dirichlet": 3.0}
+    assert full["model"] == {**problem.model, "k": 2}
+    assert apply_preset(problem, None)["schedule"] == "3:adam=4"
+    assert problem.points["interior"] == 30 and problem.weights == {"pde": 0.5}  # unchanged
+
+
+def test_adaptive_on_the_command_line_takes_the_problems_resample():
+    # catches: --points adaptive=true checked alone, refused although the problem resamples
+    from kanpde.cli import _run_settings, build_parser
+    from kanpde.problem import check_points
+
+    problem = kanpde.Problem(
+        name="t", domain=kanpde.Interval(0, 1), pde=lambda x, u: u,
+        conditions=[kanpde.Dirichlet(0.0)], points={"interior": 30, "resample": 5},
+    )  # fmt: skip
+    args = build_parser().parse_args(["solve", "p.py", "--points", "adaptive=true"])
+    assert _run_settings(args, problem)[2] == {"adaptive": True}
+    check_points({"test": 2})  # two test points per axis are the least (catches: 3 required)
+
+
+def test_problem_refuses_path_names_odd_weights_and_preset_mistakes():
+    # catches: a backslash or "."/".." name taken (it names run directories), an infinite, NaN
+    # or boolean weight taken, a preset with a key it cannot set, and a preset's initial count
+    # on a domain without time taken (it would be ignored)
+    import math
+
+    kw = dict(domain=kanpde.Interval(0, 1), pde=lambda x, u: u, conditions=[kanpde.Dirichlet(0.0)])
+    for name in ("a\\b", ".", "..", " .. "):
+        with pytest.raises(kanpde.ProblemError, match="name must not contain '/' or"):
+            kanpde.Problem(name=name, **kw)
+    for value, message in ((math.inf, "'pde' must be finite and >= 0, got inf"),
+                           (math.nan, "'pde' must be finite and >= 0, got nan"),
+                           (True, "'pde' must be a number, got True")):  # fmt: skip
+        with pytest.raises(kanpde.ProblemError, match=f"problem 't': weights: {message}"):
+            kanpde.Problem(name="t", weights={"pde": value}, **kw)
+    with pytest.raises(
+        kanpde.ProblemError, match="preset 'x' may only set model, schedule, points"
+    ):
+        kanpde.Problem(name="t", presets={"x": {"dtype": "float32"}}, **kw)
+    with pytest.raises(kanpde.ProblemError, match="preset 'x' points: initial counts the points"):
+        kanpde.Problem(name="t", presets={"x": {"points": {"initial": 10}}}, **kw)
+    # the documented defaults of the point budget (catches: another test grid)
+    assert kanpde.Problem(name="t", **kw).points == {
+        "interior": 2000, "boundary": 400, "initial": 400, "method": "sobol", "test": 101,
+    }  # fmt: skip
+
+
+def test_file_hash_is_the_sha256_of_the_file_or_empty():
+    # catches: a missing file hashed as something (a resumed run compares the hashes)
+    import hashlib
+
+    from kanpde.problem import file_hash
+
+    assert file_hash(POISSON1D) == hashlib.sha256(Path(POISSON1D).read_bytes()).hexdigest()
+    assert file_hash(None) == file_hash("") == file_hash(ROOT / "no-such-file.py") == ""
+
+
+def test_a_run_directory_that_cannot_be_written_is_refused(tmp_path, monkeypatch, capsys):
+    # catches: the writability check skipped (root writes anywhere, so the check on a
+    # read-only folder above is skipped there: here the check is made to fail)
+    from kanpde import cli
+
+    real = os.access
+    monkeypatch.setattr(
+        cli.os, "access", lambda p, mode: False if mode == os.W_OK else real(p, mode)
+    )
+    out = tmp_path / "runs"
+    code, err = main_err(["solve", POISSON1D, "--out", str(out), *TINY], capsys)
+    assert_one_line(code, err, "directory is not writable")
+    assert leftovers(out) == []
