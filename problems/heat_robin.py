@@ -38,7 +38,7 @@ problem = Problem(
         Neumann(0.0, on="left"),
         # alpha·u + beta·∂u/∂n = 0; the outward normal at x = 1 is +x
         Robin(alpha=H, beta=1.0, value=0.0, on="right"),
-        Initial(lambda x: exact(x)),
+        Initial(exact),
     ],
     exact=exact,
     model={"width": [2, 10, 1], "k": 3},

@@ -55,6 +55,6 @@ problem = Problem(
     model={"width": [2, 10, 10, 3], "k": 3},
     schedule=[{"grid": 5, "lbfgs": 500}, {"grid": 10, "lbfgs": 1000}, {"grid": 20, "lbfgs": 1000}],
     points={"interior": 2000, "boundary": 400, "method": "sobol", "test": 101},
-    # the boundary data fix the flow: weighting them 10x brings v from 2.3e-3 to 5e-4
+    # the boundary data fix the flow: weighting them 10x brings v from 2.3e-3 to 4.3e-4
     weights={"dirichlet": 10.0},
 )
