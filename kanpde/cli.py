@@ -585,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--width", help="layer widths, e.g. 2,10,1")
     s.add_argument("--grid", type=int, help="initial grid size G")
-    s.add_argument("--k", type=int, help="spline order")
+    s.add_argument("--k", type=int, help="B-spline degree (3: cubic)")
     s.add_argument("--basis", help="bspline, rbf, rswaf or chebyshev")
     s.add_argument("--activation", help="MLP activation (tanh, sin, silu, softplus, gelu)")
     s.add_argument("--schedule", help='stages, e.g. "5:adam=2000@1e-3,10:lbfgs=200,20:lbfgs=200"')
