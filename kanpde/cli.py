@@ -251,18 +251,20 @@ def cmd_solve(args) -> int:
     problem = load_problem(args.problem)
     if args.resume is not None:
         run_dir = Path(args.resume)
+        if run_dir.is_file():
+            raise CLIError(f"--resume {args.resume}: a file; give the run directory holding it")
         if not run_dir.is_dir():
             raise CLIError(f"--resume {args.resume}: no such run directory")
         if not (run_dir / "checkpoint.h5").exists():
-            done = (run_dir / "result.h5").exists()
-            raise CLIError(
-                f"--resume {args.resume}: "
-                + (
-                    "that run has finished (result.h5); there is nothing to resume"
-                    if done
-                    else "no checkpoint.h5 in that run directory"
-                )
-            )
+            if (run_dir / "result.h5").exists():
+                why = "that run has finished (result.h5); there is nothing to resume"
+            elif (run_dir / "comparison.h5").exists():
+                why = "a comparison study; continue it with kanpde compare PROBLEM --resume"
+            elif (run_dir / "sweep.json").exists():
+                why = "a grid sweep; continue it with kanpde sweep PROBLEM --resume"
+            else:
+                why = "no checkpoint.h5 in that run directory"
+            raise CLIError(f"--resume {args.resume}: {why}")
         given = [RUN_OPTIONS[d] for d in RUN_OPTIONS if getattr(args, d) is not None]
         if given:
             raise CLIError(
@@ -542,6 +544,8 @@ def _assigns_problem(path: Path) -> bool | int:
 
 def cmd_list(args) -> int:
     folder = Path(args.folder)
+    if folder.is_file():
+        raise CLIError(f"list {folder}: a file; list takes the folder of problem files")
     if not folder.is_dir():
         raise CLIError(f"list {folder}: no such folder")
     # Listing imports each file; a script beside the problems (one that trains, say) would run,

@@ -529,6 +529,11 @@ def _finished_runs(plan: _Plan, out: Path | None) -> dict:
 
     if out is None:
         raise CLIError("resume: needs out, the directory of the study to continue")
+    if any((out / f).is_file() for f in ("checkpoint.h5", "result.h5")):
+        raise CLIError(
+            f"--resume {out}: a single run, not a study; continue it with kanpde solve PROBLEM "
+            "--resume"
+        )
     try:
         saved = Comparison.load(out)
     except ResultsError as e:

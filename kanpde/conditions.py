@@ -87,6 +87,19 @@ def _value(
             args = (x.cpu(), normals.cpu())
         try:
             v = value(*args)
+        except (MemoryError, torch.cuda.OutOfMemoryError):
+            raise
+        except Exception as e:  # noqa: BLE001 - user code: name it, keep the cause chained
+            msg = str(e).strip().splitlines()
+            raise ValueError(
+                f"{what} value function raised {type(e).__name__}" + (f": {msg[0]}" if msg else "")
+            ) from e
+        if v is None:
+            raise ValueError(
+                f"{what} value function returned None (a missing return?); expected a tensor "
+                f"of shape (N, {n_cols})"
+            )
+        try:
             if not isinstance(v, Tensor):
                 v = torch.as_tensor(np.asarray(v), dtype=x.dtype, device="cpu")
         except (MemoryError, torch.cuda.OutOfMemoryError):
@@ -94,7 +107,8 @@ def _value(
         except Exception as e:  # noqa: BLE001 - user code: name it, keep the cause chained
             msg = str(e).strip().splitlines()
             raise ValueError(
-                f"{what} value function raised {type(e).__name__}" + (f": {msg[0]}" if msg else "")
+                f"{what} value function returned {type(v).__name__} that is not numeric "
+                f"({type(e).__name__}" + (f": {msg[0]})" if msg else ")")
             ) from e
     else:
         if _is_complex(value):

@@ -204,7 +204,14 @@ class Residuals:
         except (ProblemError, *_NOT_THE_USERS):
             raise
         except Exception as e:  # noqa: BLE001 - user code
-            raise user_code_error(self.problem, "pde(x, u)", e) from e
+            err = user_code_error(self.problem, "pde(x, u)", e)
+            if isinstance(e, RuntimeError) and "require grad" in str(e):
+                # torch.autograd.grad(u, x): the jets give u without a graph back to x
+                err = ProblemError(
+                    f"{err}; take derivatives with kanpde's d, grad, div, laplacian or hessian, "
+                    "not torch.autograd.grad"
+                )
+            raise err from e
         if isinstance(r, dict):
             items = [(f"pde[{k}]", v) for k, v in r.items()]
         elif isinstance(r, list | tuple):
@@ -232,6 +239,13 @@ class Residuals:
                     f"per point of x: (N, k) for x of shape (N, {x.shape[1]}), here N = "
                     f"{x.shape[0]}"
                 )
+            if v.shape[1] == 0:
+                axes = ", ".join(getattr(self.problem.domain, "names", ()))
+                raise ProblemError(
+                    f"{where}: {name} residual has shape {tuple(v.shape)}, no columns: x has "
+                    f"{x.shape[1]} column(s) ({axes}), so a slice such as x[:, {x.shape[1]}:"
+                    f"{x.shape[1] + 1}] is empty"
+                )
             if v.shape[1] == x.shape[0] > max(1, len(self.problem.outputs)):
                 # one column per point: an (n,) tensor broadcast against an (n, 1) one
                 raise ProblemError(
@@ -239,6 +253,21 @@ class Residuals:
                     "point: an (n,) tensor (such as x[:, 0]) was combined with an (n, 1) one; "
                     "keep columns with x[:, 0:1]"
                 )
+        n_out = len(self.problem.outputs)
+        if not getattr(self, "_columns_checked", False):
+            self._columns_checked = True  # once: this runs at every step
+            for name, v in items:
+                cols = v.shape[1] if v.ndim == 2 else 1
+                if cols == x.shape[1] > 1 and cols != n_out:
+                    warnings.warn(
+                        f"{where}: {name} residual has {cols} columns, one per coordinate of x, "
+                        f"for {n_out} output(s): each column is a residual of its own; if an "
+                        "(N, 1) tensor was combined with one of x's (N, "
+                        f"{x.shape[1]}) functions (sin(x) for sin(x[:, 0:1])), slice x's "
+                        "columns; return a tuple of (N, 1) residuals to keep several equations",
+                        KanpdeWarning,
+                        stacklevel=2,
+                    )
         return [(n, v if v.ndim == 2 else v.unsqueeze(1)) for n, v in items]
 
     def _check_pde_weights(self, where: str) -> None:

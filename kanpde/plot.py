@@ -1468,9 +1468,11 @@ def _is_comparison(path: Path) -> bool:
 
 
 def figure_for(
-    path: str | Path, kind: str | None = None, layer: int = 0, log_error: bool = False
+    path: str | Path, kind: str | None = None, layer: int | None = None, log_error: bool = False
 ) -> tuple[str, Figure]:
     """The figure ``kanpde plot`` draws for a results file or a study table.
+
+    ``layer`` (default 0) is for ``kind="activations"`` only.
 
     Returns
     -------
@@ -1486,6 +1488,8 @@ def figure_for(
     )
     if log_error and (table or kind not in (None, "solution")):
         raise ValueError(f"--log-error: only with --kind solution, not {kind or 'a table'}")
+    if layer is not None and (table or kind != "activations"):
+        raise ValueError(f"--layer: only with --kind activations, not {kind or 'the default'}")
     if path.suffix.lower() == ".h5" and table:
         return "compare", compare(path)
     if path.suffix.lower() == ".csv":
@@ -1525,8 +1529,17 @@ def figure_for(
             )
         return kind, history(load_progress(path))
     run = load(path)
+    model_type = run.config.get("model", {}).get("type", "kan")
+    if kind in ("network", "activations") and model_type != "kan":
+        raise ValueError(
+            f"--kind {kind}: {path} holds {'an MLP' if model_type == 'mlp' else 'a ' + model_type}"
+            " run; this figure draws a KAN's edges"
+        )
     if kind == "activations":
-        return kind, activations(run, layer)
+        layers = len(run.config.get("model", {}).get("width", [])) - 1
+        if layers > 0 and not -layers <= (layer or 0) < layers:
+            raise ValueError(f"--layer {layer}: the KAN has layers 0..{layers - 1}")
+        return kind, activations(run, layer or 0)
     if kind == "solution":
         return kind, solution(run, log_error=log_error)
     return kind, {"history": history, "network": network}[kind](run)
@@ -1538,6 +1551,10 @@ def cmd_plot(args) -> int:
     matplotlib.use("Agg")
     path = Path(args.file)
     out = Path(args.output) if args.output else None
+    if out is not None and out.is_dir():
+        raise ValueError(
+            f"-o {args.output}: a directory; give a file such as {out / 'solution.png'}"
+        )
     if out is not None and out.suffix.lower().lstrip(".") not in _formats():
         raise ValueError(
             f"-o {args.output}: unknown image format; use one of {', '.join(sorted(_formats()))}"
@@ -1581,7 +1598,7 @@ def register(sub) -> None:
         "(default: from the table's columns)",
     )
     p.add_argument("-o", "--output", help="image file (default: <kind>.png next to the input)")
-    p.add_argument("--layer", type=int, default=0, help="layer for --kind activations")
+    p.add_argument("--layer", type=int, help="layer for --kind activations (default 0)")
     p.add_argument("--dpi", type=int, default=130, help="resolution of -o (default 130)")
     p.add_argument(
         "--log-error", action="store_true", help="|error| on a log scale (--kind solution)"

@@ -9,8 +9,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.util
+import inspect
 import math
 import numbers
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -77,8 +79,8 @@ class Problem:
     exact : callable, optional
         ``exact(x)`` → ``(N, m)`` exact solution, for test errors.
     reference : Reference or callable, optional
-        A :class:`kanpde.reference.Reference` (or a function returning one, called lazily)
-        when no closed form exists.
+        A :class:`kanpde.reference.Reference` (or a function of no arguments returning one,
+        called lazily) when no closed form exists; give ``exact`` or ``reference``, not both.
     outputs : sequence of str
         Names of the outputs, e.g. ``("u", "v", "p")``.
     model, schedule, points, weights : dict / list / str
@@ -226,6 +228,19 @@ class Problem:
                 )
         if self.exact is not None and not callable(self.exact):
             fail("exact must be a function exact(x) returning (N, outputs)")
+        if self.exact is not None and self.reference is not None:
+            # the test set would use exact alone
+            fail("give exact= (a closed form) or reference= (a numerical solution), not both")
+        if self.reference is not None:
+            from .reference import Reference
+
+            if not isinstance(self.reference, Reference) and (
+                not callable(self.reference) or _needs_arguments(self.reference)
+            ):
+                fail(
+                    "reference must be a kanpde.reference.Reference or a function of no "
+                    "arguments returning one; for a closed form u(x) use exact="
+                )
         kind = self.model.get("type", "kan")
         if kind not in MODEL_OPTIONS:
             fail(f"model type {kind!r} unknown; use kan or mlp")
@@ -299,6 +314,19 @@ class Problem:
                 check_resampling({**self.points, **pts})
             except ValueError as e:
                 fail(f"{label}{e}")
+
+
+def _needs_arguments(fn: Callable) -> bool:
+    """Whether calling ``fn()`` would miss a required argument."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return False
+    return any(
+        p.default is p.empty
+        and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        for p in sig.parameters.values()
+    )
 
 
 def _condition_list(conditions) -> list[Condition]:
@@ -483,6 +511,10 @@ def load_problem(path: str | Path) -> Problem:
     ProblemError
         With one line naming the file and what is wrong.
     """
+    if not isinstance(path, str | os.PathLike):
+        raise ProblemError(
+            f"load_problem: expected the path of a problem file, got {type(path).__name__} {path!r}"
+        )
     path = Path(path)
     if not path.exists():
         raise ProblemError(f"{path}: problem file not found")
@@ -520,9 +552,9 @@ def load_problem(path: str | Path) -> Problem:
         sys.modules.pop(module_name, None)
         sys.path.remove(folder)  # the first entry equal to it: the one inserted above
         _forget_modules_in(Path(folder), set(sys.modules) - known)
-    problem = getattr(module, "problem", None)
-    if problem is None:
+    if not hasattr(module, "problem"):
         raise ProblemError(f"{path}: defines no `problem` (expected problem = Problem(...))")
+    problem = module.problem
     if not isinstance(problem, Problem):
         raise ProblemError(
             f"{path}: `problem` must be a kanpde.Problem, got {type(problem).__name__}"

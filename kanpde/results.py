@@ -348,6 +348,11 @@ def load(path: str | Path) -> Run:
         One line naming the file when it is missing, truncated, corrupt or of another kind.
     """
     path = Path(path)
+    if path.suffix == ".py":
+        raise ResultsError(
+            f"{path}: a problem file, not results; give a run directory or its result.h5 "
+            f"(kanpde solve {path} writes one)"
+        )
     study = "load a study with kanpde.compare.Comparison.load(path)"
     if path.is_dir():
         if (path / "comparison.h5").exists() and not (path / "result.h5").exists():

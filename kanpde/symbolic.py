@@ -1341,13 +1341,11 @@ def register(subparsers) -> None:
     s.add_argument(
         "--edge-threshold",
         type=float,
-        default=1e-2,
         help="with --prune: drop edges scoring below this (mean |φ| or impact; default 0.01)",
     )
     s.add_argument(
         "--node-threshold",
         type=float,
-        default=1e-2,
         help="with --prune: drop hidden nodes whose in- or outgoing score does not exceed "
         "this (default 0.01)",
     )
@@ -1368,7 +1366,7 @@ def register(subparsers) -> None:
     )
     s.add_argument("--no-simplify", action="store_true", help="skip sympy's simplify")
     s.add_argument(
-        "--simplify-seconds", type=float, default=20.0,
+        "--simplify-seconds", type=float,
         help="time allowed to sympy's simplify per output before the formula is left "
         "unsimplified (default 20; 0: no limit)",
     )  # fmt: skip
@@ -1379,6 +1377,22 @@ def register(subparsers) -> None:
 def cmd_symbolic(args) -> int:
     from .results import load, save_run, write_atomic
 
+    # Options of a step that does not run are refused: silently ignored, they would mislead.
+    if not args.prune:
+        for flag, value in (
+            ("--edge-threshold", args.edge_threshold),
+            ("--node-threshold", args.node_threshold),
+        ):
+            if value is not None:
+                raise ValueError(f"{flag}: only with --prune (it sets what pruning removes)")
+    if args.no_simplify and args.simplify_seconds is not None:
+        raise ValueError("--simplify-seconds: not with --no-simplify (nothing is simplified)")
+    if args.edge_threshold is None:
+        args.edge_threshold = 1e-2
+    if args.node_threshold is None:
+        args.node_threshold = 1e-2
+    if args.simplify_seconds is None:
+        args.simplify_seconds = 20.0
     for flag, value, ok in (
         ("--digits", args.digits, args.digits >= 0),
         ("--r2", args.r2, 0 < args.r2 <= 1),

@@ -59,9 +59,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     except (RuntimeError, TypeError):
         raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {device!r} requested but no CUDA GPU is available; use --device cpu"
-        )
+        raise ValueError(f"device {device!r} requested but no CUDA GPU is available; use cpu")
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"unsupported device {device!r}; use auto, cpu, cuda or cuda:N")
     return dev
@@ -260,6 +258,21 @@ def _warn_inputs_outside_grid(model: nn.Module, x: Tensor, where: str) -> None:
             )
 
 
+def _warn_no_initial(problem: Problem) -> None:
+    """Warn when a space-time problem has neither an Initial condition nor data: nothing
+    fixes the solution at t = 0, so the PDE and boundary terms leave it undetermined."""
+    time = getattr(problem.domain, "time_axis", None)
+    if time is None or any(c.where in ("initial", "data") for c in problem.conditions):
+        return
+    warnings.warn(
+        f"{problem.source or problem.name}: the domain has a time axis but the problem has no "
+        "Initial condition (nor data): nothing fixes the solution at the start time; add "
+        "Initial(u0)",
+        KanpdeWarning,
+        stacklevel=3,
+    )
+
+
 def _warn_unnested_extension(model: nn.Module, stages: list[Stage], where: str) -> None:
     """Warn when the schedule extends the grid of Gaussian edges (rbf, rswaf): bases of
     another width do not nest, so each extension refits the values only and the PINN loss can
@@ -335,9 +348,14 @@ def test_set(problem, n=None, dtype=torch.float64, device="cpu") -> tuple[Tensor
         try:
             with torch.no_grad():
                 u = problem.exact(x)
+            if u is None:
+                raise ProblemError(
+                    f"{where}: exact(x) returned None (a missing return?); expected a tensor "
+                    f"of shape (N, {len(problem.outputs)})"
+                )
             if not isinstance(u, Tensor):
                 u = torch.as_tensor(np.asarray(u), dtype=dtype, device="cpu")
-        except (MemoryError, torch.cuda.OutOfMemoryError):
+        except (ProblemError, MemoryError, torch.cuda.OutOfMemoryError):
             raise
         except Exception as e:  # noqa: BLE001 - user code becomes one line naming the file
             raise user_code_error(problem, "exact(x)", e) from e
@@ -355,6 +373,13 @@ def test_set(problem, n=None, dtype=torch.float64, device="cpu") -> tuple[Tensor
             raise
         except Exception as e:  # noqa: BLE001 - user code becomes one line naming the file
             raise user_code_error(problem, "reference()", e) from e
+        from .reference import Reference
+
+        if not isinstance(ref, Reference):
+            raise ProblemError(
+                f"{where}: reference() returned {type(ref).__name__}, expected a "
+                "kanpde.reference.Reference"
+            )
         domain = problem.domain
         if tuple(ref.names) != tuple(domain.names):
             raise ProblemError(
@@ -369,6 +394,12 @@ def test_set(problem, n=None, dtype=torch.float64, device="cpu") -> tuple[Tensor
                     f"{where}: the reference's {name} runs over [{a[0]:g}, {a[-1]:g}], beyond "
                     f"the domain's [{l:g}, {h:g}]"
                 )
+        missing = [o for o in problem.outputs if o not in ref.values]
+        if missing:
+            raise ProblemError(
+                f"{where}: the reference has no values for {', '.join(missing)}: its outputs "
+                f"are {', '.join(ref.values)}, the problem's {', '.join(problem.outputs)}"
+            )
         x = torch.as_tensor(ref.points(), dtype=dtype, device="cpu")
         u = torch.as_tensor(ref.flat(problem.outputs), dtype=dtype, device="cpu")
         if u.shape != (x.shape[0], len(problem.outputs)):
@@ -1742,6 +1773,7 @@ def solve(
         )
     _warn_flat_splines(net, residuals.pde.highest, problem.source or problem.name)
     _warn_unnested_extension(net, stages, problem.source or problem.name)
+    _warn_no_initial(problem)
     if isinstance(model, nn.Module):  # kanpde's own KANs span the domain
         _warn_inputs_outside_grid(net, residuals.all_points(), problem.source or problem.name)
     test = test_set(problem, pts.get("test"), dt, dev)

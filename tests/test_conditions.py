@@ -835,11 +835,13 @@ def test_initial_points_fall_back_to_the_boundary_budget():
 
 # Bug caught: a PDE residual of several columns summed over them instead of averaged.
 def test_a_pde_residual_with_several_columns_is_averaged_over_them():
-    def cols(x, u):  # quad: Δu = 2, so the columns are 1 and 3 everywhere
-        return torch.cat([laplacian(u, x) - 1.0, laplacian(u, x) + 1.0], dim=1)
+    # three columns: two, one per coordinate, would be warned about as a likely broadcast
+    def cols(x, u):  # quad: Δu = 2, so the columns are 1, 3 and 2 everywhere
+        lap = laplacian(u, x)
+        return torch.cat([lap - 1.0, lap + 1.0, lap], dim=1)
 
     terms = _residuals([], cols).terms_of()
-    assert abs(float(terms["pde"].detach()) - (1.0 + 9.0) / 2) <= 1e-12
+    assert abs(float(terms["pde"].detach()) - (1.0 + 9.0 + 4.0) / 3) <= 1e-12
 
 
 # Bug caught: an (n,) residual combined with an (n, 1) one, (n, n), accepted as n columns.

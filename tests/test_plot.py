@@ -681,7 +681,8 @@ def test_cli_tables(tmp_path):
         (["missing.h5"], "results file not found"),
         (["{run}", "--kind", "heatmap"], "--kind 'heatmap': unknown"),
         (["{run}", "-o", "{tmp}/figure.xyz"], "unknown image format"),
-        (["{mlp}", "--kind", "network"], "needs a KAN"),
+        (["{mlp}", "--kind", "network"], "--kind network: "),
+        (["{mlp}", "--kind", "network"], "holds an MLP run; this figure draws a KAN's edges"),
         (["{tmp}/table.csv"], "not a comparison table"),
     ],
 )

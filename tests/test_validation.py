@@ -68,10 +68,12 @@ PROBLEM_CASES = {
         "NaN or Inf at initialisation",
     ),
     "exact_shape": (
+        # three columns: two, x's count, would also be warned about in the pde that uses it
         variant(
-            "return torch.sin(math.pi * x[:, 0:1]) * torch.sin(math.pi * x[:, 1:2])", "return x"
+            "return torch.sin(math.pi * x[:, 0:1]) * torch.sin(math.pi * x[:, 1:2])",
+            "return torch.cat([x[:, :1]] * 3, 1)",
         ),
-        "exact(x) returned shape",
+        "exact(x) returned shape (36, 3), expected (36, 1)",
     ),
     "exact_nan": (
         variant(
@@ -178,6 +180,53 @@ PROBLEM_CASES = {
     ),
     # the name makes the run directory's name: "../t" wrote outside --out
     "name_is_a_path": (variant('name="t"', 'name="../t"'), "name must not contain '/'"),
+    # N x 0: a slice past x's last column broadcasts the residual to no columns (it trained
+    # until the loss was reported non-finite)
+    "residual_no_columns": (
+        variant("return laplacian(u, x) + 2", "return laplacian(u, x) + x[:, 2:3] + 2"),
+        "pde residual has shape (8, 0), no columns: x has 2 column(s) (x, y), so a slice such "
+        "as x[:, 2:3] is empty",
+    ),
+    "pde_takes_autograd_grad_of_x": (
+        variant(
+            "return laplacian(u, x) + 2 * math.pi**2 * exact(x)",
+            "return torch.autograd.grad(u, x, torch.ones_like(u), create_graph=True)[0][:, :1]",
+        ),
+        "take derivatives with kanpde's d, grad, div, laplacian or hessian, not "
+        "torch.autograd.grad",
+    ),
+    # the test set took exact alone: the reference was silently ignored
+    "exact_and_reference": (
+        variant("exact=exact, **KW)", "exact=exact, reference=lambda: None, **KW)"),
+        "give exact= (a closed form) or reference= (a numerical solution), not both",
+    ),
+    "reference_written_like_exact": (
+        variant("exact=exact, **KW)", "reference=exact, **KW)"),
+        "reference must be a kanpde.reference.Reference or a function of no arguments",
+    ),
+    "reference_returns_no_reference": (
+        variant("exact=exact, **KW)", "reference=lambda: 1.0, **KW)"),
+        "reference() returned float, expected a kanpde.reference.Reference",
+    ),
+    # a KeyError traceback from Reference._select
+    "reference_of_other_outputs": (
+        variant(
+            "exact=exact, **KW)",
+            "reference=Reference(('x', 'y'), (torch.linspace(-1, 1, 5).numpy(),) * 2, "
+            "{'v': torch.zeros(5, 5).numpy()}), **KW)",
+        ).replace(
+            "import math, torch", "import math, torch\nfrom kanpde.reference import Reference"
+        ),
+        "the reference has no values for u: its outputs are v, the problem's u",
+    ),
+    "exact_returns_none": (
+        variant("exact=exact, **KW)", "exact=lambda x: None, **KW)"),
+        "exact(x) returned None (a missing return?); expected a tensor of shape (N, 1)",
+    ),
+    "condition_value_returns_none": (
+        variant("Dirichlet(0.0)", "Dirichlet(lambda x: None)"),
+        "dirichlet value function returned None (a missing return?)",
+    ),
     "data_outside_domain": (
         variant("Dirichlet(0.0)]", "Dirichlet(0.0), PointData([[0.5, 0.5], [2.0, 3.0]], [1, 2])]"),
         "data: 1 of 2 points lie outside the domain, e.g. (2, 3)",
@@ -1234,3 +1283,108 @@ def test_a_run_directory_that_cannot_be_written_is_refused(tmp_path, monkeypatch
     code, err = main_err(["solve", POISSON1D, "--out", str(out), *TINY], capsys)
     assert_one_line(code, err, "directory is not writable")
     assert leftovers(out) == []
+
+
+def test_options_of_a_step_that_does_not_run_are_refused(tmp_path, capsys):
+    # They were silently ignored: thresholds without --prune, seconds with --no-simplify,
+    # --layer with another figure than the activations.
+    kanpde.solve(POISSON1D, out=tmp_path / "run", schedule="3:adam=2", points={"interior": 20},
+                 progress=False, device="cpu")  # fmt: skip
+    run = str(tmp_path / "run")
+    for argv, fragment in [
+        (["symbolic", run, "--edge-threshold", "0.5"], "--edge-threshold: only with --prune"),
+        (["symbolic", run, "--node-threshold", "0.5"], "--node-threshold: only with --prune"),
+        (
+            ["symbolic", run, "--no-simplify", "--simplify-seconds", "5"],
+            "--simplify-seconds: not with --no-simplify",
+        ),
+        (["plot", run, "--layer", "0"], "--layer: only with --kind activations, not the default"),
+        (["plot", run, "--kind", "history", "--layer", "1"], "--layer: only with --kind activ"),
+        (["plot", run, "--kind", "activations", "--layer", "2"], "--layer 2: the KAN has layers"),
+    ]:
+        code, err = main_err(argv, capsys)
+        assert_one_line(code, err, fragment)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["result.h5"]
+
+
+def test_a_path_of_another_kind_is_named_for_what_it_is(tmp_path, capsys):
+    # A results file, a study or a problem file handed to a command that takes another kind
+    # of path: the message says what the path is and which command takes it.
+    runs = tmp_path / "runs"
+    kanpde.solve(POISSON1D, out=runs / "kan", schedule="3:adam=2", points={"interior": 20},
+                 progress=False, device="cpu")  # fmt: skip
+    mlp_model = {"type": "mlp", "width": [1, 4, 1]}
+    kanpde.solve(POISSON1D, out=runs / "mlp", model=mlp_model, schedule="adam=2",
+                 points={"interior": 20}, progress=False, device="cpu")  # fmt: skip
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "comparison.h5").write_bytes(b"")
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "sweep.json").write_text("{}")
+    (tmp_path / "emptydir").mkdir()
+    kan, mlp = str(runs / "kan"), str(runs / "mlp")
+    for argv, fragment in [
+        (["solve", POISSON1D, "--resume", kan + "/result.h5"], "a file; give the run directory"),
+        (["solve", POISSON1D, "--resume", str(study)], "a comparison study; continue it with "
+                                                       "kanpde compare PROBLEM --resume"),
+        (["solve", POISSON1D, "--resume", str(sweep)], "a grid sweep; continue it with kanpde "
+                                                       "sweep PROBLEM --resume"),
+        (["compare", POISSON1D, "--resume", kan, "--seeds", "1"], "a single run, not a study"),
+        (["plot", POISSON1D], "a problem file, not results; give a run directory"),
+        (["symbolic", POISSON1D], "a problem file, not results"),
+        (["plot", mlp, "--kind", "network"], "--kind network: " + mlp + " holds an MLP run"),
+        (["plot", mlp, "--kind", "activations"], "holds an MLP run; this figure draws a KAN's"),
+        (["plot", kan, "-o", str(tmp_path / "emptydir")], "emptydir: a directory; give a file"),
+        (["list", POISSON1D], "a file; list takes the folder of problem files"),
+    ]:  # fmt: skip
+        code, err = main_err(argv, capsys)
+        assert_one_line(code, err, fragment)
+    with pytest.raises(kanpde.ProblemError, match="expected the path of a problem file, got int"):
+        kanpde.load_problem(42)
+    none = tmp_path / "none.py"
+    none.write_text("problem = None\n")
+    with pytest.raises(kanpde.ProblemError, match="`problem` must be a kanpde.Problem, got None"):
+        kanpde.load_problem(none)
+
+
+def _problem(pde, conditions, domain):
+    import torch
+
+    return kanpde.Problem(name="w", domain=domain, pde=pde, conditions=conditions,
+                          exact=lambda x: torch.zeros(len(x), 1),
+                          model={"width": [domain.dim, 3, 1], "grid": 3})  # fmt: skip
+
+
+def test_a_residual_with_a_column_per_coordinate_and_a_time_problem_without_initial_warn():
+    import torch
+
+    from kanpde import Dirichlet, Initial, Interval, Rectangle, Time, d, laplacian
+
+    square = Rectangle([-1, -1], [1, 1])
+    opts = dict(schedule="3:adam=1", points={"interior": 20, "boundary": 8, "initial": 8,
+                "test": 5}, progress=False, device="cpu")  # fmt: skip
+
+    def broadcast(x, u):  # sin(x) for sin(x[:, 0:1]): (N, 1) + (N, 2)
+        return laplacian(u, x) + torch.sin(x)
+
+    with pytest.warns(kanpde.KanpdeWarning, match="pde residual has 2 columns, one per coord"):
+        kanpde.solve(_problem(broadcast, [Dirichlet(0.0)], square), **opts)
+
+    def system(x, u):  # the same two equations as a tuple: meant, no warning
+        r = laplacian(u, x) + torch.sin(x)
+        return r[:, 0:1], r[:, 1:2]
+
+    def heat(x, u):
+        return d(u, x, "t") - d(u, x, "x", "x")
+
+    strip = Interval(0, 1) * Time(0, 1)
+    with pytest.warns(kanpde.KanpdeWarning, match="the domain has a time axis but the problem "
+                      "has no Initial condition"):  # fmt: skip
+        kanpde.solve(_problem(heat, [Dirichlet(0.0)], strip), **opts)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", kanpde.KanpdeWarning)
+        kanpde.solve(_problem(system, [Dirichlet(0.0)], square), **opts)
+        kanpde.solve(_problem(heat, [Dirichlet(0.0), Initial(0.0)], strip), **opts)
