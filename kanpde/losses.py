@@ -12,6 +12,7 @@ anything else (third derivatives, derivatives of expressions) still falls back t
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Sequence
@@ -36,6 +37,15 @@ from .problem import (
 )
 
 PROBE_POINTS = 8
+
+
+def _named_u_x(fn) -> bool:
+    """Whether ``fn``'s first two parameters are named ``u`` and ``x``: swapped arguments."""
+    try:
+        names = list(inspect.signature(fn).parameters)[:2]
+    except (TypeError, ValueError):
+        return False
+    return names == ["u", "x"]
 
 
 @dataclass
@@ -205,7 +215,9 @@ class Residuals:
             raise
         except Exception as e:  # noqa: BLE001 - user code
             err = user_code_error(self.problem, "pde(x, u)", e)
-            if isinstance(e, RuntimeError) and "require grad" in str(e):
+            if _named_u_x(self.problem.pde):
+                err = ProblemError(f"{err} (pde takes (x, u); its parameters are named (u, x))")
+            elif isinstance(e, RuntimeError) and "require grad" in str(e):
                 # torch.autograd.grad(u, x): the jets give u without a graph back to x
                 err = ProblemError(
                     f"{err}; take derivatives with kanpde's d, grad, div, laplacian or hessian, "

@@ -187,6 +187,10 @@ PROBLEM_CASES = {
         "pde residual has shape (8, 0), no columns: x has 2 column(s) (x, y), so a slice such "
         "as x[:, 2:3] is empty",
     ),
+    "pde_arguments_swapped": (
+        variant("def pde(x, u):", "def pde(u, x):"),
+        "(pde takes (x, u); its parameters are named (u, x))",
+    ),
     "pde_takes_autograd_grad_of_x": (
         variant(
             "return laplacian(u, x) + 2 * math.pi**2 * exact(x)",
