@@ -291,6 +291,26 @@ def _warn_unnested_extension(model: nn.Module, stages: list[Stage], where: str) 
         )
 
 
+def _warn_coarsening(model: nn.Module, stages: list[Stage], where: str) -> None:
+    """Warn when the schedule makes a KAN's grid coarser: the coarse spline is only a
+    least-squares fit of the fine one, so what the finer grid learned is partly lost."""
+    nets = _kans(model)
+    if not nets:
+        return
+    grid = nets[0].grid
+    for i, stage in enumerate(stages):
+        if stage.grid is not None and stage.grid < grid:
+            warnings.warn(
+                f"{where}: schedule stage {i} coarsens the grid from {grid} to {stage.grid}: "
+                "the coarser spline only approximates the finer one; grids usually refine "
+                "(5, 10, 20)",
+                KanpdeWarning,
+                stacklevel=3,
+            )
+            return
+        grid = stage.grid if stage.grid is not None else grid
+
+
 def preset_model_config(problem, preset: str | None, model: dict | None) -> dict:
     """The model options of a run: the preset's, updated by ``model``. A ``model`` of another
     type than the preset's (``--model kan`` under an MLP preset) shares none of them."""
@@ -1773,6 +1793,7 @@ def solve(
         )
     _warn_flat_splines(net, residuals.pde.highest, problem.source or problem.name)
     _warn_unnested_extension(net, stages, problem.source or problem.name)
+    _warn_coarsening(net, stages, problem.source or problem.name)
     _warn_no_initial(problem)
     if isinstance(model, nn.Module):  # kanpde's own KANs span the domain
         _warn_inputs_outside_grid(net, residuals.all_points(), problem.source or problem.name)

@@ -1392,3 +1392,27 @@ def test_a_residual_with_a_column_per_coordinate_and_a_time_problem_without_init
         warnings.simplefilter("error", kanpde.KanpdeWarning)
         kanpde.solve(_problem(system, [Dirichlet(0.0)], square), **opts)
         kanpde.solve(_problem(heat, [Dirichlet(0.0), Initial(0.0)], strip), **opts)
+
+
+def test_a_schedule_that_coarsens_the_grid_warns_once_and_a_refining_one_does_not(tmp_path):
+    import warnings
+
+    opts = dict(points={"interior": 20, "test": 11}, progress=False, device="cpu")
+    with pytest.warns(kanpde.KanpdeWarning, match="schedule stage 1 coarsens the grid from 5 to 3"):
+        kanpde.solve(POISSON1D, schedule="5:lbfgs=1,3:lbfgs=1,2:lbfgs=1", **opts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", kanpde.KanpdeWarning)
+        kanpde.solve(POISSON1D, schedule="5:lbfgs=1,10:lbfgs=1", **opts)
+        # a run resumed in its second stage is rebuilt at the first grid: no warning either
+        out = tmp_path / "run"
+
+        def fail_in_stage_1(trainer, row):
+            if trainer.stage == 1 and trainer.i >= 2:
+                raise RuntimeError("stop here")
+
+        with pytest.raises(RuntimeError, match="stop here"):
+            kanpde.solve(POISSON1D, schedule="5:adam=2,10:adam=30", out=out, log_every=1,
+                         checkpoint_every=1, callback=fail_in_stage_1, **opts)  # fmt: skip
+        run = kanpde.solve(POISSON1D, resume=out, progress=False)
+    assert run.history["grid"][0] == 5 and run.history["grid"][-1] == 10
+    assert run.metrics["steps"] == 32
