@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from closed_form import Closed
 
 import kanpde
 from kanpde import Dirichlet, Interval, Problem, ProblemError, Rectangle, d, laplacian
@@ -603,17 +604,6 @@ def test_preset_replaces_the_defaults_it_names(one_thread):
         kanpde.solve(p, preset="huge", progress=False, checkpoint_every=0)
 
 
-class _NoJet(torch.nn.Module):
-    """The same network without its jets: every derivative by autograd."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model(x)
-
-
 @pytest.mark.parametrize("kind", ["mixed", "hessian"])
 def test_pure_and_mixed_second_derivatives_reach_the_jet(kind):
     # u_xx and u_xy come from one autograd call in the probe; both must be planned for.
@@ -634,7 +624,7 @@ def test_pure_and_mixed_second_derivatives_reach_the_jet(kind):
         model = build_model(prob, cfg, DT, "cpu")
         res = Residuals(prob, model, pts, {}, DT, "cpu")
         assert res.pde.fused and res.pde.pairs == ((0, 0), (0, 1), (1, 1))[: 2 + (kind != "mixed")]
-        plain = Residuals(prob, _NoJet(model), pts, {}, DT, "cpu")
+        plain = Residuals(prob, Closed(model), pts, {}, DT, "cpu")
         assert not plain.pde.fused
         fused_pde, plain_pde = res.terms_of()["pde"].detach(), plain.terms_of()["pde"].detach()
         assert float(fused_pde) == pytest.approx(float(plain_pde), rel=1e-12)
