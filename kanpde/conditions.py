@@ -85,15 +85,14 @@ def _value(
                     "normals (only boundary conditions have them); use g(x)"
                 )
             args = (x.cpu(), normals.cpu())
+        from .problem import _one_line  # not at the top: problem imports this module
+
         try:
             v = value(*args)
         except (MemoryError, torch.cuda.OutOfMemoryError):
             raise
         except Exception as e:  # noqa: BLE001 - user code: name it, keep the cause chained
-            msg = str(e).strip().splitlines()
-            raise ValueError(
-                f"{what} value function raised {type(e).__name__}" + (f": {msg[0]}" if msg else "")
-            ) from e
+            raise ValueError(f"{what} value function raised {_one_line(e)}") from e
         if v is None:
             raise ValueError(
                 f"{what} value function returned None (a missing return?); expected a tensor "
@@ -104,11 +103,10 @@ def _value(
                 v = torch.as_tensor(np.asarray(v), dtype=x.dtype, device="cpu")
         except (MemoryError, torch.cuda.OutOfMemoryError):
             raise
-        except Exception as e:  # noqa: BLE001 - user code: name it, keep the cause chained
-            msg = str(e).strip().splitlines()
+        except Exception as e:  # noqa: BLE001 - what the user's function returned
             raise ValueError(
                 f"{what} value function returned {type(v).__name__} that is not numeric "
-                f"({type(e).__name__}" + (f": {msg[0]})" if msg else ")")
+                f"({_one_line(e)})"
             ) from e
     else:
         if _is_complex(value):

@@ -193,6 +193,7 @@ class Residuals:
         # Optional regulariser penalty(model, x) -> 0-d tensor, weighted per stage (sparsity).
         self.penalty = None
         self.penalty_weight = 0.0
+        self._columns_checked = False  # the residuals' column count, warned about once
         self._probe()
         self._check_pde_weights(where)
         self._full = [self.interior.x] + [t.points.x for t in self.terms]
@@ -266,8 +267,8 @@ class Residuals:
                     "keep columns with x[:, 0:1]"
                 )
         n_out = len(self.problem.outputs)
-        if not getattr(self, "_columns_checked", False):
-            self._columns_checked = True  # once: this runs at every step
+        if not self._columns_checked:
+            self._columns_checked = True
             for name, v in items:
                 cols = v.shape[1] if v.ndim == 2 else 1
                 if cols == x.shape[1] > 1 and cols != n_out:

@@ -697,6 +697,12 @@ def history(run, *, x: str = "step", figsize: tuple[float, float] | None = None)
 # -------------------------------------------------------------------------- network / KAN
 
 
+def _check_layer(layer: int, n_layers: int, name: str = "layer") -> None:
+    """Refuse a layer index outside ``-n_layers .. n_layers - 1``, naming it as ``name``."""
+    if not -n_layers <= layer < n_layers:
+        raise ValueError(f"{name} {layer}: the KAN has layers 0..{n_layers - 1}")
+
+
 def _kan(model):
     """``(KAN, run or None)`` from a Run or a model; ValueError for anything else."""
     from .nn import KAN
@@ -1016,8 +1022,7 @@ def activations(
 
     net, run = _kan(model)
     n_layers = len(net.layers)
-    if not -n_layers <= layer < n_layers:
-        raise ValueError(f"layer {layer}: the KAN has layers 0..{n_layers - 1}")
+    _check_layer(layer, n_layers)
     l = layer % n_layers
     lay = net.layers[l]
     xs = _samples(net, run, x, samples)
@@ -1529,16 +1534,15 @@ def figure_for(
             )
         return kind, history(load_progress(path))
     run = load(path)
-    model_type = run.config.get("model", {}).get("type", "kan")
+    cfg = run.config.get("model", {})
+    model_type = cfg.get("type", "kan")
     if kind in ("network", "activations") and model_type != "kan":
         raise ValueError(
             f"--kind {kind}: {path} holds {'an MLP' if model_type == 'mlp' else 'a ' + model_type}"
             " run; this figure draws a KAN's edges"
         )
     if kind == "activations":
-        layers = len(run.config.get("model", {}).get("width", [])) - 1
-        if layers > 0 and not -layers <= (layer or 0) < layers:
-            raise ValueError(f"--layer {layer}: the KAN has layers 0..{layers - 1}")
+        _check_layer(layer or 0, len(cfg["width"]) - 1, "--layer")
         return kind, activations(run, layer or 0)
     if kind == "solution":
         return kind, solution(run, log_error=log_error)
