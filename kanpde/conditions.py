@@ -13,12 +13,14 @@ import math
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from . import operators as ops
+from .geometry import Selection
 
 # a constant (one number, or one per component) or g(x) / g(x, n) evaluated at the points
 Value = float | Sequence[float] | np.ndarray | Tensor | Callable[..., Tensor | np.ndarray | float]
@@ -192,7 +194,7 @@ class Condition:
     def __init__(
         self,
         value: Value = 0.0,
-        on=None,
+        on: Selection = None,
         component: Component = None,
         weight: float = 1.0,
         name: str | None = None,
@@ -335,7 +337,7 @@ class Robin(Condition):
     :class:`Condition`.
     """
 
-    def __init__(self, alpha: float, beta: float, value: Value = 0.0, **kw) -> None:
+    def __init__(self, alpha: float, beta: float, value: Value = 0.0, **kw: Any) -> None:
         super().__init__(value, **kw)
         for what, v in (("alpha", alpha), ("beta", beta)):
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
@@ -363,7 +365,7 @@ class Periodic(Condition):
         As for :class:`Condition`.
     """
 
-    def __init__(self, axis: str | int = "x", derivatives: int = 1, **kw) -> None:
+    def __init__(self, axis: str | int = "x", derivatives: int = 1, **kw: Any) -> None:
         if kw.get("on") is not None:
             raise ValueError("Periodic: on= is not supported (the faces are the axis' min and max)")
         super().__init__(0.0, **kw)
@@ -452,7 +454,7 @@ class Initial(Condition):
 
     where = "initial"
 
-    def __init__(self, value: Value = 0.0, derivative: int = 0, **kw) -> None:
+    def __init__(self, value: Value = 0.0, derivative: int = 0, **kw: Any) -> None:
         if kw.get("on") is not None:
             raise ValueError("Initial: on= is not supported (the points cover the domain at t0)")
         super().__init__(value, **kw)
@@ -493,7 +495,9 @@ class PointData(Condition):
 
     where = "data"
 
-    def __init__(self, x, values, **kw) -> None:
+    def __init__(
+        self, x: np.ndarray | Tensor | Sequence, values: np.ndarray | Tensor | Sequence, **kw: Any
+    ) -> None:
         for key in ("on", "n"):
             if kw.get(key) is not None:  # the points are the data's own
                 raise ValueError(f"PointData: {key}= is not supported (the points are x)")

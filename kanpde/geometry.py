@@ -913,7 +913,9 @@ class Polygon(Domain):
     even-odd ray crossing plus a distance-to-edge test, so points on edges
     (within the ``tol`` of :meth:`contains`) are inside."""
 
-    def __init__(self, vertices, names: Sequence[str] = ("x", "y")):
+    def __init__(
+        self, vertices: Sequence[Sequence[float]] | np.ndarray, names: Sequence[str] = ("x", "y")
+    ) -> None:
         v = np.array(vertices, dtype=float)
         if v.ndim != 2 or v.shape[1] != 2 or not np.isfinite(v).all():
             raise ValueError(f"Polygon: vertices must be finite with shape (m, 2), got {v.shape}")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,12 +27,12 @@ from .conditions import Condition, PointSet
 from .nn.jet import Jet
 from .problem import (
     PDE_TERM,
-    KanpdeWarning,
     ProblemError,
     _first_line,
     _one_line,
     user_code_error,
     user_line,
+    warn,
 )
 
 PROBE_POINTS = 8
@@ -94,13 +93,11 @@ def _warn_untrained_leaves(v: Tensor, x: Tensor, model: nn.Module, where: str, n
         stack.extend(f for f, _ in fn.next_functions)
     if foreign:
         shapes = ", ".join(str(tuple(t.shape)) for t in foreign[:3])
-        warnings.warn(
+        warn(
             f"{where}: the {name} residual depends on {len(foreign)} tensor(s) with "
             f"requires_grad that are not parameters of the model (shapes {shapes}): they are "
             "not trained; make unknowns parameters of a module that wraps the network and "
-            "pass it as solve(problem, model=module)",
-            KanpdeWarning,
-            stacklevel=2,
+            "pass it as solve(problem, model=module)"
         )
 
 
@@ -272,14 +269,12 @@ class Residuals:
             for name, v in items:
                 cols = v.shape[1] if v.ndim == 2 else 1
                 if cols == x.shape[1] > 1 and cols != n_out:
-                    warnings.warn(
+                    warn(
                         f"{where}: {name} residual has {cols} columns, one per coordinate of x, "
                         f"for {n_out} output(s): each column is a residual of its own; if an "
                         "(N, 1) tensor was combined with one of x's (N, "
                         f"{x.shape[1]}) functions (sin(x) for sin(x[:, 0:1])), slice x's "
-                        "columns; return a tuple of (N, 1) residuals to keep several equations",
-                        KanpdeWarning,
-                        stacklevel=2,
+                        "columns; return a tuple of (N, 1) residuals to keep several equations"
                     )
         return [(n, v if v.ndim == 2 else v.unsqueeze(1)) for n, v in items]
 

@@ -15,6 +15,7 @@ import numbers
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,18 @@ class ProblemError(ValueError):
 
 class KanpdeWarning(UserWarning):
     """A setting that runs but probably not as meant (the command line prints it as one line)."""
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str, category: type[Warning] = KanpdeWarning) -> None:
+    """``warnings.warn`` attributed to the first caller outside kanpde: the line of the user's
+    script or notebook cell that led to it, however deep in kanpde it was raised."""
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 # The Problem fields that are dicts, with an example of each for the error messages.

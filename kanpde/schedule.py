@@ -14,6 +14,7 @@ a colon, ``+`` between optimizers of one grid, and an optional learning rate aft
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 OPTIMIZERS = ("adam", "lbfgs")
@@ -209,7 +210,7 @@ def _from_string(text: str) -> list[Stage]:
     return stages
 
 
-def parse_schedule(schedule) -> list[Stage]:
+def parse_schedule(schedule: str | dict | Sequence[Stage | dict]) -> list[Stage]:
     """Normalise a schedule (list of dicts / Stages, or the command-line string) to Stages."""
     if isinstance(schedule, str):
         stages = _from_string(schedule)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 import numbers
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from .nn.kan import KAN, SPLINE, KANLayer
-from .problem import KanpdeWarning
+from .problem import warn
 
 if TYPE_CHECKING:
     from .training import Trainer
@@ -760,19 +759,15 @@ def _add_constant(layer: KANLayer, j: int, c: float, h: Tensor) -> str | None:
         off, i, delta = fit
         coef[row(i)] += (delta / float(scale_spline[j, i])).to(coef)
         if off > 1e-3 * abs(c):
-            warnings.warn(
+            warn(
                 f"prune: a removed contribution of mean {c:.3e} to node {j} went to the "
                 f"coefficients of edge ({i} → {j}), which miss it by up to {off:.2e} on the "
-                "samples (no bias, symbolic or removed edge into the node to carry it exactly)",
-                KanpdeWarning,
-                stacklevel=3,
+                "samples (no bias, symbolic or removed edge into the node to carry it exactly)"
             )
         return "spline"
-    warnings.warn(
+    warn(
         f"prune: a removed contribution of mean {c:.3e} to node {j} has no parameter to go to "
-        "(no bias, symbolic, removed or spline edge into the node); dropped",
-        KanpdeWarning,
-        stacklevel=3,
+        "(no bias, symbolic, removed or spline edge into the node); dropped"
     )
     return None
 
@@ -1303,12 +1298,10 @@ def _simplify(expr: sympy.Expr, seconds: float | None, output: int) -> sympy.Exp
     try:
         return sympy.simplify(expr)
     except _OutOfTime:
-        warnings.warn(
+        warn(
             f"formula: sympy.simplify took over {seconds:g} s on output {output} and was "
             "stopped; that output is left unsimplified (simplify_seconds=None, or "
-            "--simplify-seconds 0 on the command line, waits for it)",
-            KanpdeWarning,
-            stacklevel=3,
+            "--simplify-seconds 0 on the command line, waits for it)"
         )
         return expr
     finally:
@@ -1491,8 +1484,7 @@ def _refine(run, model: KAN, steps: int, progress: bool):
 
     source = _refine_source(run)
     if file_hash(source) != run.attrs.get("problem_hash", ""):
-        warnings.warn(f"{source} changed since the run; refining with its current version",
-                      KanpdeWarning, stacklevel=2)  # fmt: skip
+        warn(f"{source} changed since the run; refining with its current version")
     cfg = run.config
     refined = solve(
         load_problem(source),

@@ -18,7 +18,6 @@ import os
 import signal
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from .allocator import retain_freed_memory
 from .losses import Residuals, chunked, error_metrics
 from .nn import KAN, MLP, count_parameters, from_config
 from .nn.bases import BSpline
-from .problem import MODEL_OPTIONS, KanpdeWarning, Problem, _first_line, _is_int
+from .problem import MODEL_OPTIONS, Problem, _first_line, _is_int, warn
 from .results import ResultsError, Run, save_run
 from .schedule import ScheduleError, Stage, parse_schedule
 from .signals import (
@@ -147,19 +146,15 @@ def _warn_flat_splines(model: nn.Module, order: int, where: str) -> None:
     # layers after the first of each network (a wrapper may hold several, each fed the points)
     later = [l for net in _kans(model) for l in net.layers[1:] if isinstance(l.basis, BSpline)]
     if ks and min(ks) < order:
-        warnings.warn(
+        warn(
             f"{where}: B-splines of degree k={min(ks)} have no derivative of order {order} "
-            f"inside their intervals, which the PDE needs; use k >= {order + 1}",
-            KanpdeWarning,
-            stacklevel=3,
+            f"inside their intervals, which the PDE needs; use k >= {order + 1}"
         )
     elif order > 0 and any(m.k == order for m in later):
-        warnings.warn(
+        warn(
             f"{where}: B-splines of degree k={order} have a derivative of order {order} that "
             "jumps at the knots: the loss jumps as a hidden layer's inputs cross them, which "
-            f"can stop L-BFGS early; use k >= {order + 1}",
-            KanpdeWarning,
-            stacklevel=3,
+            f"can stop L-BFGS early; use k >= {order + 1}"
         )
 
 
@@ -247,14 +242,12 @@ def _warn_inputs_outside_grid(model: nn.Module, x: Tensor, where: str) -> None:
         worst = int(outside.argmax())
         if outside[worst] > 0.01:
             owner = "the model" if net is model else f"the KAN in {type(model).__name__}"
-            warnings.warn(
+            warn(
                 f"{where}: {outside[worst]:.0%} of the inputs of {owner}'s input {worst} lie "
                 f"outside its grid range [{lo[worst]:g}, {hi[worst]:g}] (they reach "
                 f"[{inputs[:, worst].min():g}, {inputs[:, worst].max():g}]), where its splines "
                 "have no support until a grid update or extension widens the range; build "
-                "the KAN with input_range= covering them",
-                KanpdeWarning,
-                stacklevel=3,
+                "the KAN with input_range= covering them"
             )
 
 
@@ -264,12 +257,10 @@ def _warn_no_initial(problem: Problem) -> None:
     time = getattr(problem.domain, "time_axis", None)
     if time is None or any(c.where in ("initial", "data") for c in problem.conditions):
         return
-    warnings.warn(
+    warn(
         f"{problem.source or problem.name}: the domain has a time axis but the problem has no "
         "Initial condition (nor data): nothing fixes the solution at the start time; add "
-        "Initial(u0)",
-        KanpdeWarning,
-        stacklevel=3,
+        "Initial(u0)"
     )
 
 
@@ -282,12 +273,10 @@ def _warn_unnested_extension(model: nn.Module, stages: list[Stage], where: str) 
     gaussian = sorted(names & {"rbf", "rswaf"})
     grids = {s.grid for s in stages if s.grid is not None} | {net.grid for net in nets}
     if gaussian and len(grids) > 1:
-        warnings.warn(
+        warn(
             f"{where}: the schedule changes the grid of {'/'.join(gaussian)} edges, whose "
             "bases of another width do not nest: the loss can jump at each extension; give "
-            "them one grid",
-            KanpdeWarning,
-            stacklevel=3,
+            "them one grid"
         )
 
 
@@ -300,12 +289,10 @@ def _warn_coarsening(model: nn.Module, stages: list[Stage], where: str) -> None:
     grid = nets[0].grid
     for i, stage in enumerate(stages):
         if stage.grid is not None and stage.grid < grid:
-            warnings.warn(
+            warn(
                 f"{where}: schedule stage {i} coarsens the grid from {grid} to {stage.grid}: "
                 "the coarser spline only approximates the finer one; grids usually refine "
-                "(5, 10, 20)",
-                KanpdeWarning,
-                stacklevel=3,
+                "(5, 10, 20)"
             )
             return
         grid = stage.grid if stage.grid is not None else grid
@@ -752,12 +739,10 @@ class Trainer:
                         "a hidden layer's inputs left its grid range; an update_grid in the "
                         'stage before (e.g. "update_grid": 50) moves the ranges to them'
                     )
-                warnings.warn(
+                warn(
                     f"grid extension {old} -> {stage.grid} raised the loss {after / before:.3g}x "
                     f"({before:.3g} -> {after:.3g}): the new grid could only approximate the "
-                    f"old one ({why}); training goes on from there",
-                    KanpdeWarning,
-                    stacklevel=2,
+                    f"old one ({why}); training goes on from there"
                 )
             self.history.events.append(
                 {
@@ -1190,11 +1175,9 @@ class Trainer:
             try:
                 self.save_checkpoint()
             except ResultsError as e:  # a full disk, a directory made read-only
-                warnings.warn(
+                warn(
                     f"step {self.step}: {e}; training goes on, and the previous checkpoint "
-                    "(if any) is kept",
-                    KanpdeWarning,
-                    stacklevel=2,
+                    "(if any) is kept"
                 )
 
     # -- checkpoints ----------------------------------------------------------------------
@@ -1542,9 +1525,9 @@ def _resume_lock(directory, refusal: str | None = None) -> Iterator[None]:
 
 @_terminable
 def solve(
-    problem,
+    problem: Problem | str | Path,
     model: dict | nn.Module | None = None,
-    schedule=None,
+    schedule: str | Sequence[Stage | dict] | None = None,
     points: dict | None = None,
     weights: dict | None = None,
     device: str | torch.device = "auto",
@@ -1794,6 +1777,11 @@ def solve(
     _warn_flat_splines(net, residuals.pde.highest, problem.source or problem.name)
     _warn_unnested_extension(net, stages, problem.source or problem.name)
     _warn_coarsening(net, stages, problem.source or problem.name)
+    if not any(st.steps for st in stages):  # legal (stages may only extend grids), rarely meant
+        warn(
+            f"{problem.source or problem.name}: the schedule has no optimizer steps; the result "
+            "is the untrained network"
+        )
     _warn_no_initial(problem)
     if isinstance(model, nn.Module):  # kanpde's own KANs span the domain
         _warn_inputs_outside_grid(net, residuals.all_points(), problem.source or problem.name)
@@ -1872,8 +1860,7 @@ def solve(
                     trainer.save_checkpoint()
                 saved = True
             except ResultsError as e:
-                warnings.warn(f"{e}; the previous checkpoint (if any) is kept", KanpdeWarning,
-                              stacklevel=3)  # fmt: skip
+                warn(f"{e}; the previous checkpoint (if any) is kept")
         kept = trainer.checkpoint_path
         kept = kept if kept is not None and kept.exists() else None
         return Interrupted(kept, saved, finished)

@@ -1,5 +1,6 @@
 """Bad input: every mistake gives one clear line naming the file or argument (exit code 2)."""
 
+import inspect
 import os
 import subprocess
 import sys
@@ -1416,3 +1417,23 @@ def test_a_schedule_that_coarsens_the_grid_warns_once_and_a_refining_one_does_no
         run = kanpde.solve(POISSON1D, resume=out, progress=False)
     assert run.history["grid"][0] == 5 and run.history["grid"][-1] == 10
     assert run.metrics["steps"] == 32
+
+
+def test_a_schedule_without_steps_warns_and_warnings_point_at_the_callers_line():
+    import warnings
+
+    opts = dict(points={"interior": 20, "test": 11}, progress=False, device="cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        here = inspect.currentframe().f_lineno + 1
+        run = kanpde.solve(POISSON1D, schedule="5:adam=0", **opts)
+    ours = [w for w in caught if issubclass(w.category, kanpde.KanpdeWarning)]
+    assert [str(w.message) for w in ours] == [
+        f"{POISSON1D}: the schedule has no optimizer steps; the result is the untrained network"
+    ]
+    # attributed to this line, not to kanpde's internals (solve is several frames deep)
+    assert (ours[0].filename, ours[0].lineno) == (__file__, here)
+    assert run.metrics["steps"] == 0
+    with warnings.catch_warnings():  # a zero-step stage after a training one is a grid change
+        warnings.simplefilter("error", kanpde.KanpdeWarning)
+        kanpde.solve(POISSON1D, schedule="5:adam=1,10:adam=0", **opts)
