@@ -19,11 +19,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .cli import CLIError, _discard, new_run_directory, parse_width
 from .schedule import Stage, parse_schedule
+
+if TYPE_CHECKING:
+    from .problem import Problem
 
 COLUMNS = [
     "model", "width", "grid", "params", "seed", "mse", "rel_l2", "max_err", "train_time",
@@ -551,7 +555,7 @@ def _finished_runs(plan: _Plan, out: Path | None) -> dict:
 
 
 def compare(
-    problem,
+    problem: Problem | str | Path,
     kans: Sequence[Sequence[int] | str] | None = None,
     mlps: Sequence[Sequence[int] | str] | None = None,
     seeds: int = 3,
@@ -660,7 +664,7 @@ class Sweep:
         return "\n".join(lines) + "\n"
 
 
-def fitted_slope(grids, errors) -> float:
+def fitted_slope(grids: Sequence[float], errors: Sequence[float]) -> float:
     """Least-squares slope of ``log(error)`` against ``log(G)``."""
     g, e = np.log(np.asarray(grids, float)), np.log(np.asarray(errors, float))
     return float(np.polyfit(g, e, 1)[0])
@@ -696,8 +700,8 @@ def _check_sweep(grids, steps) -> list[int]:
 
 
 def sweep(
-    problem,
-    grids=(3, 5, 10, 20, 50, 100),
+    problem: Problem | str | Path,
+    grids: Sequence[int] = (3, 5, 10, 20, 50, 100),
     steps: int = 200,
     device: str = "auto",
     dtype: str | None = None,

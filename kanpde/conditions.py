@@ -268,6 +268,16 @@ class Condition:
                 cols.append(int(c))
         return cols
 
+    def check(self, domain) -> None:
+        """Raise ``ValueError`` (naming this condition) when it cannot apply to ``domain``:
+        run as the problem is built, so that a wrong piece name fails before any training."""
+        select = getattr(domain, "_select", None)  # kanpde's domains; others are trusted
+        if self.where == "boundary" and select is not None and not callable(self.on):
+            try:
+                select(self.on)
+            except ValueError as e:
+                raise ValueError(f"{self.name}: {e}") from None
+
     def sample(
         self, domain, n: int, method: str, seed: int | None
     ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -383,16 +393,25 @@ class Periodic(Condition):
     def min_points(self, domain) -> int:
         return 1  # n points on each of the two faces
 
-    def sample(self, domain, n, method, seed):
+    def check(self, domain) -> None:
+        self._faces(domain)
+
+    def _faces(self, domain) -> tuple[int, str]:
+        """The axis index and name, checked to have a min and a max face."""
         a = self._index(domain)
-        lo, hi = domain.bounds[0][a], domain.bounds[1][a]
         name = domain.names[a]
         faces = set(domain.piece_names())
         if f"{name}min" not in faces or f"{name}max" not in faces:  # a disk, a polygon
+            lo, hi = domain.bounds[0][a], domain.bounds[1][a]
             raise ValueError(
                 f"{self.name}: {domain!r} has no pair of opposite faces {name} = {lo:g} and "
                 f"{hi:g} to make periodic"
             )
+        return a, name
+
+    def sample(self, domain, n, method, seed):
+        a, name = self._faces(domain)
+        lo, hi = domain.bounds[0][a], domain.bounds[1][a]
         face = domain.boundary(n, on=f"{name}min", method=method, seed=seed).points
         upper = domain.boundary(n, on=f"{name}max", method=method, seed=seed).points
         partner, mirror = face.copy(), upper.copy()

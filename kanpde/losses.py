@@ -276,6 +276,14 @@ class Residuals:
                         f"{x.shape[1]}) functions (sin(x) for sin(x[:, 0:1])), slice x's "
                         "columns; return a tuple of (N, 1) residuals to keep several equations"
                     )
+            total = sum(v.shape[1] if v.ndim == 2 else 1 for _, v in items)
+            if total < n_out and not any(c.where == "data" for c in self.problem.conditions):
+                warn(
+                    f"{where}: the PDE gives {total} residual column(s) for {n_out} outputs "
+                    f"({', '.join(self.problem.outputs)}): fewer equations than unknowns leave "
+                    "the solution undetermined; return one residual per equation (a tuple or "
+                    "a dict)"
+                )
         return [(n, v if v.ndim == 2 else v.unsqueeze(1)) for n, v in items]
 
     def _check_pde_weights(self, where: str) -> None:

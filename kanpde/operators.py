@@ -14,13 +14,18 @@ on plain tensors with integer axes.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from .nn.jet import Jet
+
+if TYPE_CHECKING:
+    from .geometry import Domain
+    from .problem import Problem
 
 Axis = int | str
 
@@ -211,10 +216,10 @@ _CONTEXT: contextvars.ContextVar[Derivatives | None] = contextvars.ContextVar(
 
 @contextmanager
 def derivatives(
-    names=None,
+    names: Problem | Domain | Sequence[str] | None = None,
     spatial: Sequence[int] | None = None,
     outputs: Sequence[str] | None = None,
-):
+) -> Iterator[Derivatives]:
     """Activate a fresh :class:`Derivatives` context (a cache for one evaluation).
 
     Training runs the PDE inside one. Outside training, ``laplacian``, ``grad``, ``div`` and

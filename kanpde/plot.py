@@ -34,6 +34,11 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from .compare import Comparison, Sweep
+    from .nn.kan import KAN
+    from .results import Run
+    from .training import Trainer
+
 __all__ = [
     "activations", "compare", "curves", "edge_kinds", "history", "network", "solution", "sweep",
     "symbolic_labels",
@@ -227,10 +232,10 @@ def _mesh(ax, xa, ya, values2d, **kw):
 
 
 def solution(
-    run,
+    run: Run,
     *,
     outputs: Sequence[str] | None = None,
-    slices=None,
+    slices: int | Sequence[float] | None = None,
     ref_label: str = "reference",
     cmap: str = CMAP,
     error_cmap: str = ERROR_CMAP,
@@ -593,7 +598,9 @@ def _positive(v):
     return v
 
 
-def history(run, *, x: str = "step", figsize: tuple[float, float] | None = None) -> Figure:
+def history(
+    run: Run | Trainer, *, x: str = "step", figsize: tuple[float, float] | None = None
+) -> Figure:
     """Loss terms and test errors against the optimizer step, log scale.
 
     Stage boundaries are vertical lines labelled with the grid size and optimizer; a grid
@@ -855,8 +862,8 @@ def _edge_data(net, xs, points: int = 100):
 
 
 def network(
-    model,
-    x=None,
+    model: Run | KAN,
+    x: np.ndarray | None = None,
     *,
     labels: Mapping | None = None,
     beta: float = 3.0,
@@ -988,9 +995,9 @@ def network(
 
 
 def activations(
-    model,
+    model: Run | KAN,
     layer: int = 0,
-    x=None,
+    x: np.ndarray | None = None,
     *,
     samples: int = 1000,
     figsize: tuple[float, float] | None = None,
@@ -1198,7 +1205,10 @@ def _pareto(xs, ys) -> list[int]:
 
 
 def compare(
-    results, metric: str = "rel_l2", *, figsize: tuple[float, float] | None = None
+    results: str | Path | Comparison | list[dict] | dict,
+    metric: str = "rel_l2",
+    *,
+    figsize: tuple[float, float] | None = None,
 ) -> Figure:
     """Test error against trainable parameters and training time, log–log, Pareto front.
 
@@ -1271,7 +1281,9 @@ def compare(
     return fig
 
 
-def curves(results, *, figsize: tuple[float, float] | None = None) -> Figure:
+def curves(
+    results: str | Path | Comparison, *, figsize: tuple[float, float] | None = None
+) -> Figure:
     """Training loss and test error against optimizer step for every model of a comparison.
 
     Parameters
@@ -1377,7 +1389,7 @@ def _sweep_series(results):
 
 
 def sweep(
-    results,
+    results: str | Path | Sweep | list[dict] | dict,
     *,
     theory: float | None | str = "auto",
     figsize: tuple[float, float] | None = None,

@@ -239,6 +239,10 @@ class Problem:
                 fail(
                     f"{c.name}: an Initial condition needs a space-time domain, got {self.domain!r}"
                 )
+            try:  # piece names and axes now, so that `kanpde list` refuses what solve would
+                c.check(self.domain)
+            except ValueError as e:
+                fail(str(e))
         if self.exact is not None and not callable(self.exact):
             fail("exact must be a function exact(x) returning (N, outputs)")
         if self.exact is not None and self.reference is not None:

@@ -26,6 +26,7 @@ import os
 import tempfile
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,21 +109,23 @@ class Run:
         net.eval()
         return net
 
-    def predict(self, x, batch: int = 65536) -> np.ndarray:
+    def predict(self, x: np.ndarray | Sequence[float], batch: int = 65536) -> np.ndarray:
         """The trained model's values at the points ``x`` (NumPy in, NumPy out, on the CPU).
 
         Parameters
         ----------
         x : array_like
             ``(N, D)`` points, or one point ``(D,)``, with the problem's axes in order (time
-            last), any float or integer type.
+            last), any float or integer type. On a 1-D domain ``(N,)`` is N points (as from
+            ``np.linspace``) and a number one point.
         batch : int
             Points per model call (bounds the memory of a large ``x``).
 
         Returns
         -------
         ndarray
-            ``(N, outputs)`` values in the run's dtype; ``(outputs,)`` for one point.
+            ``(N, outputs)`` values in the run's dtype; ``(outputs,)`` for one point ``(D,)``
+            or a number.
         """
         if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
             raise ValueError(f"predict: batch must be a positive integer, got {batch!r}")
@@ -141,14 +144,16 @@ class Run:
         if np.iscomplexobj(x):
             raise ValueError("predict: x is complex; points are real")
         pts = np.ascontiguousarray(x, dtype=np.float64)  # also a flipped view (negative strides)
-        one = pts.ndim == 1
-        pts = pts.reshape(1, -1) if one else pts
-        dim = len(self.names) or pts.shape[-1]
+        dim = len(self.names) or (pts.shape[-1] if np.ndim(x) else 1)
+        one = np.ndim(x) == 0 or (pts.ndim == 1 and dim > 1)  # (ascontiguousarray is ≥ 1-d)
+        if pts.ndim < 2:  # one point, or N points of a 1-D domain
+            pts = pts.reshape(1, -1) if dim > 1 else pts.reshape(-1, 1)
         if pts.ndim != 2 or pts.shape[1] != dim:
             axes = f" ({', '.join(self.names)})" if self.names else ""
             raise ValueError(
                 f"predict: x must be (N, {dim}) points{axes} or one point ({dim},), "
                 f"got shape {np.shape(x)}"
+                + (" (a 0-d value is a point of a 1-D domain)" if np.ndim(x) == 0 else "")
             )
         with torch.no_grad():
             t = torch.as_tensor(pts, dtype=dtype, device="cpu")

@@ -44,6 +44,9 @@ from .nn.kan import KAN, SPLINE, KANLayer
 from .problem import warn
 
 if TYPE_CHECKING:
+    from .problem import Problem
+    from .results import Run
+    from .schedule import Stage
     from .training import Trainer
 
 # ---------------------------------------------------------------------------------------------
@@ -93,7 +96,7 @@ def add_function(
     f: Callable[[Tensor], Tensor],
     d1: Callable[[Tensor], Tensor],
     d2: Callable[[Tensor], Tensor],
-    expr,
+    expr: Callable[[sympy.Symbol], sympy.Expr] | sympy.Expr,
     complexity: int = 2,
     domain: Callable[[Tensor], Tensor] | None = None,
     canonical: Callable | None = None,
@@ -520,9 +523,9 @@ class Penalized:
 
 
 def train(
-    problem,
+    problem: Problem | str | Path,
     model: nn.Module,
-    schedule,
+    schedule: str | Sequence[Stage | dict],
     sparsity: float = 0.0,
     l1: float = 1.0,
     entropy: float = 2.0,
@@ -823,8 +826,8 @@ def _linear(z: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def fit_function(
-    x,
-    y,
+    x: np.ndarray | Tensor,
+    y: np.ndarray | Tensor,
     fn: SymbolicFunction | str,
     a_range: tuple[float, float] = (-10.0, 10.0),
     b_range: tuple[float, float] = (-10.0, 10.0),
@@ -1189,7 +1192,7 @@ def _round_numbers(expr: sympy.Expr, digits: int) -> sympy.Expr:
 
 
 def formula(
-    model,
+    model: KAN | Run,
     variables: Sequence[str] | None = None,
     simplify: bool = True,
     digits: int | None = None,

@@ -251,9 +251,17 @@ def _warn_inputs_outside_grid(model: nn.Module, x: Tensor, where: str) -> None:
             )
 
 
-def _warn_no_initial(problem: Problem) -> None:
-    """Warn when a space-time problem has neither an Initial condition nor data: nothing
-    fixes the solution at t = 0, so the PDE and boundary terms leave it undetermined."""
+def _warn_undetermined(problem: Problem) -> None:
+    """Warn when a problem has no condition at all, or a space-time one neither an Initial
+    condition nor data: nothing fixes the solution (at t = 0), so the PDE and boundary terms
+    leave it undetermined."""
+    if not problem.conditions:
+        warn(
+            f"{problem.source or problem.name}: the problem has no conditions (boundary, "
+            "initial or data): the PDE alone does not determine the solution; add them, e.g. "
+            "Dirichlet(g), unless your model builds them in"
+        )
+        return
     time = getattr(problem.domain, "time_axis", None)
     if time is None or any(c.where in ("initial", "data") for c in problem.conditions):
         return
@@ -1782,7 +1790,7 @@ def solve(
             f"{problem.source or problem.name}: the schedule has no optimizer steps; the result "
             "is the untrained network"
         )
-    _warn_no_initial(problem)
+    _warn_undetermined(problem)
     if isinstance(model, nn.Module):  # kanpde's own KANs span the domain
         _warn_inputs_outside_grid(net, residuals.all_points(), problem.source or problem.name)
     test = test_set(problem, pts.get("test"), dt, dev)

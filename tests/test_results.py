@@ -546,3 +546,17 @@ def test_a_run_without_a_reference_stores_its_prediction_on_the_domain_grid():
         for axis in range(domain.dim):
             np.testing.assert_allclose(np.unique(x[:, axis]), np.linspace(*x[[0, -1], axis], n))
         assert run.solution["pred"].shape == (n**domain.dim, 1)
+
+
+def test_predict_on_a_1d_domain_takes_a_flat_array_as_points():
+    # np.linspace(0, 1, n) is how a 1-D user samples; it was refused as no (N, 1) array
+    problem = kanpde.load_problem(ROOT / "problems" / "poisson1d.py")
+    run = kanpde.solve(problem, schedule="4:lbfgs=3", points={"interior": 20, "test": 11},
+                       progress=False, device="cpu")  # fmt: skip
+    x = np.linspace(-1, 1, 7)
+    column = run.predict(x[:, None])
+    assert column.shape == (7, 1)
+    assert np.array_equal(run.predict(x), column)
+    assert np.array_equal(run.predict(x[:1]), column[:1])  # one point too is (1, 1)
+    assert run.predict(0.5).shape == (1,)  # a number is one point
+    assert run.predict(np.float64(0.5))[0] == run.predict([[0.5]])[0, 0]

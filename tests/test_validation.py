@@ -2,6 +2,7 @@
 
 import inspect
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -1437,3 +1438,71 @@ def test_a_schedule_without_steps_warns_and_warnings_point_at_the_callers_line()
     with warnings.catch_warnings():  # a zero-step stage after a training one is a grid change
         warnings.simplefilter("error", kanpde.KanpdeWarning)
         kanpde.solve(POISSON1D, schedule="5:adam=1,10:adam=0", **opts)
+
+
+def test_wrong_piece_names_and_periodic_axes_fail_when_the_problem_is_built(tmp_path):
+    # They failed only once solve drew points, so `kanpde list` showed such files as valid.
+    from kanpde import Dirichlet, Initial, Neumann, Periodic, Problem, Rectangle, Time
+
+    box = Rectangle([0, 0], [1, 1]) * Time(0, 1)
+    cases = [
+        (Neumann(0.0, on="east"), "neumann[east]: unknown boundary piece 'east' for"),
+        (Periodic("z"), "periodic[z]: unknown axis 'z'; axes are x, y, t"),
+        (Periodic("t"), "periodic[t]: the time axis cannot be periodic"),
+    ]
+    for condition, message in cases:
+        with pytest.raises(kanpde.ProblemError, match=re.escape(message)):
+            Problem(name="p", domain=box, pde=lambda x, u: u, conditions=[condition, Initial(0)])
+    with pytest.raises(kanpde.ProblemError, match=r"has no pair of opposite faces x = -1 and 1"):
+        Problem(name="p", domain=kanpde.Disk([0, 0], 1), pde=lambda x, u: u,
+                conditions=[Periodic("x")])  # fmt: skip
+    (tmp_path / "east.py").write_text(
+        "from kanpde import Neumann, Problem, Rectangle\n"
+        "problem = Problem(name='east', domain=Rectangle([0, 0], [1, 1]), "
+        "pde=lambda x, u: u, conditions=[Neumann(0.0, on='east')])\n"
+    )
+    out = subprocess.run([sys.executable, "-m", "kanpde", "list", str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "[invalid]" in out and "unknown boundary piece 'east'" in out, out
+    # a predicate and the valid names still pass, and pieces of a CSG difference by their names
+    Problem(name="p", domain=box, pde=lambda x, u: u,
+            conditions=[Neumann(0.0, on=lambda x: x[:, 0] < 0.5), Periodic("y", name="py"),
+                        Dirichlet(0.0, on=["left", "y=1"]), Initial(0)])  # fmt: skip
+    holed = Rectangle([-1, -1], [1, 1]) - kanpde.Disk([0, 0], 0.4)
+    Problem(name="p", domain=holed, pde=lambda x, u: u, conditions=[Dirichlet(0.0, on="circle")])
+
+
+def test_problems_without_conditions_or_with_fewer_equations_than_outputs_warn():
+    import warnings
+
+    from kanpde import Dirichlet, Interval, PointData, Problem, d, split
+
+    opts = dict(points={"interior": 20, "test": 11}, progress=False, device="cpu",
+                schedule="3:lbfgs=1")  # fmt: skip
+    line = Interval(0, 1)
+    bare = Problem(name="bare", domain=line, pde=lambda x, u: d(u, x, "x", "x") + 1,
+                   model={"width": [1, 3, 1]})  # fmt: skip
+    with pytest.warns(kanpde.KanpdeWarning, match="bare: the problem has no conditions"):
+        kanpde.solve(bare, **opts)
+
+    def one_equation(x, out):
+        u, v = split(out)
+        return d(u, x, "x") - v  # v' = -u forgotten
+
+    def two_equations(x, out):
+        u, v = split(out)
+        return d(u, x, "x") - v, d(v, x, "x") + u
+
+    def system(pde, conditions):
+        return Problem(name="osc", domain=line, pde=pde, conditions=conditions,
+                       outputs=["u", "v"], model={"width": [1, 3, 2]})  # fmt: skip
+
+    left = [Dirichlet([0.0, 1.0], on="left")]
+    with pytest.warns(kanpde.KanpdeWarning, match=re.escape(
+            "problem 'osc': the PDE gives 1 residual column(s) for 2 outputs (u, v)")):  # fmt: skip
+        kanpde.solve(system(one_equation, left), **opts)
+    data = PointData([[0.5]], [[0.3]], component="v")
+    with warnings.catch_warnings():  # two equations, or data for the missing one: no warning
+        warnings.simplefilter("error", kanpde.KanpdeWarning)
+        kanpde.solve(system(two_equations, left), **opts)
+        kanpde.solve(system(one_equation, [*left, data]), **opts)
