@@ -1244,3 +1244,15 @@ def test_extend_grid_keeps_adapted_knots_when_samples_spill_just_past_an_end():
     change = float((layer(x).detach() - y0).abs().max() / y0.abs().max())
     change_uniform = float((uniform(x).detach() - y0).abs().max() / y0.abs().max())
     assert change < 1e-2 * change_uniform, (change, change_uniform)
+
+
+def test_extend_grid_widens_a_uniform_grid_uniformly():
+    # Only knots placed by update_grid are kept on a widened range; a uniform grid stays uniform
+    # (and runs of problems without grid updates reproduce those from before the change).
+    G, k = 5, 3
+    layer = KANLayer(1, 2, grid=G, k=k, dtype=DT)
+    x = torch.cat([torch.linspace(-1, 1, 50, dtype=DT)[:, None], torch.tensor([[-1.02]], dtype=DT)])
+    layer.extend_grid(2 * G, x)
+    knots = layer.grid_points[:, k : k + 2 * G + 1]
+    want = _uniform_points(torch.tensor([[-1.02, 1.0]], dtype=DT), 2 * G)
+    torch.testing.assert_close(knots, want, rtol=0, atol=1e-15)

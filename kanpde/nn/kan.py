@@ -541,12 +541,13 @@ class KANLayer(nn.Module):
         and the refinement stays exact when ``new_grid`` is a multiple of the current size:
         each interval is split into equal parts, so the old knots, uniform or placed by
         :meth:`update_grid`, are among the new ones (the old spline space lies inside the new
-        one). An input whose range was widened gets, of two candidates, the one that changes
-        its edges less on the samples: those split knots with the end knot moved out to the
-        samples (after a small spill, as inputs drift past an updated grid, the output moved by
-        1e-5 instead of 6e-3 on a trained [1, 5, 2] system) or uniform knots (a spill over
-        several intervals). Other sizes and coarsening get uniform knots; every change ends in
-        the least-squares fit on the samples.
+        one). An input with knots placed by :meth:`update_grid` whose range was widened gets,
+        of two candidates, the one that changes its edges less on the samples: those split
+        knots with the end knot moved out to the samples (after a small spill, as inputs drift
+        past an updated grid, the output moved by 1e-5 instead of 6e-3 on a trained [1, 5, 2]
+        system) or uniform knots (a spill over several intervals). Uniform grids widened,
+        other sizes and coarsening get uniform knots; every change ends in the least-squares
+        fit on the samples.
         """
         if int(new_grid) < 1:
             raise ValueError(f"extend_grid needs new_grid ≥ 1, got {new_grid}")
@@ -579,15 +580,16 @@ class KANLayer(nn.Module):
             # rounding, and runs reproduce the ones before non-uniform knots were kept)
             uniform = (knots == _uniform_points(old, g)).all(dim=1, keepdim=True)
             points = torch.where(inside & ~uniform, split, points)
-            if not bool(inside.all()):
-                # Inputs the samples spilled past: the split knots with an end knot moved out to
-                # the samples keep every old knot but that end, so near-nested, which usually
-                # fits far closer than uniform knots over the widened range (those drop an
-                # adapted grid's placement); a spill over several intervals is the exception.
+            if not bool((inside | uniform).all()):
+                # Adapted knots the samples spilled past: uniform knots over the widened range
+                # would drop their placement, while the split knots with the end knot moved out
+                # to the samples keep every old knot but that end (near-nested), which fits far
+                # closer after a small spill; a spill over several intervals is the exception.
                 # Per input, the candidate that changes the edges less on the samples wins.
+                # (Uniform grids widen uniformly, as they always have.)
                 moved = torch.cat([ranges[:, :1], split[:, 1:-1], ranges[:, 1:]], dim=1)
                 better = self._refit_change(moved, x) < self._refit_change(points, x)
-                points = torch.where(~inside & better[:, None], moved, points)
+                points = torch.where(~inside & ~uniform & better[:, None], moved, points)
         return self.set_grid(points, x)
 
     def _refit_change(self, points: Tensor, x: Tensor) -> Tensor:
