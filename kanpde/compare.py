@@ -109,7 +109,8 @@ class Comparison:
         return cls(problem, rows, setup, loaded)
 
     def summary(self) -> list[dict]:
-        """Median and min–max over seeds, per model."""
+        """Median and min–max over seeds, per model (for a system also ``rel_l2_outputs``,
+        each output's median relative L2 by name)."""
         out = []
         for label in dict.fromkeys(r["model"] for r in self.rows):
             rs = [r for r in self.rows if r["model"] == label]
@@ -118,6 +119,11 @@ class Comparison:
                 v = np.array([r[key] for r in rs], dtype=float)
                 entry[key] = float(np.median(v))
                 entry[key + "_min"], entry[key + "_max"] = float(v.min()), float(v.max())
+            outputs = [k for k in rs[0] if k.startswith("rel_l2_")]  # a system's
+            if outputs:
+                entry["rel_l2_outputs"] = {
+                    k[len("rel_l2_") :]: float(np.median([r[k] for r in rs])) for k in outputs
+                }
             out.append(entry)
         return out
 
@@ -134,6 +140,9 @@ class Comparison:
                              ("train_time", ".1f")):  # fmt: skip
                 lo, hi = e[key + "_min"], e[key + "_max"]
                 cells.append(f"{e[key]:{fmt}} [{lo:{fmt}}–{hi:{fmt}}]")
+                if key == "rel_l2" and "rel_l2_outputs" in e:  # each output's median
+                    each = ", ".join(f"{o} {v:.1e}" for o, v in e["rel_l2_outputs"].items())
+                    cells[-1] += f" ({each})"
             cells.append(f"{e['steps_per_s']:.1f}")
             lines.append("| " + " | ".join(cells) + " |")
         return head + "\n".join(lines) + "\n"

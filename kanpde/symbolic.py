@@ -1466,7 +1466,12 @@ def cmd_symbolic(args) -> int:
         expr = formula(
             model, names, not args.no_simplify, args.digits or None, args.simplify_seconds or None
         )
-    text = str(expr)
+    if isinstance(expr, list):  # one line per output, named: a bare list says not which is which
+        outputs = list(run.outputs) if len(run.outputs) == len(expr) else []
+        outputs = outputs or [f"u_{j}" for j in range(len(expr))]
+        text = "\n".join(f"{name} = {e}" for name, e in zip(outputs, expr))
+    else:
+        text = str(expr)
     print(text)
     target = path.parent / "formula.txt"
     write_atomic(target, lambda tmp: Path(tmp).write_text(text + "\n"))

@@ -720,6 +720,11 @@ def test_a_systems_table_has_each_outputs_relative_l2(tmp_path):
     again = Comparison.load(tmp_path, runs=False)
     assert list(again.rows[0])[-3:] == ["rel_l2_u", "rel_l2_v", "rel_l2_p"]
     assert again.rows[0]["rel_l2_v"] == result.rows[0]["rel_l2_v"]
+    # the printed table too, after the joint figure: "(u 1.2e-01, v 3.4e-01, p 5.6e-01)"
+    for entry, line in zip(result.summary(), result.markdown().splitlines()[2:]):
+        (row,) = [r for r in result.rows if r["model"] == entry["model"]]
+        each = ", ".join(f"{o} {row[f'rel_l2_{o}']:.1e}" for o in "uvp")
+        assert f" ({each}) |" in line, line
 
 
 def test_a_study_with_no_finished_run_plots_as_one_clear_line(tmp_path):

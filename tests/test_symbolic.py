@@ -1103,3 +1103,32 @@ def test_samples_are_checked_and_numpy_samples_taken():
             S.prune(model, bad)
     with pytest.raises(ValueError, match="samples x must be"):
         S.auto_symbolic(model, x[:0])
+
+
+def test_cli_symbolic_names_each_output_of_a_system(tmp_path, capsys):
+    # [1, 2] KAN for u = sin(pi x), v = cos(pi x) (u' = pi v, v' = -pi u): formula.txt was
+    # a bare Python list, which did not say which formula is u's
+    source = tmp_path / "pair.py"
+    source.write_text(
+        "import math, torch\n"
+        "from kanpde import Dirichlet, Interval, Problem, d, split\n"
+        "def pde(x, out):\n"
+        "    u, v = split(out)\n"
+        "    return d(u, x, 'x') - math.pi * v, d(v, x, 'x') + math.pi * u\n"
+        "problem = Problem(name='pair', domain=Interval(-1, 1), pde=pde, outputs=['u', 'v'],\n"
+        "    conditions=[Dirichlet([0.0, -1.0], on='left')],\n"
+        "    exact=lambda x: torch.cat([torch.sin(math.pi * x), torch.cos(math.pi * x)], 1),\n"
+        "    model={'width': [1, 2], 'grid': 10}, schedule=[{'lbfgs': 100}],\n"
+        "    points={'interior': 200, 'boundary': 2, 'method': 'grid', 'test': 201})\n"
+    )
+    run = kanpde.solve(str(source), out=tmp_path / "run", progress=False, device="cpu")
+    assert main(["symbolic", str(run.path), "--refine", "50", "--quiet"]) == 0
+    lines = (tmp_path / "run" / "formula.txt").read_text().splitlines()
+    assert capsys.readouterr().out.splitlines() == lines
+    assert [line.split(" = ")[0] for line in lines] == ["u", "v"]
+    x = sympy.Symbol("x")
+    for line, want in zip(lines, [sympy.sin(sympy.pi * x), sympy.cos(sympy.pi * x)]):
+        got = sympy.sympify(line.split(" = ")[1])
+        # the fitted formula is the exact solution up to the refined constants
+        err = max(abs(float((got - want).subs(x, t))) for t in np.linspace(-1, 1, 21))
+        assert err <= 1e-6, (line, err)
