@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 from .problem import KanpdeWarning, ProblemError, _first_line, load_problem
+from .signals import exit_status
 from .training import CHECKPOINT_EVERY, LOG_EVERY, MAX_SEED
 
 
@@ -311,7 +312,7 @@ def cmd_solve(args) -> int:
     except KeyboardInterrupt as e:
         if distributed.rank() == 0:
             _interrupted(args, out, created, e)
-        return 130
+        return exit_status(e)
     except BaseException as e:
         _discard(created)  # e.g. an error in the problem's code found while setting up
         kept = out / "checkpoint.h5" if out is not None else None
@@ -656,9 +657,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ProblemError, CLIError, ValueError) as e:
         print(f"kanpde: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("kanpde: interrupted", file=sys.stderr)
-        return 130
+        return exit_status(e)
     except BrokenPipeError:  # `kanpde list | head`: the reader left; end quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

@@ -721,6 +721,11 @@ def sweep(
 ) -> Sweep:
     """The KAN paper's grid-scaling study on ``problem`` with ``steps`` L-BFGS steps per grid.
 
+    One run extends the grid through ``grids``, ``steps`` at each; a separate run per grid
+    trains from scratch at that grid with the budget the extension run had spent by the end
+    of it (``i · steps`` for the i-th grid, counting from 1), so that both reach a grid after
+    as many steps.
+
     With ``out``, each run is saved as it finishes (``extension.h5``, ``separate/grid-G.h5``)
     beside ``sweep.json`` (the settings); ``resume=True`` continues the study saved there,
     keeping its finished runs.
@@ -1040,7 +1045,9 @@ def register(sub) -> None:
         default="3,5,10,20,50,100",
         help="at least two strictly increasing sizes (default 3,5,10,20,50,100)",
     )
-    s.add_argument("--steps", type=int, default=200, help="L-BFGS steps per grid (default 200)")
+    s.add_argument("--steps", type=int, default=200,
+                   help="L-BFGS steps per grid of the extension run; the separate run at the "
+                        "i-th grid gets i times as many (default 200)")  # fmt: skip
     s.add_argument("--seed", type=int, default=0, help="seed of the initialisation (default 0)")
     s.add_argument(
         "--resume", metavar="STUDY_DIR",

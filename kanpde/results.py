@@ -9,8 +9,8 @@ Layout of ``result.h5``:
   ``metrics`` and ``events`` (JSON);
 * ``history/<column>``: one dataset per logged column (step, stage, grid, evals, loss terms,
   test errors, and ``time``, the training clock: wall time is ``metrics["wall_time"]``);
-* ``solution/``: ``x`` (evaluation points), ``pred``, ``ref`` (exact/reference) and ``error``,
-  with attributes ``names`` (axes) and ``outputs``;
+* ``solution/``: ``x`` (evaluation points), ``pred``, ``ref`` (exact/reference) and ``error``
+  (signed, ``pred - ref``), with attributes ``names`` (axes) and ``outputs``;
 * ``model/``: attribute ``config`` (JSON) and ``state/<name>`` datasets — enough to rebuild the
   model without pickle.
 
@@ -63,8 +63,8 @@ class Run:
     history : dict of str → ndarray
         Logged columns (``step``, ``loss``, ``loss_<term>``, ``mse``, ``rel_l2``, ``time``, ...).
     solution : dict of str → ndarray
-        ``x`` ``(N, D)``, ``pred``, ``ref`` and ``error`` ``(N, outputs)`` on the evaluation
-        set; without an exact or reference solution only ``x`` and ``pred``, on the domain's
+        ``x`` ``(N, D)``, ``pred``, ``ref`` and ``error`` (``pred - ref``) ``(N, outputs)`` on
+        the evaluation set; without an exact or reference solution only ``x`` and ``pred``, on the domain's
         grid.
     metrics : dict
         Final test errors, wall time, steps.

@@ -20,9 +20,28 @@ from collections.abc import Callable, Iterator
 STOPS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
+def interrupt(signum: int = signal.SIGINT) -> KeyboardInterrupt:
+    """A ``KeyboardInterrupt`` that names the signal it stands for (``signum``), so that the
+    command line can exit with the shell's status for it (see :func:`exit_status`)."""
+    stop = KeyboardInterrupt()
+    stop.signum = int(signum)
+    return stop
+
+
+def signal_of(stop: BaseException) -> int:
+    """The signal a ``KeyboardInterrupt`` stands for (``SIGINT`` unless it names another)."""
+    return int(getattr(stop, "signum", signal.SIGINT))
+
+
+def exit_status(stop: BaseException) -> int:
+    """128 + the signal that stopped the process: 130 for Ctrl-C, 143 for SIGTERM, 129 for
+    SIGHUP, as a shell reports a process the signal killed (schedulers read it so)."""
+    return 128 + signal_of(stop)
+
+
 def stop_now(signum, frame) -> None:
     """SIGTERM or SIGHUP as a ``KeyboardInterrupt``, as Ctrl-C raises one."""
-    raise KeyboardInterrupt
+    raise interrupt(signum)
 
 
 def kanpde_stops(sig: int, handler) -> bool:

@@ -36,7 +36,9 @@ from .schedule import ScheduleError, Stage, parse_schedule
 from .signals import (
     STOPS,
     installed,
+    interrupt,
     kanpde_stops,
+    signal_of,
     signals_held,
     stop_now,
     terminate_as_interrupt,
@@ -641,6 +643,7 @@ class Trainer:
         self._resumed = False
         self._changed_at: tuple[int, int] | None = None  # (stage, i) of the last grid change
         self._interrupted: str | bool = False  # the first Ctrl-C (SIGTERM, SIGHUP), acted on
+        self._stop_signal = signal.SIGINT  # which of them, for the exit status
         # between steps; stopped_cleanly says the KeyboardInterrupt left a state to resume from
         self.stopped_cleanly = False
         self.stage, self.i = 0, 0  # position: stage index and step within the stage
@@ -1112,7 +1115,7 @@ class Trainer:
         it leaves can be resumed from (see :attr:`stopped_cleanly`)."""
         self._interrupted = False
         self.stopped_cleanly = True
-        return KeyboardInterrupt()
+        return interrupt(self._stop_signal)
 
     @contextlib.contextmanager
     def _deferred_interrupt(self) -> Iterator[None]:
@@ -1131,6 +1134,8 @@ class Trainer:
         own = {sig: old for sig in STOPS if kanpde_stops(sig, old := signal.getsignal(sig))}
 
         def handler(signum, frame):
+            if not self._interrupted:  # the request's signal, not a later one's
+                self._stop_signal = signum
             self._interrupted = signal.Signals(signum).name
             # the same signal again stops at once; another kind (systemd sends SIGTERM and
             # then SIGHUP) is the same request
@@ -1433,6 +1438,8 @@ class Interrupted(KeyboardInterrupt):
         Training was over (the stop came while the results were written).
     result : Path or None
         ``result.h5`` when it was complete before the stop (the run is done).
+    signum : int
+        The signal: ``SIGINT`` (Ctrl-C), ``SIGTERM`` or ``SIGHUP``.
     """
 
     def __init__(
@@ -1441,10 +1448,11 @@ class Interrupted(KeyboardInterrupt):
         saved: bool,
         finished: bool = False,
         result: Path | None = None,
+        signum: int = signal.SIGINT,
     ) -> None:
         super().__init__()
         self.checkpoint, self.saved, self.finished = checkpoint, saved, finished
-        self.result = result
+        self.result, self.signum = result, int(signum)
 
 
 def _check_solve_arguments(seed, log_every, checkpoint_every, out) -> None:
@@ -1853,14 +1861,14 @@ def solve(
             (out / f).unlink(missing_ok=True)
     distributed.barrier()
 
-    def stop(whole: bool, finished: bool = False) -> Interrupted:
+    def stop(whole: bool, finished: bool = False, signum: int = signal.SIGINT) -> Interrupted:
         # Only a state between steps is saved: one caught mid-step (a second Ctrl-C) would
         # resume to another result, or not at all mid-extension.
         if finished and out is not None and (out / "result.h5").is_file():
             # written by this call (an older one was refused or removed above), and complete
             # (written atomically): the checkpoint is of no more use
             (out / "checkpoint.h5").unlink(missing_ok=True)
-            return Interrupted(None, False, True, result=out / "result.h5")
+            return Interrupted(None, False, True, result=out / "result.h5", signum=signum)
         saved = False
         if whole and out is not None:
             try:
@@ -1871,7 +1879,7 @@ def solve(
                 warn(f"{e}; the previous checkpoint (if any) is kept")
         kept = trainer.checkpoint_path
         kept = kept if kept is not None and kept.exists() else None
-        return Interrupted(kept, saved, finished)
+        return Interrupted(kept, saved, finished, signum=signum)
 
     try:
         trainer.run()
@@ -1881,12 +1889,12 @@ def solve(
         with signals_held(deliver=False):  # the error is the news; a stop waits for the file
             e.run = finish()
         raise
-    except KeyboardInterrupt:
-        raise stop(trainer.stopped_cleanly) from None
+    except KeyboardInterrupt as e:
+        raise stop(trainer.stopped_cleanly, signum=signal_of(e)) from None
     try:
         run = finish()
-    except KeyboardInterrupt:  # training is over, so its state is whole
-        raise stop(True, finished=True) from None
+    except KeyboardInterrupt as e:  # training is over, so its state is whole
+        raise stop(True, finished=True, signum=signal_of(e)) from None
     except ResultsError as e:
         if out is None or distributed.rank() != 0:
             raise
