@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import sympy
 import torch
+from test_symbolic import _single_thread, grid2  # noqa: F401 (a module-wide fixture)
 
 import kanpde
 from kanpde import symbolic as S
@@ -28,19 +29,6 @@ from kanpde.schedule import ScheduleError, Stage, parse_schedule
 DT = torch.float64
 ROOT = Path(__file__).resolve().parents[1]
 X1 = torch.linspace(-1, 1, 201, dtype=DT).unsqueeze(1)  # symmetric: mean x = 0, mean |x| ≈ 1/2
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def grid2(n: int) -> torch.Tensor:
-    t = torch.linspace(-1, 1, n, dtype=DT)
-    return torch.cartesian_prod(t, t)
 
 
 def line_kan(width, edges) -> KAN:
