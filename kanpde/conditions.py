@@ -485,12 +485,15 @@ class Initial(Condition):
     def name(self) -> str:
         return self._name or ("initial" if self.derivative == 0 else "initial_dt")
 
-    def sample(self, domain, n, method, seed):
-        if domain.time_axis is None:
+    def check(self, domain) -> None:
+        if getattr(domain, "time_axis", None) is None:
             raise ValueError(
                 f"{self.name}: an Initial condition needs a space-time domain "
                 f"(e.g. Interval(-1, 1) * Time(0, 1)), got {domain!r}"
             )
+
+    def sample(self, domain, n, method, seed):
+        self.check(domain)
         return domain.initial(n, method=method, seed=seed), None
 
     def lhs(self, x, u, points, cols, ctx):

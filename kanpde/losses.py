@@ -266,8 +266,8 @@ class Residuals:
         n_out = len(self.problem.outputs)
         if not self._columns_checked:
             self._columns_checked = True
-            for name, v in items:
-                cols = v.shape[1] if v.ndim == 2 else 1
+            widths = [v.shape[1] if v.ndim == 2 else 1 for _, v in items]
+            for (name, _), cols in zip(items, widths):
                 if cols == x.shape[1] > 1 and cols != n_out:
                     warn(
                         f"{where}: {name} residual has {cols} columns, one per coordinate of x, "
@@ -276,7 +276,7 @@ class Residuals:
                         f"{x.shape[1]}) functions (sin(x) for sin(x[:, 0:1])), slice x's "
                         "columns; return a tuple of (N, 1) residuals to keep several equations"
                     )
-            total = sum(v.shape[1] if v.ndim == 2 else 1 for _, v in items)
+            total = sum(widths)
             if total < n_out and not any(c.where == "data" for c in self.problem.conditions):
                 warn(
                     f"{where}: the PDE gives {total} residual column(s) for {n_out} outputs "

@@ -235,11 +235,7 @@ class Problem:
                 c.columns(self.outputs)
             except ValueError as e:
                 fail(str(e))
-            if c.where == "initial" and getattr(self.domain, "time_axis", None) is None:
-                fail(
-                    f"{c.name}: an Initial condition needs a space-time domain, got {self.domain!r}"
-                )
-            try:  # piece names and axes now, so that `kanpde list` refuses what solve would
+            try:  # Initial's time axis, piece names, Periodic axes: `kanpde list` refuses them too
                 c.check(self.domain)
             except ValueError as e:
                 fail(str(e))

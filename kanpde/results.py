@@ -64,8 +64,8 @@ class Run:
         Logged columns (``step``, ``loss``, ``loss_<term>``, ``mse``, ``rel_l2``, ``time``, ...).
     solution : dict of str → ndarray
         ``x`` ``(N, D)``, ``pred``, ``ref`` and ``error`` (``pred - ref``) ``(N, outputs)`` on
-        the evaluation set; without an exact or reference solution only ``x`` and ``pred``, on the domain's
-        grid.
+        the evaluation set; without an exact or reference solution only ``x`` and ``pred``, on
+        the domain's grid.
     metrics : dict
         Final test errors, wall time, steps.
     attrs : dict
