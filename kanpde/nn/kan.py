@@ -592,6 +592,7 @@ class KANLayer(nn.Module):
                 points = torch.where(~inside & ~uniform & better[:, None], moved, points)
         return self.set_grid(points, x)
 
+    @torch.no_grad()
     def _refit_change(self, points: Tensor, x: Tensor) -> Tensor:
         """Per input, the largest change of a spline edge (scaled) over the fit samples when
         the layer moves to ``points``, without changing the layer."""
