@@ -9,6 +9,7 @@ float64 on the CPU with fixed seeds, on one thread.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import warnings
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 import sympy
 import torch
 from test_symbolic import _single_thread, grid2  # noqa: F401 (a module-wide fixture)
+from test_symbolic import sine_problem as symbolic_sine_problem
 
 import kanpde
 from kanpde import symbolic as S
@@ -44,16 +46,11 @@ def line_kan(width, edges) -> KAN:
 
 
 def sine_problem():
-    """u'' = -π² sin(πx) on [-1, 1], u(±1) = 0."""
-    return kanpde.Problem(
-        name="sine1d",
-        domain=kanpde.Interval(-1, 1),
-        pde=lambda x, u: kanpde.d(u, x, "x", "x") + math.pi**2 * torch.sin(math.pi * x),
-        conditions=[kanpde.Dirichlet(0.0)],
-        exact=lambda x: torch.sin(math.pi * x),
+    """test_symbolic's u'' = -π² sin(πx) on [-1, 1], with a hidden layer and fewer points."""
+    return dataclasses.replace(
+        symbolic_sine_problem(),
         model={"width": [1, 2, 1], "grid": 5},
         points={"interior": 50, "boundary": 2, "method": "grid", "test": 11},
-        weights={"pde": 0.01},
     )
 
 
