@@ -272,6 +272,7 @@ class _Plan:
     seconds: float | None
     points: dict
     setup: dict
+    log_every: int = 50
 
 
 def _plan(
@@ -285,6 +286,9 @@ def _plan(
     device: str,
     dtype: str | None,
     activation: str,
+    schedule=None,
+    points=None,
+    log_every: int = 50,
 ) -> _Plan:
     """Check every argument of :func:`compare` and lay out its runs (trains nothing).
 
@@ -313,15 +317,17 @@ def _plan(
         raise CLIError(f"--dtype {dtype!r}: use float32 or float64")
     if activation not in ACTIVATIONS:
         raise CLIError(
-            f"activation={activation!r}: unknown MLP activation; choose one of "
+            f"--activation {activation!r}: unknown MLP activation; choose one of "
             f"{', '.join(ACTIVATIONS)}"
         )
+    if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 1:
+        raise CLIError(f"--log-every {log_every}: must be an integer of at least 1")
     try:
         resolved = _device_setting(resolve_device(device))  # a resumed study must match it
     except ValueError as e:
         raise CLIError(f"--device {device!r}: {e}") from None
 
-    kan_stages = parse_schedule(problem.schedule)
+    kan_stages, points = _overrides(problem, schedule, points)
     if steps is not None:
         kan_stages = _scaled(kan_stages, steps / max(1, sum(s.steps for s in kan_stages)))
     total = sum(s.steps for s in kan_stages)
@@ -362,7 +368,6 @@ def _plan(
         ("mlp", list(w), {"type": "mlp", "width": list(w), "activation": activation}, mlp_stages)
         for w in mlps
     ]
-    points = dict(problem.points)
     points.setdefault("seed", 0)  # identical collocation points for every model and seed
     setup = {
         "problem_hash": file_hash(problem.source),
@@ -377,12 +382,39 @@ def _plan(
         "seeds": seeds,
         "device": resolved,
         "dtype": dtype or problem.dtype,
+        "log_every": log_every,  # it also ends L-BFGS calls, so it shapes the results
         "runs_planned": len(models) * seeds,
         "runs_finished": 0,
     }
     if budget == "seconds":
         setup["time_split"] = "stages share the time in proportion to their steps"
-    return _Plan(problem, models, seeds, budget, seconds, points, setup)
+    return _Plan(problem, models, seeds, budget, seconds, points, setup, log_every)
+
+
+def _overrides(problem, schedule, points) -> tuple[list[Stage], dict]:
+    """A study's KAN schedule and point budget: the problem's, or ``schedule`` (a schedule
+    string or list of stages) and ``points`` (a dict or ``--points`` text, laid over the
+    problem's) in their place; a bad one raises a :class:`~kanpde.cli.CLIError`."""
+    from .cli import parse_points
+    from .problem import check_initial, check_points, check_resampling
+    from .schedule import ScheduleError
+
+    try:
+        stages = parse_schedule(problem.schedule if schedule is None else schedule)
+    except ScheduleError as e:  # the problem's own schedule was checked when it was loaded
+        raise CLIError(f"--schedule {schedule!r}: {e}") from None
+    merged = dict(problem.points)
+    if points is not None:
+        given = parse_points(points) if isinstance(points, str) else points
+        text = points if isinstance(points, str) else repr(points)
+        try:
+            check_points(given)
+            merged.update(given)
+            check_resampling(merged)
+            check_initial(given, problem.domain)
+        except ValueError as e:
+            raise CLIError(f"--points {text}: {str(e).removeprefix('points: ')}") from None
+    return stages, merged
 
 
 def solve_timed(
@@ -528,7 +560,7 @@ def _train_one(plan: _Plan, cfg, stages, seed, run_out, device, dtype, progress,
             return run
     # overwrite: the study owns its runs/ (a study written again replaces its runs)
     common = dict(points=plan.points, device=device, dtype=dtype, seed=seed, progress=progress,
-                  log_every=50, overwrite=True)  # fmt: skip
+                  log_every=plan.log_every, overwrite=True)  # fmt: skip
     if plan.budget == "seconds":
         return solve_timed(plan.problem, cfg, stages, plan.seconds, out=run_out, **common)
     return solve(
@@ -555,7 +587,8 @@ def _finished_runs(plan: _Plan, out: Path | None) -> dict:
         raise CLIError(
             f"--resume {out}: the study is of problem {saved.problem!r}, not {plan.problem.name!r}"
         )
-    _same_settings(out, saved.setup, plan.setup, ignore={"runs_finished"})
+    # studies saved before log_every was a setting logged every 50 steps
+    _same_settings(out, {"log_every": 50, **saved.setup}, plan.setup, ignore={"runs_finished"})
     return {
         (r["model"], r["seed"]): (r, saved.runs[r["model"], r["seed"]])
         for r in saved.rows
@@ -577,6 +610,9 @@ def compare(
     progress: bool = False,
     activation: str = "tanh",
     resume: bool = False,
+    schedule: str | Sequence[Stage | dict] | None = None,
+    points: dict | str | None = None,
+    log_every: int = 50,
 ) -> Comparison:
     """Train KANs and MLPs on the same points, test set and budget; return the table.
 
@@ -612,6 +648,15 @@ def compare(
     resume : bool
         Continue the study saved in ``out`` (same problem file and arguments): its finished
         runs are kept, a run it left with a checkpoint continues, the others train.
+    schedule : str or list of stages, optional
+        The KAN schedule in place of the problem's (as ``kanpde solve --schedule`` takes it);
+        ``steps`` scales it, and the MLPs get as many steps.
+    points : dict or str, optional
+        Point counts laid over the problem's (``{"interior": 4000}`` or
+        ``"interior=4000"``); every run trains on the same points.
+    log_every : int
+        Steps between history rows (the curves figure); it also ends each L-BFGS call, so a
+        resumed study needs the value it was started with.
 
     Returns
     -------
@@ -627,7 +672,8 @@ def compare(
 
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
-    plan = _plan(problem, kans, mlps, seeds, budget, seconds, steps, device, dtype, activation)
+    plan = _plan(problem, kans, mlps, seeds, budget, seconds, steps, device, dtype, activation,
+                 schedule, points, log_every)  # fmt: skip
     out = Path(out) if out is not None else None
     result = _execute(plan, out, device, dtype, progress, resume=resume)
     if out is not None:
@@ -718,6 +764,7 @@ def sweep(
     out: str | Path | None = None,
     progress: bool = False,
     resume: bool = False,
+    points: dict | str | None = None,
 ) -> Sweep:
     """The KAN paper's grid-scaling study on ``problem`` with ``steps`` L-BFGS steps per grid.
 
@@ -728,7 +775,8 @@ def sweep(
 
     With ``out``, each run is saved as it finishes (``extension.h5``, ``separate/grid-G.h5``)
     beside ``sweep.json`` (the settings); ``resume=True`` continues the study saved there,
-    keeping its finished runs.
+    keeping its finished runs. ``points`` (a dict or ``--points`` text) is laid over the
+    problem's point counts for every run.
 
     Raises
     ------
@@ -747,9 +795,12 @@ def sweep(
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
     _check_problem(problem, kan=True)
+    if points is not None:
+        points = {k: v for k, v in _overrides(problem, None, points)[1].items()
+                  if k not in problem.points or problem.points[k] != v}  # fmt: skip
     out = Path(out) if out is not None else None
     setup = {"problem": problem.name, "problem_hash": file_hash(problem.source),
-             "grids": grids, "steps": steps,
+             "grids": grids, "steps": steps, "points": points or None,
              "seed": seed, "device": resolved, "dtype": dtype or problem.dtype}  # fmt: skip
     if resume:
         _check_saved_sweep(out, setup)
@@ -762,10 +813,12 @@ def sweep(
         (out / "sweep.json").write_text(json.dumps(setup) + "\n")
 
     with _study_lock(out if resume else None):
-        return _sweep_runs(problem, grids, steps, device, dtype, seed, out, progress, resume)
+        return _sweep_runs(problem, grids, steps, device, dtype, seed, out, progress, resume,
+                           points)  # fmt: skip
 
 
-def _sweep_runs(problem, grids, steps, device, dtype, seed, out, progress, resume) -> Sweep:
+def _sweep_runs(problem, grids, steps, device, dtype, seed, out, progress, resume,
+                points=None) -> Sweep:  # fmt: skip
     """The runs of :func:`sweep` (read back when a resumed study has them) and its result."""
     from .results import load, save_run
     from .training import solve
@@ -776,8 +829,8 @@ def _sweep_runs(problem, grids, steps, device, dtype, seed, out, progress, resum
         path = out / name if out is not None else None
         if resume and path.is_file():
             return load(path)
-        r = solve(problem, schedule=schedule, device=device, dtype=dtype, seed=seed,
-                  progress=progress, log_every=steps, checkpoint_every=0)  # fmt: skip
+        r = solve(problem, schedule=schedule, points=points, device=device, dtype=dtype,
+                  seed=seed, progress=progress, log_every=steps, checkpoint_every=0)  # fmt: skip
         if path is not None:
             save_run(r, path)
         return r
@@ -960,7 +1013,7 @@ def cmd_compare(args) -> int:
     _check_common(args)
     plan = _plan(
         problem, args.kan, args.mlp, args.seeds, args.budget, args.seconds, args.steps,
-        args.device, args.dtype, "tanh",
+        args.device, args.dtype, args.activation, args.schedule, args.points, args.log_every,
     )  # fmt: skip
     out, created = _study_directory(args, f"compare-{problem.name}", None)
     resume = args.resume is not None
@@ -995,7 +1048,7 @@ def cmd_sweep(args) -> int:
     try:
         result = sweep(problem, grids, steps=args.steps, device=args.device, dtype=args.dtype,
                        seed=args.seed, out=out, progress=not args.quiet,
-                       resume=args.resume is not None)  # fmt: skip
+                       resume=args.resume is not None, points=args.points)  # fmt: skip
     except BaseException as e:
         finished = (out / "extension.h5").is_file()
         if created and not finished:  # nothing worth keeping in a new directory
@@ -1031,6 +1084,20 @@ def register(sub) -> None:
         "runs train for --seconds, and the steps only weigh the stages' shares of it",
     )  # fmt: skip
     c.add_argument(
+        "--schedule",
+        help="the KAN schedule in place of the problem's, as kanpde solve takes it, e.g. "
+        '"5:adam=500@1e-3,10:lbfgs=200" (--steps scales it)',
+    )
+    c.add_argument("--points", help="point counts over the problem's, e.g. interior=4000")
+    c.add_argument(
+        "--activation", default="tanh",
+        help="activation of the MLPs: tanh (default), sin, silu, softplus or gelu",
+    )  # fmt: skip
+    c.add_argument(
+        "--log-every", type=int, default=50,
+        help="steps between history rows of each run (default 50)",
+    )  # fmt: skip
+    c.add_argument(
         "--resume", metavar="STUDY_DIR",
         help="continue an interrupted study (give the options it was started with): finished "
         "runs are kept, a run stopped with a checkpoint goes on from there",
@@ -1049,6 +1116,7 @@ def register(sub) -> None:
                    help="L-BFGS steps per grid of the extension run; the separate run at the "
                         "i-th grid gets i times as many (default 200)")  # fmt: skip
     s.add_argument("--seed", type=int, default=0, help="seed of the initialisation (default 0)")
+    s.add_argument("--points", help="point counts over the problem's, e.g. interior=4000")
     s.add_argument(
         "--resume", metavar="STUDY_DIR",
         help="continue an interrupted sweep (give the options it was started with), keeping "

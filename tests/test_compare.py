@@ -294,7 +294,7 @@ def test_bad_arguments():
 
 
 def test_unknown_mlp_activation_refused_before_anything_trains(tmp_path):
-    with pytest.raises(CLIError, match="activation='relu': unknown MLP activation; choose one"):
+    with pytest.raises(CLIError, match="--activation 'relu': unknown MLP activation; choose one"):
         compare(POISSON, seeds=1, steps=1, activation="relu", out=tmp_path, progress=False)
     assert list(tmp_path.iterdir()) == []
 
@@ -572,6 +572,14 @@ def _counting(method, calls):
         (["compare", "--seeds", "0"], "--seeds 0: must be at least 1"),
         (["compare", "--dtype", "float16"], "--dtype 'float16': use float32 or float64"),
         (["sweep", "--seed", "-1"], "--seed -1: must be an integer from 0 to 4294967295"),
+        (["compare", "--schedule", "3:sgd=5"], "--schedule '3:sgd=5': unknown optimizer 'sgd'"),
+        (["compare", "--points", "interior=-4"], "--points 'interior=-4': interior must be"),
+        (["compare", "--points", "initial=9"], "--points initial=9: initial counts the points"),
+        (["compare", "--points", "adaptive=1"], "--points adaptive=1: adaptive=True needs"),
+        (["compare", "--log-every", "0"], "--log-every 0: must be an integer of at least 1"),
+        (["compare", "--activation", "relu"], "--activation 'relu': unknown MLP activation"),
+        (["sweep", "--points", "interior"], "--points 'interior': expected key=value pairs"),
+        (["sweep", "--points", "boundary=0"], "--points 'boundary=0': boundary must be"),
     ],
 )
 def test_bad_command_line_arguments_leave_no_directory(argv, message, tmp_path, capsys):
@@ -858,3 +866,60 @@ def test_a_study_resumed_twice_at_once_is_refused(kind, tmp_path, capsys):
     finally:
         os.close(fd)
     assert main([*argv, "--resume", str(study)]) == 0  # free again
+
+
+def test_compare_takes_a_schedule_points_activation_and_log_interval(tmp_path, capsys):
+    # compare had only --steps: a study at other point counts or another KAN schedule needed
+    # an edited copy of the problem file
+    from kanpde.cli import main
+
+    argv = ["compare", POISSON1D, "--kan", "1,3,1", "--mlp", "1,6,1", "--seeds", "1",
+            "--schedule", "4:lbfgs=3,6:lbfgs=3", "--points", "interior=17,test=13",
+            "--activation", "sin", "--log-every", "2", "--device", "cpu", "--quiet"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    (out,) = tmp_path.iterdir()
+    study = Comparison.load(out)
+    kan, mlp = (study.runs[label, 0] for label in ("KAN [1,3,1]", "MLP [1,6,1]"))
+    for run in (kan, mlp):
+        assert run.config["points"]["interior"] == 17 and run.config["points"]["test"] == 13
+        assert run.solution["x"].shape[0] == 13  # the test set has the given size
+    # a row every 2 steps and at the end of each stage (the KAN's first ends at step 3, the
+    # MLP's Adam stage at 2)
+    assert kan.history["step"].tolist() == [0, 2, 3, 4, 6]
+    assert mlp.history["step"].tolist() == [0, 2, 4, 6]
+    assert [(s["grid"], s["steps"]) for s in study.setup["kan_schedule"]] == [(4, 3), (6, 3)]
+    assert kan.history["grid"].tolist() == [4, 4, 4, 6, 6]
+    assert mlp.config["model"]["activation"] == "sin"
+    assert sum(s["steps"] for s in study.setup["mlp_schedule"]) == 6  # the KAN schedule's total
+    # the study goes on only with the options it was started with
+    for other, named in ((["--points", "interior=18,test=13"], "points"),
+                         (["--log-every", "3"], "log_every"),
+                         (["--schedule", "4:lbfgs=3,7:lbfgs=3"], "kan_schedule")):  # fmt: skip
+        args = [*argv, *other] if other[0] != "--schedule" else [*argv[:8], *other, *argv[10:]]
+        assert main([*args, "--resume", str(out)]) == 2
+        assert f"other settings ({named}" in capsys.readouterr().err
+
+
+def test_a_study_saved_before_log_every_was_recorded_resumes(tmp_path):
+    import json
+
+    problem = kanpde.load_problem(POISSON1D)
+    common = dict(kans=[[1, 3, 1]], mlps=[[1, 6, 1]], seeds=1, steps=3, device="cpu")
+    compare(problem, out=tmp_path, **common)
+    with h5py.File(tmp_path / "comparison.h5", "r+") as f:
+        setup = json.loads(f.attrs["setup"])
+        del setup["log_every"]
+        f.attrs["setup"] = json.dumps(setup)
+    assert len(compare(problem, out=tmp_path, resume=True, **common).rows) == 2
+    with pytest.raises(CLIError, match=r"other settings \(log_every"):
+        compare(problem, out=tmp_path, resume=True, log_every=7, **common)
+
+
+def test_sweep_trains_every_run_on_the_given_points(tmp_path):
+    s = sweep(POISSON1D, grids=[3, 5], steps=2, device="cpu", out=tmp_path,
+              points={"interior": 15, "test": 9})  # fmt: skip
+    runs = [s.run] + [kanpde.load(tmp_path / "separate" / f"grid-{g}.h5") for g in (3, 5)]
+    for run in runs:
+        assert (run.config["points"]["interior"], run.solution["x"].shape[0]) == (15, 9)
+    with pytest.raises(CLIError, match=r"other settings \(points\)"):
+        sweep(POISSON1D, grids=[3, 5], steps=2, device="cpu", out=tmp_path, resume=True)
