@@ -606,7 +606,9 @@ def history(
     Stage boundaries are vertical lines labelled with the grid size and optimizer; a grid
     extension (dashed) is where the KAN paper's "staircase" drops. The loss panel shows the
     weighted total (black) and every loss term; the error panel (when the run has a reference)
-    shows relative L2, MSE and max error, and per-output relative L2 for systems.
+    shows relative L2, MSE and max error, and per-output relative L2 for systems; a last
+    panel (for an inverse problem) shows each unknown coefficient the history records as
+    ``param_<name>``, on a linear scale, with its last value in the legend.
 
     Parameters
     ----------
@@ -632,7 +634,8 @@ def history(
         (k for k in h if k.startswith("rel_l2_")),
         key=lambda k: (order.index(k[7:]) if k[7:] in order else len(order), k),
     )
-    npanel = 2 if errors else 1
+    unknowns = sorted(k for k in h if k.startswith("param_"))
+    npanel = 1 + bool(errors) + bool(unknowns)
     fig = _figure(figsize or (7.5, 2.9 * npanel + 0.6))
     axs = fig.subplots(npanel, 1, sharex=True, squeeze=False)[:, 0]
     ax = axs[0]
@@ -665,6 +668,16 @@ def history(
         e.set_yscale("log")
         e.set_ylabel("test error")
         e.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if unknowns:
+        pa = axs[-1]
+        pa.set_label("unknowns")
+        for i, k in enumerate(unknowns):
+            values = np.asarray(h[k], float)
+            pa.plot(xs, values, color=f"C{i % 10}", lw=1.6,
+                    label=f"{k[6:]} = {values[-1]:.6g}", **dot)  # fmt: skip
+        pa.set_ylabel("unknown coefficients")
+        pa.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="last value",
+                  title_fontsize=8)  # fmt: skip
     axs[-1].set_xlabel("optimizer step" if x == "step" else "training time (s)")
     # Stage boundaries: grid extensions dashed, other stage changes dotted.
     steps = np.asarray(h["step"], float)

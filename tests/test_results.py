@@ -421,6 +421,15 @@ def test_a_module_of_the_users_own_trains_saves_and_reloads(tmp_path):
     from kanpde.plot import _model_text  # figure titles name the class ("CUSTOM []" before)
 
     assert _model_text(loaded) == f"_WithUnknown, {loaded.config['parameters']} parameters"
+    # the history figure draws the unknown's path (it drew loss and errors only)
+    from kanpde import plot
+
+    axes = {a.get_label(): a for a in plot.history(loaded).axes}
+    assert list(axes) == ["loss", "error", "unknowns"] and axes["unknowns"].get_yscale() == "linear"
+    (line,) = axes["unknowns"].get_lines()
+    np.testing.assert_array_equal(line.get_ydata(), k)
+    np.testing.assert_array_equal(line.get_xdata(), loaded.history["step"])
+    assert line.get_label() == f"k = {k[-1]:.6g}" and abs(float(line.get_label()[4:]) - 2) < 0.05
     with pytest.raises(ValueError, match=r"module of the user's own .*run\.state_dict\(\)"):
         loaded.model()
     with pytest.raises(ValueError, match=r"predict: this run trained a module of your own"):
