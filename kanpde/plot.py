@@ -1154,7 +1154,7 @@ def _rows(results) -> tuple[list[dict], str | None]:
             rows = [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(f)]
         if not rows:
             raise ValueError(f"{path}: no rows (no run of the study has finished yet)")
-        return rows, title
+        return rows, _study_problem(path)
     if hasattr(results, "rows"):
         return [dict(r) for r in results.rows], title
     if isinstance(results, Mapping):
@@ -1168,6 +1168,24 @@ def _rows(results) -> tuple[list[dict], str | None]:
     raise ValueError(
         f"expected a CSV path, a list of dicts or a dict of columns, got {type(results).__name__}"
     )
+
+
+def _study_problem(table: Path) -> str | None:
+    """The problem of the study whose ``comparison.csv`` or ``sweep.csv`` is ``table``, from
+    the files beside it (None for a table of the user's own, or one moved out of its study)."""
+    import json
+
+    try:
+        if table.name == "comparison.csv":
+            import h5py
+
+            with h5py.File(table.with_name("comparison.h5"), "r") as f:
+                return str(f.attrs["problem"])
+        if table.name == "sweep.csv":
+            return str(json.loads(table.with_name("sweep.json").read_text())["problem"])
+    except (OSError, KeyError, TypeError, ValueError):
+        pass
+    return None
 
 
 # What a study directory holds to plot, in the order they are looked for.

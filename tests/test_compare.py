@@ -191,6 +191,9 @@ def test_sweep_staircase_and_slope(tmp_path):
     assert all(math.isfinite(v) and v > 0 for v in s.extension + s.separate)
     assert s.slope_extension == pytest.approx(fitted_slope([3, 6], s.extension))
     assert (tmp_path / "sweep.csv").exists() and (tmp_path / "extension.h5").exists()
+    for table in (tmp_path / "sweep.csv", tmp_path):  # sweep.png was drawn without the name
+        title = kanpde.plot.sweep(table).axes[0].get_title()
+        assert title == "poisson2d: test RMSE vs grid size"
     with pytest.raises(kanpde.ResultsError, match="a grid sweep, not a run; its grid-extension"):
         kanpde.load(tmp_path)
     assert kanpde.load(tmp_path / "extension.h5").history["grid"][-1] == 6
@@ -347,6 +350,8 @@ def test_a_saved_study_loads_back_and_plots_from_its_directory(study, tmp_path):
         assert [len(ax.lines) for ax in fig.axes] == [
             len(ax.lines) for ax in plot.compare(result).axes
         ]
+        # the CSV's figure (comparison.png) too is titled with the problem (it had no name)
+        assert fig._suptitle.get_text().startswith("poisson2d: test relative L2 error vs cost")
     assert main(["plot", str(out), "-o", str(tmp_path / "c.png")]) == 0
     assert (tmp_path / "c.png").stat().st_size > 0
     with pytest.raises(
