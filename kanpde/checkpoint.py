@@ -103,6 +103,8 @@ def load_checkpoint(path: str | Path) -> dict:
         done = (path.parent / "result.h5").exists()
         why = "the run has finished (result.h5)" if done else "no checkpoint to resume from"
         raise ResultsError(f"{path}: {why}")
+    if not h5py.is_hdf5(path):
+        raise ResultsError(f"{path}: not an HDF5 file (empty, cut short or of another format)")
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") != FORMAT:

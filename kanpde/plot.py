@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .problem import _near_match
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -1142,7 +1144,7 @@ def _rows(results) -> tuple[list[dict], str | None]:
     if isinstance(results, str | Path):
         path = _study_table(Path(results))
         if not path.exists():
-            raise ValueError(f"{path}: file not found")
+            raise ValueError(f"{path}: file not found{_near_match(path)}")
         if path.suffix.lower() == ".h5":
             from .compare import Comparison
 
@@ -1337,7 +1339,7 @@ def curves(
         if path.is_dir():  # a study directory
             path = path / "comparison.h5"
         if not path.exists():
-            raise ValueError(f"{path}: file not found")
+            raise ValueError(f"{path}: file not found{_near_match(path)}")
         if path.suffix != ".h5" or not h5py.is_hdf5(path):
             raise ValueError(
                 f"{path}: not an HDF5 file; the training curves are in comparison.h5 (the CSV "
@@ -1542,7 +1544,7 @@ def figure_for(
         return "compare", compare(path)
     if path.suffix.lower() == ".csv":
         if not path.exists():
-            raise ValueError(f"{path}: file not found")
+            raise ValueError(f"{path}: file not found{_near_match(path)}")
         if kind is not None and kind not in TABLE_KINDS:
             raise ValueError(
                 f"--kind {kind!r}: a CSV table is plotted with --kind compare or sweep"

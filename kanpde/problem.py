@@ -494,6 +494,21 @@ def _first_line(exc: BaseException) -> str:
     return msg[0] if msg else type(exc).__name__
 
 
+def _near_match(path: Path, suffix: str = "") -> str:
+    """``"; did you mean P?"`` for a missing ``path`` that is a typo of (or ``suffix`` short
+    of) an entry beside it; ``""`` when nothing there is close."""
+    import difflib
+
+    if path.suffix == "" and suffix and path.with_suffix(suffix).exists():
+        return f"; did you mean {path.with_suffix(suffix)}?"
+    try:
+        names = [e.name for _, e in zip(range(10_000), os.scandir(path.parent or "."))]
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.75)
+    return f"; did you mean {path.parent / close[0]}?" if close else ""
+
+
 def _one_line(exc: BaseException) -> str:
     """``exc`` as ``Type: first line of its message`` (the type alone without a message)."""
     name = type(exc).__name__
@@ -530,7 +545,7 @@ def load_problem(path: str | Path) -> Problem:
         )
     path = Path(path)
     if not path.exists():
-        raise ProblemError(f"{path}: problem file not found")
+        raise ProblemError(f"{path}: problem file not found{_near_match(path, '.py')}")
     if path.is_dir():
         raise ProblemError(f"{path}: is a directory, expected a problem file (.py)")
     if path.suffix != ".py":

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from .nn import from_config
-from .problem import _first_line, _one_line
+from .problem import _first_line, _near_match, _one_line
 
 # Nodes per axis of the grid a run without a reference solution stores its prediction on.
 EVAL_GRID = {1: 201, 2: 101, 3: 31}
@@ -352,7 +352,7 @@ def load(path: str | Path) -> Run:
     ResultsError
         One line naming the file when it is missing, truncated, corrupt or of another kind.
     """
-    path = Path(path)
+    path, given = Path(path), Path(path)
     if path.suffix == ".py":
         raise ResultsError(
             f"{path}: a problem file, not results; give a run directory or its result.h5 "
@@ -375,7 +375,13 @@ def load(path: str | Path) -> Run:
                 f"checkpoint.h5 is there): kanpde plot {path.parent} --kind history shows its "
                 f"progress, kanpde solve PROBLEM --resume {path.parent} continues it"
             )
-        raise ResultsError(f"{path}: results file not found")
+        hint = _near_match(given) if not given.exists() else ""
+        raise ResultsError(f"{path}: results file not found{hint}")
+    if not h5py.is_hdf5(path):
+        raise ResultsError(
+            f"{path}: not an HDF5 file (empty, cut short or of another format); kanpde's results "
+            "are the result.h5 of a run directory"
+        )
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") == "kanpde-comparison":

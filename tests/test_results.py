@@ -569,3 +569,37 @@ def test_predict_on_a_1d_domain_takes_a_flat_array_as_points():
     assert np.array_equal(run.predict(x[:1]), column[:1])  # one point too is (1, 1)
     assert run.predict(0.5).shape == (1,)  # a number is one point
     assert run.predict(np.float64(0.5))[0] == run.predict([[0.5]])[0, 0]
+
+
+def test_a_file_that_is_not_hdf5_is_named_as_such(tmp_path):
+    # `kanpde plot notes.txt` reported h5py's "file signature not found"
+    from kanpde.checkpoint import load_checkpoint
+
+    (tmp_path / "notes.txt").write_text("a note\n")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "result.h5").write_bytes(b"")  # a write cut short at its start
+    (tmp_path / "run" / "checkpoint.h5").write_text("not a checkpoint")
+    for path in (tmp_path / "notes.txt", tmp_path / "run"):
+        with pytest.raises(ResultsError, match=r": not an HDF5 file \(empty, cut short or of"):
+            load(path)
+    with pytest.raises(ResultsError, match=r"checkpoint.h5: not an HDF5 file \(empty, cut"):
+        load_checkpoint(tmp_path / "run")
+
+
+def test_a_missing_path_names_the_entry_it_is_probably_a_typo_of(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "poisson2d.py").write_text("")
+    cases = [
+        (load, tmp_path / "runz", f"results file not found; did you mean {tmp_path / 'runs'}?"),
+        (load, tmp_path / "elsewhere", "elsewhere: results file not found"),
+        (kanpde.load_problem, tmp_path / "poison2d.py",
+         f"problem file not found; did you mean {tmp_path / 'poisson2d.py'}?"),
+        (kanpde.load_problem, tmp_path / "poisson2d",
+         f"problem file not found; did you mean {tmp_path / 'poisson2d.py'}?"),
+        (kanpde.load_problem, tmp_path / "heat.py", "heat.py: problem file not found"),
+        (kanpde.load_problem, tmp_path / "no" / "dir.py", "dir.py: problem file not found"),
+    ]  # fmt: skip
+    for loader, path, message in cases:
+        with pytest.raises(ValueError) as e:
+            loader(path)
+        assert str(e.value).endswith(message), str(e.value)
