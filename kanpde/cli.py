@@ -331,6 +331,7 @@ def cmd_solve(args) -> int:
         if key in m:
             parts.append(f"{key} {m[key]:.3e}")
     parts.append(f"parameters {m['parameters']}")
+    parts += [f"{name} = {value:.6g}" for name, value in run.unknowns.items()]
     stalled = [e for e in run.events if e.get("event") == "lbfgs_converged"]
     if stalled:  # else "68 steps" alone does not say that 132 more were planned
         where = ", ".join(str(e["step"]) for e in stalled)

@@ -110,7 +110,8 @@ class Comparison:
 
     def summary(self) -> list[dict]:
         """Median and min–max over seeds, per model (for a system also ``rel_l2_outputs``,
-        each output's median relative L2 by name)."""
+        each output's median relative L2 by name; for an inverse problem ``unknowns``, each
+        unknown's median trained value)."""
         out = []
         for label in dict.fromkeys(r["model"] for r in self.rows):
             rs = [r for r in self.rows if r["model"] == label]
@@ -124,6 +125,11 @@ class Comparison:
                 entry["rel_l2_outputs"] = {
                     k[len("rel_l2_") :]: float(np.median([r[k] for r in rs])) for k in outputs
                 }
+            found = [k for k in rs[0] if k.startswith("param_")]  # an inverse problem's
+            if found:
+                entry["unknowns"] = {
+                    k[len("param_") :]: float(np.median([r[k] for r in rs])) for k in found
+                }
             out.append(entry)
         return out
 
@@ -134,7 +140,14 @@ class Comparison:
             "|---|---:|---|---|---|---|---:|\n"
         )
         lines = []
-        for e in self.summary():
+        summary = self.summary()
+        names = list(summary[0].get("unknowns", {})) if summary else []
+        if names:  # an inverse problem: each unknown's median over seeds
+            top, rule = head.splitlines()
+            head = (
+                top + "".join(f" {n} |" for n in names) + "\n" + rule + "---|" * len(names) + "\n"
+            )
+        for e in summary:
             cells = [f"{e['model']}", f"{e['params']}"]
             for key, fmt in (("mse", ".2e"), ("rel_l2", ".2e"), ("max_err", ".2e"),
                              ("train_time", ".1f")):  # fmt: skip
@@ -144,6 +157,7 @@ class Comparison:
                     each = ", ".join(f"{o} {v:.1e}" for o, v in e["rel_l2_outputs"].items())
                     cells[-1] += f" ({each})"
             cells.append(f"{e['steps_per_s']:.1f}")
+            cells += [f"{e['unknowns'][n]:.6g}" for n in names]
             lines.append("| " + " | ".join(cells) + " |")
         return head + "\n".join(lines) + "\n"
 
@@ -486,12 +500,17 @@ def _row(kind: str, width: list[int], seed: int, run) -> dict:
         "evals": m["evals"], "steps_per_s": m["steps"] / max(m["train_time"], 1e-12),
     }  # fmt: skip
     row.update({k: v for k, v in m.items() if k.startswith("rel_l2_")})  # a system's outputs
+    row.update({k: v for k, v in m.items() if k.startswith("param_")})  # trained unknowns
     return row
 
 
 def _columns(rows: list[dict]) -> list[str]:
-    """:data:`COLUMNS` and after them the per-output ``rel_l2_<name>`` columns of systems."""
-    extra = [k for k in (rows[0] if rows else {}) if k.startswith("rel_l2_")]
+    """:data:`COLUMNS` and after them the per-output ``rel_l2_<name>`` columns of systems and
+    the ``param_<name>`` columns of an inverse problem's trained unknowns."""
+    first = rows[0] if rows else {}
+    extra = [k for k in first if k.startswith("rel_l2_")] + [
+        k for k in first if k.startswith("param_")
+    ]
     return COLUMNS + extra
 
 

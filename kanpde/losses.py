@@ -96,9 +96,24 @@ def _warn_untrained_leaves(v: Tensor, x: Tensor, model: nn.Module, where: str, n
         warn(
             f"{where}: the {name} residual depends on {len(foreign)} tensor(s) with "
             f"requires_grad that are not parameters of the model (shapes {shapes}): they are "
-            "not trained; make unknowns parameters of a module that wraps the network and "
-            "pass it as solve(problem, model=module)"
+            "not trained; declare unknown coefficients in the problem (unknowns={'k': 1.0}) "
+            "and read them in pde(x, u, p) as p['k']"
         )
+
+
+class WithUnknowns(nn.Module):
+    """A trial function and a problem's unknown coefficients, trained together.
+
+    The optimizer, checkpoints and the history see this module; the residuals evaluate
+    ``net`` alone and pass ``unknowns`` to the PDE as its third argument ``p``.
+    """
+
+    def __init__(self, net: nn.Module, unknowns: nn.ParameterDict) -> None:
+        super().__init__()
+        self.net, self.unknowns = net, unknowns
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
 
 
 class Residuals:
@@ -131,8 +146,21 @@ class Residuals:
         device,
         seed: int = 0,
         compile: bool = False,
+        unknowns: dict | None = None,
     ):
         self.problem, self.model = problem, model
+        # The problem's unknown coefficients (from their starting values, or ``unknowns``),
+        # trained with the model: ``trainable`` holds both.
+        self.unknowns, self.trainable = None, model
+        if problem.unknowns:
+            start = {**problem.unknowns, **(unknowns or {})}
+            self.unknowns = nn.ParameterDict(
+                {
+                    n: nn.Parameter(torch.tensor(float(v), dtype=dtype, device=device))
+                    for n, v in start.items()
+                }
+            )
+            self.trainable = WithUnknowns(model, self.unknowns)
         domain = problem.domain
         method = points.get("method", "sobol")
         seed = points.get("seed", seed)
@@ -208,11 +236,16 @@ class Residuals:
         # Any call of the user's pde, not only the first (an error may need the full point
         # set or a state reached in training): one line naming the file.
         try:
-            r = self.problem.pde(x, u)
+            r = (
+                self.problem.pde(x, u)
+                if self.unknowns is None
+                else self.problem.pde(x, u, self.unknowns)
+            )
         except (ProblemError, *_NOT_THE_USERS):
             raise
         except Exception as e:  # noqa: BLE001 - user code
-            err = user_code_error(self.problem, "pde(x, u)", e)
+            call = "pde(x, u)" if self.unknowns is None else "pde(x, u, p)"
+            err = user_code_error(self.problem, call, e)
             if _named_u_x(self.problem.pde):
                 err = ProblemError(f"{err} (pde takes (x, u); its parameters are named (u, x))")
             elif isinstance(e, RuntimeError) and "require grad" in str(e):
@@ -348,7 +381,7 @@ class Residuals:
                             "(no gradient path); build it from u and operators such as "
                             "laplacian(u, x)"
                         )
-                    _warn_untrained_leaves(v, x, self.model, where, name)
+                    _warn_untrained_leaves(v, x, self.trainable, where, name)
             else:
                 self._condition_residual(term, x, u, sub, ctx)
         keys = [k for k, root in ctx.misses if root and len(k) <= 2]

@@ -107,9 +107,9 @@ def _as_run(obj):
     from .results import Run
     from .training import model_config
 
-    problem = obj.residuals.problem
-    config = {"problem": problem.name, "model": model_config(obj.model),
-              "parameters": count_parameters(obj.model)}  # fmt: skip
+    problem, net = obj.residuals.problem, obj.residuals.model  # (not the unknowns with it)
+    config = {"problem": problem.name, "model": model_config(net),
+              "parameters": count_parameters(net)}  # fmt: skip
     return Run.from_trainer(obj, problem=problem, config=config, started=time.time())
 
 

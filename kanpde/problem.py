@@ -69,6 +69,7 @@ DICT_FIELDS = {
     "points": "{'interior': 2000, 'boundary': 400}",
     "weights": "{'pde': 1.0, 'dirichlet': 10.0}",
     "presets": "{'fast': {'schedule': '300:adam'}}",
+    "unknowns": "{'k': 1.0}",
 }
 
 
@@ -86,7 +87,8 @@ class Problem:
         ``pde(x, u)`` → the residual, built with :mod:`kanpde.operators` (``x``: ``(N, D)``
         points, ``u``: ``(N, m)`` outputs): one tensor ``(N,)``, ``(N, 1)`` or ``(N, k)``
         (loss term ``pde``), or for systems a tuple or list of them (terms ``pde[0]``,
-        ``pde[1]``, ...) or a dict (terms ``pde[key]``), each weighted by that name.
+        ``pde[1]``, ...) or a dict (terms ``pde[key]``), each weighted by that name. A problem
+        with ``unknowns`` has ``pde(x, u, p)``, ``p[name]`` the unknown's current value.
     conditions : sequence of Condition, or one Condition
         Boundary, initial and data conditions.
     exact : callable, optional
@@ -112,6 +114,11 @@ class Problem:
         ``schedule``, ``points`` and ``weights``.
     description : str
         One line for ``kanpde list``.
+    unknowns : dict, optional
+        An inverse problem's unknown coefficients with their starting values, e.g.
+        ``{"k": 1.0}``: trained with the network (data conditions such as
+        :class:`~kanpde.PointData` pin them down), recorded in the history as ``param_k``
+        and in a run's ``unknowns``.
     source : str, optional
         The problem file, set by :func:`load_problem` (it names the file in messages and is
         hashed into runs, so that ``--resume`` can tell a changed file).
@@ -131,6 +138,7 @@ class Problem:
     dtype: str = "float64"
     presets: dict = field(default_factory=dict)
     description: str = ""
+    unknowns: dict = field(default_factory=dict)
     source: str | None = None  # the problem file, set by load_problem
 
     def __post_init__(self) -> None:
@@ -217,6 +225,7 @@ class Problem:
             )
         if not callable(self.pde):
             fail("pde must be a function pde(x, u) returning the residual")
+        _check_unknowns(self.unknowns, self.pde, fail)
         if not self.outputs or not all(isinstance(o, str) and o.strip() for o in self.outputs):
             fail(f"outputs must be a non-empty list of names, got {self.outputs!r}")
         repeated = sorted({o for o in self.outputs if self.outputs.count(o) > 1})
@@ -327,6 +336,47 @@ class Problem:
                 check_resampling({**self.points, **pts})
             except ValueError as e:
                 fail(f"{label}{e}")
+
+
+def _takes(fn: Callable, n: int) -> bool | None:
+    """Whether ``fn`` can be called with ``n`` positional arguments (None: cannot tell)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        sig.bind(*range(n))
+    except TypeError:
+        return False
+    return True
+
+
+def _check_unknowns(unknowns: dict, pde: Callable, fail: Callable[[str], None]) -> None:
+    """Unknowns' names and starting values, and a ``pde`` taking ``p`` exactly when there
+    are unknowns."""
+    for name, value in unknowns.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            fail(
+                f"unknowns: name {name!r} must be an identifier such as 'k' (p['k'] in pde, "
+                "param_k in the history)"
+            )
+        if (
+            not isinstance(value, numbers.Real)
+            or isinstance(value, bool)
+            or not (math.isfinite(value))
+        ):
+            fail(f"unknowns: {name!r} needs a finite number to start from, got {value!r}")
+    if unknowns and _takes(pde, 3) is False:
+        first = next(iter(unknowns))
+        fail(
+            f"pde must take (x, u, p) when the problem has unknowns; p[{first!r}] is the "
+            f"current value of {first}"
+        )
+    if not unknowns and _takes(pde, 2) is False and _takes(pde, 3):
+        fail(
+            "pde takes a third argument, p, which holds a problem's unknowns, but the problem "
+            "declares none (unknowns={'k': 1.0})"
+        )
 
 
 def _needs_arguments(fn: Callable) -> bool:

@@ -162,6 +162,12 @@ class Run:
         values = out.numpy()
         return values[0] if one else values
 
+    @property
+    def unknowns(self) -> dict[str, float]:
+        """The trained values of the unknown coefficients (``Problem.unknowns``, and the
+        one-number parameters of a module of the user's own), by name; empty if none."""
+        return {k[6:]: v for k, v in self.metrics.items() if k.startswith("param_")}
+
     def state_dict(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
         """The trained parameters and buffers as tensors, for ``module.load_state_dict``."""
         return {k: torch.as_tensor(v, device=device) for k, v in self.state.items()}
@@ -211,7 +217,10 @@ class Run:
             "time_axis": -1 if problem.domain.time_axis is None else problem.domain.time_axis,
             "reference": "exact" if problem.exact is not None else "reference",
         }
-        state = {k: v.detach().cpu().numpy() for k, v in trainer.model.state_dict().items()}
+        # the network's state (what model() rebuilds); the unknowns' values are in metrics
+        net = trainer.residuals.model
+        state = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+        metrics.update({f"param_{n}": float(p.detach()) for n, p in trainer._unknowns})
         return cls(config, hist, solution, metrics, attrs, list(trainer.history.events), state)
 
 
@@ -340,8 +349,13 @@ def load_progress(path: str | Path) -> Run:
         "parameters": config.get("parameters"),
     }
     attrs = {"problem": config.get("problem", ""), "in_progress": True}
+    model_state = dict(state.get("model_state", {}))
+    if config.get("unknowns"):  # trained as losses.WithUnknowns: the network is its .net
+        metrics.update({f"param_{k[9:]}": float(v) for k, v in model_state.items()
+                        if k.startswith("unknowns.")})  # fmt: skip
+        model_state = {k[4:]: v for k, v in model_state.items() if k.startswith("net.")}
     return Run(config, history.columns(), {}, metrics, attrs, logged.get("events", []),
-               dict(state.get("model_state", {})), path)  # fmt: skip
+               model_state, path)  # fmt: skip
 
 
 def load(path: str | Path) -> Run:

@@ -31,7 +31,7 @@ import math
 import numbers
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -1455,11 +1455,14 @@ def cmd_symbolic(args) -> int:
                 out.metrics[key] = refined.metrics[key]
             elif key in ("steps", "evals", "train_time"):
                 out.metrics[key] = 0
+        if refined is not None:  # the unknowns as the refinement left them
+            out.metrics.update({k: v for k, v in refined.metrics.items() if k.startswith("param_")})
         save_run(out, path.parent / "symbolic.h5")
         m = out.metrics
         say(
             f"symbolic model: {m['parameters']} parameters"
             + "".join(f", {k} {m[k]:.3e}" for k in ("mse", "rel_l2", "max_err") if k in m)
+            + "".join(f", {n} = {v:.6g}" for n, v in out.unknowns.items())
         )
         say(f"saved: {path.parent / 'symbolic.h5'}")
     else:
@@ -1494,8 +1497,12 @@ def _refine(run, model: KAN, steps: int, progress: bool):
     if file_hash(source) != run.attrs.get("problem_hash", ""):
         warn(f"{source} changed since the run; refining with its current version")
     cfg = run.config
+    problem = load_problem(source)
+    if problem.unknowns:  # the unknowns go on from the values the run found
+        found = {k: v for k, v in run.unknowns.items() if k in problem.unknowns}
+        problem = replace(problem, unknowns={**problem.unknowns, **found})
     refined = solve(
-        load_problem(source),
+        problem,
         model=model,
         schedule=[{"lbfgs": int(steps)}],
         points=cfg.get("points"),

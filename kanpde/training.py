@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from . import distributed
 from .allocator import retain_freed_memory
-from .losses import Residuals, chunked, error_metrics
+from .losses import Residuals, WithUnknowns, chunked, error_metrics
 from .nn import KAN, MLP, count_parameters, from_config
 from .nn.bases import BSpline
 from .problem import MODEL_OPTIONS, Problem, _first_line, _is_int, warn
@@ -175,6 +175,8 @@ def _unknowns(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     coefficients, whose values the history records."""
     if isinstance(model, KAN | MLP):
         return []
+    if isinstance(model, WithUnknowns):  # a problem's own, under their names
+        return list(model.unknowns.items()) + _unknowns(model.net)
     found, skip = [], []
     for prefix, m in model.named_modules():
         layer = type(m).__module__.startswith("torch.nn") and not isinstance(m, _CONTAINERS)
@@ -621,7 +623,8 @@ class Trainer:
         _warm_up_optimizers()
         self._clock: tuple[float, float] | None = None  # the timed stage's start and end
         self._decayed = 0.0  # fraction of the timed stage's Adam decay applied so far
-        self.model = residuals.model
+        # the network, with the problem's unknown coefficients when it has any
+        self.model = getattr(residuals, "trainable", residuals.model)
         self.stages = stages
         self.test = test
         self.log_every = max(1, int(log_every))
@@ -1836,6 +1839,8 @@ def solve(
         "max_seconds": max_seconds,
         "time_shares": trainer.time_shares,
     }
+    if problem.unknowns:  # their starting values
+        config["unknowns"] = dict(problem.unknowns)
     trainer.config = config
     if state is not None:
         trainer.load_state_dict(state)

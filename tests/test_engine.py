@@ -977,7 +977,7 @@ def test_an_unknown_outside_the_model_is_reported_as_not_trained():
     with pytest.warns(kanpde.KanpdeWarning, match=r"depends on 1 tensor\(s\) with requires_grad"):
         Residuals(p, build_model(p, None, DT), p.points, p.weights, DT, "cpu")
 
-    class Wrapped(torch.nn.Module):  # the README's recipe: no warning
+    class Wrapped(torch.nn.Module):  # a module of the user's own (the README's other way): fine
         def __init__(self):
             super().__init__()
             self.net, self.kappa = build_model(p, None, DT), kappa

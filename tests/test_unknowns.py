@@ -1,0 +1,195 @@
+"""Inverse problems: a problem's ``unknowns`` train with the network and are recorded.
+
+The test problem is k u'' = -2π² sin(πx) on [-1, 1] with u = 0 at both ends and nine data
+points of u = sin(πx): the PDE holds only for k = 2, which the training must recover.
+"""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import kanpde
+from kanpde import Dirichlet, Interval, PointData, Problem, ProblemError, d
+from kanpde.losses import Residuals
+
+XS = np.linspace(-0.9, 0.9, 9)[:, None]
+
+
+def pde(x, u, p):
+    return p["k"] * d(u, x, "x", "x") + 2 * math.pi**2 * torch.sin(math.pi * x)
+
+
+def inverse(**changes) -> Problem:
+    spec = dict(
+        name="inverse",
+        domain=Interval(-1, 1),
+        pde=pde,
+        conditions=[Dirichlet(0.0), PointData(XS, np.sin(math.pi * XS))],
+        exact=lambda x: torch.sin(math.pi * x),
+        points={"interior": 100, "test": 41},
+        unknowns={"k": 0.5},
+        model={"width": [1, 5, 1], "grid": 5},
+        schedule=[{"lbfgs": 200}],
+    )
+    return Problem(**{**spec, **changes})
+
+
+@pytest.fixture(scope="module")
+def recovered(tmp_path_factory):
+    out = tmp_path_factory.mktemp("inverse")
+    with warnings.catch_warnings():  # the unknown is a parameter: no "not trained" warning
+        warnings.simplefilter("error", kanpde.KanpdeWarning)
+        run = kanpde.solve(inverse(), device="cpu", progress=False, out=out)
+    return run, out
+
+
+def test_the_unknown_is_recovered_and_recorded(recovered):
+    run, out = recovered
+    k = run.history["param_k"]
+    assert k[0] == 0.5  # logged at step 0, before the first step: its starting value
+    assert abs(k[-1] - 2.0) < 0.02 and run.metrics["rel_l2"] < 0.01
+    assert run.unknowns == {"k": k[-1]} and run.metrics["param_k"] == k[-1]
+    assert run.config["unknowns"] == {"k": 0.5}
+    loaded = kanpde.load(out)
+    assert loaded.unknowns == run.unknowns
+    # the saved state is the network's alone: the model rebuilds and predicts as trained
+    assert not any(key.startswith(("net.", "unknowns.")) for key in loaded.state)
+    np.testing.assert_array_equal(loaded.predict(run.solution["x"]), run.solution["pred"])
+    # the unknown is not one of the trial function's parameters
+    assert run.config["parameters"] == kanpde.count_parameters(loaded.model())
+
+
+def test_the_gradient_of_the_pde_loss_in_the_unknown_is_its_closed_form():
+    # loss = mean((k u'' + f)²), so d loss / dk = 2 mean((k u'' + f) u''); u'' here by plain
+    # nested autograd, independent of the residual path (jets) that training uses
+    problem = inverse(unknowns={"k": 1.3})
+    torch.manual_seed(0)
+    net = kanpde.build_model(problem, device="cpu")
+    res = Residuals(problem, net, {**problem.points, "method": "sobol"}, {}, torch.float64, "cpu")
+    _, terms = res()
+    (got,) = torch.autograd.grad(terms["pde"], [res.unknowns["k"]])
+    x = res.interior.x.detach().clone().requires_grad_(True)
+    u = net(x)
+    (du,) = torch.autograd.grad(u.sum(), x, create_graph=True)
+    (d2u,) = torch.autograd.grad(du.sum(), x)
+    r = 1.3 * d2u + 2 * math.pi**2 * torch.sin(math.pi * x)
+    expected = 2 * (r * d2u).mean()
+    assert float(got.detach()) == pytest.approx(float(expected.detach()), rel=1e-10)
+    assert abs(float(expected.detach())) > 0.05  # a gradient that can be told from zero
+
+
+def test_every_solve_starts_the_unknown_from_its_starting_value():
+    problem = inverse(schedule=[{"adam": 5, "lr": 0.05}])
+    runs = [kanpde.solve(problem, device="cpu", progress=False) for _ in range(2)]
+    assert [r.history["param_k"][0] for r in runs] == [0.5, 0.5]
+    assert runs[0].unknowns == runs[1].unknowns and runs[0].unknowns["k"] != 0.5
+
+
+def test_an_interrupted_inverse_run_resumes_to_the_uninterrupted_unknown(tmp_path, monkeypatch):
+    from kanpde import training
+    from kanpde.results import load_progress
+
+    class Killed(BaseException):
+        pass
+
+    problem = inverse(schedule=[{"adam": 30, "lr": 0.02}])
+    kw = dict(device="cpu", progress=False, log_every=10, checkpoint_every=10)
+    full = kanpde.solve(problem, out=tmp_path / "full", **kw)
+    original = training.Trainer.save_checkpoint
+
+    def save_then_die(self):
+        original(self)
+        if self.step >= 20:
+            raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(training.Trainer, "save_checkpoint", save_then_die)
+        with pytest.raises(Killed):
+            kanpde.solve(problem, out=tmp_path / "cut", **kw)
+    progress = load_progress(tmp_path / "cut")  # the run so far, for plots
+    assert progress.unknowns == {"k": progress.history["param_k"][-1]}
+    assert progress.unknowns["k"] == full.history["param_k"][2]  # at step 20
+    assert set(progress.state) == set(full.state)  # the network's keys, not the wrapper's
+    resumed = kanpde.solve(problem, resume=tmp_path / "cut", progress=False)
+    np.testing.assert_array_equal(resumed.history["param_k"], full.history["param_k"])
+    assert resumed.unknowns == full.unknowns
+
+
+def test_mlps_train_the_unknown_too_and_compare_tabulates_it(tmp_path):
+    from kanpde.compare import compare
+
+    result = compare(inverse(), kans=[[1, 5, 1]], mlps=[[1, 8, 8, 1]], seeds=1, steps=40,
+                     device="cpu", out=tmp_path)  # fmt: skip
+    for row in result.rows:
+        run = result.runs[row["model"], 0]
+        assert row["param_k"] == run.unknowns["k"] != 0.5
+    header = result.markdown().splitlines()[0]
+    assert header.endswith("| steps/s | k |")
+    kan_line = result.markdown().splitlines()[2]
+    assert kan_line.endswith(f"| {result.rows[0]['param_k']:.6g} |")
+    with open(tmp_path / "comparison.csv") as f:
+        assert f.readline().rstrip().endswith(",param_k")
+
+
+def test_float32_unknowns_follow_the_runs_dtype():
+    run = kanpde.solve(inverse(schedule=[{"adam": 3}]), dtype="float32", device="cpu",
+                       progress=False)  # fmt: skip
+    assert run.history["param_k"].shape == (2,)
+    problem = inverse()
+    net = kanpde.build_model(problem, dtype=torch.float32, device="cpu")
+    res = Residuals(problem, net, problem.points, {}, torch.float32, "cpu")
+    assert res.unknowns["k"].dtype == torch.float32 and float(res.unknowns["k"].detach()) == 0.5
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"unknowns": {"k k": 1.0}}, "unknowns: name 'k k' must be an identifier such as 'k'"),
+        ({"unknowns": {"k": math.nan}}, "unknowns: 'k' needs a finite number to start from"),
+        ({"unknowns": {"k": True}}, "unknowns: 'k' needs a finite number to start from"),
+        ({"unknowns": [("k", 1.0)]}, "unknowns must be a dict such as {'k': 1.0}"),
+        (
+            {"pde": lambda x, u: d(u, x, "x", "x")},
+            "pde must take (x, u, p) when the problem has unknowns; p['k'] is the current",
+        ),
+        ({"unknowns": {}}, "pde takes a third argument, p, which holds a problem's unknowns"),
+    ],
+)
+def test_bad_unknowns_are_one_line_errors(changes, message):
+    with pytest.raises(ProblemError) as e:
+        inverse(**changes)
+    assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_kanpde_solve_prints_the_unknown_and_symbolic_refines_it(tmp_path, capsys):
+    from kanpde.cli import main
+
+    file = tmp_path / "inverse_k.py"
+    file.write_text(
+        "import math\n"
+        "import numpy as np\n"
+        "import torch\n"
+        "from kanpde import Dirichlet, Interval, PointData, Problem, d\n"
+        "xs = np.linspace(-0.9, 0.9, 9)[:, None]\n"
+        "def pde(x, u, p):\n"
+        "    return p['k'] * d(u, x, 'x', 'x') + 2 * math.pi**2 * torch.sin(math.pi * x)\n"
+        "problem = Problem(name='inverse_k', domain=Interval(-1, 1), pde=pde,\n"
+        "    conditions=[Dirichlet(0.0), PointData(xs, np.sin(math.pi * xs))],\n"
+        "    exact=lambda x: torch.sin(math.pi * x), unknowns={'k': 0.5},\n"
+        "    points={'interior': 100, 'test': 41}, model={'width': [1, 5, 1], 'grid': 5},\n"
+        "    schedule=[{'lbfgs': 200}])\n"
+    )
+    assert main(["solve", str(file), "--out", str(tmp_path), "--device", "cpu", "--quiet"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    k = float(line.rsplit("k = ", 1)[1])
+    assert abs(k - 2.0) < 0.02
+    (run_dir,) = tmp_path.glob("inverse_k-*")
+    assert kanpde.load(run_dir).unknowns["k"] == pytest.approx(k, rel=1e-5)
+    # the refinement of the formula trains k on from the value the run found
+    assert main(["symbolic", str(run_dir), "--refine", "5", "--quiet"]) == 0
+    refined = kanpde.load(run_dir / "symbolic.h5")
+    assert refined.history["param_k"][0] == kanpde.load(run_dir).unknowns["k"]
+    assert refined.unknowns["k"] == refined.history["param_k"][-1]
