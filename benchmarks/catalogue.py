@@ -76,6 +76,9 @@ def table(rows: list[dict]) -> str:
         rel = f"{m['rel_l2']:.2e}"
         if parts:
             rel += " (" + ", ".join(f"{k[7:]} {m[k]:.1e}" for k in parts) + ")"
+        found = [k for k in m if k.startswith("param_")]  # an inverse problem's unknowns
+        if found:
+            rel += "; " + ", ".join(f"{k[6:]} = {m[k]:.6g}" for k in found)
         width = ",".join(map(str, r["width"]))
         model = f"{r['model'].upper()} [{width}]"
         if r.get("basis", "bspline") != "bspline":

@@ -37,7 +37,11 @@ TARGETS = {
     "klein_gordon1d": {"rel_l2": 1e-2},
     "kovasznay": {"rel_l2_u": 1e-3, "rel_l2_v": 1e-3},
     "lid_driven_cavity": {"rel_l2_u": 5e-2, "rel_l2_v": 5e-2},
+    "inverse_diffusion1d": {"rel_l2": 1e-3},
 }
+# inverse problems: the value each unknown's readings were made with, and the bound on the
+# trained value's distance from it
+UNKNOWNS = {"inverse_diffusion1d": {"kappa": (0.1, 1e-3)}}
 EXACT = sorted(p.stem for p in PROBLEMS.glob("*.py") if kanpde.load_problem(p).exact is not None)
 
 
@@ -75,7 +79,9 @@ def test_exact_list_covers_the_closed_form_problems():
 def test_exact_solution_satisfies_its_problem(name):
     problem = load(name)
     points = dict(problem.points, interior=300, boundary=200, initial=100, method="sobol")
-    res = Residuals(problem, Closed(problem.exact), points, {}, torch.float64, "cpu")
+    true = {k: v for k, (v, _) in UNKNOWNS.get(name, {}).items()}  # the PDE holds with these
+    assert set(true) == set(problem.unknowns)
+    res = Residuals(problem, Closed(problem.exact), points, {}, torch.float64, "cpu", unknowns=true)
     terms = res.terms_of()
     assert set(terms) >= set(res.pde_names()) | {c.name for c in problem.conditions}
     for key, v in terms.items():
@@ -184,3 +190,5 @@ def test_defaults_reach_target(name):
     run = kanpde.solve(load(name), device="cpu", progress=False)
     for key, bound in TARGETS[name].items():
         assert run.metrics[key] <= bound, (key, run.metrics[key])
+    for key, (true, bound) in UNKNOWNS.get(name, {}).items():
+        assert abs(run.unknowns[key] - true) <= bound, (key, run.unknowns[key])
