@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from . import distributed
 from . import operators as ops
-from .conditions import Condition, PointSet
+from .conditions import Condition, Initial, PointSet
 from .nn.jet import Jet
 from .problem import (
     PDE_TERM,
@@ -61,6 +61,7 @@ class Term:
     fused: bool = False  # evaluated in the shared model call
     count: int = 0  # residual rows over all ranks (the mean's denominator)
     highest: int = 0  # the highest derivative order taken (``order`` stops at the jet's 2)
+    time_order: int = 0  # the highest order of time derivative taken
 
 
 def point_budget(points: dict, kind: str, n_conditions: int, index: int = 0) -> int:
@@ -336,6 +337,18 @@ class Residuals:
         self.pde = Term("pde", self.interior)
         for term in [self.pde, *self.terms]:
             term.order, term.pairs, term.fused = self._probe_one(term)
+        if self.pde.time_order == 1 and len(self.problem.outputs) == 1:
+            # u(x, 0) and a first-order PDE fix u_t(x, 0): prescribing it too over-determines
+            # (in a system, u_t may stand for another output's unprescribed initial value)
+            u = self.problem.outputs[0]
+            for term in self.terms:
+                if isinstance(term.condition, Initial) and term.condition.derivative == 1:
+                    warn(
+                        f"{self.problem.source or self.problem.name}: condition {term.name!r} "
+                        f"prescribes {u}_t at the initial time, but the PDE is first order in "
+                        f"time, so {u}_t there already follows from the PDE and the initial "
+                        "value; the extra condition can only conflict with them"
+                    )
 
     def _probe_one(self, term: Term) -> tuple[int, tuple, bool]:
         points = term.points
@@ -390,6 +403,9 @@ class Residuals:
         # A term joins the shared evaluation when the model's jet serves all its derivatives.
         fused = hasattr(self.model, "jet") and all(root and len(k) <= 2 for k, root in ctx.misses)
         term.highest = max((len(k) for k, _ in ctx.misses), default=0)
+        t = getattr(self.problem.domain, "time_axis", None)
+        if t is not None:
+            term.time_order = max((k.count(t) for k, _ in ctx.misses), default=0)
         return order, pairs, fused
 
     @property

@@ -9,6 +9,7 @@ give a clearly non-zero residual.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -486,6 +487,42 @@ def test_initial_on_steady_domain_is_a_problem_error():
         Problem(name="t", domain=SQUARE, pde=pde, conditions=[Initial(0.0)])
 
 
+@pytest.mark.parametrize(
+    "equation, outputs, warned",
+    [
+        (lambda x, u: d(u, x, "t") - laplacian(u, x), ("u",), True),  # heat: first order
+        (lambda x, u: d(u, x, "t", "t") - laplacian(u, x) + u, ("u",), False),  # Klein-Gordon
+        (lambda x, u: d(u, x, "t") + u * d(u, x, "x"), ("h",), True),  # named by its output
+        # a first-order system: u_t(x, 0) = v(x, 0) may be how v's initial value is given
+        (
+            lambda x, u: (
+                d(u[:, :1], x, "t") - u[:, 1:],
+                d(u[:, 1:], x, "t") - d(u[:, :1], x, "x", "x"),
+            ),
+            ("u", "v"),
+            False,
+        ),  # fmt: skip
+    ],
+)
+def test_a_time_derivative_initial_on_a_first_order_pde_is_warned_about(equation, outputs, warned):
+    # Initial(derivative=1) on the heat equation was accepted without a word
+    domain = Interval(0, 1) * Time(0, 1)
+    conds = [Initial(0.0, component=outputs[0]), Initial(1.0, derivative=1, component=outputs[0])]
+    problem = Problem(name="t", domain=domain, pde=equation, conditions=conds, outputs=outputs)
+    f = lambda x: x[:, :1].repeat(1, len(outputs)) * x[:, 1:]  # noqa: E731
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Residuals(problem, Closed(f), POINTS, {}, DT, "cpu")
+    said = [str(w.message) for w in caught if "prescribes" in str(w.message)]
+    name = outputs[0]
+    expected = [
+        f"t: condition 'initial_dt' prescribes {name}_t at the initial time, but the PDE is first "
+        f"order in time, so {name}_t there already follows from the PDE and the initial value; "
+        "the extra condition can only conflict with them"
+    ]
+    assert said == (expected if warned else [])
+
+
 def test_initial_derivative_order_is_checked():
     with pytest.raises(ValueError, match="derivative must be 0 or 1"):
         Initial(0.0, derivative=2)
@@ -684,6 +721,8 @@ JET_CASES = {
 }
 
 
+# the scalar case puts every condition on one heat equation, u_t's Initial too (warned about)
+@pytest.mark.filterwarnings("ignore:.*condition 'initial_dt' prescribes u_t")
 @pytest.mark.parametrize("kind", ["kan", "mlp"])
 @pytest.mark.parametrize("case", list(JET_CASES))
 def test_jet_served_terms_equal_autograd(kind, case):
