@@ -345,8 +345,10 @@ def cached(
             stacklevel=2,
         )
         return ref
+    from ..results import ResultsError
+
     try:
         _write_atomic(path, _to_bytes(ref, header))
-    except OSError as exc:
+    except (OSError, ResultsError) as exc:  # write_atomic reports an OSError as ResultsError
         warnings.warn(f"could not write cache file {path}: {exc!r}", RuntimeWarning, stacklevel=2)
     return ref
