@@ -322,6 +322,11 @@ def solution(
         if len(parts) > 1:
             title += f" ({', '.join(parts)})"
         title += f", max |error| {_fmt(m.get('max_err', np.nan))}"
+    found = getattr(run, "unknowns", {})  # an inverse problem's trained coefficients
+    if found:
+        title += ("\n" if ref is None else "; ") + ", ".join(
+            f"{n} = {v:.6g}" for n, v in found.items()
+        )
     fig.suptitle(title, fontsize=10)
     return fig
 

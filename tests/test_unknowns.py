@@ -60,6 +60,11 @@ def test_the_unknown_is_recovered_and_recorded(recovered):
     np.testing.assert_array_equal(loaded.predict(run.solution["x"]), run.solution["pred"])
     # the unknown is not one of the trial function's parameters
     assert run.config["parameters"] == kanpde.count_parameters(loaded.model())
+    # the solution figure's title gives the trained value
+    from kanpde import plot
+
+    title = plot.solution(loaded)._suptitle.get_text()
+    assert title.endswith(f"; k = {k[-1]:.6g}"), title
 
 
 def test_the_gradient_of_the_pde_loss_in_the_unknown_is_its_closed_form():
