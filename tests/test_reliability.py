@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from stops import Killed, kill_after_checkpoint
 
 import kanpde
 from kanpde.checkpoint import load_checkpoint
@@ -450,31 +451,14 @@ SMALL = [
 ]
 
 
-class _Killed(BaseException):
-    """Stands for SIGKILL: nothing in kanpde catches it."""
-
-
-def _kill_after_checkpoint(monkeypatch, step):
-    from kanpde import training
-
-    original = training.Trainer.save_checkpoint
-
-    def save_then_die(self):
-        original(self)
-        if self.step >= step:
-            raise _Killed
-
-    monkeypatch.setattr(training.Trainer, "save_checkpoint", save_then_die)
-
-
 def test_cli_resume_restores_the_runs_log_and_checkpoint_intervals(tmp_path, monkeypatch):
     from kanpde.cli import main
 
     assert main(["solve", POISSON1D, *SMALL, "--out", str(tmp_path / "full")]) == 0
     full = kanpde.load(run_dir(tmp_path / "full"))
     with monkeypatch.context() as m:
-        _kill_after_checkpoint(m, 20)
-        with pytest.raises(_Killed):
+        kill_after_checkpoint(m, 20)
+        with pytest.raises(Killed):
             main(["solve", POISSON1D, *SMALL, "--out", str(tmp_path / "killed")])
     d = run_dir(tmp_path / "killed")
     assert load_checkpoint(d / "checkpoint.h5")["position"]["step"] == 20
@@ -490,8 +474,8 @@ def test_cli_resume_interval_may_be_overridden(tmp_path, monkeypatch):
     from kanpde.cli import main
 
     with monkeypatch.context() as m:
-        _kill_after_checkpoint(m, 10)
-        with pytest.raises(_Killed):
+        kill_after_checkpoint(m, 10)
+        with pytest.raises(Killed):
             main(["solve", POISSON1D, *SMALL, "--out", str(tmp_path)])
     d = run_dir(tmp_path)
     assert main(["solve", POISSON1D, "--resume", str(d), "--quiet", "--log-every", "10"]) == 0

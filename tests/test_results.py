@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from stops import Killed, kill_after_checkpoint
 
 import kanpde
 from kanpde.results import ResultsError, Run, load, save_run, write_atomic
@@ -457,11 +458,6 @@ def test_a_run_of_the_users_own_module_resumes_with_the_module_given_again(tmp_p
     # Resuming rebuilt the model from the saved config, which a custom module cannot be.
     import math
 
-    from kanpde import training
-
-    class Killed(BaseException):
-        pass
-
     problem = kanpde.Problem(
         name="own", domain=kanpde.Interval(-1, 1),
         pde=lambda x, u: kanpde.d(u, x, "x", "x") + 2 * math.pi**2 * torch.sin(math.pi * x),
@@ -476,15 +472,8 @@ def test_a_run_of_the_users_own_module_resumes_with_the_module_given_again(tmp_p
     kw = dict(schedule=[{"adam": 30}], progress=False, device="cpu", log_every=10,
               checkpoint_every=10)  # fmt: skip
     full = kanpde.solve(problem, model=fresh(), out=tmp_path / "full", **kw)
-    original = training.Trainer.save_checkpoint
-
-    def save_then_die(self):
-        original(self)
-        if self.step >= 20:
-            raise Killed
-
     with monkeypatch.context() as m:
-        m.setattr(training.Trainer, "save_checkpoint", save_then_die)
+        kill_after_checkpoint(m, 20)
         with pytest.raises(Killed):
             kanpde.solve(problem, model=fresh(), out=tmp_path / "cut", **kw)
     with pytest.raises(ValueError, match=r"module of the user's own .*pass a fresh one as model="):

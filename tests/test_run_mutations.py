@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from stops import Killed, kill_after_checkpoint
 
 import kanpde
 from kanpde.checkpoint import load_checkpoint, save_checkpoint
@@ -304,19 +305,7 @@ def test_a_time_dependent_runs_file_names_its_time_column(tmp_path):
 def test_progress_of_a_run_counts_steps_to_its_checkpoint_not_its_last_log(tmp_path, monkeypatch):
     """Checkpoints every 3 steps, logs every 5: the checkpoint of step 6 has rows of steps 0
     and 5, and load_progress reports 6 steps (catches: the steps read off the last row)."""
-    from kanpde import training
-
-    class Killed(BaseException):
-        pass
-
-    original = training.Trainer.save_checkpoint
-
-    def save_then_die(self):
-        original(self)
-        if self.step >= 6:
-            raise Killed
-
-    monkeypatch.setattr(training.Trainer, "save_checkpoint", save_then_die)
+    kill_after_checkpoint(monkeypatch, 6)
     with pytest.raises(Killed):
         kanpde.solve(POISSON1D, schedule="3:adam=20", points={"interior": 20, "test": 5},
                      log_every=5, checkpoint_every=3, out=tmp_path, progress=False,

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from stops import Killed, kill_after_checkpoint
 
 import kanpde
 from kanpde import Dirichlet, Interval, PointData, Problem, ProblemError, d
@@ -94,24 +95,13 @@ def test_every_solve_starts_the_unknown_from_its_starting_value():
 
 
 def test_an_interrupted_inverse_run_resumes_to_the_uninterrupted_unknown(tmp_path, monkeypatch):
-    from kanpde import training
     from kanpde.results import load_progress
-
-    class Killed(BaseException):
-        pass
 
     problem = inverse(schedule=[{"adam": 30, "lr": 0.02}])
     kw = dict(device="cpu", progress=False, log_every=10, checkpoint_every=10)
     full = kanpde.solve(problem, out=tmp_path / "full", **kw)
-    original = training.Trainer.save_checkpoint
-
-    def save_then_die(self):
-        original(self)
-        if self.step >= 20:
-            raise Killed
-
     with monkeypatch.context() as m:
-        m.setattr(training.Trainer, "save_checkpoint", save_then_die)
+        kill_after_checkpoint(m, 20)
         with pytest.raises(Killed):
             kanpde.solve(problem, out=tmp_path / "cut", **kw)
     progress = load_progress(tmp_path / "cut")  # the run so far, for plots
