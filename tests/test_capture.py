@@ -69,9 +69,11 @@ def cuda_paths(monkeypatch):
 def _hits(residuals: Residuals) -> list[str]:
     """The syncing ops of the step the trainer captures; its gradients are checked against
     those of the plain path (the same loss, every derivative by nested autograd)."""
-    params = [p for p in residuals.model.parameters() if p.requires_grad]
+    # the network's parameters and an inverse problem's unknowns, as the trainer steps them
+    params = [p for p in residuals.trainable.parameters() if p.requires_grad]
     plain = Residuals(residuals.problem, Closed(residuals.model), POINTS,
                       residuals.problem.weights, DT, "cpu")  # fmt: skip
+    plain.unknowns = residuals.unknowns  # the same tensors, for their gradients
     if residuals.penalty is not None:
         plain.penalty_weight = residuals.penalty_weight
         plain.penalty = lambda wrapped, x: residuals.penalty(wrapped.f, x)
