@@ -111,7 +111,7 @@ class Comparison:
     def summary(self) -> list[dict]:
         """Median and min–max over seeds, per model (for a system also ``rel_l2_outputs``,
         each output's median relative L2 by name; for an inverse problem ``unknowns``, each
-        unknown's median trained value)."""
+        unknown's median trained value, and ``unknowns_min`` / ``unknowns_max``)."""
         out = []
         for label in dict.fromkeys(r["model"] for r in self.rows):
             rs = [r for r in self.rows if r["model"] == label]
@@ -127,9 +127,10 @@ class Comparison:
                 }
             found = [k for k in rs[0] if k.startswith("param_")]  # an inverse problem's
             if found:
-                entry["unknowns"] = {
-                    k[len("param_") :]: float(np.median([r[k] for r in rs])) for k in found
-                }
+                values = {k[len("param_") :]: np.array([r[k] for r in rs], float) for k in found}
+                entry["unknowns"] = {n: float(np.median(v)) for n, v in values.items()}
+                entry["unknowns_min"] = {n: float(v.min()) for n, v in values.items()}
+                entry["unknowns_max"] = {n: float(v.max()) for n, v in values.items()}
             out.append(entry)
         return out
 
@@ -157,7 +158,10 @@ class Comparison:
                     each = ", ".join(f"{o} {v:.1e}" for o, v in e["rel_l2_outputs"].items())
                     cells[-1] += f" ({each})"
             cells.append(f"{e['steps_per_s']:.1f}")
-            cells += [f"{e['unknowns'][n]:.6g}" for n in names]
+            cells += [
+                f"{e['unknowns'][n]:.6g} [{e['unknowns_min'][n]:.6g}–{e['unknowns_max'][n]:.6g}]"
+                for n in names
+            ]
             lines.append("| " + " | ".join(cells) + " |")
         return head + "\n".join(lines) + "\n"
 
@@ -345,6 +349,13 @@ def _plan(
     if steps is not None:
         kan_stages = _scaled(kan_stages, steps / max(1, sum(s.steps for s in kan_stages)))
     total = sum(s.steps for s in kan_stages)
+    if total == 0:
+        given = (
+            f"--schedule {schedule!r}"
+            if schedule is not None
+            else (f"{problem.source or problem.name}: the problem's schedule")
+        )
+        raise CLIError(f"{given}: no optimizer steps; the study would compare untrained networks")
     n_in, n_out = problem.domain_dim, len(problem.outputs)
     if kans is None:  # the problem's KAN, or the default KAN of an MLP problem
         own = problem.model.get("type", "kan") == "kan" and problem.model.get("width")

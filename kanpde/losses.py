@@ -102,6 +102,17 @@ def _warn_untrained_leaves(v: Tensor, x: Tensor, model: nn.Module, where: str, n
         )
 
 
+class Unknowns(nn.ParameterDict):
+    """``p`` of ``pde(x, u, p)``: the unknowns by name, in the order declared."""
+
+    def __getitem__(self, key: str) -> nn.Parameter:
+        if key not in self:  # (the dict's own error is an AttributeError about its attributes)
+            raise KeyError(
+                f"p has no unknown {key!r}; the problem declares {', '.join(map(repr, self))}"
+            )
+        return super().__getitem__(key)
+
+
 class WithUnknowns(nn.Module):
     """A trial function and a problem's unknown coefficients, trained together.
 
@@ -115,6 +126,17 @@ class WithUnknowns(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+
+def _reached(v: Tensor, unknowns: dict[str, nn.Parameter]) -> set[str]:
+    """The names of the ``unknowns`` that ``v`` depends on (through autograd)."""
+    if not v.requires_grad:
+        return set()
+    names = list(unknowns)
+    grads = torch.autograd.grad(
+        v.sum(), [unknowns[n] for n in names], retain_graph=True, allow_unused=True
+    )
+    return {n for n, g in zip(names, grads) if g is not None}
 
 
 class Residuals:
@@ -155,12 +177,9 @@ class Residuals:
         self.unknowns, self.trainable = None, model
         if problem.unknowns:
             start = {**problem.unknowns, **(unknowns or {})}
-            self.unknowns = nn.ParameterDict(
-                {
-                    n: nn.Parameter(torch.tensor(float(v), dtype=dtype, device=device))
-                    for n, v in start.items()
-                }
-            )
+            self.unknowns = Unknowns()
+            for n, v in start.items():  # one by one: a dict given at once would be sorted
+                self.unknowns[n] = nn.Parameter(torch.tensor(float(v), dtype=dtype, device=device))
             self.trainable = WithUnknowns(model, self.unknowns)
         domain = problem.domain
         method = points.get("method", "sobol")
@@ -366,6 +385,7 @@ class Residuals:
         )
         x = sub.x.clone().requires_grad_(True)
         where = self.problem.source or f"problem {self.problem.name!r}"
+        reached: set[str] = set()  # the unknowns some PDE residual depends on
         with self.context() as ctx:
             u = self.model(x)
             ctx.mark_root(u, x)
@@ -395,8 +415,17 @@ class Residuals:
                             "laplacian(u, x)"
                         )
                     _warn_untrained_leaves(v, x, self.trainable, where, name)
+                    if self.unknowns is not None:
+                        reached |= _reached(v, dict(self.unknowns))
             else:
                 self._condition_residual(term, x, u, sub, ctx)
+        missed = [n for n in self.unknowns or {} if n not in reached]
+        if term.condition is None and missed:
+            raise ProblemError(
+                f"{where}: unknown {missed[0]!r} does not reach the PDE residual, so it would "
+                f"keep its start value: pde never reads p[{missed[0]!r}], or cuts it off from "
+                "the gradient (float(), .item(), p.get with another name)"
+            )
         keys = [k for k, root in ctx.misses if root and len(k) <= 2]
         order = max((len(k) for k in keys), default=0)
         pairs = tuple(sorted({k for k in keys if len(k) == 2}))

@@ -507,7 +507,7 @@ def check_weights(weights, conditions: Sequence[str]) -> None:
     for key, value in weights.items():
         is_pde = key == "pde" or (isinstance(key, str) and PDE_TERM.fullmatch(key) is not None)
         if not is_pde and key not in conditions:
-            valid = ", ".join(["pde", "pde[k]", *conditions])
+            valid = ", ".join(["pde", "pde[0], pde[1], ... (a system's residuals)", *conditions])
             raise ValueError(f"weights: unknown key {key!r}; valid keys: {valid}")
         if not isinstance(value, numbers.Real) or isinstance(value, bool):
             raise ValueError(f"weights: {key!r} must be a number, got {value!r}")

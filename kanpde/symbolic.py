@@ -1423,6 +1423,7 @@ def cmd_symbolic(args) -> int:
             f for f, on in (("--prune", args.prune), ("--refine", args.refine > 0)) if on
         )
         say(f"{path}: already symbolic; {flags} ignored (run them on the spline run)")
+    refined = None  # the refinement's run, if any
     if not is_symbolic(model):
         if "x" not in run.solution:
             raise ValueError(f"{path}: no evaluation points stored; cannot fit the edges")
@@ -1437,7 +1438,7 @@ def cmd_symbolic(args) -> int:
             # auto_symbolic keeps an edge whose best fit misses the threshold as a spline
             kept = "" if fit.r2 >= args.r2 else f"  (kept as spline: R² < {args.r2:g})"
             say(f"edge ({l},{i},{j}): {fit.name:<8} R² = {fit.r2:.8f}{kept}")
-        history, refined = run.history, None
+        history = run.history
         if args.refine > 0:
             model, refined = _refine(run, model, args.refine, not args.quiet)
             history = refined.history
@@ -1475,6 +1476,9 @@ def cmd_symbolic(args) -> int:
         text = "\n".join(f"{name} = {e}" for name, e in zip(outputs, expr))
     else:
         text = str(expr)
+    # an inverse problem's unknowns, as the refinement (or the run) left them
+    found = (refined or run).unknowns
+    text += "".join(f"\n{name} = {value:.6g}" for name, value in found.items())
     print(text)
     target = path.parent / "formula.txt"
     write_atomic(target, lambda tmp: Path(tmp).write_text(text + "\n"))

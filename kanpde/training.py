@@ -266,6 +266,12 @@ def _warn_undetermined(problem: Problem) -> None:
             "Dirichlet(g), unless your model builds them in"
         )
         return
+    if problem.unknowns and not any(c.where == "data" for c in problem.conditions):
+        warn(
+            f"{problem.source or problem.name}: the problem has unknowns "
+            f"({', '.join(problem.unknowns)}) but no data condition (PointData): the PDE and "
+            "boundary conditions alone rarely pin them down, so many values may fit"
+        )
     time = getattr(problem.domain, "time_axis", None)
     if time is None or any(c.where in ("initial", "data") for c in problem.conditions):
         return
@@ -1681,6 +1687,12 @@ def solve(
             raise ProblemError(
                 f"{problem.source or problem.name}: differs from the problem of the checkpoint in "
                 f"{resume} (name or file contents changed); resume with the same problem file"
+            )
+        if saved.get("unknowns", {}) != dict(problem.unknowns):  # (the file's hash may be None)
+            raise ValueError(
+                f"resume={str(resume)!r}: the problem's unknowns {dict(problem.unknowns)} differ "
+                f"from the run's {saved.get('unknowns', {})}; resume with the problem the run "
+                "was started with"
             )
         # Settings the run brings itself: a different one given too would be ignored.
         clash = [name for name, v in (("schedule", schedule), ("points", points),

@@ -124,7 +124,8 @@ def test_mlps_train_the_unknown_too_and_compare_tabulates_it(tmp_path):
     header = result.markdown().splitlines()[0]
     assert header.endswith("| steps/s | k |")
     kan_line = result.markdown().splitlines()[2]
-    assert kan_line.endswith(f"| {result.rows[0]['param_k']:.6g} |")
+    k = result.rows[0]["param_k"]  # one seed: median, min and max are its value
+    assert kan_line.endswith(f"| {k:.6g} [{k:.6g}–{k:.6g}] |")
     with open(tmp_path / "comparison.csv") as f:
         assert f.readline().rstrip().endswith(",param_k")
 
@@ -188,3 +189,86 @@ def test_kanpde_solve_prints_the_unknown_and_symbolic_refines_it(tmp_path, capsy
     refined = kanpde.load(run_dir / "symbolic.h5")
     assert refined.history["param_k"][0] == kanpde.load(run_dir).unknowns["k"]
     assert refined.unknowns["k"] == refined.history["param_k"][-1]
+    # the formula file ends with the unknown as the refinement left it
+    last = (run_dir / "formula.txt").read_text().splitlines()[-1]
+    assert last == f"k = {refined.unknowns['k']:.6g}"
+
+
+@pytest.mark.parametrize(
+    "reads, missed",
+    [
+        (lambda p: p.get("kappa", 1.0), "k"),  # another name, with a default
+        (lambda p: float(p["k"]), "k"),  # detached
+        (lambda p: p["k"] + 0 * p["c"].item(), "c"),  # one of two detached
+    ],
+)
+def test_an_unknown_the_pde_does_not_reach_is_refused(reads, missed):
+    # each kept its start value and was printed as the value found
+    unknowns = {"k": 0.5, "c": 1.0} if missed == "c" else {"k": 0.5}
+
+    def pde(x, u, p):
+        return reads(p) * d(u, x, "x", "x") + 2 * math.pi**2 * torch.sin(math.pi * x)
+
+    with pytest.raises(ProblemError) as e, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's about float() of a parameter
+        kanpde.solve(inverse(pde=pde, unknowns=unknowns), device="cpu", progress=False)
+    assert str(e.value) == (
+        f"problem 'inverse': unknown {missed!r} does not reach the PDE residual, so it would "
+        f"keep its start value: pde never reads p[{missed!r}], or cuts it off from the gradient "
+        "(float(), .item(), p.get with another name)"
+    )
+
+
+def test_a_misspelled_unknown_names_the_declared_ones():
+    def pde(x, u, p):
+        return p["kapa"] * d(u, x, "x", "x")
+
+    with pytest.raises(ProblemError, match=r"KeyError: \"p has no unknown 'kapa'; the problem "
+                       r"declares 'kappa', 'c'\""):  # fmt: skip
+        kanpde.solve(inverse(pde=pde, unknowns={"kappa": 1.0, "c": 2.0}), progress=False)
+
+
+def test_unknowns_keep_their_declared_order():
+    # a dict given to the ParameterDict at once was sorted: z came after a
+    def pde(x, u, p):
+        return p["z"] * p["a"] * d(u, x, "x", "x") + 2 * math.pi**2 * torch.sin(math.pi * x)
+
+    run = kanpde.solve(inverse(pde=pde, unknowns={"z": 1.0, "a": 0.5}, schedule=[{"adam": 2}]),
+                       device="cpu", progress=False)  # fmt: skip
+    assert list(run.unknowns) == ["z", "a"]
+    assert [k for k in run.history if k.startswith("param_")] == ["param_z", "param_a"]
+
+
+def test_resuming_with_other_unknowns_is_refused(tmp_path, monkeypatch):
+    # accepted: the result recorded the new start value, its history the old one
+    import dataclasses
+
+    problem = inverse(schedule=[{"adam": 30}])
+    with monkeypatch.context() as m:
+        kill_after_checkpoint(m, 10)
+        with pytest.raises(Killed):
+            kanpde.solve(problem, out=tmp_path, progress=False, checkpoint_every=10)
+    for other in ({"k": 5.0}, {"k": 0.5, "c": 1.0}):
+        edited = dataclasses.replace(problem, unknowns=other)
+        with pytest.raises(ValueError) as e:
+            kanpde.solve(edited, resume=tmp_path, progress=False)
+        assert str(e.value) == (
+            f"resume={str(tmp_path)!r}: the problem's unknowns {other} differ from the run's "
+            "{'k': 0.5}; resume with the problem the run was started with"
+        )
+
+
+def test_unknowns_without_data_are_warned_about():
+    problem = inverse(conditions=[Dirichlet(0.0)], schedule=[{"adam": 1}])
+    with pytest.warns(kanpde.KanpdeWarning, match=r"inverse: the problem has unknowns "
+                      r"\(k\) but no data condition \(PointData\)"):  # fmt: skip
+        kanpde.solve(problem, device="cpu", progress=False)
+
+
+def test_a_study_of_a_schedule_without_steps_is_refused(tmp_path):
+    from kanpde.cli import CLIError
+    from kanpde.compare import compare
+
+    with pytest.raises(CLIError, match=r"--schedule '5:adam=0': no optimizer steps; the study"):
+        compare(inverse(), schedule="5:adam=0", seeds=1, device="cpu", out=tmp_path)
+    assert list(tmp_path.iterdir()) == []
