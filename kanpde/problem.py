@@ -113,7 +113,8 @@ class Problem:
         [...]}}`` for a GPU-sized run (``kanpde solve --preset full``); each may set ``model``,
         ``schedule``, ``points`` and ``weights``.
     description : str
-        One line for ``kanpde list``.
+        One line for ``kanpde list`` (default: the first line of the problem file's
+        docstring).
     unknowns : dict, optional
         An inverse problem's unknown coefficients with their starting values, e.g.
         ``{"k": 1.0}``: trained with the network (data conditions such as
@@ -638,6 +639,9 @@ def load_problem(path: str | Path) -> Problem:
             f"{path}: `problem` must be a kanpde.Problem, got {type(problem).__name__}"
         )
     problem.source = str(path)
+    if not problem.description and (module.__doc__ or "").strip():
+        # `kanpde list` shows it: the file's docstring says what the problem is
+        problem.description = module.__doc__.strip().splitlines()[0]
     return problem
 
 

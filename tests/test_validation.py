@@ -1197,12 +1197,17 @@ def test_list_shows_descriptions_and_takes_sweep_and_compare_calls_for_studies(t
     (tmp_path / "c.py").write_text(
         "import kanpde.compare as C\n" + GOOD + "C.compare(problem, seeds=0)\n"
     )
+    # without description=, the first line of the file's docstring (the name was shown)
+    (tmp_path / "d.py").write_text('"""Heat with a hot left end.\n\nMore."""\n' + GOOD)
+    (tmp_path / "e.py").write_text(GOOD)  # neither: the name
     assert main(["list", str(tmp_path)]) == 0
     line = GOOD.count("\n") + 2
     assert capsys.readouterr().out.splitlines() == [
         "a  2-D Poisson",
         f"b  [script, not imported: line {line} runs a study]",
         f"c  [script, not imported: line {line} runs a study]",
+        "d  Heat with a hot left end.",
+        "e  t",
     ]
 
 
