@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SKIP = {".git", ".venv", "notebooks", "runs", ".pytest_cache", ".ruff_cache"}
 # Notebooks whose point is their figures: each must display at least one image.
-FIGURES = {"01_quickstart_poisson", "02_grid_extension", "04_time_dependent"}
+FIGURES = {"01_quickstart_poisson", "02_grid_extension", "04_time_dependent",
+           "06_inverse_problem"}  # fmt: skip
 CELL_TIMEOUT = 600
 
 
