@@ -128,7 +128,7 @@ class WithUnknowns(nn.Module):
         return self.net(x)
 
 
-def _reached(v: Tensor, unknowns: dict[str, nn.Parameter]) -> set[str]:
+def _reached(v: Tensor, unknowns: nn.ParameterDict) -> set[str]:
     """The names of the ``unknowns`` that ``v`` depends on (through autograd)."""
     if not v.requires_grad:
         return set()
@@ -416,11 +416,11 @@ class Residuals:
                         )
                     _warn_untrained_leaves(v, x, self.trainable, where, name)
                     if self.unknowns is not None:
-                        reached |= _reached(v, dict(self.unknowns))
+                        reached |= _reached(v, self.unknowns)
             else:
                 self._condition_residual(term, x, u, sub, ctx)
         missed = [n for n in self.unknowns or {} if n not in reached]
-        if term.condition is None and missed:
+        if missed and term.condition is None:
             raise ProblemError(
                 f"{where}: unknown {missed[0]!r} does not reach the PDE residual, so it would "
                 f"keep its start value: pde never reads p[{missed[0]!r}], or cuts it off from "

@@ -641,7 +641,7 @@ def history(
         (k for k in h if k.startswith("rel_l2_")),
         key=lambda k: (order.index(k[7:]) if k[7:] in order else len(order), k),
     )
-    unknowns = sorted(k for k in h if k.startswith("param_"))
+    unknowns = [k for k in h if k.startswith("param_")]  # in the order declared
     npanel = 1 + bool(errors) + bool(unknowns)
     fig = _figure(figsize or (7.5, 2.9 * npanel + 0.6))
     axs = fig.subplots(npanel, 1, sharex=True, squeeze=False)[:, 0]

@@ -361,11 +361,9 @@ def _check_unknowns(unknowns: dict, pde: Callable, fail: Callable[[str], None]) 
                 f"unknowns: name {name!r} must be an identifier such as 'k' (p['k'] in pde, "
                 "param_k in the history)"
             )
-        if (
-            not isinstance(value, numbers.Real)
-            or isinstance(value, bool)
-            or not (math.isfinite(value))
-        ):
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            fail(f"unknowns: {name!r} needs a finite number to start from, got {value!r}")
+        if not math.isfinite(value):
             fail(f"unknowns: {name!r} needs a finite number to start from, got {value!r}")
     if unknowns and _takes(pde, 3) is False:
         first = next(iter(unknowns))

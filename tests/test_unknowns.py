@@ -237,6 +237,10 @@ def test_unknowns_keep_their_declared_order():
                        device="cpu", progress=False)  # fmt: skip
     assert list(run.unknowns) == ["z", "a"]
     assert [k for k in run.history if k.startswith("param_")] == ["param_z", "param_a"]
+    from kanpde import plot
+
+    (panel,) = [a for a in plot.history(run).axes if a.get_label() == "unknowns"]
+    assert [line.get_label()[0] for line in panel.get_lines()] == ["z", "a"]
 
 
 def test_resuming_with_other_unknowns_is_refused(tmp_path, monkeypatch):
