@@ -933,6 +933,15 @@ def _device_setting(device) -> str:
     return str(dev)
 
 
+# The option (or file) behind each setting of a saved study, for the resume refusal.
+_SETTING_OPTIONS = {
+    "problem_hash": "the problem file", "models": "--kan/--mlp/--activation",
+    "matched_mlps": "--kan/--mlp", "runs_planned": "--kan/--mlp/--seeds",
+    "kan_schedule": "--schedule/--steps", "mlp_schedule": "--schedule/--steps",
+    "points": "--points", "log_every": "--log-every", "grids": "--grids",
+}  # fmt: skip
+
+
 def _same_settings(out: Path, saved: dict, setup: dict, ignore=frozenset()) -> None:
     """Refuse to resume the study in ``out`` with settings other than its own."""
     mine = json.loads(json.dumps(setup))  # as the file holds them (lists, not tuples)
@@ -940,14 +949,20 @@ def _same_settings(out: Path, saved: dict, setup: dict, ignore=frozenset()) -> N
     with contextlib.suppress(AssertionError, RuntimeError, TypeError, ValueError):  # "cuda"
         saved["device"] = _device_setting(saved["device"])
     keys = (mine.keys() | saved.keys()) - set(ignore)
-    differ = sorted(k for k in keys if mine.get(k) != saved.get(k))
+    valued = ("budget", "device", "dtype", "seconds", "seed", "seeds", "steps")
+    # the settings whose values say what differs first, then the options behind the others
+    differ = sorted(
+        (k for k in keys if mine.get(k) != saved.get(k)), key=lambda k: (k not in valued, k)
+    )
     if not differ:
         return
     shown = [
-        f"{k}: {saved.get(k)} there, {mine.get(k)} here" if k in ("device", "dtype", "seeds",
-        "seed", "steps", "budget", "seconds") else k
+        f"--{k}: {saved.get(k)} there, {mine.get(k)} here"
+        if k in valued
+        else _SETTING_OPTIONS.get(k, k)
         for k in differ
-    ]  # fmt: skip
+    ]
+    shown = list(dict.fromkeys(shown))  # several settings may come from one option
     raise CLIError(
         f"--resume {out}: the study was started with other settings ({'; '.join(shown)}); give "
         "the problem file and options it was started with"
@@ -1035,12 +1050,49 @@ def _resumable(out: Path) -> bool:
     return any(runs.glob("*/result.h5")) or any(runs.glob("*/checkpoint.h5"))
 
 
+def _saved_options(args, out: Path, problem) -> None:
+    """The options of ``kanpde compare --resume`` not given on the command line, taken from
+    the study saved in ``out`` (as ``kanpde solve --resume`` takes a run's own); options given
+    are checked against the study's as before."""
+    from .results import ResultsError
+
+    try:
+        setup = Comparison.load(out, runs=False).setup
+    except ResultsError:  # not a study: _finished_runs says so
+        return
+
+    def left(option: str) -> bool:
+        return not any(_names_option(a, option) for a in getattr(args, "argv", ()))
+
+    models = setup.get("models", [])
+    mlps = [m for m in models if m.get("type") == "mlp"]
+    if left("--kan"):
+        args.kan = [",".join(map(str, m["width"])) for m in models if m.get("type") == "kan"]
+    if left("--mlp") and not setup.get("matched_mlps"):  # (matched ones follow the KANs)
+        args.mlp = [",".join(map(str, m["width"])) for m in mlps]
+    if left("--activation") and mlps:
+        args.activation = mlps[0].get("activation", args.activation)
+    if left("--schedule") and left("--steps"):  # the KAN schedule as the study scaled it
+        args.schedule = setup.get("kan_schedule", args.schedule)
+    for option, key in (("--seeds", "seeds"), ("--budget", "budget"), ("--seconds", "seconds"),
+                        ("--dtype", "dtype")):  # fmt: skip
+        if left(option) and key in setup:
+            setattr(args, key, setup[key])
+    if left("--points") and "points" in setup:  # the counts the study laid over the problem's
+        given = {k: v for k, v in setup["points"].items() if problem.points.get(k) != v}
+        args.points = given or None
+    if left("--log-every"):
+        args.log_every = setup.get("log_every", 50)
+
+
 def cmd_compare(args) -> int:
     from .problem import load_problem
     from .training import TrainingStopped
 
     problem = load_problem(args.problem)
     _check_common(args)
+    if args.resume is not None and Path(args.resume).is_dir():
+        _saved_options(args, Path(args.resume), problem)
     plan = _plan(
         problem, args.kan, args.mlp, args.seeds, args.budget, args.seconds, args.steps,
         args.device, args.dtype, args.activation, args.schedule, args.points, args.log_every,
@@ -1129,8 +1181,9 @@ def register(sub) -> None:
     )  # fmt: skip
     c.add_argument(
         "--resume", metavar="STUDY_DIR",
-        help="continue an interrupted study (give the options it was started with): finished "
-        "runs are kept, a run stopped with a checkpoint goes on from there",
+        help="continue an interrupted study with the options it was started with (those not "
+        "given are the study's own): finished runs are kept, a run stopped with a checkpoint "
+        "goes on from there",
     )  # fmt: skip
     _common_arguments(c)
     c.set_defaults(func=cmd_compare)

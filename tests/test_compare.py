@@ -504,13 +504,17 @@ def test_an_interrupted_compare_resumes_to_the_uninterrupted_table(
     monkeypatch.setattr(training.Trainer, "_grad", original)
     trained = []
     monkeypatch.setattr(training.Trainer, "run", _counting(training.Trainer.run, trained))
-    # other settings than the study's are refused
+    # other settings than the study's are refused, named by their options
     assert main([*shlex.split(command)[1:], "--seeds", "2"]) == 2
-    assert "the study was started with other settings (runs_planned; seeds: 1 there, 2 here)" in (
-        capsys.readouterr().err
+    assert (
+        "the study was started with other settings (--seeds: 1 there, 2 here; --kan/--mlp/--seeds)"
+        in capsys.readouterr().err
     )
-    assert main(shlex.split(command)[1:]) == 0
+    # options not given are the study's own: the problem file and the directory suffice
+    assert main(["compare", POISSON1D, "--device", "cpu", "--quiet", "--resume", str(out)]) == 0
     assert len(trained) == 1  # the MLP's run went on; the KAN's was kept as it was
+    assert main(shlex.split(command)[1:]) == 0  # the full command: nothing left to train
+    assert len(trained) == 1
     assert main([*argv, "--out", str(tmp_path / "full")]) == 0
     (full,) = (tmp_path / "full").iterdir()
     resumed, whole = Comparison.load(out), Comparison.load(full)
@@ -543,7 +547,7 @@ def test_an_interrupted_sweep_keeps_its_runs_and_resumes(tmp_path, monkeypatch, 
     command = capsys.readouterr().err.split("continue with: ")[1].splitlines()[0]
     calls.clear()
     assert main([*shlex.split(command)[1:], "--steps", "6"]) == 2  # other settings: refused
-    assert "other settings (steps: 5 there, 6 here)" in capsys.readouterr().err
+    assert "other settings (--steps: 5 there, 6 here)" in capsys.readouterr().err
     assert main(shlex.split(command)[1:]) == 0
     assert calls == [5, 8]  # only the runs it had not finished
     monkeypatch.setattr(kanpde.training, "solve", real)
@@ -897,12 +901,17 @@ def test_compare_takes_a_schedule_points_activation_and_log_interval(tmp_path, c
     assert mlp.config["model"]["activation"] == "sin"
     assert sum(s["steps"] for s in study.setup["mlp_schedule"]) == 6  # the KAN schedule's total
     # the study goes on only with the options it was started with
-    for other, named in ((["--points", "interior=18,test=13"], "points"),
-                         (["--log-every", "3"], "log_every"),
-                         (["--schedule", "4:lbfgs=3,7:lbfgs=3"], "kan_schedule")):  # fmt: skip
+    for other, named in ((["--points", "interior=18,test=13"], "--points"),
+                         (["--log-every", "3"], "--log-every"),
+                         (["--schedule", "4:lbfgs=3,7:lbfgs=3"], "--schedule/"),
+                         ):  # fmt: skip
         args = [*argv, *other] if other[0] != "--schedule" else [*argv[:8], *other, *argv[10:]]
         assert main([*args, "--resume", str(out)]) == 2
         assert f"other settings ({named}" in capsys.readouterr().err
+    # without options the study's own are taken: the finished study is read back as it was
+    table = (out / "comparison.csv").read_text()
+    assert main(["compare", POISSON1D, "--device", "cpu", "--quiet", "--resume", str(out)]) == 0
+    assert (out / "comparison.csv").read_text() == table
 
 
 def test_a_study_saved_before_log_every_was_recorded_resumes(tmp_path):
@@ -916,7 +925,7 @@ def test_a_study_saved_before_log_every_was_recorded_resumes(tmp_path):
         del setup["log_every"]
         f.attrs["setup"] = json.dumps(setup)
     assert len(compare(problem, out=tmp_path, resume=True, **common).rows) == 2
-    with pytest.raises(CLIError, match=r"other settings \(log_every"):
+    with pytest.raises(CLIError, match=r"other settings \(--log-every"):
         compare(problem, out=tmp_path, resume=True, log_every=7, **common)
 
 
@@ -926,5 +935,5 @@ def test_sweep_trains_every_run_on_the_given_points(tmp_path):
     runs = [s.run] + [kanpde.load(tmp_path / "separate" / f"grid-{g}.h5") for g in (3, 5)]
     for run in runs:
         assert (run.config["points"]["interior"], run.solution["x"].shape[0]) == (15, 9)
-    with pytest.raises(CLIError, match=r"other settings \(points\)"):
+    with pytest.raises(CLIError, match=r"other settings \(--points\)"):
         sweep(POISSON1D, grids=[3, 5], steps=2, device="cpu", out=tmp_path, resume=True)
