@@ -1050,6 +1050,11 @@ def _resumable(out: Path) -> bool:
     return any(runs.glob("*/result.h5")) or any(runs.glob("*/checkpoint.h5"))
 
 
+def _left(args, option: str) -> bool:
+    """Whether ``option`` was left out of the command line."""
+    return not any(_names_option(a, option) for a in getattr(args, "argv", ()))
+
+
 def _saved_options(args, out: Path, problem) -> None:
     """The options of ``kanpde compare --resume`` not given on the command line, taken from
     the study saved in ``out`` (as ``kanpde solve --resume`` takes a run's own); options given
@@ -1062,7 +1067,7 @@ def _saved_options(args, out: Path, problem) -> None:
         return
 
     def left(option: str) -> bool:
-        return not any(_names_option(a, option) for a in getattr(args, "argv", ()))
+        return _left(args, option)
 
     models = setup.get("models", [])
     mlps = [m for m in models if m.get("type") == "mlp"]
@@ -1119,10 +1124,26 @@ def cmd_compare(args) -> int:
     return _report(result, out)
 
 
+def _saved_sweep_options(args, out: Path) -> None:
+    """The options of ``kanpde sweep --resume`` not given, from the sweep's ``sweep.json``."""
+    try:
+        saved = json.loads((out / "sweep.json").read_text())
+    except (OSError, ValueError):  # not a sweep: _check_saved_sweep says so
+        return
+    if _left(args, "--grids") and "grids" in saved:
+        args.grids = ",".join(map(str, saved["grids"]))
+    for option, key in (("--steps", "steps"), ("--seed", "seed"), ("--points", "points"),
+                        ("--dtype", "dtype")):  # fmt: skip
+        if _left(args, option) and key in saved:
+            setattr(args, key, saved[key])
+
+
 def cmd_sweep(args) -> int:
     from .problem import load_problem
 
     problem = load_problem(args.problem)
+    if args.resume is not None and Path(args.resume).is_dir():
+        _saved_sweep_options(args, Path(args.resume))
     _check_common(args)
     grids = _check_sweep(args.grids, args.steps)
     _check_problem(problem, kan=True)
@@ -1202,8 +1223,8 @@ def register(sub) -> None:
     s.add_argument("--points", help="point counts over the problem's, e.g. interior=4000")
     s.add_argument(
         "--resume", metavar="STUDY_DIR",
-        help="continue an interrupted sweep (give the options it was started with), keeping "
-        "its finished runs",
+        help="continue an interrupted sweep with the options it was started with (those not "
+        "given are the sweep's own), keeping its finished runs",
     )  # fmt: skip
     _common_arguments(s)
     s.set_defaults(func=cmd_sweep)
