@@ -103,7 +103,19 @@ def _warn_untrained_leaves(v: Tensor, x: Tensor, model: nn.Module, where: str, n
 
 
 class Unknowns(nn.ParameterDict):
-    """``p`` of ``pde(x, u, p)``: the unknowns by name, in the order declared."""
+    """``p`` of ``pde(x, u, p)``: the unknowns by name, in the order declared; read-only once
+    :meth:`freeze` is called (an entry written in ``pde`` would never be trained)."""
+
+    def freeze(self) -> None:
+        self.__dict__["_frozen"] = True
+
+    def __setitem__(self, key: str, value) -> None:
+        if self.__dict__.get("_frozen"):
+            raise TypeError(
+                f"p is read-only: it holds the problem's unknowns; declare {key!r} in the "
+                "problem's unknowns= instead"
+            )
+        super().__setitem__(key, value)
 
     def __getitem__(self, key: str) -> nn.Parameter:
         if key not in self:  # (the dict's own error is an AttributeError about its attributes)
@@ -180,6 +192,7 @@ class Residuals:
             self.unknowns = Unknowns()
             for n, v in start.items():  # one by one: a dict given at once would be sorted
                 self.unknowns[n] = nn.Parameter(torch.tensor(float(v), dtype=dtype, device=device))
+            self.unknowns.freeze()
             self.trainable = WithUnknowns(model, self.unknowns)
         domain = problem.domain
         method = points.get("method", "sobol")

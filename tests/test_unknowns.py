@@ -228,6 +228,20 @@ def test_a_misspelled_unknown_names_the_declared_ones():
         kanpde.solve(inverse(pde=pde, unknowns={"kappa": 1.0, "c": 2.0}), progress=False)
 
 
+def test_writing_into_p_is_refused_in_one_line():
+    # p["z"] = ... in pde failed deep in torch (expected Tensor as element 7 ... NoneType)
+    def pde(x, u, p):
+        p["z"] = torch.nn.Parameter(torch.tensor(1.0, dtype=x.dtype))
+        return p["k"] * d(u, x, "x", "x")
+
+    with pytest.raises(ProblemError) as e:
+        kanpde.solve(inverse(pde=pde), device="cpu", progress=False)
+    assert str(e.value).endswith(
+        "pde(x, u, p) raised TypeError: p is read-only: it holds the problem's unknowns; "
+        "declare 'z' in the problem's unknowns= instead"
+    ), str(e.value)
+
+
 def test_unknowns_keep_their_declared_order():
     # a dict given to the ParameterDict at once was sorted: z came after a
     def pde(x, u, p):
