@@ -730,13 +730,26 @@ class Sweep:
     # degree k; None for bases without an algebraic rate (Chebyshev, rbf, rswaf)
     theory: float | None = -4.0
     basis: str = "bspline"
+    # an inverse problem's trained unknowns at each G: {name: {"extension": [...],
+    # "separate": [...]}}
+    unknowns: dict = field(default_factory=dict)
 
     def markdown(self) -> str:
-        lines = ["| G | RMSE (grid extension) | RMSE (trained at G) |", "|---:|---|---|"]
+        head = "| G | RMSE (grid extension) | RMSE (trained at G) |"
+        rule = "|---:|---|---|"
+        for name in self.unknowns:
+            head += f" {name} (extension) | {name} (trained at G) |"
+            rule += "---|---|"
+        lines = [head, rule]
         stalled = list(self.stalled) + [None] * (len(self.grids) - len(self.stalled))
-        for g, a, b, short in zip(self.grids, self.extension, self.separate, stalled):
+        for i, (g, a, b, short) in enumerate(zip(self.grids, self.extension, self.separate,
+                                                 stalled)):  # fmt: skip
             note = f" (L-BFGS stopped at step {short[0]} of {short[1]})" if short else ""
-            lines.append(f"| {g} | {a:.3e} | {b:.3e}{note} |")
+            found = "".join(
+                f" {v['extension'][i]:.6g} | {v['separate'][i]:.6g} |"
+                for v in self.unknowns.values()
+            )
+            lines.append(f"| {g} | {a:.3e} | {b:.3e}{note} |{found}")
         left_out = " without the runs that stopped short" if any(stalled) else ""
         if self.theory is not None:
             theory = f"degree-{-self.theory - 1:g} spline theory: {self.theory:g}"
@@ -872,11 +885,16 @@ def _sweep_runs(problem, grids, steps, device, dtype, seed, out, progress, resum
     # whose L-BFGS could not move logs no row of its own: its predecessor's last row stands).
     ends = [int(np.nonzero(h["stage"] <= i)[0][-1]) for i in range(len(grids))]
     extension = [math.sqrt(h["mse"][j]) for j in ends]
+    # an inverse problem's unknowns where each grid's stage ends, and from each separate run
+    unknowns = {n: {"extension": [float(h[f"param_{n}"][j]) for j in ends], "separate": []}
+                for n in ext.unknowns}  # fmt: skip
     separate, stalled = [], []
     for g in grids:
         planned = steps * (grids.index(g) + 1)
         r = run(f"separate/grid-{g}.h5", [Stage("lbfgs", planned, grid=g)])
         separate.append(math.sqrt(r.metrics["mse"]))
+        for n, v in unknowns.items():
+            v["separate"].append(r.unknowns[n])
         short = r.metrics["steps"] < planned and any(
             e["event"] == "lbfgs_converged" for e in r.events
         )
@@ -888,15 +906,17 @@ def _sweep_runs(problem, grids, steps, device, dtype, seed, out, progress, resum
     theory = -(ext.config["model"].get("k", 3) + 1.0) if basis == "bspline" else None
     result = Sweep(problem.name, grids, extension, separate, fitted_slope(grids, extension),
                    fitted_slope(*zip(*fit)), ext, stalled=stalled, theory=theory,
-                   basis=basis)  # fmt: skip
+                   basis=basis, unknowns=unknowns)  # fmt: skip
     if out is not None:
         with open(out / "sweep.csv", "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["grid", "rmse_extension", "rmse_separate", "separate_stopped_at",
-                        "theory_slope"])  # fmt: skip
+                        "theory_slope"] + [f"param_{n}_{kind}" for n in unknowns
+                                           for kind in ("extension", "separate")])  # fmt: skip
             stops = ["" if short is None else short[0] for short in stalled]
             slope = ["" if theory is None else theory] * len(grids)
-            w.writerows(zip(grids, extension, separate, stops, slope))
+            found = [v[kind] for v in unknowns.values() for kind in ("extension", "separate")]
+            w.writerows(zip(grids, extension, separate, stops, slope, *found))
         (out / "sweep.md").write_text(result.markdown())
         result.figures = _figures(result, out)
     return result

@@ -260,6 +260,7 @@ def test_sweep_table_marks_runs_whose_lbfgs_stopped_short():
             self.events = [{"event": "lbfgs_converged"}] if g == 20 else []
             self.history = {"stage": np.arange(4), "mse": np.array([1e-4, 1e-6, 1e-7, 1e-8])}
             self.config = {"model": {"basis": "bspline", "k": 3}}
+            self.unknowns = {}  # (no inverse problem)
 
     def fake_solve(problem, schedule, **kw):
         stages = schedule if isinstance(schedule, list) else []

@@ -290,3 +290,23 @@ def test_a_study_of_a_schedule_without_steps_is_refused(tmp_path):
     with pytest.raises(CLIError, match=r"--schedule '5:adam=0': no optimizer steps; the study"):
         compare(inverse(), schedule="5:adam=0", seeds=1, device="cpu", out=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_tabulates_the_unknown_at_every_grid(tmp_path):
+    # sweep.csv and sweep.md had no unknowns although every run trained them
+    import csv
+
+    from kanpde.compare import sweep
+
+    s = sweep(inverse(), grids=[3, 6], steps=10, device="cpu", out=tmp_path)
+    h = s.run.history
+    ends = [int(np.nonzero(h["stage"] <= i)[0][-1]) for i in range(2)]  # each grid's last row
+    assert s.unknowns["k"]["extension"] == [h["param_k"][j] for j in ends]
+    separate = [kanpde.load(tmp_path / "separate" / f"grid-{g}.h5").unknowns["k"] for g in (3, 6)]
+    assert s.unknowns["k"]["separate"] == separate
+    assert s.unknowns["k"]["extension"][-1] == s.run.unknowns["k"] != 0.5
+    with open(tmp_path / "sweep.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["param_k_extension"]) for r in rows] == s.unknowns["k"]["extension"]
+    assert [float(r["param_k_separate"]) for r in rows] == separate
+    assert s.markdown().splitlines()[0].endswith("| k (extension) | k (trained at G) |")
