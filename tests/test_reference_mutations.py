@@ -13,14 +13,12 @@ interpolation.
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.interpolate import RegularGridInterpolator
 from scipy.special import ive
 
-import kanpde
 from kanpde import reference as reference_pkg
 from kanpde.reference import (
     Reference,
@@ -175,13 +173,18 @@ def test_cached_returns_the_result_when_the_cache_cannot_be_written(monkeypatch,
     np.testing.assert_array_equal(ref.values["u"], x**2)
 
 
-def test_shared_data_dir_default_is_next_to_the_repository(monkeypatch):
+def test_shared_data_dir_default_is_next_to_the_repository(monkeypatch, tmp_path):
     # Documented fallback: <repository root>/../shared/data when KANPDE_SHARED_DATA is unset.
+    # A repository laid out in tmp_path (the real one may have no shared folder beside it).
+    from kanpde.reference import published
+
     monkeypatch.delenv("KANPDE_SHARED_DATA", raising=False)
-    repo_root = Path(kanpde.__file__).resolve().parents[1]
-    expected = repo_root.parent / "shared" / "data"
-    if not expected.is_dir():
-        pytest.skip(f"no shared data folder at {expected}")
+    module = tmp_path / "work" / "repo" / "kanpde" / "reference" / "published.py"
+    module.parent.mkdir(parents=True)
+    monkeypatch.setattr(published, "__file__", str(module))
+    expected = tmp_path / "work" / "shared" / "data"
+    assert shared_data_dir() is None  # not there yet
+    expected.mkdir(parents=True)
     assert shared_data_dir() == expected
 
 
