@@ -587,6 +587,7 @@ class Residuals:
     def set_interior(self, x: Tensor) -> None:
         """Replace the PDE's collocation points (all ranks' points; this rank keeps its shard)."""
         self._full[0] = x
+        self.pde.count = _rows(self.pde, x.shape[0])  # the mean's denominator (all ranks')
         self.pde.points = self.interior = _shard(self.pde, PointSet(x))
         self._plan()
 
