@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from stops import Killed, kill_after_checkpoint
+from stops import Killed, Poisoned, kill_after_checkpoint
 
 import kanpde
 from kanpde.checkpoint import load_checkpoint
@@ -153,23 +153,6 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_refuses_a_changed_problem(tmp_path
     assert len(stderr.strip().splitlines()) == 1
 
 
-class _Poisoned:
-    """Wraps Residuals so that chosen evaluations return NaN."""
-
-    def __init__(self, residuals, bad):
-        self.residuals, self.bad, self.calls = residuals, set(bad), 0
-
-    def __getattr__(self, name):
-        return getattr(self.residuals, name)
-
-    def __call__(self):
-        loss, terms = self.residuals()
-        self.calls += 1
-        if self.calls in self.bad:
-            loss = loss * float("nan")
-        return loss, terms
-
-
 def make_trainer(schedule, bad, max_failures=5):
     from kanpde.losses import Residuals
     from kanpde.schedule import parse_schedule
@@ -186,7 +169,7 @@ def make_trainer(schedule, bad, max_failures=5):
         torch.float64,
         "cpu",
     )
-    poisoned = _Poisoned(res, bad)
+    poisoned = Poisoned(res, bad)
     trainer = Trainer(
         res, parse_schedule(schedule), None, log_every=5, progress=False, max_failures=max_failures
     )
@@ -194,7 +177,7 @@ def make_trainer(schedule, bad, max_failures=5):
     return trainer
 
 
-class _CtrlC(_Poisoned):
+class _CtrlC(Poisoned):
     """Wraps Residuals so that one chosen evaluation presses Ctrl-C ``times`` times."""
 
     def __init__(self, residuals, at, times=1):
@@ -1383,7 +1366,7 @@ def test_nan_in_lbfgs_rolls_back_to_the_stage_start_then_adam_at_its_default_rat
     assert trainer.step == 20
 
 
-class _NaNGradient(_Poisoned):
+class _NaNGradient(Poisoned):
     """A finite loss whose gradient is NaN at the chosen evaluations (sqrt's slope at 0)."""
 
     def __call__(self):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from stops import Poisoned
 
 import kanpde
 from kanpde import training
@@ -103,23 +104,6 @@ def test_a_reference_reaching_the_domains_end_up_to_rounding_is_taken():
 # ---------------------------------------------------------------------------- rollback
 
 
-class _Poisoned:
-    """Residuals whose evaluations numbered in ``bad`` return a NaN loss."""
-
-    def __init__(self, residuals, bad):
-        self.residuals, self.bad, self.calls = residuals, set(bad), 0
-
-    def __getattr__(self, name):
-        return getattr(self.residuals, name)
-
-    def __call__(self):
-        loss, terms = self.residuals()
-        self.calls += 1
-        if self.calls in self.bad:
-            loss = loss * float("nan")
-        return loss, terms
-
-
 def _adam_state(trainer):
     """Adam's tensors (moments and step count) per parameter, cloned."""
     return [
@@ -146,7 +130,7 @@ def test_every_rollback_to_a_snapshot_restores_its_parameters_and_adam_moments()
             snap["adam"] = _adam_state(trainer)
 
     t.callback = callback
-    t.residuals = _Poisoned(t.residuals, bad={10, 13})
+    t.residuals = Poisoned(t.residuals, bad={10, 13})
     seen, failure = [], t._failure
 
     def spy(action, stop=True):  # called right after each rollback
