@@ -1086,27 +1086,26 @@ def _saved_options(args, out: Path, problem) -> None:
     except ResultsError:  # not a study: _finished_runs says so
         return
 
-    def left(option: str) -> bool:
-        return _left(args, option)
-
     models = setup.get("models", [])
     mlps = [m for m in models if m.get("type") == "mlp"]
-    if left("--kan"):
+    if _left(args, "--kan"):
         args.kan = [",".join(map(str, m["width"])) for m in models if m.get("type") == "kan"]
-    if left("--mlp") and not setup.get("matched_mlps"):  # (matched ones follow the KANs)
+    if _left(args, "--mlp") and not setup.get("matched_mlps"):  # (matched ones follow the KANs)
         args.mlp = [",".join(map(str, m["width"])) for m in mlps]
-    if left("--activation") and mlps:
+    if _left(args, "--activation") and mlps:
         args.activation = mlps[0].get("activation", args.activation)
-    if left("--schedule") and left("--steps"):  # the KAN schedule as the study scaled it
+    # the KAN schedule as the study scaled it
+    if _left(args, "--schedule") and _left(args, "--steps"):
         args.schedule = setup.get("kan_schedule", args.schedule)
     for option, key in (("--seeds", "seeds"), ("--budget", "budget"), ("--seconds", "seconds"),
                         ("--dtype", "dtype")):  # fmt: skip
-        if left(option) and key in setup:
+        if _left(args, option) and key in setup:
             setattr(args, key, setup[key])
-    if left("--points") and "points" in setup:  # the counts the study laid over the problem's
+    # the counts the study laid over the problem's
+    if _left(args, "--points") and "points" in setup:
         given = {k: v for k, v in setup["points"].items() if problem.points.get(k) != v}
         args.points = given or None
-    if left("--log-every"):
+    if _left(args, "--log-every"):
         args.log_every = setup.get("log_every", 50)
 
 
