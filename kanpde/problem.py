@@ -229,6 +229,10 @@ class Problem:
         _check_unknowns(self.unknowns, self.pde, fail)
         if not self.outputs or not all(isinstance(o, str) and o.strip() for o in self.outputs):
             fail(f"outputs must be a non-empty list of names, got {self.outputs!r}")
+        for name in self.unknowns:  # "u = 1.94" in a run's summary would read as the solution
+            if name in self.outputs or name in getattr(self.domain, "names", ()):
+                kind = "an output" if name in self.outputs else "an axis"
+                fail(f"unknowns: {name!r} is also the name of {kind}; choose another name")
         repeated = sorted({o for o in self.outputs if self.outputs.count(o) > 1})
         if repeated:
             # component="u" would silently mean the first of them

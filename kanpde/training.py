@@ -1684,9 +1684,14 @@ def solve(
         state = load_checkpoint(resume)
         saved = json.loads(state.pop("config"))
         if saved["problem"] != problem.name or saved["problem_hash"] != file_hash(problem.source):
+            what = (
+                f"its name is {problem.name!r}, the run's {saved['problem']!r}"
+                if saved["problem"] != problem.name
+                else "the file was edited since the run; any edit counts, a comment too"
+            )
             raise ProblemError(
                 f"{problem.source or problem.name}: differs from the problem of the checkpoint in "
-                f"{resume} (name or file contents changed); resume with the same problem file"
+                f"{resume} ({what}); resume with the same problem file"
             )
         if saved.get("unknowns", {}) != dict(problem.unknowns):  # (the file's hash may be None)
             raise ValueError(

@@ -152,6 +152,8 @@ def test_float32_unknowns_follow_the_runs_dtype():
             "pde must take (x, u, p) when the problem has unknowns; p['k'] is the current",
         ),
         ({"unknowns": {}}, "pde takes a third argument, p, which holds a problem's unknowns"),
+        ({"unknowns": {"u": 1.0}}, "unknowns: 'u' is also the name of an output; choose another"),
+        ({"unknowns": {"x": 1.0}}, "unknowns: 'x' is also the name of an axis; choose another"),
     ],
 )
 def test_bad_unknowns_are_one_line_errors(changes, message):
@@ -266,6 +268,9 @@ def test_resuming_with_other_unknowns_is_refused(tmp_path, monkeypatch):
         kill_after_checkpoint(m, 10)
         with pytest.raises(Killed):
             kanpde.solve(problem, out=tmp_path, progress=False, checkpoint_every=10)
+    # (another name is refused first, and the message says which changed)
+    with pytest.raises(ProblemError, match=r"\(its name is 'other', the run's 'inverse'\)"):
+        kanpde.solve(dataclasses.replace(problem, name="other"), resume=tmp_path, progress=False)
     for other in ({"k": 5.0}, {"k": 0.5, "c": 1.0}):
         edited = dataclasses.replace(problem, unknowns=other)
         with pytest.raises(ValueError) as e:

@@ -512,6 +512,7 @@ def test_an_error_late_in_training_says_where_the_checkpoint_is(tmp_path, capsys
     path.write_text(text + "\n# fixed\n")
     code, err = main_err(["solve", str(path), "--resume", str(kept.parent), "--quiet"], capsys)
     assert_one_line(code, err, "differs from the problem of the checkpoint")
+    assert "(the file was edited since the run; any edit counts, a comment too)" in err
     assert "stays in" not in err
 
 
