@@ -1075,6 +1075,14 @@ def _left(args, option: str) -> bool:
     return not any(_names_option(a, option) for a in getattr(args, "argv", ()))
 
 
+def _take_saved(args, saved: dict, options: dict[str, str]) -> None:
+    """Set each of ``options`` (command-line option: setting) left out of the command line to
+    the ``saved`` study's value, where it has one."""
+    for option, key in options.items():
+        if _left(args, option) and key in saved:
+            setattr(args, key, saved[key])
+
+
 def _saved_options(args, out: Path, problem) -> None:
     """The options of ``kanpde compare --resume`` not given on the command line, taken from
     the study saved in ``out`` (as ``kanpde solve --resume`` takes a run's own); options given
@@ -1097,10 +1105,8 @@ def _saved_options(args, out: Path, problem) -> None:
     # the KAN schedule as the study scaled it
     if _left(args, "--schedule") and _left(args, "--steps"):
         args.schedule = setup.get("kan_schedule", args.schedule)
-    for option, key in (("--seeds", "seeds"), ("--budget", "budget"), ("--seconds", "seconds"),
-                        ("--dtype", "dtype")):  # fmt: skip
-        if _left(args, option) and key in setup:
-            setattr(args, key, setup[key])
+    _take_saved(args, setup, {"--seeds": "seeds", "--budget": "budget", "--seconds": "seconds",
+                              "--dtype": "dtype"})  # fmt: skip
     # the counts the study laid over the problem's
     if _left(args, "--points") and "points" in setup:
         given = {k: v for k, v in setup["points"].items() if problem.points.get(k) != v}
@@ -1151,10 +1157,8 @@ def _saved_sweep_options(args, out: Path) -> None:
         return
     if _left(args, "--grids") and "grids" in saved:
         args.grids = ",".join(map(str, saved["grids"]))
-    for option, key in (("--steps", "steps"), ("--seed", "seed"), ("--points", "points"),
-                        ("--dtype", "dtype")):  # fmt: skip
-        if _left(args, option) and key in saved:
-            setattr(args, key, saved[key])
+    _take_saved(args, saved, {"--steps": "steps", "--seed": "seed", "--points": "points",
+                              "--dtype": "dtype"})  # fmt: skip
 
 
 def cmd_sweep(args) -> int:

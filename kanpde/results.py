@@ -220,7 +220,7 @@ class Run:
         # the network's state (what model() rebuilds); the unknowns' values are in metrics
         net = trainer.residuals.model
         state = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
-        metrics.update({f"param_{n}": float(p.detach()) for n, p in trainer._unknowns})
+        metrics.update(trainer.param_values())
         return cls(config, hist, solution, metrics, attrs, list(trainer.history.events), state)
 
 

@@ -693,6 +693,11 @@ class Trainer:
         x, u = self.test
         return error_metrics(self.predict(x), u, self.residuals.problem.outputs)
 
+    def param_values(self) -> dict[str, float]:
+        """The current values of the unknown coefficients as ``param_<name>`` (the history's
+        columns and a run's metrics)."""
+        return {f"param_{name}": float(p.detach()) for name, p in self._unknowns}
+
     def _log(self, stage_index: int, stage: Stage, terms: dict[str, float], loss: float) -> dict:
         row = {
             "step": self.step,
@@ -703,7 +708,7 @@ class Trainer:
             "evals": self.evals,
             **{f"loss_{k}": v for k, v in terms.items()},
             **self.metrics(),
-            **{f"param_{name}": float(p.detach()) for name, p in self._unknowns},
+            **self.param_values(),
         }
         self.history.append(row)
         if self._bar is not None:
