@@ -3,7 +3,9 @@
 A condition knows where its points lie (:meth:`Condition.sample`) and what residual the trial
 function must drive to zero there (:meth:`Condition.residual`). Values are constants or
 callables of the points, ``g(x)``, or on the boundary of the points and the outward unit
-normals, ``g(x, n)``; they are evaluated once per point set, not at every step.
+normals, ``g(x, n)``; they are evaluated once per point set, not at every step. In an
+inverse problem a constant value, and a Robin coefficient, may instead name one of the
+problem's unknowns (``Robin(alpha="h", beta=1.0)``): it is then trained with the network.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from torch import Tensor
 from . import operators as ops
 from .geometry import Selection
 
-# a constant (one number, or one per component) or g(x) / g(x, n) evaluated at the points
-Value = float | Sequence[float] | np.ndarray | Tensor | Callable[..., Tensor | np.ndarray | float]
+# a constant (one number, or one per component), g(x) / g(x, n) evaluated at the points, or
+# the name of one of the problem's unknowns
+Value = (
+    float | Sequence[float] | np.ndarray | Tensor | str | Callable[..., Tensor | np.ndarray | float]
+)
 Component = int | str | Sequence[int | str] | None
 
 
@@ -142,6 +147,14 @@ def _value(
     return v.detach()
 
 
+def _check_unknown_name(name: str, what: str) -> None:
+    if not name.isidentifier():
+        raise ValueError(
+            f"{what} {name!r} is a string, which names one of the problem's unknowns; an "
+            "unknown's name is an identifier such as 'h'"
+        )
+
+
 def take(t: Tensor, cols: list[int]) -> Tensor:
     """Columns ``cols`` of ``t`` by slicing (no index tensor: safe inside CUDA-graph capture)."""
     if cols == list(range(cols[0], cols[-1] + 1)):
@@ -158,10 +171,11 @@ class Condition:
 
     Parameters
     ----------
-    value : float, list of float or callable
+    value : float, list of float, callable or str
         The prescribed value: a number, one number per component, or a function ``g(x)``
         (``(n, D)`` points → ``(n,)`` or ``(n, components)``) evaluated once at the points
-        (or ``g(x, n)``, see Notes).
+        (or ``g(x, n)``, see Notes); or the name of one of the problem's ``unknowns``, a
+        constant found by training (an unknown boundary temperature, ``value="T0"``).
     on : None, str, list of str or callable, optional
         Boundary conditions only. The boundary pieces: None for the whole boundary, piece
         names or aliases
@@ -207,7 +221,9 @@ class Condition:
         self.value, self.on, self.component = value, on, component
         self._name = name
         label = name or type(self).__name__.lower()  # subclasses' names may need more state
-        if not callable(value) and not isinstance(value, Tensor):
+        if isinstance(value, str):
+            _check_unknown_name(value, f"{label}: value")
+        elif not callable(value) and not isinstance(value, Tensor):
             try:
                 constant = np.asarray(value, dtype=np.float64)
             except (TypeError, ValueError):
@@ -233,6 +249,10 @@ class Condition:
         if isinstance(self.on, str):
             return f"{base}[{self.on}]"
         return base
+
+    def unknown_names(self) -> dict[str, str]:
+        """The problem's unknowns this condition reads, ``{parameter: unknown name}``."""
+        return {"value": self.value} if isinstance(self.value, str) else {}
 
     def columns(self, outputs: Sequence[str]) -> list[int]:
         """Output columns this condition constrains."""
@@ -296,6 +316,8 @@ class Condition:
         x, normals = self.sample(domain, n, method, seed)
         x = torch.as_tensor(x, dtype=dtype, device=device)
         nt = None if normals is None else torch.as_tensor(normals, dtype=dtype, device=device)
+        if isinstance(self.value, str):  # an unknown: read from p at every evaluation
+            return PointSet(x, nt, None)
         target = _value(self.value, x, len(self.columns(outputs)), self.name, nt)
         return PointSet(x, nt, target)
 
@@ -303,9 +325,15 @@ class Condition:
         """The constrained quantity at the points, ``(n, len(cols))``."""
         raise NotImplementedError
 
-    def residual(self, x: Tensor, u: Tensor, points: PointSet, cols: list[int], ctx) -> Tensor:
-        """``lhs - target``, ``(n, len(cols))``."""
-        return self.lhs(x, u, points, cols, ctx) - points.target
+    def residual(
+        self, x: Tensor, u: Tensor, points: PointSet, cols: list[int], ctx, p=None
+    ) -> Tensor:
+        """``lhs - target``, ``(n, len(cols))``; ``p`` holds the problem's unknowns (given
+        when :meth:`unknown_names` is not empty)."""
+        return self.lhs(x, u, points, cols, ctx) - self._target(points, p)
+
+    def _target(self, points: PointSet, p) -> Tensor:
+        return p[self.value] if isinstance(self.value, str) else points.target
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -343,23 +371,38 @@ class Neumann(Condition):
 class Robin(Condition):
     """``alpha·u + beta·∂u/∂n = value``.
 
-    Parameters: ``alpha`` and ``beta`` (finite numbers, not both 0), then those of
+    Parameters: ``alpha`` and ``beta`` (finite numbers, not both 0, or names of the problem's
+    unknowns: ``Robin(alpha="h", beta=1.0)`` finds a heat transfer coefficient), then those of
     :class:`Condition`.
     """
 
-    def __init__(self, alpha: float, beta: float, value: Value = 0.0, **kw: Any) -> None:
+    def __init__(
+        self, alpha: float | str, beta: float | str, value: Value = 0.0, **kw: Any
+    ) -> None:
         super().__init__(value, **kw)
         for what, v in (("alpha", alpha), ("beta", beta)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-                raise ValueError(f"{self.name}: {what} must be a finite number, got {v!r}")
+            if isinstance(v, str):
+                _check_unknown_name(v, f"{self.name}: {what}")
+            elif isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+                raise ValueError(
+                    f"{self.name}: {what} must be a finite number or an unknown's name, got {v!r}"
+                )
         if alpha == 0 and beta == 0:
             raise ValueError(f"{self.name}: alpha and beta are both 0, so u is not constrained")
-        self.alpha, self.beta = float(alpha), float(beta)
+        self.alpha = alpha if isinstance(alpha, str) else float(alpha)
+        self.beta = beta if isinstance(beta, str) else float(beta)
 
-    def lhs(self, x, u, points, cols, ctx):
-        return self.alpha * take(u, cols) + self.beta * _normal_derivative(
-            x, u, points.normals, cols, ctx
-        )
+    def unknown_names(self) -> dict[str, str]:
+        coefficients = {"alpha": self.alpha, "beta": self.beta}
+        named = {k: v for k, v in coefficients.items() if isinstance(v, str)}
+        return {**named, **super().unknown_names()}
+
+    def lhs(self, x, u, points, cols, ctx, p=None):
+        alpha, beta = (p[c] if isinstance(c, str) else c for c in (self.alpha, self.beta))
+        return alpha * take(u, cols) + beta * _normal_derivative(x, u, points.normals, cols, ctx)
+
+    def residual(self, x, u, points, cols, ctx, p=None):
+        return self.lhs(x, u, points, cols, ctx, p) - self._target(points, p)
 
 
 class Periodic(Condition):
@@ -454,7 +497,7 @@ class Periodic(Condition):
         x = torch.as_tensor(x, dtype=dtype, device=device)
         return PointSet(x, None, None)
 
-    def residual(self, x, u, points, cols, ctx):
+    def residual(self, x, u, points, cols, ctx, p=None):
         a = ctx.axis(self.axis, x.shape[1])
         n = x.shape[0] // 2
         parts = [take(u, cols)]

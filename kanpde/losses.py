@@ -367,8 +367,17 @@ class Residuals:
     def _probe(self) -> None:
         """Find the derivatives each term needs, evaluating it with autograd on a few points."""
         self.pde = Term("pde", self.interior)
+        reached: set[str] = set()  # the unknowns some residual depends on
         for term in [self.pde, *self.terms]:
-            term.order, term.pairs, term.fused = self._probe_one(term)
+            term.order, term.pairs, term.fused = self._probe_one(term, reached)
+        missed = [n for n in self.unknowns or {} if n not in reached]
+        if missed:
+            where, name = self.problem.source or f"problem {self.problem.name!r}", missed[0]
+            raise ProblemError(
+                f"{where}: unknown {name!r} reaches no residual, so it would keep its start "
+                f"value: pde never reads p[{name!r}], or cuts it off from the gradient (float(), "
+                ".item(), p.get with another name), and no condition names it"
+            )
         if self.pde.time_order == 1 and len(self.problem.outputs) == 1:
             # u(x, 0) and a first-order PDE fix u_t(x, 0): prescribing it too over-determines
             # (in a system, u_t may stand for another output's unprescribed initial value)
@@ -382,7 +391,9 @@ class Residuals:
                         "value; the extra condition can only conflict with them"
                     )
 
-    def _probe_one(self, term: Term) -> tuple[int, tuple, bool]:
+    def _probe_one(self, term: Term, reached: set[str]) -> tuple[int, tuple, bool]:
+        """The derivative needs of ``term``; adds the unknowns its residual reads to
+        ``reached``."""
         points = term.points
         n = points.x.shape[0]
         if term.condition is not None and type(term.condition).__name__ == "Periodic":
@@ -398,7 +409,6 @@ class Residuals:
         )
         x = sub.x.clone().requires_grad_(True)
         where = self.problem.source or f"problem {self.problem.name!r}"
-        reached: set[str] = set()  # the unknowns some PDE residual depends on
         with self.context() as ctx:
             u = self.model(x)
             ctx.mark_root(u, x)
@@ -431,14 +441,9 @@ class Residuals:
                     if self.unknowns is not None:
                         reached |= _reached(v, self.unknowns)
             else:
-                self._condition_residual(term, x, u, sub, ctx)
-        missed = [n for n in self.unknowns or {} if n not in reached]
-        if missed and term.condition is None:
-            raise ProblemError(
-                f"{where}: unknown {missed[0]!r} does not reach the PDE residual, so it would "
-                f"keep its start value: pde never reads p[{missed[0]!r}], or cuts it off from "
-                "the gradient (float(), .item(), p.get with another name)"
-            )
+                v = self._condition_residual(term, x, u, sub, ctx)
+                if self.unknowns is not None:
+                    reached |= _reached(v, self.unknowns)
         keys = [k for k, root in ctx.misses if root and len(k) <= 2]
         order = max((len(k) for k in keys), default=0)
         pairs = tuple(sorted({k for k in keys if len(k) == 2}))
@@ -499,6 +504,8 @@ class Residuals:
 
     def _condition_residual(self, term: Term, x: Tensor, u: Tensor, points, ctx) -> Tensor:
         try:
+            if term.condition.unknown_names():  # (custom conditions' residuals need no p)
+                return term.condition.residual(x, u, points, term.cols, ctx, p=self.unknowns)
             return term.condition.residual(x, u, points, term.cols, ctx)
         except (ProblemError, *_NOT_THE_USERS):
             raise

@@ -7,6 +7,7 @@ validates the specification and reports any mistake as one line that names the f
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import importlib.util
 import inspect
@@ -119,7 +120,8 @@ class Problem:
         An inverse problem's unknown coefficients with their starting values, e.g.
         ``{"k": 1.0}``: trained with the network (data conditions such as
         :class:`~kanpde.PointData` pin them down), recorded in the history as ``param_k``
-        and in a run's ``unknowns``.
+        and in a run's ``unknowns``. The PDE reads them as ``p["k"]``; a condition names
+        one by a string (``Robin(alpha="k", ...)``, ``Dirichlet("k")``).
     source : str, optional
         The problem file, set by :func:`load_problem` (it names the file in messages and is
         hashed into runs, so that ``--resume`` can tell a changed file).
@@ -253,6 +255,11 @@ class Problem:
                 c.check(self.domain)
             except ValueError as e:
                 fail(str(e))
+            for what, name in c.unknown_names().items():
+                if name not in self.unknowns:
+                    fail(
+                        f"condition {c.name!r}: {what} {name!r} {_undeclared(name, self.unknowns)}"
+                    )
         if self.exact is not None and not callable(self.exact):
             fail("exact must be a function exact(x) returning (N, outputs)")
         if self.exact is not None and self.reference is not None:
@@ -380,6 +387,18 @@ def _check_unknowns(unknowns: dict, pde: Callable, fail: Callable[[str], None]) 
             "pde takes a third argument, p, which holds a problem's unknowns, but the problem "
             "declares none (unknowns={'k': 1.0})"
         )
+
+
+def _undeclared(name: str, unknowns: dict) -> str:
+    """Why the string ``name`` does not name an unknown, with the closest declared name."""
+    if not unknowns:
+        return (
+            f"names an unknown, but the problem declares none; add unknowns={{{name!r}: 1.0}} "
+            "(its starting value)"
+        )
+    close = difflib.get_close_matches(name, [str(n) for n in unknowns], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"is not one of the problem's unknowns ({', '.join(map(str, unknowns))}){hint}"
 
 
 def _needs_arguments(fn: Callable) -> bool:
@@ -550,8 +569,6 @@ def _first_line(exc: BaseException) -> str:
 def _near_match(path: Path, suffix: str = "") -> str:
     """``"; did you mean P?"`` for a missing ``path`` that is a typo of (or ``suffix`` short
     of) an entry beside it; ``""`` when nothing there is close."""
-    import difflib
-
     if path.suffix == "" and suffix and path.with_suffix(suffix).exists():
         return f"; did you mean {path.with_suffix(suffix)}?"
     try:

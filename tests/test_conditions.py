@@ -392,7 +392,9 @@ def test_periodic_negative_axis_counts_from_the_end():
         (lambda: Dirichlet(0.0, weight=-1.0), "weight must be a non-negative number"),
         (lambda: Neumann(0.0, weight=float("nan")), "weight must be a non-negative number"),
         (lambda: Robin(float("nan"), 1.0), "alpha must be a finite number"),
-        (lambda: Robin(1.0, "1"), "beta must be a finite number"),
+        (lambda: Robin(1.0, None), "beta must be a finite number or an unknown's name"),
+        (lambda: Robin(1.0, "1"), "beta '1' is a string, which names one of the problem's"),
+        (lambda: Dirichlet("1.0"), "value '1.0' is a string, which names one of the problem's"),
         (lambda: Robin(0.0, 0.0, 1.0), "alpha and beta are both 0"),
         (lambda: Periodic(derivatives=3), "derivatives must be 0, 1 or 2"),
         (lambda: Periodic(on="left"), "on= is not supported"),
@@ -669,7 +671,10 @@ def test_non_finite_value():
     with pytest.raises(ProblemError, match="not finite"):
         build(SQUARE, [Dirichlet(lambda x: x[:, :1] / 0 * 0)], quad)  # a function when evaluated
     with pytest.raises(ValueError, match="value must be a number, a list of numbers"):
-        Dirichlet("zero")
+        Dirichlet(["zero", "one"])
+    # a string names an unknown, which this problem does not declare
+    with pytest.raises(ProblemError, match="value 'zero' names an unknown, but the problem"):
+        build(SQUARE, [Dirichlet("zero")], quad)
 
 
 def test_duplicate_condition_names():

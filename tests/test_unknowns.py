@@ -215,9 +215,9 @@ def test_an_unknown_the_pde_does_not_reach_is_refused(reads, missed):
         warnings.simplefilter("ignore", UserWarning)  # torch's about float() of a parameter
         kanpde.solve(inverse(pde=pde, unknowns=unknowns), device="cpu", progress=False)
     assert str(e.value) == (
-        f"problem 'inverse': unknown {missed!r} does not reach the PDE residual, so it would "
-        f"keep its start value: pde never reads p[{missed!r}], or cuts it off from the gradient "
-        "(float(), .item(), p.get with another name)"
+        f"problem 'inverse': unknown {missed!r} reaches no residual, so it would keep its "
+        f"start value: pde never reads p[{missed!r}], or cuts it off from the gradient "
+        "(float(), .item(), p.get with another name), and no condition names it"
     )
 
 
