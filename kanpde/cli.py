@@ -7,6 +7,7 @@ import ast
 import functools
 import importlib
 import importlib.util
+import math
 import os
 import secrets
 import shlex
@@ -67,6 +68,30 @@ def parse_points(text: str) -> dict:
     return out
 
 
+def parse_unknowns(text: str, problem) -> dict[str, float]:
+    """``"kappa=0.3,c=1"`` → starting values for unknowns ``problem`` declares."""
+    declared = ", ".join(problem.unknowns) or "none"
+    out: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, value = (s.strip() for s in item.partition("="))
+        if not sep:
+            raise CLIError(f"--unknowns {text!r}: expected name=value pairs like kappa=0.3")
+        if name not in problem.unknowns:
+            where = problem.source or f"problem {problem.name!r}"
+            raise CLIError(
+                f"--unknowns {name}={value}: {where} declares no unknown {name!r} (declared: "
+                f"{declared})"
+            )
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise CLIError(f"--unknowns {name}={value}: needs a finite number to start from")
+        out[name] = number
+    return out
+
+
 def run_directory(base: str | Path, name: str, seed: int | None) -> Path:
     """A new, unique run directory ``base/<name>-<time>-s<seed>-<random>`` (no ``s<seed>``
     part for ``seed=None``)."""
@@ -109,6 +134,7 @@ RUN_OPTIONS = {
     "preset": "--preset",
     "seed": "--seed",
     "out": "--out",
+    "unknowns": "--unknowns",
 }
 RESUME_OPTIONS = ("--device", "--log-every", "--checkpoint-every", "--compile", "--quiet")
 MODEL_OPTIONS = ("model", "width", "grid", "k", "basis", "activation")
@@ -274,8 +300,10 @@ def cmd_solve(args) -> int:
                 "may be given)"
             )
         model, schedule, points = {}, None, None  # the run's own, from its checkpoint
+        unknowns = None
     else:
         model, schedule, points = _run_settings(args, problem)
+        unknowns = None if args.unknowns is None else parse_unknowns(args.unknowns, problem)
     try:
         resolve_device(args.device)  # before any run directory exists
     except ValueError as e:
@@ -303,7 +331,7 @@ def cmd_solve(args) -> int:
         _discard(created)
         raise CLIError(f"--out {out}: directory is not writable")
     try:
-        run = _solve(args, problem, model, schedule, points, out)
+        run = _solve(args, problem, model, schedule, points, out, unknowns)
     except TrainingStopped as e:
         print(f"kanpde: error: {e}", file=sys.stderr)
         if e.run is not None and e.run.path is not None:
@@ -374,7 +402,7 @@ def _interrupted(args, out: Path, created: list[Path], stop: KeyboardInterrupt) 
     print(f"continue with: {command}", file=sys.stderr)
 
 
-def _solve(args, problem, model, schedule, points, out):
+def _solve(args, problem, model, schedule, points, out, unknowns=None):
     from .training import solve
 
     if args.resume is not None:
@@ -403,6 +431,7 @@ def _solve(args, problem, model, schedule, points, out):
         preset=args.preset,
         compile=args.compile,
         checkpoint_every=args.checkpoint_every,
+        unknowns=unknowns,
     )
 
 
@@ -599,6 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     s.add_argument("--dtype", help="float32 or float64 (default: the problem's)")
     s.add_argument("--preset", help="one of the presets the problem file defines, if any")
+    s.add_argument(
+        "--unknowns", help="starting values of an inverse problem's unknowns, e.g. kappa=0.3"
+    )
     s.add_argument("--compile", action="store_true", help="torch.compile the derivative evaluation")
     # Defaults of None: --resume must tell an option given from one left alone.
     s.add_argument("--seed", type=int, help="random seed (default 0)")
@@ -618,7 +650,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         metavar="RUN_DIR",
         help="continue the run saved in RUN_DIR with its own settings (model, schedule, points, "
-        "seed, dtype, preset, log and checkpoint intervals, device); only "
+        "seed, dtype, preset, unknowns' start values, log and checkpoint intervals, device); "
+        "only "
         f"{', '.join(RESUME_OPTIONS)} may be given with it (--device moves the run)",
     )
     s.add_argument("--quiet", action="store_true", help="no progress bar")

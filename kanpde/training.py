@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import copy
+import dataclasses
 import functools
 import inspect
 import json
@@ -1483,6 +1484,26 @@ def _check_solve_arguments(seed, log_every, checkpoint_every, out) -> None:
         raise ValueError(f"solve(out={str(out)!r}): is a file, not a directory")
 
 
+def _check_start_values(unknowns, problem: Problem) -> None:
+    """``solve(unknowns=...)``: a dict of finite numbers for unknowns the problem declares."""
+    if not isinstance(unknowns, dict):
+        raise ValueError(
+            f"solve(unknowns={unknowns!r}): expected a dict of starting values such as {{'k': 1.0}}"
+        )
+    for name, value in unknowns.items():
+        if name not in problem.unknowns:
+            declared = ", ".join(map(str, problem.unknowns)) or "none"
+            raise ValueError(
+                f"solve(unknowns=...): {name!r} is not one of the problem's unknowns "
+                f"(declared: {declared})"
+            )
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value):
+            raise ValueError(
+                f"solve(unknowns=...): {name!r} needs a finite number to start from, got {value!r}"
+            )
+
+
 def _check_module(net: nn.Module, problem, dtype: torch.dtype, device: torch.device) -> None:
     """Refuse a ready model that does not map the domain's points to the problem's outputs.
 
@@ -1577,6 +1598,7 @@ def solve(
     time_shares: Sequence[float] | None = None,
     penalty: Callable | None = None,
     overwrite: bool = False,
+    unknowns: dict[str, float] | None = None,
 ) -> Run:
     """Solve ``problem`` with a physics-informed KAN (or MLP) and return the :class:`Run`.
 
@@ -1629,13 +1651,18 @@ def solve(
         :func:`kanpde.symbolic.regularization`).
     overwrite : bool
         Replace a run already in ``out`` (as re-running a notebook cell does).
+    unknowns : dict, optional
+        Starting values for some of the problem's unknowns, overriding the problem's (e.g.
+        ``{"kappa": 2.0}``, to see that the value found does not depend on the start). They
+        are recorded with the run, and ``resume`` applies them again.
     resume : str, optional
         A run directory with a checkpoint: continue that run (its configuration is used; the
         problem file must be unchanged). ``model``, ``schedule``, ``points``, ``weights``,
         ``dtype``, ``seed`` and ``preset`` are the run's: giving ``schedule``, ``points``,
         ``weights``, ``dtype`` or a ``model`` dict is an error, as are a ``seed`` other than
-        0 or the run's and another ``preset`` (a module of the user's own is passed again as
-        ``model``). ``device`` moves the run unless it is ``"auto"`` (the run's device).
+        0 or the run's, another ``preset`` and other ``unknowns`` (a module of the user's own
+        is passed again as ``model``). ``device`` moves the run unless it is ``"auto"`` (the
+        run's device).
 
     Raises
     ------
@@ -1683,6 +1710,9 @@ def solve(
             f"solve(problem=...): expected a kanpde.Problem or a problem file's path, got "
             f"{type(problem).__name__}"
         )
+    if unknowns is not None:
+        _check_start_values(unknowns, problem)
+        unknowns = {name: float(v) for name, v in unknowns.items()}
     device = distributed.setup(device)
     state = None
     if resume is not None:
@@ -1698,11 +1728,14 @@ def solve(
                 f"{problem.source or problem.name}: differs from the problem of the checkpoint in "
                 f"{resume} ({what}); resume with the same problem file"
             )
-        if saved.get("unknowns", {}) != dict(problem.unknowns):  # (the file's hash may be None)
+        # The start values the run was given override the problem's again.
+        given_starts = saved.get("unknowns_given", {})
+        expected = {**problem.unknowns, **given_starts}
+        if saved.get("unknowns", {}) != expected:  # (the file's hash may be None)
             raise ValueError(
-                f"resume={str(resume)!r}: the problem's unknowns {dict(problem.unknowns)} differ "
-                f"from the run's {saved.get('unknowns', {})}; resume with the problem the run "
-                "was started with"
+                f"resume={str(resume)!r}: the problem's unknowns {expected} differ from the "
+                f"run's {saved.get('unknowns', {})}; resume with the problem the run was "
+                "started with"
             )
         # Settings the run brings itself: a different one given too would be ignored.
         clash = [name for name, v in (("schedule", schedule), ("points", points),
@@ -1713,6 +1746,9 @@ def solve(
             clash.append("seed")
         if preset is not None and preset != saved.get("preset"):
             clash.append("preset")
+        if unknowns is not None and dict(unknowns) != given_starts:
+            clash.append("unknowns")
+        unknowns = given_starts or None
         if clash:
             raise ValueError(
                 f"resume={str(resume)!r}: {', '.join(clash)} cannot be given with resume (the "
@@ -1768,6 +1804,8 @@ def solve(
                 check_weights(weights, [c.name for c in problem.conditions])
         except ValueError as e:
             raise ValueError(f"solve(): {e}") from None
+    if unknowns:
+        problem = dataclasses.replace(problem, unknowns={**problem.unknowns, **unknowns})
     log_every = LOG_EVERY if log_every is None else int(log_every)
     checkpoint_every = CHECKPOINT_EVERY if checkpoint_every is None else int(checkpoint_every)
     dev = resolve_device(device)
@@ -1863,6 +1901,8 @@ def solve(
     }
     if problem.unknowns:  # their starting values
         config["unknowns"] = dict(problem.unknowns)
+    if unknowns:  # those given to solve, which a resume applies again
+        config["unknowns_given"] = dict(unknowns)
     trainer.config = config
     if state is not None:
         trainer.load_state_dict(state)

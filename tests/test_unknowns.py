@@ -315,3 +315,78 @@ def test_a_sweep_tabulates_the_unknown_at_every_grid(tmp_path):
     assert [float(r["param_k_extension"]) for r in rows] == s.unknowns["k"]["extension"]
     assert [float(r["param_k_separate"]) for r in rows] == separate
     assert s.markdown().splitlines()[0].endswith("| k (extension) | k (trained at G) |")
+
+
+def test_start_values_given_to_solve_are_recorded_and_resumed(tmp_path, monkeypatch):
+    problem = inverse(schedule=[{"adam": 30, "lr": 0.02}])
+    kw = dict(device="cpu", progress=False, log_every=10, checkpoint_every=10)
+    full = kanpde.solve(problem, out=tmp_path / "full", unknowns={"k": 1.5}, **kw)
+    assert full.history["param_k"][0] == 1.5 and problem.unknowns == {"k": 0.5}
+    assert full.config["unknowns"] == full.config["unknowns_given"] == {"k": 1.5}
+    with monkeypatch.context() as m:
+        kill_after_checkpoint(m, 20)
+        with pytest.raises(Killed):
+            kanpde.solve(problem, out=tmp_path / "cut", unknowns={"k": 1.5}, **kw)
+    # the resume starts from the checkpoint's k with the run's record of its start
+    resumed = kanpde.solve(problem, resume=tmp_path / "cut", progress=False)
+    np.testing.assert_array_equal(resumed.history["param_k"], full.history["param_k"])
+    assert resumed.config["unknowns"] == {"k": 1.5}
+    with monkeypatch.context() as m:
+        kill_after_checkpoint(m, 20)
+        with pytest.raises(Killed):
+            kanpde.solve(problem, out=tmp_path / "cut2", unknowns={"k": 1.5}, **kw)
+    with pytest.raises(ValueError, match=r": unknowns cannot be given with resume"):
+        kanpde.solve(problem, resume=tmp_path / "cut2", unknowns={"k": 2.0}, progress=False)
+
+
+@pytest.mark.parametrize(
+    "unknowns, message",
+    [
+        ({"c": 1.0}, "solve(unknowns=...): 'c' is not one of the problem's unknowns (declared: k)"),
+        ({"k": math.inf}, "solve(unknowns=...): 'k' needs a finite number to start from, got inf"),
+        ({"k": "1"}, "solve(unknowns=...): 'k' needs a finite number to start from, got '1'"),
+        ([1.0], "solve(unknowns=[1.0]): expected a dict of starting values such as {'k': 1.0}"),
+    ],
+)
+def test_bad_start_values_given_to_solve(unknowns, message):
+    with pytest.raises(ValueError) as e:
+        kanpde.solve(inverse(), unknowns=unknowns, progress=False)
+    assert str(e.value) == message
+
+
+def test_the_command_line_takes_start_values(tmp_path, capsys):
+    from kanpde.cli import CLIError, main, parse_unknowns
+
+    problem = inverse(unknowns={"k": 0.5, "c": 1.0})
+    problem.pde = lambda x, u, p: pde(x, u, p) + 0 * p["c"] * u
+    assert parse_unknowns("k=2, c = -1e-3", problem) == {"k": 2.0, "c": -0.001}
+    for text, message in [
+        (
+            "k=2,kk=1",
+            "--unknowns kk=1: problem 'inverse' declares no unknown 'kk' (declared: k, c)",
+        ),
+        ("k=nan", "--unknowns k=nan: needs a finite number to start from"),
+        ("k=two", "--unknowns k=two: needs a finite number to start from"),
+        ("k", "--unknowns 'k': expected name=value pairs like kappa=0.3"),
+    ]:
+        with pytest.raises(CLIError) as e:
+            parse_unknowns(text, problem)
+        assert str(e.value) == message
+    file = tmp_path / "inverse_k.py"
+    file.write_text(
+        "import math\n"
+        "import numpy as np\n"
+        "import torch\n"
+        "from kanpde import Dirichlet, Interval, PointData, Problem, d\n"
+        "xs = np.linspace(-0.9, 0.9, 9)[:, None]\n"
+        "def pde(x, u, p):\n"
+        "    return p['k'] * d(u, x, 'x', 'x') + 2 * math.pi**2 * torch.sin(math.pi * x)\n"
+        "problem = Problem(name='inverse_k', domain=Interval(-1, 1), pde=pde,\n"
+        "    conditions=[Dirichlet(0.0), PointData(xs, np.sin(math.pi * xs))],\n"
+        "    unknowns={'k': 0.5}, points={'interior': 50}, model={'width': [1, 3, 1]},\n"
+        "    schedule=[{'adam': 2}])\n"
+    )
+    args = ["solve", str(file), "--out", str(tmp_path), "--device", "cpu", "--quiet"]
+    assert main([*args, "--unknowns", "k=3"]) == 0
+    (run_dir,) = tmp_path.glob("inverse_k-*")
+    assert kanpde.load(run_dir).history["param_k"][0] == 3.0
