@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 COLUMNS = [
     "model", "width", "grid", "params", "seed", "mse", "rel_l2", "max_err", "train_time",
-    "steps", "evals", "steps_per_s",
+    "steps", "evals", "steps_per_s", "loss",
 ]  # fmt: skip
 
 
@@ -116,8 +116,9 @@ class Comparison:
         for label in dict.fromkeys(r["model"] for r in self.rows):
             rs = [r for r in self.rows if r["model"] == label]
             entry = {"model": label, "params": rs[0]["params"], "seeds": len(rs)}
-            for key in ("mse", "rel_l2", "max_err", "train_time", "steps_per_s"):
-                v = np.array([r[key] for r in rs], dtype=float)
+            for key in ("mse", "rel_l2", "max_err", "train_time", "steps_per_s", "loss"):
+                # ("loss" is missing from studies written before it was a column)
+                v = np.array([r.get(key, math.nan) for r in rs], dtype=float)
                 entry[key] = float(np.median(v))
                 entry[key + "_min"], entry[key + "_max"] = float(v.min()), float(v.max())
             outputs = [k for k in rs[0] if k.startswith("rel_l2_")]  # a system's
@@ -134,11 +135,23 @@ class Comparison:
             out.append(entry)
         return out
 
+    @property
+    def tested(self) -> bool:
+        """Whether the rows hold test errors (False for a problem without exact solution or
+        reference, whose study compares final training losses)."""
+        return any(math.isfinite(float(r.get("rel_l2", math.nan))) for r in self.rows)
+
     def markdown(self) -> str:
-        """The summary as a markdown table (median [min–max] over seeds)."""
+        """The summary as a markdown table (median [min–max] over seeds); without test errors,
+        the final training loss takes their place."""
+        tested = self.tested or not self.rows
+        errors = ("mse", "rel_l2", "max_err") if tested else ("loss",)
         head = (
             "| model | params | test MSE | rel. L2 | max err | train time (s) | steps/s |\n"
             "|---|---:|---|---|---|---|---:|\n"
+            if tested
+            else "| model | params | final loss | train time (s) | steps/s |\n"
+            "|---|---:|---|---|---:|\n"
         )
         lines = []
         summary = self.summary()
@@ -150,8 +163,7 @@ class Comparison:
             )
         for e in summary:
             cells = [f"{e['model']}", f"{e['params']}"]
-            for key, fmt in (("mse", ".2e"), ("rel_l2", ".2e"), ("max_err", ".2e"),
-                             ("train_time", ".1f")):  # fmt: skip
+            for key, fmt in [(k, ".2e") for k in errors] + [("train_time", ".1f")]:
                 lo, hi = e[key + "_min"], e[key + "_max"]
                 cells.append(f"{e[key]:{fmt}} [{lo:{fmt}}–{hi:{fmt}}]")
                 if key == "rel_l2" and "rel_l2_outputs" in e:  # each output's median
@@ -206,6 +218,9 @@ class Comparison:
                     h = f.create_group(f"history/{label} seed {seed}")
                     for k in ("step", "loss", "mse", "rel_l2", "time"):
                         if k in run.history:
+                            h.create_dataset(k, data=run.history[k])
+                    for k in run.history:  # an inverse problem's unknowns, step by step
+                        if k.startswith("param_"):
                             h.create_dataset(k, data=run.history[k])
 
         with signals_held():  # a Ctrl-C between two of them left tables that disagreed
@@ -503,12 +518,14 @@ def stage_seconds(run) -> list[float]:
 
 def _row(kind: str, width: list[int], seed: int, run) -> dict:
     m = run.metrics
+    # (test errors are NaN for a problem without exact solution or reference)
     row = {
         "model": _label(kind, width), "width": "-".join(map(str, width)),
         "grid": int(run.history["grid"][-1]) if kind == "kan" else 0,
-        "params": m["parameters"], "seed": seed, "mse": m["mse"], "rel_l2": m["rel_l2"],
-        "max_err": m["max_err"], "train_time": m["train_time"], "steps": m["steps"],
-        "evals": m["evals"], "steps_per_s": m["steps"] / max(m["train_time"], 1e-12),
+        "params": m["parameters"], "seed": seed, "mse": m.get("mse", math.nan),
+        "rel_l2": m.get("rel_l2", math.nan), "max_err": m.get("max_err", math.nan),
+        "train_time": m["train_time"], "steps": m["steps"], "evals": m["evals"],
+        "steps_per_s": m["steps"] / max(m["train_time"], 1e-12), "loss": m["loss"],
     }  # fmt: skip
     row.update({k: v for k, v in m.items() if k.startswith("rel_l2_")})  # a system's outputs
     row.update({k: v for k, v in m.items() if k.startswith("param_")})  # trained unknowns
@@ -769,12 +786,20 @@ def fitted_slope(grids: Sequence[float], errors: Sequence[float]) -> float:
 
 
 def _check_problem(problem, kan: bool = False) -> None:
-    """A study needs a test solution to measure errors against (and a sweep a KAN)."""
+    """A sweep needs a test solution to measure errors against, and a KAN; a comparison
+    without one compares final training losses (warned about)."""
+    from .problem import warn
+
     where = problem.source or f"problem {problem.name!r}"
     if problem.exact is None and problem.reference is None:
-        raise CLIError(
-            f"{where}: no exact solution or reference to measure test errors against; "
-            "compare and sweep need one"
+        if kan:
+            raise CLIError(
+                f"{where}: no exact solution or reference to measure test errors against; "
+                "sweep needs one"
+            )
+        warn(
+            f"{where}: no exact solution or reference, so the study compares the final "
+            "training losses (and the unknowns found), not test errors"
         )
     if kan and problem.model.get("type", "kan") != "kan":
         raise CLIError(f"{where}: sweep studies a KAN's grid size, but the problem's model is "
@@ -995,7 +1020,7 @@ def _figures(result, out: Path) -> list[Path]:
 
     paths = []
     if isinstance(result, Comparison):
-        fig = plot.compare(str(out / "comparison.csv"))
+        fig = plot.compare(str(out / "comparison.csv"), "rel_l2" if result.tested else "loss")
         paths.append(out / "comparison.png")
         fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
         if result.runs:  # training histories are saved with the runs

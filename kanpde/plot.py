@@ -54,6 +54,7 @@ METRIC_LABELS = {
     "mse": "test MSE",
     "rmse": "test RMSE",
     "max_err": "test max |error|",
+    "loss": "final training loss (weighted)",
 }
 
 
@@ -1142,6 +1143,13 @@ def _number(v):
     return v
 
 
+def _finite(v) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
 def _rows(results) -> tuple[list[dict], str | None]:
     """Rows (list of dicts) and a title from a CSV path, an object with ``.rows``, a list of
     dicts or a dict of columns."""
@@ -1244,7 +1252,7 @@ def _pareto(xs, ys) -> list[int]:
 
 def compare(
     results: str | Path | Comparison | list[dict] | dict,
-    metric: str = "rel_l2",
+    metric: str | None = None,
     *,
     figsize: tuple[float, float] | None = None,
 ) -> Figure:
@@ -1259,13 +1267,26 @@ def compare(
         compare``, the study directory holding them, or the
         :class:`~kanpde.compare.Comparison`. Rows sharing a model label are seeds: the
         median is plotted with a min–max bar.
-    metric : str
-        ``rel_l2`` (default), ``mse``, ``max_err`` or any numeric column.
+    metric : str, optional
+        ``rel_l2``, ``mse``, ``max_err``, ``loss`` (the final training loss) or any numeric
+        column. Default ``rel_l2``, or ``loss`` for a study of a problem without exact solution
+        or reference (whose test errors are NaN).
     figsize : (float, float), optional
         Figure size in inches; default one that fits the panels.
     """
     rows, problem = _rows(results)
+
+    def finite(key: str) -> bool:
+        return any(_finite(r.get(key)) for r in rows)
+
+    if metric is None:
+        metric = "rel_l2" if finite("rel_l2") or "loss" not in rows[0] else "loss"
     _need(rows, ["model", "params", metric], "compare()")
+    if not finite(metric):
+        raise ValueError(
+            f"compare(): column {metric!r} has no finite values (test errors of a problem "
+            "without exact solution or reference are NaN; metric='loss' plots the final loss)"
+        )
     models = list(dict.fromkeys(str(r["model"]) for r in rows))
     # train_time; studies written before it was named so call it wall_time
     time_key = next((k for k in ("train_time", "wall_time") if k in rows[0]), None)
@@ -1322,7 +1343,8 @@ def compare(
 def curves(
     results: str | Path | Comparison, *, figsize: tuple[float, float] | None = None
 ) -> Figure:
-    """Training loss and test error against optimizer step for every model of a comparison.
+    """Training loss, test error and (for an inverse problem) each unknown against optimizer
+    step for every model of a comparison.
 
     Parameters
     ----------
@@ -1363,16 +1385,28 @@ def curves(
             histories = {k: v for k, v in histories.items() if v}
     if not histories:
         raise ValueError("curves(): no training histories")
-    fig = _figure(figsize or (10.4, 4.0))
-    axs = fig.subplots(1, 2)
+    every = [h for hs in histories.values() for h in hs]
+    # the test error where there is one (not for a problem without a test solution), then
+    # the unknowns of an inverse problem, one panel each, in the order the runs recorded them
+    panels = ["loss"] + (["rel_l2"] if any("rel_l2" in h for h in every) else [])
+    panels += list(dict.fromkeys(k for h in every for k in h if k.startswith("param_")))
+    fig = _figure(figsize or (5.2 * len(panels), 4.0))
+    axs = fig.subplots(1, len(panels), squeeze=False)[0]
     for c, (label, hs) in enumerate(histories.items()):
         for j, h in enumerate(hs):
             kw = {"color": f"C{c % 10}", "lw": 1.2, "alpha": 0.8}
-            axs[0].semilogy(h["step"], h["loss"], label=label if j == 0 else None, **kw)
-            if "rel_l2" in h:
-                axs[1].semilogy(h["step"], h["rel_l2"], **kw)
+            for ax, key in zip(axs, panels):
+                if key not in h:
+                    continue
+                draw = ax.plot if key.startswith("param_") else ax.semilogy
+                draw(h["step"], h[key], label=label if j == 0 and key == "loss" else None, **kw)
     axs[0].set_ylabel("training loss (weighted)")
-    axs[1].set_ylabel(METRIC_LABELS["rel_l2"])
+    for ax, key in zip(axs, panels):
+        ax.set_label(f"curves {key}")
+        if key == "rel_l2":
+            ax.set_ylabel(METRIC_LABELS["rel_l2"])
+        elif key.startswith("param_"):
+            ax.set_ylabel(f"unknown {key[len('param_') :]}")
     for ax in axs:
         ax.set_xlabel("optimizer step")
         ax.grid(True, which="major", alpha=0.3)

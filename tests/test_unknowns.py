@@ -390,3 +390,39 @@ def test_the_command_line_takes_start_values(tmp_path, capsys):
     assert main([*args, "--unknowns", "k=3"]) == 0
     (run_dir,) = tmp_path.glob("inverse_k-*")
     assert kanpde.load(run_dir).history["param_k"][0] == 3.0
+
+
+def test_a_study_without_a_test_solution_compares_final_losses_and_unknowns(tmp_path):
+    # real inverse problems have data, not a solution: compare once refused them
+    from kanpde import plot
+    from kanpde.compare import Comparison, compare
+
+    problem = inverse(exact=None)
+    with pytest.warns(kanpde.KanpdeWarning, match=r"compares the final training losses"):
+        result = compare(problem, kans=[[1, 5, 1]], mlps=[[1, 8, 8, 1]], seeds=1, steps=40,
+                         device="cpu", out=tmp_path)  # fmt: skip
+    assert not result.tested
+    for row in result.rows:
+        run = result.runs[row["model"], 0]
+        assert row["loss"] == run.metrics["loss"] == run.history["loss"][-1]
+        assert math.isnan(row["rel_l2"]) and math.isnan(row["mse"])
+    lines = result.markdown().splitlines()
+    assert lines[0] == "| model | params | final loss | train time (s) | steps/s | k |"
+    loss, k = result.rows[0]["loss"], result.rows[0]["param_k"]
+    assert lines[2].startswith(f"| KAN [1,5,1] | 100 | {loss:.2e} [{loss:.2e}–{loss:.2e}] |")
+    # the saved study plots the loss by default, and each model's k against the step
+    fig = plot.compare(tmp_path)
+    assert fig.axes[0].get_ylabel() == "final training loss (weighted)"
+    y = fig.axes[0].get_lines()[0].get_ydata()  # the KAN's median (one seed: its value)
+    assert float(y[0]) == loss
+    with pytest.raises(ValueError, match=r"compare\(\): column 'rel_l2' has no finite values"):
+        plot.compare(tmp_path, "rel_l2")
+    fig = plot.curves(tmp_path)
+    (panel,) = [a for a in fig.axes if a.get_label() == "curves param_k"]
+    kan_line = panel.get_lines()[0]
+    np.testing.assert_array_equal(
+        kan_line.get_ydata(), result.runs["KAN [1,5,1]", 0].history["param_k"]
+    )
+    assert kan_line.get_ydata()[-1] == k
+    assert [a.get_label() for a in fig.axes] == ["curves loss", "curves param_k"]
+    assert Comparison.load(tmp_path).markdown() == result.markdown()
