@@ -48,6 +48,8 @@ def parse_points(text: str) -> dict:
                 f"--points {text!r}: expected key=value pairs like interior=2000,boundary=400"
             )
         key, value = (s.strip() for s in item.split("=", 1))
+        if key in out:  # the last would win
+            raise CLIError(f"--points {text!r}: {key} is given twice")
         if key == "method":
             out[key] = value
         elif key == "adaptive":
@@ -76,6 +78,8 @@ def parse_unknowns(text: str, problem) -> dict[str, float]:
         name, sep, value = (s.strip() for s in item.partition("="))
         if not sep:
             raise CLIError(f"--unknowns {text!r}: expected name=value pairs like kappa=0.3")
+        if name in out:  # the last would win
+            raise CLIError(f"--unknowns {text!r}: {name} is given twice")
         if name not in problem.unknowns:
             where = problem.source or f"problem {problem.name!r}"
             raise CLIError(
@@ -359,7 +363,7 @@ def cmd_solve(args) -> int:
         if key in m:
             parts.append(f"{key} {m[key]:.3e}")
     parts.append(f"parameters {m['parameters']}")
-    parts += [f"{name} = {value:.6g}" for name, value in run.unknowns.items()]
+    parts += [f"{name} = {value:.8g}" for name, value in run.unknowns.items()]
     stalled = [e for e in run.events if e.get("event") == "lbfgs_converged"]
     if stalled:  # else "68 steps" alone does not say that 132 more were planned
         where = ", ".join(str(e["step"]) for e in stalled)

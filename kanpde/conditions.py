@@ -551,7 +551,7 @@ class PointData(Condition):
     Parameters
     ----------
     x : array-like
-        ``(n, D)`` observation points.
+        ``(n, D)`` observation points (``(n,)`` on a 1-D domain).
     values : array-like
         ``(n, c)`` observed values of the selected components (``(n,)`` for one).
     component, weight, name
@@ -567,12 +567,27 @@ class PointData(Condition):
             if kw.get(key) is not None:  # the points are the data's own
                 raise ValueError(f"PointData: {key}= is not supported (the points are x)")
         super().__init__(0.0, **kw)
+        if callable(values) or callable(x):
+            raise ValueError(
+                "PointData: x and values are arrays of the observations, not functions (a "
+                "function of the points is a Dirichlet value)"
+            )
         if _is_complex(values):  # the cast below would drop the imaginary part
             raise ValueError("PointData: values are complex; conditions take real values")
-        self.x = np.asarray(x, dtype=np.float64)
-        self.values = np.asarray(values, dtype=np.float64)
+        try:
+            self.x = np.asarray(x, dtype=np.float64)
+            self.values = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"PointData: x and values must be numeric arrays ({e})") from None
+        if self.values.ndim == 0:
+            raise ValueError(
+                "PointData: values must hold one observation per point, (n,) or (n, c), got "
+                "a single number"
+            )
         if self.values.ndim == 1:
             self.values = self.values[:, None]
+        if self.x.ndim == 1 and len(self.x) == len(self.values):  # n points of a 1-D domain
+            self.x = self.x[:, None]
         if self.x.ndim != 2 or self.values.shape[0] != self.x.shape[0]:
             raise ValueError(
                 f"PointData: x must be (n, D) and values (n, c) with the same n; got "

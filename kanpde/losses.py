@@ -30,6 +30,7 @@ from .problem import (
     ProblemError,
     _first_line,
     _one_line,
+    _takes,
     user_code_error,
     user_line,
     warn,
@@ -140,15 +141,20 @@ class WithUnknowns(nn.Module):
         return self.net(x)
 
 
-def _reached(v: Tensor, unknowns: nn.ParameterDict) -> set[str]:
-    """The names of the ``unknowns`` that ``v`` depends on (through autograd)."""
+def _sensitivities(v: Tensor, unknowns: nn.ParameterDict) -> dict[str, float]:
+    """How much ``v`` moves with each unknown it depends on (through autograd): the size of
+    its derivative in the unknown, weighted by random positive weights so that opposite signs
+    cannot cancel. 0 where it does not move at the current values, NaN or Inf where the
+    derivative is not finite; unknowns ``v`` does not depend on are left out."""
     if not v.requires_grad:
-        return set()
+        return {}
     names = list(unknowns)
+    weights = torch.rand(v.shape, generator=torch.Generator().manual_seed(0), dtype=v.dtype)
+    weights = (0.5 + weights).to(v.device)
     grads = torch.autograd.grad(
-        v.sum(), [unknowns[n] for n in names], retain_graph=True, allow_unused=True
+        (v * weights).sum(), [unknowns[n] for n in names], retain_graph=True, allow_unused=True
     )
-    return {n for n, g in zip(names, grads) if g is not None}
+    return {n: float(g.abs()) for n, g in zip(names, grads) if g is not None}
 
 
 class Residuals:
@@ -194,6 +200,8 @@ class Residuals:
                 self.unknowns[n] = nn.Parameter(torch.tensor(float(v), dtype=dtype, device=device))
             self.unknowns.freeze()
             self.trainable = WithUnknowns(model, self.unknowns)
+        # (a problem whose unknowns its conditions alone read may have pde(x, u))
+        self._pde_takes_p = self.unknowns is not None and _takes(problem.pde, 3) is not False
         domain = problem.domain
         method = points.get("method", "sobol")
         seed = points.get("seed", seed)
@@ -270,14 +278,14 @@ class Residuals:
         # set or a state reached in training): one line naming the file.
         try:
             r = (
-                self.problem.pde(x, u)
-                if self.unknowns is None
-                else self.problem.pde(x, u, self.unknowns)
+                self.problem.pde(x, u, self.unknowns)
+                if self._pde_takes_p
+                else self.problem.pde(x, u)
             )
         except (ProblemError, *_NOT_THE_USERS):
             raise
         except Exception as e:  # noqa: BLE001 - user code
-            call = "pde(x, u)" if self.unknowns is None else "pde(x, u, p)"
+            call = "pde(x, u, p)" if self._pde_takes_p else "pde(x, u)"
             err = user_code_error(self.problem, call, e)
             if _named_u_x(self.problem.pde):
                 err = ProblemError(f"{err} (pde takes (x, u); its parameters are named (u, x))")
@@ -367,17 +375,10 @@ class Residuals:
     def _probe(self) -> None:
         """Find the derivatives each term needs, evaluating it with autograd on a few points."""
         self.pde = Term("pde", self.interior)
-        reached: set[str] = set()  # the unknowns some residual depends on
+        moves: dict[str, list[float]] = {}  # each unknown's sensitivities, per residual
         for term in [self.pde, *self.terms]:
-            term.order, term.pairs, term.fused = self._probe_one(term, reached)
-        missed = [n for n in self.unknowns or {} if n not in reached]
-        if missed:
-            where, name = self.problem.source or f"problem {self.problem.name!r}", missed[0]
-            raise ProblemError(
-                f"{where}: unknown {name!r} reaches no residual, so it would keep its start "
-                f"value: pde never reads p[{name!r}], or cuts it off from the gradient (float(), "
-                ".item(), p.get with another name), and no condition names it"
-            )
+            term.order, term.pairs, term.fused = self._probe_one(term, moves)
+        self._check_unknowns_move(moves)
         if self.pde.time_order == 1 and len(self.problem.outputs) == 1:
             # u(x, 0) and a first-order PDE fix u_t(x, 0): prescribing it too over-determines
             # (in a system, u_t may stand for another output's unprescribed initial value)
@@ -391,9 +392,43 @@ class Residuals:
                         "value; the extra condition can only conflict with them"
                     )
 
-    def _probe_one(self, term: Term, reached: set[str]) -> tuple[int, tuple, bool]:
-        """The derivative needs of ``term``; adds the unknowns its residual reads to
-        ``reached``."""
+    def _start_values(self) -> str:
+        """`` (with the unknowns at their start values: k = 0.5)``; ``""`` without unknowns."""
+        if self.unknowns is None:
+            return ""
+        values = ", ".join(f"{n} = {float(p.detach()):g}" for n, p in self.unknowns.items())
+        return f" (with the unknowns at their start values: {values})"
+
+    def _check_unknowns_move(self, moves: dict[str, list[float]]) -> None:
+        """Refuse an unknown no residual depends on, or whose derivative is not finite at its
+        start; warn of one no residual moves with there (it would stay where it starts)."""
+        where = self.problem.source or f"problem {self.problem.name!r}"
+        for name in self.unknowns or {}:
+            start = f"{float(self.unknowns[name].detach()):g}"
+            if name not in moves:
+                raise ProblemError(
+                    f"{where}: unknown {name!r} reaches no residual, so it would keep its start "
+                    f"value: pde never reads p[{name!r}], or cuts it off from the gradient "
+                    "(float(), .item(), p.get with another name), and no condition names it"
+                )
+            if not all(math.isfinite(g) for g in moves[name]):
+                raise ProblemError(
+                    f"{where}: the residuals' derivative in unknown {name!r} is not finite at its "
+                    f"start value {start} (a square root, fractional power or log of it at 0?): "
+                    "start it elsewhere (the problem's unknowns=, --unknowns or "
+                    "solve(unknowns=...))"
+                )
+            if not any(moves[name]):
+                warn(
+                    f"{where}: no residual changes with unknown {name!r} at its start value "
+                    f"{start} (as p[{name!r}]**2, abs or relu do at 0), so training cannot move "
+                    "it from there; start it elsewhere (the problem's unknowns=, --unknowns or "
+                    "solve(unknowns=...))"
+                )
+
+    def _probe_one(self, term: Term, moves: dict[str, list[float]]) -> tuple[int, tuple, bool]:
+        """The derivative needs of ``term``; adds how its residual moves with each unknown to
+        ``moves``."""
         points = term.points
         n = points.x.shape[0]
         if term.condition is not None and type(term.condition).__name__ == "Periodic":
@@ -419,6 +454,7 @@ class Residuals:
                     if not bool(torch.isfinite(v).all()):
                         raise ProblemError(
                             f"{where}: {name} residual is NaN or Inf at initialisation"
+                            f"{self._start_values()}"
                         )
                     # Trainable only if some parameter reaches the residual.
                     params = [p for p in self.model.parameters() if p.requires_grad]
@@ -439,11 +475,13 @@ class Residuals:
                         )
                     _warn_untrained_leaves(v, x, self.trainable, where, name)
                     if self.unknowns is not None:
-                        reached |= _reached(v, self.unknowns)
+                        for n, g in _sensitivities(v, self.unknowns).items():
+                            moves.setdefault(n, []).append(g)
             else:
                 v = self._condition_residual(term, x, u, sub, ctx)
                 if self.unknowns is not None:
-                    reached |= _reached(v, self.unknowns)
+                    for n, g in _sensitivities(v, self.unknowns).items():
+                        moves.setdefault(n, []).append(g)
         keys = [k for k, root in ctx.misses if root and len(k) <= 2]
         order = max((len(k) for k in keys), default=0)
         pairs = tuple(sorted({k for k in keys if len(k) == 2}))

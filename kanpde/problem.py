@@ -228,7 +228,21 @@ class Problem:
             )
         if not callable(self.pde):
             fail("pde must be a function pde(x, u) returning the residual")
-        _check_unknowns(self.unknowns, self.pde, fail)
+        try:
+            listed = _condition_list(self.conditions)
+        except ValueError:
+            listed = []  # refused below
+        named = set()
+        for c in listed:
+            for what, name in c.unknown_names().items() if isinstance(c, Condition) else ():
+                if name not in self.unknowns:  # (before pde's p: a typo here would read as that)
+                    fail(
+                        f"condition {c.name!r}: {what} {name!r} {_undeclared(name, self.unknowns)}"
+                    )
+                named.add(name)
+        _check_unknowns(self.unknowns, self.pde, fail, named)
+        # NumPy scalars (a start of data.mean()) as plain floats: the run's record is JSON
+        self.unknowns = {name: float(v) for name, v in self.unknowns.items()}
         if not self.outputs or not all(isinstance(o, str) and o.strip() for o in self.outputs):
             fail(f"outputs must be a non-empty list of names, got {self.outputs!r}")
         for name in self.unknowns:  # "u = 1.94" in a run's summary would read as the solution
@@ -255,11 +269,6 @@ class Problem:
                 c.check(self.domain)
             except ValueError as e:
                 fail(str(e))
-            for what, name in c.unknown_names().items():
-                if name not in self.unknowns:
-                    fail(
-                        f"condition {c.name!r}: {what} {name!r} {_undeclared(name, self.unknowns)}"
-                    )
         if self.exact is not None and not callable(self.exact):
             fail("exact must be a function exact(x) returning (N, outputs)")
         if self.exact is not None and self.reference is not None:
@@ -363,9 +372,11 @@ def _takes(fn: Callable, n: int) -> bool | None:
     return True
 
 
-def _check_unknowns(unknowns: dict, pde: Callable, fail: Callable[[str], None]) -> None:
-    """Unknowns' names and starting values, and a ``pde`` taking ``p`` exactly when there
-    are unknowns."""
+def _check_unknowns(
+    unknowns: dict, pde: Callable, fail: Callable[[str], None], named: set[str] = frozenset()
+) -> None:
+    """Unknowns' names and starting values, and a ``pde`` taking ``p`` when there are
+    unknowns (other than those the conditions name, ``named``), and only then."""
     for name, value in unknowns.items():
         if not isinstance(name, str) or not name.isidentifier():
             fail(
@@ -376,11 +387,11 @@ def _check_unknowns(unknowns: dict, pde: Callable, fail: Callable[[str], None]) 
             fail(f"unknowns: {name!r} needs a finite number to start from, got {value!r}")
         if not math.isfinite(value):
             fail(f"unknowns: {name!r} needs a finite number to start from, got {value!r}")
-    if unknowns and _takes(pde, 3) is False:
-        first = next(iter(unknowns))
+    unread = [name for name in unknowns if name not in named]  # which only pde can read
+    if unread and _takes(pde, 3) is False:
         fail(
-            f"pde must take (x, u, p) when the problem has unknowns; p[{first!r}] is the "
-            f"current value of {first}"
+            f"pde must take (x, u, p) when the problem has unknowns; p[{unread[0]!r}] is the "
+            f"current value of {unread[0]}"
         )
     if not unknowns and _takes(pde, 2) is False and _takes(pde, 3):
         fail(
@@ -396,7 +407,8 @@ def _undeclared(name: str, unknowns: dict) -> str:
             f"names an unknown, but the problem declares none; add unknowns={{{name!r}: 1.0}} "
             "(its starting value)"
         )
-    close = difflib.get_close_matches(name, [str(n) for n in unknowns], n=1)
+    same_letters = [str(n) for n in unknowns if str(n).lower() == name.lower()]
+    close = same_letters or difflib.get_close_matches(name, [str(n) for n in unknowns], n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"is not one of the problem's unknowns ({', '.join(map(str, unknowns))}){hint}"
 

@@ -152,3 +152,52 @@ def test_a_heat_transfer_coefficient_is_recovered():
         run = kanpde.solve(problem, device="cpu", progress=False)
     assert run.history["param_h"][0] == 0.5
     assert abs(run.unknowns["h"] - 3.0) < 1e-3 and run.metrics["rel_l2"] < 1e-3
+
+
+def test_a_pde_may_leave_out_p_when_the_conditions_read_every_unknown():
+    def plain(x, u):
+        return laplacian(u, x) - 2.0 + 0 * u
+
+    conds = [Dirichlet("T0", on="left"), Neumann(2.0, on="right")]
+    problem = Problem(name="c", domain=SQUARE, pde=plain, unknowns={"T0": 0.25}, conditions=conds)
+    res = Residuals(problem, Closed(field), POINTS, {}, DT, "cpu")
+    terms = {k: v.detach() for k, v in res.terms_of().items()}
+    assert float(terms["pde"]) < 1e-20  # the exact field: pde(x, u) was called
+    y = next(t for t in res.terms if t.name == "dirichlet[left]").points.x[:, 1:2]
+    assert float(terms["dirichlet[left]"]) == pytest.approx(float(((y - 0.25) ** 2).mean()))
+    with pytest.raises(ProblemError, match=r"pde must take \(x, u, p\) when the problem has "
+                       r"unknowns; p\['k'\] is the current value of k"):  # fmt: skip
+        Problem(name="c", domain=SQUARE, pde=plain, unknowns={"T0": 0.25, "k": 1.0},
+                conditions=[Dirichlet("T0", on="left")])  # fmt: skip
+
+
+def test_a_name_differing_in_case_is_suggested_before_pde_is_blamed():
+    with pytest.raises(ProblemError) as e:
+        Problem(name="c", domain=SQUARE, pde=lambda x, u: laplacian(u, x),
+                conditions=[Dirichlet("t0")], unknowns={"T0": 1.0})  # fmt: skip
+    assert str(e.value) == (
+        "problem 'c': condition 'dirichlet': value 't0' is not one of the problem's unknowns "
+        "(T0) (did you mean 'T0'?)"
+    )
+
+
+@pytest.mark.parametrize(
+    "x, values, message",
+    [
+        ([[0.5], [0.7]], 0.5, "values must hold one observation per point, (n,) or (n, c), got"),
+        ([[0.5]], lambda x: x, "x and values are arrays of the observations, not functions"),
+        ([["a"]], [1.0], "x and values must be numeric arrays"),
+    ],
+)
+def test_point_data_of_the_wrong_kind_is_refused_in_one_line(x, values, message):
+    with pytest.raises(
+        ValueError, match=r"^PointData: " + message.replace("(", r"\(").replace(")", r"\)")
+    ):
+        PointData(x, values)
+
+
+def test_point_data_on_a_line_may_give_x_as_a_vector():
+    xs = np.linspace(0.1, 0.9, 5)
+    data = PointData(xs, xs**2)
+    assert data.x.shape == (5, 1) and data.values.shape == (5, 1)
+    np.testing.assert_array_equal(data.x[:, 0], xs)

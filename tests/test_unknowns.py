@@ -426,3 +426,71 @@ def test_a_study_without_a_test_solution_compares_final_losses_and_unknowns(tmp_
     assert kan_line.get_ydata()[-1] == k
     assert [a.get_label() for a in fig.axes] == ["curves loss", "curves param_k"]
     assert Comparison.load(tmp_path).markdown() == result.markdown()
+
+
+def test_a_numpy_scalar_start_value_is_kept_as_a_float(tmp_path):
+    # np.float32 passed the checks, then broke the checkpoint's JSON at step 100
+    problem = inverse(unknowns={"k": np.float32(0.5)}, schedule=[{"adam": 2}])
+    assert type(problem.unknowns["k"]) is float and problem.unknowns["k"] == 0.5
+    run = kanpde.solve(problem, device="cpu", progress=False, out=tmp_path, checkpoint_every=1)
+    assert kanpde.load(tmp_path).config["unknowns"] == {"k": 0.5} == run.config["unknowns"]
+
+
+@pytest.mark.parametrize(
+    "reads, start",
+    [
+        (lambda p: p["k"] ** 2, 0.0),  # d(k²)/dk = 0 at 0
+        (lambda p: torch.relu(p["k"]), -1.0),  # relu is flat below 0
+        (lambda p: p["k"].abs(), 0.0),  # torch's abs has derivative 0 at 0
+    ],
+)
+def test_an_unknown_stuck_at_its_start_is_warned_about(reads, start):
+    def pde(x, u, p):
+        return reads(p) * d(u, x, "x", "x") + 2 * math.pi**2 * torch.sin(math.pi * x)
+
+    problem = inverse(pde=pde, unknowns={"k": start}, schedule=[{"adam": 3}])
+    with pytest.warns(kanpde.KanpdeWarning) as record:
+        run = kanpde.solve(problem, device="cpu", progress=False)
+    assert str(record[0].message) == (
+        f"problem 'inverse': no residual changes with unknown 'k' at its start value {start:g} "
+        "(as p['k']**2, abs or relu do at 0), so training cannot move it from there; start it "
+        "elsewhere (the problem's unknowns=, --unknowns or solve(unknowns=...))"
+    )
+    assert run.unknowns["k"] == start  # indeed stuck
+    # from another start it moves, and nothing is said
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", kanpde.KanpdeWarning)
+        moved = kanpde.solve(problem, device="cpu", progress=False, unknowns={"k": 1.0})
+    assert moved.unknowns["k"] != 1.0
+
+
+def test_an_unknown_whose_derivative_is_not_finite_at_its_start_is_refused():
+    def pde(x, u, p):
+        return torch.sqrt(p["k"]) * d(u, x, "x", "x") + 2 * math.pi**2 * torch.sin(math.pi * x)
+
+    with pytest.raises(ProblemError) as e:
+        kanpde.solve(inverse(pde=pde, unknowns={"k": 0.0}), device="cpu", progress=False)
+    assert str(e.value) == (
+        "problem 'inverse': the residuals' derivative in unknown 'k' is not finite at its start "
+        "value 0 (a square root, fractional power or log of it at 0?): start it elsewhere (the "
+        "problem's unknowns=, --unknowns or solve(unknowns=...))"
+    )
+
+    def log_pde(x, u, p):
+        return torch.log(p["k"]) * d(u, x, "x", "x")
+
+    with pytest.raises(ProblemError) as e:
+        kanpde.solve(inverse(pde=log_pde, unknowns={"k": 0.0}), device="cpu", progress=False)
+    assert str(e.value) == (
+        "problem 'inverse': pde residual is NaN or Inf at initialisation (with the unknowns at "
+        "their start values: k = 0)"
+    )
+
+
+def test_duplicate_keys_on_the_command_line_are_refused():
+    from kanpde.cli import CLIError, parse_points, parse_unknowns
+
+    with pytest.raises(CLIError, match=r"^--unknowns 'k=2,k=3': k is given twice$"):
+        parse_unknowns("k=2,k=3", inverse())
+    with pytest.raises(CLIError, match=r"^--points 'interior=100,interior=300': interior is given"):
+        parse_points("interior=100,interior=300")
