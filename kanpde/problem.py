@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .conditions import Condition
 from .nn.kan import _whole
 
@@ -731,3 +733,20 @@ def file_hash(path: str | Path | None) -> str:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError:
         return ""
+
+
+def data_hash(problem: Problem) -> str:
+    """SHA-256 of the observations of ``problem``'s data conditions (names, points and values
+    as float64; '' when it has none): a run records it, so that a resume or a refinement
+    can tell data changed in memory or drawn anew, which the file's hash cannot."""
+    digest = hashlib.sha256()
+    found = False
+    for c in problem.conditions:
+        if c.where == "data" and hasattr(c, "values"):
+            found = True
+            digest.update(c.name.encode())
+            for a in (c.x, c.values):
+                a = np.ascontiguousarray(a, dtype=np.float64)
+                digest.update(repr(a.shape).encode())
+                digest.update(a.tobytes())
+    return digest.hexdigest() if found else ""

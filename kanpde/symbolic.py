@@ -1494,7 +1494,7 @@ def _count(model) -> int:
 
 def _refine(run, model: KAN, steps: int, progress: bool):
     """Refit the symbolic parameters with the run's PDE loss (L-BFGS)."""
-    from .problem import file_hash, load_problem
+    from .problem import data_hash, file_hash, load_problem
     from .training import solve
 
     source = _refine_source(run)
@@ -1502,6 +1502,12 @@ def _refine(run, model: KAN, steps: int, progress: bool):
         warn(f"{source} changed since the run; refining with its current version")
     cfg = run.config
     problem = load_problem(source)
+    if "data_hash" in cfg and cfg["data_hash"] != data_hash(problem):
+        warn(
+            f"{source}: its data conditions hold other observations than those the run was "
+            "trained on (data changed in memory, or drawn anew without a seed); refining with "
+            "the file's"
+        )
     if problem.unknowns:  # the unknowns go on from the values the run found
         found = {k: v for k, v in run.unknowns.items() if k in problem.unknowns}
         problem = replace(problem, unknowns={**problem.unknowns, **found})

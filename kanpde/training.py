@@ -1691,6 +1691,7 @@ def solve(
         check_points,
         check_resampling,
         check_weights,
+        data_hash,
         file_hash,
         load_problem,
     )
@@ -1727,6 +1728,12 @@ def solve(
             raise ProblemError(
                 f"{problem.source or problem.name}: differs from the problem of the checkpoint in "
                 f"{resume} ({what}); resume with the same problem file"
+            )
+        if "data_hash" in saved and saved["data_hash"] != data_hash(problem):
+            raise ProblemError(
+                f"{problem.source or problem.name}: the observations of its data conditions "
+                f"differ from those the run in {resume} was trained on (changed in memory, or "
+                "drawn anew without a seed); resume with the same data"
             )
         # The start values the run was given override the problem's again.
         given_starts = saved.get("unknowns_given", {})
@@ -1903,6 +1910,8 @@ def solve(
         config["unknowns"] = dict(problem.unknowns)
     if unknowns:  # those given to solve, which a resume applies again
         config["unknowns_given"] = dict(unknowns)
+    if data_hash(problem):  # the observations, which the file's hash may not fix
+        config["data_hash"] = data_hash(problem)
     trainer.config = config
     if state is not None:
         trainer.load_state_dict(state)

@@ -494,3 +494,65 @@ def test_duplicate_keys_on_the_command_line_are_refused():
         parse_unknowns("k=2,k=3", inverse())
     with pytest.raises(CLIError, match=r"^--points 'interior=100,interior=300': interior is given"):
         parse_points("interior=100,interior=300")
+
+
+def test_data_changed_in_memory_is_told_on_resume_and_refinement(tmp_path, monkeypatch):
+    # the file's hash cannot see data built in memory (noise added in a notebook, say)
+    import dataclasses
+
+    from kanpde.problem import data_hash
+
+    problem = inverse(schedule=[{"adam": 30}])
+    noisy = dataclasses.replace(
+        problem, conditions=[Dirichlet(0.0), PointData(XS, 1.01 * np.sin(math.pi * XS))]
+    )
+    assert data_hash(problem) != data_hash(noisy) != ""
+    assert data_hash(inverse()) == data_hash(problem)  # the same observations, rebuilt
+    assert data_hash(inverse(conditions=[Dirichlet(0.0)])) == ""
+    with monkeypatch.context() as m:
+        kill_after_checkpoint(m, 10)
+        with pytest.raises(Killed):
+            kanpde.solve(noisy, out=tmp_path, progress=False, checkpoint_every=10)
+    with pytest.raises(ProblemError) as e:
+        kanpde.solve(problem, resume=tmp_path, progress=False)
+    assert str(e.value) == (
+        "inverse: the observations of its data conditions differ from those the run in "
+        f"{tmp_path} was trained on (changed in memory, or drawn anew without a seed); resume "
+        "with the same data"
+    )
+    resumed = kanpde.solve(noisy, resume=tmp_path, progress=False)
+    assert resumed.config["data_hash"] == data_hash(noisy)
+
+
+def test_refining_a_run_trained_on_other_data_than_its_files_is_warned_about(tmp_path, capsys):
+    import dataclasses
+
+    from kanpde.cli import main
+
+    file = tmp_path / "inverse_k.py"
+    file.write_text(
+        "import math\n"
+        "import numpy as np\n"
+        "import torch\n"
+        "from kanpde import Dirichlet, Interval, PointData, Problem, d\n"
+        "xs = np.linspace(-0.9, 0.9, 9)[:, None]\n"
+        "def pde(x, u, p):\n"
+        "    return p['k'] * d(u, x, 'x', 'x') + 2 * math.pi**2 * torch.sin(math.pi * x)\n"
+        "problem = Problem(name='inverse_k', domain=Interval(-1, 1), pde=pde,\n"
+        "    conditions=[Dirichlet(0.0), PointData(xs, np.sin(math.pi * xs))],\n"
+        "    unknowns={'k': 0.5}, points={'interior': 50}, model={'width': [1, 3, 1]},\n"
+        "    schedule=[{'adam': 2}])\n"
+    )
+    problem = kanpde.load_problem(file)
+    data = problem.conditions[1]
+    noisy = dataclasses.replace(
+        problem, conditions=[problem.conditions[0], PointData(data.x, 2 * data.values)]
+    )
+    kanpde.solve(noisy, device="cpu", progress=False, out=tmp_path / "run")
+    capsys.readouterr()
+    assert main(["symbolic", str(tmp_path / "run"), "--refine", "2", "--quiet"]) == 0
+    assert (
+        f"kanpde: warning: {file}: its data conditions hold other observations than those the "
+        "run was trained on (data changed in memory, or drawn anew without a seed); refining "
+        "with the file's\n"
+    ) in capsys.readouterr().err
