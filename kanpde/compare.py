@@ -539,7 +539,8 @@ def _columns(rows: list[dict]) -> list[str]:
     extra = [k for k in first if k.startswith("rel_l2_")] + [
         k for k in first if k.startswith("param_")
     ]
-    return COLUMNS + extra
+    # ("loss" is missing from the rows of studies written before it was a column)
+    return [c for c in COLUMNS if c in first or c != "loss"] + extra
 
 
 def _execute(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -149,7 +150,8 @@ def _sensitivities(v: Tensor, unknowns: nn.ParameterDict) -> dict[str, float]:
     if not v.requires_grad:
         return {}
     names = list(unknowns)
-    weights = torch.rand(v.shape, generator=torch.Generator().manual_seed(0), dtype=v.dtype)
+    generator = torch.Generator().manual_seed(0)  # (the global stream stays the run's)
+    weights = torch.rand(v.shape, generator=generator, dtype=v.dtype, device="cpu")
     weights = (0.5 + weights).to(v.device)
     grads = torch.autograd.grad(
         (v * weights).sum(), [unknowns[n] for n in names], retain_graph=True, allow_unused=True
@@ -376,8 +378,13 @@ class Residuals:
         """Find the derivatives each term needs, evaluating it with autograd on a few points."""
         self.pde = Term("pde", self.interior)
         moves: dict[str, list[float]] = {}  # each unknown's sensitivities, per residual
-        for term in [self.pde, *self.terms]:
-            term.order, term.pairs, term.fused = self._probe_one(term, moves)
+        with warnings.catch_warnings():
+            # float(p["k"]) in pde: torch's advice (detach() first) is the wrong one; the
+            # check below refuses the unknown it cuts off in its own words
+            if self.unknowns is not None:
+                warnings.filterwarnings("ignore", "Converting a tensor with requires_grad=True")
+            for term in [self.pde, *self.terms]:
+                term.order, term.pairs, term.fused = self._probe_one(term, moves)
         self._check_unknowns_move(moves)
         if self.pde.time_order == 1 and len(self.problem.outputs) == 1:
             # u(x, 0) and a first-order PDE fix u_t(x, 0): prescribing it too over-determines

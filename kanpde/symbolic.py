@@ -952,14 +952,18 @@ def _polish(fn: SymbolicFunction, x: Tensor, y: Tensor, start: Fit) -> Fit | Non
         with torch.no_grad():
             return z, fn.f(z).numpy(), fn.d1(z).numpy()
 
+    # Trial parameters may overflow a function (exp of a large argument): such values are
+    # replaced below, so NumPy's overflow warnings would only be noise.
     def residual(p):
         _, f, _ = parts(p)
-        r = p[2] * f + p[3] - yn
+        with np.errstate(over="ignore", invalid="ignore"):
+            r = p[2] * f + p[3] - yn
         return np.where(np.isfinite(r), r, 1e10)
 
     def jac(p):
         _, f, g = parts(p)
-        j = np.stack([p[2] * g * xn, p[2] * g, f, np.ones_like(f)], axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            j = np.stack([p[2] * g * xn, p[2] * g, f, np.ones_like(f)], axis=1)
         return np.where(np.isfinite(j), j, 0.0)
 
     try:

@@ -212,7 +212,7 @@ def test_an_unknown_the_pde_does_not_reach_is_refused(reads, missed):
         return reads(p) * d(u, x, "x", "x") + 2 * math.pi**2 * torch.sin(math.pi * x)
 
     with pytest.raises(ProblemError) as e, warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # torch's about float() of a parameter
+        warnings.simplefilter("error", UserWarning)  # torch: float() of a parameter; not shown
         kanpde.solve(inverse(pde=pde, unknowns=unknowns), device="cpu", progress=False)
     assert str(e.value) == (
         f"problem 'inverse': unknown {missed!r} reaches no residual, so it would keep its "
