@@ -91,7 +91,8 @@ class Problem:
         points, ``u``: ``(N, m)`` outputs): one tensor ``(N,)``, ``(N, 1)`` or ``(N, k)``
         (loss term ``pde``), or for systems a tuple or list of them (terms ``pde[0]``,
         ``pde[1]``, ...) or a dict (terms ``pde[key]``), each weighted by that name. A problem
-        with ``unknowns`` has ``pde(x, u, p)``, ``p[name]`` the unknown's current value.
+        with ``unknowns`` has ``pde(x, u, p)``, ``p[name]`` the unknown's current value
+        (``pde(x, u)`` will do when only conditions read the unknowns).
     conditions : sequence of Condition, or one Condition
         Boundary, initial and data conditions.
     exact : callable, optional

@@ -38,10 +38,11 @@ TARGETS = {
     "kovasznay": {"rel_l2_u": 1e-3, "rel_l2_v": 1e-3},
     "lid_driven_cavity": {"rel_l2_u": 5e-2, "rel_l2_v": 5e-2},
     "inverse_diffusion1d": {"rel_l2": 1e-3},
+    "inverse_robin": {"rel_l2": 1e-3},
 }
 # inverse problems: the value each unknown's readings were made with, and the bound on the
 # trained value's distance from it
-UNKNOWNS = {"inverse_diffusion1d": {"kappa": (0.1, 1e-3)}}
+UNKNOWNS = {"inverse_diffusion1d": {"kappa": (0.1, 1e-3)}, "inverse_robin": {"h": (1.0, 1e-3)}}
 EXACT = sorted(p.stem for p in PROBLEMS.glob("*.py") if kanpde.load_problem(p).exact is not None)
 
 
