@@ -615,10 +615,14 @@ class Domain(ABC):
             if not isinstance(name, str):
                 raise ValueError(f"boundary selection must be names or one predicate, got {name!r}")
             if name not in self._lookup:
-                if name == "initial" and self.time_axis is not None:
-                    raise ValueError(
-                        f"'initial' is not a boundary piece of {self!r}; use .initial(n)"
-                    )
+                if self.time_axis is not None:
+                    t, t0 = self.names[self.time_axis], self.bounds[0][self.time_axis]
+                    if name in ("initial", f"{t}min", f"{t}={t0:g}", f"{t}={t0}"):
+                        raise ValueError(
+                            f"{name!r}: the initial time is not a boundary piece of {self!r}; a "
+                            "condition there is Initial(value) (or Initial(value, derivative=1)"
+                            "), whose points .initial(n) draws"
+                        )
                 raise ValueError(
                     f"unknown boundary piece {name!r} for {self!r}; "
                     f"known: {', '.join(self.piece_names())}"

@@ -40,13 +40,18 @@ from .problem import (
 PROBE_POINTS = 8
 
 
+# parameter names that say "the points"; pde(out, x) or pde(u, pts) has its arguments swapped
+_POINT_NAMES = frozenset({"x", "xs", "X", "pts", "points", "coords", "xy", "xt", "xyt", "xyz"})
+
+
 def _named_u_x(fn) -> bool:
-    """Whether ``fn``'s first two parameters are named ``u`` and ``x``: swapped arguments."""
+    """Whether ``fn``'s second parameter is named like the points and its first is not:
+    swapped arguments, as in ``pde(u, x)``."""
     try:
         names = list(inspect.signature(fn).parameters)[:2]
     except (TypeError, ValueError):
         return False
-    return names == ["u", "x"]
+    return len(names) == 2 and names[1] in _POINT_NAMES and names[0] not in _POINT_NAMES
 
 
 @dataclass
@@ -290,7 +295,10 @@ class Residuals:
             call = "pde(x, u, p)" if self._pde_takes_p else "pde(x, u)"
             err = user_code_error(self.problem, call, e)
             if _named_u_x(self.problem.pde):
-                err = ProblemError(f"{err} (pde takes (x, u); its parameters are named (u, x))")
+                first, second = list(inspect.signature(self.problem.pde).parameters)[:2]
+                err = ProblemError(
+                    f"{err} (pde takes (x, u); its parameters are named ({first}, {second}))"
+                )
             elif isinstance(e, RuntimeError) and "require grad" in str(e):
                 # torch.autograd.grad(u, x): the jets give u without a graph back to x
                 err = ProblemError(

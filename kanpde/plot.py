@@ -280,6 +280,11 @@ def solution(
         Figure size in inches; default one that fits the panels.
     """
     x, pred, ref, err = _solution_arrays(run)
+    if log_error and err is None:  # it would be ignored without a word
+        raise ValueError(
+            f"{_where(run)}: log_error (--log-error): the run has no exact solution or "
+            "reference, so there is no error panel to draw on a log scale"
+        )
     names = list(run.names) or [f"x{i + 1}" for i in range(x.shape[1])]
     all_outputs = list(run.outputs) if len(run.outputs) == pred.shape[1] else None
     all_outputs = all_outputs or [f"u{i + 1}" for i in range(pred.shape[1])]
@@ -731,8 +736,9 @@ def _check_layer(layer: int, n_layers: int, name: str = "layer") -> None:
         raise ValueError(f"{name} {layer}: the KAN has layers 0..{n_layers - 1}")
 
 
-def _kan(model):
-    """``(KAN, run or None)`` from a Run or a model; ValueError for anything else."""
+def _kan(model, figure: str):
+    """``(KAN, run or None)`` from a Run or a model; ValueError naming ``figure`` (the plot
+    function) for anything else."""
     from .nn import KAN
     from .results import Run
 
@@ -742,7 +748,7 @@ def _kan(model):
         model = run.model()
     if not isinstance(model, KAN):
         what = type(model).__name__
-        raise ValueError(f"the KAN diagram needs a KAN; got {what} (an MLP has no edge functions)")
+        raise ValueError(f"{figure}() draws a KAN's edge functions; got {what} (an MLP has none)")
     return model, run
 
 
@@ -925,7 +931,7 @@ def network(
     from matplotlib.collections import LineCollection
     from matplotlib.patches import Rectangle
 
-    net, run = _kan(model)
+    net, run = _kan(model, "network")
     xs = _samples(net, run, x, samples)
     data = _edge_data(net, xs)
     width = list(net.width)
@@ -1048,7 +1054,7 @@ def activations(
     """
     import torch
 
-    net, run = _kan(model)
+    net, run = _kan(model, "activations")
     n_layers = len(net.layers)
     _check_layer(layer, n_layers)
     l = layer % n_layers

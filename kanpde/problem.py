@@ -568,8 +568,9 @@ def apply_preset(problem: Problem, name: str | None) -> dict:
             f"{problem.source or problem.name}: unknown preset {name!r}; known: {known}"
         )
     preset = problem.presets[name]
-    for key in ("model", "points", "weights"):
+    for key in ("model", "points"):
         base[key].update(preset.get(key, {}))
+    base["weights"] = merge_weights(base["weights"], preset.get("weights", {}))
     if "schedule" in preset:
         base["schedule"] = preset["schedule"]
     return base
@@ -673,6 +674,7 @@ def load_problem(path: str | Path) -> Problem:
             f"{path}: `problem` must be a kanpde.Problem, got {type(problem).__name__}"
         )
     problem.source = str(path)
+    problem.validate()  # again, naming the file: fields set after Problem(...) were not checked
     if not problem.description and (module.__doc__ or "").strip():
         # `kanpde list` shows it: the file's docstring says what the problem is
         problem.description = module.__doc__.strip().splitlines()[0]
@@ -751,3 +753,12 @@ def data_hash(problem: Problem) -> str:
                 digest.update(repr(a.shape).encode())
                 digest.update(a.tobytes())
     return digest.hexdigest() if found else ""
+
+
+def merge_weights(base: dict, override: dict) -> dict:
+    """``base``'s loss weights with ``override``'s on top; a ``"pde"`` override (all PDE
+    residuals) replaces ``base``'s per-residual ``pde[k]`` weights, which would otherwise win."""
+    merged = dict(base)
+    if "pde" in override:
+        merged = {k: v for k, v in merged.items() if not PDE_TERM.fullmatch(str(k))}
+    return {**merged, **override}

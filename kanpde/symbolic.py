@@ -545,7 +545,7 @@ def train(
     the default penalty stage by stage instead. Nothing is written.
     """
     from .losses import Residuals
-    from .problem import apply_preset, load_problem
+    from .problem import apply_preset, load_problem, merge_weights
     from .schedule import parse_schedule
     from .training import Trainer, test_set
 
@@ -555,7 +555,7 @@ def train(
     dtype, device = p.dtype, p.device
     defaults = apply_preset(problem, None)
     pts = {**defaults["points"], **(points or {})}
-    w = {**defaults["weights"], **(weights or {})}
+    w = merge_weights(defaults["weights"], weights or {})
     torch.manual_seed(seed)
     residuals = Residuals(problem, model, pts, w, dtype, device, seed)
     if sparsity:

@@ -31,7 +31,7 @@ from .allocator import retain_freed_memory
 from .losses import Residuals, WithUnknowns, chunked, error_metrics
 from .nn import KAN, MLP, count_parameters, from_config
 from .nn.bases import BSpline
-from .problem import MODEL_OPTIONS, Problem, _first_line, _is_int, warn
+from .problem import MODEL_OPTIONS, Problem, _first_line, _is_int, merge_weights, warn
 from .results import ResultsError, Run, save_run
 from .schedule import ScheduleError, Stage, parse_schedule
 from .signals import (
@@ -385,11 +385,12 @@ def test_set(problem, n=None, dtype=torch.float64, device="cpu") -> tuple[Tensor
             raise
         except Exception as e:  # noqa: BLE001 - user code becomes one line naming the file
             raise user_code_error(problem, "exact(x)", e) from e
+        returned = tuple(u.shape)  # as the user's function gave it, for the message
         if u.ndim == 1:
             u = u.unsqueeze(1)
         if u.shape != (x.shape[0], len(problem.outputs)):
             raise ProblemError(
-                f"{where}: exact(x) returned shape {tuple(u.shape)}, expected "
+                f"{where}: exact(x) returned shape {returned}, expected "
                 f"({x.shape[0]}, {len(problem.outputs)})"
             )
     elif problem.reference is not None:
@@ -1706,7 +1707,10 @@ def solve(
         raise ValueError(f"solve(graphs={graphs!r}): use True, False or 'auto'")
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
-    if not isinstance(problem, Problem):
+    elif isinstance(problem, Problem):
+        # checked again: fields set after it was built (problem.presets = {...}) were not
+        problem.validate()
+    else:
         raise ValueError(
             f"solve(problem=...): expected a kanpde.Problem or a problem file's path, got "
             f"{type(problem).__name__}"
@@ -1830,7 +1834,7 @@ def solve(
             check_resampling(pts)
         except ValueError as e:
             raise ValueError(f"solve(): {e}") from None
-    w = {**defaults["weights"], **(weights or {})}
+    w = merge_weights(defaults["weights"], weights or {})
     torch.manual_seed(seed)
     if isinstance(model, nn.Module):
         net = model.to(device=dev, dtype=dt)

@@ -572,6 +572,28 @@ def test_loss_weights_by_term_name():
     assert float(loss.detach()) == pytest.approx(expected, rel=1e-14)
 
 
+def test_a_pde_weight_given_to_solve_or_a_preset_overrides_the_problems_per_residual_ones():
+    # the problem's pde[0]/pde[1] used to win over a caller's "pde", which config recorded
+    def pde(x, out):
+        return d(out[:, :1], x, "x", "x") + 1.0, d(out[:, 1:], x, "x", "x") - 2.0
+
+    p = Problem(name="w", domain=Interval(-1, 1), pde=pde, conditions=[Dirichlet(0.0)],
+                outputs=["u", "v"], model={"width": [1, 3, 2]}, schedule="3:lbfgs=1",
+                points={"interior": 20}, weights={"pde[0]": 1.0, "pde[1]": 4.0, "dirichlet": 2.0},
+                presets={"soft": {"weights": {"pde": 1e-3}}})  # fmt: skip
+    kw = dict(device="cpu", progress=False, log_every=1)
+    for run in (kanpde.solve(p, weights={"pde": 1e-3}, **kw), kanpde.solve(p, preset="soft", **kw)):
+        h = {k: v[0] for k, v in run.history.items()}  # step 0: the same initial network
+        expected = 1e-3 * (h["loss_pde[0]"] + h["loss_pde[1]"]) + 2.0 * h["loss_dirichlet"]
+        assert h["loss"] == pytest.approx(expected, rel=1e-12)
+        assert run.config["weights"] == {"dirichlet": 2.0, "pde": 1e-3}
+    # a per-residual override still refines the problem's own
+    run = kanpde.solve(p, weights={"pde[1]": 0.5}, **kw)
+    h = {k: v[0] for k, v in run.history.items()}
+    expected = h["loss_pde[0]"] + 0.5 * h["loss_pde[1]"] + 2.0 * h["loss_dirichlet"]
+    assert h["loss"] == pytest.approx(expected, rel=1e-12)
+
+
 def test_preset_replaces_the_defaults_it_names(one_thread):
     p = Problem(
         name="presets",

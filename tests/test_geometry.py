@@ -514,8 +514,11 @@ def test_space_time(space):
     x0 = st.initial(128, seed=0)
     assert x0.shape == (128, st.dim) and np.all(x0[:, -1] == 0.5)
     assert space.contains(x0[:, :-1]).all()
-    with pytest.raises(ValueError, match="'initial' is not a boundary piece"):
-        st.boundary(10, on="initial")
+    # (t0 = 0.5 here) each way of naming the initial time points to Initial
+    for name in ("initial", "tmin", "t=0.5"):
+        with pytest.raises(ValueError, match=rf"^'{name}': the initial time is not a boundary "
+                           r"piece of .*; a condition there is Initial\(value\)"):  # fmt: skip
+            st.boundary(10, on=name)
 
 
 def test_space_time_points_stratified_in_space_and_time():

@@ -478,9 +478,10 @@ def test_compare_takes_train_time_before_an_older_wall_time_and_activations_span
 
 
 def test_network_rejects_mlp(runs):
-    with pytest.raises(ValueError, match="needs a KAN"):
+    # each names itself (activations() was called "the KAN diagram")
+    with pytest.raises(ValueError, match=r"^network\(\) draws a KAN's edge functions; got MLP"):
         plot.network(runs["mlp"])
-    with pytest.raises(ValueError, match="needs a KAN"):
+    with pytest.raises(ValueError, match=r"^activations\(\) draws a KAN's edge functions; got"):
         plot.activations(runs["mlp"])
 
 
@@ -889,3 +890,17 @@ def test_history_of_a_run_still_training_comes_from_its_checkpoint(tmp_path, cap
     fig = plot.history(one)
     drawn = [line for ax in fig.axes for line in ax.lines if len(line.get_xdata()) == 1]
     assert len(drawn) >= 5 and all(line.get_marker() == "o" for line in drawn)
+
+
+def test_log_error_without_a_reference_is_refused(tmp_path, capsys):
+    # it was ignored without a word: the figure came out as without the flag
+    problem = Problem(name="noref", domain=Interval(-1, 1), pde=lambda x, u: d(u, x, "x", "x") + 1,
+                      conditions=[Dirichlet(0.0)], points={"interior": 20})  # fmt: skip
+    run = solve(problem, schedule="3:adam=2", device="cpu", progress=False, out=tmp_path)
+    with pytest.raises(ValueError, match=r"log_error \(--log-error\): the run has no exact "
+                       r"solution or reference, so there is no error panel"):  # fmt: skip
+        plot.solution(run, log_error=True)
+    assert main(["plot", str(tmp_path), "--log-error", "--out", str(tmp_path / "f.png")]) == 2
+    assert "no error panel to draw on a log scale" in capsys.readouterr().err
+    assert not (tmp_path / "f.png").exists()
+    plot.solution(run)  # without the flag: the prediction alone

@@ -176,6 +176,11 @@ PROBLEM_CASES = {
     "bad_dtype_in_file": (variant("**KW)", "dtype='float16', **KW)"), "dtype must be"),
     # exit() in a file ended kanpde with the file's status and no message
     "exit_on_import": (GOOD + "\nraise SystemExit(3)\n", "called exit(3) while importing"),
+    # set after Problem(...) checked its fields: the preset was never looked at
+    "preset_set_after_construction": (
+        GOOD + "\nproblem.presets = {'bad': {'pointz': {}}}\n",
+        "preset 'bad' may only set model, schedule, points and weights",
+    ),
     "pde_returns_nothing": (
         variant("return laplacian(u, x) + 2 * math.pi**2 * exact(x)", "return {}"),
         "pde returned no residuals (an empty dict)",
@@ -192,6 +197,11 @@ PROBLEM_CASES = {
     "pde_arguments_swapped": (
         variant("def pde(x, u):", "def pde(u, x):"),
         "(pde takes (x, u); its parameters are named (u, x))",
+    ),
+    # any name for the solution, as long as the points come second
+    "pde_arguments_swapped_other_names": (
+        variant("def pde(x, u):", "def pde(out, x):\n    u = out"),
+        "(pde takes (x, u); its parameters are named (out, x))",
     ),
     "pde_takes_autograd_grad_of_x": (
         variant(
@@ -1513,3 +1523,25 @@ def test_problems_without_conditions_or_with_fewer_equations_than_outputs_warn()
         warnings.simplefilter("error", kanpde.KanpdeWarning)
         kanpde.solve(system(two_equations, left), **opts)
         kanpde.solve(system(one_equation, [*left, data]), **opts)
+
+
+def test_a_wrong_exact_shape_is_reported_as_returned():
+    # (25,) was reported as (25, 1), the shape after kanpde's own reshape
+    problem = kanpde.Problem(
+        name="two", domain=kanpde.Interval(0, 1), pde=lambda x, u: kanpde.d(u, x, "x", "x"),
+        conditions=[kanpde.Dirichlet(0.0)], outputs=["u", "v"], exact=lambda x: x[:, 0],
+        points={"test": 25},
+    )  # fmt: skip
+    with pytest.raises(kanpde.ProblemError) as e:
+        kanpde.solve(problem, schedule="3:adam=1", device="cpu", progress=False)
+    assert str(e.value) == "problem 'two': exact(x) returned shape (25,), expected (25, 2)"
+
+
+def test_a_problem_changed_after_construction_is_checked_again_by_solve():
+    problem = kanpde.Problem(
+        name="later", domain=kanpde.Interval(0, 1), pde=lambda x, u: kanpde.d(u, x, "x", "x"),
+        conditions=[kanpde.Dirichlet(0.0)],
+    )  # fmt: skip
+    problem.weights = {"dirichlett": 2.0}
+    with pytest.raises(kanpde.ProblemError, match=r"^problem 'later': weights: unknown key "):
+        kanpde.solve(problem, schedule="3:adam=1", device="cpu", progress=False)
