@@ -240,7 +240,9 @@ def _scaled(stages: list[Stage], factor: float) -> list[Stage]:
     periods such that a stage updates about as often as before).
 
     The counts add up to the scaled total (largest remainders get the rounding), so
-    ``--steps N`` runs N steps; only a stage that would get none is given one.
+    ``--steps N`` runs N steps: a stage that would get none is given one, and the steps that
+    costs are taken from the stages with the smallest remainders. Only an N below the number
+    of stages with steps is exceeded (each keeps one).
     """
     exact = [s.steps * factor for s in stages]
     # a stage with steps keeps at least one; the rest of the total goes by largest remainders
@@ -249,6 +251,12 @@ def _scaled(stages: list[Stage], factor: float) -> list[Stage]:
     free = [i for i, e in enumerate(exact) if stages[i].steps and counts[i] == math.floor(e)]
     for i in sorted(free, key=lambda i: round(counts[i] - exact[i], 9))[: max(0, left)]:
         counts[i] += 1
+    # stages raised to their one step overspent: take steps back one at a time where the
+    # count then stays closest to its share
+    while left < 0 and any(n > 1 for n in counts):
+        i = min((i for i, n in enumerate(counts) if n > 1), key=lambda i: exact[i] - counts[i])
+        counts[i] -= 1
+        left += 1
     out = []
     for s, n in zip(stages, counts):
         until = min(n, round(s.update_until * factor))

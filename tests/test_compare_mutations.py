@@ -251,9 +251,12 @@ def _lbfgs(*steps):
 def test_scaled_step_counts_follow_the_largest_remainder_method():
     """Scaling stages of s_i steps to N: e_i = s_i N / Σs; a stage with steps gets ⌊e_i⌋, at
     least 1, and the N − Σ those steps left go one each to the stages with the largest
-    remainders e_i − ⌊e_i⌋ (none to a stage raised to its one step, none when the raised
-    stages overspend N). Checked on random schedules (catches: smallest remainders first, a
-    raised stage taking a remainder, a negative count of steps left slicing off the end)."""
+    remainders e_i − ⌊e_i⌋ (none to a stage raised to its one step). When the raised stages
+    overspend N, steps are taken back one at a time from stages above one step, where the
+    count stays closest to e_i: the counts add up to N unless N is below the number of stages
+    with steps. Checked on random schedules (catches: smallest remainders first, a raised
+    stage taking a remainder, a negative count of steps left slicing off the end, an
+    overspent N)."""
     rng = random.Random(1)
     for _ in range(400):
         steps = [rng.choice([0, 1, 2, 3, 7, 50, 130, 999]) for _ in range(rng.randint(1, 6))]
@@ -265,7 +268,11 @@ def test_scaled_step_counts_follow_the_largest_remainder_method():
         counts = [s.steps for s in _scaled(_lbfgs(*steps), factor)]
         base = [max(1, math.floor(e)) if s else 0 for s, e in zip(steps, exact)]
         free = [i for i, (s, e) in enumerate(zip(steps, exact)) if s and math.floor(e) >= 1]
-        assert sum(counts) == max(n, sum(base)), (steps, n, counts)
+        assert sum(counts) == max(n, sum(1 for s in steps if s)), (steps, n, counts)
+        assert all(c >= 1 for c, s in zip(counts, steps) if s), (steps, n, counts)
+        if sum(base) > n:  # overspent: only taken back, never below one step
+            assert all(c <= b for c, b in zip(counts, base)), (steps, n, counts)
+            continue
         raised = [i for i in range(len(steps)) if counts[i] != base[i]]
         assert all(counts[i] == base[i] + 1 and i in free for i in raised), (steps, n, counts)
         rest = [i for i in free if i not in raised]
@@ -273,9 +280,13 @@ def test_scaled_step_counts_follow_the_largest_remainder_method():
             low = min(exact[i] - math.floor(exact[i]) for i in raised)
             high = max(exact[i] - math.floor(exact[i]) for i in rest)
             assert low >= high - 1e-9, (steps, n, counts)
-    # the case a negative count of steps left once sliced: two 1-step stages raised to one
-    # step overspend N = 4 by 2 - 2(4/392); the three 130-step stages (1.33 each) keep 1
+    # two 1-step stages raised to one step overspend N = 4; the three 130-step stages (1.33
+    # each) keep their one step each: 5 stages cannot run in 4 steps
     assert [s.steps for s in _scaled(_lbfgs(1, 1, 130, 130, 130), 4 / 392)] == [1] * 5
+    # N = 5 over (1, 1, 1000, 1000): 1 + 1 + 2.5 + 2.5 rounds to 6 steps; one is taken back
+    assert sum(s.steps for s in _scaled(_lbfgs(1, 1, 1000, 1000), 5 / 2002)) == 5
+    # ten 1-step stages and one of 1000 in N = 12: the big stage gives back all but 2
+    assert [s.steps for s in _scaled(_lbfgs(*[1] * 10, 1000), 12 / 1010)] == [1] * 10 + [2]
 
 
 def test_grid_update_count_is_the_trainers_rule_counted_step_by_step():
