@@ -436,9 +436,9 @@ class Residuals:
             if not any(moves[name]):
                 warn(
                     f"{where}: no residual changes with unknown {name!r} at its start value "
-                    f"{start} (as p[{name!r}]**2, abs or relu do at 0), so training cannot move "
-                    "it from there; start it elsewhere (the problem's unknowns=, --unknowns or "
-                    "solve(unknowns=...))"
+                    f"{start} (as p[{name!r}]**2, abs or relu do at 0): its gradient is zero "
+                    "there and training may leave it there; start it elsewhere (the problem's "
+                    "unknowns=, --unknowns or solve(unknowns=...))"
                 )
 
     def _probe_one(self, term: Term, moves: dict[str, list[float]]) -> tuple[int, tuple, bool]:

@@ -453,8 +453,9 @@ def test_an_unknown_stuck_at_its_start_is_warned_about(reads, start):
         run = kanpde.solve(problem, device="cpu", progress=False)
     assert str(record[0].message) == (
         f"problem 'inverse': no residual changes with unknown 'k' at its start value {start:g} "
-        "(as p['k']**2, abs or relu do at 0), so training cannot move it from there; start it "
-        "elsewhere (the problem's unknowns=, --unknowns or solve(unknowns=...))"
+        "(as p['k']**2, abs or relu do at 0): its gradient is zero there and training may "
+        "leave it there; start it elsewhere (the problem's unknowns=, --unknowns or "
+        "solve(unknowns=...))"
     )
     assert run.unknowns["k"] == start  # indeed stuck
     # from another start it moves, and nothing is said
