@@ -38,6 +38,28 @@ def inverse(**changes) -> Problem:
     return Problem(**{**spec, **changes})
 
 
+# a short run of the file below: two Adam steps of a small KAN
+SHORT = "points={'interior': 50}, model={'width': [1, 3, 1]}, schedule=[{'adam': 2}]"
+
+
+def inverse_file(folder, settings: str = SHORT):
+    """A problem file of the test problem (unknown k from 0.5) with these ``Problem`` keywords."""
+    file = folder / "inverse_k.py"
+    file.write_text(
+        "import math\n"
+        "import numpy as np\n"
+        "import torch\n"
+        "from kanpde import Dirichlet, Interval, PointData, Problem, d\n"
+        "xs = np.linspace(-0.9, 0.9, 9)[:, None]\n"
+        "def pde(x, u, p):\n"
+        "    return p['k'] * d(u, x, 'x', 'x') + 2 * math.pi**2 * torch.sin(math.pi * x)\n"
+        "problem = Problem(name='inverse_k', domain=Interval(-1, 1), pde=pde,\n"
+        "    conditions=[Dirichlet(0.0), PointData(xs, np.sin(math.pi * xs))],\n"
+        f"    unknowns={{'k': 0.5}}, {settings})\n"
+    )
+    return file
+
+
 @pytest.fixture(scope="module")
 def recovered(tmp_path_factory):
     out = tmp_path_factory.mktemp("inverse")
@@ -165,20 +187,10 @@ def test_bad_unknowns_are_one_line_errors(changes, message):
 def test_kanpde_solve_prints_the_unknown_and_symbolic_refines_it(tmp_path, capsys):
     from kanpde.cli import main
 
-    file = tmp_path / "inverse_k.py"
-    file.write_text(
-        "import math\n"
-        "import numpy as np\n"
-        "import torch\n"
-        "from kanpde import Dirichlet, Interval, PointData, Problem, d\n"
-        "xs = np.linspace(-0.9, 0.9, 9)[:, None]\n"
-        "def pde(x, u, p):\n"
-        "    return p['k'] * d(u, x, 'x', 'x') + 2 * math.pi**2 * torch.sin(math.pi * x)\n"
-        "problem = Problem(name='inverse_k', domain=Interval(-1, 1), pde=pde,\n"
-        "    conditions=[Dirichlet(0.0), PointData(xs, np.sin(math.pi * xs))],\n"
-        "    exact=lambda x: torch.sin(math.pi * x), unknowns={'k': 0.5},\n"
-        "    points={'interior': 100, 'test': 41}, model={'width': [1, 5, 1], 'grid': 5},\n"
-        "    schedule=[{'lbfgs': 200}])\n"
+    file = inverse_file(
+        tmp_path,
+        "exact=lambda x: torch.sin(math.pi * x), points={'interior': 100, 'test': 41}, "
+        "model={'width': [1, 5, 1], 'grid': 5}, schedule=[{'lbfgs': 200}]",
     )
     assert main(["solve", str(file), "--out", str(tmp_path), "--device", "cpu", "--quiet"]) == 0
     line = capsys.readouterr().out.splitlines()[0]
@@ -372,20 +384,7 @@ def test_the_command_line_takes_start_values(tmp_path, capsys):
         with pytest.raises(CLIError) as e:
             parse_unknowns(text, problem)
         assert str(e.value) == message
-    file = tmp_path / "inverse_k.py"
-    file.write_text(
-        "import math\n"
-        "import numpy as np\n"
-        "import torch\n"
-        "from kanpde import Dirichlet, Interval, PointData, Problem, d\n"
-        "xs = np.linspace(-0.9, 0.9, 9)[:, None]\n"
-        "def pde(x, u, p):\n"
-        "    return p['k'] * d(u, x, 'x', 'x') + 2 * math.pi**2 * torch.sin(math.pi * x)\n"
-        "problem = Problem(name='inverse_k', domain=Interval(-1, 1), pde=pde,\n"
-        "    conditions=[Dirichlet(0.0), PointData(xs, np.sin(math.pi * xs))],\n"
-        "    unknowns={'k': 0.5}, points={'interior': 50}, model={'width': [1, 3, 1]},\n"
-        "    schedule=[{'adam': 2}])\n"
-    )
+    file = inverse_file(tmp_path)
     args = ["solve", str(file), "--out", str(tmp_path), "--device", "cpu", "--quiet"]
     assert main([*args, "--unknowns", "k=3"]) == 0
     (run_dir,) = tmp_path.glob("inverse_k-*")
@@ -530,20 +529,7 @@ def test_refining_a_run_trained_on_other_data_than_its_files_is_warned_about(tmp
 
     from kanpde.cli import main
 
-    file = tmp_path / "inverse_k.py"
-    file.write_text(
-        "import math\n"
-        "import numpy as np\n"
-        "import torch\n"
-        "from kanpde import Dirichlet, Interval, PointData, Problem, d\n"
-        "xs = np.linspace(-0.9, 0.9, 9)[:, None]\n"
-        "def pde(x, u, p):\n"
-        "    return p['k'] * d(u, x, 'x', 'x') + 2 * math.pi**2 * torch.sin(math.pi * x)\n"
-        "problem = Problem(name='inverse_k', domain=Interval(-1, 1), pde=pde,\n"
-        "    conditions=[Dirichlet(0.0), PointData(xs, np.sin(math.pi * xs))],\n"
-        "    unknowns={'k': 0.5}, points={'interior': 50}, model={'width': [1, 3, 1]},\n"
-        "    schedule=[{'adam': 2}])\n"
-    )
+    file = inverse_file(tmp_path)
     problem = kanpde.load_problem(file)
     data = problem.conditions[1]
     noisy = dataclasses.replace(
