@@ -231,6 +231,10 @@ class Problem:
             )
         if not callable(self.pde):
             fail("pde must be a function pde(x, u) returning the residual")
+        for label, example in DICT_FIELDS.items():  # (again: a field may be set afterwards)
+            if not isinstance(getattr(self, label), dict):
+                given = getattr(self, label)
+                fail(f"{label} must be a dict such as {example}, got {type(given).__name__}")
         try:
             listed = _condition_list(self.conditions)
         except ValueError:
