@@ -147,21 +147,38 @@ class WithUnknowns(nn.Module):
         return self.net(x)
 
 
-def _sensitivities(v: Tensor, unknowns: nn.ParameterDict) -> dict[str, float]:
-    """How much ``v`` moves with each unknown it depends on (through autograd): the size of
-    its derivative in the unknown, weighted by random positive weights so that opposite signs
-    cannot cancel. 0 where it does not move at the current values, NaN or Inf where the
-    derivative is not finite; unknowns ``v`` does not depend on are left out."""
+def _sensitivities(v: Tensor, unknowns: nn.ParameterDict, count: int = 1) -> list[dict]:
+    """How ``v`` moves with each unknown it depends on (through autograd): its derivative in
+    the unknown, summed with random positive weights (``count`` draws) so that opposite signs
+    cannot cancel and, over the draws, the derivatives at different points stay apart. 0 where
+    it does not move at the current values, NaN or Inf where the derivative is not finite;
+    unknowns ``v`` does not depend on are left out."""
     if not v.requires_grad:
-        return {}
+        return []
     names = list(unknowns)
     generator = torch.Generator().manual_seed(0)  # (the global stream stays the run's)
-    weights = torch.rand(v.shape, generator=generator, dtype=v.dtype, device="cpu")
-    weights = (0.5 + weights).to(v.device)
-    grads = torch.autograd.grad(
-        (v * weights).sum(), [unknowns[n] for n in names], retain_graph=True, allow_unused=True
-    )
-    return {n: float(g.abs()) for n, g in zip(names, grads) if g is not None}
+    out = []
+    for _ in range(count):
+        weights = torch.rand(v.shape, generator=generator, dtype=v.dtype, device="cpu")
+        weights = (0.5 + weights).to(v.device)
+        grads = torch.autograd.grad(
+            (v * weights).sum(), [unknowns[n] for n in names], retain_graph=True, allow_unused=True
+        )
+        out.append({n: float(g) for n, g in zip(names, grads) if g is not None})
+    return out
+
+
+def _entangled(rows: list[dict], names: list[str]) -> list[str]:
+    """The unknowns whose effects on the residuals are linearly dependent (only a combination
+    of them is determined), from :func:`_sensitivities` rows; [] when they are independent."""
+    g = np.array([[r.get(n, 0.0) for n in names] for r in rows])
+    size = np.linalg.norm(g, axis=0)
+    if len(names) < 2 or len(rows) < len(names) or not np.all(size > 0):
+        return []
+    _, s, vt = np.linalg.svd(g / size)  # each unknown's column scaled: its units do not matter
+    if s[-1] > 1e-9 * s[0]:
+        return []
+    return [n for n, c in zip(names, vt[-1]) if abs(c) > 1e-6]
 
 
 class Residuals:
@@ -386,6 +403,7 @@ class Residuals:
         """Find the derivatives each term needs, evaluating it with autograd on a few points."""
         self.pde = Term("pde", self.interior)
         moves: dict[str, list[float]] = {}  # each unknown's sensitivities, per residual
+        self._rows: list[dict] = []  # all of them, for the dependence between unknowns
         with warnings.catch_warnings():
             # float(p["k"]) in pde: torch's advice (detach() first) is the wrong one; the
             # check below refuses the unknown it cuts off in its own words
@@ -394,6 +412,17 @@ class Residuals:
             for term in [self.pde, *self.terms]:
                 term.order, term.pairs, term.fused = self._probe_one(term, moves)
         self._check_unknowns_move(moves)
+        entangled = _entangled(self._rows, list(self.unknowns or {}))
+        if entangled:
+            names = ", ".join(map(repr, entangled))
+            warn(
+                f"{self.problem.source or f'problem {self.problem.name!r}'}: unknowns {names} "
+                "change the residuals only together at their start values (their effects are "
+                "proportional, as with p['a'] + p['b'] or p['a'] * p['b']): the data cannot tell "
+                "them apart and only a combination of them is determined; fix all but one, or "
+                "add data that separates them"
+            )
+        del self._rows
         if self.pde.time_order == 1 and len(self.problem.outputs) == 1:
             # u(x, 0) and a first-order PDE fix u_t(x, 0): prescribing it too over-determines
             # (in a system, u_t may stand for another output's unprescribed initial value)
@@ -406,6 +435,13 @@ class Residuals:
                         f"time, so {u}_t there already follows from the PDE and the initial "
                         "value; the extra condition can only conflict with them"
                     )
+
+    def _sense(self, v: Tensor, moves: dict[str, list[float]]) -> None:
+        """Record how residual ``v`` moves with the unknowns (see :meth:`_probe`)."""
+        rows = _sensitivities(v, self.unknowns, count=len(self.unknowns) + 1)
+        for n, g in (rows[0] if rows else {}).items():
+            moves.setdefault(n, []).append(abs(g))
+        self._rows += rows
 
     def _start_values(self) -> str:
         """`` (with the unknowns at their start values: k = 0.5)``; ``""`` without unknowns."""
@@ -490,13 +526,11 @@ class Residuals:
                         )
                     _warn_untrained_leaves(v, x, self.trainable, where, name)
                     if self.unknowns is not None:
-                        for n, g in _sensitivities(v, self.unknowns).items():
-                            moves.setdefault(n, []).append(g)
+                        self._sense(v, moves)
             else:
                 v = self._condition_residual(term, x, u, sub, ctx)
                 if self.unknowns is not None:
-                    for n, g in _sensitivities(v, self.unknowns).items():
-                        moves.setdefault(n, []).append(g)
+                    self._sense(v, moves)
         keys = [k for k, root in ctx.misses if root and len(k) <= 2]
         order = max((len(k) for k in keys), default=0)
         pairs = tuple(sorted({k for k in keys if len(k) == 2}))

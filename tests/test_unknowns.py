@@ -259,7 +259,11 @@ def test_writing_into_p_is_refused_in_one_line():
 def test_unknowns_keep_their_declared_order():
     # a dict given to the ParameterDict at once was sorted: z came after a
     def pde(x, u, p):
-        return p["z"] * p["a"] * d(u, x, "x", "x") + 2 * math.pi**2 * torch.sin(math.pi * x)
+        return (
+            p["z"] * d(u, x, "x", "x")
+            + (p["a"] - 0.5) * u
+            + 2 * math.pi**2 * torch.sin(math.pi * x)
+        )
 
     run = kanpde.solve(inverse(pde=pde, unknowns={"z": 1.0, "a": 0.5}, schedule=[{"adam": 2}]),
                        device="cpu", progress=False)  # fmt: skip
@@ -543,3 +547,33 @@ def test_refining_a_run_trained_on_other_data_than_its_files_is_warned_about(tmp
         "run was trained on (data changed in memory, or drawn anew without a seed); refining "
         "with the file's\n"
     ) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "reads, entangled",
+    [
+        (lambda p, uxx, u: (p["a"] + p["b"]) * uxx, "'a', 'b'"),  # only a + b is determined
+        (lambda p, uxx, u: p["a"] * p["b"] * uxx, "'a', 'b'"),  # only a·b
+        (lambda p, uxx, u: p["a"] * uxx + (p["b"] + p["c"]) * u, "'b', 'c'"),  # a is not
+        (lambda p, uxx, u: p["a"] * uxx + p["b"] * u, None),  # u'' and u vary apart: fine
+    ],
+)
+def test_unknowns_only_a_combination_of_which_is_determined_are_warned_about(reads, entangled):
+    def pde(x, u, p):
+        return reads(p, d(u, x, "x", "x"), u) + 2 * math.pi**2 * torch.sin(math.pi * x)
+
+    start = {"a": 1.0, "b": 0.5, "c": 0.1} if "'c'" in str(entangled) else {"a": 1.0, "b": 0.5}
+    problem = inverse(pde=pde, unknowns=start, schedule=[{"adam": 1}])
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        kanpde.solve(problem, device="cpu", progress=False)
+    said = [str(w.message) for w in record if "only together" in str(w.message)]
+    if entangled is None:
+        assert said == []
+    else:
+        assert said == [
+            f"problem 'inverse': unknowns {entangled} change the residuals only together at "
+            "their start values (their effects are proportional, as with p['a'] + p['b'] or "
+            "p['a'] * p['b']): the data cannot tell them apart and only a combination of them "
+            "is determined; fix all but one, or add data that separates them"
+        ]
