@@ -154,13 +154,11 @@ class Problem:
                 f"['{self.outputs}'], got the string {self.outputs!r}"
             )
         self.outputs = tuple(self.outputs)
-        for label, example in DICT_FIELDS.items():
-            given = getattr(self, label)
-            if not isinstance(given, dict):  # merged with defaults below: a TypeError there
-                raise ProblemError(
-                    f"problem {self.name!r}: {label} must be a dict such as {example}, got "
-                    f"{type(given).__name__} {given!r}"
-                )
+
+        def fail(msg: str):
+            raise ProblemError(f"problem {self.name!r}: {msg}")
+
+        self._check_dict_fields(fail)  # merged with defaults below: a TypeError there
         try:
             self.conditions = _condition_list(self.conditions)
         except ValueError as e:
@@ -207,6 +205,16 @@ class Problem:
                 "set the grids in the schedule"
             )
 
+    def _check_dict_fields(self, fail: Callable[[str], None]) -> None:
+        """The fields that hold dicts (model, points, weights, presets, unknowns) are dicts."""
+        for label, example in DICT_FIELDS.items():
+            given = getattr(self, label)
+            if not isinstance(given, dict):
+                fail(
+                    f"{label} must be a dict such as {example}, got {type(given).__name__} "
+                    f"{given!r}"
+                )
+
     @property
     def domain_dim(self) -> int:
         return int(getattr(self.domain, "dim", 0))
@@ -231,16 +239,14 @@ class Problem:
             )
         if not callable(self.pde):
             fail("pde must be a function pde(x, u) returning the residual")
-        for label, example in DICT_FIELDS.items():  # (again: a field may be set afterwards)
-            if not isinstance(getattr(self, label), dict):
-                given = getattr(self, label)
-                fail(f"{label} must be a dict such as {example}, got {type(given).__name__}")
+        self._check_dict_fields(fail)  # (again: a field may be set after construction)
+        # A list the checks below may qualify in place, also after `problem.conditions = ...`.
         try:
-            listed = _condition_list(self.conditions)
-        except ValueError:
-            listed = []  # refused below
+            self.conditions = _condition_list(self.conditions)
+        except ValueError as e:
+            fail(str(e))
         named = set()
-        for c in listed:
+        for c in self.conditions:
             for what, name in c.unknown_names().items() if isinstance(c, Condition) else ():
                 if name not in self.unknowns:  # (before pde's p: a typo here would read as that)
                     fail(
@@ -260,11 +266,6 @@ class Problem:
         if repeated:
             # component="u" would silently mean the first of them
             fail(f"outputs must be distinct names; repeated: {', '.join(repeated)}")
-        # A list the checks below may qualify in place, also after `problem.conditions = ...`.
-        try:
-            self.conditions = _condition_list(self.conditions)
-        except ValueError as e:
-            fail(str(e))
         for c in self.conditions:
             if not isinstance(c, Condition):
                 fail(f"conditions must be kanpde conditions (Dirichlet, ...), got {c!r}")

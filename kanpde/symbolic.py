@@ -31,7 +31,7 @@ import math
 import numbers
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -1512,11 +1512,11 @@ def _refine(run, model: KAN, steps: int, progress: bool):
             "trained on (data changed in memory, or drawn anew without a seed); refining with "
             "the file's"
         )
-    if problem.unknowns:  # the unknowns go on from the values the run found
-        found = {k: v for k, v in run.unknowns.items() if k in problem.unknowns}
-        problem = replace(problem, unknowns={**problem.unknowns, **found})
+    # the unknowns go on from the values the run found
+    found = {k: v for k, v in run.unknowns.items() if k in problem.unknowns}
     refined = solve(
         problem,
+        unknowns=found or None,
         model=model,
         schedule=[{"lbfgs": int(steps)}],
         points=cfg.get("points"),

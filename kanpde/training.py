@@ -1718,6 +1718,7 @@ def solve(
     if unknowns is not None:
         _check_start_values(unknowns, problem)
         unknowns = {name: float(v) for name, v in unknowns.items()}
+    observed = data_hash(problem)  # the data conditions' fingerprint ('' without any)
     device = distributed.setup(device)
     state = None
     if resume is not None:
@@ -1733,7 +1734,7 @@ def solve(
                 f"{problem.source or problem.name}: differs from the problem of the checkpoint in "
                 f"{resume} ({what}); resume with the same problem file"
             )
-        if "data_hash" in saved and saved["data_hash"] != data_hash(problem):
+        if "data_hash" in saved and saved["data_hash"] != observed:
             raise ProblemError(
                 f"{problem.source or problem.name}: the observations of its data conditions "
                 f"differ from those the run in {resume} was trained on (changed in memory, or "
@@ -1914,8 +1915,8 @@ def solve(
         config["unknowns"] = dict(problem.unknowns)
     if unknowns:  # those given to solve, which a resume applies again
         config["unknowns_given"] = dict(unknowns)
-    if data_hash(problem):  # the observations, which the file's hash may not fix
-        config["data_hash"] = data_hash(problem)
+    if observed:  # the observations, which the file's hash may not fix
+        config["data_hash"] = observed
     trainer.config = config
     if state is not None:
         trainer.load_state_dict(state)

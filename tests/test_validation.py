@@ -1548,4 +1548,6 @@ def test_a_problem_changed_after_construction_is_checked_again_by_solve():
     problem.weights, problem.unknowns = {}, [("k", 1.0)]  # (an AttributeError, unchecked)
     with pytest.raises(kanpde.ProblemError) as e:
         kanpde.solve(problem, schedule="3:adam=1", device="cpu", progress=False)
-    assert str(e.value) == "problem 'later': unknowns must be a dict such as {'k': 1.0}, got list"
+    assert str(e.value) == (
+        "problem 'later': unknowns must be a dict such as {'k': 1.0}, got list [('k', 1.0)]"
+    )
