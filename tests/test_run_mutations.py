@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from bitwise import same
 from stops import Killed, kill_after_checkpoint
 
 import kanpde
@@ -318,26 +319,6 @@ def test_progress_of_a_run_counts_steps_to_its_checkpoint_not_its_last_log(tmp_p
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _same(a, b, where="state"):
-    """Equal in type, structure, key order, dtype and every bit."""
-    assert type(a) is type(b), (where, type(a), type(b))
-    if isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype and a.shape == b.shape, where
-        assert torch.equal(a, b), where
-    elif isinstance(a, np.ndarray):
-        assert a.dtype == b.dtype and np.array_equal(a, b), where
-    elif isinstance(a, dict):
-        assert list(a) == list(b), where
-        for k in a:
-            _same(a[k], b[k], f"{where}[{k!r}]")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            _same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
-
-
 def test_optimizer_states_come_back_bit_for_bit_and_continue_alike(tmp_path):
     """Adam's moments and L-BFGS's memory survive a checkpoint exactly: fresh optimizers
     loaded from it take the same next steps, to the bit (catches: float64 tensors or arrays
@@ -379,7 +360,7 @@ def test_optimizer_states_come_back_bit_for_bit_and_continue_alike(tmp_path):
     back = load_checkpoint(save_checkpoint(tmp_path / "checkpoint.h5", state))
     assert set(back) == set(state)  # (HDF5 lists a file's top level by name)
     for key in state:
-        _same(back[key], state[key], key)
+        same(back[key], state[key], key)
     # continuing: optimizers rebuilt from the checkpoint step exactly as the originals do
     for kind, w, opt in zip(("adam", "lbfgs"), ws, opts):
         w2, opt2 = make(kind)
@@ -403,5 +384,5 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
     back = load_checkpoint(path)
     assert set(back) == set(first)
     for key in first:
-        _same(back[key], first[key], key)
+        same(back[key], first[key], key)
     assert os.listdir(tmp_path) == ["checkpoint.h5"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 import warnings
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from bitwise import same
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 import kanpde
@@ -218,35 +218,6 @@ def test_the_progress_bar_counts_the_steps_of_every_stage(monkeypatch):
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _bits(x: float) -> bytes:
-    return struct.pack("<d", x)
-
-
-def _same(a, b, where="state"):
-    """Equal in type, structure, key order, dtype, shape and every bit (NaN and -0.0
-    included)."""
-    assert type(a) is type(b), (where, type(a), type(b))
-    if isinstance(a, torch.Tensor):
-        assert (a.dtype, a.shape) == (b.dtype, b.shape), (where, a.dtype, b.dtype, a.shape)
-        bits = [t.detach().contiguous().numpy().tobytes() for t in (a, b)]
-        assert bits[0] == bits[1], where
-    elif isinstance(a, np.ndarray):
-        assert (a.dtype, a.shape) == (b.dtype, b.shape), (where, a.dtype, b.dtype, a.shape)
-        assert a.tobytes() == b.tobytes(), where
-    elif isinstance(a, dict):
-        assert list(a) == list(b), where
-        for k in a:
-            _same(a[k], b[k], f"{where}[{k!r}]")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            _same(x, y, f"{where}[{i}]")
-    elif isinstance(a, float):
-        assert _bits(a) == _bits(b), (where, a, b)
-    else:
-        assert a == b, where
-
-
 def _tensors():
     """Tensors of every dtype a training state holds or might, of 0 to 3 dimensions, empty and
     non-contiguous ones included."""
@@ -305,7 +276,7 @@ def test_a_checkpoint_gives_back_exactly_what_it_was_given(tmp_path):
         if key == "nan":
             assert isinstance(back[key], float) and math.isnan(back[key])
         else:
-            _same(state[key], back[key], key)
+            same(state[key], back[key], key)
     # the tensors come back on the CPU and detached from any graph
     for t in back["tensors"].values():
         assert t.device.type == "cpu" and not t.requires_grad
@@ -343,7 +314,7 @@ def test_an_interrupted_write_leaves_the_previous_checkpoint_and_no_temporary_fi
     assert os.listdir(tmp_path) == ["checkpoint.h5"]
     back = load_checkpoint(path)
     for key in first:
-        _same(first[key], back[key], key)
+        same(first[key], back[key], key)
 
 
 @pytest.mark.parametrize(
