@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,10 +97,32 @@ def _model_text(run) -> str:
     return text
 
 
-def _as_run(obj):
-    """A :class:`~kanpde.results.Run` from a run or from a :class:`~kanpde.training.Trainer`."""
+def _load_run(path: str | os.PathLike, figure: str) -> Run:
+    """The run in a results file or run directory; a run with only its checkpoint (training,
+    or interrupted) as far as it got, for ``history`` alone (``figure``, the plot's name)."""
+    from .results import load, load_progress
+
+    path = Path(path)
+    unfinished = path.name == "checkpoint.h5" or (
+        path.is_dir() and (path / "checkpoint.h5").exists() and not (path / "result.h5").exists()
+    )
+    if not unfinished:
+        return load(path)
+    if figure != "history":
+        raise ValueError(
+            f"{path}: the run has not finished (only its checkpoint); --kind history plots "
+            "its progress (plot.history in Python)"
+        )
+    return load_progress(path)
+
+
+def _as_run(obj, figure: str = "history"):
+    """A :class:`~kanpde.results.Run` from a run, a results file's path or a
+    :class:`~kanpde.training.Trainer` (``figure``: the plot asking, for messages)."""
     from .training import Trainer
 
+    if isinstance(obj, str | os.PathLike):
+        return _load_run(obj, figure)
     if not isinstance(obj, Trainer):
         return obj
     import time
@@ -235,7 +258,7 @@ def _mesh(ax, xa, ya, values2d, **kw):
 
 
 def solution(
-    run: Run,
+    run: Run | str | os.PathLike,
     *,
     outputs: Sequence[str] | None = None,
     slices: int | Sequence[float] | None = None,
@@ -263,8 +286,9 @@ def solution(
 
     Parameters
     ----------
-    run : Run
-        A loaded or returned run (:func:`kanpde.load`, :func:`kanpde.solve`).
+    run : Run or path
+        A loaded or returned run (:func:`kanpde.load`, :func:`kanpde.solve`), or the path of
+        its results file or run directory.
     outputs : sequence of str, optional
         Which outputs to show (default: all).
     slices : int or sequence of float, optional
@@ -279,6 +303,7 @@ def solution(
     figsize : (float, float), optional
         Figure size in inches; default one that fits the panels.
     """
+    run = _as_run(run, "solution")
     x, pred, ref, err = _solution_arrays(run)
     if log_error and err is None:  # it would be ignored without a word
         raise ValueError(
@@ -612,7 +637,10 @@ def _positive(v):
 
 
 def history(
-    run: Run | Trainer, *, x: str = "step", figsize: tuple[float, float] | None = None
+    run: Run | Trainer | str | os.PathLike,
+    *,
+    x: str = "step",
+    figsize: tuple[float, float] | None = None,
 ) -> Figure:
     """Loss terms and test errors against the optimizer step, log scale.
 
@@ -625,8 +653,10 @@ def history(
 
     Parameters
     ----------
-    run : Run or Trainer
-        A run, or a trainer that has run (as :func:`kanpde.symbolic.train` returns).
+    run : Run, Trainer or path
+        A run, a trainer that has run (as :func:`kanpde.symbolic.train` returns), or the path
+        of a results file or run directory; a run still training or interrupted (only its
+        ``checkpoint.h5``) is drawn as far as its last checkpoint.
     x : {"step", "time"}
         Horizontal axis: optimizer steps or training time in seconds.
     figsize : (float, float), optional
@@ -743,6 +773,8 @@ def _kan(model, figure: str):
     from .results import Run
 
     run = None
+    if isinstance(model, str | os.PathLike):
+        model = _load_run(model, figure)
     if isinstance(model, Run):
         run = model
         model = run.model()
@@ -889,7 +921,7 @@ def _edge_data(net, xs, points: int = 100):
 
 
 def network(
-    model: Run | KAN,
+    model: Run | KAN | str | os.PathLike,
     x: np.ndarray | None = None,
     *,
     labels: Mapping | None = None,
@@ -911,8 +943,9 @@ def network(
 
     Parameters
     ----------
-    model : Run or KAN
-        A run (its evaluation points are the samples) or a KAN.
+    model : Run, KAN or path
+        A run (its evaluation points are the samples), a KAN, or the path of a results file
+        or run directory.
     x : array (N, D), optional
         Samples; default the run's evaluation points, else ``samples`` uniform points in the
         first layer's grid range.
@@ -1022,7 +1055,7 @@ def network(
 
 
 def activations(
-    model: Run | KAN,
+    model: Run | KAN | str | os.PathLike,
     layer: int = 0,
     x: np.ndarray | None = None,
     *,
@@ -1041,8 +1074,9 @@ def activations(
 
     Parameters
     ----------
-    model : Run or KAN
-        A run (its evaluation points are the samples) or a KAN.
+    model : Run, KAN or path
+        A run (its evaluation points are the samples), a KAN, or the path of a results file
+        or run directory.
     layer : int
         Layer index (negative counts from the end).
     x : array (N, D), optional
@@ -1611,19 +1645,9 @@ def figure_for(
             f"--kind {kind!r}: unknown; use one of {', '.join(RUN_KINDS)} for a results file "
             f"({' or '.join(TABLE_KINDS)} for a .csv table)"
         )
-    from .results import load, load_progress
-
-    unfinished = path.name == "checkpoint.h5" or (
-        path.is_dir() and (path / "checkpoint.h5").exists() and not (path / "result.h5").exists()
-    )
-    if unfinished:  # a run training or interrupted: its history so far, from the checkpoint
-        if kind != "history":
-            raise ValueError(
-                f"{path}: the run has not finished (only its checkpoint); --kind history plots "
-                "its progress"
-            )
-        return kind, history(load_progress(path))
-    run = load(path)
+    run = _load_run(path, kind)
+    if kind == "history":
+        return kind, history(run)
     cfg = run.config.get("model", {})
     model_type = cfg.get("type", "kan")
     if kind in ("network", "activations") and model_type != "kan":

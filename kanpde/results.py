@@ -354,8 +354,19 @@ def load_progress(path: str | Path) -> Run:
         metrics.update({f"param_{k[9:]}": float(v) for k, v in model_state.items()
                         if k.startswith("unknowns.")})  # fmt: skip
         model_state = {k[4:]: v for k, v in model_state.items() if k.startswith("net.")}
-    return Run(config, history.columns(), {}, metrics, attrs, logged.get("events", []),
-               model_state, path)  # fmt: skip
+    run = Run(config, history.columns(), {}, metrics, attrs, logged.get("events", []),
+              model_state, path)  # fmt: skip
+    if config.get("model", {}).get("type") in ("kan", "mlp"):
+        # The config is the run's start: a grid extended since then is the state's.
+        from .nn import count_parameters
+        from .training import model_config
+
+        net = run.model()
+        now = model_config(net)
+        if now != config["model"]:
+            config["model"] = now
+            config["parameters"] = metrics["parameters"] = count_parameters(net)
+    return run
 
 
 def load(path: str | Path) -> Run:

@@ -649,6 +649,25 @@ def test_sweep_slopes(tmp_path):
 # -------------------------------------------------------------------------- command line
 
 
+def test_plot_functions_take_a_results_path(runs):
+    # a path (str or Path, the file or its directory) draws what the loaded run draws
+    run = runs["line"]
+
+    def pixels(fig):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        fig.set_dpi(30)
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        return np.asarray(canvas.buffer_rgba())
+
+    for where in (str(run.path), run.path.parent):
+        for figure in (plot.solution, plot.history, plot.network, plot.activations):
+            assert np.array_equal(pixels(figure(where)), pixels(figure(run)))
+    with pytest.raises(kanpde.ResultsError, match="missing"):
+        plot.history(run.path.parent / "missing")
+
+
 def test_cli_writes_png(runs, tmp_path, capsys):
     path = runs["line"].path
     for kind in ("solution", "history", "network", "activations"):
@@ -890,6 +909,33 @@ def test_history_of_a_run_still_training_comes_from_its_checkpoint(tmp_path, cap
     fig = plot.history(one)
     drawn = [line for ax in fig.axes for line in ax.lines if len(line.get_xdata()) == 1]
     assert len(drawn) >= 5 and all(line.get_marker() == "o" for line in drawn)
+
+
+def test_history_of_a_run_interrupted_after_grid_extension_names_the_grid_it_reached(tmp_path):
+    # The checkpoint's config is the run's start (G=4, 54 parameters); its state has G=8 edges
+    # (6 of them, 8 + 3 coefficients and 2 scales each): the title said "G=4, 54 parameters".
+    from kanpde.results import load_progress
+
+    def interrupt(trainer, row):
+        if trainer.step >= 20:  # in the second stage, checkpointed at step 20
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        solve(LINE, schedule="4:adam=10,8:adam=40", points={"interior": 30, "test": 11},
+              log_every=5, checkpoint_every=5, out=tmp_path / "run", callback=interrupt,
+              progress=False, device="cpu")  # fmt: skip
+    run = load_progress(tmp_path / "run")
+    assert run.config["model"]["grid"] == 8
+    assert run.metrics["parameters"] == run.config["parameters"] == 6 * (8 + 3 + 2)
+    assert "G=8, 78 parameters" in plot.history(run)._suptitle.get_text()
+    net = run.model()
+    assert kanpde.count_parameters(net) == 78
+    # the plot functions take the run's path as well (a str, and the checkpoint itself)
+    for where in (str(tmp_path / "run"), tmp_path / "run" / "checkpoint.h5"):
+        assert "G=8, 78 parameters" in plot.history(where)._suptitle.get_text()
+    for figure in (plot.solution, plot.network, plot.activations):
+        with pytest.raises(ValueError, match=r"has not finished \(only its checkpoint\)"):
+            figure(tmp_path / "run")
 
 
 def test_log_error_without_a_reference_is_refused(tmp_path, capsys):
