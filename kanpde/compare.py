@@ -989,7 +989,8 @@ def _device_setting(device) -> str:
 
 # The option (or file) behind each setting of a saved study, for the resume refusal.
 _SETTING_OPTIONS = {
-    "problem_hash": "the problem file", "models": "--kan/--mlp/--activation",
+    "problem_hash": "the problem file (or a module it imports)",
+    "models": "--kan/--mlp/--activation",
     "matched_mlps": "--kan/--mlp", "runs_planned": "--kan/--mlp/--seeds",
     "kan_schedule": "--schedule/--steps", "mlp_schedule": "--schedule/--steps",
     "points": "--points", "log_every": "--log-every", "grids": "--grids",

@@ -6,6 +6,7 @@ validates the specification and reports any mistake as one line that names the f
 
 from __future__ import annotations
 
+import ast
 import copy
 import difflib
 import hashlib
@@ -734,13 +735,58 @@ def _traceback_line(exc: BaseException, path: Path) -> str:
 
 
 def file_hash(path: str | Path | None) -> str:
-    """SHA-256 of a problem file ('' when there is none)."""
+    """SHA-256 of a problem file and of the modules beside it that it imports ('' when there
+    is no file): a run records it, so that a resume can tell the problem was edited, a shared
+    helper module included."""
     if not path:
         return ""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        digest = hashlib.sha256(Path(path).read_bytes())
     except OSError:
         return ""
+    helpers = local_imports(path)
+    if not helpers:  # the file's own SHA-256, as runs recorded before helpers were hashed
+        return digest.hexdigest()
+    folder = Path(path).resolve().parent
+    for file in helpers:
+        digest.update(b"\0" + file.relative_to(folder).as_posix().encode() + b"\0")
+        try:
+            digest.update(file.read_bytes())
+        except OSError:
+            digest.update(b"unreadable")
+    return digest.hexdigest()
+
+
+def local_imports(path: str | Path) -> list[Path]:
+    """The files of the modules and packages beside ``path`` that it imports, directly or
+    through them (found in the source by name; an import by ``importlib`` is not seen)."""
+    folder = Path(path).resolve().parent
+    found: set[Path] = set()
+    todo = [Path(path).resolve()]
+    while todo:
+        try:
+            tree = ast.parse(todo.pop().read_bytes())
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                package = folder / top
+                files = [folder / f"{top}.py"]
+                if (package / "__init__.py").is_file():
+                    files = sorted(package.rglob("*.py"))
+                for file in files:
+                    if file.is_file() and file.resolve() not in found:
+                        found.add(file.resolve())
+                        todo.append(file.resolve())
+    found.discard(Path(path).resolve())
+    return sorted(found)
 
 
 def data_hash(problem: Problem) -> str:

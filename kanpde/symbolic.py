@@ -1503,7 +1503,10 @@ def _refine(run, model: KAN, steps: int, progress: bool):
 
     source = _refine_source(run)
     if file_hash(source) != run.attrs.get("problem_hash", ""):
-        warn(f"{source} changed since the run; refining with its current version")
+        warn(
+            f"{source} (or a module beside it that it imports) changed since the run; "
+            "refining with its current version"
+        )
     cfg = run.config
     problem = load_problem(source)
     if "data_hash" in cfg and cfg["data_hash"] != data_hash(problem):

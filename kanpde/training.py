@@ -1728,7 +1728,8 @@ def solve(
             what = (
                 f"its name is {problem.name!r}, the run's {saved['problem']!r}"
                 if saved["problem"] != problem.name
-                else "the file was edited since the run; any edit counts, a comment too"
+                else "the file, or a module beside it that it imports, was edited since the "
+                "run; any edit counts, a comment too"
             )
             raise ProblemError(
                 f"{problem.source or problem.name}: differs from the problem of the checkpoint in "

@@ -522,7 +522,10 @@ def test_an_error_late_in_training_says_where_the_checkpoint_is(tmp_path, capsys
     path.write_text(text + "\n# fixed\n")
     code, err = main_err(["solve", str(path), "--resume", str(kept.parent), "--quiet"], capsys)
     assert_one_line(code, err, "differs from the problem of the checkpoint")
-    assert "(the file was edited since the run; any edit counts, a comment too)" in err
+    assert (
+        "(the file, or a module beside it that it imports, was edited since the run; any edit "
+        "counts, a comment too)"
+    ) in err
     assert "stays in" not in err
 
 
@@ -1291,6 +1294,55 @@ def test_file_hash_is_the_sha256_of_the_file_or_empty():
 
     assert file_hash(POISSON1D) == hashlib.sha256(Path(POISSON1D).read_bytes()).hexdigest()
     assert file_hash(None) == file_hash("") == file_hash(ROOT / "no-such-file.py") == ""
+
+
+def test_file_hash_covers_the_modules_beside_the_file_that_it_imports(tmp_path, capsys):
+    # an edited helper module resumed a run on another PDE without a word
+    import hashlib
+
+    from kanpde.problem import file_hash, local_imports
+
+    (tmp_path / "kanpde_test_coeffs.py").write_text("import kanpde_test_more\nK = 1.0\n")
+    (tmp_path / "kanpde_test_more.py").write_text("M = 2\n")
+    pkg = tmp_path / "kanpde_test_pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "deep.py").write_text("D = 3\n")
+    (tmp_path / "unrelated.py").write_text("U = 4\n")  # beside it, not imported
+    path = tmp_path / "p.py"
+    path.write_text(
+        "import os.path\nfrom kanpde_test_pkg.sub import deep\n"
+        + GOOD.replace("def pde(x, u):", "def pde(x, u):\n    from kanpde_test_coeffs import K")
+    )
+    helpers = ["kanpde_test_coeffs.py", "kanpde_test_more.py", "kanpde_test_pkg/__init__.py",
+               "kanpde_test_pkg/sub/__init__.py", "kanpde_test_pkg/sub/deep.py"]  # fmt: skip
+    assert [f.relative_to(tmp_path.resolve()).as_posix() for f in local_imports(path)] == helpers
+    own = hashlib.sha256(path.read_bytes()).hexdigest()
+    before = file_hash(path)
+    assert len(before) == 64 and before != own
+    for name in helpers:  # any helper's edit (an indirect one too) changes the hash
+        file = tmp_path / name
+        text = file.read_text()
+        file.write_text(text + "# edited\n")
+        assert file_hash(path) != before, name
+        file.write_text(text)
+    assert file_hash(path) == before
+    (tmp_path / "unrelated.py").write_text("U = 5\n")
+    assert file_hash(path) == before
+    # a resume refuses the edited helper, in one line
+    out = tmp_path / "runs"
+    args = ["--schedule", "3:adam=30", "--checkpoint-every", "2", "--quiet", "--out", str(out)]
+    path.write_text(GOOD.replace("def pde(x, u):", "from kanpde_test_coeffs import K\n"
+                                 "CALLS = [0]\n\ndef pde(x, u):\n    CALLS[0] += 1\n"
+                                 "    if CALLS[0] > 12: raise RuntimeError('stop')\n"))  # fmt: skip
+    code, err = main_err(["solve", str(path), *args], capsys)  # stopped, its checkpoint kept
+    assert "RuntimeError: stop" in err
+    (run,) = out.glob("*/checkpoint.h5")
+    (tmp_path / "kanpde_test_coeffs.py").write_text("import kanpde_test_more\nK = 3.0\n")
+    code, err = main_err(["solve", str(path), "--resume", str(run.parent), "--quiet"], capsys)
+    assert_one_line(code, err, "differs from the problem of the checkpoint")
+    assert "a module beside it that it imports, was edited since the run" in err
 
 
 def test_a_run_directory_that_cannot_be_written_is_refused(tmp_path, monkeypatch, capsys):
