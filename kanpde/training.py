@@ -31,7 +31,7 @@ from .allocator import retain_freed_memory
 from .losses import Residuals, WithUnknowns, chunked, error_metrics
 from .nn import KAN, MLP, count_parameters, from_config
 from .nn.bases import BSpline
-from .problem import MODEL_OPTIONS, Problem, _first_line, _is_int, merge_weights, warn
+from .problem import MODEL_OPTIONS, Problem, _first_line, _is_int, _one_line, merge_weights, warn
 from .results import ResultsError, Run, save_run
 from .schedule import ScheduleError, Stage, parse_schedule
 from .signals import (
@@ -1456,6 +1456,9 @@ class Interrupted(KeyboardInterrupt):
         ``result.h5`` when it was complete before the stop (the run is done).
     signum : int
         The signal: ``SIGINT`` (Ctrl-C), ``SIGTERM`` or ``SIGHUP``.
+    run : Run or None
+        The run as far as it got (model, history, test errors), not written anywhere, when it
+        stopped between steps: a notebook's run without ``out`` keeps its training this way.
     """
 
     def __init__(
@@ -1465,10 +1468,25 @@ class Interrupted(KeyboardInterrupt):
         finished: bool = False,
         result: Path | None = None,
         signum: int = signal.SIGINT,
+        run: Run | None = None,
     ) -> None:
-        super().__init__()
         self.checkpoint, self.saved, self.finished = checkpoint, saved, finished
-        self.result, self.signum = result, int(signum)
+        self.result, self.signum, self.run = result, int(signum), run
+        try:
+            name = signal.Signals(self.signum).name
+        except ValueError:
+            name = f"signal {self.signum}"
+        if result is not None:
+            text = f"{name} after training; the results are in {result}"
+        else:
+            step = f" at step {run.metrics['steps']}" if run is not None else ""
+            text = f"training stopped by {name}{step}"
+            if run is not None:
+                text += "; the run so far is this exception's .run"
+            if checkpoint is not None:
+                moment = "this moment" if saved else "the last regular checkpoint"
+                text += f"; {checkpoint} holds {moment} (resume= continues it)"
+        super().__init__(text)
 
 
 def _check_solve_arguments(seed, log_every, checkpoint_every, out) -> None:
@@ -1682,7 +1700,8 @@ def solve(
         far are attached as ``.run`` and written to ``out``.
     Interrupted
         Ctrl-C, SIGTERM or SIGHUP (a :class:`KeyboardInterrupt`): training stopped between
-        steps; ``.checkpoint`` is what ``resume`` continues from.
+        steps; ``.run`` is the run so far (in memory, with or without ``out``) and
+        ``.checkpoint`` what ``resume`` continues from.
     """
     from .checkpoint import load_checkpoint
     from .problem import (
@@ -1923,12 +1942,15 @@ def solve(
         trainer.load_state_dict(state)
     started = trainer.started = time.time()
 
-    def finish() -> Run:
+    def result() -> Run:
         # The model as trained: grid extension changes the grid and the parameter count.
         config["model"] = model_config(net)
         config["parameters"] = count_parameters(net)
         config["world_size"] = distributed.world()
-        run = Run.from_trainer(trainer, problem=problem, config=config, started=started)
+        return Run.from_trainer(trainer, problem=problem, config=config, started=started)
+
+    def finish() -> Run:
+        run = result()
         if out is not None and distributed.rank() == 0:
             with signals_held():  # a stop waits for the file: then the run is done
                 save_run(run, out)
@@ -1961,7 +1983,14 @@ def solve(
                 warn(f"{e}; the previous checkpoint (if any) is kept")
         kept = trainer.checkpoint_path
         kept = kept if kept is not None and kept.exists() else None
-        return Interrupted(kept, saved, finished, signum=signum)
+        run = None
+        if whole:  # the run so far, in memory (a notebook's run without out has no other)
+            try:
+                with signals_held(deliver=False):
+                    run = result()
+            except Exception as e:  # noqa: BLE001 - the stop is the news, not this
+                warn(f"the run so far could not be assembled ({_one_line(e)}); stopping")
+        return Interrupted(kept, saved, finished, signum=signum, run=run)
 
     try:
         trainer.run()

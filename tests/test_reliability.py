@@ -1271,9 +1271,32 @@ def test_solve_stopped_by_ctrl_c_raises_interrupted_naming_its_checkpoint(
     assert stop.checkpoint == tmp_path / "checkpoint.h5" and stop.checkpoint.is_file()
     assert stop.saved and not stop.finished and stop.result is None
     assert load_checkpoint(stop.checkpoint)["position"]["step"] == 5  # the step in progress
+    assert str(stop) == (
+        f"training stopped by SIGINT at step 5; the run so far is this exception's .run; "
+        f"{tmp_path / 'checkpoint.h5'} holds this moment (resume= continues it)"
+    )
+    # the run so far, in memory: its model is the checkpoint's (nothing else written)
+    saved = load_checkpoint(stop.checkpoint)
+    state = saved["model_state"]
+    assert stop.run.metrics["steps"] == 5 and stop.run.path is None
+    assert all(np.array_equal(stop.run.state[k], state[k].numpy()) for k in state)
+    rows = json.loads(saved["history"])["rows"]
+    assert stop.run.history["loss"].tolist() == [r["loss"] for r in rows]
+    assert not (tmp_path / "result.h5").exists()
+    x = stop.run.solution["x"]
+    ref = np.sin(np.pi * x)  # poisson1d's exact solution
+    assert stop.run.metrics["mse"] == pytest.approx(np.mean((stop.run.predict(x) - ref) ** 2))
     monkeypatch.setattr(training.Trainer, "_grad", original)
     run = kanpde.solve(POISSON1D, resume=tmp_path, out=tmp_path, progress=False)
     assert run.metrics["steps"] == 20 and (tmp_path / "result.h5").is_file()
+    # without out (a notebook's run): no checkpoint, the training so far in .run
+    monkeypatch.setattr(training.Trainer, "_grad", grad)
+    with pytest.raises(kanpde.Interrupted) as e:
+        kanpde.solve(POISSON1D, **kw)
+    assert e.value.checkpoint is None and e.value.run.metrics["steps"] == 5
+    assert str(e.value) == (
+        "training stopped by SIGINT at step 5; the run so far is this exception's .run"
+    )
 
 
 # -- checkpoints and rollbacks, exactly (found by mutation testing) ----------------------------
