@@ -669,6 +669,7 @@ def compare(
     schedule: str | Sequence[Stage | dict] | None = None,
     points: dict | str | None = None,
     log_every: int = 50,
+    preset: str | None = None,
 ) -> Comparison:
     """Train KANs and MLPs on the same points, test set and budget; return the table.
 
@@ -713,6 +714,9 @@ def compare(
     log_every : int
         Steps between history rows (the curves figure); it also ends each L-BFGS call, so a
         resumed study needs the value it was started with.
+    preset : str, optional
+        One of the problem's presets: its model, schedule, points and weights replace the
+        problem's defaults (as ``kanpde solve --preset``) before the other arguments apply.
 
     Returns
     -------
@@ -728,8 +732,11 @@ def compare(
 
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
+    problem = _with_preset(problem, preset)
     plan = _plan(problem, kans, mlps, seeds, budget, seconds, steps, device, dtype, activation,
                  schedule, points, log_every)  # fmt: skip
+    if preset is not None:  # (absent otherwise, as in studies saved before presets)
+        plan.setup["preset"] = preset
     out = Path(out) if out is not None else None
     result = _execute(plan, out, device, dtype, progress, resume=resume)
     if out is not None:
@@ -794,6 +801,22 @@ def fitted_slope(grids: Sequence[float], errors: Sequence[float]) -> float:
     return float(np.polyfit(g, e, 1)[0])
 
 
+def _with_preset(problem, preset: str | None):
+    """``problem`` with the model, schedule, points and weights of its preset ``preset``."""
+    from .problem import apply_preset
+
+    if preset is None:
+        return problem
+    if preset not in problem.presets:
+        known = ", ".join(problem.presets) or "none"
+        raise CLIError(
+            f"--preset {preset!r}: not a preset of {problem.source or problem.name} (its "
+            f"presets: {known})"
+        )
+    settings = apply_preset(problem, preset)
+    return replace(problem, **settings)
+
+
 def _check_problem(problem, kan: bool = False) -> None:
     """A sweep needs a test solution to measure errors against, and a KAN; a comparison
     without one compares final training losses (warned about)."""
@@ -842,6 +865,7 @@ def sweep(
     progress: bool = False,
     resume: bool = False,
     points: dict | str | None = None,
+    preset: str | None = None,
 ) -> Sweep:
     """The KAN paper's grid-scaling study on ``problem`` with ``steps`` L-BFGS steps per grid.
 
@@ -853,7 +877,8 @@ def sweep(
     With ``out``, each run is saved as it finishes (``extension.h5``, ``separate/grid-G.h5``)
     beside ``sweep.json`` (the settings); ``resume=True`` continues the study saved there,
     keeping its finished runs. ``points`` (a dict or ``--points`` text) is laid over the
-    problem's point counts for every run.
+    problem's point counts for every run, and over those of its preset ``preset`` (whose
+    model, points and weights replace the problem's) when one is named.
 
     Raises
     ------
@@ -871,6 +896,7 @@ def sweep(
         raise CLIError(f"--device {device!r}: {e}") from None
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
+    problem = _with_preset(problem, preset)
     _check_problem(problem, kan=True)
     if points is not None:
         points = {k: v for k, v in _overrides(problem, None, points)[1].items()
@@ -879,6 +905,8 @@ def sweep(
     setup = {"problem": problem.name, "problem_hash": file_hash(problem.source),
              "grids": grids, "steps": steps, "points": points or None,
              "seed": seed, "device": resolved, "dtype": dtype or problem.dtype}  # fmt: skip
+    if preset is not None:  # (absent otherwise, as in sweeps saved before presets)
+        setup["preset"] = preset
     if resume:
         _check_saved_sweep(out, setup)
     elif out is not None:
@@ -1004,7 +1032,7 @@ def _same_settings(out: Path, saved: dict, setup: dict, ignore=frozenset()) -> N
     with contextlib.suppress(AssertionError, RuntimeError, TypeError, ValueError):  # "cuda"
         saved["device"] = _device_setting(saved["device"])
     keys = (mine.keys() | saved.keys()) - set(ignore)
-    valued = ("budget", "device", "dtype", "seconds", "seed", "seeds", "steps")
+    valued = ("budget", "device", "dtype", "preset", "seconds", "seed", "seeds", "steps")
     # the settings whose values say what differs first, then the options behind the others
     differ = sorted(
         (k for k in keys if mine.get(k) != saved.get(k)), key=lambda k: (k not in valued, k)
@@ -1118,16 +1146,18 @@ def _take_saved(args, saved: dict, options: dict[str, str]) -> None:
             setattr(args, key, saved[key])
 
 
-def _saved_options(args, out: Path, problem) -> None:
+def _saved_options(args, out: Path, problem):
     """The options of ``kanpde compare --resume`` not given on the command line, taken from
     the study saved in ``out`` (as ``kanpde solve --resume`` takes a run's own); options given
-    are checked against the study's as before."""
+    are checked against the study's as before. Returns ``problem`` under the study's preset."""
     from .results import ResultsError
 
     try:
         setup = Comparison.load(out, runs=False).setup
     except ResultsError:  # not a study: _finished_runs says so
-        return
+        return _with_preset(problem, args.preset)
+    _take_saved(args, setup, {"--preset": "preset"})
+    problem = _with_preset(problem, args.preset)
 
     models = setup.get("models", [])
     mlps = [m for m in models if m.get("type") == "mlp"]
@@ -1148,6 +1178,7 @@ def _saved_options(args, out: Path, problem) -> None:
         args.points = given or None
     if _left(args, "--log-every"):
         args.log_every = setup.get("log_every", 50)
+    return problem
 
 
 def cmd_compare(args) -> int:
@@ -1157,11 +1188,15 @@ def cmd_compare(args) -> int:
     problem = load_problem(args.problem)
     _check_common(args)
     if args.resume is not None and Path(args.resume).is_dir():
-        _saved_options(args, Path(args.resume), problem)
+        problem = _saved_options(args, Path(args.resume), problem)
+    else:
+        problem = _with_preset(problem, args.preset)
     plan = _plan(
         problem, args.kan, args.mlp, args.seeds, args.budget, args.seconds, args.steps,
         args.device, args.dtype, args.activation, args.schedule, args.points, args.log_every,
     )  # fmt: skip
+    if args.preset is not None:
+        plan.setup["preset"] = args.preset
     out, created = _study_directory(args, f"compare-{problem.name}", None)
     resume = args.resume is not None
     try:
@@ -1193,7 +1228,7 @@ def _saved_sweep_options(args, out: Path) -> None:
     if _left(args, "--grids") and "grids" in saved:
         args.grids = ",".join(map(str, saved["grids"]))
     _take_saved(args, saved, {"--steps": "steps", "--seed": "seed", "--points": "points",
-                              "--dtype": "dtype"})  # fmt: skip
+                              "--dtype": "dtype", "--preset": "preset"})  # fmt: skip
 
 
 def cmd_sweep(args) -> int:
@@ -1204,12 +1239,13 @@ def cmd_sweep(args) -> int:
         _saved_sweep_options(args, Path(args.resume))
     _check_common(args)
     grids = _check_sweep(args.grids, args.steps)
-    _check_problem(problem, kan=True)
+    _check_problem(_with_preset(problem, args.preset), kan=True)
     out, created = _study_directory(args, f"sweep-{problem.name}", args.seed)
     try:
         result = sweep(problem, grids, steps=args.steps, device=args.device, dtype=args.dtype,
                        seed=args.seed, out=out, progress=not args.quiet,
-                       resume=args.resume is not None, points=args.points)  # fmt: skip
+                       resume=args.resume is not None, points=args.points,
+                       preset=args.preset)  # fmt: skip
     except BaseException as e:
         finished = (out / "extension.h5").is_file()
         if created and not finished:  # nothing worth keeping in a new directory
@@ -1291,5 +1327,9 @@ def register(sub) -> None:
 def _common_arguments(p) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--dtype", help="float32 or float64 (default: the problem's)")
+    p.add_argument(
+        "--preset", help="one of the presets the problem file defines: its model, schedule, "
+        "points and weights in place of the problem's",
+    )  # fmt: skip
     p.add_argument("--out", default="runs", help="parent of the study directory (default runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -941,3 +941,50 @@ def test_sweep_trains_every_run_on_the_given_points(tmp_path):
         assert (run.config["points"]["interior"], run.solution["x"].shape[0]) == (15, 9)
     with pytest.raises(CLIError, match=r"other settings \(--points\)"):
         sweep(POISSON1D, grids=[3, 5], steps=2, device="cpu", out=tmp_path, resume=True)
+
+
+def test_compare_and_sweep_take_a_preset_of_the_problem(tmp_path, capsys):
+    # "kanpde compare FILE --preset quick" was an unrecognized argument: a problem keeping its
+    # study-sized settings in a preset could not be compared at them
+    from kanpde.cli import main
+
+    text = Path(POISSON1D).read_text()
+    assert text.rstrip().endswith(")")  # the Problem(...) call ends the file
+    preset = ('{"tiny": {"model": {"width": [1, 3, 1]}, "schedule": "4:lbfgs=3,6:lbfgs=2", '
+              '"points": {"interior": 17, "test": 13}, "weights": {"pde": 0.5}}}')  # fmt: skip
+    path = tmp_path / "preset1d.py"
+    path.write_text(text.rstrip()[:-1] + f"    presets={preset},\n)\n")
+    common = ["--mlp", "1,6,1", "--seeds", "1", "--device", "cpu", "--quiet"]
+    assert main(["compare", str(path), "--preset", "tiny", *common, "--out", str(tmp_path)]) == 0
+    (out,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    study = Comparison.load(out)
+    assert study.setup["preset"] == "tiny"
+    assert [(s["grid"], s["steps"]) for s in study.setup["kan_schedule"]] == [(4, 3), (6, 2)]
+    kan, mlp = (study.runs[label, 0] for label in ("KAN [1,3,1]", "MLP [1,6,1]"))
+    for run in (kan, mlp):
+        assert run.config["points"]["interior"] == 17 and run.solution["x"].shape[0] == 13
+        assert run.config["weights"]["pde"] == 0.5
+    assert sum(s["steps"] for s in study.setup["mlp_schedule"]) == 5
+    # a resume takes the study's preset; another one is refused, naming both
+    table = (out / "comparison.csv").read_text()
+    assert main(["compare", str(path), "--device", "cpu", "--quiet", "--resume", str(out)]) == 0
+    assert (out / "comparison.csv").read_text() == table
+    capsys.readouterr()
+    argv = ["compare", str(path), "--device", "cpu", "--quiet", "--resume", str(out)]
+    assert main([*argv, "--preset", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert f"--preset 'nope': not a preset of {path} (its presets: tiny)" in err
+    # the Python API: the same runs, and without the preset the problem's own settings
+    same = compare(str(path), preset="tiny", mlps=[[1, 6, 1]], seeds=1, device="cpu")
+    assert [r["mse"] for r in same.rows] == [r["mse"] for r in study.rows]
+    plain = compare(str(path), mlps=[[1, 6, 1]], seeds=1, steps=2, device="cpu")
+    (own,) = [run for (label, _), run in plain.runs.items() if label.startswith("KAN")]
+    assert "preset" not in plain.setup and own.config["points"]["interior"] != 17
+    assert own.config["weights"]["pde"] == kanpde.load_problem(POISSON1D).weights["pde"] != 0.5
+    # a sweep: the preset's points and weights in every run, recorded for its resume
+    s = sweep(str(path), grids=[3, 5], steps=2, device="cpu", out=tmp_path / "sw", preset="tiny")
+    assert s.run.config["points"]["interior"] == 17 and s.run.config["weights"]["pde"] == 0.5
+    with pytest.raises(CLIError, match=r"other settings \(--preset: tiny there, None here\)"):
+        sweep(str(path), grids=[3, 5], steps=2, device="cpu", out=tmp_path / "sw", resume=True)
+    assert main(["sweep", str(path), "--grids", "3,5", "--steps", "2", "--device", "cpu",
+                 "--quiet", "--resume", str(tmp_path / "sw")]) == 0  # fmt: skip
