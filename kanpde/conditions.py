@@ -286,6 +286,12 @@ class Condition:
                         f"{self.name}: component {c} out of range for {len(outputs)} output(s)"
                     )
                 cols.append(int(c))
+        repeated = sorted({outputs[c] for c in cols if cols.count(c) > 1})
+        if repeated:  # it would count that output's misfit twice
+            raise ValueError(
+                f"{self.name}: component names {', '.join(map(repr, repeated))} more than once "
+                f"(as {self.component!r})"
+            )
         return cols
 
     def check(self, domain) -> None:

@@ -850,6 +850,16 @@ def test_a_negative_component_index_is_refused():
                 conditions=[Dirichlet(0.0, component=-1)])  # fmt: skip
 
 
+# Bug caught: an output named twice (by name, or by name and index) was accepted and its
+# misfit counted twice.
+@pytest.mark.parametrize("component", [["u", "u"], ["v", 1, "u"]])
+def test_a_component_named_twice_is_refused(component):
+    twice = "'u'" if component[0] == "u" else "'v'"
+    with pytest.raises(ProblemError, match=f"component names {twice} more than once"):
+        Problem(name="t", domain=SQUARE, pde=pde, outputs=("u", "v"),
+                conditions=[Dirichlet(0.0, component=component)])  # fmt: skip
+
+
 # Bug caught: complex PointData values silently cast to real (imaginary part dropped).
 def test_complex_point_data_values_are_refused():
     with pytest.raises(ValueError, match="PointData: values are complex"):
