@@ -347,8 +347,8 @@ class Residuals:
             if v.ndim != 2 or v.shape[0] != x.shape[0]:
                 raise ProblemError(
                     f"{where}: {name} residual has shape {tuple(v.shape)}, expected one row "
-                    f"per point of x: (N, k) for x of shape (N, {x.shape[1]}), here N = "
-                    f"{x.shape[0]}"
+                    f"per point of x: (N, k) for x of shape (N, {x.shape[1]}); this call's x "
+                    f"has N = {x.shape[0]} points (pde is called on any number of them)"
                 )
             if v.shape[1] == 0:
                 axes = ", ".join(getattr(self.problem.domain, "names", ()))

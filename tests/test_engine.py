@@ -163,7 +163,8 @@ def _residuals(pde, model_cfg=None):
 RESIDUAL_CASES = {
     "wrong_shape": (
         lambda x, u: laplacian(u, x).reshape(-1, 2),
-        r"pde residual has shape \(4, 2\)",
+        r"pde residual has shape \(4, 2\), expected one row per point of x: \(N, k\) for x of "
+        r"shape \(N, 2\); this call's x has N = 8 points \(pde is called on any number",
     ),
     "three_dims": (lambda x, u: laplacian(u, x).unsqueeze(-1), r"residual has shape \(8, 1, 1\)"),
     "not_a_tensor": (lambda x, u: 0.0, r"pde must return tensors, pde is float"),
