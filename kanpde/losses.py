@@ -652,12 +652,15 @@ class Residuals:
         return loss, terms
 
     def resample(self, seed: int, adaptive: bool = False, pool: int = 10) -> None:
-        """Draw new interior points (fixed count), uniformly or residual-weighted.
+        """Draw new interior points (fixed count) by the points' method, or residual-weighted.
 
-        With ``adaptive`` (residual-based adaptive distribution, Wu et al. 2023), a pool of
-        ``pool × N`` uniform candidates is drawn and ``N`` of them are kept with probability
-        proportional to ``|r| / mean|r| + 1``, where ``r`` is the PDE residual. ``seed`` is
-        combined with the run's seed, so runs of different seeds draw different points.
+        The draw uses the run's sampling ``method`` with a new seed (a scrambled Sobol or
+        Latin hypercube set, or uniform); ``grid`` draws uniformly, as a grid drawn again is
+        the same grid. With ``adaptive`` (residual-based adaptive distribution, Wu et al.
+        2023), a pool of ``pool × N`` candidates is drawn so and ``N`` of them are kept with
+        probability proportional to ``|r| / mean|r| + 1``, where ``r`` is the PDE residual.
+        ``seed`` is combined with the run's seed, so runs of different seeds draw different
+        points.
         """
         if self.seed:  # seed 0 keeps the draws of earlier versions
             seed = int(
@@ -665,11 +668,13 @@ class Residuals:
             )
         domain = self.problem.domain
         n = self._full[0].shape[0]
+        method = self.problem_points.get("method", "sobol")
+        method = "uniform" if method == "grid" else method
         if not adaptive:
-            x = domain.sample(n, method="uniform", seed=seed)
+            x = domain.sample(n, method=method, seed=seed)
             x = torch.as_tensor(x, dtype=self.dtype, device=self.device)
         else:
-            cand = domain.sample(pool * n, method="uniform", seed=seed)
+            cand = domain.sample(pool * n, method=method, seed=seed)
             cand = torch.as_tensor(cand, dtype=self.dtype, device=self.device)
             weight = self._pointwise_residual(cand)
             prob = weight / weight.mean().clamp_min(1e-300) + 1

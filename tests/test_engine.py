@@ -716,8 +716,15 @@ def test_resampling_follows_the_run_seed(poisson):
         res.resample(seed=1005)
         draws.append(res.interior.x.numpy().copy())
     assert not np.allclose(draws[0], draws[1])
-    # seed 0 draws what earlier versions drew, so existing runs reproduce
-    np.testing.assert_array_equal(draws[0], poisson.domain.sample(50, method="uniform", seed=1005))
+    # seed 0 draws with the step's seed alone, by the points' method (Sobol by default;
+    # uniform draws before, whatever the method)
+    np.testing.assert_array_equal(draws[0], poisson.domain.sample(50, method="sobol", seed=1005))
+    for method, drawn in (("lhs", "lhs"), ("uniform", "uniform"), ("grid", "uniform")):
+        res = Residuals(poisson, build_model(poisson, {"grid": 3}, DT),
+                        {**pts, "method": method}, {}, DT, "cpu", 0)  # fmt: skip
+        res.resample(seed=7)
+        expected = poisson.domain.sample(res.interior.x.shape[0], method=drawn, seed=7)
+        np.testing.assert_array_equal(res.interior.x.numpy(), expected)
 
 
 def test_splines_too_flat_for_the_pde_are_warned_about(poisson, capsys, tmp_path):
