@@ -8,7 +8,9 @@ A dict that names both optimizers (``{"grid": 5, "adam": 500, "lbfgs": 100}``) r
 then L-BFGS at that grid; its ``lr`` and ``decay`` are Adam's (L-BFGS keeps its step length 1)
 and ``history`` is L-BFGS's. On the command line the same schedule is written
 ``"5:adam=1000@1e-2,10:lbfgs=200"``: stages separated by commas, an optional grid size before
-a colon, ``+`` between optimizers of one grid, and an optional learning rate after ``@``.
+a colon, ``+`` between optimizers of one grid, and an optional learning rate after ``@``; the
+other keys of a dict follow as ``+key=value`` (``"5:adam=1000+decay=0.1+update_grid=50"``,
+``"10:lbfgs=200+history=50"``), applying to the stages of their grid as in the dict.
 """
 
 from __future__ import annotations
@@ -191,10 +193,21 @@ def _from_string(text: str) -> list[Stage]:
                 grid = int(g)
             except ValueError:
                 raise ScheduleError(f"grid size {g!r} in {text!r} is not an integer") from None
-        for j, part in enumerate(item.split("+")):
+        group: list[tuple[str, int, float | None]] = []
+        options: dict[str, float] = {}
+        for part in item.split("+"):
             if "=" not in part:
                 raise ScheduleError(f"stage {part!r} in {text!r} must read optimizer=steps")
             opt, rest = part.split("=", 1)
+            opt = opt.strip().lower()
+            if opt in _STRING_OPTIONS:
+                if opt in options:
+                    raise ScheduleError(f"{opt} given twice in stage {item!r} of {text!r}")
+                try:
+                    options[opt] = float(rest)
+                except ValueError:
+                    raise ScheduleError(f"{opt} {rest!r} in {text!r} is not a number") from None
+                continue
             lr = None
             if "@" in rest:
                 rest, lr_text = rest.split("@", 1)
@@ -206,7 +219,46 @@ def _from_string(text: str) -> list[Stage]:
                 steps = int(rest)
             except ValueError:
                 raise ScheduleError(f"steps {rest!r} in {text!r} is not an integer") from None
-            stages.append(Stage(opt.strip().lower(), steps, grid=grid if j == 0 else None, lr=lr))
+            if opt not in OPTIMIZERS:
+                raise ScheduleError(
+                    f"unknown optimizer or option {opt!r} in {text!r}; optimizers: "
+                    f"{', '.join(OPTIMIZERS)}; options after +: {', '.join(_STRING_OPTIONS)}"
+                )
+            group.append((opt, steps, lr))
+        stages.extend(_string_group(grid, group, options, item, text))
+    return stages
+
+
+# The keys of a stage dict written after "+" in the string form (lr has "@").
+_STRING_OPTIONS = ("decay", "update_grid", "update_until", "history", "sparsity")
+
+
+def _string_group(grid, group, options: dict, item: str, text: str) -> list[Stage]:
+    """The stages of one grid of the string form: optimizers in order, with ``options``
+    applied as a dict's (grid updates at the first, decay to Adam, the others to all)."""
+    if not group:
+        raise ScheduleError(f"stage {item!r} in {text!r} names no optimizer (adam=steps)")
+    names = [opt for opt, _, _ in group]
+    for key, owner in (("decay", "adam"), ("history", "lbfgs")):
+        if key in options and owner not in names:
+            raise ScheduleError(
+                f"stage {item!r} in {text!r}: {key} is an option of {owner}, which this stage "
+                "does not run"
+            )
+    if "update_until" in options and not options.get("update_grid"):
+        raise ScheduleError(
+            f"stage {item!r} in {text!r}: update_until goes with update_grid, which it lacks"
+        )
+    stages = []
+    for j, (opt, steps, lr) in enumerate(group):
+        kw = {"sparsity": options.get("sparsity", 0.0), "history": options.get("history", 100)}
+        if j == 0:
+            kw["grid"] = grid
+            kw["update_grid"] = options.get("update_grid", 0)
+            kw["update_until"] = options.get("update_until")
+        if opt == "adam":
+            kw["decay"] = options.get("decay")
+        stages.append(Stage(opt, steps, lr=lr, **kw))
     return stages
 
 

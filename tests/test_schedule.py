@@ -88,6 +88,27 @@ def test_string_form():
     ]
 
 
+@pytest.mark.parametrize(
+    "text, stages",
+    [
+        ("5:adam=100@1e-2+decay=0.1+update_grid=20+update_until=60",
+         [{"grid": 5, "adam": 100, "lr": 1e-2, "decay": 0.1, "update_grid": 20,
+           "update_until": 60}]),
+        ("3:adam=50+lbfgs=30+history=7+decay=0.5+sparsity=1e-3+update_grid=10,6:lbfgs=5",
+         [{"grid": 3, "adam": 50, "lbfgs": 30, "history": 7, "decay": 0.5, "sparsity": 1e-3,
+           "update_grid": 10}, {"grid": 6, "lbfgs": 5}]),
+        ("lbfgs=20+history=3", [{"lbfgs": 20, "history": 3}]),
+    ],
+)  # fmt: skip
+def test_string_options_are_the_dict_keys(text, stages):
+    # "5:adam=150+update_grid=30" was "unknown optimizer 'update_grid'": decay, grid updates,
+    # L-BFGS memory and sparsity could be set in a problem file only
+    assert parse_schedule(text) == parse_schedule(stages)
+    first = parse_schedule(text)[0]
+    assert first.update_grid == stages[0].get("update_grid", 0)
+    assert first.decay == stages[0].get("decay")
+
+
 def test_string_form_variants():
     assert summary(parse_schedule("adam=10")) == [("adam", 10, None, 1e-3)]
     assert summary(parse_schedule(" 3:lbfgs=2 , 6:ADAM=4@0.5 ")) == [
@@ -116,7 +137,18 @@ def test_stages_pass_through_and_round_trip():
 BAD = {
     "negative steps (dict)": ([{"adam": -3}], "non-negative integer"),
     "negative steps (string)": ("5:adam=-3", "non-negative integer"),
-    "unknown optimizer (string)": ("5:sgd=10", "unknown optimizer 'sgd'"),
+    "unknown optimizer (string)": (
+        "5:sgd=10",
+        "unknown optimizer or option 'sgd' in '5:sgd=10'; optimizers: adam, lbfgs; options "
+        "after +: decay, update_grid, update_until, history, sparsity",
+    ),
+    "decay without adam (string)": ("5:lbfgs=10+decay=0.1", "decay is an option of adam"),
+    "history without lbfgs (string)": ("5:adam=10+history=5", "history is an option of lbfgs"),
+    "update_until alone (string)": ("adam=10+update_until=3", "update_until goes with update"),
+    "option twice (string)": ("adam=10+decay=0.5+decay=0.2", "decay given twice"),
+    "option not a number (string)": ("adam=10+sparsity=a", "sparsity 'a' in"),
+    "options alone (string)": ("5:decay=0.5", "names no optimizer"),
+    "fractional update_grid (string)": ("adam=10+update_grid=2.5", "update_grid must be an integ"),
     "unknown optimizer (dict)": ([{"optimizer": "sgd", "steps": 3}], "unknown optimizer 'sgd'"),
     "no optimizer": ([{"grid": 5}], "names no optimizer"),
     "non-integer grid (dict)": ([{"grid": 2.5, "adam": 10}], "grid must be an integer"),

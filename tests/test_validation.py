@@ -659,7 +659,7 @@ def test_solve_refuses_adaptive_resampling_without_resample():
         ({"problem": None}, "solve(problem=...): expected a kanpde.Problem or a problem file"),
         ({"max_seconds": -1}, "max_seconds must be a finite number > 0, got -1"),
         # the schedule's error did not say that it came from the schedule argument
-        ({"schedule": "5:sgd=3"}, "solve(schedule=...): unknown optimizer 'sgd'"),
+        ({"schedule": "5:sgd=3"}, "solve(schedule=...): unknown optimizer or option 'sgd'"),
         # float("a") and float(None) said nothing of time_shares
         *[({"schedule": "5:adam=2,lbfgs=2", "max_seconds": 1, "time_shares": shares},
            f"time_shares must be 2 non-negative numbers (one per stage), not all 0, got {shares!r}")
