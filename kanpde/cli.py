@@ -362,6 +362,9 @@ def cmd_solve(args) -> int:
     for key in ("mse", "rel_l2", "max_err"):
         if key in m:
             parts.append(f"{key} {m[key]:.3e}")
+    if len(problem.outputs) > 1:  # a system's joint error can hide one poor output
+        parts += [f"rel_l2({o}) {m[f'rel_l2_{o}']:.3e}" for o in problem.outputs
+                  if f"rel_l2_{o}" in m]  # fmt: skip
     parts.append(f"parameters {m['parameters']}")
     parts += [f"{name} = {value:.8g}" for name, value in run.unknowns.items()]
     stalled = [e for e in run.events if e.get("event") == "lbfgs_converged"]

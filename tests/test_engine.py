@@ -951,6 +951,21 @@ def test_cli_summary_says_when_lbfgs_ended_a_stage_early(tmp_path, capsys):
     assert line.endswith(tail + ", ".join(map(str, stops))), line
 
 
+def test_cli_summary_of_a_system_gives_each_outputs_relative_l2(tmp_path, capsys):
+    # only the joint rel_l2 was printed; kanpde compare tabulates each output's
+    args = ["--schedule", "3:adam=3", "--points", "interior=30,boundary=20,test=6", "--quiet"]
+    assert main(["solve", str(ROOT / "problems" / "kovasznay.py"), *args, "--out",
+                 str(tmp_path)]) == 0  # fmt: skip
+    line = capsys.readouterr().out.splitlines()[0]
+    run = kanpde.load(next(tmp_path.glob("*/result.h5")))
+    pred, ref = run.solution["pred"], run.solution["ref"]
+    for i, name in enumerate(("u", "v", "p")):
+        rel = np.linalg.norm(pred[:, i] - ref[:, i]) / np.linalg.norm(ref[:, i])
+        assert rel == pytest.approx(run.metrics[f"rel_l2_{name}"], rel=1e-12)
+        assert f"rel_l2({name}) {rel:.3e}" in line, line
+    assert line.index("max_err") < line.index("rel_l2(u)") < line.index("rel_l2(p)")
+
+
 def test_extending_gaussian_edges_is_warned_about(poisson):
     # rbf G = 5 -> 10: the loss jumped 3e4x at the extension without a word (the README says
     # to give these bases one grid)
