@@ -285,7 +285,15 @@ def get_function(name: str) -> SymbolicFunction:
 
 
 def _library(library: Sequence[str] | None) -> list[SymbolicFunction]:
-    return [get_function(n) for n in (library if library is not None else LIBRARY)]
+    if library is None:
+        return [get_function(n) for n in LIBRARY]
+    if isinstance(library, str) or not isinstance(library, Sequence) or not library:
+        # a string would be read letter by letter
+        raise ValueError(
+            f"library must be a non-empty list of function names such as ['sin', 'x^2'], got "
+            f"{library!r}"
+        )
+    return [get_function(n) for n in library]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -599,6 +607,10 @@ def prune(
     The result has fewer hidden nodes and packs its remaining spline edges' parameters, so
     :func:`~kanpde.nn.count_parameters` drops accordingly. ``model`` is left unchanged.
     """
+    for name, v in (("edge_threshold", edge_threshold), ("node_threshold", node_threshold)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v < math.inf:
+            # NaN compares false everywhere: every node but the best one of a layer went
+            raise ValueError(f"prune: {name} must be a finite number >= 0, got {v!r}")
     x = _points(model, x)  # also checks the model
     # From inputs with a gradient, so frozen parameters still leave a graph for the gains.
     with torch.enable_grad():
@@ -980,8 +992,12 @@ def _polish(fn: SymbolicFunction, x: Tensor, y: Tensor, start: Fit) -> Fit | Non
     return Fit(fn.name, _r2(c * f + d, yn), a, b, c, d, fn.complexity)
 
 
-def _edge_samples(model: KAN, l: int, i: int, j: int, x: Tensor) -> tuple[np.ndarray, ...]:
+def _check_edge(model: KAN, l: int, i: int, j: int) -> None:
+    """IndexError naming edge ``(l, i, j)`` when the model has no such edge."""
     _check_kan(model)
+    for name, v in (("l", l), ("i", i), ("j", j)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"edge index {name} must be an integer, got {v!r}")
     if not 0 <= l < len(model.layers):
         raise IndexError(f"layer {l} out of range (the model has {len(model.layers)})")
     layer = model.layers[l]
@@ -990,6 +1006,10 @@ def _edge_samples(model: KAN, l: int, i: int, j: int, x: Tensor) -> tuple[np.nda
             f"edge ({l}, {i}, {j}) out of range: layer {l} maps {layer.in_features} inputs to "
             f"{layer.out_features} outputs"
         )
+
+
+def _edge_samples(model: KAN, l: int, i: int, j: int, x: Tensor) -> tuple[np.ndarray, ...]:
+    _check_edge(model, l, i, j)
     with torch.no_grad():
         h, phi = _activations(model, x.detach())[l]
     return h[i].double().cpu().numpy(), phi[j, i].double().cpu().numpy()
@@ -1045,6 +1065,11 @@ def fix_symbolic(
     replaced: build optimizers afterwards.
     """
     get_function(name)
+    _check_edge(model, l, i, j)
+    if affine is not None:
+        values = np.asarray(affine, dtype=float).ravel() if np.ndim(affine) else np.empty(0)
+        if values.shape != (4,) or not np.isfinite(values).all():
+            raise ValueError(f"affine must be four finite numbers (a, b, c, d), got {affine!r}")
     fit = None
     if x is not None:
         x = _points(model, x)
@@ -1092,6 +1117,14 @@ def auto_symbolic(
     layer linear: a ridge-function ansatz). Returns the chosen fit of every edge examined.
     """
     x = _points(model, x)  # also checks the model
+    r2 = r2_threshold
+    if isinstance(r2, bool) or not isinstance(r2, numbers.Real) or not r2 <= 1:
+        raise ValueError(f"r2_threshold must be a number of at most 1 (R² ≤ 1), got {r2!r}")
+    n = len(model.layers)
+    for l in layers if layers is not None else ():
+        if isinstance(l, bool) or not isinstance(l, numbers.Integral) or not 0 <= l < n:
+            raise ValueError(f"layers: {l!r} is not a layer of the model (0 to {n - 1})")
+    _library(library)  # checked before any edge changes
     chosen: dict[tuple[int, int, int], Fit] = {}
     x = x.detach()
     for l, layer in enumerate(model.layers):
@@ -1175,24 +1208,38 @@ def _expand_products(expr: sympy.Expr) -> sympy.Expr:
     )
 
 
-def _round_numbers(expr: sympy.Expr, digits: int) -> sympy.Expr:
-    """Expand products in and out of function arguments, then snap every number."""
+def _tidy(expr: sympy.Expr) -> sympy.Expr:
+    """Products expanded in function arguments."""
+    return expr.replace(
+        lambda f: isinstance(f, sympy.Function) and f.args,
+        lambda f: f.func(*(_expand_products(a) for a in f.args)),
+    )
 
-    def tidy(e: sympy.Expr) -> sympy.Expr:
-        return e.replace(
-            lambda f: isinstance(f, sympy.Function) and f.args,
-            lambda f: f.func(*(_expand_products(a) for a in f.args)),
-        )
 
-    expr = _expand_products(tidy(expr))
+def _small_numbers(expr: sympy.Expr, digits: int) -> list[float]:
+    """The numbers of ``expr`` (expanded as :func:`_round_numbers` expands it) that round to 0."""
+    expr = _expand_products(_tidy(expr))
+    return sorted({float(f) for f in expr.atoms(sympy.Float) if _snap(float(f), digits) == 0})
+
+
+def _round_numbers(expr: sympy.Expr, digits: int, keep: frozenset = frozenset()) -> sympy.Expr:
+    """Expand products in and out of function arguments, then snap every number; those near
+    0 become 0 unless their value is in ``keep`` (then they keep ``digits`` digits)."""
+
+    def sig(v: float) -> sympy.Expr:
+        return sympy.Float(float(f"{v:.{digits}g}"), digits)
+
+    expr = _expand_products(_tidy(expr))
     # Numbers that round to 0 go first: they can shield others from meeting, as the 1e-13 in
     # c·(a·x + 1e-13)², whose c·a² would otherwise be rounded as c and a apart (0.499998).
-    zeros = {f: sympy.Integer(0) for f in expr.atoms(sympy.Float) if _snap(float(f), digits) == 0}
-    if zeros:
-        expr = _expand_products(tidy(expr.xreplace(zeros)))
-    floats = {f: _snap(float(f), digits) for f in expr.atoms(sympy.Float)}
+    zero = {f: sympy.Integer(0) for f in expr.atoms(sympy.Float)
+            if float(f) not in keep and _snap(float(f), digits) == 0}  # fmt: skip
+    if zero:
+        expr = _expand_products(_tidy(expr.xreplace(zero)))
+    floats = {f: sig(float(f)) if float(f) in keep else _snap(float(f), digits)
+              for f in expr.atoms(sympy.Float)}  # fmt: skip
     # Snapping can make new products of numbers inside functions; tidy once more.
-    return tidy(expr.xreplace(floats))
+    return _tidy(expr.xreplace(floats))
 
 
 def formula(
@@ -1233,6 +1280,7 @@ def formula(
     -----
     Edges still numeric appear as undefined functions ``phi_l_i_j(·)`` of their input.
     """
+    given = variables
     if hasattr(model, "history") and callable(getattr(model, "model", None)):  # a Run
         if variables is None:
             variables = list(model.names) or None
@@ -1242,9 +1290,12 @@ def formula(
     _check_kan(model)
     d = model.width[0]
     names = list(variables or ())
+    if given is not None and (isinstance(given, str) or len(names) != d):
+        raise ValueError(f"formula: variables must name the model's {d} input(s), got {given!r}")
     if len(names) < d:
         names = [f"x_{k + 1}" for k in range(d)] if d > 1 else ["x"]
     nodes: list[sympy.Expr] = list(sympy.symbols(names[:d], real=True))
+    nodes_in = list(nodes)
     for l, layer in enumerate(model.layers):
         kinds = layer.edge_kinds()
         affine = layer.symbolic.affine.detach().double().cpu().tolist() if layer.symbolic else []
@@ -1265,7 +1316,13 @@ def formula(
             out.append(acc)
         nodes = out
     if digits is not None:
-        nodes = [_round_numbers(e, int(digits)) for e in nodes]
+        if isinstance(digits, bool) or not isinstance(digits, numbers.Integral) or digits < 1:
+            raise ValueError(
+                f"formula: digits must be a positive integer, or None for full precision; got "
+                f"{digits!r}"
+            )
+        samples = _samples_in(model, nodes_in)
+        nodes = [_rounded(e, int(digits), samples, j) for j, e in enumerate(nodes)]
     if simplify_seconds is not None:
         ok = isinstance(simplify_seconds, int | float) and not isinstance(simplify_seconds, bool)
         if not ok or not simplify_seconds > 0:
@@ -1276,6 +1333,61 @@ def formula(
     if simplify:
         nodes = [_simplify(e, simplify_seconds, j) for j, e in enumerate(nodes)]
     return nodes[0] if len(nodes) == 1 else nodes
+
+
+def _samples_in(model: KAN, symbols: list) -> dict:
+    """Points spread over the model's input range (its first layer's grid range), one array
+    per input symbol, to compare a rounded formula with the exact one."""
+    ranges = model.layers[0].grid_range.detach().double().cpu().numpy().reshape(-1, 2)
+    rng = np.random.default_rng(0)
+    n = 257
+    out = {}
+    for k, sym in enumerate(symbols):
+        lo, hi = ranges[min(k, len(ranges) - 1)]
+        out[sym] = np.concatenate([[lo, hi], rng.uniform(lo, hi, n - 2)])
+    return out
+
+
+def _values(expr: sympy.Expr, samples: dict) -> np.ndarray:
+    """``expr`` at the sample points; a numeric edge ``phi_l_i_j(z)`` stands as ``sin(z) + z``
+    (the same in both formulas compared, so only their numbers make them differ)."""
+    from sympy.core.function import AppliedUndef
+
+    while undefined := expr.atoms(AppliedUndef):  # (nested: phi_1_0_0(phi_0_0_0(x)))
+        expr = expr.xreplace({f: sympy.sin(f.args[0]) + f.args[0] for f in undefined})
+    with np.errstate(all="ignore"):
+        v = sympy.lambdify(list(samples), expr, modules="numpy")(*samples.values())
+    return np.broadcast_to(np.asarray(v, dtype=complex), next(iter(samples.values())).shape)
+
+
+def _rounded(expr: sympy.Expr, digits: int, samples: dict, output: int) -> sympy.Expr:
+    """``expr`` with its numbers rounded to ``digits`` (:func:`_round_numbers`), provided the
+    result stays within ``min(0.1, 10^(3 - digits))`` of the formula's size over the inputs.
+    A number near 0 that is a term's small factor (``c`` of ``c·exp(15x)``, 3e-7) is not
+    made 0 when that breaks this; when rounding still does, the output keeps full precision
+    (with a warning)."""
+    exact = _values(expr, samples)
+    finite = np.isfinite(exact)
+    size = float(np.max(np.abs(exact[finite]))) if finite.any() else 0.0
+    tol = min(0.1, 10.0 ** (3 - digits)) * size
+
+    def error(e: sympy.Expr) -> float:
+        return float(np.max(np.abs(_values(e, samples) - exact)[finite], initial=0.0))
+
+    rounded = _round_numbers(expr, digits)
+    if error(rounded) <= tol:
+        return rounded
+    small = frozenset(_small_numbers(expr, digits))
+    keep = frozenset(v for v in small if error(_round_numbers(expr, digits, small - {v})) > tol)
+    rounded = _round_numbers(expr, digits, keep)
+    worst = error(rounded)
+    if worst <= tol:
+        return rounded
+    warn(
+        f"formula: rounding output {output} to {digits} digits changed it by up to "
+        f"{worst:.2e} (its size {size:.2e}); it is left at full precision"
+    )
+    return expr
 
 
 class _OutOfTime(BaseException):  # not an Exception: sympy's own handlers must not eat it

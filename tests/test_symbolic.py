@@ -1025,6 +1025,105 @@ def test_rounded_formula_combines_coefficients_before_rounding():
     assert str(expr) == "0.412346*x**2"
 
 
+def test_rounding_keeps_a_small_factor_of_a_large_term():
+    # c·exp(15x) with c = 3e-7 (an exp fit moves the shift into c) and 3.125e-7·(x + 20)^5:
+    # digits=6 made c 0 and printed the formula "0" for a model worth 1.28 at x = 1
+    X = sympy.Symbol("x", real=True)
+    x = np.linspace(-1, 1, 101)
+    for name, affine in (("exp", (14.9951, 0, 3.0727e-7, -2.698e-7)),
+                         ("x^5", (1.0, 20.0, 3.125e-7, 2.35e-15))):  # fmt: skip
+        model = KAN([1, 1], grid=3, dtype=torch.float64)
+        S.fix_symbolic(model, 0, 0, 0, name, affine=affine)
+        with torch.no_grad():
+            u = model(torch.as_tensor(x)[:, None])[:, 0].numpy()
+        expr = S.formula(model, ["x"], digits=6)
+        v = sympy.lambdify(X, expr, "numpy")(x)
+        # 6 digits of c and of the exponent: within 2e-5 of the model's size (1.28 and 3.2)
+        assert np.abs(v - u).max() < 2e-5 * np.abs(u).max(), (name, expr)
+        assert expr.has(X) and len(expr.atoms(sympy.Float)) <= 3, expr
+    assert not expr.has(sympy.Float(2.35e-15, 3))  # the negligible constant still goes
+
+
+def test_rounding_that_cannot_keep_the_formula_close_leaves_it_exact_with_a_warning():
+    # 1000·sin(1.0000001·x) - 1000·sin(x) ≈ 1e-4·x·cos(x): at 6 digits both sines are sin(x)
+    # and the output rounded to 0
+    model = KAN([1, 2, 1], grid=3, dtype=torch.float64)
+    S.fix_symbolic(model, 0, 0, 0, "sin", affine=(1.0000001, 0, 1000, 0))
+    S.fix_symbolic(model, 0, 0, 1, "sin", affine=(1, 0, -1000, 0))
+    for i in (0, 1):
+        S.fix_symbolic(model, 1, i, 0, "x", affine=(1, 0, 1, 0))
+    with pytest.warns(kanpde.KanpdeWarning, match=r"rounding output 0 to 6 digits changed it by"):
+        expr = S.formula(model, ["x"], digits=6, simplify=False)
+    assert expr == S.formula(model, ["x"], simplify=False)
+
+
+@pytest.mark.parametrize("digits", [0, -2, True, 2.5])
+def test_formula_digits_must_be_a_positive_integer(digits):
+    # digits=0 returned 0 (the CLI's --digits 0 means: do not round)
+    model = KAN([1, 1], grid=3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="formula: digits must be a positive integer, or None"):
+        S.formula(model, ["x"], digits=digits)
+
+
+def test_symbolic_api_mistakes_are_one_line_errors():
+    # each did nothing, misread its argument or ended in torch's own error
+    model = KAN([2, 3, 1], grid=3, dtype=torch.float64)
+    x = torch.rand(50, 2, dtype=torch.float64) * 2 - 1
+    cases = [
+        (
+            lambda: S.auto_symbolic(model, x, layers=[5]),
+            r"layers: 5 is not a layer of the model \(0 to 1\)",
+        ),
+        (lambda: S.auto_symbolic(model, x, layers=[-1]), r"layers: -1 is not a layer"),
+        (
+            lambda: S.auto_symbolic(model, x, r2_threshold=1.5),
+            r"r2_threshold must be a number of at most 1",
+        ),
+        (
+            lambda: S.auto_symbolic(model, x, library="sin"),
+            r"library must be a non-empty list of function names",
+        ),
+        (lambda: S.auto_symbolic(model, x, library=[]), r"library must be a non-empty list"),
+        (
+            lambda: S.suggest_symbolic(model, 0, 0, 0, x, library="sin"),
+            r"library must be a non-empty",
+        ),
+        (
+            lambda: S.fix_symbolic(model, 5, 0, 0, "sin"),
+            r"layer 5 out of range \(the model has 2\)",
+        ),
+        (lambda: S.fix_symbolic(model, -1, 0, 0, "sin"), r"layer -1 out of range"),
+        (
+            lambda: S.fix_symbolic(model, 0, 2, 0, "sin"),
+            r"edge \(0, 2, 0\) out of range: layer 0 maps 2",
+        ),
+        (
+            lambda: S.fix_symbolic(model, 0, 0, 0, "sin", affine=[1, 2]),
+            r"affine must be four finite numbers",
+        ),
+        (
+            lambda: S.fix_symbolic(model, 0, 0, 0, "sin", affine=[1, 2, math.nan, 0]),
+            r"affine must be four",
+        ),
+        (
+            lambda: S.prune(model, x, node_threshold=math.nan),
+            r"prune: node_threshold must be a finite number >= 0",
+        ),
+        (lambda: S.prune(model, x, edge_threshold=-1), r"prune: edge_threshold must be"),
+        (
+            lambda: S.formula(model, ["x"]),
+            r"formula: variables must name the model's 2 input\(s\), got \['x'\]",
+        ),
+        (lambda: S.formula(model, "xy"), r"variables must name the model's 2 input"),
+    ]
+    before = [k for layer in model.layers for k in layer.edge_kinds()]
+    for call, message in cases:
+        with pytest.raises((ValueError, IndexError), match=message):
+            call()
+    assert [k for layer in model.layers for k in layer.edge_kinds()] == before  # untouched
+    assert str(S.formula(model, ["s", "t"], simplify=False)).count("phi_0_0_") == 3
+
+
 def test_edge_values_are_the_layers_own_and_formula_names_a_runs_axes(tmp_path):
     # Notebook 05 reached for the private _activations; formula() called time "y".
     run = kanpde.solve(str(ROOT / "problems" / "diffusion1d.py"), schedule="3:lbfgs=2",
