@@ -1534,13 +1534,19 @@ def cmd_symbolic(args) -> int:
     say = (lambda *a: None) if args.quiet else print
     if args.refine > 0 and not is_symbolic(model):
         _refine_source(run)  # before any fitting: a run made from a Problem object has no file
-    if is_symbolic(model) and (args.refine > 0 or args.prune):
+    # symbolic.h5 (written by this command, perhaps with spline edges left) is not fitted
+    # again: that would write over the file being read, a refinement lost
+    done = is_symbolic(model) or "source_run" in run.attrs
+    if done and (args.refine > 0 or args.prune):
         flags = " and ".join(
             f for f, on in (("--prune", args.prune), ("--refine", args.refine > 0)) if on
         )
         say(f"{path}: already symbolic; {flags} ignored (run them on the spline run)")
+    elif done and "source_run" in run.attrs and not is_symbolic(model):
+        say(f"{path}: made by kanpde symbolic; its formula as it is (fit the spline run again "
+            f"for others: {run.attrs['source_run']})")  # fmt: skip
     refined = None  # the refinement's run, if any
-    if not is_symbolic(model):
+    if not done:
         if "x" not in run.solution:
             raise ValueError(f"{path}: no evaluation points stored; cannot fit the edges")
         p = next(model.parameters())
@@ -1556,12 +1562,17 @@ def cmd_symbolic(args) -> int:
             say(f"edge ({l},{i},{j}): {fit.name:<8} R² = {fit.r2:.8f}{kept}")
         history = run.history
         if args.refine > 0:
+            # what the refinement starts from: a short one can end worse (it lowers the loss)
+            m = _symbolic_run(run, model, "", history).metrics
+            say("fitted, before refinement: "
+                + ", ".join(f"{k} {m[k]:.3e}" for k in ("mse", "rel_l2", "max_err") if k in m)
+                + "".join(f", {n} = {v:.6g}" for n, v in run.unknowns.items()))  # fmt: skip
             model, refined = _refine(run, model, args.refine, not args.quiet)
             history = refined.history
         expr = formula(
             model, names, not args.no_simplify, args.digits or None, args.simplify_seconds or None
         )
-        out = _symbolic_run(run, model, expr, history)
+        out = _symbolic_run(run, model, expr, history, refined)
         # The spline run's training figures are its own (spline_*): the symbolic model's
         # training is the refinement, or none (its history stays the spline run's).
         for key in ("loss", "steps", "evals", "train_time", "wall_time"):
@@ -1657,8 +1668,9 @@ def _refine_source(run) -> str:
     return source
 
 
-def _symbolic_run(run, model: KAN, expr, history):
-    """A copy of ``run`` holding the symbolic model, its test errors and its formula."""
+def _symbolic_run(run, model: KAN, expr, history, refined=None):
+    """A copy of ``run`` holding the symbolic model, its test errors and its formula (with a
+    refinement's schedule and events, the spline run's schedule kept as ``spline_schedule``)."""
     import copy
 
     from .losses import error_metrics
@@ -1681,4 +1693,9 @@ def _symbolic_run(run, model: KAN, expr, history):
             metrics.update(error_metrics(pred, ref, run.outputs))
     attrs = dict(run.attrs, formula=str(expr), source_run=str(run.path))
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-    return type(run)(config, dict(history), solution, metrics, attrs, list(run.events), state)
+    events = list(run.events)
+    if refined is not None:  # the history is the refinement's: so are its stages and events
+        config["spline_schedule"] = config.get("schedule")
+        config["schedule"] = refined.config.get("schedule")
+        events = list(refined.events)
+    return type(run)(config, dict(history), solution, metrics, attrs, events, state)

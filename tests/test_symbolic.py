@@ -837,6 +837,13 @@ def test_cli_symbolic(tmp_path, capsys, monkeypatch):
     assert sym.metrics["loss"] == pytest.approx(float(sym.history["loss"][-1]), rel=1e-12)
     assert sym.metrics["spline_loss"] == run.metrics["loss"] != sym.metrics["loss"]
     assert sym.metrics["spline_wall_time"] == run.metrics["wall_time"]
+    # so are its schedule and events (they were the spline run's: the history plot labelled
+    # the L-BFGS refinement with the spline run's first stage)
+    assert [(s["optimizer"], s["steps"]) for s in sym.config["schedule"]] == [("lbfgs", 50)]
+    assert sym.config["spline_schedule"] == run.config["schedule"]
+    # (the spline run's L-BFGS stopped at step 32, the refinement's at its own last step)
+    assert [e["event"] for e in sym.events] == ["lbfgs_converged"] != run.events
+    assert sym.events[0]["step"] == sym.metrics["steps"] != run.events[0]["step"]
     model = sym.model()
     assert S.is_symbolic(model)
     # A symbolic run prints its formula directly.
@@ -860,12 +867,23 @@ def test_cli_symbolic(tmp_path, capsys, monkeypatch):
     assert main(["symbolic", str(run.path), "--library", "x^2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("edge (0,0,0): x^2") and "(kept as spline: R² < 0.99)" in lines[0]
+    # symbolic.h5 with a spline edge left is not fitted again: that wrote over the file read
+    written = (tmp_path / "run" / "symbolic.h5").read_bytes()
+    assert main(["symbolic", str(tmp_path / "run" / "symbolic.h5")]) == 0
+    printed = capsys.readouterr().out
+    assert "made by kanpde symbolic; its formula as it is" in printed and "phi_0_0_0" in printed
+    assert (tmp_path / "run" / "symbolic.h5").read_bytes() == written
     # without --refine the symbolic model was not trained at all: no loss, no steps
     assert main(["symbolic", str(run.path), "--quiet"]) == 0
     capsys.readouterr()
     fitted = kanpde.load(tmp_path / "run" / "symbolic.h5").metrics
     assert "loss" not in fitted and fitted["steps"] == fitted["train_time"] == 0
     assert fitted["spline_loss"] == run.metrics["loss"]
+    # --refine says where it starts from: the fitted model's errors, as written without it
+    assert main(["symbolic", str(run.path), "--refine", "2"]) == 0
+    said = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("fitted, before")]
+    errors = ", ".join(f"{k} {fitted[k]:.3e}" for k in ("mse", "rel_l2", "max_err"))
+    assert said == [f"fitted, before refinement: {errors}"]
     # pruning away every edge wrote formula 0 and exit 0 over the good files
     formula_before = (tmp_path / "run" / "formula.txt").read_text()
     # (distinct thresholds: each must reach its own argument of prune)
