@@ -1482,6 +1482,11 @@ def register(subparsers) -> None:
         help="time allowed to sympy's simplify per output before the formula is left "
         "unsimplified (default 20; 0: no limit)",
     )  # fmt: skip
+    s.add_argument(
+        "--out", metavar="DIR",
+        help="directory for symbolic.h5 and formula.txt (default: the run's own), to keep the "
+        "results of other settings apart",
+    )  # fmt: skip
     s.add_argument("--quiet", action="store_true", help="print the formula only")
     s.set_defaults(func=cmd_symbolic)
 
@@ -1531,6 +1536,9 @@ def cmd_symbolic(args) -> int:
             except ValueError as e:
                 raise ValueError(f"--library: {e}") from None
     path = Path(run.path)
+    folder = Path(args.out) if getattr(args, "out", None) else path.parent
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out {folder}: not a directory")
     say = (lambda *a: None) if args.quiet else print
     if args.refine > 0 and not is_symbolic(model):
         _refine_source(run)  # before any fitting: a run made from a Problem object has no file
@@ -1585,14 +1593,15 @@ def cmd_symbolic(args) -> int:
                 out.metrics[key] = 0
         if refined is not None:  # the unknowns as the refinement left them
             out.metrics.update({k: v for k, v in refined.metrics.items() if k.startswith("param_")})
-        save_run(out, path.parent / "symbolic.h5")
+        folder.mkdir(parents=True, exist_ok=True)
+        save_run(out, folder / "symbolic.h5")
         m = out.metrics
         say(
             f"symbolic model: {m['parameters']} parameters"
             + "".join(f", {k} {m[k]:.3e}" for k in ("mse", "rel_l2", "max_err") if k in m)
             + "".join(f", {n} = {v:.6g}" for n, v in out.unknowns.items())
         )
-        say(f"saved: {path.parent / 'symbolic.h5'}")
+        say(f"saved: {folder / 'symbolic.h5'}")
     else:
         expr = formula(
             model, names, not args.no_simplify, args.digits or None, args.simplify_seconds or None
@@ -1607,7 +1616,8 @@ def cmd_symbolic(args) -> int:
     found = (refined or run).unknowns
     text += "".join(f"\n{name} = {value:.6g}" for name, value in found.items())
     print(text)
-    target = path.parent / "formula.txt"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "formula.txt"
     write_atomic(target, lambda tmp: Path(tmp).write_text(text + "\n"))
     say(f"formula: {target}")
     return 0

@@ -867,6 +867,16 @@ def test_cli_symbolic(tmp_path, capsys, monkeypatch):
     assert main(["symbolic", str(run.path), "--library", "x^2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("edge (0,0,0): x^2") and "(kept as spline: R² < 0.99)" in lines[0]
+    # --out keeps another setting's results apart (each call wrote over the run's own)
+    own = [(tmp_path / "run" / f).read_bytes() for f in ("symbolic.h5", "formula.txt")]
+    assert main(["symbolic", str(run.path), "--out", str(tmp_path / "alt"), "--quiet"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert "sin(" in printed and (tmp_path / "alt" / "formula.txt").read_text().strip() == printed
+    assert kanpde.load(tmp_path / "alt" / "symbolic.h5").attrs["formula"] == printed
+    assert [(tmp_path / "run" / f).read_bytes() for f in ("symbolic.h5", "formula.txt")] == own
+    (tmp_path / "file").write_text("")
+    assert main(["symbolic", str(run.path), "--out", str(tmp_path / "file")]) == 2
+    assert "--out" in capsys.readouterr().err
     # symbolic.h5 with a spline edge left is not fitted again: that wrote over the file read
     written = (tmp_path / "run" / "symbolic.h5").read_bytes()
     assert main(["symbolic", str(tmp_path / "run" / "symbolic.h5")]) == 0
