@@ -1483,6 +1483,11 @@ def register(subparsers) -> None:
         "unsimplified (default 20; 0: no limit)",
     )  # fmt: skip
     s.add_argument(
+        "--problem", metavar="FILE",
+        help="the problem file --refine trains with, when it is no longer where the run "
+        "says (a different file is warned about)",
+    )  # fmt: skip
+    s.add_argument(
         "--out", metavar="DIR",
         help="directory for symbolic.h5 and formula.txt (default: the run's own), to keep the "
         "results of other settings apart",
@@ -1541,7 +1546,8 @@ def cmd_symbolic(args) -> int:
         raise ValueError(f"--out {folder}: not a directory")
     say = (lambda *a: None) if args.quiet else print
     if args.refine > 0 and not is_symbolic(model):
-        _refine_source(run)  # before any fitting: a run made from a Problem object has no file
+        # before any fitting: a run made from a Problem object has no file
+        _refine_source(run, getattr(args, "problem", None))
     # symbolic.h5 (written by this command, perhaps with spline edges left) is not fitted
     # again: that would write over the file being read, a refinement lost
     done = is_symbolic(model) or "source_run" in run.attrs
@@ -1575,7 +1581,9 @@ def cmd_symbolic(args) -> int:
             say("fitted, before refinement: "
                 + ", ".join(f"{k} {m[k]:.3e}" for k in ("mse", "rel_l2", "max_err") if k in m)
                 + "".join(f", {n} = {v:.6g}" for n, v in run.unknowns.items()))  # fmt: skip
-            model, refined = _refine(run, model, args.refine, not args.quiet)
+            model, refined = _refine(
+                run, model, args.refine, not args.quiet, getattr(args, "problem", None)
+            )
             history = refined.history
         expr = formula(
             model, names, not args.no_simplify, args.digits or None, args.simplify_seconds or None
@@ -1629,12 +1637,12 @@ def _count(model) -> int:
     return count_parameters(model)
 
 
-def _refine(run, model: KAN, steps: int, progress: bool):
+def _refine(run, model: KAN, steps: int, progress: bool, given: str | None = None):
     """Refit the symbolic parameters with the run's PDE loss (L-BFGS)."""
     from .problem import data_hash, file_hash, load_problem
     from .training import solve
 
-    source = _refine_source(run)
+    source = _refine_source(run, given)
     if file_hash(source) != run.attrs.get("problem_hash", ""):
         warn(
             f"{source} (or a module beside it that it imports) changed since the run; "
@@ -1665,16 +1673,24 @@ def _refine(run, model: KAN, steps: int, progress: bool):
     return model, refined
 
 
-def _refine_source(run) -> str:
-    """The problem file ``--refine`` needs, or a one-line error."""
+def _refine_source(run, given: str | None = None) -> str:
+    """The problem file ``--refine`` needs (``given``: ``--problem``), or a one-line error."""
+    if given is not None:
+        if not Path(given).is_file():
+            raise ValueError(f"--problem {given}: problem file not found")
+        return str(given)
     source = run.attrs.get("problem_file") or ""
     if not source:
         raise ValueError(
             f"{run.path}: --refine needs the run's problem file, and this run was made from a "
-            "Problem object in Python; refine it there with kanpde.symbolic.train"
+            "Problem object in Python; refine it there with kanpde.symbolic.train (or give "
+            "--problem FILE)"
         )
     if not Path(source).exists():
-        raise ValueError(f"{run.path}: problem file {source!r} not found; cannot --refine")
+        raise ValueError(
+            f"{run.path}: problem file {source!r} not found; cannot --refine (give "
+            "--problem FILE where it is now)"
+        )
     return source
 
 

@@ -1185,6 +1185,27 @@ def test_refine_of_a_run_without_a_problem_file_stops_before_fitting(tmp_path, c
     assert "this run was made from a Problem object in Python" in err and err.count("\n") == 1
 
 
+def test_refine_takes_a_moved_problem_file_from_problem(tmp_path, capsys):
+    # a moved problem file could not be named: --refine was impossible
+    first = tmp_path / "a" / "p1d.py"
+    first.parent.mkdir()
+    first.write_text((ROOT / "problems" / "poisson1d.py").read_text())
+    run = kanpde.solve(str(first), schedule="3:lbfgs=3", out=tmp_path / "run", device="cpu",
+                       points={"interior": 30, "test": 21}, progress=False)  # fmt: skip
+    moved = tmp_path / "b" / "p1d.py"
+    moved.parent.mkdir()
+    first.rename(moved)
+    assert main(["symbolic", str(run.path), "--refine", "2"]) == 2
+    assert "give --problem FILE where it is now" in capsys.readouterr().err
+    assert main(["symbolic", str(run.path), "--refine", "2", "--problem", str(first)]) == 2
+    assert f"--problem {first}: problem file not found" in capsys.readouterr().err
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same file: nothing to warn about
+        assert main(["symbolic", str(run.path), "--refine", "2", "--problem", str(moved)]) == 0
+    sym = kanpde.load(tmp_path / "run" / "symbolic.h5")
+    assert 1 <= sym.metrics["steps"] <= 2 and sym.config["schedule"][0]["steps"] == 2
+
+
 def test_a_simplify_that_runs_too_long_is_stopped(monkeypatch):
     # kanpde symbolic on a [3, 6, 1] KAN sat in sympy.simplify for minutes with no output
     import signal
