@@ -803,17 +803,14 @@ def fitted_slope(grids: Sequence[float], errors: Sequence[float]) -> float:
 
 def _with_preset(problem, preset: str | None):
     """``problem`` with the model, schedule, points and weights of its preset ``preset``."""
-    from .problem import apply_preset
+    from .problem import ProblemError, apply_preset
 
     if preset is None:
         return problem
-    if preset not in problem.presets:
-        known = ", ".join(problem.presets) or "none"
-        raise CLIError(
-            f"--preset {preset!r}: not a preset of {problem.source or problem.name} (its "
-            f"presets: {known})"
-        )
-    settings = apply_preset(problem, preset)
+    try:
+        settings = apply_preset(problem, preset)
+    except ProblemError as e:  # an unknown name: the message lists the file's presets
+        raise CLIError(f"--preset: {e}") from None
     return replace(problem, **settings)
 
 

@@ -973,7 +973,7 @@ def test_compare_and_sweep_take_a_preset_of_the_problem(tmp_path, capsys):
     argv = ["compare", str(path), "--device", "cpu", "--quiet", "--resume", str(out)]
     assert main([*argv, "--preset", "nope"]) == 2
     err = capsys.readouterr().err
-    assert f"--preset 'nope': not a preset of {path} (its presets: tiny)" in err
+    assert f"--preset: {path}: unknown preset 'nope'; known: tiny" in err
     # the Python API: the same runs, and without the preset the problem's own settings
     same = compare(str(path), preset="tiny", mlps=[[1, 6, 1]], seeds=1, device="cpu")
     assert [r["mse"] for r in same.rows] == [r["mse"] for r in study.rows]
