@@ -1124,7 +1124,7 @@ def auto_symbolic(
     for l in layers if layers is not None else ():
         if isinstance(l, bool) or not isinstance(l, numbers.Integral) or not 0 <= l < n:
             raise ValueError(f"layers: {l!r} is not a layer of the model (0 to {n - 1})")
-    _library(library)  # checked before any edge changes
+    functions = _library(library)  # checked before any edge changes
     chosen: dict[tuple[int, int, int], Fit] = {}
     x = x.detach()
     for l, layer in enumerate(model.layers):
@@ -1139,7 +1139,7 @@ def auto_symbolic(
                     continue
                 xs = h[i].double().cpu().numpy()
                 ys = phi[j, i].double().cpu().numpy()
-                fits = [fit_function(xs, ys, fn, **fit_options) for fn in _library(library)]
+                fits = [fit_function(xs, ys, fn, **fit_options) for fn in functions]
                 good = [f for f in fits if f.r2 >= r2_threshold]
                 best = _choose(good, complexity_weight) if good else max(fits, key=_r2_key)
                 chosen[(l, i, j)] = best
