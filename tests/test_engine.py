@@ -873,6 +873,63 @@ def test_a_kan_fed_inputs_outside_its_grid_range_is_warned_of():
         kanpde.solve(problem, model=kan(), **kw)
 
 
+def test_hidden_inputs_far_outside_their_grid_are_warned_of():
+    # On [0, L] the first layer's silu part hands the next layer inputs of order L, while its
+    # grid stays at [-1, 1]: on [0, 100] L-BFGS alone ended at rel. L2 0.92, without a word.
+    # Here the hidden input is silu(x) exactly (spline part 0, silu weight 1): it passes the
+    # allowed four grid widths, |h| <= 9, where x > 9.0011, since silu(9) = 8.9989.
+    import warnings
+
+    def solve_on(length, schedule="adam=1"):
+        problem = _poisson1d_problem()
+        problem.domain = kanpde.Interval(0, length)
+        net = kanpde.KAN([1, 1, 1], grid=5, input_range=[[0, length]], dtype=DT)
+        with torch.no_grad():
+            net.layers[0].coef.zero_()
+            net.layers[0].scale_base.fill_(1.0)
+        kanpde.solve(problem, model=net, schedule=schedule, progress=False, device="cpu",
+                     points={"interior": 200, "method": "grid", "test": 5})  # fmt: skip
+
+    with pytest.warns(kanpde.KanpdeWarning, match=r"at the start \d+% of the inputs of the "
+                      r"model's layer 1 \(input 0\) lie far outside its grid range \[-1, 1\] "
+                      r"\(they reach \[0, 100\]: .*add \"update_grid\": True to the first "
+                      r"stage"):  # fmt: skip
+        solve_on(100.0)
+    with pytest.warns(kanpde.KanpdeWarning, match=r"layer 1 .*they reach \[0, 10.4997\]"):
+        solve_on(10.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        solve_on(9.0)  # silu(9) < 9: inside the allowance
+        solve_on(100.0, [{"adam": 1, "update_grid": True}])  # the first stage fixes it
+
+
+@pytest.mark.slow
+def test_a_grid_update_at_the_start_rescues_a_large_domain(one_thread):
+    # What the warning above is for, and its advice: sin(pi x / 60) on [0, 30], a [1, 5, 1]
+    # KAN and 300 L-BFGS steps ended at rel. L2 0.2 with the hidden grid at [-1, 1] and
+    # hidden inputs reaching -20, and at 6e-4 after one grid update at the start.
+    import warnings
+
+    length = 30.0
+    w = math.pi / (2 * length)
+    problem = Problem(
+        name="long", domain=kanpde.Interval(0, length),
+        pde=lambda x, u: kanpde.d(u, x, "x", "x") / w**2 + torch.sin(w * x),
+        conditions=[Dirichlet(0.0, on="left"), kanpde.Neumann(0.0, on="right", weight=1 / w**2)],
+        exact=lambda x: torch.sin(w * x), model={"width": [1, 5, 1]},
+        points={"interior": 60},
+    )  # fmt: skip
+    errors = []
+    for update in (0, True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run = kanpde.solve(problem, schedule=[{"grid": 5, "lbfgs": 300, "update_grid": update}],
+                               progress=False, device="cpu", seed=0)  # fmt: skip
+        errors.append(run.metrics["rel_l2"])
+    print(errors)
+    assert errors[0] > 0.05 and errors[1] < 5e-3, errors
+
+
 def test_two_kans_in_a_wrapper_refuse_a_grid_change():
     problem = _poisson1d_problem()
 
