@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .problem import _first_line
-from .results import ResultsError, write_atomic
+from .results import ResultsError, write_h5_atomic
 
 FORMAT = "kanpde-checkpoint"
 
@@ -76,13 +76,12 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     """Write ``state`` (a dict of storable objects, see :func:`_write`) atomically to ``path``."""
     path = Path(path)
 
-    def write(tmp: str) -> None:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            for key, value in state.items():
-                _write(f, key, value)
+    def fill(f: h5py.File) -> None:
+        f.attrs["format"] = FORMAT
+        for key, value in state.items():
+            _write(f, key, value)
 
-    write_atomic(path, write)
+    write_h5_atomic(path, fill)
     return path
 
 

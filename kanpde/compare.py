@@ -181,7 +181,7 @@ class Comparison:
         """Write ``comparison.csv``, ``comparison.h5`` and ``comparison.md`` into ``out``."""
         import h5py
 
-        from .results import write_atomic
+        from .results import write_atomic, write_h5_atomic
         from .signals import signals_held
 
         out = Path(out)
@@ -202,31 +202,30 @@ class Comparison:
         def write_md(tmp: str) -> None:
             Path(tmp).write_text(self.markdown())
 
-        def write(tmp: str) -> None:
-            with h5py.File(tmp, "w") as f:
-                f.attrs["format"] = "kanpde-comparison"
-                f.attrs["problem"] = self.problem
-                f.attrs["setup"] = json.dumps(self.setup)
-                g = f.create_group("rows")
-                columns = _columns(self.rows)
-                g.attrs["columns"] = json.dumps(columns)  # their order
-                for k in columns:
-                    v = [r.get(k, math.nan) for r in self.rows]
-                    text = bool(v) and isinstance(v[0], str)
-                    g.create_dataset(k, data=np.array(v, dtype="S") if text else np.array(v))
-                for (label, seed), run in self.runs.items():
-                    h = f.create_group(f"history/{label} seed {seed}")
-                    for k in ("step", "loss", "mse", "rel_l2", "time"):
-                        if k in run.history:
-                            h.create_dataset(k, data=run.history[k])
-                    for k in run.history:  # an inverse problem's unknowns, step by step
-                        if k.startswith("param_"):
-                            h.create_dataset(k, data=run.history[k])
+        def fill(f: h5py.File) -> None:
+            f.attrs["format"] = "kanpde-comparison"
+            f.attrs["problem"] = self.problem
+            f.attrs["setup"] = json.dumps(self.setup)
+            g = f.create_group("rows")
+            columns = _columns(self.rows)
+            g.attrs["columns"] = json.dumps(columns)  # their order
+            for k in columns:
+                v = [r.get(k, math.nan) for r in self.rows]
+                text = bool(v) and isinstance(v[0], str)
+                g.create_dataset(k, data=np.array(v, dtype="S") if text else np.array(v))
+            for (label, seed), run in self.runs.items():
+                h = f.create_group(f"history/{label} seed {seed}")
+                for k in ("step", "loss", "mse", "rel_l2", "time"):
+                    if k in run.history:
+                        h.create_dataset(k, data=run.history[k])
+                for k in run.history:  # an inverse problem's unknowns, step by step
+                    if k.startswith("param_"):
+                        h.create_dataset(k, data=run.history[k])
 
         with signals_held():  # a Ctrl-C between two of them left tables that disagreed
             write_atomic(paths["csv"], write_csv)
             write_atomic(paths["md"], write_md)
-            write_atomic(paths["h5"], write)
+            write_h5_atomic(paths["h5"], fill)
         return paths
 
 

@@ -20,13 +20,13 @@ then renamed over the target.
 
 from __future__ import annotations
 
+import io
 import json
 import numbers
 import os
 import tempfile
 import time
-import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,10 +241,6 @@ def _umask() -> int:
     return mask
 
 
-def _from_h5py(e: BaseException) -> bool:
-    return any("h5py" in frame.filename for frame in traceback.extract_tb(e.__traceback__))
-
-
 def write_atomic(path: Path, write) -> None:
     """Call ``write(tmp_path)``, fsync, then rename onto ``path`` (never a half-written file).
 
@@ -267,9 +263,7 @@ def write_atomic(path: Path, write) -> None:
     except BaseException as e:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        # h5py reports a full disk as OSError or, while closing, RuntimeError (any other
-        # RuntimeError is no failed write and goes on as it is)
-        if isinstance(e, OSError) or (isinstance(e, RuntimeError) and _from_h5py(e)):
+        if isinstance(e, OSError):
             raise ResultsError(f"{path}: could not be written ({_one_line(e)})") from e
         raise
     try:  # make the rename itself durable; not possible on every platform
@@ -284,38 +278,56 @@ def write_atomic(path: Path, write) -> None:
         os.close(dirfd)
 
 
+def write_h5_atomic(path: Path, fill: Callable[[h5py.File], None]) -> None:
+    """Build an HDF5 file in memory with ``fill(file)``, then write it as :func:`write_atomic`.
+
+    HDF5 writing to disk itself fails badly on a full disk: objects it cannot close print
+    a traceback each (a thousand lines per checkpoint) and later crash the interpreter. Built
+    in memory, the bytes reach the disk by Python's own write, whose failure is one OSError.
+
+    Raises
+    ------
+    ResultsError
+        One line naming ``path`` when the file system refuses (no space, no permission).
+    """
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        fill(f)
+    data = buf.getbuffer()
+    write_atomic(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
 def save_run(run: Run, out: str | Path) -> Path:
     """Write ``run`` to ``out/result.h5`` (or to ``out`` if it ends in ``.h5``); return the path."""
     out = Path(out)
     path = out if out.suffix == ".h5" else out / "result.h5"
 
-    def write(tmp: str) -> None:
-        with h5py.File(tmp, "w") as f:
-            for k, v in run.attrs.items():
-                if isinstance(v, list | dict):
-                    v = _json(v)
-                elif not isinstance(v, bool | int | float):
-                    v = str(v)  # e.g. torch's version object
-                f.attrs[k] = v
-            f.attrs["format"] = "kanpde-result"
-            f.attrs["config"] = _json(run.config)
-            f.attrs["metrics"] = _json(run.metrics)
-            f.attrs["events"] = _json(run.events)
-            h = f.create_group("history")
-            for k, v in run.history.items():
-                h.create_dataset(k, data=np.asarray(v))
-            s = f.create_group("solution")
-            for k, v in run.solution.items():
-                s.create_dataset(k, data=np.asarray(v))
-            s.attrs["names"] = _json(list(run.names))
-            s.attrs["outputs"] = _json(list(run.outputs))
-            m = f.create_group("model")
-            m.attrs["config"] = _json(run.config.get("model", {}))
-            st = m.create_group("state")
-            for k, v in run.state.items():
-                st.create_dataset(k, data=np.asarray(v))
+    def fill(f: h5py.File) -> None:
+        for k, v in run.attrs.items():
+            if isinstance(v, list | dict):
+                v = _json(v)
+            elif not isinstance(v, bool | int | float):
+                v = str(v)  # e.g. torch's version object
+            f.attrs[k] = v
+        f.attrs["format"] = "kanpde-result"
+        f.attrs["config"] = _json(run.config)
+        f.attrs["metrics"] = _json(run.metrics)
+        f.attrs["events"] = _json(run.events)
+        h = f.create_group("history")
+        for k, v in run.history.items():
+            h.create_dataset(k, data=np.asarray(v))
+        s = f.create_group("solution")
+        for k, v in run.solution.items():
+            s.create_dataset(k, data=np.asarray(v))
+        s.attrs["names"] = _json(list(run.names))
+        s.attrs["outputs"] = _json(list(run.outputs))
+        m = f.create_group("model")
+        m.attrs["config"] = _json(run.config.get("model", {}))
+        st = m.create_group("state")
+        for k, v in run.state.items():
+            st.create_dataset(k, data=np.asarray(v))
 
-    write_atomic(path, write)
+    write_h5_atomic(path, fill)
     run.path = path
     return path
 

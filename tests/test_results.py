@@ -272,6 +272,46 @@ def test_atomic_writer_leaves_no_temp_files(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["sub"]
 
 
+_FULL_DISK = """
+import resource, signal, sys
+import numpy as np
+from kanpde.checkpoint import save_checkpoint
+from kanpde.results import ResultsError, Run, save_run
+# writes past 100 kB fail with EFBIG, as on a full disk with ENOSPC
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY))
+state = {f"a{i}": np.arange(200.0) + i for i in range(300)}
+run = Run(config={}, metrics={}, history={"step": np.arange(20_000)}, solution={}, state={})
+for i in range(3):
+    for name, save in [("checkpoint", lambda: save_checkpoint(sys.argv[1] + "/c.h5", state)),
+                       ("result", lambda: save_run(run, sys.argv[1]))]:
+        try:
+            save()
+        except ResultsError as e:
+            print(name, e)
+print("end")
+"""
+
+
+def test_a_full_disk_is_one_line_per_write(tmp_path):
+    # HDF5 writing to a full disk itself printed ~1000 lines of 'Exception ignored' per
+    # checkpoint and then crashed the interpreter (exit 139); built in memory and written by
+    # Python, each failed write is one ResultsError and nothing else
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _FULL_DISK, str(tmp_path)], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == "", (proc.returncode, proc.stderr[-2000:])
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == "end" and len(lines) == 7
+    for name, line in zip(["checkpoint", "result"] * 3, lines):
+        file = "c.h5" if name == "checkpoint" else "result.h5"
+        why = "could not be written (OSError: [Errno 27] File too large)"
+        assert line == f"{name} {tmp_path / file}: {why}"
+    assert os.listdir(tmp_path) == []  # no temporary file left
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_mlp_run_round_trip(tmp_path, dtype):
     run = kanpde.solve(
