@@ -277,6 +277,7 @@ def _run_settings(args, problem) -> tuple[dict, list | None, dict | None]:
 
 def cmd_solve(args) -> int:
     from . import distributed
+    from .results import ResultsError
     from .training import TrainingStopped, resolve_device
 
     problem = load_problem(args.problem)
@@ -326,14 +327,20 @@ def cmd_solve(args) -> int:
         args.device = distributed.setup(args.device)  # joins torchrun's process group
         seed = 0 if args.seed is None else args.seed
         parent = "runs" if args.out is None else args.out
+        out = failed = None
         if distributed.rank() == 0:
-            out, created = new_run_directory(parent, problem.name, seed)
-        else:
-            out = None
-        out = distributed.broadcast(out)
+            try:
+                out, created = new_run_directory(parent, problem.name, seed)
+            except CLIError as e:  # every rank reports it, not only the one that found it
+                failed = str(e)
+        out, failed = distributed.broadcast((out, failed))
+        if failed is not None:
+            distributed.barrier()  # no rank leaves while another still reads the answer
+            raise CLIError(failed)
     if not os.access(out, os.W_OK):
         _discard(created)
-        raise CLIError(f"--out {out}: directory is not writable")
+        option = "--out" if args.resume is None else "--resume"
+        raise CLIError(f"{option} {out}: directory is not writable")
     try:
         run = _solve(args, problem, model, schedule, points, out, unknowns)
     except TrainingStopped as e:
@@ -348,7 +355,13 @@ def cmd_solve(args) -> int:
     except BaseException as e:
         _discard(created)  # e.g. an error in the problem's code found while setting up
         kept = out / "checkpoint.h5" if out is not None else None
-        if isinstance(e, ValueError) and args.resume is None and kept is not None and kept.exists():
+        if (
+            isinstance(e, ValueError)
+            and not isinstance(e, ResultsError)  # it says itself how --resume writes them
+            and args.resume is None
+            and kept is not None
+            and kept.exists()
+        ):
             # found later in training: the work so far is kept, and the message says where
             raise ProblemError(
                 f"{e}; the run's checkpoint stays in {kept} (--resume {out} continues it while "
@@ -384,6 +397,8 @@ def cmd_solve(args) -> int:
 
 def _interrupted(args, out: Path, created: list[Path], stop: KeyboardInterrupt) -> None:
     """Tell where the checkpoint of an interrupted run is and how to continue it."""
+    from . import distributed
+
     if getattr(stop, "result", None) is not None:  # the stop came after the results were written
         print(f"kanpde: interrupted, but the run had finished: {stop.result}", file=sys.stderr)
         return
@@ -406,6 +421,10 @@ def _interrupted(args, out: Path, created: list[Path], stop: KeyboardInterrupt) 
             file=sys.stderr,
         )
     command = f"kanpde solve {shlex.quote(str(args.problem))} --resume {shlex.quote(str(out))}"
+    if distributed.world() > 1:  # as many processes, or the resumed run ends otherwise
+        launcher = f"torchrun --nproc-per-node {distributed.world()} -m "
+        command = launcher + command
+        command += " (one machine; on several, torchrun's options of the first run)"
     print(f"continue with: {command}", file=sys.stderr)
 
 

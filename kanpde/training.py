@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import copy
 import dataclasses
 import functools
-import inspect
 import json
 import math
 import numbers
@@ -1588,26 +1588,84 @@ def _check_module(net: nn.Module, problem, dtype: torch.dtype, device: torch.dev
         )
 
 
+# What solve() holds until it returns: the lock of its run directory (see _hold_run_directory)
+_HELD: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar(
+    "kanpde_held", default=None
+)
+
+
 def _terminable(fn: Callable) -> Callable:
-    """``fn`` run under :func:`terminate_as_interrupt`, holding the lock of the run it
-    resumes (see :func:`_resume_lock`)."""
-    signature = inspect.signature(fn)
+    """``fn`` run under :func:`terminate_as_interrupt`, releasing on return what it took
+    into ``_HELD`` (the lock of its run directory)."""
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        single = not distributed.launched()  # torchrun's ranks share the run: no lock
-        resume = signature.bind(*args, **kwargs).arguments.get("resume") if single else None
-        with terminate_as_interrupt(active=single), _resume_lock(resume):
-            return fn(*args, **kwargs)
+        single = not distributed.launched()  # torchrun's own handlers stop its ranks
+        with terminate_as_interrupt(active=single), contextlib.ExitStack() as held:
+            token = _HELD.set(held)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _HELD.reset(token)
 
     return run
 
 
+def _remove_if_empty(directories: list[Path]) -> None:
+    """Remove ``directories`` (deepest first) as long as they are empty."""
+    for directory in directories:
+        try:
+            directory.rmdir()
+        except OSError:  # not empty (the run's files), or gone
+            return
+
+
+def _hold_run_directory(directory: str | Path | None, resuming: bool) -> None:
+    """Lock the directory a run writes into, or resumes from, until ``solve`` returns.
+
+    Two processes training in one directory (a resume of a run that is still training, two
+    new runs given the same ``out``) overwrote each other's checkpoints and results and
+    cleared each other's temporary files. Under torchrun rank 0 holds the lock for all ranks,
+    which share its answer. A new run's directory is made here to be locked, and removed
+    again if the call leaves it empty (an error before training).
+
+    Raises
+    ------
+    ValueError
+        Another process holds the lock.
+    """
+    held = _HELD.get()
+    if directory is None or held is None:
+        return
+    directory = Path(directory)
+    refusal = f"{directory}: another process is training " + (
+        "this run" if resuming else "a run in this directory"
+    )
+    message = None
+    if distributed.rank() == 0:
+        if not resuming and not directory.exists():
+            made = [d for d in (directory, *directory.parents) if not d.exists()]
+            try:
+                directory.mkdir(parents=True)
+                held.callback(_remove_if_empty, made)  # after the lock's release
+            except OSError:  # the first write names the problem
+                pass
+        try:
+            held.enter_context(_resume_lock(directory, refusal))
+        except ValueError as e:
+            message = str(e)
+    message = distributed.broadcast(message)
+    if message is not None:
+        distributed.barrier()  # no rank leaves while another still reads the answer
+        raise ValueError(message)
+
+
 @contextlib.contextmanager
 def _resume_lock(directory, refusal: str | None = None) -> Iterator[None]:
-    """Hold an exclusive lock on the directory of the run (or study) being resumed: a second
-    resume of it at the same time would train its runs twice and clear temporary files the
-    other is writing. ``refusal`` is the error message when another process holds it."""
+    """Hold an exclusive lock on the directory of a run (or study) being trained or resumed:
+    a second process in it at the same time would train its runs twice and clear temporary
+    files the other is writing. ``refusal`` is the error message when another process holds
+    it."""
     try:
         import fcntl
     except ImportError:  # not on this platform
@@ -1774,6 +1832,7 @@ def solve(
         unknowns = {name: float(v) for name, v in unknowns.items()}
     observed = data_hash(problem)  # the data conditions' fingerprint ('' without any)
     device = distributed.setup(device)
+    _hold_run_directory(resume if resume is not None else out, resume is not None)
     state = None
     if resume is not None:
         state = load_checkpoint(resume)
@@ -1836,6 +1895,14 @@ def solve(
         # "auto" continues on the run's device; torchrun's per-rank device or an explicit one
         # (a GPU run continued on a CPU) moves it.
         device = saved["device"] if str(device) == "auto" else device
+        ranks = saved.get("world_size")  # None: a run from before it was recorded
+        if ranks not in (None, distributed.world()) and distributed.rank() == 0:
+            warn(
+                f"resume={str(resume)!r}: the run trained on {ranks} process(es) and goes on "
+                f"on {distributed.world()}: the sums over points are split otherwise, so it "
+                "will not end bit for bit as it would have uninterrupted"
+                + (f" (torchrun --nproc-per-node {ranks} continues it alike)" if ranks > 1 else "")
+            )
         # The run's own logging and checkpoint intervals: other values would change its
         # history, so the resumed run would not reproduce the uninterrupted one.
         if log_every is None:
@@ -1971,6 +2038,7 @@ def solve(
         "checkpoint_every": checkpoint_every,
         "max_seconds": max_seconds,
         "time_shares": trainer.time_shares,
+        "world_size": distributed.world(),  # the split of the sums, for a resume to compare
     }
     if problem.unknowns:  # their starting values
         config["unknowns"] = dict(problem.unknowns)

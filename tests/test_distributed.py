@@ -92,3 +92,58 @@ def test_two_ranks_share_one_clock_under_a_time_budget(tmp_path):
     r0, r1 = launch(tmp_path, schedule, 2, extra)
     assert r0["steps"] == r1["steps"] > 2 and r0["grid"] == r1["grid"] == 6
     np.testing.assert_array_equal(r0["params"], r1["params"])
+
+
+HELD = """
+import json, sys
+import kanpde
+from kanpde import distributed
+
+try:
+    kanpde.solve("{problem}", schedule="3:adam=2", device="cpu", progress=False, out=sys.argv[1],
+                 points={{"interior": 30, "boundary": 10, "test": 5}})
+    message = None
+except ValueError as e:
+    message = str(e)
+json.dump(message, open(sys.argv[1] + f"-{{distributed.rank()}}.json", "w"))
+"""
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed not built")
+def test_every_rank_is_refused_a_directory_another_process_trains_in(tmp_path):
+    # torchrun's ranks took no lock: a torchrun resume of a run another process was
+    # resuming trained it twice; rank 0 now holds the lock and every rank gets its answer
+    import fcntl
+
+    script, out = tmp_path / "held.py", tmp_path / "run"
+    script.write_text(HELD.format(problem=ROOT / "problems" / "poisson1d.py"))
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY)  # as a process training there holds it
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+               "--master-port", str(29700 + os.getpid() % 1000), str(script), str(out)]  # fmt: skip
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        os.close(fd)
+    assert r.returncode == 0, r.stderr[-3000:]
+    refusal = f"{out}: another process is training a run in this directory"
+    assert [json.loads(Path(f"{out}-{k}.json").read_text()) for k in (0, 1)] == [refusal] * 2
+    assert os.listdir(out) == []
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed not built")
+def test_every_rank_reports_a_bad_out_in_one_line(tmp_path):
+    # rank 0 found it before sharing the run directory and stopped; rank 1, left waiting in
+    # the broadcast, died with a traceback ("Connection closed by peer")
+    bad = tmp_path / "a file"
+    bad.write_text("")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+           "--master-port", str(29800 + os.getpid() % 1000), "-m", "kanpde", "solve",
+           str(ROOT / "problems" / "poisson1d.py"), "--out", str(bad), "--quiet"]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    line = f"kanpde: error: --out {bad}: cannot create a run directory (Not a directory)"
+    assert r.stderr.count(line) == 2, r.stderr[-3000:]  # the ranks may write into one line
+    assert "[rank" not in r.stderr  # no rank's traceback (torchrun's own report follows)

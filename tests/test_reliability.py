@@ -1024,6 +1024,8 @@ def test_a_failed_results_write_is_one_line_and_keeps_the_trained_state(
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "result.h5: could not be written (OSError" in err
     assert f"--resume {d} writes the results without training again" in err
+    assert "--resume" in err.split("without training again")[0]  # said once, not again after
+    assert err.count("--resume") == 1
     assert load_checkpoint(d / "checkpoint.h5")["position"]["step"] == 40
     assert main(["solve", POISSON1D, "--resume", str(d), "--quiet"]) == 0  # room again
     assert kanpde.load(d).metrics["steps"] == 40
@@ -1239,13 +1241,104 @@ def test_a_run_resumed_twice_at_once_is_refused(tmp_path):
     fd = os.open(tmp_path, os.O_RDONLY)  # as a first `--resume` of this run holds it
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     try:
-        with pytest.raises(ValueError, match="another process is resuming this run"):
+        with pytest.raises(ValueError, match="another process is training this run"):
             kanpde.solve(POISSON1D, resume=tmp_path, progress=False)
     finally:
         os.close(fd)
     with pytest.raises(ValueError) as e:  # free again: on to the run's own checks
         kanpde.solve(POISSON1D, resume=tmp_path, progress=False)
     assert "another process" not in str(e.value)
+
+
+def test_a_run_still_training_refuses_a_resume_and_a_second_run(tmp_path):
+    # Only a resume took the lock: a resume of a run still training, or a second run given
+    # the same out, trained into its directory, cleared its temporary files and overwrote its
+    # checkpoint and results (the last to finish won result.h5)
+    out, tried = tmp_path / "run", []
+
+    def second(trainer, row):
+        if not tried:
+            for kw in ({"resume": out}, {"out": out}, {"out": out, "overwrite": True}):
+                with pytest.raises(ValueError) as e:
+                    kanpde.solve(POISSON1D, progress=False, **kw)
+                tried.append(str(e.value))
+
+    run = kanpde.solve(POISSON1D, schedule="5:adam=4", out=out, progress=False, log_every=1,
+                       checkpoint_every=1, callback=second)  # fmt: skip
+    assert tried == [
+        f"{out}: another process is training this run",
+        f"{out}: another process is training a run in this directory",
+        f"{out}: another process is training a run in this directory",
+    ]
+    assert run.metrics["steps"] == 4 and sorted(os.listdir(out)) == ["result.h5"]
+    # finished, it holds no lock: a resume gets to the run's own check
+    with pytest.raises(ValueError, match=r"checkpoint.h5: the run has finished \(result.h5\)$"):
+        kanpde.solve(POISSON1D, resume=out, progress=False)
+
+
+def test_a_run_directory_made_for_a_call_that_fails_is_removed(tmp_path):
+    # made to be locked before the call's checks; an error leaves nothing behind
+    out = tmp_path / "a" / "b"
+    with pytest.raises(ValueError, match="interior"):
+        kanpde.solve(POISSON1D, out=out, points={"interior": 0}, progress=False)
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "kept").mkdir()  # one that was there stays
+    with pytest.raises(ValueError, match="interior"):
+        kanpde.solve(POISSON1D, out=tmp_path / "kept", points={"interior": 0}, progress=False)
+    assert (tmp_path / "kept").is_dir()
+
+
+def test_a_resume_on_another_number_of_processes_is_warned_of(tmp_path, monkeypatch):
+    # torchrun's ranks split the sums over points: a run stopped under torchrun and continued
+    # by the single-process command it printed ended otherwise, without a word
+    import warnings
+
+    from kanpde.checkpoint import save_checkpoint
+
+    kw = dict(schedule="5:adam=20", checkpoint_every=10, progress=False)
+    for d in ("same", "other"):
+        with monkeypatch.context() as m:
+            kill_after_checkpoint(m, 10)
+            with pytest.raises(Killed):
+                kanpde.solve(POISSON1D, out=tmp_path / d, **kw)
+    path = tmp_path / "other" / "checkpoint.h5"
+    state = load_checkpoint(path)
+    config = json.loads(state["config"])
+    assert config["world_size"] == 1
+    state["config"] = json.dumps({**config, "world_size": 2})  # as two ranks record it
+    save_checkpoint(path, state)
+    with pytest.warns(kanpde.KanpdeWarning, match=r"the run trained on 2 process\(es\) and "
+                      r"goes on on 1: .*not end bit for bit.* \(torchrun --nproc-per-node 2 "
+                      r"continues it alike\)$"):  # fmt: skip
+        run = kanpde.solve(POISSON1D, resume=tmp_path / "other", progress=False)
+    assert run.config["world_size"] == 1 and run.metrics["steps"] == 20
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kanpde.solve(POISSON1D, resume=tmp_path / "same", progress=False)
+
+
+def test_the_continue_command_of_a_torchrun_run_is_a_torchrun_command(tmp_path, capsys,
+                                                                       monkeypatch):  # fmt: skip
+    # it printed `kanpde solve ... --resume`, which continued on one process
+    import argparse
+
+    from kanpde import cli, distributed
+
+    (tmp_path / "checkpoint.h5").write_bytes(b"")
+    stop = KeyboardInterrupt()
+    stop.saved = True
+    args = argparse.Namespace(problem="my problem.py")
+    monkeypatch.setattr(distributed, "world", lambda: 4)
+    cli._interrupted(args, tmp_path, [], stop)
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"continue with: torchrun --nproc-per-node 4 -m kanpde solve 'my problem.py' --resume "
+        f"{tmp_path} (one machine; on several, torchrun's options of the first run)"
+    )
+    monkeypatch.setattr(distributed, "world", lambda: 1)
+    cli._interrupted(args, tmp_path, [], stop)
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"continue with: kanpde solve 'my problem.py' --resume {tmp_path}"
+    )
 
 
 def test_solve_stopped_by_ctrl_c_raises_interrupted_naming_its_checkpoint(

@@ -1357,7 +1357,13 @@ def test_a_run_directory_that_cannot_be_written_is_refused(tmp_path, monkeypatch
     out = tmp_path / "runs"
     code, err = main_err(["solve", POISSON1D, "--out", str(out), *TINY], capsys)
     assert_one_line(code, err, "directory is not writable")
+    assert err.startswith(f"kanpde: error: --out {out}/")
     assert leftovers(out) == []
+    # a run resumed in place names --resume, not an --out it was not given
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint.h5").write_bytes(b"")
+    code, err = main_err(["solve", POISSON1D, "--resume", str(tmp_path / "run")], capsys)
+    assert_one_line(code, err, f"--resume {tmp_path / 'run'}: directory is not writable")
 
 
 def test_options_of_a_step_that_does_not_run_are_refused(tmp_path, capsys):
