@@ -31,8 +31,10 @@ if TYPE_CHECKING:
 
 COLUMNS = [
     "model", "width", "grid", "params", "seed", "mse", "rel_l2", "max_err", "train_time",
-    "steps", "evals", "steps_per_s", "loss",
+    "steps", "evals", "steps_per_s", "loss", "nonfinite", "stopped",
 ]  # fmt: skip
+# columns that studies written before they existed lack
+_LATER_COLUMNS = ("loss", "nonfinite", "stopped")
 
 
 def mlp_schedule(total_steps: int, adam_fraction: float = 0.25, lr: float = 1e-3) -> list[Stage]:
@@ -111,11 +113,19 @@ class Comparison:
     def summary(self) -> list[dict]:
         """Median and min–max over seeds, per model (for a system also ``rel_l2_outputs``,
         each output's median relative L2 by name; for an inverse problem ``unknowns``, each
-        unknown's median trained value, and ``unknowns_min`` / ``unknowns_max``)."""
+        unknown's median trained value, and ``unknowns_min`` / ``unknowns_max``), with the
+        number of ``seeds``, of those ``stopped`` on non-finite losses and of those that
+        ``recovered`` from them by rolling back."""
         out = []
         for label in dict.fromkeys(r["model"] for r in self.rows):
             rs = [r for r in self.rows if r["model"] == label]
             entry = {"model": label, "params": rs[0]["params"], "seeds": len(rs)}
+            # seeds that stopped on non-finite losses, and those that recovered from them
+            stopped = [bool(r.get("stopped", 0)) for r in rs]
+            entry["stopped"] = sum(stopped)
+            entry["recovered"] = sum(
+                int(r.get("nonfinite", 0)) > 0 and not s for r, s in zip(rs, stopped)
+            )
             for key in ("mse", "rel_l2", "max_err", "train_time", "steps_per_s", "loss"):
                 # ("loss" is missing from studies written before it was a column)
                 v = np.array([r.get(key, math.nan) for r in rs], dtype=float)
@@ -175,7 +185,7 @@ class Comparison:
                 for n in names
             ]
             lines.append("| " + " | ".join(cells) + " |")
-        return head + "\n".join(lines) + "\n"
+        return head + "\n".join(lines) + "\n" + _irregular(summary)
 
     def save(self, out: str | Path) -> dict[str, Path]:
         """Write ``comparison.csv``, ``comparison.h5`` and ``comparison.md`` into ``out``."""
@@ -533,10 +543,38 @@ def _row(kind: str, width: list[int], seed: int, run) -> dict:
         "rel_l2": m.get("rel_l2", math.nan), "max_err": m.get("max_err", math.nan),
         "train_time": m["train_time"], "steps": m["steps"], "evals": m["evals"],
         "steps_per_s": m["steps"] / max(m["train_time"], 1e-12), "loss": m["loss"],
+        # a row that did not follow the recipe says so: non-finite losses rolled back (L-BFGS
+        # may have given way to Adam), or training stopped on them before its budget
+        "nonfinite": sum(e.get("event") == "nonfinite" for e in run.events),
+        "stopped": int(any(e.get("event") == "stopped" for e in run.events)),
     }  # fmt: skip
     row.update({k: v for k, v in m.items() if k.startswith("rel_l2_")})  # a system's outputs
     row.update({k: v for k, v in m.items() if k.startswith("param_")})  # trained unknowns
     return row
+
+
+def _irregular(summary: list[dict]) -> str:
+    """Notes under a study's table on what its medians hide: models with fewer runs than
+    others (a study stopped before the rest), runs that stopped on non-finite losses, and
+    runs that recovered from them by rolling back."""
+    notes = []
+    counts = {e["seeds"] for e in summary}
+    if len(counts) > 1:
+        each = ", ".join(f"{e['model']} {e['seeds']}" for e in summary)
+        notes.append(f"runs per model differ: {each}")
+    for e in summary:
+        n = e["seeds"]
+        if e.get("stopped"):
+            notes.append(
+                f"{e['model']}: {e['stopped']} of {n} runs stopped on repeated non-finite "
+                "losses before their budget (their errors are those of the last good state)"
+            )
+        if e.get("recovered"):
+            notes.append(
+                f"{e['model']}: {e['recovered']} of {n} runs recovered from non-finite losses by "
+                "rolling back (an L-BFGS stage may have gone on with Adam; see each run's events)"
+            )
+    return "".join(f"\n{note}\n" for note in notes)
 
 
 def _columns(rows: list[dict]) -> list[str]:
@@ -546,8 +584,7 @@ def _columns(rows: list[dict]) -> list[str]:
     extra = [k for k in first if k.startswith("rel_l2_")] + [
         k for k in first if k.startswith("param_")
     ]
-    # ("loss" is missing from the rows of studies written before it was a column)
-    return [c for c in COLUMNS if c in first or c != "loss"] + extra
+    return [c for c in COLUMNS if c in first or c not in _LATER_COLUMNS] + extra
 
 
 def _execute(
@@ -569,6 +606,9 @@ def _execute(
 
 def _execute_runs(plan: _Plan, out, device, dtype, progress, resume) -> Comparison:
     """The work of :func:`_execute`, under the study's lock when resuming."""
+    from .problem import warn
+    from .training import TrainingStopped
+
     problem = plan.problem
     result = Comparison(problem.name, [], plan.setup, {})
     done = _finished_runs(plan, out) if resume else {}
@@ -587,7 +627,15 @@ def _execute_runs(plan: _Plan, out, device, dtype, progress, resume) -> Comparis
             if (label, seed) in done:
                 row, run = done[label, seed]
             else:
-                run = _train_one(plan, cfg, stages, seed, run_out, device, dtype, progress, resume)
+                try:
+                    run = _train_one(
+                        plan, cfg, stages, seed, run_out, device, dtype, progress, resume
+                    )
+                except TrainingStopped as e:  # one diverged run is a row, not the study's end
+                    if e.run is None:
+                        raise
+                    warn(f"{label} seed {seed}: {e}; its row is marked stopped, the study goes on")
+                    run = e.run
                 row = _row(kind, width, seed, run)
             result.rows.append(row)
             result.runs[(label, seed)] = run
@@ -605,14 +653,12 @@ def _train_one(plan: _Plan, cfg, stages, seed, run_out, device, dtype, progress,
     if resume and (run_out / "checkpoint.h5").is_file():
         return solve(plan.problem, resume=run_out, out=run_out, device=device, progress=progress)
     if resume and (run_out / "result.h5").is_file():
-        # finished, but stopped before the table took it in (a fresh study removed older
-        # studies' runs, so this one is the study's own); a run whose training stopped on
-        # non-finite losses trains again, as in an uninterrupted study
+        # finished (or stopped on non-finite losses, which makes a row marked stopped), but
+        # interrupted before the table took it in (a fresh study removed older studies' runs,
+        # so this one is the study's own)
         from .results import load
 
-        run = load(run_out)
-        if not any(e.get("event") == "stopped" for e in run.events):
-            return run
+        return load(run_out)
     # overwrite: the study owns its runs/ (a study written again replaces its runs)
     common = dict(points=plan.points, device=device, dtype=dtype, seed=seed, progress=progress,
                   log_every=plan.log_every, overwrite=True)  # fmt: skip
@@ -1149,9 +1195,14 @@ def _saved_options(args, out: Path, problem):
     from .results import ResultsError
 
     try:
-        setup = Comparison.load(out, runs=False).setup
+        saved = Comparison.load(out, runs=False)
     except ResultsError:  # not a study: _finished_runs says so
         return _with_preset(problem, args.preset)
+    if saved.problem != problem.name:  # before its options, which may not fit this problem
+        raise CLIError(
+            f"--resume {out}: the study is of problem {saved.problem!r}, not {problem.name!r}"
+        )
+    setup = saved.setup
     _take_saved(args, setup, {"--preset": "preset"})
     problem = _with_preset(problem, args.preset)
 

@@ -819,6 +819,23 @@ def test_a_fresh_study_clears_an_earlier_ones_runs_and_resume_checks_the_problem
         compare(other, resume=True, **kw)
 
 
+def test_a_study_resumed_with_another_problem_file_names_the_problems(tmp_path, capsys):
+    # its saved --kan 1,3,1 was taken first and refused as not fitting the 2-D problem,
+    # an option the user never gave
+    from kanpde.cli import main
+
+    argv = ["compare", POISSON1D, "--kan", "1,3,1", "--mlp", "1,4,1", "--seeds", "1",
+            "--steps", "4", "--device", "cpu", "--quiet"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    (study,) = tmp_path.iterdir()
+    capsys.readouterr()
+    heat = str(ROOT / "problems" / "heat_robin.py")
+    assert main(["compare", heat, "--resume", str(study), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"kanpde: error: --resume {study}: the study is of problem 'poisson1d', not 'heat_robin'"
+    )
+
+
 def test_the_continue_command_drops_out_and_resume_however_written():
     from types import SimpleNamespace
 
@@ -829,28 +846,70 @@ def test_the_continue_command_drops_out_and_resume_however_written():
     assert _continue_command(args, Path("S")) == "kanpde compare p.py --seeds 1 --quiet --resume S"
 
 
-def test_resume_trains_again_a_run_whose_training_stopped(tmp_path, monkeypatch):
-    # its results so far were taken as a finished run (0 steps, MSE 1.1 in the table)
+def test_a_run_stopped_on_non_finite_losses_is_a_marked_row_and_the_study_goes_on(
+    tmp_path, monkeypatch
+):
+    # One diverged run ended the whole study (the other models never trained), and its
+    # resume trained that run again, which stopped again: the study could never finish.
+    # Runs that recovered from a non-finite loss (an L-BFGS stage going on with Adam) were
+    # indistinguishable in the table from runs that followed the recipe.
     from kanpde import training
     from kanpde.training import TrainingStopped
 
     original, trainers = training.Trainer._grad, []
+    real_call = training.Residuals.__call__
 
-    def failing(self):  # the second run (the MLP's) stops on non-finite losses
+    def failing(self):  # the first KAN seed stops; the second has one NaN loss at its 3rd call
         if self not in trainers:
             trainers.append(self)
-        if len(trainers) == 2:
-            raise TrainingStopped("stopped")
+            self.calls = 0
+        self.calls += 1
+        if len(trainers) == 1:
+            raise TrainingStopped("5 non-finite losses in a row")
         return original(self)
 
+    def nan_once(self):
+        loss, terms = real_call(self)
+        if len(trainers) == 2 and trainers[1].calls == 3:
+            loss = loss * float("nan")
+        return loss, terms
+
     monkeypatch.setattr(training.Trainer, "_grad", failing)
-    kw = dict(kans=[[1, 3, 1]], mlps=[[1, 4, 1]], seeds=1, steps=6, device="cpu", out=tmp_path)
-    with pytest.raises(TrainingStopped):
-        compare(POISSON1D, **kw)
-    assert (tmp_path / "runs" / "mlp-1-4-1-s0" / "result.h5").is_file()  # results so far
+    monkeypatch.setattr(training.Residuals, "__call__", nan_once)
+    kw = dict(kans=[[1, 3, 1]], mlps=[[1, 4, 1]], seeds=2, steps=6, device="cpu", out=tmp_path)
+    with pytest.warns(kanpde.KanpdeWarning, match=r"^KAN \[1,3,1\] seed 0: 5 non-finite losses "
+                      r"in a row; its row is marked stopped, the study goes on$"):  # fmt: skip
+        result = compare(POISSON1D, **kw)
+    marks = [(r["model"].split()[0], r["seed"], r["stopped"], r["nonfinite"]) for r in result.rows]
+    assert marks == [("KAN", 0, 1, 0), ("KAN", 1, 0, 1), ("MLP", 0, 0, 0), ("MLP", 1, 0, 0)]
+    assert [r["steps"] for r in result.rows][1:] == [6, 6, 6]  # the rest trained in full
+    table = (tmp_path / "comparison.md").read_text()
+    assert table.endswith(
+        "\nKAN [1,3,1]: 1 of 2 runs stopped on repeated non-finite losses before their budget "
+        "(their errors are those of the last good state)\n"
+        "\nKAN [1,3,1]: 1 of 2 runs recovered from non-finite losses by rolling back (an L-BFGS "
+        "stage may have gone on with Adam; see each run's events)\n"
+    )
+    saved = Comparison.load(tmp_path)
+    assert [(r["stopped"], r["nonfinite"]) for r in saved.rows] == [(1, 0), (0, 1), (0, 0), (0, 0)]
+    with open(tmp_path / "comparison.csv") as f:
+        assert f.readline().strip().endswith(",loss,nonfinite,stopped")
+    # a resume takes the stopped run as it is, as the uninterrupted study did
     monkeypatch.setattr(training.Trainer, "_grad", original)
+    monkeypatch.setattr(training.Residuals, "__call__", real_call)
     resumed = compare(POISSON1D, resume=True, **kw)
-    assert resumed.rows[1]["steps"] == 6  # trained again, not read back
+    assert resumed.rows == result.rows
+
+
+def test_a_table_says_when_its_models_have_different_numbers_of_runs():
+    rows = [
+        {"model": m, "params": 10, "seed": s, "mse": 1.0, "rel_l2": 1.0, "max_err": 1.0,
+         "train_time": 1.0, "steps_per_s": 1.0, "loss": 1.0}
+        for m, n in (("KAN [1,3,1]", 3), ("MLP [1,4,1]", 1)) for s in range(n)
+    ]  # fmt: skip
+    table = Comparison("p", rows, {}).markdown()
+    assert table.endswith("\nruns per model differ: KAN [1,3,1] 3, MLP [1,4,1] 1\n")
+    assert Comparison("p", rows[:3], {}).markdown().endswith(" |\n")  # one model: no note
 
 
 @pytest.mark.parametrize("kind", ["compare", "sweep"])

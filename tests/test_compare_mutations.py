@@ -45,15 +45,15 @@ MLP = "MLP [1,8,8,1]"
 def _kan_row(seed, mse, rel, err, t, sps, loss, u, v, k, c):
     return {"model": KAN, "width": "1-5-1", "grid": 10, "params": 100, "seed": seed,
             "mse": mse, "rel_l2": rel, "max_err": err, "train_time": t, "steps": 40,
-            "evals": 90, "steps_per_s": sps, "loss": loss, "rel_l2_u": u, "rel_l2_v": v,
-            "param_k": k, "param_c": c}  # fmt: skip
+            "evals": 90, "steps_per_s": sps, "loss": loss, "nonfinite": 0, "stopped": 0,
+            "rel_l2_u": u, "rel_l2_v": v, "param_k": k, "param_c": c}  # fmt: skip
 
 
 def _mlp_row(seed, u, v, k, c):
     return {"model": MLP, "width": "1-8-8-1", "grid": 0, "params": 97, "seed": seed,
             "mse": 0.5, "rel_l2": 0.25, "max_err": 1.0, "train_time": 0.5, "steps": 40,
-            "evals": 80, "steps_per_s": 7.0, "loss": 0.125, "rel_l2_u": u, "rel_l2_v": v,
-            "param_k": k, "param_c": c}  # fmt: skip
+            "evals": 80, "steps_per_s": 7.0, "loss": 0.125, "nonfinite": 0, "stopped": 0,
+            "rel_l2_u": u, "rel_l2_v": v, "param_k": k, "param_c": c}  # fmt: skip
 
 
 def _rows():
@@ -123,8 +123,9 @@ def test_markdown_of_a_system_with_unknowns_is_one_well_formed_table():
         "2.50e-01 [2.50e-01–2.50e-01] (u 5.0e-01, v 7.5e-01) | 1.00e+00 [1.00e+00–1.00e+00] | "
         "0.5 [0.5–0.5] | 7.0 | 4 [3–5] | 1 [0.5–1.5] |"
     )
-    assert len(lines) == 4
-    assert {len(_cells(line)) for line in lines} == {9}
+    # three KAN seeds and two MLP ones: a note under the table says so
+    assert lines[4:] == ["", "runs per model differ: KAN [1,5,1] 3, MLP [1,8,8,1] 2"]
+    assert {len(_cells(line)) for line in lines[:4]} == {9}
 
 
 def test_markdown_without_test_errors_has_the_final_loss_column_and_a_matching_rule():
@@ -138,13 +139,13 @@ def test_markdown_without_test_errors_has_the_final_loss_column_and_a_matching_r
         "| KAN [1,5,1] | 100 | 4.00e-06 [1.00e-06–9.00e-06] | 2.0 [1.0–6.0] | 20.0 | "
         "2 [1–9] | -1 [-3–5] |"
     )
-    assert {len(_cells(line)) for line in lines} == {7}
+    assert {len(_cells(line)) for line in lines[:4]} == {7}
     # without unknowns: five columns
     plain = [{k: v for k, v in r.items() if not k.startswith("param_")} for r in _rows()]
     lines = Comparison("p", _untested(plain), {}).markdown().splitlines()
     assert lines[:2] == ["| model | params | final loss | train time (s) | steps/s |",
                          "|---|---:|---|---|---:|"]  # fmt: skip
-    assert {len(_cells(line)) for line in lines} == {5}
+    assert {len(_cells(line)) for line in lines[:4]} == {5}
 
 
 def test_a_study_is_tested_if_any_run_has_a_test_error():
@@ -203,11 +204,15 @@ def test_saved_tables_round_trip_every_column_in_order(tmp_path):
 def test_a_study_saved_before_loss_was_a_column_round_trips_without_it(tmp_path):
     """Rows without "loss" (older studies) are saved without that column, load back without
     it, and summarise their loss as NaN; every other column of COLUMNS is written."""
-    rows = [{k: v for k, v in r.items() if k != "loss" and not k.startswith(("rel_l2_", "param_"))}
-            for r in _rows()]  # fmt: skip
+
+    def old(k):
+        return k in ("loss", "nonfinite", "stopped") or k.startswith(("rel_l2_", "param_"))
+
+    rows = [{k: v for k, v in r.items() if not old(k)} for r in _rows()]
     Comparison("p", rows, {}).save(tmp_path)
     with open(tmp_path / "comparison.csv", newline="") as f:
-        assert csv.DictReader(f).fieldnames == [c for c in COLUMNS if c != "loss"]
+        later = ("loss", "nonfinite", "stopped")  # also missing in studies before them
+        assert csv.DictReader(f).fieldnames == [c for c in COLUMNS if c not in later]
     back = Comparison.load(tmp_path, runs=False)
     assert back.rows == rows
     assert all(math.isnan(e["loss"]) for e in back.summary())
@@ -219,7 +224,7 @@ def test_a_study_saved_before_loss_was_a_column_round_trips_without_it(tmp_path)
 def _fake_run(grids, **metrics):
     m = {"parameters": 100, "mse": 1e-4, "rel_l2": 1e-2, "max_err": 3e-2, "train_time": 2.0,
          "steps": 40, "evals": 90, "loss": 1e-6, **metrics}  # fmt: skip
-    return SimpleNamespace(metrics=m, history={"grid": np.asarray(grids, float)})
+    return SimpleNamespace(metrics=m, history={"grid": np.asarray(grids, float)}, events=[])
 
 
 def test_a_row_has_the_grid_the_run_ended_on_and_its_steps_per_second():
@@ -230,7 +235,8 @@ def test_a_row_has_the_grid_the_run_ended_on_and_its_steps_per_second():
     assert (row["model"], row["width"], row["seed"]) == ("KAN [1,5,1]", "1-5-1", 3)
     assert row["grid"] == 20 and type(row["grid"]) is int
     assert row["steps_per_s"] == 20.0
-    assert list(row)[:13] == COLUMNS and list(row)[13:] == ["rel_l2_u", "param_k"]
+    assert list(row)[:15] == COLUMNS and list(row)[15:] == ["rel_l2_u", "param_k"]
+    assert (row["nonfinite"], row["stopped"]) == (0, 0)
     assert (row["rel_l2_u"], row["param_k"]) == (0.5, 1.5)
     assert _row("mlp", [1, 8, 8, 1], 0, _fake_run([0, 0]))["grid"] == 0
     # a problem without a test solution: NaN errors
