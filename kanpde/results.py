@@ -104,8 +104,15 @@ class Run:
         dtype = {"float32": torch.float32, "float64": torch.float64}[
             self.config.get("dtype", "float64")
         ]
-        net = from_config(cfg, dtype=dtype, device=device)
-        net.load_state_dict(self.state_dict(device))
+        try:
+            net = from_config(cfg, dtype=dtype, device=device)
+            net.load_state_dict(self.state_dict(device))
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            # a file edited or damaged by hand (truncated ones fail to load before this)
+            where = self.path if self.path is not None else "the run"
+            raise ResultsError(
+                f"{where}: its model state does not fit its model config ({_first_line(e)})"
+            ) from None
         net.eval()
         return net
 
@@ -447,4 +454,13 @@ def load(path: str | Path) -> Run:
         raise ResultsError(
             f"{path}: unreadable or corrupt results file ({_first_line(e)})"
         ) from None
+    shapes = [(config, dict, "config"), (metrics, dict, "metrics"), (events, list, "events")]
+    if isinstance(config, dict):
+        shapes.append((config.get("model"), dict, "config's model"))
+    for value, kind, name in shapes:
+        if not isinstance(value, kind):
+            raise ResultsError(
+                f"{path}: corrupt results file (its {name} is a {type(value).__name__}, "
+                f"not a {kind.__name__})"
+            )
     return Run(config, history, solution, metrics, attrs, events, state, path)

@@ -272,6 +272,49 @@ def test_atomic_writer_leaves_no_temp_files(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["sub"]
 
 
+def _replace(group, name, data):
+    del group[name]
+    group.create_dataset(name, data=data)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: f["model/state"].__delitem__("layers.1.coef"),
+         "its model state does not fit its model config (Error(s) in loading state_dict"),
+        (lambda f: _replace(f["model/state"], "layers.0.coef", np.zeros((1, 1, 1))),
+         "its model state does not fit its model config (Error(s) in loading state_dict"),
+        (lambda f: f.attrs.__setitem__("config", "[1, 2]"),
+         "corrupt results file (its config is a list, not a dict)"),
+        (lambda f: f.attrs.__setitem__("config", '{"dtype": "float64"}'),
+         "corrupt results file (its config's model is a NoneType, not a dict)"),
+        (lambda f: f.attrs.__setitem__("events", '{"a": 1}'),
+         "corrupt results file (its events is a dict, not a list)"),
+    ],
+)  # fmt: skip
+def test_a_results_file_edited_into_inconsistency_is_one_line(solved, tmp_path, capsys, damage,
+                                                              message):  # fmt: skip
+    # valid HDF5 whose parts disagree: plot --kind network and symbolic showed tracebacks
+    # (load_state_dict's RuntimeError, an AttributeError, a KeyError)
+    import shutil
+
+    from kanpde.cli import main
+
+    _, out = solved
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    with h5py.File(copy / "result.h5", "a") as f:
+        damage(f)
+    with pytest.raises(ResultsError) as e:
+        load(copy).model()
+    assert str(e.value).startswith(f"{copy / 'result.h5'}: {message}")
+    assert "\n" not in str(e.value)
+    capsys.readouterr()
+    assert main(["plot", str(copy), "--kind", "network", "--out", str(tmp_path / "n.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"kanpde: error: {copy / 'result.h5'}: "), err
+
+
 _FULL_DISK = """
 import resource, signal, sys
 import numpy as np
