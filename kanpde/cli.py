@@ -422,10 +422,10 @@ def _interrupted(args, out: Path, created: list[Path], stop: KeyboardInterrupt) 
         )
     command = f"kanpde solve {shlex.quote(str(args.problem))} --resume {shlex.quote(str(out))}"
     if distributed.world() > 1:  # as many processes, or the resumed run ends otherwise
-        launcher = f"torchrun --nproc-per-node {distributed.world()} -m "
-        command = launcher + command
-        command += " (one machine; on several, torchrun's options of the first run)"
+        command = f"torchrun --nproc-per-node {distributed.world()} -m {command}"
     print(f"continue with: {command}", file=sys.stderr)
+    if distributed.world() > 1:
+        print("(on several machines, with torchrun's options of the first run)", file=sys.stderr)
 
 
 def _solve(args, problem, model, schedule, points, out, unknowns=None):
@@ -704,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for "continue with" lines
-    from .distributed import launched
+    from .distributed import launched, leave
     from .signals import terminate_as_interrupt
 
     try:
@@ -723,6 +723,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `kanpde list | head`: the reader left; end quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    finally:
+        leave()
 
 
 if __name__ == "__main__":

@@ -121,10 +121,10 @@ class Comparison:
             rs = [r for r in self.rows if r["model"] == label]
             entry = {"model": label, "params": rs[0]["params"], "seeds": len(rs)}
             # seeds that stopped on non-finite losses, and those that recovered from them
-            stopped = [bool(r.get("stopped", 0)) for r in rs]
+            stopped = [_count(r.get("stopped")) > 0 for r in rs]
             entry["stopped"] = sum(stopped)
             entry["recovered"] = sum(
-                int(r.get("nonfinite", 0)) > 0 and not s for r, s in zip(rs, stopped)
+                _count(r.get("nonfinite")) > 0 and not s for r, s in zip(rs, stopped)
             )
             for key in ("mse", "rel_l2", "max_err", "train_time", "steps_per_s", "loss"):
                 # ("loss" is missing from studies written before it was a column)
@@ -546,11 +546,25 @@ def _row(kind: str, width: list[int], seed: int, run) -> dict:
         # a row that did not follow the recipe says so: non-finite losses rolled back (L-BFGS
         # may have given way to Adam), or training stopped on them before its budget
         "nonfinite": sum(e.get("event") == "nonfinite" for e in run.events),
-        "stopped": int(any(e.get("event") == "stopped" for e in run.events)),
+        "stopped": int(_stopped_on_nonfinite(run)),
     }  # fmt: skip
     row.update({k: v for k, v in m.items() if k.startswith("rel_l2_")})  # a system's outputs
     row.update({k: v for k, v in m.items() if k.startswith("param_")})  # trained unknowns
     return row
+
+
+def _stopped_on_nonfinite(run) -> bool:
+    """Whether ``run`` stopped on repeated non-finite losses (not, say, out of memory)."""
+    return any(e.get("event") == "stopped" and e.get("nonfinite") for e in run.events)
+
+
+def _count(value) -> int:
+    """A count column's value; 0 where a row of an older study has none (NaN or blank)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return 0
+    return int(value) if math.isfinite(value) else 0
 
 
 def _irregular(summary: list[dict]) -> str:
@@ -584,7 +598,8 @@ def _columns(rows: list[dict]) -> list[str]:
     extra = [k for k in first if k.startswith("rel_l2_")] + [
         k for k in first if k.startswith("param_")
     ]
-    return [c for c in COLUMNS if c in first or c not in _LATER_COLUMNS] + extra
+    later = {c for c in _LATER_COLUMNS if any(c in r for r in rows)}  # (a resumed old study)
+    return [c for c in COLUMNS if c not in _LATER_COLUMNS or c in later] + extra
 
 
 def _execute(
@@ -632,7 +647,7 @@ def _execute_runs(plan: _Plan, out, device, dtype, progress, resume) -> Comparis
                         plan, cfg, stages, seed, run_out, device, dtype, progress, resume
                     )
                 except TrainingStopped as e:  # one diverged run is a row, not the study's end
-                    if e.run is None:
+                    if e.run is None or not e.nonfinite:  # out of memory ends it, as before
                         raise
                     warn(f"{label} seed {seed}: {e}; its row is marked stopped, the study goes on")
                     run = e.run
@@ -650,15 +665,18 @@ def _train_one(plan: _Plan, cfg, stages, seed, run_out, device, dtype, progress,
     """One run of the study: continued from its checkpoint when resuming, else from scratch."""
     from .training import solve
 
-    if resume and (run_out / "checkpoint.h5").is_file():
-        return solve(plan.problem, resume=run_out, out=run_out, device=device, progress=progress)
     if resume and (run_out / "result.h5").is_file():
-        # finished (or stopped on non-finite losses, which makes a row marked stopped), but
-        # interrupted before the table took it in (a fresh study removed older studies' runs,
-        # so this one is the study's own)
+        # finished (or stopped on non-finite losses, which makes a row marked stopped; its
+        # checkpoint stays), but interrupted before the table took it in (a fresh study
+        # removed older studies' runs, so this one is the study's own)
         from .results import load
 
-        return load(run_out)
+        run = load(run_out)
+        finished = not any(e.get("event") == "stopped" for e in run.events)
+        if finished or _stopped_on_nonfinite(run):
+            return run
+    if resume and (run_out / "checkpoint.h5").is_file():
+        return solve(plan.problem, resume=run_out, out=run_out, device=device, progress=progress)
     # overwrite: the study owns its runs/ (a study written again replaces its runs)
     common = dict(points=plan.points, device=device, dtype=dtype, seed=seed, progress=progress,
                   log_every=plan.log_every, overwrite=True)  # fmt: skip

@@ -100,3 +100,11 @@ def broadcast(obj):
 def barrier() -> None:
     if active():
         dist.barrier()
+
+
+def leave() -> None:
+    """Leave the process group at a command's end: its threads then stop before the
+    interpreter exits, where another rank's exit could abort them ("terminate called
+    without an active exception")."""
+    if active():
+        dist.destroy_process_group()

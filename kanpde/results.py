@@ -104,12 +104,18 @@ class Run:
         dtype = {"float32": torch.float32, "float64": torch.float64}[
             self.config.get("dtype", "float64")
         ]
+        where = self.path if self.path is not None else "the run"
         try:
             net = from_config(cfg, dtype=dtype, device=device)
-            net.load_state_dict(self.state_dict(device))
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        except (KeyError, TypeError) as e:  # (its ValueErrors say what to do: a custom module)
+            raise ResultsError(f"{where}: corrupt model config ({_first_line(e)})") from None
+        state = self.state_dict(device)
+        try:
+            net.load_state_dict(state)
+        except (KeyError, RuntimeError) as e:
+            if isinstance(e, torch.cuda.OutOfMemoryError):
+                raise
             # a file edited or damaged by hand (truncated ones fail to load before this)
-            where = self.path if self.path is not None else "the run"
             raise ResultsError(
                 f"{where}: its model state does not fit its model config ({_first_line(e)})"
             ) from None
@@ -291,6 +297,9 @@ def write_h5_atomic(path: Path, fill: Callable[[h5py.File], None]) -> None:
     HDF5 writing to disk itself fails badly on a full disk: objects it cannot close print
     a traceback each (a thousand lines per checkpoint) and later crash the interpreter. Built
     in memory, the bytes reach the disk by Python's own write, whose failure is one OSError.
+    The price is a second copy of the file in memory while it is written: a checkpoint holds
+    the parameters, Adam's two moments, L-BFGS's history (two vectors per remembered step) and
+    the points, a few MB for kanpde's PINNs.
 
     Raises
     ------
@@ -455,12 +464,14 @@ def load(path: str | Path) -> Run:
             f"{path}: unreadable or corrupt results file ({_first_line(e)})"
         ) from None
     shapes = [(config, dict, "config"), (metrics, dict, "metrics"), (events, list, "events")]
-    if isinstance(config, dict):
-        shapes.append((config.get("model"), dict, "config's model"))
+    if isinstance(config, dict) and "model" in config:  # (a Run of one's own may have none)
+        shapes.append((config["model"], dict, "config's model"))
+    if isinstance(events, list):
+        shapes += [(e, dict, "event") for e in events]
     for value, kind, name in shapes:
         if not isinstance(value, kind):
             raise ResultsError(
-                f"{path}: corrupt results file (its {name} is a {type(value).__name__}, "
-                f"not a {kind.__name__})"
+                f"{path}: corrupt results file (its {name} is of type {type(value).__name__}, "
+                f"not {kind.__name__})"
             )
     return Run(config, history, solution, metrics, attrs, events, state, path)

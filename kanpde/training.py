@@ -978,7 +978,8 @@ class Trainer:
                 f"training stopped at step {self.step}: the loss or its gradient was not finite "
                 f"{self.failures} times (last remedy: {action}); try a smaller learning rate, "
                 + ("float64, " if single else "")
-                + "or fewer/other points"
+                + "or fewer/other points",
+                nonfinite=True,
             )
 
     # -- optimizer stages ---------------------------------------------------------------------
@@ -1470,9 +1471,16 @@ class _NonFinite(Exception):
 
 
 class TrainingStopped(RuntimeError):
-    """Training could not continue (repeated non-finite losses, out of memory)."""
+    """Training could not continue (repeated non-finite losses, out of memory).
+
+    ``nonfinite`` says which: True for non-finite losses, a property of the run (a study
+    records it and goes on), False for out of memory, of the machine."""
 
     run = None  # the results so far, attached by solve()
+
+    def __init__(self, message: str, nonfinite: bool = False) -> None:
+        super().__init__(message)
+        self.nonfinite = nonfinite
 
 
 class Interrupted(KeyboardInterrupt):
@@ -1643,17 +1651,19 @@ def _hold_run_directory(directory: str | Path | None, resuming: bool) -> None:
     )
     message = None
     if distributed.rank() == 0:
+        made = []
         if not resuming and not directory.exists():
             made = [d for d in (directory, *directory.parents) if not d.exists()]
             try:
                 directory.mkdir(parents=True)
-                held.callback(_remove_if_empty, made)  # after the lock's release
             except OSError:  # the first write names the problem
-                pass
+                made = []
         try:
             held.enter_context(_resume_lock(directory, refusal))
-        except ValueError as e:
-            message = str(e)
+            if made:  # removed while still locked: another process cannot have taken it
+                held.callback(_remove_if_empty, made)
+        except Exception as e:  # noqa: BLE001 - every rank must hear of it, not wait
+            message = str(e) if isinstance(e, ValueError) else f"{directory}: {_one_line(e)}"
     message = distributed.broadcast(message)
     if message is not None:
         distributed.barrier()  # no rank leaves while another still reads the answer
@@ -1673,7 +1683,12 @@ def _resume_lock(directory, refusal: str | None = None) -> Iterator[None]:
     if fcntl is None or directory is None or not Path(directory).is_dir():
         yield
         return
-    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError as e:  # a directory that cannot be read: its files' writes say more
+        warn(f"{directory}: not locked against a second process ({_one_line(e)})")
+        yield
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -1681,6 +1696,8 @@ def _resume_lock(directory, refusal: str | None = None) -> Iterator[None]:
             raise ValueError(
                 refusal or f"solve(resume={str(directory)!r}): another process is resuming this run"
             ) from None
+        except OSError as e:  # a file system without locks (e.g. Lustre without flock)
+            warn(f"{directory}: not locked against a second process ({_one_line(e)})")
         yield
     finally:
         os.close(fd)  # releases the lock
@@ -2001,7 +2018,9 @@ def solve(
         net,
         residuals.all_points(),
         problem.source or problem.name,
-        hidden=not (stages and stages[0].update_grid),
+        # (a resume's network is the fresh one here, its state loaded later, and its
+        # schedule cannot be changed)
+        hidden=state is None and not (stages and stages[0].update_grid),
         first=isinstance(model, nn.Module),
     )
     test = test_set(problem, pts.get("test"), dt, dev)
@@ -2105,7 +2124,9 @@ def solve(
         trainer.run()
     except TrainingStopped as e:
         # marked, so that a resumed study trains the run again instead of taking its results
-        trainer.history.events.append({"step": trainer.step, "event": "stopped", "why": str(e)})
+        trainer.history.events.append(
+            {"step": trainer.step, "event": "stopped", "why": str(e), "nonfinite": e.nonfinite}
+        )
         with signals_held(deliver=False):  # the error is the news; a stop waits for the file
             e.run = finish()
         raise

@@ -14,6 +14,7 @@ import kanpde
 from kanpde.cli import CLIError
 from kanpde.compare import (
     Comparison,
+    _columns,
     _matching_width,
     compare,
     fitted_slope,
@@ -865,7 +866,7 @@ def test_a_run_stopped_on_non_finite_losses_is_a_marked_row_and_the_study_goes_o
             self.calls = 0
         self.calls += 1
         if len(trainers) == 1:
-            raise TrainingStopped("5 non-finite losses in a row")
+            raise TrainingStopped("5 non-finite losses in a row", nonfinite=True)
         return original(self)
 
     def nan_once(self):
@@ -894,11 +895,57 @@ def test_a_run_stopped_on_non_finite_losses_is_a_marked_row_and_the_study_goes_o
     assert [(r["stopped"], r["nonfinite"]) for r in saved.rows] == [(1, 0), (0, 1), (0, 0), (0, 0)]
     with open(tmp_path / "comparison.csv") as f:
         assert f.readline().strip().endswith(",loss,nonfinite,stopped")
-    # a resume takes the stopped run as it is, as the uninterrupted study did
+    # a resume takes the stopped run as it is, as the uninterrupted study did, also when the
+    # study was stopped before its table took the runs in (the runs' own files are read, the
+    # stopped one's checkpoint notwithstanding)
     monkeypatch.setattr(training.Trainer, "_grad", original)
     monkeypatch.setattr(training.Residuals, "__call__", real_call)
     resumed = compare(POISSON1D, resume=True, **kw)
     assert resumed.rows == result.rows
+    Comparison(saved.problem, [], saved.setup).save(tmp_path)
+    resumed = compare(POISSON1D, resume=True, **kw)
+    assert [{**r, "train_time": 0} for r in resumed.rows] == [
+        {**r, "train_time": 0} for r in result.rows
+    ]
+
+
+def test_out_of_memory_ends_a_study_and_its_resume_trains_the_run_again(tmp_path, monkeypatch):
+    # out of memory is the machine's, not the run's: the study stops as before (its next runs
+    # of that size would fail alike), and a resume trains the run again
+    from kanpde import training
+    from kanpde.training import TrainingStopped
+
+    original, trainers = training.Trainer._grad, []
+
+    def failing(self):  # the second run (the MLP's) runs out of memory
+        if self not in trainers:
+            trainers.append(self)
+        if len(trainers) == 2:
+            raise TrainingStopped("CUDA out of memory at step 0")
+        return original(self)
+
+    monkeypatch.setattr(training.Trainer, "_grad", failing)
+    kw = dict(kans=[[1, 3, 1]], mlps=[[1, 4, 1]], seeds=1, steps=6, device="cpu", out=tmp_path)
+    with pytest.raises(TrainingStopped, match="out of memory"):
+        compare(POISSON1D, **kw)
+    assert (tmp_path / "runs" / "mlp-1-4-1-s0" / "result.h5").is_file()  # results so far
+    monkeypatch.setattr(training.Trainer, "_grad", original)
+    resumed = compare(POISSON1D, resume=True, **kw)
+    assert resumed.rows[1]["steps"] == 6 and resumed.rows[1]["stopped"] == 0
+
+
+def test_a_resumed_older_study_keeps_the_new_rows_marks():
+    # the columns came from the first row alone: an older study's first row (no nonfinite,
+    # stopped) dropped the marks of the rows trained on resume, and the NaN an older row got
+    # in a newer file's column broke the summary
+    old = {"model": "KAN [1,3,1]", "params": 10, "seed": 0, "mse": 1.0, "rel_l2": 1.0,
+           "max_err": 1.0, "train_time": 1.0, "steps_per_s": 1.0}  # fmt: skip
+    new = {**old, "seed": 1, "loss": 1.0, "nonfinite": 2, "stopped": 1}
+    columns = _columns([old, new])
+    assert columns[-3:] == ["loss", "nonfinite", "stopped"]
+    (entry,) = Comparison("p", [{**old, "nonfinite": math.nan, "stopped": math.nan}, new],
+                          {}).summary()  # fmt: skip
+    assert (entry["stopped"], entry["recovered"]) == (1, 0)
 
 
 def test_a_table_says_when_its_models_have_different_numbers_of_runs():

@@ -96,6 +96,7 @@ def test_two_ranks_share_one_clock_under_a_time_budget(tmp_path):
 
 HELD = """
 import json, sys
+import torch
 import kanpde
 from kanpde import distributed
 
@@ -106,6 +107,7 @@ try:
 except ValueError as e:
     message = str(e)
 json.dump(message, open(sys.argv[1] + f"-{{distributed.rank()}}.json", "w"))
+torch.distributed.destroy_process_group()  # as a torchrun script ends
 """
 
 

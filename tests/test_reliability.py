@@ -388,6 +388,9 @@ def test_repeated_failures_stop_with_results_written(tmp_path, monkeypatch):
     loaded = kanpde.load(tmp_path)
     assert loaded.metrics["steps"] == run.metrics["steps"] < 50
     assert sum(e["event"] == "nonfinite" for e in loaded.events) == 6
+    # marked as the run's own failure (a study records it as a row and goes on)
+    assert info.value.nonfinite is True
+    assert [e["nonfinite"] for e in loaded.events if e["event"] == "stopped"] == [True]
 
 
 def test_same_seed_same_history_bit_for_bit():
@@ -1276,6 +1279,22 @@ def test_a_run_still_training_refuses_a_resume_and_a_second_run(tmp_path):
         kanpde.solve(POISSON1D, resume=out, progress=False)
 
 
+def test_a_file_system_without_locks_trains_with_a_warning(tmp_path, monkeypatch):
+    # every run takes the lock now: on a mount without flock (ENOLCK) every solve with out
+    # failed with a traceback
+    import errno
+    import fcntl
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.warns(kanpde.KanpdeWarning, match=r"run: not locked against a second process "
+                      r"\(OSError: \[Errno 37\] No locks available\)"):  # fmt: skip
+        run = kanpde.solve(POISSON1D, schedule="5:adam=2", out=tmp_path / "run", progress=False)
+    assert run.metrics["steps"] == 2 and (tmp_path / "run" / "result.h5").is_file()
+
+
 def test_a_run_directory_made_for_a_call_that_fails_is_removed(tmp_path):
     # made to be locked before the call's checks; an error leaves nothing behind
     out = tmp_path / "a" / "b"
@@ -1330,10 +1349,11 @@ def test_the_continue_command_of_a_torchrun_run_is_a_torchrun_command(tmp_path, 
     args = argparse.Namespace(problem="my problem.py")
     monkeypatch.setattr(distributed, "world", lambda: 4)
     cli._interrupted(args, tmp_path, [], stop)
-    assert capsys.readouterr().err.splitlines()[-1] == (
+    assert capsys.readouterr().err.splitlines()[-2:] == [
         f"continue with: torchrun --nproc-per-node 4 -m kanpde solve 'my problem.py' --resume "
-        f"{tmp_path} (one machine; on several, torchrun's options of the first run)"
-    )
+        f"{tmp_path}",
+        "(on several machines, with torchrun's options of the first run)",
+    ]
     monkeypatch.setattr(distributed, "world", lambda: 1)
     cli._interrupted(args, tmp_path, [], stop)
     assert capsys.readouterr().err.splitlines()[-1] == (

@@ -285,11 +285,13 @@ def _replace(group, name, data):
         (lambda f: _replace(f["model/state"], "layers.0.coef", np.zeros((1, 1, 1))),
          "its model state does not fit its model config (Error(s) in loading state_dict"),
         (lambda f: f.attrs.__setitem__("config", "[1, 2]"),
-         "corrupt results file (its config is a list, not a dict)"),
-        (lambda f: f.attrs.__setitem__("config", '{"dtype": "float64"}'),
-         "corrupt results file (its config's model is a NoneType, not a dict)"),
+         "corrupt results file (its config is of type list, not dict)"),
+        (lambda f: f.attrs.__setitem__("config", '{"model": [1]}'),
+         "corrupt results file (its config's model is of type list, not dict)"),
         (lambda f: f.attrs.__setitem__("events", '{"a": 1}'),
-         "corrupt results file (its events is a dict, not a list)"),
+         "corrupt results file (its events is of type dict, not list)"),
+        (lambda f: f.attrs.__setitem__("events", "[1, 2]"),
+         "corrupt results file (its event is of type int, not dict)"),
     ],
 )  # fmt: skip
 def test_a_results_file_edited_into_inconsistency_is_one_line(solved, tmp_path, capsys, damage,
@@ -313,6 +315,13 @@ def test_a_results_file_edited_into_inconsistency_is_one_line(solved, tmp_path, 
     assert main(["plot", str(copy), "--kind", "network", "--out", str(tmp_path / "n.png")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"kanpde: error: {copy / 'result.h5'}: "), err
+
+
+def test_a_run_of_ones_own_without_a_model_config_loads(tmp_path):
+    # kanpde.Run is public and save_run writes a config without "model"; load() refused it
+    run = Run(config={"problem": "p"}, metrics={"mse": 0.5}, history={}, solution={}, state={})
+    back = load(save_run(run, tmp_path))
+    assert back.config == {"problem": "p"} and back.metrics == {"mse": 0.5}
 
 
 _FULL_DISK = """
