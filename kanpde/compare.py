@@ -349,7 +349,6 @@ def _plan(
     from .problem import file_hash
     from .training import build_model, resolve_device
 
-    _check_problem(problem)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise CLIError(f"--seeds {seeds}: must be at least 1")
     if budget not in ("steps", "seconds"):
@@ -445,6 +444,7 @@ def _plan(
     }
     if budget == "seconds":
         setup["time_split"] = "stages share the time in proportion to their steps"
+    _check_problem(problem)  # warns: after the arguments, whose errors come alone
     return _Plan(problem, models, seeds, budget, seconds, points, setup, log_every)
 
 

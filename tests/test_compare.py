@@ -837,6 +837,19 @@ def test_a_study_resumed_with_another_problem_file_names_the_problems(tmp_path, 
     )
 
 
+def test_a_bad_argument_of_a_study_without_test_errors_is_its_one_line(tmp_path, capsys):
+    # the warning that such a study compares losses came first, before the argument's error
+    from kanpde.cli import main
+
+    source = Path(POISSON1D).read_text().replace("exact=exact,", "")
+    assert source != Path(POISSON1D).read_text()
+    (tmp_path / "noexact.py").write_text(source)
+    for bad in (["--seeds", "0"], ["--steps", "-1"], ["--budget", "seconds"]):
+        assert main(["compare", str(tmp_path / "noexact.py"), *bad, "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"kanpde: error: {bad[0]}"), err
+
+
 def test_the_continue_command_drops_out_and_resume_however_written():
     from types import SimpleNamespace
 
