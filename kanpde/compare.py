@@ -687,6 +687,13 @@ def _train_one(plan: _Plan, cfg, stages, seed, run_out, device, dtype, progress,
     )
 
 
+def _check_same_problem(saved: Comparison, problem, out: Path) -> None:
+    if saved.problem != problem.name:
+        raise CLIError(
+            f"--resume {out}: the study is of problem {saved.problem!r}, not {problem.name!r}"
+        )
+
+
 def _finished_runs(plan: _Plan, out: Path | None) -> dict:
     """The rows and runs of the study saved in ``out``, which must have ``plan``'s settings."""
     from .results import ResultsError
@@ -702,10 +709,7 @@ def _finished_runs(plan: _Plan, out: Path | None) -> dict:
         saved = Comparison.load(out)
     except ResultsError as e:
         raise CLIError(f"--resume {out}: {e}") from None
-    if saved.problem != plan.problem.name:
-        raise CLIError(
-            f"--resume {out}: the study is of problem {saved.problem!r}, not {plan.problem.name!r}"
-        )
+    _check_same_problem(saved, plan.problem, out)
     # studies saved before log_every was a setting logged every 50 steps
     _same_settings(out, {"log_every": 50, **saved.setup}, plan.setup, ignore={"runs_finished"})
     return {
@@ -1216,10 +1220,7 @@ def _saved_options(args, out: Path, problem):
         saved = Comparison.load(out, runs=False)
     except ResultsError:  # not a study: _finished_runs says so
         return _with_preset(problem, args.preset)
-    if saved.problem != problem.name:  # before its options, which may not fit this problem
-        raise CLIError(
-            f"--resume {out}: the study is of problem {saved.problem!r}, not {problem.name!r}"
-        )
+    _check_same_problem(saved, problem, out)  # before its options, which may not fit this one
     setup = saved.setup
     _take_saved(args, setup, {"--preset": "preset"})
     problem = _with_preset(problem, args.preset)

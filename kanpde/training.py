@@ -258,7 +258,7 @@ def _warn_inputs_outside_grid(
     100 (±20, ±67) at 0.2 and 0.92 without it, 6e-4 and 3e-3 with it. So the hidden check
     allows four grid widths beyond either end (±9 for [-1, 1]).
     """
-    for net in _kans(model):
+    for net in _kans(model) if first or hidden else []:
         inputs = _inputs_of(net, model, x)
         if inputs is None:
             continue
@@ -286,6 +286,8 @@ def _warn_inputs_outside_grid(
                         '"update_grid": True to the first stage, which moves every grid to its '
                         "inputs, or rescale the problem to coordinates of order one"
                     )
+                break
+            if not hidden:  # the next layers' inputs are not to be checked
                 break
             with torch.no_grad():
                 h = layer(h.to(layer.grid_range))
