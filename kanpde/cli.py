@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .problem import KanpdeWarning, ProblemError, _first_line, load_problem
 from .signals import exit_status
-from .training import CHECKPOINT_EVERY, LOG_EVERY, MAX_SEED
+from .training import CHECKPOINT_EVERY, LOG_EVERY, MAX_SEED, _absent, _remove_if_empty
 
 
 class CLIError(ValueError):
@@ -119,7 +119,7 @@ def new_run_directory(base: str | Path, name: str, seed: int | None) -> tuple[Pa
     if isinstance(base, str) and not base.strip():  # Path("") is the current directory
         raise CLIError("--out '': give a directory (runs go in a folder inside it)")
     parent = Path(base)
-    fresh = [p for p in (parent, *parent.parents) if not p.exists()]
+    fresh = _absent(parent)
     out = run_directory(parent, name, seed)
     return out, [out, *fresh]
 
@@ -225,11 +225,7 @@ def _discard(created: list[Path]) -> None:
                     sub.rmdir()
                 except OSError:
                     pass
-    for path in created:
-        try:
-            path.rmdir()  # only succeeds when empty
-        except OSError:
-            return
+    _remove_if_empty(created)
 
 
 def _run_settings(args, problem) -> tuple[dict, list | None, dict | None]:
@@ -333,10 +329,10 @@ def cmd_solve(args) -> int:
                 out, created = new_run_directory(parent, problem.name, seed)
             except CLIError as e:  # every rank reports it, not only the one that found it
                 failed = str(e)
-        out, failed = distributed.broadcast((out, failed))
+        failed = distributed.shared_failure(failed)
         if failed is not None:
-            distributed.barrier()  # no rank leaves while another still reads the answer
             raise CLIError(failed)
+        out = distributed.broadcast(out)
     if not os.access(out, os.W_OK):
         _discard(created)
         option = "--out" if args.resume is None else "--resume"

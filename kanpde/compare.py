@@ -1051,10 +1051,10 @@ def _sweep_runs(problem, grids, steps, device, dtype, seed, out, progress, resum
 def _study_lock(out: Path | None):
     """Hold the study in ``out`` (when resuming it) against a second resume at the same time,
     which would train its runs twice."""
-    from .training import _resume_lock
+    from .training import _directory_lock
 
     refusal = f"--resume {out}: another process is resuming this study"
-    return _resume_lock(out, refusal)
+    return _directory_lock(out, refusal)
 
 
 def _check_saved_sweep(out: Path | None, setup: dict) -> None:

@@ -102,6 +102,15 @@ def barrier() -> None:
         dist.barrier()
 
 
+def shared_failure(message: str | None) -> str | None:
+    """Rank 0's error ``message`` (None: no error) on every rank, so that all of them raise
+    it rather than wait in a collective for the one that did."""
+    message = broadcast(message)
+    if message is not None:
+        barrier()  # no rank leaves while another still reads the answer
+    return message
+
+
 def leave() -> None:
     """Leave the process group at a command's end: its threads then stop before the
     interpreter exits, where another rank's exit could abort them ("terminate called

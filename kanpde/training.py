@@ -1621,6 +1621,12 @@ def _terminable(fn: Callable) -> Callable:
     return run
 
 
+def _absent(directory: Path) -> list[Path]:
+    """``directory`` and its parents that do not exist yet, deepest first (what making it
+    makes, for :func:`_remove_if_empty` to take back)."""
+    return [d for d in (directory, *directory.parents) if not d.exists()]
+
+
 def _remove_if_empty(directories: list[Path]) -> None:
     """Remove ``directories`` (deepest first) as long as they are empty."""
     for directory in directories:
@@ -1655,25 +1661,24 @@ def _hold_run_directory(directory: str | Path | None, resuming: bool) -> None:
     if distributed.rank() == 0:
         made = []
         if not resuming and not directory.exists():
-            made = [d for d in (directory, *directory.parents) if not d.exists()]
+            made = _absent(directory)
             try:
                 directory.mkdir(parents=True)
             except OSError:  # the first write names the problem
                 made = []
         try:
-            held.enter_context(_resume_lock(directory, refusal))
+            held.enter_context(_directory_lock(directory, refusal))
             if made:  # removed while still locked: another process cannot have taken it
                 held.callback(_remove_if_empty, made)
         except Exception as e:  # noqa: BLE001 - every rank must hear of it, not wait
             message = str(e) if isinstance(e, ValueError) else f"{directory}: {_one_line(e)}"
-    message = distributed.broadcast(message)
+    message = distributed.shared_failure(message)
     if message is not None:
-        distributed.barrier()  # no rank leaves while another still reads the answer
         raise ValueError(message)
 
 
 @contextlib.contextmanager
-def _resume_lock(directory, refusal: str | None = None) -> Iterator[None]:
+def _directory_lock(directory, refusal: str | None = None) -> Iterator[None]:
     """Hold an exclusive lock on the directory of a run (or study) being trained or resumed:
     a second process in it at the same time would train its runs twice and clear temporary
     files the other is writing. ``refusal`` is the error message when another process holds
