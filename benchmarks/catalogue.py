@@ -130,8 +130,9 @@ def main(argv=None) -> int:
                     "allocator": "freed memory kept (kanpde's trainer sets it in every run)",
                 },
                 "note": "one torch thread per problem; each row's 'run' says how many problems "
-                "ran at the same time, the command that produced it and (rows from 2026-11-30 "
-                "on) the commit it measured; machine.kanpde_commit is the last invocation's",
+                "ran at the same time, the command that produced it and the commit it measured "
+                "(where 'commit_source' says so, filled in later from the stored file that "
+                "invocation wrote); machine.kanpde_commit is the last invocation's",
                 "rows": list(rows.values()),
             }
             out.parent.mkdir(parents=True, exist_ok=True)
