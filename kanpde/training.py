@@ -1665,13 +1665,18 @@ def _hold_run_directory(directory: str | Path | None, resuming: bool) -> None:
             try:
                 directory.mkdir(parents=True)
             except OSError:  # the first write names the problem
-                made = []
+                made = [d for d in made if os.path.isdir(d)]  # parents made before it failed
         try:
             held.enter_context(_directory_lock(directory, refusal))
+        except ValueError as e:  # refused: the directory is another process's to remove
+            message = str(e)
+        except Exception as e:  # noqa: BLE001 - every rank must hear of it, not wait
+            _remove_if_empty(made)
+            text = _one_line(e)
+            message = text if str(directory) in text else f"{directory}: {text}"
+        else:
             if made:  # removed while still locked: another process cannot have taken it
                 held.callback(_remove_if_empty, made)
-        except Exception as e:  # noqa: BLE001 - every rank must hear of it, not wait
-            message = str(e) if isinstance(e, ValueError) else f"{directory}: {_one_line(e)}"
     message = distributed.shared_failure(message)
     if message is not None:
         raise ValueError(message)
