@@ -69,6 +69,15 @@ def _is_complex(value) -> bool:
     return value.is_complex() if isinstance(value, Tensor) else bool(np.iscomplexobj(value))
 
 
+def _shown(value: Any) -> str:
+    """``value`` for a one-line message: arrays by type and shape (their repr spans lines)."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and len(shape) > 0:
+        return f"{type(value).__name__} of shape {tuple(shape)}"
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _value(
     value: Value,
     x: Tensor,
@@ -127,7 +136,7 @@ def _value(
             # [1.0, 2.0] on a one-output problem with two boundary points was taken as one
             # value per point
             raise ValueError(
-                f"{what} value {value!r} must be a number or a list of {n_cols} (one per "
+                f"{what} value {_shown(value)} must be a number or a list of {n_cols} (one per "
                 "component); values that vary along the boundary are written as a function g(x)"
             )
     if v.is_complex():  # .to(float) would drop the imaginary part with only torch's warning
@@ -229,10 +238,10 @@ class Condition:
             except (TypeError, ValueError):
                 raise ValueError(
                     f"{label}: value must be a number, a list of numbers (one per "
-                    f"component) or a function of the points, got {value!r}"
+                    f"component) or a function of the points, got {_shown(value)}"
                 ) from None
             if not np.isfinite(constant).all():
-                raise ValueError(f"{label}: value is not finite, got {value!r}")
+                raise ValueError(f"{label}: value is not finite, got {_shown(value)}")
         ok = isinstance(weight, numbers.Real) and not isinstance(weight, bool)
         if not ok or not math.isfinite(weight) or weight < 0:
             raise ValueError(f"{label}: weight must be a non-negative number, got {weight!r}")

@@ -550,8 +550,13 @@ def check_weights(weights, conditions: Sequence[str]) -> None:
     for key, value in weights.items():
         is_pde = key == "pde" or (isinstance(key, str) and PDE_TERM.fullmatch(key) is not None)
         if not is_pde and key not in conditions:
-            valid = ", ".join(["pde", "pde[0], pde[1], ... (a system's residuals)", *conditions])
-            raise ValueError(f"weights: unknown key {key!r}; valid keys: {valid}")
+            valid = ", ".join(
+                ["pde", "pde[0], pde[1], ... or pde[<key>] (a system's residuals)", *conditions]
+            )
+            hint = ""
+            if isinstance(key, str) and key.isidentifier():  # a dict residual's bare key
+                hint = f"; if the PDE returns a dict with key {key!r}, weight it as 'pde[{key}]'"
+            raise ValueError(f"weights: unknown key {key!r}; valid keys: {valid}{hint}")
         if not isinstance(value, numbers.Real) or isinstance(value, bool):
             raise ValueError(f"weights: {key!r} must be a number, got {value!r}")
         if not math.isfinite(value) or value < 0:

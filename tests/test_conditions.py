@@ -655,6 +655,24 @@ def test_a_constant_list_is_one_value_per_component_and_values_are_real():
         Dirichlet(0.0, name=5)
 
 
+def test_an_array_value_is_named_by_its_shape_in_one_line():
+    # numpy and torch print a long array over several lines, and the message was cut at the
+    # first of them, before it said what was wrong
+    line = Interval(-1, 1)
+    for value, shown in ((np.zeros(40), "ndarray of shape (40,)"), (torch.zeros(50), "Tensor")):
+        with pytest.raises(ProblemError) as info:
+            build(line, [Dirichlet(value)], lambda x: x**2)
+        text = str(info.value)
+        assert "\n" not in text and text.endswith("written as a function g(x)")
+        assert f"dirichlet value {shown}" in text and "must be a number or a list of 1" in text
+    with pytest.raises(ValueError) as info:
+        Dirichlet(np.full(30, np.nan))
+    assert str(info.value) == "dirichlet: value is not finite, got ndarray of shape (30,)"
+    with pytest.raises(ValueError) as info:
+        Dirichlet([float("nan")] * 40)  # a long list: one line, cut with an ellipsis
+    assert str(info.value) == "dirichlet: value is not finite, got [" + "nan, " * 15 + "n..."
+
+
 def test_options_a_condition_would_ignore_are_refused():
     # PointData(..., on="left", n=3) used all its points; Initial(derivative=True) passed
     with pytest.raises(ValueError, match="PointData: on= is not supported"):

@@ -545,8 +545,9 @@ def test_error_in_user_code_keeps_the_original_exception_in_the_api(tmp_path):
 SPEC_CASES = {
     "weights_unknown_key": (
         variant("**KW)", 'weights={"pdee": 0.01}, **KW)'),
-        "weights: unknown key 'pdee'; valid keys: pde, pde[0], pde[1], ... (a system's "
-        "residuals), dirichlet",
+        "weights: unknown key 'pdee'; valid keys: pde, pde[0], pde[1], ... or pde[<key>] (a "
+        "system's residuals), dirichlet; if the PDE returns a dict with key 'pdee', weight it "
+        "as 'pde[pdee]'",
     ),
     "weights_negative": (variant("**KW)", 'weights={"pde": -1}, **KW)'), "'pde' must be"),
     "weights_not_a_number": (
