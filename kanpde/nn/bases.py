@@ -238,7 +238,9 @@ class BSpline(Basis):
         nb = n_knots - 1 - k
         dense = local.new_zeros(*local.shape[:3], nb + 3 * k + 1)
         dense = dense.scatter_add(-1, index.expand_as(local), local)
-        return dense[..., k : k + nb]
+        # A NaN input lands in the outer slot, whose functions fall outside the kept window:
+        # it would read as a row of zeros (and a fit would take it as a sample of 0).
+        return dense[..., k : k + nb].masked_fill(h.isnan().unsqueeze(-1), math.nan)
 
     def table(self, coef: Tensor, scale_spline: Tensor, k: int, aux: dict) -> Tensor:
         """Per-slot monomial coefficients, ``(k + 1, n_out, n_in · n_slots)``.
@@ -425,7 +427,7 @@ class Chebyshev(_GridPoints):
         a = 2 / (hi - lo)  # (n_in, 1)
         z = torch.tanh((h - lo) * a - 1)  # (n_in, N)
         n = grid_buffer.shape[1]
-        t = [torch.ones_like(z), z]
+        t = [z * 0 + 1, z]  # T_0 as NaN where z is, as every other basis gives
         d1 = [torch.zeros_like(z), torch.ones_like(z)]
         d2 = [torch.zeros_like(z), torch.zeros_like(z)]
         # Three-term recurrences for T_n and its z-derivatives.
