@@ -370,9 +370,9 @@ def cmd_solve(args) -> int:
     parts = [f"{problem.name}: {m['steps']} steps in {m['train_time']:.1f} s"]
     for key in ("mse", "rel_l2", "max_err"):
         if key in m:
-            parts.append(f"{key} {m[key]:.3e}")
+            parts.append(f"{key} {_relative_shown(m, key)}")
     if len(problem.outputs) > 1:  # a system's joint error can hide one poor output
-        parts += [f"rel_l2({o}) {m[f'rel_l2_{o}']:.3e}" for o in problem.outputs
+        parts += [f"rel_l2({o}) {_relative_shown(m, f'rel_l2_{o}')}" for o in problem.outputs
                   if f"rel_l2_{o}" in m]  # fmt: skip
     parts.append(f"parameters {m['parameters']}")
     parts += [f"{name} = {value:.8g}" for name, value in run.unknowns.items()]
@@ -389,6 +389,16 @@ def cmd_solve(args) -> int:
     print(", ".join(parts))
     print(f"results: {run.path}")
     return 0
+
+
+def _relative_shown(m: dict, key: str) -> str:
+    """A metric for the summary line; a relative error against an exact solution that is zero on
+    the whole test set is undefined (NaN) and says so, which a bare ``nan`` would not."""
+    value = m[key]
+    if key.startswith("rel_l2") and math.isnan(value) and math.isfinite(m.get("mse", math.nan)):
+        what = f"output {key[len('rel_l2_') :]}" if key != "rel_l2" else "solution"
+        return f"undefined (the exact {what} is zero on the test set)"
+    return f"{value:.3e}"
 
 
 def _interrupted(args, out: Path, created: list[Path], stop: KeyboardInterrupt) -> None:

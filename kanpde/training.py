@@ -752,8 +752,10 @@ class Trainer:
         self.history.append(row)
         if self._bar is not None:
             post = {"stage": stage_index, "G": row["grid"], "loss": f"{loss:.2e}"}
-            if "rel_l2" in row:
+            if "rel_l2" in row and not math.isnan(row["rel_l2"]):
                 post["rel_l2"] = f"{row['rel_l2']:.2e}"
+            elif "mse" in row:  # a zero exact solution has no relative error: show the MSE
+                post["mse"] = f"{row['mse']:.2e}"
             self._bar.set_postfix(post, refresh=False)
         if self.callback is not None:
             self.callback(self, row)

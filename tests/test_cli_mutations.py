@@ -500,3 +500,32 @@ def test_command_line_overrides_the_preset_which_overrides_the_file(problem_file
     assert run.metrics["steps"] == 3  # the preset's schedule: 3 Adam steps, not the file's 2
     assert run.history["param_k"][0] == 0.75  # the start value given, not the file's 0.5
     assert RUN_NAME.match(run_dir.name).group(1) == "3"
+
+
+ZERO = """
+import torch
+from kanpde import Dirichlet, Interval, Problem, d
+
+problem = Problem(
+    name="zero",
+    domain=Interval(-1, 1),
+    pde=lambda x, u: d(u, x, "x", "x"),
+    conditions=[Dirichlet(0.0)],
+    exact=lambda x: torch.zeros_like(x),
+    model={"width": [1, 3, 1]},
+    schedule=[{"grid": 3, "adam": 3}],
+    points={"interior": 20, "boundary": 2, "test": 11},
+)
+"""
+
+
+def test_a_zero_exact_solution_reports_an_undefined_relative_error(tmp_path, capsys):
+    path = tmp_path / "zero.py"
+    path.write_text(ZERO)
+    assert main(["solve", str(path), "--out", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    summary = next(line for line in out.splitlines() if line.startswith("zero: 3 steps"))
+    mse = float(re.search(r"mse ([0-9.e+-]+)", summary).group(1))
+    assert 0 < mse < 10  # the MSE itself is a number (the net is not zero after 3 Adam steps)
+    assert "rel_l2 undefined (the exact solution is zero on the test set)" in summary
+    assert "nan" not in summary
