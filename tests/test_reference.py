@@ -407,6 +407,12 @@ def test_cavity_matches_comsol_data(cavity_ref, data_dir):
     for m, tol in ((mask, 1.1e-3), (inner, 5.5e-4)):
         p, pd = cavity_ref.values["p"][m], data.values["p"][m]
         assert rel_l2(p - p.mean(), pd - pd.mean()) < tol
+    # With the corners: 1.75e-2, nearly all from the two lid corners, where our p and the
+    # file's differ by 0.091 (the README's reason for setting no target on the PINN's p).
+    p, pd = cavity_ref.values["p"], data.values["p"]
+    p, pd = p - p.mean(), pd - pd.mean()
+    assert 1.5e-2 < rel_l2(p, pd) < 2.0e-2
+    np.testing.assert_allclose(np.abs(p - pd)[[0, -1], [-1, -1]], 0.0914, atol=2e-3)
 
 
 def test_cavity_boundary_conditions_and_mass(cavity_ref):
