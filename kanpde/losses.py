@@ -313,8 +313,12 @@ class Residuals:
             err = user_code_error(self.problem, call, e)
             if _named_u_x(self.problem.pde):
                 first, second = list(inspect.signature(self.problem.pde).parameters)[:2]
+                # the cause first: the error raised inside pde only follows from it
+                where = self.problem.source or f"problem {self.problem.name!r}"
                 err = ProblemError(
-                    f"{err} (pde takes (x, u); its parameters are named ({first}, {second}))"
+                    f"{where}{user_line(self.problem, e)}: {call} is called with the points "
+                    f"first, but pde's parameters are named ({first}, {second}): swap them "
+                    f"(it raised {_one_line(e)})"
                 )
             elif isinstance(e, RuntimeError) and "require grad" in str(e):
                 # torch.autograd.grad(u, x): the jets give u without a graph back to x

@@ -800,6 +800,21 @@ class Trainer:
                     why = "Gaussian edges of another width do not nest; give them one grid"
                 elif stage.grid % old:
                     why = f"{stage.grid} is no multiple of {old}; a multiple keeps the knots"
+                elif index > 0 and self.stages[index - 1].update_grid:
+                    # the ranges followed the inputs only until update_until: later drift shows
+                    last = self.stages[index - 1]
+                    if last.update_until < last.steps:
+                        why = (
+                            "a hidden layer's inputs left its grid range after the stage before "
+                            f"stopped updating it at its step {last.update_until} of "
+                            f'{last.steps}; "update_until": {last.steps} there keeps the ranges '
+                            "on them"
+                        )
+                    else:
+                        why = (
+                            "a hidden layer's inputs left its grid range between the stage "
+                            "before's updates; a smaller update_grid there follows them closer"
+                        )
                 else:
                     why = (
                         "a hidden layer's inputs left its grid range; an update_grid in the "
@@ -1832,6 +1847,7 @@ def solve(
         Problem,
         ProblemError,
         apply_preset,
+        check_initial,
         check_points,
         check_resampling,
         check_weights,
@@ -1965,6 +1981,9 @@ def solve(
         try:
             if points is not None:
                 check_points(points)
+                # a whole budget (compare's) repeats the problem's own default initial count
+                if points.get("initial") != problem.points.get("initial"):
+                    check_initial(points, problem.domain)
             if weights is not None:
                 check_weights(weights, [c.name for c in problem.conditions])
         except ValueError as e:

@@ -1064,6 +1064,24 @@ def test_an_extension_that_raises_the_loss_is_warned_of(monkeypatch):
     (event,) = [e for e in run.events if e["event"] == "extend_grid"]
     assert event["loss_after"] > 2 * event["loss_before"]
 
+    def spoiled(self, new_grid, x):
+        out = original(self, new_grid, x)
+        with torch.no_grad():
+            self.layers[-1].coef.add_(10.0)  # far off, whatever the loss before was
+        return out
+
+    monkeypatch.setattr(kanpde.KAN, "extend_grid", spoiled)
+    # the stage before updated its grid, but only until its update_until (default: half way)
+    remedy = r"after the stage before stopped updating it at its step 10 of 20; .update_until.: 20"
+    with pytest.warns(kanpde.KanpdeWarning, match=remedy):
+        kanpde.solve(problem, model={"width": [1, 4, 1]},
+                     schedule="5:lbfgs=20+update_grid=5,10:adam=1", **kw)  # fmt: skip
+    # ... and up to its last step: updates more often follow the inputs closer
+    remedy = r"between the stage before's updates; a smaller update_grid there"
+    with pytest.warns(kanpde.KanpdeWarning, match=remedy):
+        schedule = "5:lbfgs=20+update_grid=5+update_until=20,10:adam=1"
+        kanpde.solve(problem, model={"width": [1, 4, 1]}, schedule=schedule, **kw)
+
 
 def test_an_unknown_outside_the_model_is_reported_as_not_trained():
     # DeepXDE style: a free-standing parameter read by pde() never reaches the optimizer.

@@ -196,12 +196,14 @@ PROBLEM_CASES = {
     ),
     "pde_arguments_swapped": (
         variant("def pde(x, u):", "def pde(u, x):"),
-        "(pde takes (x, u); its parameters are named (u, x))",
+        # the cause leads, the error it caused follows
+        ": pde(x, u) is called with the points first, but pde's parameters are named (u, x): "
+        "swap them (it raised ",
     ),
     # any name for the solution, as long as the points come second
     "pde_arguments_swapped_other_names": (
         variant("def pde(x, u):", "def pde(out, x):\n    u = out"),
-        "(pde takes (x, u); its parameters are named (out, x))",
+        "but pde's parameters are named (out, x): swap them",
     ),
     "pde_takes_autograd_grad_of_x": (
         variant(
@@ -643,6 +645,15 @@ def test_solve_refuses_adaptive_resampling_without_resample():
     run = kanpde.solve(POISSON1D, points={"adaptive": True, "resample": 0}, schedule="lbfgs=2",
                        progress=False, device="cpu")  # fmt: skip
     assert not [e for e in run.events if e["event"] == "resample"]
+
+
+def test_solve_refuses_initial_points_on_a_domain_without_time(tmp_path):
+    # taken, ignored and recorded as a setting of the run (the CLI and compare refused it)
+    with pytest.raises(ValueError, match=r"^solve\(\): points: initial counts the points of "
+                       r"Initial conditions, and the domain has no time axis$"):  # fmt: skip
+        kanpde.solve(POISSON1D, points={"initial": 10}, schedule="lbfgs=1", progress=False,
+                     device="cpu", out=tmp_path / "run")  # fmt: skip
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(
@@ -1444,8 +1455,8 @@ def test_a_residual_with_a_column_per_coordinate_and_a_time_problem_without_init
     from kanpde import Dirichlet, Initial, Interval, Rectangle, Time, d, laplacian
 
     square = Rectangle([-1, -1], [1, 1])
-    opts = dict(schedule="3:adam=1", points={"interior": 20, "boundary": 8, "initial": 8,
-                "test": 5}, progress=False, device="cpu")  # fmt: skip
+    opts = dict(schedule="3:adam=1", points={"interior": 20, "boundary": 8, "test": 5},
+                progress=False, device="cpu")  # fmt: skip
 
     def broadcast(x, u):  # sin(x) for sin(x[:, 0:1]): (N, 1) + (N, 2)
         return laplacian(u, x) + torch.sin(x)
