@@ -185,7 +185,7 @@ class Comparison:
                 for n in names
             ]
             lines.append("| " + " | ".join(cells) + " |")
-        return head + "\n".join(lines) + "\n" + _irregular(summary)
+        return head + "\n".join(lines) + "\n" + _irregular(summary, self.setup)
 
     def save(self, out: str | Path) -> dict[str, Path]:
         """Write ``comparison.csv``, ``comparison.h5`` and ``comparison.md`` into ``out``."""
@@ -567,11 +567,25 @@ def _count(value) -> int:
     return int(value) if math.isfinite(value) else 0
 
 
-def _irregular(summary: list[dict]) -> str:
-    """Notes under a study's table on what its medians hide: models with fewer runs than
-    others (a study stopped before the rest), runs that stopped on non-finite losses, and
-    runs that recovered from them by rolling back."""
+def _irregular(summary: list[dict], setup: dict | None = None) -> str:
+    """Notes under a study's table on what its medians hide: a study stopped before all its
+    runs finished (a model without a finished run has no row at all), models with fewer runs
+    than others, runs that stopped on non-finite losses, and runs that recovered from them by
+    rolling back."""
     notes = []
+    setup = setup or {}
+    planned, finished = setup.get("runs_planned"), setup.get("runs_finished")
+    if planned is not None and finished is not None and finished < planned:
+        shown = {e["model"] for e in summary}
+        absent = [
+            label
+            for c in setup.get("models", [])
+            if isinstance(c, dict) and (label := _label(c["type"], c["width"])) not in shown
+        ]
+        note = f"{finished} of {planned} planned runs finished (--resume continues the study)"
+        if absent:
+            note += f"; no finished run yet, so no row: {', '.join(absent)}"
+        notes.append(note)
     counts = {e["seeds"] for e in summary}
     if len(counts) > 1:
         each = ", ".join(f"{e['model']} {e['seeds']}" for e in summary)

@@ -463,7 +463,13 @@ def test_interrupted_compare_keeps_the_finished_runs(tmp_path, monkeypatch, caps
     with h5py.File(out / "comparison.h5") as f:
         assert len(f["rows/mse"]) == 2 and len(f["history"]) == 2
         assert '"runs_finished": 2' in f.attrs["setup"]
-    assert "KAN [1,3,1]" in (out / "comparison.md").read_text()
+    md = (out / "comparison.md").read_text()
+    assert "KAN [1,3,1]" in md and "| MLP" not in md
+    # the MLP with no finished run had no row and nothing said it was missing
+    assert (
+        "\n2 of 4 planned runs finished (--resume continues the study); no finished run yet, "
+        "so no row: MLP [1,8,1]\n"
+    ) in md
 
 
 @pytest.fixture
@@ -523,6 +529,7 @@ def test_an_interrupted_compare_resumes_to_the_uninterrupted_table(
     assert [r["model"] for r in resumed.rows] == ["KAN [1,3,1]", "MLP [1,8,1]"]
     for a, b in zip(resumed.rows, whole.rows):
         assert (a["mse"], a["steps"]) == (b["mse"], b["steps"])
+    assert "planned runs finished" not in (out / "comparison.md").read_text()  # all done
 
 
 def test_an_interrupted_sweep_keeps_its_runs_and_resumes(tmp_path, monkeypatch, capsys):
