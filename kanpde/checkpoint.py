@@ -32,6 +32,9 @@ def _write(group: h5py.Group, key: str, obj) -> None:
     elif isinstance(obj, np.ndarray):
         group.create_dataset(key, data=obj).attrs["kind"] = "array"
     elif isinstance(obj, dict):
+        odd = [k for k in obj if type(k) not in (int, str)]  # bool too: True and 1 would collide
+        if odd:
+            raise TypeError(f"cannot store a dict key {odd[0]!r} in a checkpoint (int or str only)")
         sub = group.create_group(key)
         sub.attrs["kind"] = "dict"
         sub.attrs["keys"] = json.dumps([[type(k).__name__, str(k)] for k in obj])

@@ -320,7 +320,9 @@ def save_run(run: Run, out: str | Path) -> Path:
 
     def fill(f: h5py.File) -> None:
         for k, v in run.attrs.items():
-            if isinstance(v, list | dict):
+            if isinstance(v, np.generic):  # np.int64(1) would be saved as the text '1'
+                v = v.item()
+            if isinstance(v, list | tuple | dict):  # a tuple's text read back as characters
                 v = _json(v)
             elif not isinstance(v, bool | int | float):
                 v = str(v)  # e.g. torch's version object
