@@ -468,6 +468,9 @@ def regularization(model: KAN, x: Tensor, l1: float = 1.0, entropy: float = 2.0)
     ``|φ_ij|_1`` = mean of ``|φ_ij|`` over the samples ``x`` ``(N, D)``, and the entropy
     ``S(Φ_l) = -Σ_ij p_ij log p_ij`` of ``p_ij = |φ_ij|_1 / |Φ_l|_1``. Add it to a loss with a
     small weight (``1e-4``…``1e-2``) while training a larger-than-needed KAN.
+
+    The default weights ``l1 = 1, entropy = 2`` are pykan's (``lamb_l1``, ``lamb_entropy``); the
+    paper's eq. 2.20 usually sets both to 1 (``entropy=1.0``).
     """
     _check_kan(model)
     total = x.new_zeros((), dtype=next(model.parameters()).dtype)
