@@ -823,6 +823,16 @@ def _main(argv: Sequence[str] | None = None) -> int:
         res["loadavg_after"] = os.getloadavg()
         res["cpu_count"] = os.cpu_count()
         res["torch_threads"] = torch.get_num_threads()
+        # what kanpde's own results record, so a peer figure quoted alone can be traced
+        import datetime
+        import sys
+
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from common import machine
+
+        res["date"] = datetime.date.today().isoformat()
+        res["command"] = "python " + " ".join(sys.argv if argv is None else [__file__, *argv])
+        res["machine"] = machine(a.device)
     text = json.dumps(res, indent=1, default=str)
     if a.json:
         with open(a.json, "w") as f:
