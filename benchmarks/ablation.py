@@ -6,8 +6,8 @@ Variants, measured in turn within one process (so machine noise hits all alike):
 the default (the last layer's autograd function of ``kanpde.nn.one_output``, fed the first
 layer's jet packed in the sparse product's memory); ``unpacked`` hands the first layer's jet
 over as three feature-major tensors; ``plain`` records the last layer with plain autograd.
-Results: ``benchmarks/results/ablation-cpu.json`` (median and best milliseconds per loss +
-gradient evaluation).
+Results: ``benchmarks/results/ablation-cpu.json`` (``-float32`` added for that dtype; median and
+best milliseconds per loss + gradient evaluation).
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ def main() -> None:
     ]
     for r in rows:
         print(f"{r['variant']:>9}: median {r['median_ms']:.2f} ms, best {r['best_ms']:.2f} ms")
-    path = save("ablation-cpu", {"machine": machine("cpu"), "dtype": args.dtype, "rows": rows})
+    name = "ablation-cpu" + ("" if args.dtype == "float64" else f"-{args.dtype}")
+    path = save(name, {"machine": machine("cpu"), "dtype": args.dtype, "rows": rows})
     print(f"written: {path}")
 
 

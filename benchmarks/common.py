@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# KANPDE_RESULTS=DIR sends a trial run's files elsewhere, leaving the ones the README cites alone
+RESULTS = Path(os.environ.get("KANPDE_RESULTS") or Path(__file__).resolve().parent / "results")
 
 
 def machine(device: str) -> dict:
