@@ -133,19 +133,67 @@ def add_function(
     Models that use a custom function can only be rebuilt (``from_config``, ``kanpde.load``)
     after it is added again.
     """
-    if name in (SPLINE, "") or not isinstance(name, str):
+    if not isinstance(name, str):
+        raise ValueError(f"add_function: name must be a string, got {type(name).__name__}")
+    if name in (SPLINE, ""):
         raise ValueError(f"{name!r} cannot name a function: it is an edge kind")
+    where = f"add_function {name!r}"
+    for arg, value in (("f", f), ("d1", d1), ("d2", d2)):
+        if not callable(value):
+            raise ValueError(f"{where}: {arg} must be a function of a torch tensor, got "
+                             f"{type(value).__name__}")  # fmt: skip
+    for arg, value in (("domain", domain), ("canonical", canonical)):
+        if value is not None and not callable(value):
+            raise ValueError(f"{where}: {arg} must be a function or None, got "
+                             f"{type(value).__name__}")  # fmt: skip
+    if isinstance(complexity, bool) or not isinstance(complexity, numbers.Integral):
+        raise ValueError(f"{where}: complexity must be an integer, got {complexity!r}")
+    if complexity < 0:
+        raise ValueError(f"{where}: complexity must be >= 0, got {complexity}")
     if isinstance(expr, sympy.Expr):
         symbols = sorted(expr.free_symbols, key=str)
         if len(symbols) != 1:
             raise ValueError(f"expression {expr} of {name!r} must have exactly one symbol")
         template, (sym,) = expr, symbols
         expr = lambda z: template.subs(sym, z)  # noqa: E731
+    elif not callable(expr):
+        raise ValueError(f"{where}: expr must be a sympy expression in one symbol or a function "
+                         f"returning one, got {type(expr).__name__}")  # fmt: skip
     fn = SymbolicFunction(name, f, d1, d2, expr, int(complexity), domain, canonical)
     if check:
-        _check_derivatives(fn)
+        try:
+            _check_derivatives(fn)
+            _check_expression(fn)
+        except ValueError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the user's functions
+            raise ValueError(
+                f"{where}: calling its functions on a torch tensor raised {type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''} (f, d1, d2 and domain take and "
+                "return torch tensors; expr takes a sympy symbol)"
+            ) from e
     LIBRARY[name] = fn
     return fn
+
+
+def _check_expression(fn: SymbolicFunction, tol: float = 1e-8) -> None:
+    """``expr`` must be ``f``: it is what formula() writes for the edges that compute ``f``."""
+    z = torch.linspace(-3, 3, 61, dtype=torch.float64, device="cpu")
+    z = z[fn.valid(z)]
+    if z.numel() == 0:
+        return
+    sym = sympy.Symbol("z")
+    e = fn.expr(sym)
+    if not isinstance(e, sympy.Expr):
+        raise ValueError(f"function {fn.name!r}: expr returned {type(e).__name__}, not a sympy "
+                         "expression")  # fmt: skip
+    with np.errstate(all="ignore"):
+        mine = np.broadcast_to(sympy.lambdify(sym, e, "numpy")(z.numpy()), z.shape)
+    ref = fn.f(z).numpy()
+    ok = np.isfinite(ref)
+    err = float(np.abs(mine[ok] - ref[ok]).max()) if ok.any() else 0.0
+    if not err <= tol * (1 + float(np.abs(ref[ok]).max())):  # NaN counts as disagreement
+        raise ValueError(f"function {fn.name!r}: expr disagrees with f ({err:.2e})")
 
 
 def _check_derivatives(fn: SymbolicFunction, tol: float = 1e-8) -> None:
@@ -153,7 +201,14 @@ def _check_derivatives(fn: SymbolicFunction, tol: float = 1e-8) -> None:
     z = z[fn.valid(z) & (z.abs() > 0.05)].clone().requires_grad_(True)
     if z.numel() == 0:
         return
-    (g1,) = torch.autograd.grad(fn.f(z).sum(), z, create_graph=True)
+    out = fn.f(z)
+    if not isinstance(out, Tensor) or out.shape != z.shape:
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(f"function {fn.name!r}: f must return a tensor of its input's shape "
+                         f"{tuple(z.shape)}, got {got}")  # fmt: skip
+    if not out.requires_grad:  # a constant such as torch.ones_like(z): no graph back to z
+        out = out + 0 * z
+    (g1,) = torch.autograd.grad(out.sum(), z, create_graph=True)
     g2 = torch.autograd.grad(g1.sum(), z)[0] if g1.requires_grad else torch.zeros_like(g1)
     for label, mine, ref in (("d1", fn.d1(z.detach()), g1), ("d2", fn.d2(z.detach()), g2)):
         ref = ref.detach()
@@ -472,7 +527,7 @@ def regularization(model: KAN, x: Tensor, l1: float = 1.0, entropy: float = 2.0)
     The default weights ``l1 = 1, entropy = 2`` are pykan's (``lamb_l1``, ``lamb_entropy``); the
     paper's eq. 2.20 usually sets both to 1 (``entropy=1.0``).
     """
-    _check_kan(model)
+    x = _points(model, x)  # also checks the model
     total = x.new_zeros((), dtype=next(model.parameters()).dtype)
     for _, phi in _activations(model, x):
         norms = phi.abs().mean(-1)
@@ -533,6 +588,17 @@ class Penalized:
         return loss + self.weight * p, {**terms, self.name: p}
 
 
+def _non_negative(where: str, value) -> None:
+    """A penalty weight: a finite real number >= 0 (NaN would stop training as 'not finite')."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"{where}: must be a finite number >= 0, got {value!r}")
+
+
 def train(
     problem: Problem | str | Path,
     model: nn.Module,
@@ -560,6 +626,8 @@ def train(
     from .schedule import parse_schedule
     from .training import Trainer, test_set
 
+    for arg, value in (("sparsity", sparsity), ("l1", l1), ("entropy", entropy)):
+        _non_negative(f"train({arg}=...)", value)
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
     p = next(model.parameters())
@@ -1035,10 +1103,13 @@ def suggest_symbolic(
     ``zooms``, ``polish``).
     """
     x = _points(model, x)
+    if top is not None and (isinstance(top, bool) or not isinstance(top, numbers.Integral)
+                            or top < 1):  # fmt: skip
+        raise ValueError(f"top must be a positive integer or None (all), got {top!r}")
     xs, ys = _edge_samples(model, l, i, j, x)
     fits = [fit_function(xs, ys, fn, **fit_options) for fn in _library(library)]
     fits.sort(key=_r2_key, reverse=True)
-    return fits[:top] if top else fits
+    return fits[:top] if top is not None else fits
 
 
 def _r2_key(f: Fit) -> tuple[float, int]:
@@ -1123,6 +1194,7 @@ def auto_symbolic(
     r2 = r2_threshold
     if isinstance(r2, bool) or not isinstance(r2, numbers.Real) or not r2 <= 1:
         raise ValueError(f"r2_threshold must be a number of at most 1 (R² ≤ 1), got {r2!r}")
+    _non_negative("complexity_weight", complexity_weight)
     n = len(model.layers)
     for l in layers if layers is not None else ():
         if isinstance(l, bool) or not isinstance(l, numbers.Integral) or not 0 <= l < n:

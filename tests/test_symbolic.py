@@ -137,6 +137,89 @@ def test_add_function_checks_derivatives_and_round_trips():
         from_config(model.config(), dtype=DT)
 
 
+def _bad_expr():
+    return S.add_function("mine", torch.sinh, torch.cosh, torch.sinh, sympy.cosh)
+
+
+def _bad(**kw):
+    args = {"f": torch.sinh, "d1": torch.cosh, "d2": torch.sinh, "expr": sympy.sinh, **kw}
+    return lambda: S.add_function(args.pop("name", "mine"), **args)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        # expr was never compared with f: formula() wrote cosh for edges computing sinh
+        (_bad_expr, "function 'mine': expr disagrees with f (2.01e+01)"),
+        (_bad(expr=lambda z: 2), "function 'mine': expr returned int, not a sympy expression"),
+        (
+            _bad(expr=3),
+            "add_function 'mine': expr must be a sympy expression in one symbol or a "
+            "function returning one, got int",
+        ),  # fmt: skip
+        (_bad(f=3), "add_function 'mine': f must be a function of a torch tensor, got int"),
+        (
+            _bad(d2=None),
+            "add_function 'mine': d2 must be a function of a torch tensor, got NoneType",
+        ),  # fmt: skip
+        (
+            _bad(f=np.sinh),
+            "add_function 'mine': calling its functions on a torch tensor "
+            "raised RuntimeError: Can't call numpy() on Tensor",
+        ),  # fmt: skip
+        (
+            _bad(f=lambda z: 1.0),
+            "function 'mine': f must return a tensor of its input's shape (60,), got float",
+        ),  # fmt: skip
+        (_bad(complexity="high"), "add_function 'mine': complexity must be an integer, got 'high'"),
+        (_bad(complexity=-1), "add_function 'mine': complexity must be >= 0, got -1"),
+        (_bad(domain=3), "add_function 'mine': domain must be a function or None, got int"),
+        (_bad(name=5), "add_function: name must be a string, got int"),
+    ],
+)
+def test_add_function_refuses_what_it_cannot_use_in_one_line(call, message):
+    try:
+        with pytest.raises(ValueError) as info:
+            call()
+        assert message in str(info.value) and "\n" not in str(info.value)
+        assert "mine" not in S.LIBRARY
+    finally:
+        S.LIBRARY.pop("mine", None)
+
+
+def test_add_function_takes_a_constant_and_a_function_on_a_half_line():
+    # a constant has no autograd graph back to z: the derivative check failed on it
+    try:
+        one = S.add_function("one", torch.ones_like, torch.zeros_like, torch.zeros_like,
+                             lambda z: sympy.Integer(1))  # fmt: skip
+        assert one.name == "one"
+        root = S.add_function("root", torch.sqrt, lambda z: 0.5 / torch.sqrt(z),
+                              lambda z: -0.25 * z**-1.5, sympy.sqrt,
+                              domain=lambda z: z > 0)  # fmt: skip
+        assert root.name == "root"
+    finally:
+        S.LIBRARY.pop("one", None)
+        S.LIBRARY.pop("root", None)
+
+
+def test_penalty_weights_top_and_complexity_weight_are_checked():
+    model = random_kan([2, 3, 1])
+    x = torch.rand(20, 2, dtype=DT)
+    for arg in ("sparsity", "l1", "entropy"):
+        for bad in (-1e-2, math.nan, math.inf, "1e-3", True):
+            message = rf"^train\({arg}=...\): must be a finite number >= 0"
+            with pytest.raises(ValueError, match=message):
+                S.train(str(ROOT / "problems" / "poisson2d.py"), model, "adam=1", **{arg: bad})
+    with pytest.raises(ValueError, match=r"samples x must be \(N, 2\) points"):
+        S.regularization(model, x[:, 0])
+    for bad in (-1, 0, 1.5, True):
+        with pytest.raises(ValueError, match="top must be a positive integer or None"):
+            S.suggest_symbolic(model, 0, 0, 0, x, top=bad)
+    assert len(S.suggest_symbolic(model, 0, 0, 0, x, top=None, library=["x", "sin"])) == 2
+    with pytest.raises(ValueError, match="complexity_weight: must be a finite number >= 0"):
+        S.auto_symbolic(model, x, complexity_weight=math.nan)
+
+
 @pytest.mark.parametrize("bias", [False, True])
 def test_jets_of_symbolic_and_pruned_edges_match_autograd(bias):
     model = edited_kan(bias)
