@@ -335,7 +335,11 @@ def _keep_closure(
         _, n2, kept = piece.map(np.clip(v, 0.0, 1.0))
         kept &= valid
         mask[todo[kept]] = True
-        nrm[todo[kept]] = n2[kept]
+        # the node's own normal, oriented as the kept neighbour's (a curved piece's normal a
+        # step away is off by the curvature times the step)
+        own = piece.param(u[todo[kept]])[1]
+        flip = np.where((own * n2[kept]).sum(axis=1) < 0, -1.0, 1.0)
+        nrm[todo[kept]] = own * flip[:, None]
 
 
 def _predicate_mask(pred: Predicate, x: np.ndarray) -> np.ndarray:
@@ -863,6 +867,13 @@ class Time(Interval):
 # ----------------------------------------------------------------------------- curved / polygonal
 
 
+def _coordinate_scale(domain: Domain) -> float:
+    """``max(1, largest |coordinate| of the bounding box)``: a tolerance given for coordinates
+    of order 1 is scaled by it, or round-off near 1e4 already exceeds 1e-12 and the domain's
+    own boundary points read as outside."""
+    return max(1.0, float(np.abs(domain._lo).max()), float(np.abs(domain._hi).max()))
+
+
 class Disk(Domain):
     """Closed disk of ``radius`` around ``center`` (2,); one piece ``"circle"``.
 
@@ -884,6 +895,7 @@ class Disk(Domain):
 
     def contains(self, x: np.ndarray, tol: float = 1e-12) -> np.ndarray:
         x = self._as_points(x)
+        tol *= _coordinate_scale(self)  # round-off grows with the coordinates' size
         return np.hypot(x[:, 0] - self.center[0], x[:, 1] - self.center[1]) <= self.radius + tol
 
     @property
@@ -971,6 +983,7 @@ class Polygon(Domain):
 
     def contains(self, x: np.ndarray, tol: float = 1e-12) -> np.ndarray:
         x = self._as_points(x)
+        tol *= _coordinate_scale(self)  # a distance to an edge is only as exact as eps·|x|
         out = np.empty(len(x), dtype=bool)
         step = max(1, 2_000_000 // len(self.vertices))  # bound the (points x edges) temporaries
         for s in range(0, len(x), step):

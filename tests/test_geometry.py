@@ -720,3 +720,32 @@ def test_product_of_two_spatial_domains_says_what_star_is_for():
     with pytest.raises(TypeError, match="space-time domain from a spatial domain"):
         st * Time(0, 1)
     assert (Time(0, 2) * Interval(0, 1)).dim == 2
+
+
+@pytest.mark.parametrize("scale", [1e4, 1e5])
+def test_large_coordinates_keep_their_own_boundary_points_inside(scale):
+    # an absolute 1e-12 tolerance: at 1e4 the distance to an edge is rounded off by ~2e-12, so
+    # 1.6 % of the L-shape's own boundary points (86-93 % kept at 1e5) and 5 test-grid nodes
+    # of its top edge read as outside
+    corners = np.array([[0, 0], [1, 0], [1, 1], [-1, 1], [-1, -1], [0, -1]]) * scale
+    lshape = Polygon(corners)
+    assert len(lshape.grid(101).points) == 7701  # as for the unit L-shape: 101² less a quarter
+    assert lshape.contains(lshape.boundary(500, method="uniform").points).all()
+    disk = Disk([1.2345678 * scale, 1.2345678 * scale], 10)
+    assert disk.contains(disk.boundary(500, method="uniform").points).all()
+    # the tolerance still separates: a point 1e-6 of the size outside is out
+    assert not lshape.contains(np.array([[0.5 * scale, (1 + 1e-6) * scale]]))[0]
+
+
+def test_grid_nodes_where_a_cut_ends_on_an_arc_keep_their_own_normal():
+    # the two nodes where the quarter circle meets the rectangle took the normal of a point a
+    # parameter step 1e-6 along the arc: off by 2*pi*1e-6
+    domain = Rectangle([0, 0], [2, 1]) - Disk([2, 1], 0.5)
+    s = domain.boundary(2000, method="grid")
+    arc = s.mask("circle")
+    ends = np.isclose(s.points[arc], [[1.5, 1.0]]).all(1) | np.isclose(
+        s.points[arc], [[2.0, 0.5]]
+    ).all(1)
+    assert ends.sum() == 2
+    # into the hole: minus the radial direction, to round-off at every arc node, ends included
+    np.testing.assert_allclose(s.normals[arc], -(s.points[arc] - [2, 1]) / 0.5, rtol=0, atol=1e-14)
