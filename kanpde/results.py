@@ -230,6 +230,17 @@ class Run:
             "time_axis": -1 if problem.domain.time_axis is None else problem.domain.time_axis,
             "reference": "exact" if problem.exact is not None else "reference",
         }
+        # the rows each loss term trained on (config["points"] holds the counts asked for: a
+        # grid rounds them, and a steady domain draws no initial points)
+        res = trainer.residuals
+        if hasattr(res, "interior") and hasattr(res, "terms"):
+            drawn = {"pde": int(res.interior.x.shape[0])}
+            drawn.update({t.name: int(t.points.x.shape[0]) for t in res.terms})
+            attrs["points_drawn"] = drawn
+            from . import distributed
+
+            if distributed.active():  # each process trains on its own shard of the points
+                attrs["points_drawn_of"] = f"process {distributed.rank()} of {distributed.world()}"
         # the network's state (what model() rebuilds); the unknowns' values are in metrics
         net = trainer.residuals.model
         state = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}

@@ -684,3 +684,17 @@ def test_a_missing_path_names_the_entry_it_is_probably_a_typo_of(tmp_path):
         with pytest.raises(ValueError) as e:
             loader(path)
         assert str(e.value).endswith(message), str(e.value)
+
+
+def test_a_run_records_the_points_each_term_drew(tmp_path):
+    # config["points"] holds the counts asked for: a grid on the L-shape draws 616 interior
+    # points for 600, and a steady domain draws none of the default 400 initial points
+    problem = str(Path(__file__).resolve().parents[1] / "problems" / "poisson_lshape.py")
+    run = kanpde.solve(problem, schedule="5:lbfgs=1", progress=False, device="cpu",
+                       points={"interior": 600, "boundary": 100, "method": "grid", "test": 11},
+                       out=tmp_path / "run")  # fmt: skip
+    assert run.config["points"]["interior"] == 600
+    expected = {"pde": 616, "dirichlet": 100}
+    assert run.attrs["points_drawn"] == expected
+    assert kanpde.load(tmp_path / "run").attrs["points_drawn"] == expected
+    assert "points_drawn_of" not in run.attrs  # one process
