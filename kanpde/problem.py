@@ -392,6 +392,11 @@ def _check_unknowns(
                 f"unknowns: name {name!r} must be an identifier such as 'k' (p['k'] in pde, "
                 "param_k in the history)"
             )
+        if hasattr(value, "shape") and not isinstance(value, numbers.Real):  # tensor, array
+            fail(
+                f"unknowns: {name!r} needs a number to start from, got a "
+                f"{type(value).__name__} (float(...) of a one-element one gives the number)"
+            )
         if not isinstance(value, numbers.Real) or isinstance(value, bool):
             fail(f"unknowns: {name!r} needs a finite number to start from, got {value!r}")
         if not math.isfinite(value):

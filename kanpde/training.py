@@ -1579,6 +1579,11 @@ def _check_start_values(unknowns, problem: Problem) -> None:
                 f"(declared: {declared})"
             )
         ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not ok and hasattr(value, "shape"):  # a tensor's repr reads like a number
+            raise ValueError(
+                f"solve(unknowns=...): {name!r} needs a number to start from, got a "
+                f"{type(value).__name__} (float(...) of a one-element one gives the number)"
+            )
         if not ok or not math.isfinite(value):
             raise ValueError(
                 f"solve(unknowns=...): {name!r} needs a finite number to start from, got {value!r}"

@@ -168,6 +168,12 @@ def test_float32_unknowns_follow_the_runs_dtype():
         ({"unknowns": {"k k": 1.0}}, "unknowns: name 'k k' must be an identifier such as 'k'"),
         ({"unknowns": {"k": math.nan}}, "unknowns: 'k' needs a finite number to start from"),
         ({"unknowns": {"k": True}}, "unknowns: 'k' needs a finite number to start from"),
+        # tensor(0.5000) in the message read as a finite number
+        (
+            {"unknowns": {"k": torch.tensor(0.5)}},
+            "unknowns: 'k' needs a number to start from, got a Tensor (float(...) of a "
+            "one-element one gives the number)",
+        ),
         ({"unknowns": [("k", 1.0)]}, "unknowns must be a dict such as {'k': 1.0}"),
         (
             {"pde": lambda x, u: d(u, x, "x", "x")},
@@ -361,6 +367,11 @@ def test_start_values_given_to_solve_are_recorded_and_resumed(tmp_path, monkeypa
         ({"c": 1.0}, "solve(unknowns=...): 'c' is not one of the problem's unknowns (declared: k)"),
         ({"k": math.inf}, "solve(unknowns=...): 'k' needs a finite number to start from, got inf"),
         ({"k": "1"}, "solve(unknowns=...): 'k' needs a finite number to start from, got '1'"),
+        (
+            {"k": np.array([2.0])},
+            "solve(unknowns=...): 'k' needs a number to start from, got a ndarray (float(...) of "
+            "a one-element one gives the number)",
+        ),
         ([1.0], "solve(unknowns=[1.0]): expected a dict of starting values such as {'k': 1.0}"),
     ],
 )
