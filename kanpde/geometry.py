@@ -406,11 +406,12 @@ class Domain(ABC):
         return self._lo.copy(), self._hi.copy()
 
     @abstractmethod
-    def contains(self, x: np.ndarray, tol: float = 1e-12) -> np.ndarray:
+    def contains(self, x: np.ndarray, tol: float | None = None) -> np.ndarray:
         """Membership of points ``x`` (m, dim) in the closed domain, bool (m,).
 
         Points within ``tol`` of the boundary count as inside; a negative ``tol``
-        tests for lying inside by at least ``|tol|`` (strict interior)."""
+        tests for lying inside by at least ``|tol|`` (strict interior). The default is
+        ``1e-12`` times ``max(1, largest |coordinate| of the bounding box)``."""
 
     @property
     @abstractmethod
@@ -759,8 +760,9 @@ class Box(Domain):
         names = _default_names(d) if names is None else _check_names(names, d, who)
         self._setup(lo_a, hi_a, names)
 
-    def contains(self, x: np.ndarray, tol: float = 1e-12) -> np.ndarray:
+    def contains(self, x: np.ndarray, tol: float | None = None) -> np.ndarray:
         x = self._as_points(x)
+        tol = _default_tol(self) if tol is None else tol
         return np.all((x >= self._lo - tol) & (x <= self._hi + tol), axis=1)
 
     @property
@@ -867,11 +869,12 @@ class Time(Interval):
 # ----------------------------------------------------------------------------- curved / polygonal
 
 
-def _coordinate_scale(domain: Domain) -> float:
-    """``max(1, largest |coordinate| of the bounding box)``: a tolerance given for coordinates
-    of order 1 is scaled by it, or round-off near 1e4 already exceeds 1e-12 and the domain's
-    own boundary points read as outside."""
-    return max(1.0, float(np.abs(domain._lo).max()), float(np.abs(domain._hi).max()))
+def _default_tol(domain: Domain) -> float:
+    """:meth:`Domain.contains`'s default tolerance: ``1e-12`` times ``max(1, largest |coordinate|
+    of the bounding box)``, since round-off grows with the coordinates (at 1e4 a distance to an
+    edge is already off by ~2e-12, and a fixed 1e-12 put the domain's own boundary points
+    outside). Tolerances passed explicitly are used as given."""
+    return 1e-12 * max(1.0, float(np.abs(domain._lo).max()), float(np.abs(domain._hi).max()))
 
 
 class Disk(Domain):
@@ -893,9 +896,9 @@ class Disk(Domain):
         self.center.setflags(write=False)
         self._setup(c - r, c + r, _check_names(names, 2, "Disk"))
 
-    def contains(self, x: np.ndarray, tol: float = 1e-12) -> np.ndarray:
+    def contains(self, x: np.ndarray, tol: float | None = None) -> np.ndarray:
         x = self._as_points(x)
-        tol *= _coordinate_scale(self)  # round-off grows with the coordinates' size
+        tol = _default_tol(self) if tol is None else tol
         return np.hypot(x[:, 0] - self.center[0], x[:, 1] - self.center[1]) <= self.radius + tol
 
     @property
@@ -981,9 +984,9 @@ class Polygon(Domain):
             k = int(np.flatnonzero(bad)[0])
             raise ValueError(f"Polygon: not simple, edge{i[k]} meets edge{j[k]}")
 
-    def contains(self, x: np.ndarray, tol: float = 1e-12) -> np.ndarray:
+    def contains(self, x: np.ndarray, tol: float | None = None) -> np.ndarray:
         x = self._as_points(x)
-        tol *= _coordinate_scale(self)  # a distance to an edge is only as exact as eps·|x|
+        tol = _default_tol(self) if tol is None else tol
         out = np.empty(len(x), dtype=bool)
         step = max(1, 2_000_000 // len(self.vertices))  # bound the (points x edges) temporaries
         for s in range(0, len(x), step):
@@ -1094,8 +1097,9 @@ class CSG(Domain):
                 raise ValueError(f"CSG: intersection of {a!r} and {b!r} is empty")
         self._setup(lo, hi, a.names)
 
-    def contains(self, x: np.ndarray, tol: float = 1e-12) -> np.ndarray:
+    def contains(self, x: np.ndarray, tol: float | None = None) -> np.ndarray:
         x = self._as_points(x)
+        tol = _default_tol(self) if tol is None else tol
         if tol < 0:
             return self._pointwise(x, tol)
         strict = self._pointwise(x, -tol)
@@ -1209,8 +1213,9 @@ class SpaceTime(Domain):
         )
         self._exact_map = space._exact_map
 
-    def contains(self, x: np.ndarray, tol: float = 1e-12) -> np.ndarray:
+    def contains(self, x: np.ndarray, tol: float | None = None) -> np.ndarray:
         x = self._as_points(x)
+        tol = _default_tol(self) if tol is None else tol
         t = x[:, -1]
         in_time = (t >= self.time.t0 - tol) & (t <= self.time.t1 + tol)
         return in_time & self.space.contains(x[:, :-1], tol)

@@ -749,3 +749,21 @@ def test_grid_nodes_where_a_cut_ends_on_an_arc_keep_their_own_normal():
     assert ends.sum() == 2
     # into the hole: minus the radial direction, to round-off at every arc node, ends included
     np.testing.assert_allclose(s.normals[arc], -(s.points[arc] - [2, 1]) / 0.5, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("scale", [1.0, 150.0, 1e4])
+def test_csg_of_large_disks_and_polygons_keeps_every_piece(scale):
+    # scaling every tolerance (not only the default) scaled the CSG's own, already sized probes
+    # a second time: from ~100 on, the hole's circle and a polygon's edges were dropped
+    hole = Rectangle([0, 0], [2 * scale, scale]) - Disk([scale, scale / 2], scale / 5)
+    assert [p.name for p in hole._pieces] == ["left", "right", "bottom", "top", "circle"]
+    s = hole.boundary(1000, method="uniform")
+    on_circle = s.mask("circle")
+    # its share of the boundary length: 2*pi/5 of 6 + 2*pi/5
+    assert abs(on_circle.mean() - 0.4 * math.pi / (6 + 0.4 * math.pi)) < 0.01
+    r = np.hypot(*(s.points[on_circle] - [scale, scale / 2]).T)
+    np.testing.assert_allclose(r, scale / 5, rtol=1e-12)
+    tri = Polygon(np.array([[0, 0], [2, 0], [1, 1.5]]) * scale) - Rectangle(
+        [0.8 * scale, 0.2 * scale], [1.2 * scale, 0.4 * scale]
+    )
+    assert [p.name for p in tri._pieces][:3] == ["edge0", "edge1", "edge2"]
