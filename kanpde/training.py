@@ -803,7 +803,13 @@ class Trainer:
                 elif index > 0 and self.stages[index - 1].update_grid:
                     # the ranges followed the inputs only until update_until: later drift shows
                     last = self.stages[index - 1]
-                    if last.update_until < last.steps:
+                    if int(last.update_grid) > min(last.update_until, last.steps - 1):
+                        why = (
+                            "a hidden layer's inputs left its grid range after the stage before "
+                            "updated it at its start only; an update_grid there smaller than its "
+                            f"{last.steps} steps follows them"
+                        )
+                    elif last.update_until < last.steps:
                         why = (
                             "a hidden layer's inputs left its grid range after the stage before "
                             f"stopped updating it at its step {last.update_until} of "

@@ -1076,6 +1076,13 @@ def test_an_extension_that_raises_the_loss_is_warned_of(monkeypatch):
     with pytest.warns(kanpde.KanpdeWarning, match=remedy):
         kanpde.solve(problem, model={"width": [1, 4, 1]},
                      schedule="5:lbfgs=20+update_grid=5,10:adam=1", **kw)  # fmt: skip
+    # updated once only, at its start (update_grid=True, or more steps than the stage has):
+    # update_until would add nothing
+    remedy = r"updated it at its start only; an update_grid there smaller than its 20 steps"
+    once = [{"grid": 5, "lbfgs": 20, "update_grid": True}, {"grid": 10, "adam": 1}]
+    for schedule in ("5:lbfgs=20+update_grid=100,10:adam=1", once):
+        with pytest.warns(kanpde.KanpdeWarning, match=remedy):
+            kanpde.solve(problem, model={"width": [1, 4, 1]}, schedule=schedule, **kw)
     # ... and up to its last step: updates more often follow the inputs closer
     remedy = r"between the stage before's updates; a smaller update_grid there"
     with pytest.warns(kanpde.KanpdeWarning, match=remedy):

@@ -202,6 +202,24 @@ def test_add_function_takes_a_constant_and_a_function_on_a_half_line():
         S.LIBRARY.pop("root", None)
 
 
+def test_add_function_takes_erf_and_a_function_torch_cannot_differentiate():
+    # erf has no numpy translation in sympy (the expr check refused it), and bessel_j0 has no
+    # autograd (its derivative check failed): the check uses scipy and central differences
+    c = 2 / math.sqrt(math.pi)
+    j0, j1 = torch.special.bessel_j0, torch.special.bessel_j1
+    try:
+        S.add_function("erf", torch.special.erf, lambda z: c * torch.exp(-z * z),
+                       lambda z: -2 * z * c * torch.exp(-z * z), sympy.erf)  # fmt: skip
+        S.add_function("j0", j0, lambda z: -j1(z), lambda z: j1(z) / z - j0(z),
+                       lambda z: sympy.besselj(0, z))  # fmt: skip
+        with pytest.raises(ValueError, match="'j0bad': d1 disagrees with central differences"):
+            S.add_function("j0bad", j0, j1, lambda z: j1(z) / z - j0(z),
+                           lambda z: sympy.besselj(0, z))  # fmt: skip
+    finally:
+        for name in ("erf", "j0", "j0bad"):
+            S.LIBRARY.pop(name, None)
+
+
 def test_penalty_weights_top_and_complexity_weight_are_checked():
     model = random_kan([2, 3, 1])
     x = torch.rand(20, 2, dtype=DT)
