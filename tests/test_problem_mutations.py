@@ -221,17 +221,6 @@ def test_mallopt_is_not_called_off_linux_or_when_switched_off(monkeypatch):
 
 # --------------------------------------------------------------------------- signals
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-@pytest.fixture
-def handlers_back():
-    """Put the three stop signals' handlers back as they were."""
-    before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-    yield
-    for sig, handler in before.items():
-        signal.signal(sig, handler)
-
 
 def test_terminate_as_interrupt_leaves_ignored_and_users_handlers_alone(handlers_back):
     # nohup's SIG_IGN on SIGHUP must survive (the run outlives its terminal), a user's SIGTERM

@@ -294,17 +294,6 @@ def test_a_bad_checkpoint_is_one_line_saying_what_is_wrong(tmp_path):
 
 # ----------------------------------------------------------------------------- signals
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-@pytest.fixture
-def handlers_back():
-    """Put the three stop signals' handlers back as they were."""
-    before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-    yield
-    for sig, handler in before.items():
-        signal.signal(sig, handler)
-
 
 def test_exit_status_is_128_plus_the_signal_a_stop_stands_for():
     # catches: every stop reported as Ctrl-C's 130, or a plain KeyboardInterrupt as SIGTERM's
