@@ -381,6 +381,18 @@ def _takes(fn: Callable, n: int) -> bool | None:
     return True
 
 
+def start_value_error(value) -> str | None:
+    """Why ``value`` cannot start an unknown (``None`` when it can): a finite real number."""
+    if hasattr(value, "shape") and not isinstance(value, numbers.Real):  # a tensor's repr
+        return (  # reads like a number
+            f"needs a number to start from, got a {type(value).__name__} (float(...) of a "
+            "one-element one gives the number)"
+        )
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        return f"needs a finite number to start from, got {value!r}"
+    return None
+
+
 def _check_unknowns(
     unknowns: dict, pde: Callable, fail: Callable[[str], None], named: set[str] = frozenset()
 ) -> None:
@@ -392,15 +404,9 @@ def _check_unknowns(
                 f"unknowns: name {name!r} must be an identifier such as 'k' (p['k'] in pde, "
                 "param_k in the history)"
             )
-        if hasattr(value, "shape") and not isinstance(value, numbers.Real):  # tensor, array
-            fail(
-                f"unknowns: {name!r} needs a number to start from, got a "
-                f"{type(value).__name__} (float(...) of a one-element one gives the number)"
-            )
-        if not isinstance(value, numbers.Real) or isinstance(value, bool):
-            fail(f"unknowns: {name!r} needs a finite number to start from, got {value!r}")
-        if not math.isfinite(value):
-            fail(f"unknowns: {name!r} needs a finite number to start from, got {value!r}")
+        why = start_value_error(value)
+        if why:
+            fail(f"unknowns: {name!r} {why}")
     unread = [name for name in unknowns if name not in named]  # which only pde can read
     if unread and _takes(pde, 3) is False:
         fail(

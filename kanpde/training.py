@@ -31,7 +31,16 @@ from .allocator import retain_freed_memory
 from .losses import Residuals, WithUnknowns, chunked, error_metrics
 from .nn import KAN, MLP, count_parameters, from_config
 from .nn.bases import BSpline
-from .problem import MODEL_OPTIONS, Problem, _first_line, _is_int, _one_line, merge_weights, warn
+from .problem import (
+    MODEL_OPTIONS,
+    Problem,
+    _first_line,
+    _is_int,
+    _one_line,
+    merge_weights,
+    start_value_error,
+    warn,
+)
 from .results import ResultsError, Run, save_run
 from .schedule import ScheduleError, Stage, parse_schedule
 from .signals import (
@@ -1584,16 +1593,9 @@ def _check_start_values(unknowns, problem: Problem) -> None:
                 f"solve(unknowns=...): {name!r} is not one of the problem's unknowns "
                 f"(declared: {declared})"
             )
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        if not ok and hasattr(value, "shape"):  # a tensor's repr reads like a number
-            raise ValueError(
-                f"solve(unknowns=...): {name!r} needs a number to start from, got a "
-                f"{type(value).__name__} (float(...) of a one-element one gives the number)"
-            )
-        if not ok or not math.isfinite(value):
-            raise ValueError(
-                f"solve(unknowns=...): {name!r} needs a finite number to start from, got {value!r}"
-            )
+        why = start_value_error(value)
+        if why:
+            raise ValueError(f"solve(unknowns=...): {name!r} {why}")
 
 
 def _check_module(net: nn.Module, problem, dtype: torch.dtype, device: torch.device) -> None:
