@@ -234,7 +234,8 @@ def _predict_from_problem(run):
 
 
 def _slice_values(axis_values: np.ndarray, slices, is_time: bool) -> list[int]:
-    """Indices along an axis for the requested slices (count or coordinate values)."""
+    """Indices along an axis for the requested slices (a count or coordinates), each
+    coordinate snapped to the nearest node of the test grid (equal nodes are drawn once)."""
     if slices is None:
         slices = 4 if is_time else 3
     if isinstance(slices, int | np.integer):
@@ -242,9 +243,44 @@ def _slice_values(axis_values: np.ndarray, slices, is_time: bool) -> list[int]:
         lo, hi = axis_values[0], axis_values[-1]
         targets = lo + fr * (hi - lo)
     else:
-        targets = np.asarray(slices, dtype=float)
+        targets = np.atleast_1d(np.asarray(slices, dtype=float))
     idx = [int(np.argmin(np.abs(axis_values - t))) for t in targets]
     return list(dict.fromkeys(idx))
+
+
+def _check_slices(slices, axis_values: np.ndarray | None, name: str | None) -> None:
+    """Refuse a slice request that would fail inside matplotlib or be silently changed:
+    ``axis_values`` is None where the layout has nothing to slice."""
+    if slices is None:
+        return
+    if axis_values is None:
+        raise ValueError(
+            f"slices (--slices) {slices!r}: only for 3-D or space-time runs on a grid; this "
+            "run's solution is drawn whole"
+        )
+    if isinstance(slices, bool) or not (
+        isinstance(slices, int | np.integer | float | np.floating)
+        or (isinstance(slices, Sequence | np.ndarray) and not isinstance(slices, str))
+    ):
+        raise ValueError(
+            f"slices (--slices) {slices!r}: give a count (3) or coordinates of {name} (0.25, 0.5)"
+        )
+    if isinstance(slices, int | np.integer):
+        if slices < 1:
+            raise ValueError(f"slices (--slices) {slices}: the number of slices must be >= 1")
+        return
+    try:
+        values = np.atleast_1d(np.asarray(slices, dtype=float))
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"slices (--slices) {slices!r}: coordinates of {name} must be numbers"
+        ) from None
+    lo, hi = float(axis_values[0]), float(axis_values[-1])
+    tol = 1e-9 * max(1.0, abs(lo), abs(hi))
+    bad = [float(v) for v in values if not (lo - tol <= v <= hi + tol)]  # NaN fails too
+    if values.size == 0 or bad:
+        what = "no coordinates" if values.size == 0 else f"{bad} outside"
+        raise ValueError(f"slices (--slices): {what} {name} in [{lo:.6g}, {hi:.6g}]")
 
 
 def _mesh(ax, xa, ya, values2d, **kw):
@@ -260,9 +296,9 @@ def _mesh(ax, xa, ya, values2d, **kw):
 def solution(
     run: Run | str | os.PathLike,
     *,
-    outputs: Sequence[str] | None = None,
-    slices: int | Sequence[float] | None = None,
-    ref_label: str = "reference",
+    outputs: str | Sequence[str] | None = None,
+    slices: float | Sequence[float] | None = None,
+    ref_label: str | None = None,
     cmap: str = CMAP,
     error_cmap: str = ERROR_CMAP,
     log_error: bool = False,
@@ -289,12 +325,15 @@ def solution(
     run : Run or path
         A loaded or returned run (:func:`kanpde.load`, :func:`kanpde.solve`), or the path of
         its results file or run directory.
-    outputs : sequence of str, optional
-        Which outputs to show (default: all).
-    slices : int or sequence of float, optional
-        Number of time slices / 3-D slices, or the coordinates to slice at.
-    ref_label : str
-        Title of the exact/reference column.
+    outputs : str or sequence of str, optional
+        Which outputs to show, in this order (default: all).
+    slices : int, float or sequence of float, optional
+        For 3-D and space-time runs only: the number of slices (default 3 across a 3-D box,
+        4 times from start to end), or the coordinates along the last axis to slice at; each
+        is drawn at the nearest node of the stored test grid (equal nodes once).
+    ref_label : str, optional
+        Title of the exact/reference column (default: ``"exact"`` or ``"reference"``, as the
+        results file records).
     cmap, error_cmap : str
         Matplotlib colour maps of the solution and of the error.
     log_error : bool
@@ -315,10 +354,16 @@ def solution(
     all_outputs = all_outputs or [f"u{i + 1}" for i in range(pred.shape[1])]
     if len(names) != x.shape[1]:
         names = [f"x{i + 1}" for i in range(x.shape[1])]
-    chosen = list(outputs) if outputs is not None else all_outputs
+    chosen = ([outputs] if isinstance(outputs, str) else list(outputs)) if outputs else []
     unknown = [o for o in chosen if o not in all_outputs]
     if unknown:
         raise ValueError(f"outputs {unknown}: not among the run's outputs {all_outputs}")
+    if outputs is not None and (not chosen or len(set(chosen)) < len(chosen)):
+        raise ValueError(
+            f"outputs {chosen}: name each of the run's outputs {all_outputs} at most once, "
+            "at least one"
+        )
+    chosen = chosen or all_outputs
     cols = [all_outputs.index(o) for o in chosen]
     dim = x.shape[1]
     if dim > 3:
@@ -327,6 +372,13 @@ def solution(
     # the run says which column is time (-1: steady); older files only by the axis name
     stored = (getattr(run, "attrs", None) or {}).get("time_axis")
     t_axis = _time_axis(names) if stored is None else (None if int(stored) < 0 else int(stored))
+    # the layouts below slice along the last axis: 3-D, and space-time on a grid
+    if dim == 3 or (dim == 2 and t_axis is not None and gridded):
+        _check_slices(slices, axes_[-1], names[-1])
+    else:
+        _check_slices(slices, None, None)
+    if ref_label is None:  # what the file says it stored: an exact solution or a reference
+        ref_label = str((getattr(run, "attrs", None) or {}).get("reference", "reference"))
     data = {
         "x": x, "pred": pred, "ref": ref, "err": err, "names": names, "outputs": all_outputs,
         "cols": cols, "axes": axes_, "index": index, "gridded": gridded,
@@ -602,7 +654,8 @@ def _solution_slices(data, axis: int, is_time: bool, slices, figsize):
                 ax.set_ylabel(names[b])
         _colorbar(fig, im, sol_axes, o)
         if err_axes:
-            label = f"|error| of {o} (scale: max over the volume, {emax:.2e})"
+            span = "space-time" if is_time else "the volume"
+            label = f"|error| of {o} (scale: max over {span}, {emax:.2e})"
             _colorbar(fig, eim, err_axes, label, error=True)
     return fig
 
@@ -1597,11 +1650,17 @@ def _is_comparison(path: Path) -> bool:
 
 
 def figure_for(
-    path: str | Path, kind: str | None = None, layer: int | None = None, log_error: bool = False
+    path: str | Path,
+    kind: str | None = None,
+    layer: int | None = None,
+    log_error: bool = False,
+    outputs: Sequence[str] | None = None,
+    slices: int | Sequence[float] | None = None,
 ) -> tuple[str, Figure]:
     """The figure ``kanpde plot`` draws for a results file or a study table.
 
-    ``layer`` (default 0) is for ``kind="activations"`` only.
+    ``layer`` (default 0) is for ``kind="activations"`` only; ``log_error``, ``outputs`` and
+    ``slices`` are :func:`solution`'s, for ``kind="solution"`` only.
 
     Returns
     -------
@@ -1615,8 +1674,9 @@ def figure_for(
     table = path.suffix.lower() == ".csv" or (
         path.suffix.lower() == ".h5" and kind in (None, "compare") and _is_comparison(path)
     )
-    if log_error and (table or kind not in (None, "solution")):
-        raise ValueError(f"--log-error: only with --kind solution, not {kind or 'a table'}")
+    for flag, value in (("--log-error", log_error), ("--outputs", outputs), ("--slices", slices)):
+        if value not in (None, False) and (table or kind not in (None, "solution")):
+            raise ValueError(f"{flag}: only with --kind solution, not {kind or 'a table'}")
     if layer is not None and (table or kind != "activations"):
         raise ValueError(f"--layer: only with --kind activations, not {kind or 'the default'}")
     if path.suffix.lower() == ".h5" and table:
@@ -1659,7 +1719,7 @@ def figure_for(
         _check_layer(layer or 0, len(cfg["width"]) - 1, "--layer")
         return kind, activations(run, layer or 0)
     if kind == "solution":
-        return kind, solution(run, log_error=log_error)
+        return kind, solution(run, outputs=outputs, slices=slices, log_error=log_error)
     return kind, {"history": history, "network": network}[kind](run)
 
 
@@ -1679,7 +1739,10 @@ def cmd_plot(args) -> int:
         )
     if args.dpi <= 0:
         raise ValueError(f"--dpi {args.dpi}: must be positive")
-    kind, fig = figure_for(path, args.kind, args.layer, args.log_error)
+    outputs = None if args.outputs is None else [o.strip() for o in args.outputs.split(",")]
+    kind, fig = figure_for(
+        path, args.kind, args.layer, args.log_error, outputs, _parse_slices(args.slices)
+    )
     if out is None:
         out = (path if path.is_dir() else path.parent) / f"{kind}.png"
     try:
@@ -1689,6 +1752,22 @@ def cmd_plot(args) -> int:
         raise ValueError(f"-o {out}: cannot write the figure ({e.strerror or e})") from None
     print(f"figure: {out}")
     return 0
+
+
+def _parse_slices(text: str | None) -> int | list[float] | None:
+    """``--slices 3`` (a count) or ``--slices 0.25,0.5`` / ``--slices 1.0`` (coordinates)."""
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(
+            f"--slices {text}: give a count (3) or comma-separated coordinates (0.25,0.5)"
+        ) from None
 
 
 def _formats() -> set[str]:
@@ -1715,10 +1794,19 @@ def register(sub) -> None:
         help="solution (default), history, network, activations; compare or sweep for tables "
         "(default: from the table's columns)",
     )
-    p.add_argument("-o", "--output", help="image file (default: <kind>.png next to the input)")
+    # --out as well: solve and compare take it, and --outputs would make it ambiguous
+    p.add_argument(
+        "-o", "--output", "--out", help="image file (default: <kind>.png next to the input)"
+    )
     p.add_argument("--layer", type=int, help="layer for --kind activations (default 0)")
     p.add_argument("--dpi", type=int, default=130, help="resolution of -o (default 130)")
     p.add_argument(
         "--log-error", action="store_true", help="|error| on a log scale (--kind solution)"
+    )
+    p.add_argument("--outputs", help="outputs to draw, comma-separated, e.g. u,v (--kind solution)")
+    p.add_argument(
+        "--slices",
+        help="3-D and space-time runs: a number of slices (3) or coordinates along the last "
+        "axis, e.g. 0.25,0.5 (a single one as 1.0) (--kind solution)",
     )
     p.set_defaults(func=cmd_plot)

@@ -156,7 +156,8 @@ def test_solution_1d_lines_and_error(runs):
     (ax,) = labelled(fig, "pred")
     (err,) = labelled(fig, "error")
     assert ax.get_xlabel() == "x" and ax.get_ylabel() == "u"
-    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"reference", "prediction"}
+    # the file records an exact solution, so the reference line is labelled so
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"exact", "prediction"}
     assert err.get_ylabel() == "|error| of u"
     assert np.max(err.lines[0].get_ydata()) == pytest.approx(run.metrics["max_err"], abs=1e-12)
     assert "line" in fig._suptitle.get_text()
@@ -254,6 +255,7 @@ def test_solution_on_a_graded_reference_grid():
         {"names": ["x", "y"], "outputs": ["u", "v"]},
     )  # fmt: skip
     fig = plot.solution(run)
+    assert labelled(fig, "ref v")[0].get_title() == "v: reference"  # no record of an exact one
     m = mesh(labelled(fig, "ref v")[0])
     np.testing.assert_allclose(m.get_array(), (X * Y).T)  # rows are y, columns x
     corners = m.get_coordinates()  # (ny + 1, nx + 1, 2): cell edges halfway between nodes
@@ -278,6 +280,60 @@ def test_solution_options_and_fallbacks(runs):
     bare = dataclasses.replace(runs["line"], solution={})
     with pytest.raises(ValueError, match="no solution stored"):
         plot.solution(bare)
+
+
+def test_slices_count_or_coordinates_and_bad_requests_are_named(runs):
+    cube, heat = runs["cube"], runs["diffusion1d"]
+    # one coordinate given as a number: one row at the nearest node of the 9-node test grid
+    pred = labelled(plot.solution(cube, slices=0.5), "pred")
+    assert [a.get_title() for a in pred] == ["u: prediction, z = 0.5"]
+    pred = labelled(plot.solution(cube, slices=np.array([0.0, 1.0])), "pred")
+    assert [a.get_title() for a in pred] == ["u: prediction, z = 0", "u: prediction, z = 1"]
+    (s,) = labelled(plot.solution(heat, slices=[0.0, 1.0]), "slices")
+    assert [t.get_text() for t in s.get_legend().get_texts()][:2] == ["t = 0", "t = 1"]
+    for run, slices, message in [
+        (cube, [5.0], r"\[5.0\] outside z in \[0, 1\]"),
+        (cube, [0.5, float("nan")], r"\[nan\] outside z"),
+        (heat, 2.0, r"\[2.0\] outside t in \[0, 1\]"),
+        (cube, 0, "must be >= 1"),
+        (heat, -2, "must be >= 1"),
+        (cube, [], "no coordinates"),
+        (cube, "z", "give a count"),
+        (cube, True, "give a count"),
+        (cube, ["a"], "must be numbers"),
+        (runs["kovasznay"], 3, "only for 3-D or space-time"),  # nothing to slice: not ignored
+        (runs["line"], [0.5], "only for 3-D or space-time"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            plot.solution(run, slices=slices)
+
+
+def test_outputs_take_one_name_and_refuse_none_or_repeats(runs):
+    run = runs["kovasznay"]
+    fig = plot.solution(run, outputs="p")
+    assert [a.get_label() for a in labelled(fig, "pred")] == ["pred p"]
+    # the file records an exact solution, so that is the reference column's default title
+    assert labelled(fig, "ref p")[0].get_title() == "p: exact"
+    for outputs in ([], ["u", "u"]):
+        with pytest.raises(ValueError, match="at most once, at least one"):
+            plot.solution(run, outputs=outputs)
+
+
+def test_cli_draws_chosen_outputs_and_slices(runs, tmp_path, capsys):
+    out = tmp_path / "slice.png"
+    argv = ["plot", str(runs["cube"].path), "--slices", "0.25,0.75", "--outputs", "u"]
+    assert main([*argv, "-o", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert plot._parse_slices("3") == 3 and plot._parse_slices("1.0") == [1.0]
+    for args, message in [
+        (["--slices", "0.25;0.5"], "--slices 0.25;0.5: give a count"),
+        (["--slices", "9.0"], "slices (--slices): [9.0] outside z"),
+        (["--outputs", "u,w"], "outputs ['w']: not among the run's outputs ['u']"),
+        (["--slices", "2", "--kind", "history"], "--slices: only with --kind solution"),
+    ]:
+        assert main(["plot", str(runs["cube"].path), *args, "-o", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
 
 
 # ------------------------------------------------------------------------------ history
