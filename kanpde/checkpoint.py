@@ -114,5 +114,5 @@ def load_checkpoint(path: str | Path) -> dict:
             return {key: _read(f[key]) for key in f}
     except ResultsError:
         raise
-    except (OSError, KeyError, ValueError, json.JSONDecodeError) as e:
+    except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:
         raise ResultsError(f"{path}: unreadable or corrupt checkpoint ({_first_line(e)})") from None
