@@ -7,7 +7,8 @@
 Each problem runs in its own process with one torch thread (CPU). Results are merged into
 ``benchmarks/results/catalogue.json`` (``catalogue-seed<N>.json`` for ``--seed N`` other than 0);
 ``--readme`` rewrites the table between the ``<!-- catalogue -->`` markers of README.md from the
-seed-0 file.
+seed-0 file. Each row keeps the kanpde warnings its run gave (``"warnings"``; rows written
+before 2026-12-02 lack the key).
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ OUT = RESULTS / "catalogue.json"
 START, END = "<!-- catalogue:start -->", "<!-- catalogue:end -->"
 
 ONE = """
-import json, sys, time, torch
+import json, sys, time, torch, warnings
 torch.set_num_threads(1)
 import kanpde
 t0 = time.time()
-run = kanpde.solve(sys.argv[1], device=sys.argv[2], seed=int(sys.argv[3]), progress=False,
-                   checkpoint_every=0)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always", kanpde.KanpdeWarning)
+    run = kanpde.solve(sys.argv[1], device=sys.argv[2], seed=int(sys.argv[3]), progress=False,
+                       checkpoint_every=0)
 p = run.config
 m = run.metrics
 problem = kanpde.load_problem(sys.argv[1])
@@ -46,6 +49,8 @@ print(json.dumps({
     "metrics": {k: v for k, v in m.items() if isinstance(v, (int, float))},
     "wall_time": time.time() - t0, "device": p["device"], "dtype": p["dtype"],
     "seed": p["seed"],
+    # what a user running the defaults is told (a grid extension that raised the loss, ...)
+    "warnings": [str(w.message) for w in caught if issubclass(w.category, kanpde.KanpdeWarning)],
 }))
 """
 
@@ -151,6 +156,8 @@ def main(argv=None) -> int:
                 rows[r["file"]] = r
                 save()
                 status = r.get("error") or f"rel_l2 {r['metrics']['rel_l2']:.2e}"
+                if r.get("warnings"):
+                    status += f", {len(r['warnings'])} warning(s): " + " | ".join(r["warnings"])
                 print(f"{r['file']}: {status} ({r['wall_time']:.0f} s)", flush=True)
     text = table(list(rows.values()))
     print(text)

@@ -40,8 +40,9 @@ problem = Problem(
         # adapt the grids to the layer inputs while the first stage settles
         {"grid": 10, "lbfgs": 500, "update_grid": 100, "update_until": 300},
         {"grid": 20, "lbfgs": 1000},
-        # the error still falls late: seed 0 is at rel. L2 4.3e-3 after 1500 steps here and
-        # 2.0e-3 after 5000 (seed 1: 7.4e-3 and 3.7e-3; benchmarks/results/catalogue*.json)
+        # the error still falls late: seed 0 is at rel. L2 4.3e-3 after 1500 steps (4.9e-3 on
+        # another CPU) and 2.0e-3 after 5000 (seed 1: 7.4e-3 and 3.7e-3); the final figures
+        # are in benchmarks/results/catalogue*.json, the others from those runs' histories
         {"grid": 40, "lbfgs": 5000},
     ],
     points={"interior": 8000, "boundary": 200, "initial": 400, "method": "sobol"},

@@ -9,20 +9,24 @@
 where k₁ < k₂ are the first two roots of k tan k = h (the eigenvalues of this Robin problem).
 """
 
+import math
+
 import torch
+from scipy.optimize import brentq
 
 from kanpde import Initial, Interval, Neumann, Problem, Robin, Time, d
 
-H = 1.0
-# roots of k tan(k) = H in (0, π/2) and (π, 3π/2), to double precision
-K1, K2 = 0.8603335890193797, 3.4256184594817283
+H = 1.0  # change it freely: the exact solution's k₁, k₂ follow
+# roots of k tan(k) = H in (0, π/2) and (π, 3π/2), written as k sin k - H cos k = 0 (no poles)
+K1, K2 = (brentq(lambda k: k * math.sin(k) - H * math.cos(k), a, b) for a, b in
+          ((0, math.pi / 2), (math.pi, 1.5 * math.pi)))  # fmt: skip
 
 
 def exact(x):
     xs, t = x[:, 0:1], x[:, 1:2]
-    return torch.exp(-(K1**2) * t) * torch.cos(K1 * xs) + 0.5 * torch.exp(-(K2**2) * t) * torch.cos(
-        K2 * xs
-    )
+    first = torch.exp(-(K1**2) * t) * torch.cos(K1 * xs)
+    second = 0.5 * torch.exp(-(K2**2) * t) * torch.cos(K2 * xs)
+    return first + second
 
 
 def pde(x, u):

@@ -1,8 +1,10 @@
 """Inverse problem: the diffusivity of a 1-D heat equation from 30 sensor readings.
 
-u_t = κ u_xx   on x ∈ [-1, 1], t ∈ [0, 1],   u(x, 0) = sin(πx),  u(±1, t) = 0,
-exact u = e^{-κπ²t} sin(πx) with κ = 0.1, which the training recovers from the readings of
-u at 5 positions and 6 times, starting from κ = 0.5.
+    u_t = κ u_xx   on x ∈ [-1, 1], t ∈ [0, 1],   u(x, 0) = sin(πx),  u(±1, t) = 0,
+    exact u = e^{-κπ²t} sin(πx)   with κ = 0.1,
+
+which the training recovers from the readings of u at 5 positions and 6 times, starting from
+κ = 0.5.
 """
 
 import math

@@ -12,14 +12,12 @@ import torch
 
 from kanpde import Dirichlet, Initial, Interval, Problem, Time, d
 
-PI = math.pi
-
 
 def exact(x):
     xs, t = x[:, 0:1], x[:, 1:2]
-    return torch.sin(PI * xs) * torch.cos(2 * PI * t) + 0.5 * torch.sin(4 * PI * xs) * torch.cos(
-        8 * PI * t
-    )
+    low = torch.sin(math.pi * xs) * torch.cos(2 * math.pi * t)
+    high = 0.5 * torch.sin(4 * math.pi * xs) * torch.cos(8 * math.pi * t)
+    return low + high
 
 
 def pde(x, u):
