@@ -989,13 +989,15 @@ def sweep(
         _check_saved_sweep(out, setup)
     elif out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        # an earlier sweep's runs here would be taken for this one's on resume
-        (out / "extension.h5").unlink(missing_ok=True)
-        for old in (out / "separate").glob("grid-*.h5"):
-            old.unlink()
-        (out / "sweep.json").write_text(json.dumps(setup) + "\n")
-
-    with _study_lock(out if resume else None):
+    # held by a new sweep too: its runs are not locked one by one (they are not saved as run
+    # directories), so only this stops a second process training them at the same time
+    with _study_lock(out, running=not resume):
+        if out is not None and not resume:
+            # an earlier sweep's runs here would be taken for this one's on resume
+            (out / "extension.h5").unlink(missing_ok=True)
+            for old in (out / "separate").glob("grid-*.h5"):
+                old.unlink()
+            (out / "sweep.json").write_text(json.dumps(setup) + "\n")
         return _sweep_runs(problem, grids, steps, device, dtype, seed, out, progress, resume,
                            points)  # fmt: skip
 
@@ -1003,7 +1005,8 @@ def sweep(
 def _sweep_runs(problem, grids, steps, device, dtype, seed, out, progress, resume,
                 points=None) -> Sweep:  # fmt: skip
     """The runs of :func:`sweep` (read back when a resumed study has them) and its result."""
-    from .results import load, save_run
+    from .results import load, save_run, write_atomic
+    from .signals import signals_held
     from .training import solve
 
     def run(name: str, schedule: list[Stage]):
@@ -1015,7 +1018,8 @@ def _sweep_runs(problem, grids, steps, device, dtype, seed, out, progress, resum
         r = solve(problem, schedule=schedule, points=points, device=device, dtype=dtype,
                   seed=seed, progress=progress, log_every=steps, checkpoint_every=0)  # fmt: skip
         if path is not None:
-            save_run(r, path)
+            with signals_held():  # a stop now would cancel the write of a finished run
+                save_run(r, path)
         return r
 
     stages = [Stage("lbfgs", steps, grid=g) for g in grids]
@@ -1048,26 +1052,34 @@ def _sweep_runs(problem, grids, steps, device, dtype, seed, out, progress, resum
                    fitted_slope(*zip(*fit)), ext, stalled=stalled, theory=theory,
                    basis=basis, unknowns=unknowns)  # fmt: skip
     if out is not None:
-        with open(out / "sweep.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["grid", "rmse_extension", "rmse_separate", "separate_stopped_at",
-                        "theory_slope"] + [f"param_{n}_{kind}" for n in unknowns
-                                           for kind in ("extension", "separate")])  # fmt: skip
-            stops = ["" if short is None else short[0] for short in stalled]
-            slope = ["" if theory is None else theory] * len(grids)
-            found = [v[kind] for v in unknowns.values() for kind in ("extension", "separate")]
-            w.writerows(zip(grids, extension, separate, stops, slope, *found))
-        (out / "sweep.md").write_text(result.markdown())
+
+        def write_csv(tmp):
+            with open(tmp, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["grid", "rmse_extension", "rmse_separate", "separate_stopped_at",
+                            "theory_slope"] + [f"param_{n}_{kind}" for n in unknowns
+                                               for kind in ("extension", "separate")])  # fmt: skip
+                stops = ["" if short is None else short[0] for short in stalled]
+                slope = ["" if theory is None else theory] * len(grids)
+                found = [v[kind] for v in unknowns.values() for kind in ("extension", "separate")]
+                w.writerows(zip(grids, extension, separate, stops, slope, *found))
+
+        with signals_held():  # a stop between them left a header-only or disagreeing table
+            write_atomic(out / "sweep.csv", write_csv)
+            write_atomic(out / "sweep.md", lambda tmp: Path(tmp).write_text(result.markdown()))
         result.figures = _figures(result, out)
     return result
 
 
-def _study_lock(out: Path | None):
-    """Hold the study in ``out`` (when resuming it) against a second resume at the same time,
-    which would train its runs twice."""
+def _study_lock(out: Path | None, running: bool = False):
+    """Hold the study in ``out`` against a second process at the same time (resuming it, or
+    for a sweep also running it), which would train its runs twice."""
     from .training import _directory_lock
 
-    refusal = f"--resume {out}: another process is resuming this study"
+    if running:
+        refusal = f"--out {out}: another process is running or resuming the study there"
+    else:
+        refusal = f"--resume {out}: another process is running or resuming this study"
     return _directory_lock(out, refusal)
 
 

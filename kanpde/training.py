@@ -2117,11 +2117,12 @@ def solve(
     started = trainer.started = time.time()
 
     def result() -> Run:
-        # The model as trained: grid extension changes the grid and the parameter count.
-        config["model"] = model_config(net)
-        config["parameters"] = count_parameters(net)
-        config["world_size"] = distributed.world()
-        return Run.from_trainer(trainer, problem=problem, config=config, started=started)
+        # The model as trained: grid extension changes the grid and the parameter count. A
+        # copy: trainer.config is what a checkpoint saved after this (a stop while the results
+        # are assembled or written) resumes from, with the schedule's starting grid.
+        final = {**config, "model": model_config(net), "parameters": count_parameters(net),
+                 "world_size": distributed.world()}  # fmt: skip
+        return Run.from_trainer(trainer, problem=problem, config=final, started=started)
 
     def finish() -> Run:
         run = result()

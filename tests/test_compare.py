@@ -566,6 +566,59 @@ def test_an_interrupted_sweep_keeps_its_runs_and_resumes(tmp_path, monkeypatch, 
     assert (out / "sweep.csv").read_text() == (full / "sweep.csv").read_text()
 
 
+@pytest.mark.parametrize("writer", ["save_run", "write_atomic"])
+def test_a_stop_while_a_sweep_writes_waits_for_the_file(writer, tmp_path, monkeypatch, capsys):
+    # a Ctrl-C during the write of a finished run cancelled it (the run was lost, and with it
+    # the study directory); one during sweep.csv left a header-only table
+    import signal
+
+    import kanpde.results
+    from kanpde.cli import main
+
+    real, stops = getattr(kanpde.results, writer), []
+    target = {"save_run": "extension.h5", "write_atomic": "sweep.csv"}[writer]
+
+    def interrupted(*args, **kwargs):
+        path = Path(args[1] if writer == "save_run" else args[0])
+        if path.name == target and not stops:
+            stops.append(path)
+            signal.raise_signal(signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kanpde.results, writer, interrupted)
+    argv = ["sweep", POISSON1D, "--grids", "3,5", "--steps", "4", "--device", "cpu", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path)]) == 130
+    (out,) = tmp_path.iterdir()
+    if writer == "save_run":  # the first run's file, whole
+        assert stops == [out / "extension.h5"]
+        assert kanpde.load(out / "extension.h5").config["model"]["grid"] == 5
+    else:  # every row of the table, and its markdown twin
+        assert stops == [out / "sweep.csv"]
+        rows = list(csv.DictReader(open(out / "sweep.csv")))
+        assert [r["grid"] for r in rows] == ["3", "5"]
+        assert "| 5 |" in (out / "sweep.md").read_text()
+
+
+def test_a_sweep_running_in_a_directory_holds_it(tmp_path):
+    # a resume (or another sweep) started while the first still ran trained every run twice
+    import fcntl
+
+    from kanpde.compare import sweep
+
+    fd = os.open(tmp_path, os.O_RDONLY)  # as the running sweep does
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        with pytest.raises(ValueError) as e:
+            sweep(_poisson1d(), grids=[3, 5], steps=2, device="cpu", out=tmp_path)
+        assert str(e.value) == (
+            f"--out {tmp_path}: another process is running or resuming the study there"
+        )
+        assert list(tmp_path.iterdir()) == []  # nothing written by the refused sweep
+    finally:
+        os.close(fd)
+    assert sweep(_poisson1d(), grids=[3, 5], steps=2, device="cpu", out=tmp_path).grids == [3, 5]
+
+
 def _counting(method, calls):
     def counted(self, *args, **kwargs):
         calls.append(self)
@@ -1000,7 +1053,7 @@ def test_a_study_resumed_twice_at_once_is_refused(kind, tmp_path, capsys):
         err = capsys.readouterr().err
         assert (
             err.strip()
-            == f"kanpde: error: --resume {study}: another process is resuming this study"
+            == f"kanpde: error: --resume {study}: another process is running or resuming this study"
         )
     finally:
         os.close(fd)

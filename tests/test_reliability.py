@@ -1029,9 +1029,15 @@ def test_a_failed_results_write_is_one_line_and_keeps_the_trained_state(
     assert f"--resume {d} writes the results without training again" in err
     assert "--resume" in err.split("without training again")[0]  # said once, not again after
     assert err.count("--resume") == 1
-    assert load_checkpoint(d / "checkpoint.h5")["position"]["step"] == 40
+    saved = load_checkpoint(d / "checkpoint.h5")
+    assert saved["position"]["step"] == 40
+    # the configuration the run started with (grid 5), not the trained model's grid 10: the
+    # resume warned that the schedule's first stage "coarsens the grid from 10 to 5"
+    assert json.loads(saved["config"])["model"]["grid"] == 5
     assert main(["solve", POISSON1D, "--resume", str(d), "--quiet"]) == 0  # room again
+    assert "warning" not in capsys.readouterr().err
     assert kanpde.load(d).metrics["steps"] == 40
+    assert kanpde.load(d).config["model"]["grid"] == 10
 
 
 def test_ctrl_c_in_a_run_resumed_after_a_stop_keeps_its_checkpoint(
