@@ -719,6 +719,10 @@ def _finished_runs(plan: _Plan, out: Path | None) -> dict:
             f"--resume {out}: a single run, not a study; continue it with kanpde solve PROBLEM "
             "--resume"
         )
+    if (out / "sweep.json").is_file() and not (out / "comparison.h5").exists():
+        raise CLIError(
+            f"--resume {out}: a grid sweep; continue it with kanpde sweep PROBLEM --resume"
+        )
     try:
         saved = Comparison.load(out)
     except ResultsError as e:
@@ -1090,6 +1094,11 @@ def _check_saved_sweep(out: Path | None, setup: dict) -> None:
     try:
         saved = json.loads((out / "sweep.json").read_text())
     except (OSError, ValueError):
+        if (out / "comparison.h5").is_file():
+            raise CLIError(
+                f"--resume {out}: a comparison study; continue it with kanpde compare PROBLEM "
+                "--resume"
+            ) from None
         raise CLIError(f"--resume {out}: no sweep.json; not a sweep study directory") from None
     _same_settings(out, saved, setup)
 

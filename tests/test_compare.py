@@ -619,6 +619,25 @@ def test_a_sweep_running_in_a_directory_holds_it(tmp_path):
     assert sweep(_poisson1d(), grids=[3, 5], steps=2, device="cpu", out=tmp_path).grids == [3, 5]
 
 
+def test_resuming_a_study_with_the_other_command_says_which_to_use(tmp_path, capsys):
+    from kanpde.cli import main
+
+    common = [POISSON1D, "--device", "cpu", "--quiet"]
+    made = {"compare": ["--kan", "1,3,1", "--seeds", "1", "--steps", "2", "--mlp", "1,4,1"],
+            "sweep": ["--grids", "3,5", "--steps", "2"]}  # fmt: skip
+    for kind, options in made.items():
+        assert main([kind, *common, *options, "--out", str(tmp_path / kind)]) == 0
+    capsys.readouterr()
+    for kind, other in (("compare", "sweep"), ("sweep", "compare")):
+        (study,) = (tmp_path / kind).iterdir()
+        assert main([other, *common, "--resume", str(study)]) == 2
+        what = "a comparison study" if kind == "compare" else "a grid sweep"
+        assert capsys.readouterr().err == (
+            f"kanpde: error: --resume {study}: {what}; continue it with kanpde {kind} PROBLEM "
+            "--resume\n"
+        )
+
+
 def _counting(method, calls):
     def counted(self, *args, **kwargs):
         calls.append(self)
