@@ -724,7 +724,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kanpde: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
-        print("kanpde: interrupted", file=sys.stderr)
+        if not getattr(e, "reported", False):  # a command that said so itself, with more
+            print("kanpde: interrupted", file=sys.stderr)
         return exit_status(e)
     except BrokenPipeError:  # `kanpde list | head`: the reader left; end quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

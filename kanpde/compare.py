@@ -1309,6 +1309,10 @@ def cmd_compare(args) -> int:
                 (out / name).unlink(missing_ok=True)
             _discard(created)
         elif isinstance(e, KeyboardInterrupt | TrainingStopped):
+            if isinstance(e, KeyboardInterrupt):  # the news first, what to do last
+                _said_interrupted(e)
+                for ck in sorted((out / "runs").glob("*/checkpoint.h5")):
+                    print(f"checkpoint of an unfinished run: {ck}", file=sys.stderr)
             if any((out / "runs").glob("*/result.h5")):
                 print(f"results of the finished runs: {out}", file=sys.stderr)
             if isinstance(e, KeyboardInterrupt):
@@ -1353,10 +1357,18 @@ def cmd_sweep(args) -> int:
             (out / "sweep.json").unlink(missing_ok=True)
             _discard(created)
         elif isinstance(e, KeyboardInterrupt):
+            _said_interrupted(e)
             print(f"finished runs are kept in {out}", file=sys.stderr)
             print(f"continue with: {_continue_command(args, out)}", file=sys.stderr)
         raise
     return _report(result, out)
+
+
+def _said_interrupted(stop: KeyboardInterrupt) -> None:
+    """Print the stop's news line now, before the lines on how to continue (the command line's
+    own ``kanpde: interrupted`` would come last, after them)."""
+    print("kanpde: interrupted", file=sys.stderr)
+    stop.reported = True
 
 
 def register(sub) -> None:

@@ -453,7 +453,10 @@ def test_interrupted_compare_keeps_the_finished_runs(tmp_path, monkeypatch, caps
             "--steps", "6", "--device", "cpu", "--out", str(tmp_path), "--quiet"]  # fmt: skip
     assert main(argv) == 130
     (out,) = tmp_path.iterdir()
-    assert f"results of the finished runs: {out}" in capsys.readouterr().err
+    err = capsys.readouterr().err.splitlines()
+    # the news once and first, how to continue last (it came after that line)
+    assert err[0] == "kanpde: interrupted" and err[1] == f"results of the finished runs: {out}"
+    assert err[2].startswith("continue with: kanpde compare ") and len(err) == 3
     with open(out / "comparison.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(r["model"], r["seed"]) for r in rows] == [("KAN [1,3,1]", "0"), ("KAN [1,3,1]", "1")]
@@ -507,6 +510,8 @@ def test_an_interrupted_compare_resumes_to_the_uninterrupted_table(
     (out,) = (tmp_path / "cut").iterdir()
     err = capsys.readouterr().err
     assert (out / "runs" / "mlp-1-8-1-s0" / "checkpoint.h5").is_file()
+    ck = out / "runs" / "mlp-1-8-1-s0" / "checkpoint.h5"
+    assert err.splitlines()[:2] == ["kanpde: interrupted", f"checkpoint of an unfinished run: {ck}"]
     command = err.split("continue with: ")[1].splitlines()[0]
     assert command == shlex.join(["kanpde", *argv, "--resume", str(out)])
     monkeypatch.setattr(training.Trainer, "_grad", original)
