@@ -1121,6 +1121,7 @@ _SETTING_OPTIONS = {
     "matched_mlps": "--kan/--mlp", "runs_planned": "--kan/--mlp/--seeds",
     "kan_schedule": "--schedule/--steps", "mlp_schedule": "--schedule/--steps",
     "points": "--points", "log_every": "--log-every", "grids": "--grids",
+    "problem": "the problem (another problem file)", "time_split": "--budget",
 }  # fmt: skip
 
 
@@ -1145,6 +1146,8 @@ def _same_settings(out: Path, saved: dict, setup: dict, ignore=frozenset()) -> N
         for k in differ
     ]
     shown = list(dict.fromkeys(shown))  # several settings may come from one option
+    # an option shown with its values already (--budget) need not be named again bare
+    shown = [o for o in shown if not any(v.startswith(f"{o}: ") for v in shown)]
     raise CLIError(
         f"--resume {out}: the study was started with other settings ({'; '.join(shown)}); give "
         "the problem file and options it was started with"

@@ -412,3 +412,26 @@ def test_fitted_slope_is_the_least_squares_slope_of_the_logs():
     assert fitted_slope(g, e) == pytest.approx(ref, rel=1e-12)
     assert fitted_slope(g, 1e5 * e) == pytest.approx(ref, rel=1e-12)
     assert fitted_slope(list(g), list(2.0 * g**-4.0)) == pytest.approx(-4.0, abs=1e-12)
+
+
+def test_a_resume_refusal_names_options_not_raw_keys():
+    from pathlib import Path
+
+    from kanpde.cli import CLIError
+    from kanpde.compare import _same_settings
+
+    out = Path("study")
+    with pytest.raises(CLIError) as e:
+        _same_settings(out, {"problem": "wave1d", "problem_hash": "a", "device": "cpu"},
+                       {"problem": "poisson1d", "problem_hash": "b", "device": "cpu"})  # fmt: skip
+    assert str(e.value) == (
+        "--resume study: the study was started with other settings (the problem (another "
+        "problem file); the problem file (or a module it imports)); give the problem file and "
+        "options it was started with"
+    )
+    with pytest.raises(CLIError) as e:  # time_split comes with --budget seconds
+        _same_settings(
+            out, {"budget": "steps", "device": "cpu"},
+            {"budget": "seconds", "time_split": "shares", "device": "cpu"},
+        )  # fmt: skip
+    assert "(--budget: steps there, seconds here)" in str(e.value)
