@@ -53,6 +53,8 @@ problem = Problem(
     reference=reference,
     outputs=["u", "v", "p"],
     model={"width": [2, 10, 10, 3], "k": 3},
+    # Adam first, then L-BFGS: with L-BFGS alone for the same 1100 steps u and v end at
+    # rel. L2 1.7e-2 and 2.6e-2 instead of 1.2e-2 and 1.7e-2 (Intel Xeon)
     schedule=[{"grid": 5, "adam": 500, "lr": 1e-2, "lbfgs": 300}, {"grid": 10, "lbfgs": 300}],
     points={"interior": 3000, "boundary": 800, "method": "sobol"},
 )
