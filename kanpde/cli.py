@@ -719,6 +719,11 @@ def main(argv: list[str] | None = None) -> int:
         # stops them itself)
         with warnings.catch_warnings(), terminate_as_interrupt(active=not launched()):
             warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
+            if launched() and args.command != "solve":  # each rank would do all the work
+                raise CLIError(
+                    f"kanpde {args.command}: only kanpde solve trains data-parallel under "
+                    "torchrun; run this command without torchrun"
+                )
             return args.func(args)
     except (ProblemError, CLIError, ValueError) as e:
         print(f"kanpde: error: {e}", file=sys.stderr)

@@ -47,6 +47,19 @@ def setup(device: str | torch.device) -> str | torch.device:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if str(device).startswith("cuda"):
+        # one GPU per rank, by LOCAL_RANK: a device index given would be overridden unseen,
+        # and a rank without a GPU of its own would fail inside CUDA
+        if torch.device(device).index is not None:
+            raise ValueError(
+                f"--device {device}: under torchrun each rank takes the GPU of its local rank; "
+                "give --device cuda (or auto), and CUDA_VISIBLE_DEVICES to choose the GPUs"
+            )
+        if local >= torch.cuda.device_count():
+            raise ValueError(
+                f"--device {device}: torchrun started local rank {local} on a machine with "
+                f"{torch.cuda.device_count()} GPU(s); give --nproc-per-node "
+                f"{torch.cuda.device_count()} or fewer, or --device cpu"
+            )
         torch.cuda.set_device(local)
         device = f"cuda:{local}"
         backend = "nccl"

@@ -650,8 +650,13 @@ class Residuals:
         terms = self.terms_of()
         loss = self.total(terms)
         if self.penalty_weight > 0:
-            # e.g. the KAN paper's sparsification (kanpde.symbolic.regularization)
-            terms["sparsity"] = self.penalty(self.model, self.interior.x)
+            # e.g. the KAN paper's sparsification (kanpde.symbolic.regularization). It is of
+            # the whole model, not a sum over points: every rank takes it on all the points
+            # and adds its 1/world share, so the ranks' sums give it once (not world times).
+            penalty = self.penalty(self.model, self._full[0])
+            terms["sparsity"] = (
+                penalty / distributed.world() if distributed.world() > 1 else penalty
+            )
             loss = loss + self.penalty_weight * terms["sparsity"]
         return loss, terms
 

@@ -60,7 +60,11 @@ _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 def warn(message: str, category: type[Warning] = KanpdeWarning) -> None:
     """``warnings.warn`` attributed to the first caller outside kanpde: the line of the user's
-    script or notebook cell that led to it, however deep in kanpde it was raised."""
+    script or notebook cell that led to it, however deep in kanpde it was raised. Under
+    torchrun only the first rank warns (the ranks run the same checks: N copies said nothing
+    more)."""
+    if os.environ.get("RANK", "0") != "0":
+        return
     frame, level = sys._getframe(1), 2
     while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
         frame, level = frame.f_back, level + 1

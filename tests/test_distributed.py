@@ -63,11 +63,16 @@ def launch(tmp_path, schedule, nproc, extra=None):
     return [json.loads(Path(f"{out}-{k}.json").read_text()) for k in range(nproc)]
 
 
+# the sparsity penalty is of the whole model: each rank added it in full (world times)
+SCHEDULES = ["3:adam=25@1e-2", "3:lbfgs=15", "3:adam=10@1e-2,6:lbfgs=10",
+             "3:adam=10@1e-2+sparsity=0.01"]  # fmt: skip
+
+
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed not built")
 @pytest.mark.skipif(
     DEVICE.startswith("cuda") and torch.cuda.device_count() < 2, reason="NCCL needs 2 GPUs"
 )
-@pytest.mark.parametrize("schedule", ["3:adam=25@1e-2", "3:lbfgs=15", "3:adam=10@1e-2,6:lbfgs=10"])
+@pytest.mark.parametrize("schedule", SCHEDULES)
 def test_two_ranks_match_one_process(tmp_path, schedule):
     (single,) = launch(tmp_path, schedule, 1)
     r0, r1 = launch(tmp_path, schedule, 2)
@@ -149,3 +154,55 @@ def test_every_rank_reports_a_bad_out_in_one_line(tmp_path):
     line = f"kanpde: error: --out {bad}: cannot create a run directory (Not a directory)"
     assert r.stderr.count(line) == 2, r.stderr[-3000:]  # the ranks may write into one line
     assert "[rank" not in r.stderr  # no rank's traceback (torchrun's own report follows)
+
+
+def test_gpu_ranks_take_their_local_gpu_or_are_refused_in_one_line(monkeypatch):
+    # an index given was replaced by the local rank unseen; a rank beyond the machine's GPUs
+    # died inside torch.cuda.set_device with a traceback on every rank
+    from kanpde import distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(dist, "init_process_group", lambda **kw: pytest.fail("joined"))
+    with pytest.raises(ValueError) as e:
+        distributed.setup("cuda:1")
+    assert str(e.value) == (
+        "--device cuda:1: under torchrun each rank takes the GPU of its local rank; give "
+        "--device cuda (or auto), and CUDA_VISIBLE_DEVICES to choose the GPUs"
+    )
+    with pytest.raises(ValueError) as e:
+        distributed.setup("cuda")
+    assert str(e.value) == (
+        "--device cuda: torchrun started local rank 1 on a machine with 1 GPU(s); give "
+        "--nproc-per-node 1 or fewer, or --device cpu"
+    )
+
+
+@pytest.mark.parametrize("command", ["compare", "sweep"])
+def test_studies_are_refused_under_torchrun(command, monkeypatch, tmp_path, capsys):
+    # every rank ran the whole study into a directory of its own (one without its runs)
+    from kanpde.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    argv = [command, str(ROOT / "problems" / "poisson1d.py"), "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"kanpde: error: kanpde {command}: only kanpde solve trains data-parallel under "
+        "torchrun; run this command without torchrun\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_only_the_first_rank_warns(monkeypatch):
+    # every rank printed the same setup warnings
+    import warnings
+
+    from kanpde.problem import KanpdeWarning, warn
+
+    for rank, expected in (("1", 0), ("0", 1)):
+        monkeypatch.setenv("RANK", rank)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warn("the schedule has no optimizer steps")
+        assert [w.category for w in caught] == [KanpdeWarning] * expected
