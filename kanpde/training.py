@@ -1403,6 +1403,9 @@ class Trainer:
         try:
             with self._deferred_interrupt():
                 if not resumed:
+                    # the first row is of the first stage's loss (its sparsity penalty too:
+                    # without it, loss_sparsity read NaN and the loss jumped at step 1)
+                    self._set_sparsity(self.stages[0])
                     loss, terms = self._evaluate()
                     self._log(0, self.stages[0], terms, loss)
                 for index in range(self.stage, len(self.stages)):
