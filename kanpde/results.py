@@ -234,13 +234,17 @@ class Run:
         # grid rounds them, and a steady domain draws no initial points)
         res = trainer.residuals
         if hasattr(res, "interior") and hasattr(res, "terms"):
-            drawn = {"pde": int(res.interior.x.shape[0])}
-            drawn.update({t.name: int(t.points.x.shape[0]) for t in res.terms})
+            # all processes' points (_full), not this rank's shard: the run's, on any rank
+            full = getattr(res, "_full", None) or [res.interior.x] + [t.points.x for t in res.terms]
+            drawn = {"pde": int(full[0].shape[0])}
+            drawn.update({t.name: int(x.shape[0]) for t, x in zip(res.terms, full[1:])})
             attrs["points_drawn"] = drawn
             from . import distributed
 
             if distributed.active():  # each process trains on its own shard of the points
-                attrs["points_drawn_of"] = f"process {distributed.rank()} of {distributed.world()}"
+                attrs["points_drawn_of"] = (
+                    f"all {distributed.world()} processes; each trained on its shard"
+                )
         # the network's state (what model() rebuilds); the unknowns' values are in metrics
         net = trainer.residuals.model
         state = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}

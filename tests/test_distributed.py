@@ -32,7 +32,7 @@ params = torch.cat([p.detach().reshape(-1) for p in run.model().parameters()])
 json.dump({{"rank": distributed.rank(), "world": distributed.world(),
            "loss": run.history["loss"].tolist(), "mse": run.metrics["mse"],
            "params": params.tolist(), "steps": run.metrics["steps"],
-           "grid": int(run.history["grid"][-1])}},
+           "grid": int(run.history["grid"][-1]), "drawn": run.attrs["points_drawn"]}},
           open(f"{{out}}-{{distributed.rank()}}.json", "w"))
 """
 
@@ -83,6 +83,8 @@ def test_two_ranks_match_one_process(tmp_path, schedule):
     np.testing.assert_allclose(r0["loss"], single["loss"], rtol=1e-6)
     np.testing.assert_allclose(r0["params"], single["params"], rtol=1e-6, atol=1e-9)
     assert r0["mse"] == pytest.approx(single["mse"], rel=1e-6)
+    # the run's points, as one process draws them (rank 0 recorded its shard alone)
+    assert r0["drawn"] == r1["drawn"] == single["drawn"] == {"pde": 301, "dirichlet": 81}
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed not built")
