@@ -16,6 +16,7 @@ import json
 import math
 import numbers
 import os
+import shlex
 import signal
 import threading
 import time
@@ -2194,9 +2195,10 @@ def solve(
                 trainer.save_checkpoint()
         except ResultsError:
             raise e from None
+        file = shlex.quote(str(problem.source)) if problem.source else "PROBLEM"
         raise ResultsError(
-            f"{e}; the trained model is in {trainer.checkpoint_path}: --resume {out} writes "
-            "the results without training again"
+            f"{e}; the trained model is in {trainer.checkpoint_path}: kanpde solve {file} "
+            f"--resume {out} writes the results without training again"
         ) from e
     if out is not None and distributed.rank() == 0:
         (out / "checkpoint.h5").unlink(missing_ok=True)

@@ -1026,7 +1026,7 @@ def test_a_failed_results_write_is_one_line_and_keeps_the_trained_state(
     d = run_dir(tmp_path)
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "result.h5: could not be written (OSError" in err
-    assert f"--resume {d} writes the results without training again" in err
+    assert f"kanpde solve {POISSON1D} --resume {d} writes the results without training again" in err
     assert "--resume" in err.split("without training again")[0]  # said once, not again after
     assert err.count("--resume") == 1
     saved = load_checkpoint(d / "checkpoint.h5")
