@@ -922,7 +922,10 @@ def _check_problem(problem, kan: bool = False) -> None:
 
 def _check_sweep(grids, steps) -> list[int]:
     """Grid sizes and steps of a :func:`sweep`, checked; the grid sizes as a list of ints."""
-    text = grids if isinstance(grids, str) else ",".join(map(str, grids))
+    try:  # grids=5 (not a list) is named as given
+        text = grids if isinstance(grids, str) else ",".join(map(str, grids))
+    except TypeError:
+        text = str(grids)
     try:
         values = [int(g) for g in (grids.split(",") if isinstance(grids, str) else grids)]
     except (TypeError, ValueError):

@@ -572,7 +572,9 @@ def test_an_interrupted_sweep_keeps_its_runs_and_resumes(tmp_path, monkeypatch, 
 
 
 @pytest.mark.parametrize("writer", ["save_run", "write_atomic"])
-def test_a_stop_while_a_sweep_writes_waits_for_the_file(writer, tmp_path, monkeypatch, capsys):
+def test_a_stop_while_a_sweep_writes_waits_for_the_file(
+    writer, tmp_path, monkeypatch, capsys, terminal_sigint
+):
     # a Ctrl-C during the write of a finished run cancelled it (the run was lost, and with it
     # the study directory); one during sweep.csv left a header-only table
     import signal
