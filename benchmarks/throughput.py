@@ -134,6 +134,11 @@ def main(argv=None) -> int:
     name = f"throughput-{dev.split(':')[0]}-{args.dtype}-{torch.get_num_threads()}threads"
     if args.no_peers:  # a kanpde-only run leaves the side-by-side file alone
         name += "-no-peers"
+    # variants of the measurement leave the README's files alone too
+    if args.allocator != "kanpde":
+        name += f"-{args.allocator}-allocator"
+    if args.n_side != 51:
+        name += f"-n{args.n_side**2}"
     best: dict[str, float] = {}
     for done in range(1, args.rounds + 1):
         # the best of the interleaved rounds so far, saved after each so a time limit keeps them

@@ -142,6 +142,7 @@ def test_setup_picks_the_backend_and_this_ranks_gpu(monkeypatch):
     monkeypatch.setattr(dist, "init_process_group", lambda backend, **kw: calls.append(backend))
     monkeypatch.setattr(torch.cuda, "set_device", lambda i: calls.append(("gpu", i)))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)  # a GPU for each local rank
     assert distributed.setup("auto") == "cpu" and calls == ["gloo"]  # no GPU: gloo on the CPU
     calls.clear()
     # one GPU per rank: local rank 3 takes cuda:3, and NCCL joins them
