@@ -5,7 +5,9 @@ the KAN paper's Poisson-2D problem (51×51 interior mesh + 4×51 boundary points
 kanpde's KAN at several grid sizes and its MLP are measured side by side, in the same process,
 with pykan 0.2.8's own recipe and DeepXDE's MLP when they are installed
 (``pip install -e ".[bench]"``).
-Results: ``benchmarks/results/throughput-<device>-<dtype>-<n>threads.json``.
+Results: ``benchmarks/results/throughput-<device>-<dtype>-<n>threads.json``; variants add to the
+name (``-no-peers``, ``-default-allocator``, ``-n<N>`` for another mesh) so that they leave the
+side-by-side file alone.
 
     python benchmarks/throughput.py --device cpu --threads 1
     python benchmarks/throughput.py --device cuda

@@ -721,8 +721,8 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
             if launched() and args.command != "solve":  # each rank would do all the work
                 raise CLIError(
-                    f"kanpde {args.command}: only kanpde solve trains data-parallel under "
-                    "torchrun; run this command without torchrun"
+                    f"kanpde {args.command}: under torchrun only kanpde solve runs "
+                    "(data-parallel); run this command without torchrun"
                 )
             return args.func(args)
     except (ProblemError, CLIError, ValueError) as e:

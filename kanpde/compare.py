@@ -815,6 +815,7 @@ def compare(
     """
     from .problem import load_problem
 
+    _one_process("compare")
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
     problem = _with_preset(problem, preset)
@@ -920,6 +921,18 @@ def _check_problem(problem, kan: bool = False) -> None:
                        f"{problem.model.get('type')!r}")  # fmt: skip
 
 
+def _one_process(study: str) -> None:
+    """Refuse a study under torchrun: every rank would train all its runs (into one directory,
+    whose lock the sibling ranks then hold)."""
+    from . import distributed
+
+    if distributed.launched():
+        raise CLIError(
+            f"{study}: a study runs in one process; under torchrun only solve trains "
+            "data-parallel (start the study without torchrun)"
+        )
+
+
 def _check_sweep(grids, steps) -> list[int]:
     """Grid sizes and steps of a :func:`sweep`, checked; the grid sizes as a list of ints."""
     try:  # grids=5 (not a list) is named as given
@@ -974,6 +987,7 @@ def sweep(
     from .problem import file_hash, load_problem
     from .training import resolve_device
 
+    _one_process("sweep")
     grids = _check_sweep(grids, steps)
     try:
         resolved = _device_setting(resolve_device(device))

@@ -49,7 +49,13 @@ def setup(device: str | torch.device) -> str | torch.device:
     if str(device).startswith("cuda"):
         # one GPU per rank, by LOCAL_RANK: a device index given would be overridden unseen,
         # and a rank without a GPU of its own would fail inside CUDA
-        if torch.device(device).index is not None:
+        try:
+            index = torch.device(device).index
+        except RuntimeError as e:
+            raise ValueError(f"device {device!r}: {str(e).splitlines()[0]}") from None
+        if torch.cuda.device_count() == 0:
+            raise ValueError(f"--device {device}: no CUDA GPU is available to this process")
+        if index is not None:
             raise ValueError(
                 f"--device {device}: under torchrun each rank takes the GPU of its local rank; "
                 "give --device cuda (or auto), and CUDA_VISIBLE_DEVICES to choose the GPUs"

@@ -253,6 +253,8 @@ def _check_slices(slices, axis_values: np.ndarray | None, name: str | None) -> N
     ``axis_values`` is None where the layout has nothing to slice."""
     if slices is None:
         return
+    if isinstance(slices, np.ndarray) and slices.ndim > 1:
+        raise ValueError(f"slices (--slices): a flat list of coordinates, not shape {slices.shape}")
     if axis_values is None:
         raise ValueError(
             f"slices (--slices) {slices!r}: only for 3-D or space-time runs on a grid; this "
@@ -267,7 +269,10 @@ def _check_slices(slices, axis_values: np.ndarray | None, name: str | None) -> N
         )
     if isinstance(slices, int | np.integer):
         if slices < 1:
-            raise ValueError(f"slices (--slices) {slices}: the number of slices must be >= 1")
+            raise ValueError(
+                f"slices (--slices) {slices}: the number of slices must be >= 1 (a coordinate "
+                "is a float: 0.0)"
+            )
         return
     try:
         values = np.atleast_1d(np.asarray(slices, dtype=float))
@@ -354,16 +359,20 @@ def solution(
     all_outputs = all_outputs or [f"u{i + 1}" for i in range(pred.shape[1])]
     if len(names) != x.shape[1]:
         names = [f"x{i + 1}" for i in range(x.shape[1])]
-    chosen = ([outputs] if isinstance(outputs, str) else list(outputs)) if outputs else []
-    unknown = [o for o in chosen if o not in all_outputs]
-    if unknown:
-        raise ValueError(f"outputs {unknown}: not among the run's outputs {all_outputs}")
-    if outputs is not None and (not chosen or len(set(chosen)) < len(chosen)):
-        raise ValueError(
-            f"outputs {chosen}: name each of the run's outputs {all_outputs} at most once, "
-            "at least one"
-        )
-    chosen = chosen or all_outputs
+    if outputs is None:
+        chosen = all_outputs
+    else:
+        chosen = [outputs] if isinstance(outputs, str) else [str(o) for o in outputs]
+        unknown = [o for o in chosen if o not in all_outputs]
+        if unknown:
+            raise ValueError(
+                f"outputs (--outputs) {unknown}: not among the run's outputs {all_outputs}"
+            )
+        if not chosen or len(set(chosen)) < len(chosen):
+            raise ValueError(
+                f"outputs (--outputs) {chosen}: name each of the run's outputs {all_outputs} at "
+                "most once, at least one"
+            )
     cols = [all_outputs.index(o) for o in chosen]
     dim = x.shape[1]
     if dim > 3:
@@ -372,6 +381,8 @@ def solution(
     # the run says which column is time (-1: steady); older files only by the axis name
     stored = (getattr(run, "attrs", None) or {}).get("time_axis")
     t_axis = _time_axis(names) if stored is None else (None if int(stored) < 0 else int(stored))
+    if isinstance(slices, np.ndarray) and slices.ndim == 0:
+        slices = slices.item()  # a 0-d array is its value (an integer one a count)
     # the layouts below slice along the last axis: 3-D, and space-time on a grid
     if dim == 3 or (dim == 2 and t_axis is not None and gridded):
         _check_slices(slices, axes_[-1], names[-1])
@@ -1675,7 +1686,8 @@ def figure_for(
         path.suffix.lower() == ".h5" and kind in (None, "compare") and _is_comparison(path)
     )
     for flag, value in (("--log-error", log_error), ("--outputs", outputs), ("--slices", slices)):
-        if value not in (None, False) and (table or kind not in (None, "solution")):
+        given = value is not None and value is not False  # (0 is a slice count given)
+        if given and (table or kind not in (None, "solution")):
             raise ValueError(f"{flag}: only with --kind solution, not {kind or 'a table'}")
     if layer is not None and (table or kind != "activations"):
         raise ValueError(f"--layer: only with --kind activations, not {kind or 'the default'}")

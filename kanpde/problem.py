@@ -63,7 +63,8 @@ def warn(message: str, category: type[Warning] = KanpdeWarning) -> None:
     script or notebook cell that led to it, however deep in kanpde it was raised. Under
     torchrun only the first rank warns (the ranks run the same checks: N copies said nothing
     more)."""
-    if os.environ.get("RANK", "0") != "0":
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1  # (a launcher may set RANK alone)
+    if launched and os.environ.get("RANK", "0") != "0":
         return
     frame, level = sys._getframe(1), 2
     while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):

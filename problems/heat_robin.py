@@ -16,7 +16,7 @@ from scipy.optimize import brentq
 
 from kanpde import Initial, Interval, Neumann, Problem, Robin, Time, d
 
-H = 1.0  # change it freely: the exact solution's k₁, k₂ follow
+H = 1.0  # any H > 0: the exact solution's k₁, k₂ follow
 # roots of k tan(k) = H in (0, π/2) and (π, 3π/2), written as k sin k - H cos k = 0 (no poles)
 K1, K2 = (brentq(lambda k: k * math.sin(k) - H * math.cos(k), a, b) for a, b in
           ((0, math.pi / 2), (math.pi, 1.5 * math.pi)))  # fmt: skip

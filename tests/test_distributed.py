@@ -167,6 +167,8 @@ def test_gpu_ranks_take_their_local_gpu_or_are_refused_in_one_line(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(dist, "init_process_group", lambda **kw: pytest.fail("joined"))
+    with pytest.raises(ValueError, match=r"^device 'cudax': "):  # torch's own, in one line
+        distributed.setup("cudax")
     with pytest.raises(ValueError) as e:
         distributed.setup("cuda:1")
     assert str(e.value) == (
@@ -179,19 +181,43 @@ def test_gpu_ranks_take_their_local_gpu_or_are_refused_in_one_line(monkeypatch):
         "--device cuda: torchrun started local rank 1 on a machine with 1 GPU(s); give "
         "--nproc-per-node 1 or fewer, or --device cpu"
     )
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(ValueError) as e:
+        distributed.setup("cuda")
+    assert str(e.value) == "--device cuda: no CUDA GPU is available to this process"
 
 
-@pytest.mark.parametrize("command", ["compare", "sweep"])
-def test_studies_are_refused_under_torchrun(command, monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize("command", ["compare", "sweep", "list"])
+def test_other_commands_are_refused_under_torchrun(command, monkeypatch, tmp_path, capsys):
     # every rank ran the whole study into a directory of its own (one without its runs)
+    import kanpde.compare
     from kanpde.cli import main
 
     monkeypatch.setenv("WORLD_SIZE", "2")
-    argv = [command, str(ROOT / "problems" / "poisson1d.py"), "--out", str(tmp_path)]
+    for study in ("compare", "sweep"):  # refused before any of them starts
+        monkeypatch.setattr(kanpde.compare, study, lambda *a, **k: pytest.fail("started"))
+    argv = [command, str(ROOT / "problems" / "poisson1d.py")]
+    argv += ["--out", str(tmp_path)] if command != "list" else []
     assert main(argv) == 2
     assert capsys.readouterr().err == (
-        f"kanpde: error: kanpde {command}: only kanpde solve trains data-parallel under "
-        "torchrun; run this command without torchrun\n"
+        f"kanpde: error: kanpde {command}: under torchrun only kanpde solve runs "
+        "(data-parallel); run this command without torchrun\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("study", ["compare", "sweep"])
+def test_studies_from_python_are_refused_under_torchrun(study, monkeypatch, tmp_path):
+    # sweep's ranks each took the study's lock: rank 1 was told "another process is running"
+    import kanpde.compare
+    from kanpde.cli import CLIError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(CLIError) as e:
+        getattr(kanpde.compare, study)(str(ROOT / "problems" / "poisson1d.py"), out=tmp_path)
+    assert str(e.value) == (
+        f"{study}: a study runs in one process; under torchrun only solve trains data-parallel "
+        "(start the study without torchrun)"
     )
     assert list(tmp_path.iterdir()) == []
 
@@ -202,6 +228,13 @@ def test_only_the_first_rank_warns(monkeypatch):
 
     from kanpde.problem import KanpdeWarning, warn
 
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("RANK", "1")  # set by a launcher of one process: its warnings stay
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn("the schedule has no optimizer steps")
+    assert len(caught) == 1
+    monkeypatch.setenv("WORLD_SIZE", "2")
     for rank, expected in (("1", 0), ("0", 1)):
         monkeypatch.setenv("RANK", rank)
         with warnings.catch_warnings(record=True) as caught:

@@ -287,6 +287,7 @@ def test_slices_count_or_coordinates_and_bad_requests_are_named(runs):
     # one coordinate given as a number: one row at the nearest node of the 9-node test grid
     pred = labelled(plot.solution(cube, slices=0.5), "pred")
     assert [a.get_title() for a in pred] == ["u: prediction, z = 0.5"]
+    assert len(labelled(plot.solution(cube, slices=np.array(2)), "pred")) == 2  # a count
     pred = labelled(plot.solution(cube, slices=np.array([0.0, 1.0])), "pred")
     assert [a.get_title() for a in pred] == ["u: prediction, z = 0", "u: prediction, z = 1"]
     (s,) = labelled(plot.solution(heat, slices=[0.0, 1.0]), "slices")
@@ -301,6 +302,7 @@ def test_slices_count_or_coordinates_and_bad_requests_are_named(runs):
         (cube, "z", "give a count"),
         (cube, True, "give a count"),
         (cube, ["a"], "must be numbers"),
+        (cube, np.zeros((2, 2)), r"a flat list of coordinates, not shape \(2, 2\)"),
         (runs["kovasznay"], 3, "only for 3-D or space-time"),  # nothing to slice: not ignored
         (runs["line"], [0.5], "only for 3-D or space-time"),
     ]:
@@ -314,6 +316,8 @@ def test_outputs_take_one_name_and_refuse_none_or_repeats(runs):
     assert [a.get_label() for a in labelled(fig, "pred")] == ["pred p"]
     # the file records an exact solution, so that is the reference column's default title
     assert labelled(fig, "ref p")[0].get_title() == "p: exact"
+    fig = plot.solution(run, outputs=np.array(["v", "u"]))  # any sequence, in its order
+    assert [a.get_label() for a in labelled(fig, "pred")] == ["pred v", "pred u"]
     for outputs in ([], ["u", "u"]):
         with pytest.raises(ValueError, match="at most once, at least one"):
             plot.solution(run, outputs=outputs)
@@ -328,7 +332,8 @@ def test_cli_draws_chosen_outputs_and_slices(runs, tmp_path, capsys):
     for args, message in [
         (["--slices", "0.25;0.5"], "--slices 0.25;0.5: give a count"),
         (["--slices", "9.0"], "slices (--slices): [9.0] outside z"),
-        (["--outputs", "u,w"], "outputs ['w']: not among the run's outputs ['u']"),
+        (["--outputs", "u,w"], "outputs (--outputs) ['w']: not among the run's outputs ['u']"),
+        (["--slices", "0", "--kind", "history"], "--slices: only with --kind solution"),
         (["--slices", "2", "--kind", "history"], "--slices: only with --kind solution"),
     ]:
         assert main(["plot", str(runs["cube"].path), *args, "-o", str(out)]) == 2
