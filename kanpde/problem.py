@@ -181,7 +181,10 @@ class Problem:
             try:
                 check_initial(given, self.domain)
             except ValueError as e:
-                raise ProblemError(f"problem {self.name!r}: {e}") from None
+                # an Initial condition on a domain without time is the mistake to name (its
+                # check in validate() says how to add the time axis), not the count it drew
+                if not any(type(c).__name__ == "Initial" for c in self.conditions):
+                    raise ProblemError(f"problem {self.name!r}: {e}") from None
         self.points = {**DEFAULT_POINTS, **self.points}
         self.validate()
 
@@ -728,7 +731,15 @@ def user_code_error(problem: Problem, what: str, exc: BaseException) -> ProblemE
         one.
     """
     where = problem.source or f"problem {problem.name!r}"
-    return ProblemError(f"{where}{user_line(problem, exc)}: {what} raised {_one_line(exc)}")
+    raised = _one_line(exc)
+    if "numpy() on Tensor that requires grad" in str(exc):
+        # torch's own advice (.detach().numpy()) cuts the derivatives and fails again on the
+        # next line that mixes the array with a tensor
+        raised = (
+            f"{type(exc).__name__}: NumPy was called on a tensor that carries derivatives; use "
+            f"torch functions (torch.cos, ...) in {what.split('(')[0]}: NumPy cannot carry them"
+        )
+    return ProblemError(f"{where}{user_line(problem, exc)}: {what} raised {raised}")
 
 
 def user_line(problem: Problem, exc: BaseException) -> str:

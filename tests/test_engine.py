@@ -1057,7 +1057,10 @@ def test_an_extension_that_raises_the_loss_is_warned_of(monkeypatch):
 
     monkeypatch.setattr(kanpde.KAN, "extend_grid", inexact)
     # 10 is a multiple of 5 and the edges are B-splines: the remedy for spilled inputs
-    remedy = r"a hidden layer's inputs left its grid range; an update_grid in the stage before"
+    remedy = (
+        r"a hidden layer's inputs left its grid range; training usually recovers, and an "
+        r"update_grid in the stage before .* though it can also cost accuracy: compare both"
+    )
     with pytest.warns(kanpde.KanpdeWarning, match=rf"grid extension 5 -> 10 raised the .*{remedy}"):
         run = kanpde.solve(problem, model={"width": [1, 4, 1]}, schedule="5:lbfgs=20,10:adam=1",
                            **kw)  # fmt: skip
