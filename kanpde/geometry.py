@@ -195,10 +195,12 @@ def _rejection(n: int, draw, rate: float, what: str) -> list[np.ndarray]:
     """Call ``draw(m) -> (arrays, mask)`` until exactly ``n`` rows are accepted."""
     chunks: list[tuple[np.ndarray, ...]] = []
     got = drawn = 0
-    limit = 200 * n + 100_000
-    rate = max(rate, 1e-3)
+    rate = max(rate, 1e-6)
+    # 50 times the draws expected at the region's share of the box: a thin but valid region
+    # (a polygon strip filling 0.3 % of its box) is sampled, an empty one still ends
+    limit = min(int(50 * n / rate) + 100_000, 2**28)
     while got < n:
-        m = min(int(math.ceil((n - got) / rate * 1.1)) + 16, limit - drawn)
+        m = min(int(math.ceil((n - got) / rate * 1.1)) + 16, 2**20, limit - drawn)
         if m <= 0:
             raise ValueError(
                 f"{what}: only {got} of {n} points accepted after {drawn} draws; "
@@ -208,7 +210,7 @@ def _rejection(n: int, draw, rate: float, what: str) -> list[np.ndarray]:
         drawn += m
         chunks.append(tuple(a[mask] for a in arrays))
         got += int(mask.sum())
-        rate = max(got / drawn, 1e-3)
+        rate = max(got / drawn, 1e-6)
     return [np.concatenate(parts)[:n] for parts in zip(*chunks, strict=True)]
 
 
@@ -237,8 +239,16 @@ def _grid_counts(widths, target: float) -> list[int]:
         return []
     if k == 1:
         return [max(1, round(target))]
-    h = (np.prod(w) / max(target, 1.0)) ** (1.0 / k)
-    raw = w / h
+    # an axis too short for one spacing gets one node, and the spacing is shared anew by the
+    # others (a 1 x 1e-6 rectangle asked for 100 nodes got 10000 when it kept the first one)
+    free = np.ones(k, dtype=bool)
+    while True:
+        h = (np.prod(w[free]) / max(target, 1.0)) ** (1.0 / free.sum())
+        short = free & (w / h < 1.0)
+        if not short.any() or short.sum() == free.sum():
+            break
+        free &= ~short
+    raw = np.where(free, w / h, 1.0)
     if k > 12:  # 2**k candidates would be too many; plain rounding is good enough
         return [max(1, round(r)) for r in raw]
     options = [sorted({max(1, math.floor(r)), max(1, math.ceil(r))}) for r in raw]
@@ -512,11 +522,15 @@ class Domain(ABC):
             x = self._from_unit(stream.draw(m))
             return (x,), self._accepts(x)
 
+        if self._fill <= 0:
+            raise ValueError(f"{self!r}: the domain is empty (it covers none of its box)")
         return _rejection(n, draw, self._fill, f"{self!r}.sample")[0]
 
     def _grid_interior(self, n: int) -> np.ndarray:
         w = self._hi - self._lo
-        counts = _grid_counts(w, n / max(self._fill, 1e-12))
+        if self._fill <= 0:  # the grid to hit n nodes inside would be boundless
+            raise ValueError(f"{self!r}: the domain is empty (it covers none of its box)")
+        counts = _grid_counts(w, n / self._fill)
         axes = [self._lo[i] + (np.arange(c) + 0.5) / c * w[i] for i, c in enumerate(counts)]
         mesh = np.meshgrid(*axes, indexing="ij")
         pts = np.stack([a.ravel() for a in mesh], axis=1)

@@ -767,3 +767,31 @@ def test_csg_of_large_disks_and_polygons_keeps_every_piece(scale):
         [0.8 * scale, 0.2 * scale], [1.2 * scale, 0.4 * scale]
     )
     assert [p.name for p in tri._pieces][:3] == ["edge0", "edge1", "edge2"]
+
+
+def test_grid_counts_on_thin_domains_stay_near_n():
+    # an axis too short for one spacing kept it for the others: a 1 x 1e-6 rectangle asked for
+    # 100 grid nodes got 10000, a thin space-time slab 9801 for 1000
+    assert len(Rectangle([0, 0], [1, 1e-6]).sample(100, method="grid")) == 100
+    assert len((Interval(0, 1) * Time(0, 1e4)).sample(100, method="grid")) == 100
+    assert len(Box([0, 0, 0], [1, 1, 1e-3]).sample(100, method="grid")) == 100
+    slab = Rectangle([0, 0], [1, 1]) * Time(0, 1e-3)
+    assert len(slab.sample(1000, method="grid")) == 992  # 31 x 32 x 1, the nearest product
+    assert len(slab.boundary(100, method="grid")) == 100
+    # well-proportioned domains are unchanged
+    assert len(Rectangle([-1, -1], [1, 1]).sample(2601, method="grid")) == 2601
+
+
+def test_a_thin_valid_region_is_sampled_and_an_empty_one_named():
+    # the draw limit ignored the region's share of its box: a strip filling 0.3 % of it failed
+    strip = Polygon([[0, 0], [1, 0.997], [1, 1], [0, 0.003]])
+    x = strip.sample(2000, method="uniform", seed=1)
+    assert x.shape == (2000, 2)
+    # inside by an independent test: between the lines y = 0.997 x and y = 0.997 x + 0.003
+    assert np.all(
+        (x[:, 1] >= 0.997 * x[:, 0] - 1e-12) & (x[:, 1] <= 0.997 * x[:, 0] + 0.003 + 1e-12)
+    )
+    empty = Rectangle([0, 0], [1, 1]) - Rectangle([-1, -1], [2, 2])
+    for method in ("grid", "sobol", "uniform"):  # grid asked for a 728 TiB mesh
+        with pytest.raises(ValueError, match=r"the domain is empty \(it covers none of its box\)"):
+            empty.sample(100, method=method)
