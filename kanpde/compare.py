@@ -115,7 +115,8 @@ class Comparison:
         each output's median relative L2 by name; for an inverse problem ``unknowns``, each
         unknown's median trained value, and ``unknowns_min`` / ``unknowns_max``), with the
         number of ``seeds``, of those ``stopped`` on non-finite losses and of those that
-        ``recovered`` from them by rolling back."""
+        ``recovered`` from them by rolling back, and under a step budget the steps of the runs
+        that ended ``short`` of it."""
         out = []
         for label in dict.fromkeys(r["model"] for r in self.rows):
             rs = [r for r in self.rows if r["model"] == label]
@@ -126,6 +127,12 @@ class Comparison:
             entry["recovered"] = sum(
                 _count(r.get("nonfinite")) > 0 and not s for r, s in zip(rs, stopped)
             )
+            # a step budget's runs that ended before it (an L-BFGS stage that converged gives
+            # its remaining steps to no other): time and steps/s then compare unequal runs
+            planned = self.setup.get("steps") if self.setup.get("budget") == "steps" else None
+            if planned:
+                entry["short"] = [int(r["steps"]) for r, s in zip(rs, stopped)
+                                  if not s and int(r.get("steps", planned)) < planned]  # fmt: skip
             for key in ("mse", "rel_l2", "max_err", "train_time", "steps_per_s", "loss"):
                 # ("loss" is missing from studies written before it was a column)
                 v = np.array([r.get(key, math.nan) for r in rs], dtype=float)
@@ -596,6 +603,12 @@ def _irregular(summary: list[dict], setup: dict | None = None) -> str:
             notes.append(
                 f"{e['model']}: {e['stopped']} of {n} runs stopped on repeated non-finite "
                 "losses before their budget (their errors are those of the last good state)"
+            )
+        if e.get("short"):
+            notes.append(
+                f"{e['model']}: {len(e['short'])} of {n} runs ended before the "
+                f"{setup.get('steps')}-step budget, at {', '.join(map(str, e['short']))} steps "
+                "(an L-BFGS stage converged; its remaining steps went unused)"
             )
         if e.get("recovered"):
             notes.append(

@@ -435,3 +435,19 @@ def test_a_resume_refusal_names_options_not_raw_keys():
             {"budget": "seconds", "time_split": "shares", "device": "cpu"},
         )  # fmt: skip
     assert "(--budget: steps there, seconds here)" in str(e.value)
+
+
+def test_runs_that_ended_before_the_step_budget_are_noted_under_the_table():
+    # an L-BFGS stage that converged early left its run short of the budget, and neither the
+    # table nor a note said so (time and steps/s then compare runs of different lengths)
+    rows = _rows()
+    rows[1] = {**rows[1], "steps": 27}
+    rows[2] = {**rows[2], "steps": 31, "stopped": 1}  # noted as stopped, not again as short
+    md = Comparison("p", rows, {"budget": "steps", "steps": 40}).markdown()
+    assert (
+        f"\n{KAN}: 1 of 3 runs ended before the 40-step budget, at 27 steps (an L-BFGS stage "
+        "converged; its remaining steps went unused)\n"
+    ) in md
+    assert md.count("-step budget") == 1
+    # a time budget has no step count to fall short of
+    assert "step budget" not in Comparison("p", rows, {"budget": "seconds"}).markdown()
