@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -650,15 +650,20 @@ class Residuals:
         terms = self.terms_of()
         loss = self.total(terms)
         if self.penalty_weight > 0:
-            # e.g. the KAN paper's sparsification (kanpde.symbolic.regularization). It is of
-            # the whole model, not a sum over points: every rank takes it on all the points
-            # and adds its 1/world share, so the ranks' sums give it once (not world times).
-            penalty = self.penalty(self.model, self._full[0])
-            terms["sparsity"] = (
-                penalty / distributed.world() if distributed.world() > 1 else penalty
-            )
+            # e.g. the KAN paper's sparsification (kanpde.symbolic.regularization)
+            terms["sparsity"] = self.model_term(self.penalty)
             loss = loss + self.penalty_weight * terms["sparsity"]
         return loss, terms
+
+    def model_term(self, penalty: Callable[[nn.Module, Tensor], Tensor]) -> Tensor:
+        """``penalty(model, x)`` on all the interior points, as this rank's share of the loss.
+
+        A term of the whole model (a sparsity penalty) is no sum over points: every rank takes
+        it on all the points and adds ``1/world`` of it, so that the ranks' summed losses and
+        gradients hold it once, not once per rank.
+        """
+        value = penalty(self.model, self._full[0])
+        return value / distributed.world() if distributed.world() > 1 else value
 
     def resample(self, seed: int, adaptive: bool = False, pool: int = 10) -> None:
         """Draw new interior points (fixed count) by the points' method, or residual-weighted.

@@ -558,7 +558,8 @@ class Penalized:
 
     Usable wherever the residuals are (e.g. by :class:`~kanpde.training.Trainer`): calling it
     returns the loss plus ``weight · penalty(model, x)`` and the terms with the penalty added
-    under ``name``, where ``x`` are the residuals' current interior points. Everything else is
+    under ``name``, where ``x`` are the residuals' current interior points (all ranks' under
+    torchrun, the penalty counted once). Everything else is
     delegated to the wrapped residuals.
 
     Parameters
@@ -598,7 +599,10 @@ class Penalized:
 
     def __call__(self) -> tuple[Tensor, dict[str, Tensor]]:
         loss, terms = self.residuals()
-        p = self.penalty(self.residuals.model, self.residuals.interior.x)
+        if hasattr(self.residuals, "model_term"):  # all points, once across torchrun's ranks
+            p = self.residuals.model_term(self.penalty)
+        else:
+            p = self.penalty(self.residuals.model, self.residuals.interior.x)
         return loss + self.weight * p, {**terms, self.name: p}
 
 

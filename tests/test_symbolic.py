@@ -753,6 +753,27 @@ def test_penalized_residuals_train_with_the_engine():
     assert "loss_sparsity" in trainer.history.columns()
 
 
+def test_a_models_penalty_is_taken_on_all_points_and_shared_across_ranks(monkeypatch):
+    # under torchrun each rank added the whole penalty, on its own shard of the points: the
+    # ranks' summed loss held it world times over (and of half the points each)
+    from kanpde import distributed
+    from kanpde.conditions import PointSet
+
+    problem = sine_problem()
+    torch.manual_seed(0)
+    model = build_model(problem, {"width": [1, 3, 1]}, DT)
+    res = Residuals(problem, model, problem.points, problem.weights, DT, "cpu")
+    full = res.interior.x
+    res.pde.points = res.interior = PointSet(full[: len(full) // 2])  # rank 0's shard of two
+    monkeypatch.setattr(distributed, "world", lambda: 2)
+    whole = S.regularization(model, full)
+    assert not torch.allclose(whole, S.regularization(model, res.interior.x))  # shards differ
+    pen = S.Penalized(res, weight=1e-2)
+    _, terms = pen()
+    torch.testing.assert_close(terms["sparsity"], whole / 2, rtol=1e-14, atol=0)
+    torch.testing.assert_close(res.model_term(S.regularization), whole / 2, rtol=1e-14, atol=0)
+
+
 # ---------------------------------------------------------------------------------------------
 # 4. The pipeline on PDEs
 # ---------------------------------------------------------------------------------------------
