@@ -597,6 +597,27 @@ SPEC_CASES = {
         variant("**KW)", 'weights={"pde[eq_w]": 100}, **KW)'),
         "weights: 'pde[eq_w]' names no residual of the PDE; its residuals: pde",
     ),
+    # with "initial" in points, the count was blamed ("the domain has no time axis") and the
+    # Initial condition, the actual mistake, went unnamed with its fix
+    "steady_heat": (
+        "from kanpde import Dirichlet, Initial, Problem, Rectangle, laplacian\n"
+        "problem = Problem(name='steady_heat', domain=Rectangle([0, 0], [1, 1]),\n"
+        "                  pde=lambda x, u: laplacian(u, x),\n"
+        "                  conditions=[Dirichlet(0.0), Initial(0.0)],\n"
+        "                  points={'interior': 100, 'initial': 300})\n",
+        ": initial: an Initial condition needs a space-time domain (e.g. Interval(-1, 1) * "
+        "Time(0, 1)), got Rectangle([0, 0], [1, 1])",
+    ),
+    # torch's "Use tensor.detach().numpy() instead" cut the derivatives and failed again
+    "numpy_pde": (
+        "import numpy as np\n"
+        "from kanpde import Dirichlet, Interval, Problem, laplacian\n"
+        "problem = Problem(name='numpy_pde', domain=Interval(0, 1),\n"
+        "                  pde=lambda x, u: laplacian(u, x) - np.cos(x[:, 0:1]),\n"
+        "                  conditions=[Dirichlet(0.0)])\n",
+        ":4: pde(x, u) raised RuntimeError: NumPy was called on a tensor that carries "
+        "derivatives; use torch functions (torch.cos, ...) in pde: NumPy cannot carry them",
+    ),
 }
 
 
@@ -654,46 +675,6 @@ def test_solve_refuses_initial_points_on_a_domain_without_time(tmp_path):
         kanpde.solve(POISSON1D, points={"initial": 10}, schedule="lbfgs=1", progress=False,
                      device="cpu", out=tmp_path / "run")  # fmt: skip
     assert not (tmp_path / "run").exists()
-
-
-def test_an_initial_condition_without_time_is_named_before_its_point_count(tmp_path, capsys):
-    # with "initial" in points, the count was blamed ("the domain has no time axis") and the
-    # Initial condition, the actual mistake, went unnamed with its fix
-    from kanpde.cli import main
-
-    file = tmp_path / "steady_heat.py"
-    file.write_text(
-        "from kanpde import Dirichlet, Initial, Problem, Rectangle, laplacian\n"
-        "problem = Problem(name='steady_heat', domain=Rectangle([0, 0], [1, 1]),\n"
-        "                  pde=lambda x, u: laplacian(u, x),\n"
-        "                  conditions=[Dirichlet(0.0), Initial(0.0)],\n"
-        "                  points={'interior': 100, 'initial': 300})\n"
-    )
-    assert main(["solve", str(file), "--quiet", "--device", "cpu"]) == 2
-    assert capsys.readouterr().err == (
-        f"kanpde: error: {file}: initial: an Initial condition needs a space-time domain "
-        "(e.g. Interval(-1, 1) * Time(0, 1)), got Rectangle([0, 0], [1, 1])\n"
-    )
-
-
-def test_numpy_in_the_pde_is_explained_without_torchs_advice(tmp_path, capsys):
-    # torch's "Use tensor.detach().numpy() instead" cut the derivatives and failed again
-    from kanpde.cli import main
-
-    file = tmp_path / "numpy_pde.py"
-    file.write_text(
-        "import numpy as np\n"
-        "from kanpde import Dirichlet, Interval, Problem, laplacian\n"
-        "problem = Problem(name='numpy_pde', domain=Interval(0, 1),\n"
-        "                  pde=lambda x, u: laplacian(u, x) - np.cos(x[:, 0:1]),\n"
-        "                  conditions=[Dirichlet(0.0)])\n"
-    )
-    assert main(["solve", str(file), "--quiet", "--device", "cpu"]) == 2
-    assert capsys.readouterr().err == (
-        f"kanpde: error: {file}:4: pde(x, u) raised RuntimeError: NumPy was called on a tensor "
-        "that carries derivatives; use torch functions (torch.cos, ...) in pde: NumPy cannot "
-        "carry them\n"
-    )
 
 
 @pytest.mark.parametrize(
