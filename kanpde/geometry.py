@@ -192,13 +192,17 @@ class _UnitStream:
 
 
 def _rejection(n: int, draw, rate: float, what: str) -> list[np.ndarray]:
-    """Call ``draw(m) -> (arrays, mask)`` until exactly ``n`` rows are accepted."""
+    """Call ``draw(m) -> (arrays, mask)`` until exactly ``n`` rows are accepted; ``rate`` is
+    the expected acceptance (0: unknown, the region too thin for its area estimate)."""
     chunks: list[tuple[np.ndarray, ...]] = []
     got = drawn = 0
-    rate = max(rate, 1e-6)
-    # 50 times the draws expected at the region's share of the box: a thin but valid region
-    # (a polygon strip filling 0.3 % of its box) is sampled, an empty one still ends
-    limit = min(int(50 * n / rate) + 100_000, 2**28)
+    if rate > 0:
+        # 50 times the draws expected at the region's share of the box: a thin but valid
+        # region (a polygon strip filling 0.3 % of its box) is sampled, a hopeless one ends
+        rate = max(rate, 1e-4)
+        limit = min(int(50 * n / rate) + 100_000, 2**26)
+    else:
+        rate, limit = 1e-3, 200 * n + 100_000
     while got < n:
         m = min(int(math.ceil((n - got) / rate * 1.1)) + 16, 2**20, limit - drawn)
         if m <= 0:
@@ -210,7 +214,7 @@ def _rejection(n: int, draw, rate: float, what: str) -> list[np.ndarray]:
         drawn += m
         chunks.append(tuple(a[mask] for a in arrays))
         got += int(mask.sum())
-        rate = max(got / drawn, 1e-6)
+        rate = max(got / drawn, 1e-4)
     return [np.concatenate(parts)[:n] for parts in zip(*chunks, strict=True)]
 
 
@@ -242,17 +246,22 @@ def _grid_counts(widths, target: float) -> list[int]:
     # an axis too short for one spacing gets one node, and the spacing is shared anew by the
     # others (a 1 x 1e-6 rectangle asked for 100 nodes got 10000 when it kept the first one)
     free = np.ones(k, dtype=bool)
+    raws = []
     while True:
         h = (np.prod(w[free]) / max(target, 1.0)) ** (1.0 / free.sum())
+        raws.append(np.where(free, w / h, 1.0))
         short = free & (w / h < 1.0)
         if not short.any() or short.sum() == free.sum():
             break
         free &= ~short
-    raw = np.where(free, w / h, 1.0)
     if k > 12:  # 2**k candidates would be too many; plain rounding is good enough
-        return [max(1, round(r)) for r in raw]
-    options = [sorted({max(1, math.floor(r)), max(1, math.ceil(r))}) for r in raw]
-    best = min(itertools.product(*options), key=lambda c: (abs(math.prod(c) - target), c))
+        return [max(1, round(r)) for r in raws[-1]]
+    best = None
+    for raw in raws:  # each sharing of the spacing; the product closest to the target wins
+        options = [sorted({max(1, math.floor(r)), max(1, math.ceil(r))}) for r in raw]
+        c = min(itertools.product(*options), key=lambda c: (abs(math.prod(c) - target), c))
+        if best is None or abs(math.prod(c) - target) < abs(math.prod(best) - target):
+            best = c
     return list(best)
 
 
@@ -522,14 +531,18 @@ class Domain(ABC):
             x = self._from_unit(stream.draw(m))
             return (x,), self._accepts(x)
 
-        if self._fill <= 0:
-            raise ValueError(f"{self!r}: the domain is empty (it covers none of its box)")
         return _rejection(n, draw, self._fill, f"{self!r}.sample")[0]
 
     def _grid_interior(self, n: int) -> np.ndarray:
         w = self._hi - self._lo
-        if self._fill <= 0:  # the grid to hit n nodes inside would be boundless
-            raise ValueError(f"{self!r}: the domain is empty (it covers none of its box)")
+        # a grid of n / fill nodes over the box puts about n inside: bounded, or it would
+        # ask for petabytes on an empty or hair-thin domain
+        if n / max(self._fill, 1e-300) > 1e8:
+            raise ValueError(
+                f"{self!r}: a grid of {n} points needs a grid over the whole bounding box, and "
+                f"the domain fills {self._fill:.1e} of it (empty, or too thin for a grid); "
+                "use method='sobol'"
+            )
         counts = _grid_counts(w, n / self._fill)
         axes = [self._lo[i] + (np.arange(c) + 0.5) / c * w[i] for i, c in enumerate(counts)]
         mesh = np.meshgrid(*axes, indexing="ij")

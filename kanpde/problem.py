@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .conditions import Condition
+from .conditions import Condition, Initial
 from .nn.kan import _whole
 
 # No default grid here: the schedule's first grid sets it (the KAN's own default, 5, without
@@ -183,7 +183,7 @@ class Problem:
             except ValueError as e:
                 # an Initial condition on a domain without time is the mistake to name (its
                 # check in validate() says how to add the time axis), not the count it drew
-                if not any(type(c).__name__ == "Initial" for c in self.conditions):
+                if not any(isinstance(c, Initial) for c in self.conditions):
                     raise ProblemError(f"problem {self.name!r}: {e}") from None
         self.points = {**DEFAULT_POINTS, **self.points}
         self.validate()
@@ -732,12 +732,15 @@ def user_code_error(problem: Problem, what: str, exc: BaseException) -> ProblemE
     """
     where = problem.source or f"problem {problem.name!r}"
     raised = _one_line(exc)
-    if "numpy() on Tensor that requires grad" in str(exc):
-        # torch's own advice (.detach().numpy()) cuts the derivatives and fails again on the
-        # next line that mixes the array with a tensor
+    text = str(exc)
+    if "numpy() on Tensor that requires grad" in text or (
+        "device type tensor to numpy" in text  # a GPU run: torch checks the device first
+    ):
+        # torch's own advice (.detach().numpy(), .cpu()) cuts the derivatives and fails again
+        # on the next line that mixes the array with a tensor
         raised = (
             f"{type(exc).__name__}: NumPy was called on a tensor that carries derivatives; use "
-            f"torch functions (torch.cos, ...) in {what.split('(')[0]}: NumPy cannot carry them"
+            "torch functions (torch.cos, ...) in it: NumPy cannot carry them"
         )
     return ProblemError(f"{where}{user_line(problem, exc)}: {what} raised {raised}")
 

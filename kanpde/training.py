@@ -808,6 +808,8 @@ class Trainer:
                 basis = net.layers[0].basis.name
                 if basis in ("rbf", "rswaf"):
                     why = "Gaussian edges of another width do not nest; give them one grid"
+                elif stage.grid < old:
+                    why = "a coarser grid can only approximate a finer spline"
                 elif stage.grid % old:
                     why = f"{stage.grid} is no multiple of {old}; a multiple keeps the knots"
                 elif index > 0 and self.stages[index - 1].update_grid:

@@ -1373,3 +1373,13 @@ def test_lbfgs_stopping_between_logs_logs_the_step_it_stopped_at():
     assert 0 < stop == t.step < 300
     assert h["step"].tolist() == [0, stop]
     assert h["loss"][-1] == pytest.approx(t._evaluate()[0], rel=1e-12)
+
+
+def test_a_coarsening_that_raised_the_loss_says_why_in_its_own_words():
+    # it read "grid change 10 -> 5 ... (5 is no multiple of 10; a multiple keeps the knots)"
+    with pytest.warns(kanpde.KanpdeWarning) as caught:
+        kanpde.solve(str(ROOT / "problems" / "poisson1d.py"), schedule="10:lbfgs=40,5:adam=1",
+                     points={"interior": 50, "test": 11}, progress=False, device="cpu")  # fmt: skip
+    (raised,) = [str(w.message) for w in caught if "raised the loss" in str(w.message)]
+    assert raised.startswith("grid change 10 -> 5 raised the loss ")
+    assert "(a coarser grid can only approximate a finer spline)" in raised

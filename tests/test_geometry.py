@@ -782,7 +782,7 @@ def test_grid_counts_on_thin_domains_stay_near_n():
     assert len(Rectangle([-1, -1], [1, 1]).sample(2601, method="grid")) == 2601
 
 
-def test_a_thin_valid_region_is_sampled_and_an_empty_one_named():
+def test_a_thin_valid_region_is_sampled_and_an_empty_one_refused_in_one_line():
     # the draw limit ignored the region's share of its box: a strip filling 0.3 % of it failed
     strip = Polygon([[0, 0], [1, 0.997], [1, 1], [0, 0.003]])
     x = strip.sample(2000, method="uniform", seed=1)
@@ -792,6 +792,21 @@ def test_a_thin_valid_region_is_sampled_and_an_empty_one_named():
         (x[:, 1] >= 0.997 * x[:, 0] - 1e-12) & (x[:, 1] <= 0.997 * x[:, 0] + 0.003 + 1e-12)
     )
     empty = Rectangle([0, 0], [1, 1]) - Rectangle([-1, -1], [2, 2])
-    for method in ("grid", "sobol", "uniform"):  # grid asked for a 728 TiB mesh
-        with pytest.raises(ValueError, match=r"the domain is empty \(it covers none of its box\)"):
+    with pytest.raises(ValueError, match=r"fills 0.0e\+00 of it \(empty, or too thin for a grid"):
+        empty.sample(100, method="grid")  # it asked for a 728 TiB mesh
+    hair = Polygon([[0, 0], [1, 1], [1, 1 + 1e-12]])  # fills 5e-13 of its box: 1.42 PiB
+    with pytest.raises(ValueError, match=r"fills 5.0e-13 of it"):
+        hair.sample(100, method="grid")
+    for method in ("sobol", "uniform"):  # an area estimate of 0: the old bounded attempt
+        with pytest.raises(ValueError, match=r"only 0 of 100 points accepted after 120000 draws"):
             empty.sample(100, method=method)
+
+
+def test_grid_counts_take_the_closer_of_each_sharing_of_the_spacing():
+    # freeing the short axes alone once gave 14 nodes for 17 (and 41 for 50) where the shared
+    # spacing rounds to 17 (55): the product closest to the target wins
+    from kanpde.geometry import _grid_counts
+
+    assert _grid_counts([0.1, 0.3, 3], 17) == [1, 1, 17]
+    assert _grid_counts([0.1, 0.3, 10], 50) == [1, 1, 55]
+    assert _grid_counts([1, 1e-6], 100) == [100, 1]

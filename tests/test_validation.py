@@ -616,7 +616,7 @@ SPEC_CASES = {
         "                  pde=lambda x, u: laplacian(u, x) - np.cos(x[:, 0:1]),\n"
         "                  conditions=[Dirichlet(0.0)])\n",
         ":4: pde(x, u) raised RuntimeError: NumPy was called on a tensor that carries "
-        "derivatives; use torch functions (torch.cos, ...) in pde: NumPy cannot carry them",
+        "derivatives; use torch functions (torch.cos, ...) in it: NumPy cannot carry them",
     ),
 }
 
