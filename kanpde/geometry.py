@@ -200,7 +200,7 @@ def _rejection(n: int, draw, rate: float, what: str) -> list[np.ndarray]:
         # 50 times the draws expected at the region's share of the box: a thin but valid
         # region (a polygon strip filling 0.3 % of its box) is sampled, a hopeless one ends
         rate = max(rate, 1e-4)
-        limit = min(int(50 * n / rate) + 100_000, 2**26)
+        limit = max(min(int(50 * n / rate), 2**26), 200 * n) + 100_000  # never below before
     else:
         rate, limit = 1e-3, 200 * n + 100_000
     while got < n:
