@@ -536,8 +536,9 @@ class Domain(ABC):
     def _grid_interior(self, n: int) -> np.ndarray:
         w = self._hi - self._lo
         # a grid of n / fill nodes over the box puts about n inside: bounded, or it would
-        # ask for petabytes on an empty or hair-thin domain
-        if n / max(self._fill, 1e-300) > 1e8:
+        # ask for petabytes on an empty or hair-thin domain (a large n on a full box is for
+        # the memory check of the points themselves)
+        if self._fill < 1e-4 and n / max(self._fill, 1e-300) > 1e8:
             raise ValueError(
                 f"{self!r}: a grid of {n} points needs a grid over the whole bounding box, and "
                 f"the domain fills {self._fill:.1e} of it (empty, or too thin for a grid); "
