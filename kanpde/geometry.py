@@ -256,13 +256,14 @@ def _grid_counts(widths, target: float) -> list[int]:
         free &= ~short
     if k > 12:  # 2**k candidates would be too many; plain rounding is good enough
         return [max(1, round(r)) for r in raws[-1]]
-    best = None
-    for raw in raws:  # each sharing of the spacing; the product closest to the target wins
+
+    def closest(raw) -> tuple[int, ...]:
         options = [sorted({max(1, math.floor(r)), max(1, math.ceil(r))}) for r in raw]
-        c = min(itertools.product(*options), key=lambda c: (abs(math.prod(c) - target), c))
-        if best is None or abs(math.prod(c) - target) < abs(math.prod(best) - target):
-            best = c
-    return list(best)
+        return min(itertools.product(*options), key=lambda c: (abs(math.prod(c) - target), c))
+
+    # each sharing of the spacing proposes its best; the product closest to the target wins
+    # (the first sharing on a tie)
+    return list(min(map(closest, raws), key=lambda c: abs(math.prod(c) - target)))
 
 
 def _param_grid(extents, periodic, target: float) -> np.ndarray:

@@ -243,16 +243,19 @@ def _slice_values(axis_values: np.ndarray, slices, is_time: bool) -> list[int]:
         lo, hi = axis_values[0], axis_values[-1]
         targets = lo + fr * (hi - lo)
     else:
-        targets = np.atleast_1d(np.asarray(slices, dtype=float))
+        targets = np.asarray(slices, dtype=float)
     idx = [int(np.argmin(np.abs(axis_values - t))) for t in targets]
     return list(dict.fromkeys(idx))
 
 
-def _check_slices(slices, axis_values: np.ndarray | None, name: str | None) -> None:
-    """Refuse a slice request that would fail inside matplotlib or be silently changed:
+def _checked_slices(slices, axis_values: np.ndarray | None, name: str | None):
+    """A slice request as the layouts take it (None, a count, or a 1-D array of coordinates),
+    refused in one line where it would fail inside matplotlib or be silently changed;
     ``axis_values`` is None where the layout has nothing to slice."""
+    if isinstance(slices, np.ndarray) and slices.ndim == 0:
+        slices = slices.item()  # a 0-d array is its value (an integer one a count)
     if slices is None:
-        return
+        return None
     if isinstance(slices, np.ndarray) and slices.ndim > 1:
         raise ValueError(f"slices (--slices): a flat list of coordinates, not shape {slices.shape}")
     if axis_values is None:
@@ -273,7 +276,7 @@ def _check_slices(slices, axis_values: np.ndarray | None, name: str | None) -> N
                 f"slices (--slices) {slices}: the number of slices must be >= 1 (a coordinate "
                 "is a float: 0.0)"
             )
-        return
+        return int(slices)
     try:
         values = np.atleast_1d(np.asarray(slices, dtype=float))
     except (TypeError, ValueError):
@@ -286,6 +289,7 @@ def _check_slices(slices, axis_values: np.ndarray | None, name: str | None) -> N
     if values.size == 0 or bad:
         what = "no coordinates" if values.size == 0 else f"{bad} outside"
         raise ValueError(f"slices (--slices): {what} {name} in [{lo:.6g}, {hi:.6g}]")
+    return values
 
 
 def _mesh(ax, xa, ya, values2d, **kw):
@@ -381,13 +385,11 @@ def solution(
     # the run says which column is time (-1: steady); older files only by the axis name
     stored = (getattr(run, "attrs", None) or {}).get("time_axis")
     t_axis = _time_axis(names) if stored is None else (None if int(stored) < 0 else int(stored))
-    if isinstance(slices, np.ndarray) and slices.ndim == 0:
-        slices = slices.item()  # a 0-d array is its value (an integer one a count)
     # the layouts below slice along the last axis: 3-D, and space-time on a grid
     if dim == 3 or (dim == 2 and t_axis is not None and gridded):
-        _check_slices(slices, axes_[-1], names[-1])
+        slices = _checked_slices(slices, axes_[-1], names[-1])
     else:
-        _check_slices(slices, None, None)
+        slices = _checked_slices(slices, None, None)
     if ref_label is None:  # what the file says it stored: an exact solution or a reference
         ref_label = str((getattr(run, "attrs", None) or {}).get("reference", "reference"))
     data = {
@@ -1665,8 +1667,8 @@ def figure_for(
     kind: str | None = None,
     layer: int | None = None,
     log_error: bool = False,
-    outputs: Sequence[str] | None = None,
-    slices: int | Sequence[float] | None = None,
+    outputs: str | Sequence[str] | None = None,
+    slices: float | Sequence[float] | None = None,
 ) -> tuple[str, Figure]:
     """The figure ``kanpde plot`` draws for a results file or a study table.
 

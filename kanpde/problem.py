@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import distributed
 from .conditions import Condition, Initial
 from .nn.kan import _whole
 
@@ -63,8 +64,8 @@ def warn(message: str, category: type[Warning] = KanpdeWarning) -> None:
     script or notebook cell that led to it, however deep in kanpde it was raised. Under
     torchrun only the first rank warns (the ranks run the same checks: N copies said nothing
     more)."""
-    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1  # (a launcher may set RANK alone)
-    if launched and os.environ.get("RANK", "0") != "0":
+    # (RANK alone, without a launch of several processes, mutes nothing: launchers set it)
+    if distributed.launched() and os.environ.get("RANK", "0") != "0":
         return
     frame, level = sys._getframe(1), 2
     while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
