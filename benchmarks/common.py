@@ -125,19 +125,6 @@ def rate(fn: Callable[[], object], device: str, seconds: float = 2.0, warmup: in
     return n / (time.perf_counter() - t0)
 
 
-def best_of(rounds: int, fns: dict[str, Callable[[], float]]) -> dict[str, float]:
-    """Interleave the measurements ``rounds`` times and keep each one's best round.
-
-    On a shared machine noise only ever slows a measurement down, so the best round of
-    interleaved repeats is the fairest side-by-side figure.
-    """
-    best: dict[str, float] = {}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            best[name] = max(best.get(name, 0.0), fn())
-    return best
-
-
 def save(name: str, payload: dict) -> Path:
     """Write ``benchmarks/results/<name>.json`` with the date and command line added (and a copy
     to ``$OUT``, the device tool's output folder, when that is set)."""

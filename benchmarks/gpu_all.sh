@@ -4,19 +4,21 @@
 # rates, side-by-side throughput (pykan and DeepXDE join when importable), and the cost in N
 # up to 10^6 and in G. Results: benchmarks/results/*cuda*.json and gpu_smoke_<gpu>.json,
 # each written after every row and copied to $OUT when set (the device tool's output folder).
-# A copy without .git names its commit through KANPDE_COMMIT.
+# A copy without .git (the device tool's) names its commit through KANPDE_COMMIT, written out
+# where the command is composed: $(git rev-parse HEAD) inside it would run on that copy.
 #
-#   KANPDE_COMMIT=$(git rev-parse HEAD) bash benchmarks/gpu_all.sh
+#   KANPDE_COMMIT=<full hash of the commit> bash benchmarks/gpu_all.sh
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH=.
-PYTHON=${PYTHON:-python}
+PYTHON=${PYTHON:-$(command -v python || command -v python3)}
 status=0
 run() {
     echo "== $*"
     timeout "$@" || status=1
 }
-echo "kanpde commit: ${KANPDE_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}"
+commit=${KANPDE_COMMIT:-$(git rev-parse HEAD 2>/dev/null)}
+echo "kanpde commit: ${commit:-unknown: the results will name none (set KANPDE_COMMIT)}"
 run 120 "$PYTHON" benchmarks/gpu_smoke.py
 run 150 "$PYTHON" benchmarks/throughput.py --device cuda --grids 5,10,50,100 --n-side 100 \
     --rounds 3 --seconds 1

@@ -6,8 +6,9 @@ kanpde's KAN at several grid sizes and its MLP are measured side by side, in the
 with pykan 0.2.8's own recipe and DeepXDE's MLP when they are installed
 (``pip install -e ".[bench]"``).
 Results: ``benchmarks/results/throughput-<device>-<dtype>-<n>threads.json``; variants add to the
-name (``-no-peers``, ``-default-allocator``, ``-n<N>`` for another mesh) so that they leave the
-side-by-side file alone.
+name (``-no-peers`` or ``-some-peers`` when peers are left out or missing,
+``-default-allocator``, ``-n<N>`` for another mesh, ``-<tag>`` with ``--tag``) so that they leave
+the side-by-side file alone.
 
     python benchmarks/throughput.py --device cpu --threads 1
     python benchmarks/throughput.py --device cuda
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_allocator_option, apply_allocator, best_of, machine, rate, save  # noqa: E402
+from common import add_allocator_option, apply_allocator, machine, rate, save  # noqa: E402
 
 import kanpde  # noqa: E402
 from kanpde.losses import Residuals  # noqa: E402
@@ -61,6 +62,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=2.0, help="per measurement")
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--tag", help="appended to the results file's name (e.g. the machine's)")
     add_allocator_option(ap)
     args = ap.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -132,25 +134,32 @@ def main(argv=None) -> int:
                  "vs_pykan_without_d1": v / lean if lean else None}
                 for name, v in best.items()]  # fmt: skip
 
-    fns = {name: (lambda n=name, f=f: measured(n, f)) for name, f in steps.items()}
     name = f"throughput-{dev.split(':')[0]}-{args.dtype}-{torch.get_num_threads()}threads"
-    if args.no_peers:  # a kanpde-only run leaves the side-by-side file alone
+    # A kanpde-only run, or one whose peers could not be built (not installed, say), and the
+    # variants of the measurement leave the README's side-by-side files alone.
+    peers_built = [k for k in steps if not k.startswith("kanpde")]
+    if args.no_peers or not peers_built:
         name += "-no-peers"
-    # variants of the measurement leave the README's files alone too
+    elif any(not k.startswith("kanpde") for k in errors):
+        name += "-some-peers"
     if args.allocator != "kanpde":
         name += f"-{args.allocator}-allocator"
     if args.n_side != 51:
         name += f"-n{args.n_side**2}"
+    if args.tag:
+        name += f"-{args.tag}"
     best: dict[str, float] = {}
     for done in range(1, args.rounds + 1):
-        # the best of the interleaved rounds so far, saved after each so a time limit keeps them
-        for k, v in best_of(1, fns).items():
-            best[k] = max(best.get(k, 0.0), v)
-        rows = table(best)
-        payload = {"machine": machine(dev), "dtype": args.dtype, "n_interior": args.n_side**2,
-                   "n_boundary": 4 * args.n_side, "graphs": cuda, "rounds": done, "rows": rows,
-                   "not_measured": errors}  # fmt: skip
-        path = save(name, payload)
+        # Interleaved rounds, each implementation's best kept (on a shared machine noise only
+        # slows a measurement down); the file is written after every measurement, so a time
+        # limit keeps what was measured.
+        for impl, f in list(steps.items()):
+            best[impl] = max(best.get(impl, 0.0), measured(impl, f))
+            rows = table(best)
+            payload = {"machine": machine(dev), "dtype": args.dtype, "n_interior": args.n_side**2,
+                       "n_boundary": 4 * args.n_side, "graphs": cuda, "rounds": done,
+                       "rows": rows, "not_measured": errors}  # fmt: skip
+            path = save(name, payload)
     print("| implementation | evals/s | × pykan | × pykan without d1 |\n|---|---:|---:|---:|")
     for r in rows:
         ratio = f"{r['vs_pykan']:.1f}" if r["vs_pykan"] else "–"

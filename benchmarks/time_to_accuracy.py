@@ -13,6 +13,7 @@ about 1 s) are paid before any clock starts. Results: ``benchmarks/results/tta-<
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -78,6 +79,13 @@ def _warm_up() -> None:
         opt.step(lambda: (p**2).sum()) if isinstance(opt, torch.optim.LBFGS) else opt.step()
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken install counts as none
+        return False
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -92,44 +100,62 @@ def main(argv=None) -> int:
     apply_allocator(args.allocator)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        ap.error(f"--device {args.device}: no CUDA device (torch.cuda.is_available() is False)")
     which = args.only or ["kanpde", "pykan", "deepxde"]
+    # A peer that is not installed is left out up front, and the file's name says so: a run
+    # without it must not take the place of the three-way file the README cites.
+    modules = {"pykan": "kan", "deepxde": "deepxde"}
+    missing = [w for w in which if w in modules and not _installed(modules[w])]
+    for w in missing:
+        print(f"{w} not measured (not installed); pip install -e '.[bench]'", file=sys.stderr)
+    name = f"tta-{args.device.split(':')[0]}"
+    if args.only:  # a run of some implementations leaves the three-way file alone
+        name += f"-{'-'.join(w for w in which if w not in missing)}"
+    elif missing:
+        name += f"-without-{'-'.join(missing)}"
     _warm_up()
-    results = {}
-    if "kanpde" in which:
-        results["kanpde"] = kanpde_tta(args.target, args.device, args.max_seconds, args.check,
-                                       args.seed)  # fmt: skip
-    try:
-        import peers
+    results: dict = {}
+    errors: dict = {}
+    todo = [w for w in which if w not in missing]
+    for done, who in enumerate(todo, 1):
+        kwargs = dict(target_mse=args.target, max_seconds=args.max_seconds, device=args.device,
+                      seed=args.seed, stop_at_target=True)  # fmt: skip
+        try:
+            if who == "kanpde":
+                results[who] = kanpde_tta(args.target, args.device, args.max_seconds, args.check,
+                                          args.seed)  # fmt: skip
+            else:
+                import peers
 
-        if "pykan" in which:
-            results["pykan"] = peers.pykan_time_to_accuracy(
-                target_mse=args.target, max_seconds=args.max_seconds, device=args.device,
-                seed=args.seed, stop_at_target=True,
-            )  # fmt: skip
-        if "deepxde" in which:
-            results["deepxde"] = peers.deepxde_time_to_accuracy(
-                target_mse=args.target, max_seconds=args.max_seconds, device=args.device,
-                seed=args.seed, stop_at_target=True,
-            )  # fmt: skip
-    except ImportError as e:
-        print(f"peers not measured ({e}); pip install -e '.[bench]'", file=sys.stderr)
-    for name, r in results.items():
-        t = r.get("seconds_to_target")
-        print(f"{name:8s} reached={r['reached']}  seconds={t if t is None else round(t, 1)}  "
-              f"final_mse={r['final_mse']:.2e}")  # fmt: skip
-    path = save(
-        # a run of one implementation leaves the three-way file alone
-        f"tta-{args.device.split(':')[0]}" + (f"-{'-'.join(args.only)}" if args.only else ""),
-        {
-            "machine": machine(args.device),
-            "target_mse": args.target,
-            "clock": "wall clock from model construction to the target check, test-error "
-            "evaluations paused, one-time imports warmed up beforehand (all three alike)",
-            "results": results,
-        },
-    )
+                results[who] = getattr(peers, f"{who}_time_to_accuracy")(**kwargs)
+        except Exception as e:  # noqa: BLE001 - one failing implementation, the others still run
+            errors[who] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+            print(f"{who}: not measured ({errors[who]})", file=sys.stderr)
+        if who in results:
+            r = results[who]
+            t = r.get("seconds_to_target")
+            print(f"{who:8s} reached={r['reached']}  seconds={t if t is None else round(t, 1)}  "
+                  f"final_mse={r['final_mse']:.2e}")  # fmt: skip
+        # written after each implementation, so a stop during a peer's long run keeps the others
+        path = save(
+            name,
+            {
+                "machine": machine(args.device),
+                "target_mse": args.target,
+                "dtype": "float64",  # poisson2d's default and both peers' recipes
+                "clock": "wall clock from model construction to the target check, test-error "
+                "evaluations paused, one-time imports warmed up beforehand (all three alike)",
+                "results": results,
+                "not_measured": {**{w: "not installed" for w in missing}, **errors},
+                "still_to_run": todo[done:],
+            },
+        )
+    if not todo:
+        print("nothing measured", file=sys.stderr)
+        return 1
     print(f"written: {path}")
-    return 0
+    return 1 if "kanpde" in errors else 0
 
 
 if __name__ == "__main__":
