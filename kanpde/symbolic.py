@@ -1367,7 +1367,9 @@ def formula(
     Returns
     -------
     sympy.Expr or list of sympy.Expr
-        One expression per output; a list when the model has several.
+        One expression per output; a list when the model has several. Its inputs are plain
+        symbols, ``sympy.Symbol("x")``, so ``expr.subs({"x": 0.3})`` and the symbols of a
+        ``sympy.sympify`` of the printed formula are the same ones.
 
     Notes
     -----
@@ -1425,6 +1427,10 @@ def formula(
             )
     if simplify:
         nodes = [_simplify(e, simplify_seconds, j) for j, e in enumerate(nodes)]
+    # Real inputs let sympy simplify further; the result is handed back in plain symbols,
+    # which a user's own symbols("x") and sympify("x") match (real ones silently do not).
+    plain = {s: sympy.Symbol(s.name) for s in nodes_in}
+    nodes = [e.xreplace(plain) for e in nodes]
     return nodes[0] if len(nodes) == 1 else nodes
 
 
@@ -1602,6 +1608,8 @@ def cmd_symbolic(args) -> int:
                 raise ValueError(f"{flag}: only with --prune (it sets what pruning removes)")
     if args.no_simplify and args.simplify_seconds is not None:
         raise ValueError("--simplify-seconds: not with --no-simplify (nothing is simplified)")
+    if getattr(args, "problem", None) is not None and not args.refine > 0:
+        raise ValueError("--problem: only with --refine (the file the refinement trains with)")
     if args.edge_threshold is None:
         args.edge_threshold = 1e-2
     if args.node_threshold is None:
@@ -1612,12 +1620,14 @@ def cmd_symbolic(args) -> int:
         ("--digits", args.digits, args.digits >= 0),
         ("--r2", args.r2, 0 < args.r2 <= 1),
         ("--refine", args.refine, args.refine >= 0),
-        ("--edge-threshold", args.edge_threshold, args.edge_threshold >= 0),
-        ("--node-threshold", args.node_threshold, args.node_threshold >= 0),
+        ("--edge-threshold", args.edge_threshold, 0 <= args.edge_threshold < math.inf),
+        ("--node-threshold", args.node_threshold, 0 <= args.node_threshold < math.inf),
         ("--simplify-seconds", args.simplify_seconds, args.simplify_seconds >= 0),
     ):
         if not ok:
-            rule = {"--digits": ">= 0 (0: do not round)", "--r2": "in (0, 1]"}.get(flag, ">= 0")
+            rule = {"--digits": ">= 0 (0: do not round)", "--r2": "in (0, 1]"}.get(
+                flag, "a finite number >= 0" if "threshold" in flag else ">= 0"
+            )
             raise ValueError(f"{flag} {value}: must be {rule}")
     run = load(args.run)
     model = run.model()
@@ -1644,10 +1654,14 @@ def cmd_symbolic(args) -> int:
     # symbolic.h5 (written by this command, perhaps with spline edges left) is not fitted
     # again: that would write over the file being read, a refinement lost
     done = is_symbolic(model) or "source_run" in run.attrs
-    if done and (args.refine > 0 or args.prune):
-        flags = " and ".join(
-            f for f, on in (("--prune", args.prune), ("--refine", args.refine > 0)) if on
-        )
+    fitting = (
+        ("--prune", args.prune),
+        ("--library", args.library is not None),
+        ("--r2", args.r2 != 0.99),
+        ("--refine", args.refine > 0),
+    )
+    if done and any(on for _, on in fitting):
+        flags = ", ".join(f for f, on in fitting if on)
         say(f"{path}: already symbolic; {flags} ignored (run them on the spline run)")
     elif done and "source_run" in run.attrs and not is_symbolic(model):
         say(f"{path}: made by kanpde symbolic; its formula as it is (fit the spline run again "
@@ -1660,8 +1674,18 @@ def cmd_symbolic(args) -> int:
         x = torch.as_tensor(run.solution["x"], dtype=p.dtype, device=p.device)
         before = _count(model)
         if args.prune:
-            model = prune(model, x, args.edge_threshold, args.node_threshold)
-            say(f"pruned: width {model.width}, parameters {before} -> {_count(model)}")
+            try:
+                model = prune(model, x, args.edge_threshold, args.node_threshold)
+            except ValueError as e:  # the options' names, not the Python arguments'
+                raise ValueError(
+                    str(e)
+                    .replace("prune: edge_threshold", "--edge-threshold")
+                    .replace("node_threshold", "--node-threshold")
+                ) from None
+            # with its errors: pruning can cost accuracy the fit below would take the blame for
+            errors = _errors(_symbolic_run(run, model, "", run.history).metrics)
+            say(f"pruned: width {model.width}, parameters {before} -> {_count(model)}"
+                + (f", {errors}" if errors else ""))  # fmt: skip
         fits = auto_symbolic(model, x, r2_threshold=args.r2, library=library)
         for (l, i, j), fit in fits.items():
             # auto_symbolic keeps an edge whose best fit misses the threshold as a spline
@@ -1672,7 +1696,7 @@ def cmd_symbolic(args) -> int:
             # what the refinement starts from: a short one can end worse (it lowers the loss)
             m = _symbolic_run(run, model, "", history).metrics
             say("fitted, before refinement: "
-                + ", ".join(f"{k} {m[k]:.3e}" for k in ("mse", "rel_l2", "max_err") if k in m)
+                + _errors(m)
                 + "".join(f", {n} = {v:.6g}" for n, v in run.unknowns.items()))  # fmt: skip
             model, refined = _refine(
                 run, model, args.refine, not args.quiet, getattr(args, "problem", None)
@@ -1699,7 +1723,7 @@ def cmd_symbolic(args) -> int:
         m = out.metrics
         say(
             f"symbolic model: {m['parameters']} parameters"
-            + "".join(f", {k} {m[k]:.3e}" for k in ("mse", "rel_l2", "max_err") if k in m)
+            + (f", {_errors(m)}" if _errors(m) else "")
             + "".join(f", {n} = {v:.6g}" for n, v in out.unknowns.items())
         )
         say(f"saved: {folder / 'symbolic.h5'}")
@@ -1722,6 +1746,11 @@ def cmd_symbolic(args) -> int:
     write_atomic(target, lambda tmp: Path(tmp).write_text(text + "\n"))
     say(f"formula: {target}")
     return 0
+
+
+def _errors(metrics: dict) -> str:
+    """The test errors a line reports, e.g. ``mse 1.2e-08, rel_l2 …`` (empty without them)."""
+    return ", ".join(f"{k} {metrics[k]:.3e}" for k in ("mse", "rel_l2", "max_err") if k in metrics)
 
 
 def _count(model) -> int:
@@ -1771,6 +1800,20 @@ def _refine_source(run, given: str | None = None) -> str:
     if given is not None:
         if not Path(given).is_file():
             raise ValueError(f"--problem {given}: problem file not found")
+        from .problem import load_problem
+
+        # Another problem's equation would train the formula to the wrong solution, or fail
+        # after all the fitting: refused now when its inputs or outputs are not the run's.
+        problem = load_problem(given)
+        theirs = (tuple(problem.domain.names), tuple(problem.outputs))
+        ours = (tuple(run.names), tuple(run.outputs))
+        if all(ours) and theirs != ours:
+            raise ValueError(
+                f"--problem {given}: solves for {', '.join(theirs[1])} of "
+                f"{', '.join(theirs[0])}, the run for {', '.join(ours[1])} of "
+                f"{', '.join(ours[0])}; give the file of the run's problem "
+                f"({run.config.get('problem', '?')!r})"
+            )
         return str(given)
     source = run.attrs.get("problem_file") or ""
     if not source:

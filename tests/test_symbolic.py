@@ -30,7 +30,7 @@ from kanpde.training import test_set as reference_points
 
 DT = torch.float64
 ROOT = Path(__file__).resolve().parents[1]
-X, Y = sympy.symbols("x y", real=True)
+X, Y = sympy.symbols("x y")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -718,7 +718,12 @@ def test_formula_evaluates_like_the_model_and_rounds_to_exact_constants():
     exact = random_kan([2, 1])
     S.fix_symbolic(exact, 0, 0, 0, "sin", affine=(math.pi + 3e-9, 1e-10, 1 - 2e-9, 0.0))
     S.fix_symbolic(exact, 0, 1, 0, "x^2", affine=(1.0, 0.0, 0.5 + 1e-9, -1 / 3))
-    assert S.formula(exact, digits=6) == sympy.sin(sympy.pi * X) + Y**2 / 2 - sympy.Rational(1, 3)
+    rounded = S.formula(exact, digits=6)
+    assert rounded == sympy.sin(sympy.pi * X) + Y**2 / 2 - sympy.Rational(1, 3)
+    # Plain symbols: the printed formula reads back as the same expression, and a
+    # substitution by name gives the number (real symbols made both silently fail).
+    assert sympy.sympify(str(rounded)) == rounded
+    assert float(rounded.subs({"x": 0.5, "y": 1.0})) == pytest.approx(1 + 0.5 - 1 / 3, abs=1e-15)
     # Spline edges stay visible as undefined functions.
     partial = S.formula(random_kan([2, 1]), simplify=False)
     assert {str(f.func) for f in partial.atoms(sympy.Function)} == {"phi_0_0_0", "phi_0_1_0"}
@@ -1022,16 +1027,34 @@ def test_cli_symbolic(tmp_path, capsys, monkeypatch):
     bad = ["--prune", "--edge-threshold", "100", "--node-threshold", "0"]
     assert main(["symbolic", str(run.path), *bad]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("kanpde: error: prune: edge_threshold 100 / node_threshold 0 remove")
+    # in the options' names (it said "prune: edge_threshold", the Python argument's)
+    assert err.startswith("kanpde: error: --edge-threshold 100 / --node-threshold 0 remove")
+    for flag in ("--edge-threshold", "--node-threshold"):  # inf passed the CLI's check
+        assert main(["symbolic", str(run.path), "--prune", flag, "inf"]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"kanpde: error: {flag} inf: must be a finite number >= 0"
+        )
     assert (tmp_path / "run" / "formula.txt").read_text() == formula_before
     # a symbolic run says that it ignores --refine
     assert main(["symbolic", str(tmp_path / "run" / "symbolic.h5"), "--refine", "5"]) == 0
     assert "already symbolic; --refine ignored" in capsys.readouterr().out
+    # ... and every fitting option given (--library and --r2 went without a word)
+    fitting = ["--prune", "--library", "sin", "--r2", "0.5"]
+    assert main(["symbolic", str(tmp_path / "run" / "symbolic.h5"), *fitting]) == 0
+    assert "already symbolic; --prune, --library, --r2 ignored" in capsys.readouterr().out
+    # --problem without --refine has nothing to do (a missing file went unnoticed)
+    assert main(["symbolic", str(run.path), "--problem", str(tmp_path / "nofile.py")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "kanpde: error: --problem: only with --refine (the file the refinement trains with)"
+    )
     # a node threshold has no hidden node to remove here, and edge threshold 0 keeps the edge
     good = ["--prune", "--edge-threshold", "0", "--node-threshold", "100", "--library", "sin"]
     assert main(["symbolic", str(run.path), *good]) == 0
     n = run.config["parameters"]
-    assert f"pruned: width [1, 1], parameters {n} -> {n}" in capsys.readouterr().out.splitlines()
+    pruned = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("pruned")]
+    # nothing removed: the pruned model's errors are the spline run's
+    errors = ", ".join(f"{k} {run.metrics[k]:.3e}" for k in ("mse", "rel_l2", "max_err"))
+    assert pruned == [f"pruned: width [1, 1], parameters {n} -> {n}, {errors}"]
 
 
 def test_sparsity_in_a_schedule_stage_adds_the_penalty():
@@ -1159,7 +1182,7 @@ def test_rounded_formula_keeps_its_digits():
     with torch.no_grad():
         u = model(x)[:, 0].numpy()
     expr = S.formula(model, ["x"], digits=6)
-    v = sympy.lambdify(sympy.Symbol("x", real=True), expr, "numpy")(x[:, 0].numpy())
+    v = sympy.lambdify(sympy.Symbol("x"), expr, "numpy")(x[:, 0].numpy())
     assert np.abs(v - u).max() < 5e-5
 
 
@@ -1169,7 +1192,7 @@ def test_rounded_formula_combines_coefficients_before_rounding():
     model = KAN([1, 1, 1], grid=3, dtype=torch.float64)
     S.fix_symbolic(model, 0, 0, 0, "x", affine=(1, 0, 0.204208225988307, -2.8e-13))
     S.fix_symbolic(model, 1, 0, 0, "x^2", affine=(1, 0, 11.9901202654738, 0))
-    X = sympy.Symbol("x", real=True)
+    X = sympy.Symbol("x")
     for digits in (3, 6, 8):
         assert S.formula(model, ["x"], digits=digits) == X**2 / 2, digits
     # a coefficient that is no simple number keeps its digits
@@ -1181,7 +1204,7 @@ def test_rounded_formula_combines_coefficients_before_rounding():
 def test_rounding_keeps_a_small_factor_of_a_large_term():
     # c·exp(15x) with c = 3e-7 (an exp fit moves the shift into c) and 3.125e-7·(x + 20)^5:
     # digits=6 made c 0 and printed the formula "0" for a model worth 1.28 at x = 1
-    X = sympy.Symbol("x", real=True)
+    X = sympy.Symbol("x")
     x = np.linspace(-1, 1, 101)
     for name, affine in (("exp", (14.9951, 0, 3.0727e-7, -2.698e-7)),
                          ("x^5", (1.0, 20.0, 3.125e-7, 2.35e-15))):  # fmt: skip
@@ -1329,6 +1352,15 @@ def test_refine_takes_a_moved_problem_file_from_problem(tmp_path, capsys):
         assert main(["symbolic", str(run.path), "--refine", "2", "--problem", str(moved)]) == 0
     sym = kanpde.load(tmp_path / "run" / "symbolic.h5")
     assert 1 <= sym.metrics["steps"] <= 2 and sym.config["schedule"][0]["steps"] == 2
+    # Another problem's file is refused before any fitting (it fitted every edge, warned that
+    # the file had "changed", then failed on the input shape).
+    other = ROOT / "problems" / "diffusion1d.py"
+    capsys.readouterr()
+    assert main(["symbolic", str(run.path), "--refine", "2", "--problem", str(other)]) == 2
+    out, err = capsys.readouterr()
+    assert "edge (" not in out and err.count("\n") == 1
+    assert err.startswith(f"kanpde: error: --problem {other}: solves for u of x, t, the run for ")
+    assert err.rstrip().endswith("give the file of the run's problem ('poisson1d')")
 
 
 def test_a_simplify_that_runs_too_long_is_stopped(monkeypatch):

@@ -335,7 +335,7 @@ def test_formula_names_many_inputs_from_one():
     # "x_1 … x_D when there are not enough" names: 1-based.
     model = line_kan([3, 1], {(0, 0, 0): (1.0, 0.0), (0, 1, 0): (2.0, 0.0), (0, 2, 0): (3.0, 0.0)})
     expr = S.formula(model, simplify=False)
-    x1, x2, x3 = sympy.symbols("x_1 x_2 x_3", real=True)
+    x1, x2, x3 = sympy.symbols("x_1 x_2 x_3")
     assert expr.free_symbols == {x1, x2, x3}
     assert sympy.expand(expr - (x1 + 2 * x2 + 3 * x3)) == 0
 
@@ -345,7 +345,7 @@ def test_rounding_tolerance_is_relative_for_large_coefficients():
     # integer 1000, so it becomes exact (an absolute 1e-6 kept 1000.00).
     model = line_kan([1, 1], {(0, 0, 0): (1000.0004, 0.0)})
     expr = S.formula(model, ["x"], digits=6)
-    assert expr == 1000 * sympy.Symbol("x", real=True)
+    assert expr == 1000 * sympy.Symbol("x")
     assert not expr.atoms(sympy.Float)
 
 
@@ -421,7 +421,7 @@ def test_cli_digits_and_simplify_seconds_zero_mean_none(tmp_path, capsys):
     args = ["symbolic", str(run.path), "--digits", "0", "--simplify-seconds", "0", "--quiet"]
     assert main(args) == 0
     text = capsys.readouterr().out.strip()
-    x = sympy.Symbol("x", real=True)
+    x = sympy.Symbol("x")
     f = sympy.lambdify(x, sympy.sympify(text, locals={"x": x}), "numpy")
     with torch.no_grad():
         ref = kanpde.load(run.path).model()(X1)[:, 0].numpy()
