@@ -1731,12 +1731,7 @@ def cmd_symbolic(args) -> int:
         expr = formula(
             model, names, not args.no_simplify, args.digits or None, args.simplify_seconds or None
         )
-    if isinstance(expr, list):  # one line per output, named: a bare list says not which is which
-        outputs = list(run.outputs) if len(run.outputs) == len(expr) else []
-        outputs = outputs or [f"u_{j}" for j in range(len(expr))]
-        text = "\n".join(f"{name} = {e}" for name, e in zip(outputs, expr))
-    else:
-        text = str(expr)
+    text = _named(run, expr)
     # an inverse problem's unknowns, as the refinement (or the run) left them
     found = (refined or run).unknowns
     text += "".join(f"\n{name} = {value:.6g}" for name, value in found.items())
@@ -1746,6 +1741,15 @@ def cmd_symbolic(args) -> int:
     write_atomic(target, lambda tmp: Path(tmp).write_text(text + "\n"))
     say(f"formula: {target}")
     return 0
+
+
+def _named(run, expr) -> str:
+    """The formula as text: one line per output, named (a bare list says not which is which)."""
+    if not isinstance(expr, list):
+        return str(expr)
+    outputs = list(run.outputs) if len(run.outputs) == len(expr) else []
+    outputs = outputs or [f"u_{j}" for j in range(len(expr))]
+    return "\n".join(f"{name} = {e}" for name, e in zip(outputs, expr))
 
 
 def _errors(metrics: dict) -> str:
@@ -1853,7 +1857,7 @@ def _symbolic_run(run, model: KAN, expr, history, refined=None):
             ref = torch.as_tensor(solution["ref"], dtype=pred.dtype, device=pred.device)
             solution["error"] = (pred - ref).cpu().numpy()
             metrics.update(error_metrics(pred, ref, run.outputs))
-    attrs = dict(run.attrs, formula=str(expr), source_run=str(run.path))
+    attrs = dict(run.attrs, formula=_named(run, expr), source_run=str(run.path))
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     events = list(run.events)
     if refined is not None:  # the history is the refinement's: so are its stages and events

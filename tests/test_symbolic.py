@@ -1431,6 +1431,8 @@ def test_cli_symbolic_names_each_output_of_a_system(tmp_path, capsys):
     lines = (tmp_path / "run" / "formula.txt").read_text().splitlines()
     assert capsys.readouterr().out.splitlines() == lines
     assert [line.split(" = ")[0] for line in lines] == ["u", "v"]
+    # symbolic.h5 names them alike (it held str() of the list)
+    assert kanpde.load(tmp_path / "run" / "symbolic.h5").attrs["formula"].splitlines() == lines
     x = sympy.Symbol("x")
     for line, want in zip(lines, [sympy.sin(sympy.pi * x), sympy.cos(sympy.pi * x)]):
         got = sympy.sympify(line.split(" = ")[1])
