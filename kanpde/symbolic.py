@@ -1158,6 +1158,14 @@ def fix_symbolic(
     """
     get_function(name)
     _check_edge(model, l, i, j)
+    # one source for a, b, c, d: the other would be silently dropped
+    if x is not None and affine is not None:
+        raise ValueError("fix_symbolic: give samples x (to fit a, b, c, d) or affine, not both")
+    if x is None and fit_options:
+        raise ValueError(
+            f"fix_symbolic: {', '.join(sorted(fit_options))} only with samples x (nothing is "
+            "fitted without them)"
+        )
     if affine is not None:
         values = np.asarray(affine, dtype=float).ravel() if np.ndim(affine) else np.empty(0)
         if values.shape != (4,) or not np.isfinite(values).all():

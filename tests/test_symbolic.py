@@ -641,6 +641,18 @@ def test_suggest_and_auto_symbolic_find_the_edges():
     assert kinds[0] == ["sin", "x"] and all(k == "spline" for k in fitted.layers[1].edge_kinds()[0])
 
 
+def test_fix_symbolic_takes_one_source_of_its_parameters():
+    # samples and affine together kept the fit and dropped affine without a word; fit options
+    # without samples were dropped the same way
+    model = random_kan([1, 1])
+    x = torch.linspace(-1, 1, 21, dtype=torch.float64)[:, None]
+    with pytest.raises(ValueError, match=r"^fix_symbolic: give samples x .* or affine, not both$"):
+        S.fix_symbolic(model, 0, 0, 0, "sin", x=x, affine=(1, 0, 1, 0))
+    with pytest.raises(ValueError, match=r"^fix_symbolic: grid only with samples x"):
+        S.fix_symbolic(model, 0, 0, 0, "sin", grid=11)
+    assert model.layers[0].edge_kinds() == [["spline"]]  # refused before any change
+
+
 def test_suggest_and_fix_symbolic_read_edge_i_to_j_on_square_layers():
     # Edge (0, 0, 1) is phi[1, 0] of the feature-major values. Reading phi[0, 1] (edge
     # (0, 1, 0), here an exp, against input 0) went unnoticed: the other tests fit edges
