@@ -7,6 +7,7 @@ solvers were written; see the module docstrings in kanpde/reference for the numb
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -572,3 +573,198 @@ def test_reference_with_non_finite_values_is_not_cached(monkeypatch, tmp_path):
         with pytest.warns(RuntimeWarning, match="not caching toy: non-finite values in a"):
             cached("toy", compute, n=3)
     assert len(calls) == 2 and not cache_path("toy", n=3).exists()
+
+
+# ----------------------------------------------------------------------------- bad arguments
+# Each was accepted silently or failed with a message that did not name the argument.
+
+
+def _raises_exactly(message: str, exc: type[Exception] = ValueError):
+    return pytest.raises(exc, match="^" + re.escape(message) + "$")
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        # a NaN t returned the initial condition -sin(pi x), silently
+        (dict(x=0.5, t=NAN), "t must be finite and >= 0, got nan"),
+        (dict(x=0.5, t=[0.1, INF]), "t must be finite and >= 0, got inf"),
+        (dict(x=0.5, t=-0.5), "t must be finite and >= 0, got -0.5"),
+        (dict(x=[0.0, NAN], t=0.5), "x must be finite, got nan"),
+        (dict(x=0.5, t=0.5, nu=NAN), "nu must be a finite number > 0, got nan"),
+        (dict(x=0.5, t=0.5, nu=INF), "nu must be a finite number > 0, got inf"),
+        (dict(x=0.5, t=0.5, nu=0.0), "nu must be a finite number > 0, got 0.0"),
+        (dict(x=0.5, t=0.5, tol=NAN), "tol must be a finite number >= 0, got nan"),
+        (dict(x=0.5, t=0.5, n_quad=0), "n_quad must be an integer >= 1, got 0"),
+        # max_quad = nan never stopped the doubling
+        (dict(x=0.5, t=0.5, max_quad=NAN), "max_quad must be an integer >= 128, got nan"),
+    ],
+)
+def test_burgers_exact_names_bad_arguments(kwargs, message):
+    with _raises_exactly("burgers_exact: " + message):
+        burgers_exact(**kwargs)
+
+
+def test_burgers_quadrature_failure_names_nu_and_time():
+    # A late time, not the viscosity, is what fails here (t = 30 converges by 4096).
+    message = (
+        "burgers_exact: Gauss-Hermite quadrature did not reach tol=1e-13 by order 256 at "
+        "nu=0.0031831, t up to 100: too small a viscosity or too late a time for this method"
+    )
+    with _raises_exactly(message, RuntimeError):
+        burgers_exact(0.5, np.array([0.0, 0.5, 100.0]), max_quad=256)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(nu=NAN), "nu must be a finite number > 0, got nan"),
+        (dict(nx=5.0), "nx must be an integer >= 1, got 5.0"),
+        (dict(nt=0), "nt must be an integer >= 1, got 0"),
+        (
+            dict(t_range=(-1.0, 1.0)),
+            "t_range must be finite (lo, hi) with 0 <= lo < hi, got (-1.0, 1.0)",
+        ),
+        (
+            dict(x_range=(1.0, -1.0)),
+            "x_range must be finite (lo, hi) with lo < hi, got (1.0, -1.0)",
+        ),
+        (
+            dict(x_range=(-INF, 1.0)),
+            "x_range must be finite (lo, hi) with lo < hi, got (-inf, 1.0)",
+        ),
+    ],
+)
+def test_burgers_names_bad_arguments(kwargs, message):
+    with _raises_exactly("burgers: " + message):
+        burgers(**kwargs)
+
+
+def test_burgers_single_time_on_a_degenerate_range_still_runs():
+    ref = burgers(nx=5, nt=1, t_range=(0.0, 0.0))
+    np.testing.assert_allclose(ref.values["u"][:, 0], -np.sin(np.pi * ref.axes[0]), atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(dt=0.0), "dt must be a finite number > 0, got 0.0"),  # was OverflowError
+        (dict(dt=NAN), "dt must be a finite number > 0, got nan"),
+        (dict(dt=-1.0), "dt must be a finite number > 0, got -1.0"),  # ran silently
+        (dict(t_end=NAN), "t_end must be a finite number > 0, got nan"),
+        (dict(t_end=-1.0), "t_end must be a finite number > 0, got -1.0"),  # "reduce dt"
+        (dict(t_end=0.0), "t_end must be a finite number > 0, got 0.0"),
+        (dict(t_end=-1.0, nt=1), "t_end must be a finite number >= 0, got -1.0"),
+        (dict(eps=NAN), "eps must be a finite number >= 0, got nan"),  # was LinAlgError
+        (dict(eps=-1e-3), "eps must be a finite number >= 0, got -0.001"),  # ran silently
+        (dict(k=NAN), "k must be a finite number, got nan"),
+        (dict(k=INF), "k must be a finite number, got inf"),
+        (dict(n_cheb=6.0), "n_cheb must be an even integer >= 4, got 6.0"),
+        (dict(n_cheb=5), "n_cheb must be an even integer >= 4, got 5"),
+        (dict(nx=0), "nx must be an integer >= 1, got 0"),
+        (dict(nt=0), "nt must be an integer >= 1, got 0"),
+        (dict(contour_points=0), "contour_points must be an integer >= 1, got 0"),
+    ],
+)
+def test_allen_cahn_names_bad_arguments(kwargs, message):
+    with _raises_exactly("allen_cahn: " + message):
+        allen_cahn(**kwargs)
+
+
+def test_allen_cahn_edge_arguments_still_run():
+    # nt = 1 is the initial condition alone, whatever t_end; a negative k is a valid
+    # reaction rate (u = 0 attracts instead of u = +-1) and stays bounded.
+    ref = allen_cahn(nx=5, nt=1, t_end=0.0, n_cheb=16)
+    assert ref.axes[1].tolist() == [0.0]
+    x = ref.axes[0]  # degree-16 interpolant of the initial condition: measured 4.2e-11
+    np.testing.assert_allclose(ref.values["u"][:, 0], x**2 * np.cos(np.pi * x), atol=1e-10)
+    ref = allen_cahn(nx=5, nt=3, k=-5.0, n_cheb=16, dt=1e-2)
+    assert np.all(np.abs(ref.values["u"]) <= 1.0 + 1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(re=0.0), "re must be a finite number > 0, got 0.0"),  # was ZeroDivisionError
+        (dict(re=NAN), "re must be a finite number > 0, got nan"),
+        (dict(re=INF), "re must be a finite number > 0, got inf"),
+        (dict(re=-10.0), "re must be a finite number > 0, got -10.0"),  # ran silently
+        (dict(ratio=NAN), "ratio must be a finite number > 0, got nan"),  # "exactly singular"
+        (dict(tol=NAN), "tol must be a finite number > 0, got nan"),
+        (dict(wall="x"), "wall must be 'jensen' or 'thom', got 'x'"),
+        # scipy's "requires at least 4 points per dimension" on the coarse level
+        (dict(n=4), "n must be a multiple of 4 >= 8 with extrapolate=True, got 4"),
+        (dict(n=42), "n must be a multiple of 4 >= 8 with extrapolate=True, got 42"),
+        (dict(n=2, extrapolate=False), "n must be an even integer >= 4, got 2"),
+        (dict(out_n=3), "out_n must be an even integer >= 2, got 3"),
+        (dict(lid=3), "lid must be a callable U(x) or None, got 3"),
+        (
+            dict(lid=lambda x: 1.0, n=8, out_n=4),
+            "lid(x) must return finite values of shape (5,), got shape ()",
+        ),
+    ],
+)
+def test_cavity_names_bad_arguments(kwargs, message):
+    with _raises_exactly("lid_driven_cavity: " + message):
+        lid_driven_cavity(**kwargs)
+
+
+def test_cavity_helpers_name_bad_arguments():
+    g = graded_grid(4)
+    with _raises_exactly("solve_streamfunction: re must be a finite number > 0, got 0"):
+        solve_streamfunction(g, g, re=0)
+    with _raises_exactly(
+        "solve_streamfunction: x must be a 1-D grid of >= 4 points, got shape (3,)"
+    ):
+        solve_streamfunction(graded_grid(2), g)
+    with _raises_exactly("solve_streamfunction: y must be finite and strictly increasing"):
+        solve_streamfunction(g, g[::-1])
+    with _raises_exactly("graded_grid: ratio must be a finite number > 0, got nan"):
+        graded_grid(4, NAN)
+    with _raises_exactly("graded_grid: n must be an even integer >= 2, got 3"):
+        graded_grid(3)
+    with _raises_exactly("graded_grid: base must be an even integer >= 4, got 2"):
+        graded_grid(4, base=2)
+
+
+def test_get_passes_argument_errors_through_with_the_solver_name(monkeypatch, tmp_path):
+    monkeypatch.setenv("KANPDE_CACHE", str(tmp_path))
+    with _raises_exactly("burgers: nu must be a finite number > 0, got nan"):
+        get("burgers", nu=NAN)
+    with _raises_exactly("allen_cahn: dt must be a finite number > 0, got 0"):
+        get("allen_cahn", dt=0)
+    with _raises_exactly("lid_driven_cavity: re must be a finite number > 0, got -10"):
+        get("lid_driven_cavity", re=-10)
+    assert not list(tmp_path.glob("*.h5"))
+
+
+def test_interpolate_names_the_axis_and_range_of_a_bad_point():
+    ref = Reference(
+        ("x", "t"), (np.linspace(-1.0, 1.0, 5), np.linspace(0.0, 0.99, 5)), {"u": np.zeros((5, 5))}
+    )
+    with _raises_exactly(
+        "Reference.interpolate: t = 1.5 outside the reference's range [0.0, 0.99] (point 1 of 2)"
+    ):
+        ref.interpolate(np.array([[0.0, 0.5], [0.0, 1.5]]))
+    with _raises_exactly(
+        "Reference.interpolate: x = 1.000000001 outside the reference's range [-1.0, 1.0] "
+        "(point 0 of 1)"
+    ):
+        ref.interpolate(np.array([[1.0 + 1e-9, 0.5]]))
+    with _raises_exactly("Reference.interpolate: non-finite point x = nan, t = 0.5 (point 0 of 1)"):
+        ref.interpolate(np.array([[NAN, 0.5]]))
+    with _raises_exactly("Reference.interpolate: non-finite point x = 0.0, t = inf (point 1 of 2)"):
+        ref.interpolate(np.array([[0.0, 0.0], [0.0, INF]]))
+
+
+def test_get_names_the_solver_of_an_unknown_keyword():
+    # Python's own "got an unexpected keyword argument" said neither the solver nor its options
+    with pytest.raises(TypeError) as e:
+        get("burgers", n_x=3)
+    assert str(e.value) == (
+        "get('burgers'): got an unexpected keyword argument 'n_x'; burgers takes nx, nt, nu, "
+        "x_range, t_range, n_quad, tol"
+    )

@@ -72,7 +72,11 @@ def get(name: str, **params: Any) -> Reference:
         solver, version = SOLVERS[name]
     except KeyError:
         raise KeyError(f"unknown reference {name!r}; available: {sorted(SOLVERS)}") from None
-    bound = inspect.signature(solver).bind(**params)
+    try:
+        bound = inspect.signature(solver).bind(**params)
+    except TypeError as e:  # "got an unexpected keyword argument 'n_x'": say whose
+        accepted = ", ".join(inspect.signature(solver).parameters)
+        raise TypeError(f"get({name!r}): {e}; {solver.__name__} takes {accepted}") from None
     bound.apply_defaults()
     full = dict(bound.arguments)
     return cached(name, lambda: solver(**full), solver_version=version, **full)

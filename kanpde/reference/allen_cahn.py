@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from .core import Reference
+from .core import Reference, _check_int, _check_number
 
 __all__ = ["SOLVER_VERSION", "allen_cahn", "barycentric_matrix", "chebyshev_points"]
 
@@ -142,11 +142,23 @@ def allen_cahn(
     Reference
         ``names=("x", "t")``, ``values={"u": (nx, nt)}``.
     """
+    where = "allen_cahn"
+    _check_int(where, "nx", nx, 1)
+    _check_int(where, "nt", nt, 1)
+    _check_int(where, "n_cheb", n_cheb, 4, multiple=2)
+    _check_int(where, "contour_points", contour_points, 1)
+    # eps < 0 is backward (ill-posed) diffusion; eps = 0 is the pure reaction limit, and a
+    # negative k only swaps which of u = 0, +-1 attract: the scheme handles both.
+    _check_number(where, "eps", eps, at_least=0)
+    _check_number(where, "k", k)
+    _check_number(where, "dt", dt, above=0)
+    if nt == 1:  # the output is the initial condition alone: any t_end >= 0 gives it
+        _check_number(where, "t_end", t_end, at_least=0)
+    else:
+        _check_number(where, "t_end", t_end, above=0)
     t0 = time.perf_counter()
     x_out = np.linspace(-1.0, 1.0, nx)
     t_out = np.linspace(0.0, t_end, nt)
-    if n_cheb < 4 or n_cheb % 2:
-        raise ValueError("n_cheb must be even and >= 4")
     d, nodes = _cheb_diff(n_cheb)
     half = n_cheb // 2
     # The problem is even in x, so is u: keep nodes 1..half (x_half = 0) and fold the
@@ -187,7 +199,7 @@ def allen_cahn(
             c = e * c + f1 * nv + 2.0 * f2 * (na + nb) + f3 * nc
         w_hist[i] = _matvec(vec, c)
     if not np.all(np.isfinite(w_hist)):
-        raise FloatingPointError("Allen-Cahn integration diverged; reduce dt")
+        raise FloatingPointError(f"allen_cahn: integration diverged at dt={h:g}; reduce dt")
     w_full = np.zeros((nt, n_cheb + 1))
     w_full[:, 1 : half + 1] = w_hist
     w_full[:, n_cheb - 1 : half : -1] = w_hist[:, :-1]

@@ -28,7 +28,7 @@ import time
 import numpy as np
 from scipy.special import roots_hermite
 
-from .core import Reference
+from .core import Reference, _check_int, _check_number, _shown
 
 __all__ = ["SOLVER_VERSION", "burgers", "burgers_exact", "hermite_rule"]
 
@@ -122,11 +122,21 @@ def burgers_exact(
         ``n_quad`` (order used) and ``quad_change`` (max change from the previous order;
         ``None`` for a fixed order).
     """
-    if nu <= 0:
-        raise ValueError("nu must be positive")
+    _check_number("burgers_exact", "nu", nu, above=0)
+    if n_quad is not None:
+        _check_int("burgers_exact", "n_quad", n_quad, 1)
+    else:  # the adaptive order starts at 64 and compares it with 128
+        _check_int("burgers_exact", "max_quad", max_quad, 128)
+    _check_number("burgers_exact", "tol", tol, at_least=0)
     xb, tb = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(t, np.float64))
-    if np.any(tb < 0):
-        raise ValueError("t must be non-negative")
+    # NaN compares false with everything: unchecked, a NaN t took the t = 0 branch and
+    # returned the initial condition, and a NaN x stalled the quadrature.
+    bad_x = ~np.isfinite(xb)
+    if np.any(bad_x):
+        raise ValueError(f"burgers_exact: x must be finite, got {_shown(xb[bad_x][0])}")
+    bad_t = ~(np.isfinite(tb) & (tb >= 0))
+    if np.any(bad_t):
+        raise ValueError(f"burgers_exact: t must be finite and >= 0, got {_shown(tb[bad_t][0])}")
     xf, tf = xb.ravel(), tb.ravel()
     u = -np.sin(np.pi * xf)  # exact at t = 0
     live = tf > 0
@@ -140,9 +150,12 @@ def burgers_exact(
             prev = _cole_hopf(xl, tl, nu, *hermite_rule(n))
             while True:
                 if 2 * n > max_quad:
+                    # f's peaks narrow as nu shrinks, and c = 2 sqrt(nu t) spreads more of
+                    # them under the Gaussian as t grows: either can exhaust max_quad.
                     raise RuntimeError(
-                        f"Gauss-Hermite quadrature did not reach tol={tol:g} by order "
-                        f"{n} (nu={nu:g} is too small for this method)"
+                        f"burgers_exact: Gauss-Hermite quadrature did not reach tol={tol:g} "
+                        f"by order {n} at nu={nu:g}, t up to {float(tl.max()):g}: too small "
+                        "a viscosity or too late a time for this method"
                     )
                 n *= 2
                 cur = _cole_hopf(xl, tl, nu, *hermite_rule(n))
@@ -192,6 +205,20 @@ def burgers(
     Reference
         ``names=("x", "t")``, ``values={"u": (nx, nt)}``.
     """
+    _check_int("burgers", "nx", nx, 1)
+    _check_int("burgers", "nt", nt, 1)
+    _check_number("burgers", "nu", nu, above=0)
+    for name, rng, n, low in (("x_range", x_range, nx, -np.inf), ("t_range", t_range, nt, 0.0)):
+        try:
+            lo, hi = (float(v) for v in rng)
+        except (TypeError, ValueError):
+            lo = hi = np.nan
+        # one grid point may sit on a degenerate interval (linspace gives just lo)
+        ok = np.isfinite(lo) and np.isfinite(hi) and low <= lo
+        if not (ok and (lo < hi or (n == 1 and lo == hi))):
+            shown = f"({lo!r}, {hi!r})" if np.isfinite(lo) or np.isfinite(hi) else repr(rng)
+            need = "0 <= lo < hi" if low == 0 else "lo < hi"
+            raise ValueError(f"burgers: {name} must be finite (lo, hi) with {need}, got {shown}")
     t0 = time.perf_counter()
     x = np.linspace(x_range[0], x_range[1], nx)
     t = np.linspace(t_range[0], t_range[1], nt)

@@ -46,7 +46,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .core import Reference, _grid_interpolator
+from .core import Reference, _check_int, _check_number, _grid_interpolator, _shown
 
 __all__ = [
     "SOLVER_VERSION",
@@ -80,10 +80,9 @@ def graded_grid(n: int, ratio: float = 5.0, base: int = 100) -> np.ndarray:
     -------
     ndarray, shape (n + 1,)
     """
-    if n < 2 or n % 2 or base < 4 or base % 2:
-        raise ValueError("n and base must be even (base >= 4)")
-    if ratio <= 0:
-        raise ValueError("ratio must be positive")
+    _check_int("graded_grid", "n", n, 2, multiple=2)
+    _check_int("graded_grid", "base", base, 4, multiple=2)
+    _check_number("graded_grid", "ratio", ratio, above=0)
     if ratio == 1.0:
         return np.linspace(0.0, 1.0, n + 1)
     half = base // 2
@@ -269,9 +268,20 @@ def solve_streamfunction(
     info : dict
         Newton statistics and the Reynolds numbers of any continuation steps.
     """
+    where = "solve_streamfunction"
+    for name, a in (("x", x), ("y", y)):
+        a = np.asarray(a, dtype=float)
+        # each wall's vorticity formula reads the two nearest interior nodes
+        if a.ndim != 1 or len(a) < 4:
+            raise ValueError(
+                f"{where}: {name} must be a 1-D grid of >= 4 points, got shape {a.shape}"
+            )
+        if not (np.all(np.isfinite(a)) and np.all(np.diff(a) > 0)):
+            raise ValueError(f"{where}: {name} must be finite and strictly increasing")
+    _check_re_wall_tol(where, re, wall, tol)
     lid = _default_lid if lid is None else lid
     nu_target = 1.0 / re
-    ops = _Operators(x, y, np.asarray(lid(x), dtype=float), wall)
+    ops = _Operators(x, y, _lid_values(where, lid, x), wall)
     z0 = np.zeros(2 * ops.m) if init is None else np.concatenate([a.ravel() for a in init])
     try:
         z, info = _newton(ops, nu_target, z0, tol)
@@ -292,6 +302,26 @@ def solve_streamfunction(
 
 def _default_lid(x: np.ndarray) -> np.ndarray:
     return 4.0 * x * (1.0 - x)
+
+
+def _check_re_wall_tol(where: str, re: float, wall: str, tol: float) -> None:
+    # re <= 0 is a zero or negative viscosity; a non-finite one broke the continuation
+    # schedule with an int conversion error.
+    _check_number(where, "re", re, above=0)
+    if wall not in ("jensen", "thom"):
+        raise ValueError(f"{where}: wall must be 'jensen' or 'thom', got {wall!r}")
+    _check_number(where, "tol", tol, above=0)
+
+
+def _lid_values(where: str, lid: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    """``lid(x)`` as a float array, refused unless finite and of the grid's shape."""
+    u = np.asarray(lid(x), dtype=float)
+    if u.shape != np.shape(x) or not np.all(np.isfinite(u)):
+        raise ValueError(
+            f"{where}: lid(x) must return finite values of shape {np.shape(x)}, got "
+            + (f"shape {u.shape}" if u.shape != np.shape(x) else "non-finite values")
+        )
+    return u
 
 
 def velocity_from_streamfunction(
@@ -412,13 +442,22 @@ def lid_driven_cavity(
         the max difference of u, v between the two grids (an error estimate of the
         unextrapolated coarse solution).
     """
+    where = "lid_driven_cavity"
+    _check_re_wall_tol(where, re, wall, tol)
+    if extrapolate:  # the coarse level n/2 must itself be an even n >= 4
+        _check_int(where, "n", n, 8, multiple=4, what=" with extrapolate=True")
+    else:  # each wall's vorticity formula reads two interior nodes, not the far wall
+        _check_int(where, "n", n, 4, multiple=2)
+    _check_int(where, "out_n", out_n, 2, multiple=2)
+    _check_number(where, "ratio", ratio, above=0)
+    if lid is not None and not callable(lid):
+        raise ValueError(f"{where}: lid must be a callable U(x) or None, got {_shown(lid)}")
     t0 = time.perf_counter()
     lid = _default_lid if lid is None else lid
     nu = 1.0 / re
     out = graded_grid(out_n, ratio)
+    lid_out = _lid_values(where, lid, out)  # before any solve: a bad lid fails fast
     levels = [n // 2, n] if extrapolate else [n]
-    if extrapolate and n % 4:
-        raise ValueError("with extrapolate=True, n must be a multiple of 4")
     fields, infos, prev = [], [], None
     for level in levels:
         g = graded_grid(level, ratio)
@@ -445,7 +484,6 @@ def lid_driven_cavity(
         values = {k: fine[k] for k in ("u", "v", "p")}
         change = None
     # Boundary values exactly (extrapolation of exact values is exact, up to rounding).
-    lid_out = np.asarray(lid(out), dtype=float)
     for f in (values["u"], values["v"]):
         f[0, :] = f[-1, :] = f[:, 0] = 0.0
     values["u"][:, -1] = lid_out

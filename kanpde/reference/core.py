@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import math
+import numbers
 import os
 import re
 import warnings
@@ -148,7 +149,7 @@ class Reference:
         Raises
         ------
         ValueError
-            If a point lies outside the grid.
+            If a point lies outside the grid or is not finite.
         """
         sel = self._select(outputs)
         x = np.asarray(x, dtype=np.float64)
@@ -157,6 +158,15 @@ class Reference:
             x = x[:, None]
         if x.ndim != 2 or x.shape[1] != d:
             raise ValueError(f"points must have shape (n, {d}), got {x.shape}")
+        finite = np.isfinite(x).all(axis=1)
+        if not finite.all():
+            i = int(np.argmin(finite))
+            coords = ", ".join(
+                f"{n} = {v!r}" for n, v in zip(self.names, x[i].tolist(), strict=True)
+            )
+            raise ValueError(
+                f"Reference.interpolate: non-finite point {coords} (point {i} of {len(x)})"
+            )
         # points a rounding error outside the grid (x = 1 + 1e-15 from an affine map) are on it
         x = x.copy()
         for k, a in enumerate(self.axes):
@@ -164,6 +174,14 @@ class Reference:
             col = x[:, k]
             col[(col < a[0]) & (col >= a[0] - tol)] = a[0]
             col[(col > a[-1]) & (col <= a[-1] + tol)] = a[-1]
+        outside = (x < [a[0] for a in self.axes]) | (x > [a[-1] for a in self.axes])
+        if outside.any():
+            i, k = (int(j) for j in np.argwhere(outside)[0])
+            a = self.axes[k]
+            raise ValueError(
+                f"Reference.interpolate: {self.names[k]} = {float(x[i, k])!r} outside the "
+                f"reference's range [{float(a[0])!r}, {float(a[-1])!r}] (point {i} of {len(x)})"
+            )
         if method is None:
             method = "cubic" if min(self.shape) >= 4 else "linear"
         key = (sel, method)
@@ -184,6 +202,48 @@ def _grid_interpolator(axes, data, method: str) -> RegularGridInterpolator:
         except TypeError:  # older scipy: no `solver` argument, exact 1-D splines
             pass
     return RegularGridInterpolator(axes, data, method=method)
+
+
+# ------------------------------------------------------------------ argument checks
+
+
+def _shown(value: Any) -> str:
+    """``value`` as a message shows it: ``nan``, not ``np.float64(nan)``."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return repr(float(value)) if not isinstance(value, numbers.Integral) else repr(int(value))
+    return repr(value)
+
+
+def _check_number(
+    where: str,
+    name: str,
+    value: Any,
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+) -> None:
+    """Refuse a non-finite (or non-numeric) ``value``, or one not ``> above`` / ``>= at_least``.
+
+    The value is only checked, never converted, so valid calls compute exactly as before.
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value.item()
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (above is None or value > above) and (at_least is None or value >= at_least)
+    if not ok:
+        bound = "" if above is None else f" > {above:g}"
+        bound += "" if at_least is None else f" >= {at_least:g}"
+        raise ValueError(f"{where}: {name} must be a finite number{bound}, got {_shown(value)}")
+
+
+def _check_int(
+    where: str, name: str, value: Any, minimum: int, *, multiple: int = 1, what: str = ""
+) -> None:
+    """Refuse a non-integer ``value``, one below ``minimum`` or not a multiple of ``multiple``."""
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not (ok and value >= minimum and value % multiple == 0):
+        kind = {1: "an integer", 2: "an even integer"}.get(multiple, f"a multiple of {multiple}")
+        raise ValueError(f"{where}: {name} must be {kind} >= {minimum}{what}, got {_shown(value)}")
 
 
 # --------------------------------------------------------------------------- cache
