@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import platform
@@ -63,8 +64,12 @@ def machine(device: str) -> dict:
     return info
 
 
+@functools.cache
 def _commit() -> str | None:
     """The measured code's git commit (``+dirty`` with uncommitted changes), or None.
+
+    Read once, when the script starts (below): a commit made while a long benchmark runs is
+    not the code it measures.
 
     A copy without ``.git`` (the GPU machine gets the working tree only) takes it from
     ``$KANPDE_COMMIT``, which the command that ships the copy sets.
@@ -82,6 +87,9 @@ def _commit() -> str | None:
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return os.environ.get("KANPDE_COMMIT") or None
+
+
+_commit()
 
 
 def add_allocator_option(ap) -> None:
