@@ -193,6 +193,11 @@ def deferred_checks(device: str) -> dict:
             "nan_prone_ok": bool(actions) and m.isfinite(final)}  # fmt: skip
 
 
+def _slug(name: str) -> str:
+    words = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_").split("_")
+    return "_".join(w for w in words if w not in ("nvidia", "geforce", "tesla")) or "gpu"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
@@ -244,8 +249,9 @@ def main(argv=None) -> int:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         # "h100" from "NVIDIA H100 80GB HBM3"; saved after every row, so a kill keeps them
+        # (others by their whole name, "rtx_4090", "l40s": one file per kind of GPU)
         model_name = re.search(r"\b([A-Z]+\d+)\b", name)
-        tag = model_name.group(1).lower() if model_name else ("gpu" if cuda else "cpu")
+        tag = model_name.group(1).lower() if model_name else _slug(name) if cuda else "cpu"
         saved = save(f"gpu_smoke_{tag}",
                      {"machine": machine(dev), "tolerance": TOL, **out})  # fmt: skip
     print(f"written: {saved}")

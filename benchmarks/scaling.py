@@ -106,7 +106,8 @@ def main(argv=None) -> int:
         by_n.append(row)
         write()
     for g in [int(v) for v in args.grids.split(",")]:
-        row = {"N": args.n_for_grids, "grid": g, **timed(g, args.n_for_grids)}
+        m = args.n_for_grids
+        row = {"N": m, "boundary": max(4, m // 12), "grid": g, **timed(g, m)}
         if "error" in row:
             print(f"N={args.n_for_grids:>8}  G={g:<3}  {row['error']}", flush=True)
         else:

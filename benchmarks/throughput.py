@@ -101,12 +101,13 @@ def main(argv=None) -> int:
     if not args.no_peers:
         import peers
 
-        add("pykan 0.2.8 KAN [2,10,1] G=10 (its recipe)",
+        pykan = f"pykan {peers.versions()['pykan'] or '(not installed)'}"  # the one measured
+        add(f"{pykan} KAN [2,10,1] G=10 (its recipe)",
             lambda: peers.pykan_poisson_step(n_side=args.n_side, grid=10, device=dev,
                                              dtype=dtype))  # fmt: skip
         # The tutorial's loss also evaluates a first-derivative Jacobian it never uses; the
         # same step without it bounds how much of the ratio that pass accounts for.
-        add("pykan 0.2.8, same without its unused d1 pass",
+        add(f"{pykan}, same without its unused d1 pass",
             lambda: peers.pykan_poisson_step(n_side=args.n_side, grid=10, device=dev,
                                              dtype=dtype, drop_redundant_d1=True))  # fmt: skip
         add("DeepXDE MLP [2,100,100,100,1]",
