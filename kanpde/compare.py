@@ -10,6 +10,7 @@ and fits the convergence slope (spline theory for degree k: RMSE ∝ G^-(k+1), G
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import csv
 import json
 import math
@@ -38,7 +39,22 @@ _LATER_COLUMNS = ("loss", "nonfinite", "stopped")
 
 
 def mlp_schedule(total_steps: int, adam_fraction: float = 0.25, lr: float = 1e-3) -> list[Stage]:
-    """The MLP recipe: Adam (learning rate ``lr``) for a quarter of the steps, then L-BFGS."""
+    """The MLP recipe: Adam, then L-BFGS, over ``total_steps`` optimizer steps.
+
+    Parameters
+    ----------
+    total_steps : int
+        Steps of both stages together.
+    adam_fraction : float
+        Share of the steps given to Adam (rounded; default a quarter); L-BFGS takes the rest.
+    lr : float
+        Adam's learning rate.
+
+    Returns
+    -------
+    list of Stage
+        The Adam stage (left out when it rounds to no steps) and the L-BFGS stage.
+    """
     n_adam = int(round(total_steps * adam_fraction))
     stages = [Stage("adam", n_adam, lr=lr)] if n_adam else []
     return stages + [Stage("lbfgs", total_steps - n_adam)]
@@ -824,20 +840,23 @@ def compare(
     Raises
     ------
     CLIError
-        A bad argument, before anything is trained or written.
+        A bad argument, before anything is trained or written: a ``ValueError`` whose one
+        line names the argument (``compare: seeds 0: must be at least 1``).
     """
     from .problem import load_problem
 
     _one_process("compare")
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
-    problem = _with_preset(problem, preset)
-    plan = _plan(problem, kans, mlps, seeds, budget, seconds, steps, device, dtype, activation,
-                 schedule, points, log_every)  # fmt: skip
+    with _argument_names("compare"):
+        problem = _with_preset(problem, preset)
+        plan = _plan(problem, kans, mlps, seeds, budget, seconds, steps, device, dtype,
+                     activation, schedule, points, log_every)  # fmt: skip
     if preset is not None:  # (absent otherwise, as in studies saved before presets)
         plan.setup["preset"] = preset
     out = Path(out) if out is not None else None
-    result = _execute(plan, out, device, dtype, progress, resume=resume)
+    with _argument_names("compare"):
+        result = _execute(plan, out, device, dtype, progress, resume=resume)
     if out is not None:
         result.figures = _figures(result, out)
     return result
@@ -934,6 +953,39 @@ def _check_problem(problem, kan: bool = False) -> None:
                        f"{problem.model.get('type')!r}")  # fmt: skip
 
 
+# The checks are shared with the command line and name its options; a Python caller gets
+# the names of the arguments it passed instead.
+_ARGUMENTS = {
+    "--kan": "kans", "--mlp": "mlps", "--seeds": "seeds", "--seed": "seed", "--budget": "budget",
+    "--seconds": "seconds", "--steps": "steps", "--dtype": "dtype", "--log-every": "log_every",
+    "--device": "device", "--schedule": "schedule", "--points": "points", "--preset": "preset",
+    "--grids": "grids", "--activation": "activation", "--resume": "resume=True, out",
+    "--out": "out",
+}  # fmt: skip
+
+
+_COMMAND_LINE = contextvars.ContextVar("kanpde_study_from_command_line", default=False)
+
+
+@contextlib.contextmanager
+def _argument_names(function: str):
+    """Re-raise a :class:`CLIError` of the shared checks in ``function``'s argument names
+    (unless the command line, whose options they are, made the call)."""
+    import re
+
+    try:
+        yield
+    except CLIError as e:
+        if _COMMAND_LINE.get():
+            raise
+        text = str(e)
+        # a command quoted in the message ("continue it with kanpde sweep ... --resume")
+        # keeps its options
+        own, quoted, rest = text.partition("kanpde ")
+        own = re.sub(r"--[a-z][a-z-]*", lambda m: _ARGUMENTS.get(m[0], m[0]), own)
+        raise CLIError(f"{function}: {own}{quoted}{rest}") from None
+
+
 def _one_process(study: str) -> None:
     """Refuse a study under torchrun: every rank would train all its runs (into one directory,
     whose lock the sibling ranks then hold)."""
@@ -994,25 +1046,33 @@ def sweep(
     Raises
     ------
     CLIError
-        Fewer than two grid sizes, sizes not strictly increasing, ``steps < 1``, or a study
-        to resume with other settings.
+        A ``ValueError`` naming the argument, before anything is written: fewer than two grid
+        sizes, sizes not strictly increasing, ``steps < 1``, a seed outside 0 … 2**32 - 1, or
+        a study to resume with other settings.
     """
     from .problem import file_hash, load_problem
-    from .training import resolve_device
+    from .training import MAX_SEED, resolve_device
 
     _one_process("sweep")
-    grids = _check_sweep(grids, steps)
-    try:
-        resolved = _device_setting(resolve_device(device))
-    except ValueError as e:
-        raise CLIError(f"--device {device!r}: {e}") from None
+    with _argument_names("sweep"):
+        grids = _check_sweep(grids, steps)
+        # before any directory is made (a bad seed failed in the first run's solve)
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise CLIError(f"--seed {seed!r}: must be an integer from 0 to {MAX_SEED}")
+        if not 0 <= seed <= MAX_SEED:
+            raise CLIError(f"--seed {seed}: must be an integer from 0 to {MAX_SEED}")
+        try:
+            resolved = _device_setting(resolve_device(device))
+        except ValueError as e:
+            raise CLIError(f"--device {device!r}: {e}") from None
     if isinstance(problem, str | Path):
         problem = load_problem(problem)
-    problem = _with_preset(problem, preset)
-    _check_problem(problem, kan=True)
-    if points is not None:
-        points = {k: v for k, v in _overrides(problem, None, points)[1].items()
-                  if k not in problem.points or problem.points[k] != v}  # fmt: skip
+    with _argument_names("sweep"):
+        problem = _with_preset(problem, preset)
+        _check_problem(problem, kan=True)
+        if points is not None:
+            points = {k: v for k, v in _overrides(problem, None, points)[1].items()
+                      if k not in problem.points or problem.points[k] != v}  # fmt: skip
     out = Path(out) if out is not None else None
     setup = {"problem": problem.name, "problem_hash": file_hash(problem.source),
              "grids": grids, "steps": steps, "points": points or None,
@@ -1020,7 +1080,8 @@ def sweep(
     if preset is not None:  # (absent otherwise, as in sweeps saved before presets)
         setup["preset"] = preset
     if resume:
-        _check_saved_sweep(out, setup)
+        with _argument_names("sweep"):
+            _check_saved_sweep(out, setup)
     elif out is not None:
         out.mkdir(parents=True, exist_ok=True)
     # held by a new sweep too: its runs are not locked one by one (they are not saved as run
@@ -1379,6 +1440,7 @@ def cmd_sweep(args) -> int:
     grids = _check_sweep(args.grids, args.steps)
     _check_problem(_with_preset(problem, args.preset), kan=True)
     out, created = _study_directory(args, f"sweep-{problem.name}", args.seed)
+    token = _COMMAND_LINE.set(True)
     try:
         result = sweep(problem, grids, steps=args.steps, device=args.device, dtype=args.dtype,
                        seed=args.seed, out=out, progress=not args.quiet,
@@ -1394,6 +1456,8 @@ def cmd_sweep(args) -> int:
             print(f"finished runs are kept in {out}", file=sys.stderr)
             print(f"continue with: {_continue_command(args, out)}", file=sys.stderr)
         raise
+    finally:
+        _COMMAND_LINE.reset(token)
     return _report(result, out)
 
 

@@ -288,9 +288,12 @@ def test_bad_arguments():
         compare(POISSON, budget="epochs")
     # catches: an infinite or NaN time budget accepted (a run that never ends)
     for seconds in (math.inf, math.nan):
-        with pytest.raises(CLIError, match=f"--seconds {seconds}: must be a positive, finite"):
+        with pytest.raises(
+            CLIError, match=f"^compare: seconds {seconds}: must be a positive, finite"
+        ):
             compare(POISSON, budget="seconds", seconds=seconds)
-    with pytest.raises(ValueError, match="--seconds"):
+    # in the Python arguments' names (it said "--budget seconds: needs --seconds S")
+    with pytest.raises(ValueError, match="^compare: budget seconds: needs seconds S, the"):
         compare(POISSON, budget="seconds")
     with pytest.raises(ValueError, match="does not fit"):
         compare(POISSON, kans=[[3, 5, 1]], mlps=[], seeds=1, steps=1)
@@ -298,8 +301,19 @@ def test_bad_arguments():
         sweep(POISSON, grids=[10, 5])
 
 
+def test_sweep_refuses_a_bad_seed_before_making_its_directory(tmp_path):
+    # it made the directory and failed in the first run's solve, naming solve(seed=-1)
+    for seed, shown in ((-1, "-1"), (2**32, str(2**32)), (1.5, "1.5"), (True, "True")):
+        with pytest.raises(CLIError) as e:
+            sweep(POISSON1D, grids=[3, 5], seed=seed, out=tmp_path / "sw")
+        assert str(e.value) == f"sweep: seed {shown}: must be an integer from 0 to {2**32 - 1}"
+    assert not (tmp_path / "sw").exists()
+
+
 def test_unknown_mlp_activation_refused_before_anything_trains(tmp_path):
-    with pytest.raises(CLIError, match="--activation 'relu': unknown MLP activation; choose one"):
+    with pytest.raises(
+        CLIError, match="^compare: activation 'relu': unknown MLP activation; choose one"
+    ):
         compare(POISSON, seeds=1, steps=1, activation="relu", out=tmp_path, progress=False)
     assert list(tmp_path.iterdir()) == []
 
@@ -695,11 +709,11 @@ def test_sweep_rejects_bad_grids_and_steps():
     with pytest.raises(ValueError, match="at least two grid sizes"):
         sweep(POISSON1D, grids=[5])
     # catches: increasing grids starting at 0 or below accepted
-    with pytest.raises(ValueError, match="--grids 0,5: need strictly increasing positive"):
+    with pytest.raises(ValueError, match="^sweep: grids 0,5: need strictly increasing positive"):
         sweep(POISSON1D, grids=[0, 5])
     with pytest.raises(ValueError, match="strictly increasing"):
         sweep(POISSON1D, grids=[3, 5, 5])
-    with pytest.raises(ValueError, match="--steps 0"):
+    with pytest.raises(ValueError, match="^sweep: steps 0"):
         sweep(POISSON1D, grids=[3, 5], steps=0)
 
 
@@ -1134,7 +1148,7 @@ def test_a_study_saved_before_log_every_was_recorded_resumes(tmp_path):
         del setup["log_every"]
         f.attrs["setup"] = json.dumps(setup)
     assert len(compare(problem, out=tmp_path, resume=True, **common).rows) == 2
-    with pytest.raises(CLIError, match=r"other settings \(--log-every"):
+    with pytest.raises(CLIError, match=r"^compare: resume=True, out .*other settings \(log_every"):
         compare(problem, out=tmp_path, resume=True, log_every=7, **common)
 
 
@@ -1144,7 +1158,7 @@ def test_sweep_trains_every_run_on_the_given_points(tmp_path):
     runs = [s.run] + [kanpde.load(tmp_path / "separate" / f"grid-{g}.h5") for g in (3, 5)]
     for run in runs:
         assert (run.config["points"]["interior"], run.solution["x"].shape[0]) == (15, 9)
-    with pytest.raises(CLIError, match=r"other settings \(--points\)"):
+    with pytest.raises(CLIError, match=r"other settings \(points\)"):
         sweep(POISSON1D, grids=[3, 5], steps=2, device="cpu", out=tmp_path, resume=True)
 
 
@@ -1189,7 +1203,7 @@ def test_compare_and_sweep_take_a_preset_of_the_problem(tmp_path, capsys):
     # a sweep: the preset's points and weights in every run, recorded for its resume
     s = sweep(str(path), grids=[3, 5], steps=2, device="cpu", out=tmp_path / "sw", preset="tiny")
     assert s.run.config["points"]["interior"] == 17 and s.run.config["weights"]["pde"] == 0.5
-    with pytest.raises(CLIError, match=r"other settings \(--preset: tiny there, None here\)"):
+    with pytest.raises(CLIError, match=r"other settings \(preset: tiny there, None here\)"):
         sweep(str(path), grids=[3, 5], steps=2, device="cpu", out=tmp_path / "sw", resume=True)
     assert main(["sweep", str(path), "--grids", "3,5", "--steps", "2", "--device", "cpu",
                  "--quiet", "--resume", str(tmp_path / "sw")]) == 0  # fmt: skip
