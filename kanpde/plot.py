@@ -28,7 +28,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,9 +36,11 @@ from .problem import _near_match
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+    from numpy.typing import ArrayLike
+    from torch import Tensor
 
     from .compare import Comparison, Sweep
-    from .nn.kan import KAN
+    from .nn.kan import KAN, KANLayer
     from .results import Run
     from .training import Trainer
 
@@ -916,7 +918,7 @@ def _labels_from(value, n_in: int, n_out: int) -> dict[tuple[int, int], str]:
     return out
 
 
-def edge_kinds(layer) -> dict[tuple[int, int], str]:
+def edge_kinds(layer: KANLayer | Any) -> dict[tuple[int, int], str]:
     """The kind of every edge of a KAN layer, ``{(i, o): kind}`` (``i`` input, ``o`` output):
     ``"spline"``, ``""`` (removed by pruning) or the label of a symbolic function.
 
@@ -928,6 +930,17 @@ def edge_kinds(layer) -> dict[tuple[int, int], str]:
     ``names``; a method is called first. Values are strings, objects with a ``label``,
     ``name``, ``formula`` or ``expr`` string, or anything ``str()`` describes; ``None`` and
     ``False`` mark a plain spline edge.
+
+    Parameters
+    ----------
+    layer : KANLayer or layer-like
+        A :class:`~kanpde.nn.KANLayer`, or any object with ``in_features`` and
+        ``out_features`` (and optionally the hooks above).
+
+    Returns
+    -------
+    dict of (int, int) to str
+        One entry per edge.
     """
     n_in, n_out = layer.in_features, layer.out_features
     kinds = {(i, o): SPLINE for i in range(n_in) for o in range(n_out)}
@@ -953,8 +966,19 @@ def edge_kinds(layer) -> dict[tuple[int, int], str]:
     return kinds
 
 
-def symbolic_labels(layer) -> dict[tuple[int, int], str]:
-    """Labels of the symbolic edges of a layer, ``{(i, o): label}`` (see :func:`edge_kinds`)."""
+def symbolic_labels(layer: KANLayer | Any) -> dict[tuple[int, int], str]:
+    """Labels of the symbolic edges of a layer, ``{(i, o): label}`` (see :func:`edge_kinds`).
+
+    Parameters
+    ----------
+    layer : KANLayer or layer-like
+        As for :func:`edge_kinds`.
+
+    Returns
+    -------
+    dict of (int, int) to str
+        The edges whose kind is neither ``"spline"`` nor ``""`` (removed).
+    """
     return {k: v for k, v in edge_kinds(layer).items() if v not in (SPLINE, "")}
 
 
@@ -988,7 +1012,7 @@ def _edge_data(net, xs, points: int = 100):
 
 def network(
     model: Run | KAN | str | os.PathLike,
-    x: np.ndarray | None = None,
+    x: ArrayLike | Tensor | None = None,
     *,
     labels: Mapping | None = None,
     beta: float = 3.0,
@@ -1012,7 +1036,7 @@ def network(
     model : Run, KAN or path
         A run (its evaluation points are the samples), a KAN, or the path of a results file
         or run directory.
-    x : array (N, D), optional
+    x : array_like or Tensor (N, D), optional
         Samples; default the run's evaluation points, else ``samples`` uniform points in the
         first layer's grid range.
     labels : dict, optional
@@ -1123,7 +1147,7 @@ def network(
 def activations(
     model: Run | KAN | str | os.PathLike,
     layer: int = 0,
-    x: np.ndarray | None = None,
+    x: ArrayLike | Tensor | None = None,
     *,
     samples: int = 1000,
     figsize: tuple[float, float] | None = None,
@@ -1145,7 +1169,7 @@ def activations(
         or run directory.
     layer : int
         Layer index (negative counts from the end).
-    x : array (N, D), optional
+    x : array_like or Tensor (N, D), optional
         Samples of the network's inputs.
     samples : int
         Number of uniform samples when there are neither ``x`` nor a run's points.

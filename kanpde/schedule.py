@@ -95,6 +95,14 @@ class Stage:
         self.history = _int(self.history, "L-BFGS history", minimum=1)
 
     def to_dict(self) -> dict:
+        """The stage as a plain dict of its attributes (the form runs are saved in).
+
+        Returns
+        -------
+        dict
+            ``{"optimizer": …, "steps": …, "grid": …, …}``, one key per attribute; accepted
+            back by :func:`parse_schedule`.
+        """
         return asdict(self)
 
 
@@ -263,7 +271,27 @@ def _string_group(grid, group, options: dict, item: str, text: str) -> list[Stag
 
 
 def parse_schedule(schedule: str | dict | Sequence[Stage | dict]) -> list[Stage]:
-    """Normalise a schedule (list of dicts / Stages, or the command-line string) to Stages."""
+    """Normalise a schedule (list of dicts / Stages, or the command-line string) to Stages.
+
+    Parameters
+    ----------
+    schedule : str, dict or sequence of (Stage or dict)
+        The command-line form (``"5:adam=1000@1e-2,10:lbfgs=200"``), one stage dict, or a
+        list or tuple of stage dicts and :class:`Stage` objects (see the module docstring).
+        A dict naming both optimizers becomes two stages.
+
+    Returns
+    -------
+    list of Stage
+        The stages in order (at least one).
+
+    Raises
+    ------
+    ScheduleError
+        (A ``ValueError``.) If the schedule is empty or of another type, or a stage is
+        malformed (unknown key, no or two optimizers, an option of an optimizer the stage
+        does not run, a bad number).
+    """
     if isinstance(schedule, str):
         stages = _from_string(schedule)
     elif isinstance(schedule, dict):

@@ -30,10 +30,10 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sympy
@@ -44,6 +44,7 @@ from .nn.kan import KAN, SPLINE, KANLayer
 from .problem import warn
 
 if TYPE_CHECKING:
+    from .losses import Residuals
     from .problem import Problem
     from .results import Run
     from .schedule import Stage
@@ -85,6 +86,18 @@ class SymbolicFunction:
     canonical: Callable | None = field(default=None, repr=False)
 
     def valid(self, z: Tensor) -> Tensor:
+        """Where ``f`` is defined.
+
+        Parameters
+        ----------
+        z : Tensor
+            Arguments ``a·x + b`` of ``f``.
+
+        Returns
+        -------
+        Tensor
+            Bool, shaped like ``z``: :attr:`domain` at ``z``, or all true without one.
+        """
         return torch.ones_like(z, dtype=torch.bool) if self.domain is None else self.domain(z)
 
 
@@ -344,6 +357,22 @@ _builtin()
 
 
 def get_function(name: str) -> SymbolicFunction:
+    """The library function called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        Its key in the library, e.g. ``"sin"`` or ``"x^2"``.
+
+    Returns
+    -------
+    SymbolicFunction
+
+    Raises
+    ------
+    ValueError
+        If the library has no such function (add it with :func:`add_function`).
+    """
     try:
         return LIBRARY[name]
     except KeyError:
@@ -378,7 +407,7 @@ class SymbolicEdges(nn.Module):
 
     Parameters
     ----------
-    entries : sequence of (int, int, str)
+    entries : iterable of (int, int, str)
         ``(output, input, function name)`` of every symbolic edge.
     n_in : int
         Inputs of the layer.
@@ -388,7 +417,13 @@ class SymbolicEdges(nn.Module):
         Edges found here with the same function keep their parameters.
     """
 
-    def __init__(self, entries, n_in: int, like: Tensor, previous: SymbolicEdges | None = None):
+    def __init__(
+        self,
+        entries: Iterable[tuple[int, int, str]],
+        n_in: int,
+        like: Tensor,
+        previous: SymbolicEdges | None = None,
+    ):
         super().__init__()
         entries = sorted((str(n), int(o), int(i)) for o, i, n in entries)
         self.names = [n for n, _, _ in entries]
@@ -474,12 +509,26 @@ def _points(model: KAN, x) -> Tensor:
 def edge_values(model: KAN, x: Tensor) -> list[tuple[Tensor, Tensor]]:
     """Every layer's inputs and edge values at the points ``x`` ``(N, D)``, without gradients.
 
+    Parameters
+    ----------
+    model : KAN
+        The network.
+    x : Tensor
+        ``(N, D)`` samples of its inputs, ``N ≥ 1``.
+
     Returns
     -------
     list of (Tensor, Tensor)
         Per layer ``l``: its inputs ``h`` ``(n_in, N)`` and edge values ``φ_{l,i,j}(h_i)`` as
         ``phi[j, i]`` ``(n_out, n_in, N)`` (feature-major, as the layers compute them), so that
         ``phi[j, i]`` against ``h[i]`` is edge ``(l, i, j)``'s curve on the samples.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a kanpde :class:`~kanpde.nn.KAN`.
+    ValueError
+        If ``x`` is not ``(N, D)`` with ``N ≥ 1``.
     """
     x = _points(model, x)  # also checks the model
     with torch.no_grad():
@@ -524,6 +573,25 @@ def edge_scores(model: KAN, x: Tensor) -> list[Tensor]:
     """Mean ``|φ|`` of every edge over the samples ``x`` ``(N, D)``: per layer ``(n_out, n_in)``.
 
     These are the ``|φ|_1`` of the KAN paper; removed edges score 0.
+
+    Parameters
+    ----------
+    model : KAN
+        The network.
+    x : Tensor
+        ``(N, D)`` samples of its inputs, ``N ≥ 1``.
+
+    Returns
+    -------
+    list of Tensor
+        Per layer, the scores ``(n_out, n_in)``: ``scores[l][j, i]`` is edge ``(l, i, j)``'s.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a kanpde :class:`~kanpde.nn.KAN`.
+    ValueError
+        If ``x`` is not ``(N, D)`` with ``N ≥ 1``.
     """
     x = _points(model, x)  # also checks the model
     with torch.no_grad():
@@ -540,6 +608,29 @@ def regularization(model: KAN, x: Tensor, l1: float = 1.0, entropy: float = 2.0)
 
     The default weights ``l1 = 1, entropy = 2`` are pykan's (``lamb_l1``, ``lamb_entropy``); the
     paper's eq. 2.20 usually sets both to 1 (``entropy=1.0``).
+
+    Parameters
+    ----------
+    model : KAN
+        The network.
+    x : Tensor
+        ``(N, D)`` samples of its inputs, ``N ≥ 1``.
+    l1 : float
+        Weight of the edge norms ``|Φ_l|_1``.
+    entropy : float
+        Weight of the entropies ``S(Φ_l)`` (0: not computed).
+
+    Returns
+    -------
+    Tensor
+        The penalty, 0-d, differentiable with respect to the model's parameters.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a kanpde :class:`~kanpde.nn.KAN`.
+    ValueError
+        If ``x`` is not ``(N, D)`` with ``N ≥ 1``.
     """
     x = _points(model, x)  # also checks the model
     total = x.new_zeros((), dtype=next(model.parameters()).dtype)
@@ -579,7 +670,7 @@ class Penalized:
 
     def __init__(
         self,
-        residuals,
+        residuals: Residuals,
         weight: float,
         penalty: Callable | None = None,
         name: str = "sparsity",
@@ -638,6 +729,43 @@ def train(
     ``sparsity · regularization(model, interior points)`` over the whole schedule, with the
     penalty's ``l1`` and ``entropy`` weights; ``solve`` with a stage's ``"sparsity"`` applies
     the default penalty stage by stage instead. Nothing is written.
+
+    Parameters
+    ----------
+    problem : Problem, str or Path
+        The problem, or the path of a problem file.
+    model : nn.Module
+        The network to train (in place), e.g. a :class:`~kanpde.nn.KAN`; its parameters' dtype
+        and device are the training's.
+    schedule : str or sequence of (Stage or dict)
+        The stages (see :mod:`kanpde.schedule`).
+    sparsity : float
+        Weight of the penalty in the loss (0: none).
+    l1, entropy : float
+        The penalty's weights (see :func:`regularization`).
+    points : dict, optional
+        Overrides of the problem's point budget (``interior``, ``boundary``, ``test`` …).
+    weights : dict, optional
+        Overrides of the problem's loss weights (e.g. ``{"pde": 1.0}``).
+    seed : int
+        Seed of torch's generator and of the point samplers.
+    log_every : int
+        Steps between history rows.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    Trainer
+        The trainer after the schedule ran.
+
+    Raises
+    ------
+    ValueError
+        If ``sparsity``, ``l1`` or ``entropy`` is negative or not finite, or another argument
+        is malformed (a :class:`~kanpde.schedule.ScheduleError` for the schedule).
+    ProblemError
+        (A ``ValueError``.) If the problem, or its file, is malformed.
     """
     from .losses import Residuals
     from .problem import apply_preset, load_problem, merge_weights
@@ -695,6 +823,31 @@ def prune(
 
     The result has fewer hidden nodes and packs its remaining spline edges' parameters, so
     :func:`~kanpde.nn.count_parameters` drops accordingly. ``model`` is left unchanged.
+
+    Parameters
+    ----------
+    model : KAN
+        The network to prune.
+    x : Tensor
+        ``(N, D)`` samples of its inputs, ``N ≥ 1``.
+    edge_threshold : float
+        Edges scoring below it are removed (finite, ``≥ 0``).
+    node_threshold : float
+        Hidden nodes whose incoming or outgoing score is at most this are removed, but the
+        best of each layer (finite, ``≥ 0``).
+
+    Returns
+    -------
+    KAN
+        The pruned copy.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a kanpde :class:`~kanpde.nn.KAN`.
+    ValueError
+        If a threshold is negative or not finite, ``x`` is not ``(N, D)`` with ``N ≥ 1``, or
+        the thresholds would remove every edge of a layer.
     """
     for name, v in (("edge_threshold", edge_threshold), ("node_threshold", node_threshold)):
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v < math.inf:
@@ -895,6 +1048,7 @@ class Fit:
 
     @property
     def affine(self) -> tuple[float, float, float, float]:
+        """The parameters ``(a, b, c, d)`` of ``c·f(a·x + b) + d``."""
         return (self.a, self.b, self.c, self.d)
 
     def score(self, complexity_weight: float = 1.0) -> float:
@@ -1112,13 +1266,46 @@ def suggest_symbolic(
     x: Tensor,
     library: Sequence[str] | None = None,
     top: int | None = 5,
-    **fit_options,
+    **fit_options: Any,
 ) -> list[Fit]:
     """Candidates for edge ``(l, i, j)`` ranked by the R² of their best affine fit.
 
     The samples are the edge's input and output values when the model is evaluated at ``x``
     ``(N, D)``; ``fit_options`` go to :func:`fit_function` (``a_range``, ``b_range``, ``grid``,
     ``zooms``, ``polish``).
+
+    Parameters
+    ----------
+    model : KAN
+        The network (not changed).
+    l, i, j : int
+        The edge: layer ``l``, from its input ``i`` to its output ``j``.
+    x : Tensor
+        ``(N, D)`` samples of the network's inputs, ``N ≥ 1``.
+    library : sequence of str, optional
+        Names of the candidate functions; default the whole library.
+    top : int or None
+        How many candidates to return (positive); ``None``: all.
+    **fit_options : Any
+        Keywords of :func:`fit_function`: ``a_range``, ``b_range``, ``grid``, ``zooms``,
+        ``polish``.
+
+    Returns
+    -------
+    list of Fit
+        The best first (higher R², then lower complexity).
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a kanpde :class:`~kanpde.nn.KAN` or an edge index is not an
+        integer.
+    IndexError
+        If the model has no edge ``(l, i, j)``.
+    ValueError
+        If ``x`` is not ``(N, D)`` with ``N ≥ 1``, ``top`` is not a positive integer or
+        ``None``, ``library`` is not a non-empty list of known names, or a fit option is out
+        of range.
     """
     x = _points(model, x)
     if top is not None and (isinstance(top, bool) or not isinstance(top, numbers.Integral)
@@ -1147,7 +1334,7 @@ def fix_symbolic(
     name: str,
     x: Tensor | None = None,
     affine: Sequence[float] | None = None,
-    **fit_options,
+    **fit_options: Any,
 ) -> Fit | None:
     """Make edge ``(l, i, j)`` the symbolic function ``name`` (in place).
 
@@ -1155,6 +1342,39 @@ def fix_symbolic(
     :class:`Fit`); else they are ``affine`` or ``(1, 0, 1, 0)``. The name ``"0"`` removes the
     edge (its mean value over ``x`` moves to the node it fed). The layer's parameter tensors are
     replaced: build optimizers afterwards.
+
+    Parameters
+    ----------
+    model : KAN
+        The network, changed in place.
+    l, i, j : int
+        The edge: layer ``l``, from its input ``i`` to its output ``j``.
+    name : str
+        A function of the library, or ``"0"`` to remove the edge.
+    x : Tensor, optional
+        ``(N, D)`` samples of the network's inputs to fit ``a, b, c, d`` on.
+    affine : sequence of float, optional
+        The four parameters ``(a, b, c, d)`` (not with ``x``).
+    **fit_options : Any
+        Keywords of :func:`fit_function`: ``a_range``, ``b_range``, ``grid``, ``zooms``,
+        ``polish``. Only with ``x``.
+
+    Returns
+    -------
+    Fit or None
+        The fit with ``x``, else ``None``.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a kanpde :class:`~kanpde.nn.KAN` or an edge index is not an
+        integer.
+    IndexError
+        If the model has no edge ``(l, i, j)``.
+    ValueError
+        If ``name`` is unknown, both ``x`` and ``affine`` or ``fit_options`` without ``x`` are
+        given, ``affine`` is not four finite numbers, ``x`` is not ``(N, D)`` with ``N ≥ 1``,
+        or a fit option is out of range.
     """
     get_function(name)
     _check_edge(model, l, i, j)
@@ -1205,7 +1425,7 @@ def auto_symbolic(
     complexity_weight: float = 1.0,
     layers: Sequence[int] | None = None,
     verbose: bool = False,
-    **fit_options,
+    **fit_options: Any,
 ) -> dict[tuple[int, int, int], Fit]:
     """Replace every spline edge by its best library function (in place), layer by layer.
 
@@ -1215,6 +1435,42 @@ def auto_symbolic(
     already symbolic earlier layers; ``layers`` restricts the search to some layers (e.g.
     ``auto_symbolic(model, x, library=["x"], layers=[0], r2_threshold=0)`` makes the first
     layer linear: a ridge-function ansatz). Returns the chosen fit of every edge examined.
+
+    Parameters
+    ----------
+    model : KAN
+        The network, changed in place.
+    x : Tensor
+        ``(N, D)`` samples of its inputs, ``N ≥ 1``.
+    r2_threshold : float
+        Least R² of a replacement (at most 1).
+    library : sequence of str, optional
+        Names of the candidate functions; default the whole library.
+    complexity_weight : float
+        Weight of the complexity in the choice (finite, ``≥ 0``).
+    layers : sequence of int, optional
+        The layers to examine; default all.
+    verbose : bool
+        Print every edge's choice.
+    **fit_options : Any
+        Keywords of :func:`fit_function`: ``a_range``, ``b_range``, ``grid``, ``zooms``,
+        ``polish``.
+
+    Returns
+    -------
+    dict of (int, int, int) to Fit
+        ``{(l, i, j): fit}`` for every spline edge examined; an edge kept as a spline has its
+        fit of highest R².
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a kanpde :class:`~kanpde.nn.KAN`.
+    ValueError
+        If ``x`` is not ``(N, D)`` with ``N ≥ 1``, ``r2_threshold`` is not a number at most
+        1, ``complexity_weight`` is negative or not finite, an entry of ``layers`` is not a
+        layer of the model, ``library`` is not a non-empty list of known names, or a fit
+        option is out of range.
     """
     x = _points(model, x)  # also checks the model
     r2 = r2_threshold

@@ -119,6 +119,14 @@ class Basis:
             ``(n_out, n_in, nb)`` basis coefficients ``c``.
         scale_base, scale_spline : Tensor
             ``(n_out, n_in)`` weights ``w_b`` and ``w_s``.
+        grid_buffer : Tensor
+            The layer's grid buffer ``(n_in, ·)``, as built by :meth:`make_grid` (knots or
+            centres, depending on the basis).
+        k : int
+            Spline order (degree) of the layer; bases without one ignore it.
+        aux : dict
+            The tensors :meth:`prepare` derived from ``grid_buffer`` and ``k`` (cached by the
+            layer; empty for bases that need none).
         order : int
             Highest derivative wanted (0, 1 or 2).
 

@@ -106,7 +106,7 @@ class KANLayer(nn.Module):
         out_features: int,
         grid: int = 5,
         k: int = 3,
-        grid_range: tuple[float, float] = (-1.0, 1.0),
+        grid_range: tuple[float, float] | Sequence[tuple[float, float]] = (-1.0, 1.0),
         basis: str | Basis = "bspline",
         grid_eps: float = 0.02,
         init_scale: float = 0.1,
@@ -426,6 +426,18 @@ class KANLayer(nn.Module):
         spline scale ``1/√n_in``, so that it can learn), a new symbolic edge as ``f(x)``
         (affine parameters ``a = c = 1``, ``b = d = 0``). Parameter tensors are replaced:
         rebuild optimizers.
+
+        Parameters
+        ----------
+        kinds : sequence of sequence of str
+            ``n_out`` rows of ``n_in`` kinds: ``"spline"``, ``""`` (removed) or the name of a
+            function of the symbolic library (see :func:`kanpde.symbolic.add_function`).
+
+        Raises
+        ------
+        ValueError
+            If ``kinds`` is not ``n_out`` rows of ``n_in`` strings, or names a function the
+            library does not know.
         """
         kinds = [list(row) for row in kinds]
         if len(kinds) != self.out_features or any(len(r) != self.in_features for r in kinds):
@@ -680,12 +692,22 @@ class KAN(nn.Module):
     ----------
     width : sequence of int
         Layer widths, inputs first, e.g. ``[2, 10, 1]``.
-    grid, k, basis, grid_eps, init_scale, bias
-        Passed to every layer (see :class:`KANLayer`).
+    grid : int
+        Number of grid intervals ``G`` of every layer.
+    k : int
+        Spline order (degree) for the B-spline basis; ignored by other bases.
     grid_range : (float, float)
         Grid interval of the hidden layers (and of the first layer unless ``input_range``).
     input_range : sequence of (float, float), optional
         Grid interval of each input of the first layer, e.g. the domain's bounding box.
+    basis : str or Basis
+        Basis of every layer (see :class:`KANLayer`).
+    grid_eps : float
+        Mix of uniform (1) and sample-quantile (0) knots used by :meth:`update_grid`.
+    init_scale : float
+        Standard deviation of the initial coefficients ``c``.
+    bias : bool
+        Add a learnable bias to every output of every layer.
     edges : sequence, optional
         Per layer, ``None`` or the kind of every edge (see :meth:`KANLayer.set_edges`): how a
         pruned or symbolic network is rebuilt from its config.
@@ -784,7 +806,27 @@ class KAN(nn.Module):
     def extend_grid(self, new_grid: int, x: Tensor) -> list[Tensor]:
         """Grid extension ``G → new_grid`` of every layer, preserving the network on ``x``.
 
-        Returns the per-layer transfer matrices (see :meth:`KANLayer.set_grid`).
+        Each layer is refitted on its inputs at ``x`` as computed before any change (see
+        :meth:`KANLayer.extend_grid`).
+
+        Parameters
+        ----------
+        new_grid : int
+            New number of grid intervals (at least 1).
+        x : Tensor
+            ``(N, width[0])`` samples of the network's inputs.
+
+        Returns
+        -------
+        list of Tensor
+            The per-layer transfer matrices (see :meth:`KANLayer.set_grid`).
+
+        Raises
+        ------
+        ValueError
+            If ``new_grid < 1`` or ``x`` is not ``(N, width[0])``.
+        TypeError
+            If ``x`` is not a tensor of the model's dtype.
         """
         # All inputs first, unlike update_grid: a refinement to a multiple keeps each layer's
         # function, so the next layer's inputs do not move (and runs reproduce bit for bit).
@@ -794,8 +836,26 @@ class KAN(nn.Module):
     def update_grid(self, x: Tensor, grid_eps: float | None = None) -> list[Tensor]:
         """Adapt every layer's grid to the distribution of its inputs on ``x``.
 
-        A hidden node that is constant on ``x`` (its incoming edges removed or constant) keeps
-        a uniform grid over its range; a constant coordinate of ``x`` is an error.
+        Layer by layer, each seeing its inputs through the layers already changed (see
+        :meth:`KANLayer.update_grid`). A hidden node that is constant on ``x`` (its incoming
+        edges removed or constant) keeps a uniform grid over its range.
+
+        Parameters
+        ----------
+        x : Tensor
+            ``(N, width[0])`` samples of the network's inputs.
+        grid_eps : float, optional
+            Mix of uniform (1) and sample-quantile (0) knots; default each layer's own.
+
+        Returns
+        -------
+        list of Tensor
+            The per-layer transfer matrices (see :meth:`KANLayer.set_grid`).
+
+        Raises
+        ------
+        ValueError
+            If a coordinate of ``x`` is constant (no spread to place knots in).
         """
         return self._change_layers(
             x, lambda i, layer, h: layer.update_grid(h, grid_eps, keep_constant=i > 0)

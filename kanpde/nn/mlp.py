@@ -97,7 +97,34 @@ class MLP(nn.Module):
         return self.layers[-1](x)
 
     def jet(self, x: Tensor, order: int = 2, pairs: Sequence[tuple[int, int]] = ()) -> Jet:
-        """Outputs with derivatives; same contract as :meth:`kanpde.nn.KAN.jet`."""
+        """Outputs with first derivatives (``order ≥ 1``) and second derivatives for ``pairs``.
+
+        Same contract as :meth:`kanpde.nn.KAN.jet`, in closed form (no nested autograd).
+
+        Parameters
+        ----------
+        x : Tensor
+            ``(N, D)`` points, of the model's dtype.
+        order : int
+            0, 1 or 2.
+        pairs : sequence of (int, int)
+            Axis pairs of the second derivatives (``order == 2``), e.g. ``[(0, 0), (1, 1)]``
+            for a Laplacian in 2-D.
+
+        Returns
+        -------
+        Jet
+            Values ``(N, m)``, first derivatives ``(N, m, D)`` (``None`` for ``order == 0``)
+            and second derivatives ``(N, m, P)`` for ``pairs`` (each sorted, duplicates
+            removed; ``None`` for ``order < 2``).
+
+        Raises
+        ------
+        TypeError
+            If ``x`` is not a tensor of the model's dtype.
+        ValueError
+            If ``order`` is not 0, 1 or 2, or a pair has an axis out of range.
+        """
         check_inputs(x, self.layers[0].weight.dtype, "MLP")
         order = check_order(order)
         pairs = normalize_pairs(pairs, x.shape[-1]) if order >= 2 else ()

@@ -17,12 +17,15 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
 from scipy.interpolate import RegularGridInterpolator
 from scipy.sparse.linalg import spsolve
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["CACHE_FORMAT", "Reference", "cache_dir", "cache_path", "cached"]
 
@@ -107,25 +110,31 @@ class Reference:
             raise KeyError(f"unknown outputs {missing}; available: {list(self.values)}")
         return tuple(outputs)
 
-    def flat(self, outputs: Sequence[str] | None = None) -> np.ndarray:
+    def flat(self, outputs: Sequence[str] | str | None = None) -> np.ndarray:
         """Outputs at :meth:`points`.
 
         Parameters
         ----------
-        outputs : sequence of str, optional
-            Which outputs, in which column order; all of them by default.
+        outputs : sequence of str or str, optional
+            Which outputs, in which column order (one name for a single column); all of them
+            by default.
 
         Returns
         -------
         ndarray, shape (M, n_outputs)
+
+        Raises
+        ------
+        KeyError
+            If an output is not one of :attr:`outputs`.
         """
         sel = self._select(outputs)
         return np.stack([self.values[o].ravel() for o in sel], axis=-1)
 
     def interpolate(
         self,
-        x: np.ndarray,
-        outputs: Sequence[str] | None = None,
+        x: ArrayLike,
+        outputs: Sequence[str] | str | None = None,
         method: str | None = None,
     ) -> np.ndarray:
         """Interpolate outputs at arbitrary points inside the grid.
@@ -133,9 +142,10 @@ class Reference:
         Parameters
         ----------
         x : array_like, shape (n, d)
-            Query points, columns ordered like :attr:`names`.
-        outputs : sequence of str, optional
-            Which outputs; all of them by default.
+            Query points, columns ordered like :attr:`names` (shape ``(n,)`` on a 1-D grid).
+        outputs : sequence of str or str, optional
+            Which outputs, in which column order (one name for a single column); all of them
+            by default.
         method : str, optional
             Any :class:`scipy.interpolate.RegularGridInterpolator` method. Default:
             ``"cubic"`` when every axis has at least 4 points, otherwise ``"linear"``.
@@ -149,7 +159,9 @@ class Reference:
         Raises
         ------
         ValueError
-            If a point lies outside the grid or is not finite.
+            If ``x`` is not ``(n, d)``, or a point lies outside the grid or is not finite.
+        KeyError
+            If an output is not one of :attr:`outputs`.
         """
         sel = self._select(outputs)
         x = np.asarray(x, dtype=np.float64)

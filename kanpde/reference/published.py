@@ -41,10 +41,20 @@ def _file(name: str, path: str | os.PathLike | None) -> Path:
 def load_burgers_shock(path: str | os.PathLike | None = None) -> Reference:
     """Raissi et al.'s ``burgers_shock.mat`` as a Reference.
 
+    Parameters
+    ----------
+    path : str or path-like, optional
+        The file; default ``burgers_shock.mat`` in :func:`shared_data_dir`.
+
     Returns
     -------
     Reference
         ``names=("x", "t")``, axes of length 256 and 100, ``values={"u": (256, 100)}``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is missing, or no ``path`` is given and the data folder is not found.
     """
     from scipy.io import loadmat
 
@@ -58,10 +68,20 @@ def load_burgers_shock(path: str | os.PathLike | None = None) -> Reference:
 def load_allen_cahn(path: str | os.PathLike | None = None) -> Reference:
     """DeepXDE's ``Allen_Cahn.mat`` as a Reference (transposed to ``u[x_i, t_j]``).
 
+    Parameters
+    ----------
+    path : str or path-like, optional
+        The file; default ``Allen_Cahn.mat`` in :func:`shared_data_dir`.
+
     Returns
     -------
     Reference
         ``names=("x", "t")``, axes of length 201 and 101, ``values={"u": (201, 101)}``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is missing, or no ``path`` is given and the data folder is not found.
     """
     from scipy.io import loadmat
 
@@ -79,10 +99,22 @@ def load_cavity(path: str | os.PathLike | None = None) -> Reference:
     rows are placed on the grid by nearest coordinate (each node must occur exactly once).
     The pressure is stored as given (it is defined only up to a constant).
 
+    Parameters
+    ----------
+    path : str or path-like, optional
+        The file; default ``lid_driven_a4.dat`` in :func:`shared_data_dir`.
+
     Returns
     -------
     Reference
         ``names=("x", "y")``, ``values`` ``"u"``, ``"v"``, ``"p"`` of shape (101, 101).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is missing, or no ``path`` is given and the data folder is not found.
+    ValueError
+        If the rows do not form a complete tensor grid.
     """
     f = _file("lid_driven_a4.dat", path)
     a = np.loadtxt(f, comments="%")
