@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from . import operators as ops
-from .geometry import Selection
+from .geometry import Domain, Selection
 
 # a constant (one number, or one per component), g(x) / g(x, n) evaluated at the points, or
 # the name of one of the problem's unknowns
@@ -50,7 +50,18 @@ class PointSet:
     normals: Tensor | None = None
     target: Tensor | None = None
 
-    def to(self, **kw) -> PointSet:
+    def to(self, **kw: Any) -> PointSet:
+        """A copy with every tensor moved or cast by ``Tensor.to``.
+
+        Parameters
+        ----------
+        **kw
+            Keyword arguments of :meth:`torch.Tensor.to` (``device=``, ``dtype=``).
+
+        Returns
+        -------
+        PointSet
+        """
         f = lambda t: None if t is None else t.to(**kw)
         return PointSet(f(self.x), f(self.normals), f(self.target))
 
@@ -252,6 +263,7 @@ class Condition:
 
     @property
     def name(self) -> str:
+        """Name of the loss term: ``name`` if given, else the default (see :class:`Condition`)."""
         if self._name:
             return self._name
         base = type(self).__name__.lower()
@@ -303,7 +315,7 @@ class Condition:
             )
         return cols
 
-    def check(self, domain) -> None:
+    def check(self, domain: Domain) -> None:
         """Raise ``ValueError`` (naming this condition) when it cannot apply to ``domain``:
         run as the problem is built, so that a wrong piece name fails before any training."""
         select = getattr(domain, "_select", None)  # kanpde's domains; others are trusted
@@ -314,19 +326,28 @@ class Condition:
                 raise ValueError(f"{self.name}: {e}") from None
 
     def sample(
-        self, domain, n: int, method: str, seed: int | None
+        self, domain: Domain, n: int, method: str, seed: int | None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Points ``(n, D)`` and normals (or None) for this condition."""
         b = domain.boundary(n, on=self.on, method=method, seed=seed)
         return b.points, b.normals
 
-    def min_points(self, domain) -> int:
+    def min_points(self, domain: Domain) -> int:
         """Fewest points a share of the boundary budget may give this condition: one on each
         piece it covers (without this minimum, two conditions sharing ``"boundary": 2`` on an
         interval would constrain one end each)."""
         return domain.boundary_pieces(self.on)
 
-    def points(self, domain, outputs, n: int, method: str, seed, dtype, device) -> PointSet:
+    def points(
+        self,
+        domain: Domain,
+        outputs: Sequence[str],
+        n: int,
+        method: str,
+        seed: int | None,
+        dtype: torch.dtype,
+        device: str | torch.device,
+    ) -> PointSet:
         """Sample points and evaluate the prescribed values once."""
         x, normals = self.sample(domain, n, method, seed)
         x = torch.as_tensor(x, dtype=dtype, device=device)
@@ -336,25 +357,35 @@ class Condition:
         target = _value(self.value, x, len(self.columns(outputs)), self.name, nt)
         return PointSet(x, nt, target)
 
-    def lhs(self, x: Tensor, u: Tensor, points: PointSet, cols: list[int], ctx) -> Tensor:
+    def lhs(
+        self, x: Tensor, u: Tensor, points: PointSet, cols: list[int], ctx: ops.Derivatives
+    ) -> Tensor:
         """The constrained quantity at the points, ``(n, len(cols))``."""
         raise NotImplementedError
 
     def residual(
-        self, x: Tensor, u: Tensor, points: PointSet, cols: list[int], ctx, p=None
+        self,
+        x: Tensor,
+        u: Tensor,
+        points: PointSet,
+        cols: list[int],
+        ctx: ops.Derivatives,
+        p: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
         """``lhs - target``, ``(n, len(cols))``; ``p`` holds the problem's unknowns (given
         when :meth:`unknown_names` is not empty)."""
         return self.lhs(x, u, points, cols, ctx) - self._target(points, p)
 
-    def _target(self, points: PointSet, p) -> Tensor:
+    def _target(self, points: PointSet, p: Mapping[str, Tensor] | None) -> Tensor:
         return p[self.value] if isinstance(self.value, str) else points.target
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
-def _normal_derivative(x: Tensor, u: Tensor, normals: Tensor, cols: list[int], ctx) -> Tensor:
+def _normal_derivative(
+    x: Tensor, u: Tensor, normals: Tensor, cols: list[int], ctx: ops.Derivatives
+) -> Tensor:
     axes = ctx.spatial_axes(x.shape[1])
     dn = sum(ops.d(u, x, a) * normals[:, a : a + 1] for a in axes)
     return take(dn, cols)
@@ -363,11 +394,21 @@ def _normal_derivative(x: Tensor, u: Tensor, normals: Tensor, cols: list[int], c
 class Dirichlet(Condition):
     """``u = value`` on the boundary (or the pieces selected by ``on=``).
 
-    Parameters: ``value``, ``on``, ``component``, ``weight``, ``name``, ``n`` (see
-    :class:`Condition`).
+    Parameters
+    ----------
+    value, on, component, weight, name, n
+        As for :class:`Condition`.
+
+    Raises
+    ------
+    ValueError
+        If ``value``, ``weight``, ``name`` or ``n`` is invalid (``on`` and ``component`` are
+        checked against the domain and outputs when the problem is built).
     """
 
-    def lhs(self, x, u, points, cols, ctx):
+    def lhs(
+        self, x: Tensor, u: Tensor, points: PointSet, cols: list[int], ctx: ops.Derivatives
+    ) -> Tensor:
         return take(u, cols)
 
 
@@ -376,19 +417,41 @@ class Neumann(Condition):
 
     A flux known from a solution's gradient is best given as ``value=lambda x, n: ...``
     (see :class:`Condition`): ``g(x)`` alone cannot tell a corner's two faces apart.
-    Parameters as :class:`Condition`.
+
+    Parameters
+    ----------
+    value, on, component, weight, name, n
+        As for :class:`Condition`.
+
+    Raises
+    ------
+    ValueError
+        If ``value``, ``weight``, ``name`` or ``n`` is invalid (``on`` and ``component`` are
+        checked against the domain and outputs when the problem is built).
     """
 
-    def lhs(self, x, u, points, cols, ctx):
+    def lhs(
+        self, x: Tensor, u: Tensor, points: PointSet, cols: list[int], ctx: ops.Derivatives
+    ) -> Tensor:
         return _normal_derivative(x, u, points.normals, cols, ctx)
 
 
 class Robin(Condition):
     """``alpha·u + beta·∂u/∂n = value``.
 
-    Parameters: ``alpha`` and ``beta`` (finite numbers, not both 0, or names of the problem's
-    unknowns: ``Robin(alpha="h", beta=1.0)`` finds a heat transfer coefficient), then those of
-    :class:`Condition`.
+    Parameters
+    ----------
+    alpha, beta : float or str
+        Finite numbers, not both 0, or names of the problem's unknowns:
+        ``Robin(alpha="h", beta=1.0)`` finds a heat transfer coefficient.
+    value, on, component, weight, name, n
+        As for :class:`Condition` (all but ``value`` by keyword).
+
+    Raises
+    ------
+    ValueError
+        If ``alpha`` or ``beta`` is neither a finite number nor an identifier, both are 0, or
+        ``value``, ``weight``, ``name`` or ``n`` is invalid.
     """
 
     def __init__(
@@ -412,11 +475,27 @@ class Robin(Condition):
         named = {k: v for k, v in coefficients.items() if isinstance(v, str)}
         return {**named, **super().unknown_names()}
 
-    def lhs(self, x, u, points, cols, ctx, p=None):
+    def lhs(
+        self,
+        x: Tensor,
+        u: Tensor,
+        points: PointSet,
+        cols: list[int],
+        ctx: ops.Derivatives,
+        p: Mapping[str, Tensor] | None = None,
+    ) -> Tensor:
         alpha, beta = (p[c] if isinstance(c, str) else c for c in (self.alpha, self.beta))
         return alpha * take(u, cols) + beta * _normal_derivative(x, u, points.normals, cols, ctx)
 
-    def residual(self, x, u, points, cols, ctx, p=None):
+    def residual(
+        self,
+        x: Tensor,
+        u: Tensor,
+        points: PointSet,
+        cols: list[int],
+        ctx: ops.Derivatives,
+        p: Mapping[str, Tensor] | None = None,
+    ) -> Tensor:
         return self.lhs(x, u, points, cols, ctx, p) - self._target(points, p)
 
 
@@ -448,13 +527,13 @@ class Periodic(Condition):
     def name(self) -> str:
         return self._name or f"periodic[{self.axis}]"
 
-    def min_points(self, domain) -> int:
+    def min_points(self, domain: Domain) -> int:
         return 1  # n points on each of the two faces
 
-    def check(self, domain) -> None:
+    def check(self, domain: Domain) -> None:
         self._faces(domain)
 
-    def _faces(self, domain) -> tuple[int, str]:
+    def _faces(self, domain: Domain) -> tuple[int, str]:
         """The axis index and name, checked to have a min and a max face."""
         a = self._index(domain)
         name = domain.names[a]
@@ -467,7 +546,9 @@ class Periodic(Condition):
             )
         return a, name
 
-    def sample(self, domain, n, method, seed):
+    def sample(
+        self, domain: Domain, n: int, method: str, seed: int | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         a, name = self._faces(domain)
         lo, hi = domain.bounds[0][a], domain.bounds[1][a]
         face = domain.boundary(n, on=f"{name}min", method=method, seed=seed).points
@@ -488,7 +569,7 @@ class Periodic(Condition):
         face[:, a] = lo
         return np.concatenate([face, partner]), None
 
-    def _index(self, domain) -> int:
+    def _index(self, domain: Domain) -> int:
         """The axis as a column index of ``domain``, checked."""
         names = domain.names
         if isinstance(self.axis, str):
@@ -507,12 +588,29 @@ class Periodic(Condition):
             raise ValueError(f"{self.name}: the time axis cannot be periodic")
         return a
 
-    def points(self, domain, outputs, n, method, seed, dtype, device):
+    def points(
+        self,
+        domain: Domain,
+        outputs: Sequence[str],
+        n: int,
+        method: str,
+        seed: int | None,
+        dtype: torch.dtype,
+        device: str | torch.device,
+    ) -> PointSet:
         x, _ = self.sample(domain, n, method, seed)
         x = torch.as_tensor(x, dtype=dtype, device=device)
         return PointSet(x, None, None)
 
-    def residual(self, x, u, points, cols, ctx, p=None):
+    def residual(
+        self,
+        x: Tensor,
+        u: Tensor,
+        points: PointSet,
+        cols: list[int],
+        ctx: ops.Derivatives,
+        p: Mapping[str, Tensor] | None = None,
+    ) -> Tensor:
         a = ctx.axis(self.axis, x.shape[1])
         n = x.shape[0] // 2
         parts = [take(u, cols)]
@@ -525,8 +623,22 @@ class Periodic(Condition):
 class Initial(Condition):
     """``u(x, t0) = value`` or, with ``derivative=1``, ``∂u/∂t(x, t0) = value``.
 
-    Parameters: ``value``, ``derivative`` (0 or 1), and ``component``, ``weight``, ``name``,
-    ``n`` (see :class:`Condition`); the points cover the domain at the initial time.
+    The points cover the domain at the initial time.
+
+    Parameters
+    ----------
+    value : float, list of float, callable or str
+        As for :class:`Condition`.
+    derivative : int
+        0 to prescribe ``u``, 1 to prescribe ``∂u/∂t``.
+    component, weight, name, n
+        As for :class:`Condition` (by keyword).
+
+    Raises
+    ------
+    ValueError
+        If ``on`` is given, ``derivative`` is not 0 or 1, or ``value``, ``weight``, ``name``
+        or ``n`` is invalid.
     """
 
     where = "initial"
@@ -543,18 +655,22 @@ class Initial(Condition):
     def name(self) -> str:
         return self._name or ("initial" if self.derivative == 0 else "initial_dt")
 
-    def check(self, domain) -> None:
+    def check(self, domain: Domain) -> None:
         if getattr(domain, "time_axis", None) is None:
             raise ValueError(
                 f"{self.name}: an Initial condition needs a space-time domain "
                 f"(e.g. Interval(-1, 1) * Time(0, 1)), got {domain!r}"
             )
 
-    def sample(self, domain, n, method, seed):
+    def sample(
+        self, domain: Domain, n: int, method: str, seed: int | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         self.check(domain)
         return domain.initial(n, method=method, seed=seed), None
 
-    def lhs(self, x, u, points, cols, ctx):
+    def lhs(
+        self, x: Tensor, u: Tensor, points: PointSet, cols: list[int], ctx: ops.Derivatives
+    ) -> Tensor:
         if self.derivative == 0:
             return take(u, cols)
         return take(ops.d(u, x, x.shape[1] - 1), cols)
@@ -617,7 +733,16 @@ class PointData(Condition):
     def name(self) -> str:
         return self._name or "data"
 
-    def points(self, domain, outputs, n, method, seed, dtype, device):
+    def points(
+        self,
+        domain: Domain,
+        outputs: Sequence[str],
+        n: int,
+        method: str,
+        seed: int | None,
+        dtype: torch.dtype,
+        device: str | torch.device,
+    ) -> PointSet:
         if self.x.shape[1] != domain.dim:
             raise ValueError(
                 f"{self.name}: points have {self.x.shape[1]} coordinates, the domain has "
@@ -644,5 +769,7 @@ class PointData(Condition):
         )
         return PointSet(x, None, target)
 
-    def lhs(self, x, u, points, cols, ctx):
+    def lhs(
+        self, x: Tensor, u: Tensor, points: PointSet, cols: list[int], ctx: ops.Derivatives
+    ) -> Tensor:
         return take(u, cols)

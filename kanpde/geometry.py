@@ -170,7 +170,7 @@ def _qmc_engine(cls, k: int, rng: np.random.Generator):
 class _UnitStream:
     """Endless reproducible stream of points in the unit cube [0, 1)^k."""
 
-    def __init__(self, k: int, method: str, seed: int | None, key: tuple[int, ...]):
+    def __init__(self, k: int, method: str, seed: int | None, key: tuple[int, ...]) -> None:
         self.k = k
         # spawn_key decorrelates the streams of different pieces drawn with one seed
         self._rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
@@ -427,11 +427,26 @@ class Domain(ABC):
 
     @abstractmethod
     def contains(self, x: np.ndarray, tol: float | None = None) -> np.ndarray:
-        """Membership of points ``x`` (m, dim) in the closed domain, bool (m,).
+        """Membership of points in the closed domain.
 
-        Points within ``tol`` of the boundary count as inside; a negative ``tol``
-        tests for lying inside by at least ``|tol|`` (strict interior). The default is
-        ``1e-12`` times ``max(1, largest |coordinate| of the bounding box)``."""
+        Parameters
+        ----------
+        x : (m, dim) array
+            Points; ``(m,)`` on a 1-D domain.
+        tol : float or None
+            Points within ``tol`` of the boundary count as inside; a negative ``tol`` tests
+            for lying inside by at least ``|tol|`` (strict interior). The default is
+            ``1e-12`` times ``max(1, largest |coordinate| of the bounding box)``.
+
+        Returns
+        -------
+        (m,) bool array
+
+        Raises
+        ------
+        ValueError
+            If ``x`` is not of shape ``(m, dim)``.
+        """
 
     @property
     @abstractmethod
@@ -606,7 +621,23 @@ class Domain(ABC):
         )
 
     def boundary_pieces(self, on: Selection = None) -> int:
-        """How many boundary pieces ``on`` selects (those a predicate reaches, for one)."""
+        """Number of boundary pieces a selection covers.
+
+        Parameters
+        ----------
+        on : None, str, list of str, or callable
+            As for :meth:`boundary`; for a predicate, the pieces it accepts points of count.
+
+        Returns
+        -------
+        int
+
+        Raises
+        ------
+        ValueError
+            If the domain has no boundary pieces, or ``on`` is empty, names an unknown piece,
+            or is a predicate that accepts no boundary point.
+        """
         return int(np.count_nonzero(self._selection(on)[3] > 0))
 
     def _selection(self, on: Selection):
@@ -691,15 +722,48 @@ class Domain(ABC):
         return x, nr
 
     def initial(self, n: int, method: str = "sobol", seed: int | None = 0) -> np.ndarray:
-        """Points of the initial slice t = t0, shape (n, dim); space-time domains only."""
+        """Points of the initial slice t = t0; space-time domains (and :class:`Time`) only.
+
+        Parameters
+        ----------
+        n : int
+            Number of points (``"grid"``: about ``n``, the spatial grid of :meth:`sample`).
+        method : {"sobol", "lhs", "uniform", "grid"}
+        seed : int or None
+            Seed of the random stream; ``None`` draws fresh entropy.
+
+        Returns
+        -------
+        (n, dim) array
+            Time, the last column, is t0.
+
+        Raises
+        ------
+        ValueError
+            On a steady domain (no time axis), or for a bad ``n``, ``method`` or ``seed``.
+        """
         raise ValueError(
             f"{self!r} is steady (no time axis); initial() needs a space-time domain "
             "such as domain * Time(0, 1)"
         )
 
     def grid(self, n: int | Sequence[int]) -> GridSample:
-        """Tensor grid over the bounding box, ``n`` nodes per axis (or one count per
-        axis), endpoints included, with the mask of nodes inside the domain."""
+        """Tensor grid over the bounding box, with the mask of the nodes inside the domain.
+
+        Parameters
+        ----------
+        n : int or sequence of int
+            Nodes per axis (endpoints included), or one count per axis.
+
+        Returns
+        -------
+        GridSample
+
+        Raises
+        ------
+        ValueError
+            If ``n`` is not a positive integer or ``dim`` positive integers.
+        """
         counts = [n] * self.dim if isinstance(n, int | np.integer) else list(n)
         if len(counts) != self.dim or any(
             isinstance(c, bool) or not isinstance(c, int | np.integer) or c < 1 for c in counts
@@ -743,6 +807,21 @@ class Domain(ABC):
 class Box(Domain):
     """Axis-aligned box ``[lo_0, hi_0] x ... x [lo_{d-1}, hi_{d-1}]``.
 
+    Parameters
+    ----------
+    lo, hi : sequence of float
+        Lower and upper bounds, one per axis (``lo < hi`` on each).
+    names : sequence of str, optional
+        Distinct axis names (default ``x``, ``y``, ``z``; from 4-D ``x1``, ``x2``, ...).
+
+    Raises
+    ------
+    ValueError
+        If the bounds are not finite 1-D sequences of equal positive length with ``lo < hi``,
+        or the names are not ``d`` distinct non-empty strings.
+
+    Notes
+    -----
     Face names (axis ``a`` with bounds ``lo``, ``hi``): ``"<a>min"``/``"<a>max"``
     and ``"<a>=<lo:g>"``/``"<a>=<hi:g>"`` always; canonical names are
     ``left/right`` (1-D), ``left/right/bottom/top`` (2-D, bottom is y = lo_1), and
@@ -761,7 +840,7 @@ class Box(Domain):
 
     def __init__(
         self, lo: Sequence[float], hi: Sequence[float], names: Sequence[str] | None = None
-    ):
+    ) -> None:
         self._init_box(lo, hi, names, None)
 
     def _init_box(self, lo, hi, names, expect: int | None) -> None:
@@ -847,9 +926,22 @@ class Box(Domain):
 
 class Interval(Box):
     """Interval ``[a, b]``; pieces ``left`` (x = a) and ``right`` (x = b), aliases
-    ``"<name>=<a:g>"``, ``"<name>min"`` etc.  The two end points count as measure 1 each."""
+    ``"<name>=<a:g>"``, ``"<name>min"`` etc.  The two end points count as measure 1 each.
 
-    def __init__(self, a: float, b: float, name: str = "x"):
+    Parameters
+    ----------
+    a, b : float
+        End points, finite, ``a < b``.
+    name : str
+        Axis name.
+
+    Raises
+    ------
+    ValueError
+        If the end points are not finite with ``a < b``, or ``name`` is empty.
+    """
+
+    def __init__(self, a: float, b: float, name: str = "x") -> None:
         self._init_box([a], [b], (name,), 1)
 
     def __repr__(self) -> str:
@@ -859,27 +951,58 @@ class Interval(Box):
 
 class Rectangle(Box):
     """Rectangle ``[lo0, hi0] x [lo1, hi1]``; pieces ``left`` (x = lo0), ``right``,
-    ``bottom`` (y = lo1), ``top``, aliases ``"x=<lo0:g>"``, ``"xmin"``, ...."""
+    ``bottom`` (y = lo1), ``top``, aliases ``"x=<lo0:g>"``, ``"xmin"``, ....
 
-    def __init__(self, lo: Sequence[float], hi: Sequence[float], names: Sequence[str] = ("x", "y")):
+    Parameters
+    ----------
+    lo, hi : sequence of float
+        ``(lo0, lo1)`` and ``(hi0, hi1)``, finite, ``lo < hi`` on both axes.
+    names : sequence of str
+        Two distinct axis names.
+
+    Raises
+    ------
+    ValueError
+        If the bounds are not two finite numbers each with ``lo < hi``, or the names are not
+        two distinct non-empty strings.
+    """
+
+    def __init__(
+        self, lo: Sequence[float], hi: Sequence[float], names: Sequence[str] = ("x", "y")
+    ) -> None:
         self._init_box(lo, hi, names, 2)
 
 
 class Time(Interval):
     """Time interval ``[t0, t1]``.  Multiply a spatial domain by it to get a
     :class:`SpaceTime`.  Alone it is a 1-D domain (for ODEs) with
-    ``time_axis = 0``, no boundary pieces and an :meth:`initial` point t0."""
+    ``time_axis = 0``, no boundary pieces and an :meth:`initial` point t0.
 
-    def __init__(self, t0: float, t1: float, name: str = "t"):
+    Parameters
+    ----------
+    t0, t1 : float
+        Initial and final time, finite, ``t0 < t1``.
+    name : str
+        Axis name.
+
+    Raises
+    ------
+    ValueError
+        If the times are not finite with ``t0 < t1``, or ``name`` is empty.
+    """
+
+    def __init__(self, t0: float, t1: float, name: str = "t") -> None:
         super().__init__(t0, t1, name)
         self.time_axis = 0
 
     @property
     def t0(self) -> float:
+        """Initial time."""
         return float(self._lo[0])
 
     @property
     def t1(self) -> float:
+        """Final time."""
         return float(self._hi[0])
 
     def _make_pieces(self) -> list[_Piece]:
@@ -907,14 +1030,32 @@ def _default_tol(domain: Domain) -> float:
 
 
 class Disk(Domain):
-    """Closed disk of ``radius`` around ``center`` (2,); one piece ``"circle"``.
+    """Closed disk of ``radius`` around ``center``; one piece ``"circle"``.
 
     Interior points come from the area-preserving polar map of the unit square,
-    so no rejection is needed."""
+    so no rejection is needed.
+
+    Parameters
+    ----------
+    center : sequence of float
+        ``(2,)`` centre, finite.
+    radius : float
+        Radius, positive.
+    names : sequence of str
+        Two distinct axis names.
+
+    Raises
+    ------
+    ValueError
+        If ``center`` is not two finite numbers, ``radius`` is not positive and finite, or
+        the names are not two distinct non-empty strings.
+    """
 
     _exact_map = True
 
-    def __init__(self, center: Sequence[float], radius: float, names: Sequence[str] = ("x", "y")):
+    def __init__(
+        self, center: Sequence[float], radius: float, names: Sequence[str] = ("x", "y")
+    ) -> None:
         c = np.array(center, dtype=float)
         if c.shape != (2,) or not np.isfinite(c).all():
             raise ValueError(f"Disk: center must be 2 finite numbers, got shape {c.shape}")
@@ -959,7 +1100,22 @@ class Polygon(Domain):
     Pieces ``"edge0"`` ... ``"edge{m-1}"``, edge i running from vertex i to
     vertex i+1 (mod m).  A repeated closing vertex is dropped.  Membership uses
     even-odd ray crossing plus a distance-to-edge test, so points on edges
-    (within the ``tol`` of :meth:`contains`) are inside."""
+    (within the ``tol`` of :meth:`contains`) are inside.
+
+    Parameters
+    ----------
+    vertices : (m, 2) array_like
+        Vertices in order, finite; a closing vertex equal to the first is dropped.
+    names : sequence of str
+        Two distinct axis names.
+
+    Raises
+    ------
+    ValueError
+        If ``vertices`` is not finite ``(m, 2)`` with at least 3 distinct vertices,
+        consecutive vertices coincide, edges cross, or the area is zero; or if the names are
+        not two distinct non-empty strings.
+    """
 
     def __init__(
         self, vertices: Sequence[Sequence[float]] | np.ndarray, names: Sequence[str] = ("x", "y")
@@ -1102,7 +1258,7 @@ class CSG(Domain):
 
     _SYMBOL = {"-": "difference", "|": "union", "&": "intersection"}
 
-    def __init__(self, op: str, a: Domain, b: Domain):
+    def __init__(self, op: str, a: Domain, b: Domain) -> None:
         if op not in self._SYMBOL:
             raise ValueError(f"CSG: unknown operation {op!r}; use '-', '|' or '&'")
         for d in (a, b):
@@ -1226,7 +1382,7 @@ class SpaceTime(Domain):
     :meth:`initial`.
     """
 
-    def __init__(self, space: Domain, time: Time):
+    def __init__(self, space: Domain, time: Time) -> None:
         if not isinstance(time, Time):
             raise ValueError(f"SpaceTime: expected a Time domain, got {time!r}")
         if space.time_axis is not None:

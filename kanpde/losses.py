@@ -336,6 +336,11 @@ class Residuals:
         where = self.problem.source or f"problem {self.problem.name!r}"
         if not items:
             raise ProblemError(f"{where}: pde returned no residuals (an empty {type(r).__name__})")
+        if r is None:  # as value functions say it: the likeliest cause is named
+            raise ProblemError(
+                f"{where}: pde(x, u) returned None (a missing return?); expected the residual "
+                "tensor, or a tuple, list or dict of them"
+            )
         for name, v in items:
             if not isinstance(v, Tensor):
                 raise ProblemError(

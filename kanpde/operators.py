@@ -300,11 +300,31 @@ def d(u: Tensor, x: Tensor, *axes: Axis, component: int | str | None = None) -> 
 
 
 def grad(u: Tensor, x: Tensor) -> Tensor:
-    """Spatial gradient: ``(N, D_s)`` for a scalar field ``(N, 1)``, ``(N, m, D_s)`` otherwise.
+    """Spatial gradient ``∇u``.
 
     The spatial axes are the domain's during training and inside :func:`derivatives`; outside,
     every axis of ``x`` (time too). The same holds for :func:`div`, :func:`laplacian` and
     :func:`hessian`.
+
+    Parameters
+    ----------
+    u : Tensor
+        ``(N, m)`` field computed from ``x``.
+    x : Tensor
+        ``(N, D)`` points, with ``requires_grad=True``.
+
+    Returns
+    -------
+    Tensor
+        ``(N, D_s)`` for a scalar field ``(N, 1)``, ``(N, m, D_s)`` otherwise, ``D_s`` being
+        the number of spatial axes.
+
+    Raises
+    ------
+    TypeError
+        If ``u`` or ``x`` is not a tensor.
+    ValueError
+        If the shapes do not match, ``x`` does not require grad, or there are no spatial axes.
     """
     _check(u, x)
     ctx = _context()
@@ -315,7 +335,28 @@ def grad(u: Tensor, x: Tensor) -> Tensor:
 
 
 def div(v: Tensor, x: Tensor) -> Tensor:
-    """Divergence ``Σ_a ∂v_a/∂x_a`` over the spatial axes: ``(N, D_s)`` → ``(N, 1)``."""
+    """Divergence ``Σ_a ∂v_a/∂x_a`` over the spatial axes.
+
+    Parameters
+    ----------
+    v : Tensor
+        ``(N, D_s)`` vector field computed from ``x``, one column per spatial axis.
+    x : Tensor
+        ``(N, D)`` points, with ``requires_grad=True``.
+
+    Returns
+    -------
+    Tensor
+        ``(N, 1)``.
+
+    Raises
+    ------
+    TypeError
+        If ``v`` or ``x`` is not a tensor.
+    ValueError
+        If the shapes do not match (``v`` needs ``D_s`` columns), ``x`` does not require grad,
+        or there are no spatial axes.
+    """
     _check(v, x)
     ctx = _context()
     axes = ctx.spatial_axes(x.shape[1], "div")
@@ -327,9 +368,28 @@ def div(v: Tensor, x: Tensor) -> Tensor:
 
 
 def laplacian(u: Tensor, x: Tensor) -> Tensor:
-    """Laplacian over the spatial axes, same shape as ``u`` ``(N, m)``.
+    """Laplacian ``Σ_a ∂²u/∂x_a²`` over the spatial axes, for each output.
 
     Outside training every axis counts (time too) unless inside :func:`derivatives`.
+
+    Parameters
+    ----------
+    u : Tensor
+        ``(N, m)`` field computed from ``x``.
+    x : Tensor
+        ``(N, D)`` points, with ``requires_grad=True``.
+
+    Returns
+    -------
+    Tensor
+        ``(N, m)``, the shape of ``u``.
+
+    Raises
+    ------
+    TypeError
+        If ``u`` or ``x`` is not a tensor.
+    ValueError
+        If the shapes do not match, ``x`` does not require grad, or there are no spatial axes.
     """
     _check(u, x)
     ctx = _context()
@@ -337,7 +397,28 @@ def laplacian(u: Tensor, x: Tensor) -> Tensor:
 
 
 def hessian(u: Tensor, x: Tensor) -> Tensor:
-    """Spatial Hessian of a scalar field ``(N, 1)``: ``(N, D_s, D_s)``."""
+    """Spatial Hessian ``∂²u/∂x_a∂x_b`` of a scalar field.
+
+    Parameters
+    ----------
+    u : Tensor
+        ``(N, 1)`` scalar field computed from ``x``.
+    x : Tensor
+        ``(N, D)`` points, with ``requires_grad=True``.
+
+    Returns
+    -------
+    Tensor
+        ``(N, D_s, D_s)``, symmetric.
+
+    Raises
+    ------
+    TypeError
+        If ``u`` or ``x`` is not a tensor.
+    ValueError
+        If ``u`` is not ``(N, 1)``, the shapes do not match, ``x`` does not require grad, or
+        there are no spatial axes.
+    """
     _check(u, x)
     if u.shape[1] != 1:
         raise ValueError(f"hessian takes a scalar field (N, 1), got {tuple(u.shape)}")
@@ -350,9 +431,19 @@ def hessian(u: Tensor, x: Tensor) -> Tensor:
 
 
 def split(u: Tensor) -> tuple[Tensor, ...]:
-    """Split a system's outputs ``(N, m)`` into ``m`` columns ``(N, 1)``.
+    """Split a system's outputs into one column per output.
 
     Inside the engine the columns share the derivatives computed for ``u`` (slicing by hand
     also works, but each column's derivatives are then recomputed by autograd).
+
+    Parameters
+    ----------
+    u : Tensor
+        ``(N, m)`` outputs of the model.
+
+    Returns
+    -------
+    tuple of Tensor
+        ``m`` columns ``(N, 1)``, e.g. ``u, v, p = split(uvp)``.
     """
     return _context().split(u)

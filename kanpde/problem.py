@@ -26,7 +26,9 @@ import numpy as np
 
 from . import distributed
 from .conditions import Condition, Initial
+from .geometry import Domain
 from .nn.kan import _whole
+from .schedule import Stage
 
 # No default grid here: the schedule's first grid sets it (the KAN's own default, 5, without
 # one), and a grid in the model is then the user's, also after dataclasses.replace.
@@ -87,6 +89,9 @@ DICT_FIELDS = {
 class Problem:
     """A PDE to solve with a physics-informed trial function.
 
+    ``model``, ``schedule``, ``points`` and ``weights`` are defaults, which a preset and
+    :func:`kanpde.solve`'s arguments override.
+
     Parameters
     ----------
     name : str
@@ -109,14 +114,19 @@ class Problem:
         called lazily) when no closed form exists; give ``exact`` or ``reference``, not both.
     outputs : sequence of str
         Names of the outputs, e.g. ``("u", "v", "p")``.
-    model, schedule, points, weights : dict / list / str
-        Defaults for the model configuration, the training schedule, the point budget and the
-        loss weights; each can be overridden when solving. ``points`` keys: ``interior``,
-        ``boundary`` (shared by the boundary conditions), ``initial`` (each Initial
-        condition's), ``test`` (points per axis of the test grid, default 101), ``method``
-        (``sobol`` (default), ``lhs``, ``uniform``, ``grid``), ``seed`` (of the samplers),
-        ``resample`` (draw new interior points every N steps) and ``adaptive`` (draw them
-        where the residual is large, with ``resample``).
+    model : dict
+        Model configuration: ``type`` (``"kan"``, the default, or ``"mlp"``) and its options;
+        ``width`` defaults to ``[dim, 10, outputs]``.
+    schedule : str, dict or sequence of Stage or dict
+        Training schedule, in any form :func:`kanpde.parse_schedule` takes.
+    points : dict
+        Point budget, keys ``interior``, ``boundary`` (shared by the boundary
+        conditions), ``initial`` (each Initial condition's), ``test`` (points per axis of the
+        test grid, default 101), ``method`` (``sobol`` (default), ``lhs``, ``uniform``,
+        ``grid``), ``seed`` (of the samplers), ``resample`` (draw new interior points every N
+        steps) and ``adaptive`` (draw them where the residual is large, with ``resample``).
+    weights : dict
+        Loss weights by term name (``pde``, a condition's name, ...).
     dtype : str
         Default floating point type, ``"float64"`` or ``"float32"``.
     presets : dict
@@ -138,14 +148,16 @@ class Problem:
     """
 
     name: str
-    domain: object
+    domain: Domain
     pde: Callable
-    conditions: Sequence[Condition] = ()
+    conditions: Sequence[Condition] | Condition = ()
     exact: Callable | None = None
     reference: object | None = None
     outputs: Sequence[str] = ("u",)
     model: dict = field(default_factory=dict)
-    schedule: list | str = field(default_factory=lambda: [{"adam": 1000, "lr": 1e-2}])
+    schedule: str | dict | Sequence[Stage | dict] = field(
+        default_factory=lambda: [{"adam": 1000, "lr": 1e-2}]
+    )
     points: dict = field(default_factory=dict)
     weights: dict = field(default_factory=dict)
     dtype: str = "float64"
@@ -227,6 +239,7 @@ class Problem:
 
     @property
     def domain_dim(self) -> int:
+        """Number of coordinates of a point of :attr:`domain` (time included)."""
         return int(getattr(self.domain, "dim", 0))
 
     def validate(self) -> None:
@@ -632,6 +645,57 @@ def _one_line(exc: BaseException) -> str:
     return f"{name}: {_first_line(exc)}" if str(exc).strip() else name
 
 
+def _keywords(cls: type) -> list[str]:
+    """The keywords ``cls(...)`` takes, through ``**kw`` handed on to its base classes."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None:
+            continue
+        params = list(inspect.signature(init).parameters.values())
+        for p in params[1:]:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in names:
+                names.append(p.name)
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
+def _keyword_hint(exc: BaseException, path: Path) -> str:
+    """For a misspelt keyword of a kanpde class (``Robin(where=...)``), a line naming the
+    class the file called, the closest keyword and all it takes; ``""`` for anything else.
+
+    Python's own message names the class whose ``__init__`` refused it, which for a
+    ``Dirichlet`` or ``Robin`` is their base ``Condition``, and not what the class takes.
+    """
+    m = re.match(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'", str(exc))
+    if not isinstance(exc, TypeError) or m is None:
+        return ""
+    import kanpde
+
+    candidates = [m[1]]
+    try:  # the file's call that passed the keyword names the class called
+        tree = ast.parse(path.read_text())
+    except (OSError, SyntaxError, ValueError):
+        tree = None
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, ast.Call) and any(k.arg == m[2] for k in node.keywords):
+            func = node.func
+            candidates.insert(
+                0, func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            )
+    for name in candidates:
+        cls = getattr(kanpde, name, None)
+        if isinstance(cls, type) and m[2] not in (names := _keywords(cls)):
+            close = difflib.get_close_matches(m[2], names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            return (
+                f"TypeError: {cls.__name__}() has no keyword {m[2]!r}{hint} (it takes "
+                f"{', '.join(names)})"
+            )
+    return ""
+
+
 def _forget_modules_in(folder: Path, new: set[str]) -> None:
     """Drop from the module cache those of the ``new`` modules that lie in ``folder`` itself
     (modules and packages, with their submodules): a problem file in another folder that
@@ -650,6 +714,16 @@ def _forget_modules_in(folder: Path, new: set[str]) -> None:
 
 def load_problem(path: str | Path) -> Problem:
     """Import a problem file and return its validated ``problem``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A Python file that defines ``problem = Problem(...)``; modules beside it can be
+        imported from it.
+
+    Returns
+    -------
+    Problem
 
     Raises
     ------
@@ -692,7 +766,8 @@ def load_problem(path: str | Path) -> Problem:
         raise ProblemError(f"{path}: called exit({e.code!r}) while importing") from None
     except Exception as e:  # noqa: BLE001 - any error in user code becomes one line
         line = _traceback_line(e, path)
-        raise ProblemError(f"{path}{line}: error while importing: {_one_line(e)}") from None
+        said = _keyword_hint(e, path) or _one_line(e)
+        raise ProblemError(f"{path}{line}: error while importing: {said}") from None
     finally:
         sys.modules.pop(module_name, None)
         sys.path.remove(folder)  # the first entry equal to it: the one inserted above

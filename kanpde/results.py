@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -37,6 +38,10 @@ from torch import nn
 
 from .nn import from_config
 from .problem import _first_line, _near_match, _one_line
+
+if TYPE_CHECKING:  # training imports this module
+    from .problem import Problem
+    from .training import Trainer
 
 # Nodes per axis of the grid a run without a reference solution stores its prediction on.
 EVAL_GRID = {1: 201, 2: 101, 3: 31}
@@ -55,6 +60,9 @@ def _version() -> str:
 @dataclass
 class Run:
     """A finished (or interrupted) run: configuration, history, solution and model state.
+
+    Runs come from :func:`kanpde.solve` and :func:`load`; the properties :attr:`names` and
+    :attr:`outputs` give the axis and output names.
 
     Attributes
     ----------
@@ -77,8 +85,6 @@ class Run:
         The model's state dict (see :meth:`model`).
     path : Path or None
         Where the run was saved or loaded from.
-
-    The properties ``names`` and ``outputs`` give the axis and output names.
     """
 
     config: dict = field(repr=False)
@@ -92,14 +98,35 @@ class Run:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """Axis names of the points, in column order (time last); empty if not recorded."""
         return tuple(self.attrs.get("names", ()))
 
     @property
     def outputs(self) -> tuple[str, ...]:
+        """Output names, in column order (``("u",)`` if not recorded)."""
         return tuple(self.attrs.get("outputs", ("u",)))
 
     def model(self, device: str | torch.device = "cpu") -> nn.Module:
-        """The trained model, rebuilt from the stored config and state (ready to evaluate)."""
+        """The trained model, rebuilt from the stored config and state, in eval mode.
+
+        Parameters
+        ----------
+        device : str or torch.device
+            Where to build it.
+
+        Returns
+        -------
+        nn.Module
+            A KAN or MLP in the run's dtype.
+
+        Raises
+        ------
+        ResultsError
+            If the stored config is corrupt or the state does not fit it.
+        ValueError
+            If the model's type is unknown, or is ``"custom"``: a module of the user's own,
+            which cannot be rebuilt (build it and load :meth:`state_dict` into it).
+        """
         cfg = self.config["model"]
         dtype = {"float32": torch.float32, "float64": torch.float64}[
             self.config.get("dtype", "float64")
@@ -182,11 +209,40 @@ class Run:
         return {k[6:]: v for k, v in self.metrics.items() if k.startswith("param_")}
 
     def state_dict(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-        """The trained parameters and buffers as tensors, for ``module.load_state_dict``."""
+        """The trained parameters and buffers as tensors, for ``module.load_state_dict``.
+
+        Parameters
+        ----------
+        device : str or torch.device
+            Where to put the tensors.
+
+        Returns
+        -------
+        dict of str → Tensor
+        """
         return {k: torch.as_tensor(v, device=device) for k, v in self.state.items()}
 
     @classmethod
-    def from_trainer(cls, trainer, problem, config: dict, started: float) -> Run:
+    def from_trainer(cls, trainer: Trainer, problem: Problem, config: dict, started: float) -> Run:
+        """The run a trainer has made so far: its history, test-set (or grid) solution,
+        metrics and model state.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer, after (or during) training.
+        problem : Problem
+            The problem it solves.
+        config : dict
+            The run's configuration (stored as :attr:`config`).
+        started : float
+            When the run started (``time.time()``), for ``created`` and the wall time.
+
+        Returns
+        -------
+        Run
+            Not yet saved (``path`` is None).
+        """
         hist = trainer.history.columns()
         solution: dict = {}
         metrics: dict = {
@@ -416,6 +472,15 @@ def load_progress(path: str | Path) -> Run:
 
 def load(path: str | Path) -> Run:
     """Load a results file written by :func:`save_run`, or a run directory's ``result.h5``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A run directory or its ``result.h5``.
+
+    Returns
+    -------
+    Run
 
     Raises
     ------

@@ -1517,8 +1517,21 @@ class _NonFinite(Exception):
 class TrainingStopped(RuntimeError):
     """Training could not continue (repeated non-finite losses, out of memory).
 
-    ``nonfinite`` says which: True for non-finite losses, a property of the run (a study
-    records it and goes on), False for out of memory, of the machine."""
+    Parameters
+    ----------
+    message : str
+        What stopped it.
+    nonfinite : bool
+        Whether non-finite losses stopped it.
+
+    Attributes
+    ----------
+    nonfinite : bool
+        True for non-finite losses, a property of the run (a study records it and goes on);
+        False for out of memory, of the machine.
+    run : Run or None
+        The results so far, attached by :func:`solve`.
+    """
 
     run = None  # the results so far, attached by solve()
 
@@ -1529,6 +1542,11 @@ class TrainingStopped(RuntimeError):
 
 class Interrupted(KeyboardInterrupt):
     """:func:`solve` stopped by Ctrl-C, SIGTERM or SIGHUP.
+
+    Parameters
+    ----------
+    checkpoint, saved, finished, result, signum, run
+        Stored as the attributes below, from which the message is composed.
 
     Attributes
     ----------
@@ -1759,7 +1777,7 @@ def _directory_lock(directory, refusal: str | None = None) -> Iterator[None]:
 def solve(
     problem: Problem | str | Path,
     model: dict | nn.Module | None = None,
-    schedule: str | Sequence[Stage | dict] | None = None,
+    schedule: str | dict | Sequence[Stage | dict] | None = None,
     points: dict | None = None,
     weights: dict | None = None,
     device: str | torch.device = "auto",
@@ -1785,7 +1803,7 @@ def solve(
 
     Parameters
     ----------
-    problem : Problem or str
+    problem : Problem, str or Path
         The problem, or the path of a problem file.
     model : dict or nn.Module, optional
         Overrides of the problem's model config (e.g. ``{"type": "mlp", "width": [...]}``), or
@@ -1799,28 +1817,38 @@ def solve(
         Override the problem's defaults (see :mod:`kanpde.schedule` for schedules).
     device, dtype, seed
         ``"auto"`` picks CUDA when available; the dtype defaults to the problem's.
-    out : str, optional
+    out : str or Path, optional
         Run directory: ``result.h5`` at the end, ``checkpoint.h5`` every ``checkpoint_every``
         steps while training (removed once the result is written). Nothing is written when
         omitted. A directory that already holds a run is refused unless ``overwrite``.
+    log_every : int, optional
+        Steps between history rows (default 50). Saved with the run: a resumed run uses the
+        saved value unless given here.
     progress : bool
         Show a tqdm progress bar.
     carry_moments : bool
         On grid extension, carry Adam's moments onto the new coefficients (else reset them).
     callback : callable, optional
         ``callback(trainer, row)`` after every history row (``row`` a dict of its columns).
-    log_every, checkpoint_every : int, optional
-        Steps between history rows (default 50) and between checkpoints (default 100; 0:
-        none). Both are saved with the run, and a resumed run uses the saved values unless
-        given here.
-    graphs : bool or "auto"
-        Replay loss+gradient evaluations as CUDA graphs (see :class:`Trainer`).
-    preset : str, optional
-        Use one of the problem's named presets (e.g. ``"full"``) as the defaults.
     compile : bool
         Compile the model's derivative evaluation with ``torch.compile`` (a one-off compilation
         of tens of seconds per grid size). Experimental: on the Poisson-2D CPU benchmark it is
         currently slower than the eager path, so it is off by default.
+    preset : str, optional
+        Use one of the problem's named presets (e.g. ``"full"``) as the defaults.
+    graphs : bool or "auto"
+        Replay loss+gradient evaluations as CUDA graphs (see :class:`Trainer`).
+    checkpoint_every : int, optional
+        Steps between checkpoints (default 100; 0: none). Saved with the run, like
+        ``log_every``.
+    resume : str or Path, optional
+        A run directory with a checkpoint: continue that run (its configuration is used; the
+        problem file must be unchanged). ``model``, ``schedule``, ``points``, ``weights``,
+        ``dtype``, ``seed`` and ``preset`` are the run's: giving ``schedule``, ``points``,
+        ``weights``, ``dtype`` or a ``model`` dict is an error, as are a ``seed`` other than
+        0 or the run's, another ``preset`` and other ``unknowns`` (a module of the user's own
+        is passed again as ``model``). ``device`` moves the run unless it is ``"auto"`` (the
+        run's device).
     max_seconds : float, optional
         Training-time budget; the schedule stops early when it is spent.
     time_shares : sequence of float, optional
@@ -1836,14 +1864,11 @@ def solve(
         Starting values for some of the problem's unknowns, overriding the problem's (e.g.
         ``{"kappa": 2.0}``, to see that the value found does not depend on the start). They
         are recorded with the run, and ``resume`` applies them again.
-    resume : str, optional
-        A run directory with a checkpoint: continue that run (its configuration is used; the
-        problem file must be unchanged). ``model``, ``schedule``, ``points``, ``weights``,
-        ``dtype``, ``seed`` and ``preset`` are the run's: giving ``schedule``, ``points``,
-        ``weights``, ``dtype`` or a ``model`` dict is an error, as are a ``seed`` other than
-        0 or the run's, another ``preset`` and other ``unknowns`` (a module of the user's own
-        is passed again as ``model``). ``device`` moves the run unless it is ``"auto"`` (the
-        run's device).
+
+    Returns
+    -------
+    Run
+        The finished run (saved in ``out`` when given).
 
     Raises
     ------

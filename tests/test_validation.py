@@ -245,6 +245,27 @@ PROBLEM_CASES = {
         variant("Dirichlet(0.0)", "Dirichlet(lambda x: None)"),
         "dirichlet value function returned None (a missing return?)",
     ),
+    # Python named the base class (Condition.__init__) and no keyword it takes
+    "condition_keyword_typo": (
+        variant("Dirichlet(0.0)", "Dirichlet(0.0, compnent=0)"),
+        "TypeError: Dirichlet() has no keyword 'compnent'; did you mean 'component'? (it takes "
+        "value, on, component, weight, name, n)",
+    ),
+    "robin_keyword_of_another_library": (
+        variant("Dirichlet(0.0)", "kanpde.Robin(alpha=1.0, beta=1.0, where='left')").replace(
+            "import math, torch", "import math, torch, kanpde"
+        ),
+        "TypeError: Robin() has no keyword 'where' (it takes alpha, beta, value, on, component, "
+        "weight, name, n)",
+    ),
+    "problem_keyword_typo": (
+        variant("conditions=CONDITIONS", "condition=CONDITIONS"),
+        "TypeError: Problem() has no keyword 'condition'; did you mean 'conditions'?",
+    ),
+    "pde_without_return": (
+        variant("return laplacian(u, x) + 2 * math.pi**2 * exact(x)", "laplacian(u, x)"),
+        "pde(x, u) returned None (a missing return?); expected the residual tensor",
+    ),
     "data_outside_domain": (
         variant("Dirichlet(0.0)]", "Dirichlet(0.0), PointData([[0.5, 0.5], [2.0, 3.0]], [1, 2])]"),
         "data: 1 of 2 points lie outside the domain, e.g. (2, 3)",
