@@ -133,18 +133,37 @@ def rate(fn: Callable[[], object], device: str, seconds: float = 2.0, warmup: in
     return n / (time.perf_counter() - t0)
 
 
-def save(name: str, payload: dict) -> Path:
+_PARTIAL: set[str] = set()  # names of the partial files this process wrote
+
+
+def save(name: str, payload: dict, partial: bool = False) -> Path:
     """Write ``benchmarks/results/<name>.json`` with the date and command line added (and a copy
-    to ``$OUT``, the device tool's output folder, when that is set)."""
+    to ``$OUT``, the device tool's output folder, when that is set).
+
+    ``partial=True`` writes ``<name>-partial.json`` instead: the results so far of a run still
+    going, kept if a time limit or a kill ends it, but never in place of a complete file the
+    README cites. The complete file, written last, removes the partial ones.
+    """
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
         "date": datetime.date.today().isoformat(),
         "command": "python " + " ".join(sys.argv),
+        **({"partial": True} if partial else {}),
         **payload,
     }
-    path = RESULTS / f"{name}.json"
+    out = Path(os.environ["OUT"]) if os.environ.get("OUT") else None
+    file = f"{name}-partial.json" if partial else f"{name}.json"
+    path = RESULTS / file
     path.write_text(json.dumps(payload, indent=1))
-    if os.environ.get("OUT"):
-        Path(os.environ["OUT"]).mkdir(parents=True, exist_ok=True)
-        (Path(os.environ["OUT"]) / path.name).write_text(path.read_text())
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / file).write_text(path.read_text())
+    if partial:
+        _PARTIAL.add(file)
+    else:
+        for stale in _PARTIAL - {file}:
+            for folder in (RESULTS, out):
+                if folder is not None:
+                    (folder / stale).unlink(missing_ok=True)
+        _PARTIAL.clear()
     return path

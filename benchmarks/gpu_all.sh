@@ -3,7 +3,8 @@
 # time limits below add up to 7): graph against eager and nested-autograd gradients and step
 # rates, side-by-side throughput (pykan and DeepXDE join when importable), and the cost in N
 # up to 10^6 and in G. Results: benchmarks/results/*cuda*.json and gpu_smoke_<gpu>.json,
-# each written after every row and copied to $OUT when set (the device tool's output folder).
+# each as <name>-partial.json after every row and <name>.json when complete, copied to $OUT
+# when set (the device tool's output folder).
 # A copy without .git (the device tool's) names its commit through KANPDE_COMMIT, written out
 # where the command is composed: $(git rev-parse HEAD) inside it would run on that copy.
 #

@@ -248,12 +248,14 @@ def main(argv=None) -> int:
         if cuda:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-        # "h100" from "NVIDIA H100 80GB HBM3"; saved after every row, so a kill keeps them
+        # "h100" from "NVIDIA H100 80GB HBM3"
         # (others by their whole name, "rtx_4090", "l40s": one file per kind of GPU)
         model_name = re.search(r"\b([A-Z]+\d+)\b", name)
         tag = model_name.group(1).lower() if model_name else _slug(name) if cuda else "cpu"
-        saved = save(f"gpu_smoke_{tag}",
-                     {"machine": machine(dev), "tolerance": TOL, **out})  # fmt: skip
+        # a partial file after every row, so a kill keeps them; the complete one last
+        saved = save(f"gpu_smoke_{tag}", {"machine": machine(dev), "tolerance": TOL, **out},
+                     partial=True)  # fmt: skip
+    saved = save(f"gpu_smoke_{tag}", {"machine": machine(dev), "tolerance": TOL, **out})
     print(f"written: {saved}")
     return 1 if failed else 0
 

@@ -26,11 +26,16 @@ from kanpde.training import _CapturedGradient, build_model  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def boundary_points(n: int) -> int:
+    """Boundary points beside ``n`` interior ones (the 2601 : 204 of poisson2d, about)."""
+    return max(4, n // 12)
+
+
 def step_time(grid: int, n: int, device: str, dtype, seconds: float) -> float:
     problem = kanpde.load_problem(ROOT / "problems" / "poisson2d.py")
     torch.manual_seed(0)
     model = build_model(problem, {"grid": grid}, dtype, device)
-    points = {"interior": n, "boundary": max(4, n // 12), "method": "sobol"}
+    points = {"interior": n, "boundary": boundary_points(n), "method": "sobol"}
     residuals = Residuals(problem, model, points, problem.weights, dtype, device)
     params = list(model.parameters())
     if device.startswith("cuda"):
@@ -75,8 +80,9 @@ def main(argv=None) -> int:
                 "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
             }
 
-    def write() -> tuple[Path, dict]:
-        # after every row, so a run stopped by a time limit keeps what it measured
+    def write(partial: bool = True) -> tuple[Path, dict]:
+        # a partial file after every row, so a run stopped by a time limit keeps what it
+        # measured; the complete one last
         ok_n = [r for r in by_n if "error" not in r]
         ns = np.array([r["N"] for r in ok_n], float)
         ts = np.array([r["seconds_per_step"] for r in ok_n])
@@ -90,11 +96,12 @@ def main(argv=None) -> int:
             "G50_over_G5": g[50] / g[5] if 5 in g and 50 in g else None,
         }
         payload = {"machine": machine(dev), "dtype": args.dtype, "by_N": by_n, "by_G": by_g}
-        return save(f"scaling-{dev.split(':')[0]}", {**payload, **summary}), summary
+        name = f"scaling-{dev.split(':')[0]}"
+        return save(name, {**payload, **summary}, partial=partial), summary
 
     for n in [int(v) for v in args.n.split(",")]:
-        # us_per_point: per interior point (max(4, N // 12) boundary points come on top)
-        row = {"N": n, "boundary": max(4, n // 12), "grid": 10, **timed(10, n)}
+        # us_per_point: per interior point (boundary_points(N) come on top)
+        row = {"N": n, "boundary": boundary_points(n), "grid": 10, **timed(10, n)}
         if "error" in row:
             print(f"N={n:>8}  G=10  {row['error']}", flush=True)
         else:
@@ -107,7 +114,7 @@ def main(argv=None) -> int:
         write()
     for g in [int(v) for v in args.grids.split(",")]:
         m = args.n_for_grids
-        row = {"N": m, "boundary": max(4, m // 12), "grid": g, **timed(g, m)}
+        row = {"N": m, "boundary": boundary_points(m), "grid": g, **timed(g, m)}
         if "error" in row:
             print(f"N={args.n_for_grids:>8}  G={g:<3}  {row['error']}", flush=True)
         else:
@@ -115,7 +122,7 @@ def main(argv=None) -> int:
             print(f"N={args.n_for_grids:>8}  G={g:<3}  {1e3 * t:9.3f} ms/step", flush=True)
         by_g.append(row)
         write()
-    path, summary = write()
+    path, summary = write(partial=False)
     print(summary)
     print(f"written: {path}")
     return 0 if all("error" not in r for r in by_n + by_g) else 1

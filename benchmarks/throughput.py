@@ -8,7 +8,7 @@ with pykan 0.2.8's own recipe and DeepXDE's MLP when they are installed
 Results: ``benchmarks/results/throughput-<device>-<dtype>-<n>threads.json``; variants add to the
 name (``-no-peers`` or ``-some-peers`` when peers are left out or missing,
 ``-default-allocator``, ``-n<N>`` for another mesh, ``-<tag>`` with ``--tag``) so that they leave
-the side-by-side file alone.
+the side-by-side file alone; ``-partial`` marks the results so far of a run still going.
 
     python benchmarks/throughput.py --device cpu --threads 1
     python benchmarks/throughput.py --device cuda
@@ -135,32 +135,37 @@ def main(argv=None) -> int:
                  "vs_pykan_without_d1": v / lean if lean else None}
                 for name, v in best.items()]  # fmt: skip
 
-    name = f"throughput-{dev.split(':')[0]}-{args.dtype}-{torch.get_num_threads()}threads"
-    # A kanpde-only run, or one whose peers could not be built (not installed, say), and the
-    # variants of the measurement leave the README's side-by-side files alone.
-    peers_built = [k for k in steps if not k.startswith("kanpde")]
-    if args.no_peers or not peers_built:
-        name += "-no-peers"
-    elif any(not k.startswith("kanpde") for k in errors):
-        name += "-some-peers"
-    if args.allocator != "kanpde":
-        name += f"-{args.allocator}-allocator"
-    if args.n_side != 51:
-        name += f"-n{args.n_side**2}"
-    if args.tag:
-        name += f"-{args.tag}"
+    def results_name() -> str:
+        name = f"throughput-{dev.split(':')[0]}-{args.dtype}-{torch.get_num_threads()}threads"
+        # A kanpde-only run, or one whose peers could not be built or measured (not
+        # installed, out of memory), and the variants of the measurement leave the README's
+        # side-by-side files alone.
+        if args.no_peers or not any(not k.startswith("kanpde") for k in steps):
+            name += "-no-peers"
+        elif any(not k.startswith("kanpde") for k in errors):
+            name += "-some-peers"
+        if args.allocator != "kanpde":
+            name += f"-{args.allocator}-allocator"
+        if args.n_side != 51:
+            name += f"-n{args.n_side**2}"
+        return name + (f"-{args.tag}" if args.tag else "")
+
+    def write(rounds: int, partial: bool) -> Path:
+        payload = {"machine": machine(dev), "dtype": args.dtype, "n_interior": args.n_side**2,
+                   "n_boundary": 4 * args.n_side, "graphs": cuda, "rounds": rounds,
+                   "rows": table(best), "not_measured": errors}  # fmt: skip
+        return save(results_name(), payload, partial=partial)
+
     best: dict[str, float] = {}
     for done in range(1, args.rounds + 1):
         # Interleaved rounds, each implementation's best kept (on a shared machine noise only
-        # slows a measurement down); the file is written after every measurement, so a time
-        # limit keeps what was measured.
+        # slows a measurement down); a partial file after every measurement keeps what was
+        # measured if a time limit ends the run.
         for impl, f in list(steps.items()):
             best[impl] = max(best.get(impl, 0.0), measured(impl, f))
-            rows = table(best)
-            payload = {"machine": machine(dev), "dtype": args.dtype, "n_interior": args.n_side**2,
-                       "n_boundary": 4 * args.n_side, "graphs": cuda, "rounds": done,
-                       "rows": rows, "not_measured": errors}  # fmt: skip
-            path = save(name, payload)
+            write(done, partial=True)
+    path = write(args.rounds, partial=False)
+    rows = table(best)
     print("| implementation | evals/s | × pykan | × pykan without d1 |\n|---|---:|---:|---:|")
     for r in rows:
         ratio = f"{r['vs_pykan']:.1f}" if r["vs_pykan"] else "–"

@@ -109,15 +109,36 @@ def main(argv=None) -> int:
     missing = [w for w in which if w in modules and not _installed(modules[w])]
     for w in missing:
         print(f"{w} not measured (not installed); pip install -e '.[bench]'", file=sys.stderr)
-    name = f"tta-{args.device.split(':')[0]}"
-    if args.only:  # a run of some implementations leaves the three-way file alone
-        name += f"-{'-'.join(w for w in which if w not in missing)}"
-    elif missing:
-        name += f"-without-{'-'.join(missing)}"
     _warm_up()
     results: dict = {}
     errors: dict = {}
     todo = [w for w in which if w not in missing]
+
+    def write(partial: bool) -> Path:
+        name = f"tta-{args.device.split(':')[0]}"
+        # a run of some implementations, or one without a peer (not installed, or failed
+        # while it ran), leaves the three-way file alone
+        left_out = missing + [w for w in errors if w != "kanpde"]
+        if args.only:
+            name += f"-{'-'.join(w for w in which if w not in left_out)}"
+        elif left_out:
+            name += f"-without-{'-'.join(left_out)}"
+        done = [w for w in todo if w in results or w in errors]
+        return save(
+            name,
+            {
+                "machine": machine(args.device),
+                "target_mse": args.target,
+                "dtype": "float64",  # poisson2d's default and both peers' recipes
+                "clock": "wall clock from model construction to the target check, test-error "
+                "evaluations paused, one-time imports warmed up beforehand (all three alike)",
+                "results": results,
+                "not_measured": {**{w: "not installed" for w in missing}, **errors},
+                "still_to_run": [w for w in todo if w not in done],
+            },
+            partial=partial,
+        )
+
     for done, who in enumerate(todo, 1):
         kwargs = dict(target_mse=args.target, max_seconds=args.max_seconds, device=args.device,
                       seed=args.seed, stop_at_target=True)  # fmt: skip
@@ -137,20 +158,9 @@ def main(argv=None) -> int:
             t = r.get("seconds_to_target")
             print(f"{who:8s} reached={r['reached']}  seconds={t if t is None else round(t, 1)}  "
                   f"final_mse={r['final_mse']:.2e}")  # fmt: skip
-        # written after each implementation, so a stop during a peer's long run keeps the others
-        path = save(
-            name,
-            {
-                "machine": machine(args.device),
-                "target_mse": args.target,
-                "dtype": "float64",  # poisson2d's default and both peers' recipes
-                "clock": "wall clock from model construction to the target check, test-error "
-                "evaluations paused, one-time imports warmed up beforehand (all three alike)",
-                "results": results,
-                "not_measured": {**{w: "not installed" for w in missing}, **errors},
-                "still_to_run": todo[done:],
-            },
-        )
+        # a partial file after each implementation, so a stop during a peer's long run keeps
+        # the others (and leaves the complete file of an earlier run alone)
+        path = write(partial=done < len(todo))
     if not todo:
         print("nothing measured", file=sys.stderr)
         return 1
