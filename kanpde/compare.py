@@ -29,6 +29,18 @@ from .schedule import Stage, parse_schedule
 
 if TYPE_CHECKING:
     from .problem import Problem
+    from .results import Run
+
+__all__ = [
+    "Comparison",
+    "Sweep",
+    "compare",
+    "fitted_slope",
+    "mlp_schedule",
+    "solve_timed",
+    "stage_seconds",
+    "sweep",
+]
 
 COLUMNS = [
     "model", "width", "grid", "params", "seed", "mse", "rel_l2", "max_err", "train_time",
@@ -81,13 +93,27 @@ def _run_name(label: str, width: str, seed) -> str:
 
 @dataclass
 class Comparison:
-    """Rows (one per model and seed) and the shared setup of a :func:`compare` study."""
+    """Rows (one per model and seed) and the shared setup of a :func:`compare` study.
+
+    Attributes
+    ----------
+    problem : str
+        The problem's name.
+    rows : list of dict
+        One per run, with the columns of ``comparison.csv`` (:data:`COLUMNS`).
+    setup : dict
+        What every run shared: points, test set, budget, schedules, device, dtype.
+    runs : dict
+        ``(label, seed) -> Run`` of each run, where it was kept.
+    figures : list of Path
+        ``comparison.png`` and ``curves.png``, when the study was written to a directory.
+    """
 
     problem: str
     rows: list[dict]
     setup: dict
-    runs: dict = field(default_factory=dict)  # (label, seed) -> Run
-    figures: list = field(default_factory=list)  # comparison.png, curves.png (with ``out``)
+    runs: dict = field(default_factory=dict)
+    figures: list = field(default_factory=list)
 
     @classmethod
     def load(cls, path: str | Path, runs: bool = True) -> Comparison:
@@ -551,8 +577,19 @@ def solve_timed(
     )  # fmt: skip
 
 
-def stage_seconds(run) -> list[float]:
-    """The time each stage of a :func:`solve_timed` run was given (from its events)."""
+def stage_seconds(run: Run) -> list[float]:
+    """The time each stage of a :func:`solve_timed` run was given (from its events).
+
+    Parameters
+    ----------
+    run : Run
+        A run of :func:`solve_timed`.
+
+    Returns
+    -------
+    list of float
+        Seconds per stage, in order.
+    """
     return [e["seconds"] for e in run.events if e.get("event") == "stage_clock"]
 
 
@@ -658,7 +695,7 @@ def _execute(
     With ``resume``, the runs the study in ``out`` finished are taken as they are, and a run
     it left with a checkpoint continues from there.
     """
-    with _study_lock(out if resume else None):
+    with _study_lock(out if resume else None, "compare"):
         return _execute_runs(plan, out, device, dtype, progress, resume)
 
 
@@ -864,25 +901,48 @@ def compare(
 
 @dataclass
 class Sweep:
-    """Test error against grid size, from one extension run and from separate runs."""
+    """Test error against grid size, from one extension run and from separate runs.
+
+    Attributes
+    ----------
+    problem : str
+        The problem's name.
+    grids : list of int
+        The grid sizes G.
+    extension : list of float
+        RMSE at the end of each grid stage of the extension run.
+    separate : list of float
+        RMSE of the run trained from scratch at each G.
+    slope_extension, slope_separate : float
+        Least-squares slopes of log RMSE against log G (:func:`fitted_slope`).
+    run : Run or None
+        The extension run (its history shows the staircase).
+    figures : list of Path
+        ``sweep.png``, when the sweep was written to a directory.
+    stalled : list
+        Per G, ``(steps, planned)`` where the separate run's L-BFGS stopped short (a stalled
+        line search, whose RMSE is no scaling point), else ``None``.
+    theory : float or None
+        The approximation theory's slope for the KAN's edges, ``-(k + 1)`` for B-splines of
+        degree ``k``; ``None`` for bases without an algebraic rate (Chebyshev, rbf, rswaf).
+    basis : str
+        The edges' basis.
+    unknowns : dict
+        An inverse problem's trained unknowns at each G:
+        ``{name: {"extension": [...], "separate": [...]}}``.
+    """
 
     problem: str
     grids: list[int]
-    extension: list[float]  # RMSE at the end of each grid stage of the extension run
-    separate: list[float]  # RMSE of a run trained from scratch at each G
+    extension: list[float]
+    separate: list[float]
     slope_extension: float
     slope_separate: float
-    run: object = None  # the extension Run (its history shows the staircase)
-    figures: list = field(default_factory=list)  # sweep.png, when written to a directory
-    # steps each separate run took of the ones it was given, where L-BFGS stopped short
-    # ((steps, planned) or None): a stalled line search, whose RMSE is no scaling point
+    run: object = None
+    figures: list = field(default_factory=list)
     stalled: list = field(default_factory=list)
-    # slope of the approximation theory for the KAN's edges, -(k + 1) for B-splines of
-    # degree k; None for bases without an algebraic rate (Chebyshev, rbf, rswaf)
     theory: float | None = -4.0
     basis: str = "bspline"
-    # an inverse problem's trained unknowns at each G: {name: {"extension": [...],
-    # "separate": [...]}}
     unknowns: dict = field(default_factory=dict)
 
     def markdown(self) -> str:
@@ -914,7 +974,19 @@ class Sweep:
 
 
 def fitted_slope(grids: Sequence[float], errors: Sequence[float]) -> float:
-    """Least-squares slope of ``log(error)`` against ``log(G)``."""
+    """Least-squares slope of ``log(error)`` against ``log(G)``.
+
+    Parameters
+    ----------
+    grids : sequence of float
+        The grid sizes.
+    errors : sequence of float
+        The errors at them (positive).
+
+    Returns
+    -------
+    float
+    """
     g, e = np.log(np.asarray(grids, float)), np.log(np.asarray(errors, float))
     return float(np.polyfit(g, e, 1)[0])
 
@@ -1037,11 +1109,38 @@ def sweep(
     of it (``i · steps`` for the i-th grid, counting from 1), so that both reach a grid after
     as many steps.
 
-    With ``out``, each run is saved as it finishes (``extension.h5``, ``separate/grid-G.h5``)
-    beside ``sweep.json`` (the settings); ``resume=True`` continues the study saved there,
-    keeping its finished runs. ``points`` (a dict or ``--points`` text) is laid over the
-    problem's point counts for every run, and over those of its preset ``preset`` (whose
-    model, points and weights replace the problem's) when one is named.
+    Parameters
+    ----------
+    problem : Problem, str or Path
+        The problem (or its file); its model must be a KAN.
+    grids : sequence of int
+        At least two strictly increasing grid sizes.
+    steps : int
+        L-BFGS steps per grid.
+    device : str
+        ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (a GPU when there is one).
+    dtype : {"float32", "float64"}, optional
+        Floating-point type of every run; default the problem's.
+    seed : int
+        Seed of the points and of the initialisation (0 … 2**32 - 1).
+    out : str or Path, optional
+        Directory: each run is saved as it finishes (``extension.h5``,
+        ``separate/grid-G.h5``) beside ``sweep.json`` (the settings), then ``sweep.csv``,
+        ``sweep.md`` and ``sweep.png``.
+    progress : bool
+        Show a progress bar per run.
+    resume : bool
+        Continue the study saved in ``out``, keeping its finished runs.
+    points : dict or str, optional
+        Point counts laid over the problem's for every run (``{"interior": 4000}`` or
+        ``"interior=4000"``).
+    preset : str, optional
+        One of the problem's presets, whose model, points and weights replace the problem's
+        (``points`` is laid over them).
+
+    Returns
+    -------
+    Sweep
 
     Raises
     ------
@@ -1086,7 +1185,7 @@ def sweep(
         out.mkdir(parents=True, exist_ok=True)
     # held by a new sweep too: its runs are not locked one by one (they are not saved as run
     # directories), so only this stops a second process training them at the same time
-    with _study_lock(out, running=not resume):
+    with _study_lock(out, "sweep", running=not resume):
         if out is not None and not resume:
             # an earlier sweep's runs here would be taken for this one's on resume
             (out / "extension.h5").unlink(missing_ok=True)
@@ -1166,7 +1265,7 @@ def _sweep_runs(problem, grids, steps, device, dtype, seed, out, progress, resum
     return result
 
 
-def _study_lock(out: Path | None, running: bool = False):
+def _study_lock(out: Path | None, study: str, running: bool = False):
     """Hold the study in ``out`` against a second process at the same time (resuming it, or
     for a sweep also running it), which would train its runs twice."""
     from .training import _directory_lock
@@ -1175,6 +1274,10 @@ def _study_lock(out: Path | None, running: bool = False):
         refusal = f"--out {out}: another process is running or resuming the study there"
     else:
         refusal = f"--resume {out}: another process is running or resuming this study"
+    if not _COMMAND_LINE.get():  # the arguments of the Python call, as _argument_names gives
+        refusal = f"{study}: " + refusal.replace("--out", "out", 1).replace(
+            "--resume", "resume=True, out", 1
+        )
     return _directory_lock(out, refusal)
 
 
@@ -1394,6 +1497,7 @@ def cmd_compare(args) -> int:
         plan.setup["preset"] = args.preset
     out, created = _study_directory(args, f"compare-{problem.name}", None)
     resume = args.resume is not None
+    token = _COMMAND_LINE.set(True)
     try:
         result = _execute(plan, out, args.device, args.dtype, not args.quiet, resume=resume)
         result.figures = _figures(result, out)
@@ -1415,6 +1519,8 @@ def cmd_compare(args) -> int:
             print(f"kanpde: error: {e}", file=sys.stderr)
             return 1
         raise
+    finally:
+        _COMMAND_LINE.reset(token)
     return _report(result, out)
 
 

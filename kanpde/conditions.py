@@ -224,6 +224,9 @@ class Condition:
     """
 
     where = "boundary"  # "boundary", "initial" or "data": which point budget it draws from
+    # keywords of Condition that a subclass sets itself or refuses: a misspelt keyword's
+    # message lists what the subclass takes
+    _not_keywords: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -512,6 +515,8 @@ class Periodic(Condition):
         As for :class:`Condition`.
     """
 
+    _not_keywords = ("value", "on")
+
     def __init__(self, axis: str | int = "x", derivatives: int = 1, **kw: Any) -> None:
         if kw.get("on") is not None:
             raise ValueError("Periodic: on= is not supported (the faces are the axis' min and max)")
@@ -643,6 +648,8 @@ class Initial(Condition):
 
     where = "initial"
 
+    _not_keywords = ("on",)
+
     def __init__(self, value: Value = 0.0, derivative: int = 0, **kw: Any) -> None:
         if kw.get("on") is not None:
             raise ValueError("Initial: on= is not supported (the points cover the domain at t0)")
@@ -690,6 +697,7 @@ class PointData(Condition):
     """
 
     where = "data"
+    _not_keywords = ("value", "on", "n")
 
     def __init__(
         self, x: np.ndarray | Tensor | Sequence, values: np.ndarray | Tensor | Sequence, **kw: Any

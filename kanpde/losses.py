@@ -337,8 +337,9 @@ class Residuals:
         if not items:
             raise ProblemError(f"{where}: pde returned no residuals (an empty {type(r).__name__})")
         if r is None:  # as value functions say it: the likeliest cause is named
+            call = "pde(x, u, p)" if self._pde_takes_p else "pde(x, u)"
             raise ProblemError(
-                f"{where}: pde(x, u) returned None (a missing return?); expected the residual "
+                f"{where}: {call} returned None (a missing return?); expected the residual "
                 "tensor, or a tuple, list or dict of them"
             )
         for name, v in items:

@@ -165,6 +165,7 @@ class Problem:
     description: str = ""
     unknowns: dict = field(default_factory=dict)
     source: str | None = None  # the problem file, set by load_problem
+    _not_keywords = ("source",)  # (no field: set by load_problem, not by a problem file)
 
     def __post_init__(self) -> None:
         if isinstance(self.outputs, str):  # "uv" would become the outputs u and v
@@ -658,10 +659,10 @@ def _keywords(cls: type) -> list[str]:
                 names.append(p.name)
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             break
-    return names
+    return [n for n in names if n not in getattr(cls, "_not_keywords", ())]
 
 
-def _keyword_hint(exc: BaseException, path: Path) -> str:
+def _keyword_hint(exc: BaseException, path: Path, namespace: dict) -> str:
     """For a misspelt keyword of a kanpde class (``Robin(where=...)``), a line naming the
     class the file called, the closest keyword and all it takes; ``""`` for anything else.
 
@@ -671,22 +672,28 @@ def _keyword_hint(exc: BaseException, path: Path) -> str:
     m = re.match(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'", str(exc))
     if not isinstance(exc, TypeError) or m is None:
         return ""
-    import kanpde
 
-    candidates = [m[1]]
-    try:  # the file's call that passed the keyword names the class called
+    def called(func: ast.expr) -> object:  # what the file's name for it is bound to
+        if isinstance(func, ast.Name):
+            return namespace.get(func.id)
+        if isinstance(func, ast.Attribute):
+            return getattr(called(func.value), func.attr, None)
+        return None
+
+    try:  # the file's calls that passed the keyword name the class called
         tree = ast.parse(path.read_text())
     except (OSError, SyntaxError, ValueError):
-        tree = None
-    for node in ast.walk(tree) if tree is not None else ():
-        if isinstance(node, ast.Call) and any(k.arg == m[2] for k in node.keywords):
-            func = node.func
-            candidates.insert(
-                0, func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
-            )
-    for name in candidates:
-        cls = getattr(kanpde, name, None)
-        if isinstance(cls, type) and m[2] not in (names := _keywords(cls)):
+        return ""
+    calls = sorted(
+        (n for n in ast.walk(tree) if isinstance(n, ast.Call)),
+        key=lambda n: (n.lineno, n.col_offset),  # the first in the file first
+    )
+    for node in calls:
+        if not any(k.arg == m[2] for k in node.keywords):
+            continue
+        cls = called(node.func)
+        ours = isinstance(cls, type) and cls.__module__.startswith("kanpde.")
+        if ours and m[2] not in (names := _keywords(cls)):
             close = difflib.get_close_matches(m[2], names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             return (
@@ -766,7 +773,7 @@ def load_problem(path: str | Path) -> Problem:
         raise ProblemError(f"{path}: called exit({e.code!r}) while importing") from None
     except Exception as e:  # noqa: BLE001 - any error in user code becomes one line
         line = _traceback_line(e, path)
-        said = _keyword_hint(e, path) or _one_line(e)
+        said = _keyword_hint(e, path, vars(module)) or _one_line(e)
         raise ProblemError(f"{path}{line}: error while importing: {said}") from None
     finally:
         sys.modules.pop(module_name, None)

@@ -50,6 +50,27 @@ if TYPE_CHECKING:
     from .schedule import Stage
     from .training import Trainer
 
+__all__ = [
+    "Fit",
+    "Penalized",
+    "SymbolicEdges",
+    "SymbolicFunction",
+    "add_function",
+    "auto_symbolic",
+    "edge_scores",
+    "edge_values",
+    "fit_function",
+    "fix_symbolic",
+    "formula",
+    "get_function",
+    "is_symbolic",
+    "prune",
+    "regularization",
+    "suggest_symbolic",
+    "symmetries",
+    "train",
+]
+
 # ---------------------------------------------------------------------------------------------
 # Function library
 # ---------------------------------------------------------------------------------------------
@@ -288,13 +309,28 @@ def symmetries(
     exp_shift: bool = False,
     log_scale: bool = False,
 ) -> Callable:
-    """A ``canonical`` map from the symmetries of ``f``.
+    """A ``canonical`` map from the symmetries of ``f``: one representative of the affine
+    parameters that give the same edge.
 
-    ``parity`` +1 (even: ``f(-z) = f(z)``) or -1 (odd) makes ``a > 0``; ``antiperiod`` p
-    (``f(z + p) = -f(z)``) makes ``c > 0``; ``degree`` n (``f(a z) = a^n f(z)`` for ``a > 0``)
-    makes ``a = 1``; ``period`` brings ``b`` into ``[-period/2, period/2)``; ``exp_shift``
-    (``f(z + b) = e^b f(z)``) makes ``b = 0``; ``log_scale`` (``f(a z) = log a + f(z)``)
-    makes ``a = 1``.
+    Parameters
+    ----------
+    parity : int
+        +1 (even: ``f(-z) = f(z)``) or -1 (odd) makes ``a > 0``; 0: neither.
+    degree : float, optional
+        ``n`` with ``f(a z) = a^n f(z)`` for ``a > 0``: makes ``a = 1``.
+    period : float, optional
+        Brings ``b`` into ``[-period/2, period/2)``.
+    antiperiod : float, optional
+        ``p`` with ``f(z + p) = -f(z)``: makes ``c > 0``.
+    exp_shift : bool
+        ``f(z + b) = e^b f(z)``: makes ``b = 0``.
+    log_scale : bool
+        ``f(a z) = log a + f(z)``: makes ``a = 1``.
+
+    Returns
+    -------
+    callable
+        ``canonical(a, b, c, d) -> (a, b, c, d)``, as :func:`add_function` takes it.
     """
 
     def canonical(a: float, b: float, c: float, d: float):
@@ -1036,7 +1072,19 @@ def _add_constant(layer: KANLayer, j: int, c: float, h: Tensor) -> str | None:
 
 @dataclass
 class Fit:
-    """Best affine fit ``c·f(a·x + b) + d`` of a function of the library to an edge."""
+    """Best affine fit ``c·f(a·x + b) + d`` of a function of the library to an edge.
+
+    Attributes
+    ----------
+    name : str
+        The library function ``f``.
+    r2 : float
+        Coefficient of determination of the fit over the edge's samples.
+    a, b, c, d : float
+        The affine parameters.
+    complexity : int
+        The function's complexity, which breaks near ties (see :meth:`score`).
+    """
 
     name: str
     r2: float
@@ -1298,8 +1346,8 @@ def suggest_symbolic(
     Raises
     ------
     TypeError
-        If ``model`` is not a kanpde :class:`~kanpde.nn.KAN` or an edge index is not an
-        integer.
+        If ``model`` is not a kanpde :class:`~kanpde.nn.KAN`, an edge index is not an
+        integer, or a fit option is not one of :func:`fit_function`'s.
     IndexError
         If the model has no edge ``(l, i, j)``.
     ValueError
@@ -1367,8 +1415,8 @@ def fix_symbolic(
     Raises
     ------
     TypeError
-        If ``model`` is not a kanpde :class:`~kanpde.nn.KAN` or an edge index is not an
-        integer.
+        If ``model`` is not a kanpde :class:`~kanpde.nn.KAN`, an edge index is not an
+        integer, or a fit option is not one of :func:`fit_function`'s.
     IndexError
         If the model has no edge ``(l, i, j)``.
     ValueError
@@ -1465,7 +1513,8 @@ def auto_symbolic(
     Raises
     ------
     TypeError
-        If ``model`` is not a kanpde :class:`~kanpde.nn.KAN`.
+        If ``model`` is not a kanpde :class:`~kanpde.nn.KAN`, or a fit option is not one of
+        :func:`fit_function`'s.
     ValueError
         If ``x`` is not ``(N, D)`` with ``N ≥ 1``, ``r2_threshold`` is not a number at most
         1, ``complexity_weight`` is negative or not finite, an entry of ``layers`` is not a
@@ -1523,7 +1572,17 @@ def auto_symbolic(
 
 
 def is_symbolic(model: KAN) -> bool:
-    """Every edge is symbolic or removed (the formula has no spline parts)."""
+    """Whether every edge is symbolic or removed (the formula has no spline parts).
+
+    Parameters
+    ----------
+    model : KAN
+        The network.
+
+    Returns
+    -------
+    bool
+    """
     return all(k != SPLINE for layer in model.layers for row in layer.edge_kinds() for k in row)
 
 
@@ -1825,9 +1884,7 @@ def register(subparsers) -> None:
         "this (default 0.01)",
     )
     s.add_argument("--library", help="comma-separated functions (default: the whole library)")
-    s.add_argument(
-        "--r2", type=float, default=0.99, help="minimum R² to fix an edge (default 0.99)"
-    )
+    s.add_argument("--r2", type=float, help="minimum R² to fix an edge (default 0.99)")
     s.add_argument(
         "--refine",
         type=int,
@@ -1848,7 +1905,7 @@ def register(subparsers) -> None:
     s.add_argument(
         "--problem", metavar="FILE",
         help="the problem file --refine trains with, when it is no longer where the run "
-        "says (a different file is warned about)",
+        "says (with --refine; one of another problem is refused)",
     )  # fmt: skip
     s.add_argument(
         "--out", metavar="DIR",
@@ -1880,6 +1937,9 @@ def cmd_symbolic(args) -> int:
         args.node_threshold = 1e-2
     if args.simplify_seconds is None:
         args.simplify_seconds = 20.0
+    r2_given = args.r2 is not None  # (a symbolic file says it ignores it)
+    if args.r2 is None:
+        args.r2 = 0.99
     for flag, value, ok in (
         ("--digits", args.digits, args.digits >= 0),
         ("--r2", args.r2, 0 < args.r2 <= 1),
@@ -1921,7 +1981,7 @@ def cmd_symbolic(args) -> int:
     fitting = (
         ("--prune", args.prune),
         ("--library", args.library is not None),
-        ("--r2", args.r2 != 0.99),
+        ("--r2", r2_given),
         ("--refine", args.refine > 0),
     )
     if done and any(on for _, on in fitting):

@@ -2,6 +2,7 @@
 Parameters section naming exactly the parameters of its callable."""
 
 import dataclasses
+import importlib
 import inspect
 import os
 import re
@@ -114,6 +115,33 @@ PUBLIC = sorted(
 @pytest.mark.parametrize("name", PUBLIC)
 def test_parameters_section_names_the_signature(name):
     check(name, getattr(kanpde, name))
+
+
+def _module_public(module: str) -> list[str]:
+    """The public functions and classes a submodule defines (its ``__all__`` when it has one)."""
+    mod = importlib.import_module(f"kanpde.{module}")
+    names = getattr(mod, "__all__", None) or [
+        n
+        for n, v in vars(mod).items()
+        if not n.startswith("_") and getattr(v, "__module__", "") == mod.__name__
+    ]
+    return sorted(
+        f"{module}.{n}"
+        for n in names
+        if inspect.isclass(getattr(mod, n)) or inspect.isfunction(getattr(mod, n))
+    )
+
+
+# the submodules the README sends users to, beyond the names kanpde re-exports
+SUBMODULE_PUBLIC = [
+    name for m in ("symbolic", "reference", "plot", "compare", "nn") for name in _module_public(m)
+]
+
+
+@pytest.mark.parametrize("name", SUBMODULE_PUBLIC)
+def test_submodule_parameters_sections_name_the_signature(name):
+    module, attr = name.rsplit(".", 1)
+    check(name, getattr(importlib.import_module(f"kanpde.{module}"), attr))
 
 
 def test_check_reads_grouped_starred_and_forwarded_entries():

@@ -631,8 +631,9 @@ def test_a_sweep_running_in_a_directory_holds_it(tmp_path):
     try:
         with pytest.raises(ValueError) as e:
             sweep(_poisson1d(), grids=[3, 5], steps=2, device="cpu", out=tmp_path)
+        # in the call's own terms (it said --out, an option of the command line)
         assert str(e.value) == (
-            f"--out {tmp_path}: another process is running or resuming the study there"
+            f"sweep: out {tmp_path}: another process is running or resuming the study there"
         )
         assert list(tmp_path.iterdir()) == []  # nothing written by the refused sweep
     finally:

@@ -82,11 +82,11 @@ def test_sweep_refuses_grids_that_are_not_integers_and_steps_that_are_a_bool():
     # taken for 1 step (bool is an int subclass)
     with pytest.raises(CLIError) as e:
         sweep(POISSON1D, grids=[3, None], steps=2, device="cpu")
-    assert str(e.value) == "--grids '3,None': expected integers like 3,5,10,20"
+    assert str(e.value) == "sweep: grids '3,None': expected integers like 3,5,10,20"
     with pytest.raises(CLIError) as e:  # one number, not a list: a TypeError escaped
         sweep(POISSON1D, grids=5, steps=2, device="cpu")
-    assert str(e.value) == "--grids '5': expected integers like 3,5,10,20"
-    with pytest.raises(CLIError, match=r"^--steps True: must be at least 1"):
+    assert str(e.value) == "sweep: grids '5': expected integers like 3,5,10,20"
+    with pytest.raises(CLIError, match=r"^sweep: steps True: must be at least 1"):
         sweep(POISSON1D, grids=[3, 5], steps=True, device="cpu")
 
 
@@ -94,19 +94,21 @@ def test_resuming_a_sweep_needs_its_directory(tmp_path):
     # catches: resume without out reaching `None / "sweep.json"` (a TypeError)
     with pytest.raises(CLIError) as e:
         sweep(POISSON1D, grids=[3, 5], steps=1, device="cpu", resume=True)
-    assert str(e.value) == "resume: needs out, the directory of the study to continue"
+    assert str(e.value) == "sweep: resume: needs out, the directory of the study to continue"
     # a comparison's directory is named as one by its comparison.h5 (catches: another file
     # taken for the mark, which sent this case to the plain "no sweep.json")
     (tmp_path / "comparison.h5").write_bytes(b"")
     with pytest.raises(CLIError) as e:
         sweep(POISSON1D, grids=[3, 5], steps=1, device="cpu", out=tmp_path, resume=True)
-    assert str(e.value) == (f"--resume {tmp_path}: a comparison study; continue it with "
-                            "kanpde compare PROBLEM --resume")  # fmt: skip
+    assert str(e.value) == (f"sweep: resume=True, out {tmp_path}: a comparison study; continue "
+                            "it with kanpde compare PROBLEM --resume")  # fmt: skip
     (tmp_path / "comparison.h5").unlink()
     (tmp_path / "comparison.csv").write_text("")
     with pytest.raises(CLIError) as e:
         sweep(POISSON1D, grids=[3, 5], steps=1, device="cpu", out=tmp_path, resume=True)
-    assert str(e.value) == f"--resume {tmp_path}: no sweep.json; not a sweep study directory"
+    assert str(e.value) == (
+        f"sweep: resume=True, out {tmp_path}: no sweep.json; not a sweep study directory"
+    )
 
 
 # --------------------------------------------------------------------------- sweep results
@@ -168,7 +170,7 @@ def test_sweep_json_records_the_dtype_the_runs_used(monkeypatch, tmp_path):
     again = _fake_sweep(monkeypatch, [3, 5], 10, sep, out=tmp_path, dtype="float64",
                         resume=True)  # fmt: skip
     assert again.separate == first.separate
-    with pytest.raises(CLIError, match=r"other settings \(--dtype: float64 there, float32 here"):
+    with pytest.raises(CLIError, match=r"other settings \(dtype: float64 there, float32 here"):
         _fake_sweep(monkeypatch, [3, 5], 10, sep, out=tmp_path, dtype="float32", resume=True)
 
 

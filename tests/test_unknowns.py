@@ -314,7 +314,9 @@ def test_a_study_of_a_schedule_without_steps_is_refused(tmp_path):
     from kanpde.cli import CLIError
     from kanpde.compare import compare
 
-    with pytest.raises(CLIError, match=r"--schedule '5:adam=0': no optimizer steps; the study"):
+    with pytest.raises(
+        CLIError, match=r"^compare: schedule '5:adam=0': no optimizer steps; the study"
+    ):
         compare(inverse(), schedule="5:adam=0", seeds=1, device="cpu", out=tmp_path)
     assert list(tmp_path.iterdir()) == []
 

@@ -258,6 +258,21 @@ PROBLEM_CASES = {
         "TypeError: Robin() has no keyword 'where' (it takes alpha, beta, value, on, component, "
         "weight, name, n)",
     ),
+    # Periodic sets value itself and refuses on: neither is offered (it said "did you mean
+    # 'value'?", which then failed with "got multiple values for argument 'value'")
+    "periodic_keyword_typo": (
+        variant("Dirichlet(0.0)", "kanpde.Periodic('x', vale=0)").replace(
+            "import math, torch", "import math, torch, kanpde"
+        ),
+        "TypeError: Periodic() has no keyword 'vale' (it takes axis, derivatives, component, "
+        "weight, name, n)",
+    ),
+    # a class of the file's own that shares a kanpde name is not described as kanpde's
+    "own_class_keyword_typo": (
+        GOOD
+        + "\nclass Dirichlet:\n    def __init__(self, v):\n        pass\n\nDirichlet(valu=0)\n",
+        "TypeError: Dirichlet.__init__() got an unexpected keyword argument 'valu'",
+    ),
     "problem_keyword_typo": (
         variant("conditions=CONDITIONS", "condition=CONDITIONS"),
         "TypeError: Problem() has no keyword 'condition'; did you mean 'conditions'?",

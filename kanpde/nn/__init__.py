@@ -64,7 +64,9 @@ def from_config(
     ------
     ValueError
         If the type is unknown, is ``"custom"`` (a user's own module, which cannot be rebuilt
-        from its config), or the constructor rejects the arguments.
+        from its config), or the constructor rejects a value.
+    TypeError
+        If the config has a key the model's constructor does not take.
     """
     cfg = dict(config)
     kind = cfg.pop("type", "kan")

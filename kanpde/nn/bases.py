@@ -462,7 +462,22 @@ BASES: dict[str, Basis] = {
 
 
 def get_basis(name: str | Basis) -> Basis:
-    """Look a basis up by name (``bspline``, ``rbf``, ``rswaf``, ``chebyshev``)."""
+    """Look a basis up by name.
+
+    Parameters
+    ----------
+    name : str or Basis
+        ``bspline``, ``rbf``, ``rswaf`` or ``chebyshev``; a :class:`Basis` is returned as is.
+
+    Returns
+    -------
+    Basis
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown.
+    """
     if isinstance(name, Basis):
         return name
     try:

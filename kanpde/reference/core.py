@@ -303,7 +303,22 @@ def _dumps(obj: Any) -> str:
 
 
 def cache_path(name: str, solver_version: str = "", **params: Any) -> Path:
-    """Cache file used by :func:`cached` for these arguments."""
+    """Cache file used by :func:`cached` for these arguments.
+
+    Parameters
+    ----------
+    name : str
+        The reference's name (the file name starts with it).
+    solver_version : str
+        The solver's version: a new one makes a new entry.
+    **params
+        The solver's arguments (JSON-able); they and the above are hashed into the name.
+
+    Returns
+    -------
+    Path
+        ``<cache_dir()>/<name>-<hash>.h5``.
+    """
     key = _dumps({"name": name, "params": params, "solver": solver_version, "format": CACHE_FORMAT})
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "reference"
