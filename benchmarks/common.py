@@ -46,7 +46,7 @@ def machine(device: str) -> dict:
         else "default"
     )
     if device.startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     try:
         import kanpde
 
@@ -114,7 +114,7 @@ def apply_allocator(choice: str) -> None:
 
 def sync(device: str) -> None:
     if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(torch.device(device))  # the measured GPU, not the current one
 
 
 def rate(fn: Callable[[], object], device: str, seconds: float = 2.0, warmup: int = 5) -> float:

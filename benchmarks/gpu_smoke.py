@@ -105,7 +105,7 @@ def measure(kind: str, cfg: dict, n_int: int, device: str, model=None) -> dict:
             adam.step()
 
         row["graph_adam_steps_per_s"] = rate(adam_step, device)
-        row["max_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
+        row["max_mem_gb"] = torch.cuda.max_memory_allocated(torch.device(device)) / 2**30
     return row
 
 
@@ -208,7 +208,7 @@ def main(argv=None) -> int:
     if cuda and not torch.cuda.is_available():
         ap.error(f"--device {dev}: no CUDA device (torch.cuda.is_available() is False)")
     apply_allocator("kanpde")  # as kanpde's trainer does on the CPU (no effect on CUDA memory)
-    name = torch.cuda.get_device_name(0) if cuda else "cpu"
+    name = torch.cuda.get_device_name(torch.device(dev)) if cuda else "cpu"
     out = {"torch": torch.__version__, "gpu": name if cuda else None, "rows": []}
     failed = False
     # the trainer's own Adam loop first: one timing, the library as a user runs it
@@ -247,7 +247,7 @@ def main(argv=None) -> int:
         print(json.dumps(row), flush=True)
         if cuda:
             torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
+            torch.cuda.reset_peak_memory_stats(torch.device(dev))
         # "h100" from "NVIDIA H100 80GB HBM3"
         # (others by their whole name, "rtx_4090", "l40s": one file per kind of GPU)
         model_name = re.search(r"\b([A-Z]+\d+)\b", name)

@@ -153,7 +153,7 @@ def _quiet() -> Iterator[None]:
 
 def _sync(device: str | torch.device) -> None:
     if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(torch.device(device))
 
 
 def versions() -> dict[str, str | None]:

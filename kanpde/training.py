@@ -521,6 +521,10 @@ class _CapturedGradient:
 
     def __init__(self, residuals: Residuals, params: list[nn.Parameter], warmup: int = 2) -> None:
         self.params = params
+        # A graph holds no reference to what it reads: the points, and through the model its
+        # buffers (grid, basis tables), must live as long as it does, or a replay reads memory
+        # a later allocation took (a benchmark kept only .replay of a capture it made).
+        self.residuals = residuals
         # Streams and the capture belong to the parameters' GPU, which need not be the current
         # one (device="cuda:1" without torchrun): else the capture records nothing.
         self.device = params[0].device
@@ -713,6 +717,8 @@ class Trainer:
         on_cuda = next(self.model.parameters()).is_cuda
         if not on_cuda:
             retain_freed_memory()  # see kanpde.allocator: page faults cost 15-20 % of a step
+        # chosen for the user: a capture that fails falls back to plain evaluations
+        self._graphs_auto = graphs == "auto"
         if graphs == "auto":
             graphs = on_cuda and residuals.fully_fused
         if graphs and not on_cuda:
@@ -779,9 +785,9 @@ class Trainer:
         """Loss, its terms, and fresh gradients in ``p.grad`` (one loss+gradient evaluation)."""
         self.evals += 1
         params = self.params()
+        if self.graphs and self._graph is None:
+            self._graph = self._capture(params)
         if self.graphs:
-            if self._graph is None:
-                self._graph = _CapturedGradient(self.residuals, params)
             loss, terms = self._graph.replay()
         else:
             for p in params:
@@ -795,6 +801,29 @@ class Trainer:
             terms = {k: v.detach().clone() for k, v in terms.items()}
             distributed.all_reduce_([p.grad for p in params] + [loss, *terms.values()])
         return loss, terms
+
+    def _capture(self, params: list[nn.Parameter]) -> _CapturedGradient | None:
+        """The evaluation as a CUDA graph; ``None`` (and plain evaluations from now on) when a
+        capture that ``graphs="auto"`` chose fails."""
+        try:
+            return _CapturedGradient(self.residuals, params)
+        except RuntimeError as e:
+            if not self._graphs_auto or isinstance(e, torch.cuda.OutOfMemoryError):
+                raise
+            # A pde or condition that reads a value back to the host (u.max().item(),
+            # `if (u > 1).any():`) runs fine eagerly but cannot be recorded; the file that
+            # trains on the CPU must train on a GPU too.
+            torch.cuda.synchronize(params[0].device)
+            for p in params:
+                p.grad = None
+            if distributed.rank() == 0:
+                warn(
+                    f"CUDA graph capture failed ({_one_line(e)}); training without graphs, "
+                    "which is slower: a pde that reads values to the host (.item(), if on a "
+                    "tensor) cannot be captured"
+                )
+            self.graphs = False
+            return None
 
     def _begin_stage(self, index: int, stage: Stage) -> None:
         self._set_sparsity(stage)
