@@ -112,6 +112,12 @@ def apply_allocator(choice: str) -> None:
         os.environ["KANPDE_MALLOPT"] = "0"  # also for trainers started later in the process
 
 
+def error_text(e: BaseException) -> str:
+    """``Type: first line of the message`` (at most 300 characters) for a results file."""
+    lines = str(e).splitlines()
+    return f"{type(e).__name__}: {lines[0][:300] if lines else ''}"
+
+
 def sync(device: str) -> None:
     if str(device).startswith("cuda"):
         torch.cuda.synchronize(torch.device(device))  # the measured GPU, not the current one

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import apply_allocator, machine, save, sync  # noqa: E402
+from common import apply_allocator, error_text, machine, save, sync  # noqa: E402
 
 import kanpde  # noqa: E402
 from kanpde.losses import Residuals  # noqa: E402
@@ -235,7 +235,7 @@ def main(argv=None) -> int:
                 row = measure(kind, cfg, n_int, dev)
         except Exception as e:  # noqa: BLE001 - record it; the other rows still run
             row = {"model": kind, "cfg": cfg, "N": n_int,
-                   "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"}  # fmt: skip
+                   "error": error_text(e)}  # fmt: skip
         checks = ("plain_loss_rel_err", "plain_grad_rel_err", "graph_grad_rel_err")
         errs = [row.get(k, 0.0) for k in checks]
         # 20 L-BFGS steps may amplify round-off between devices: 1e-6 for the edited solve

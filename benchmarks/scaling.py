@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_allocator_option, apply_allocator, machine, rate, save  # noqa: E402
+from common import add_allocator_option, apply_allocator, error_text, machine, rate, save  # noqa: E402
 
 import kanpde  # noqa: E402
 from kanpde.losses import Residuals  # noqa: E402
@@ -76,9 +76,7 @@ def main(argv=None) -> int:
         except Exception as e:  # noqa: BLE001 - e.g. out of memory: record it, go on
             if dev.startswith("cuda"):
                 torch.cuda.empty_cache()
-            return {
-                "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
-            }
+            return {"error": error_text(e)}
 
     def write(partial: bool = True) -> tuple[Path, dict]:
         # a partial file after every row, so a run stopped by a time limit keeps what it

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_allocator_option, apply_allocator, machine, rate, save  # noqa: E402
+from common import add_allocator_option, apply_allocator, error_text, machine, rate, save  # noqa: E402
 
 import kanpde  # noqa: E402
 from kanpde.losses import Residuals  # noqa: E402
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
         try:
             steps[name] = build()
         except Exception as e:  # noqa: BLE001
-            errors[name] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+            errors[name] = error_text(e)
             print(f"{name}: not measured ({errors[name]})", file=sys.stderr)
 
     # On a GPU kanpde's trainer replays one captured evaluation (a CUDA graph); the eager rows
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
         try:
             return rate(f, dev, args.seconds)
         except Exception as e:  # noqa: BLE001 - e.g. out of memory mid-run: keep the others
-            errors[name] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+            errors[name] = error_text(e)
             steps.pop(name, None)
             return float("nan")
 
@@ -144,6 +144,8 @@ def main(argv=None) -> int:
             name += "-no-peers"
         elif any(not k.startswith("kanpde") for k in errors):
             name += "-some-peers"
+        if any(k.startswith("kanpde") for k in errors):  # a row of kanpde's own missing
+            name += "-with-errors"
         if args.allocator != "kanpde":
             name += f"-{args.allocator}-allocator"
         if args.n_side != 51:

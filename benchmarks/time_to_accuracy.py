@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_allocator_option, apply_allocator, machine, save  # noqa: E402
+from common import add_allocator_option, apply_allocator, error_text, machine, save  # noqa: E402
 
 import kanpde  # noqa: E402
 from kanpde.training import Trainer, _BudgetSpent  # noqa: E402
@@ -116,9 +116,9 @@ def main(argv=None) -> int:
 
     def write(partial: bool) -> Path:
         name = f"tta-{args.device.split(':')[0]}"
-        # a run of some implementations, or one without a peer (not installed, or failed
-        # while it ran), leaves the three-way file alone
-        left_out = missing + [w for w in errors if w != "kanpde"]
+        # a run of some implementations, or one without any of them (not installed, or
+        # failed while it ran), leaves the three-way file alone
+        left_out = missing + list(errors)
         if args.only:
             name += f"-{'-'.join(w for w in which if w not in left_out)}"
         elif left_out:
@@ -151,7 +151,7 @@ def main(argv=None) -> int:
 
                 results[who] = getattr(peers, f"{who}_time_to_accuracy")(**kwargs)
         except Exception as e:  # noqa: BLE001 - one failing implementation, the others still run
-            errors[who] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+            errors[who] = error_text(e)
             print(f"{who}: not measured ({errors[who]})", file=sys.stderr)
         if who in results:
             r = results[who]

@@ -100,7 +100,7 @@ class Comparison:
     problem : str
         The problem's name.
     rows : list of dict
-        One per run, with the columns of ``comparison.csv`` (:data:`COLUMNS`).
+        One per run, with the columns of ``comparison.csv`` (``kanpde.compare.COLUMNS``).
     setup : dict
         What every run shared: points, test set, budget, schedules, device, dtype.
     runs : dict

@@ -662,7 +662,7 @@ def _keywords(cls: type) -> list[str]:
     return [n for n in names if n not in getattr(cls, "_not_keywords", ())]
 
 
-def _keyword_hint(exc: BaseException, path: Path, namespace: dict) -> str:
+def _keyword_hint(exc: BaseException, path: Path, namespace: dict, line: int = 0) -> str:
     """For a misspelt keyword of a kanpde class (``Robin(where=...)``), a line naming the
     class the file called, the closest keyword and all it takes; ``""`` for anything else.
 
@@ -684,9 +684,11 @@ def _keyword_hint(exc: BaseException, path: Path, namespace: dict) -> str:
         tree = ast.parse(path.read_text())
     except (OSError, SyntaxError, ValueError):
         return ""
+    # the calls on the failing line (``line``, from the traceback) first, then the file's in
+    # order: a call of the same keyword elsewhere (in a function never called) is not blamed
     calls = sorted(
         (n for n in ast.walk(tree) if isinstance(n, ast.Call)),
-        key=lambda n: (n.lineno, n.col_offset),  # the first in the file first
+        key=lambda n: (not n.lineno <= line <= (n.end_lineno or n.lineno), n.lineno, n.col_offset),
     )
     for node in calls:
         if not any(k.arg == m[2] for k in node.keywords):
@@ -773,7 +775,8 @@ def load_problem(path: str | Path) -> Problem:
         raise ProblemError(f"{path}: called exit({e.code!r}) while importing") from None
     except Exception as e:  # noqa: BLE001 - any error in user code becomes one line
         line = _traceback_line(e, path)
-        said = _keyword_hint(e, path, vars(module)) or _one_line(e)
+        at = int(line[1:]) if line else 0
+        said = _keyword_hint(e, path, vars(module), at) or _one_line(e)
         raise ProblemError(f"{path}{line}: error while importing: {said}") from None
     finally:
         sys.modules.pop(module_name, None)

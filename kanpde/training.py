@@ -511,6 +511,25 @@ class History:
         return default
 
 
+@contextlib.contextmanager
+def _no_host_syncs(on: bool) -> Iterator[None]:
+    """Make torch raise on an op that synchronises the GPU with the host (when ``on``)."""
+    if not on:
+        yield
+        return
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    except RuntimeError as e:
+        raise RuntimeError(
+            f"the evaluation waits for the GPU ({_one_line(e)}), so it cannot be captured as "
+            "a CUDA graph"
+        ) from e
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+
+
 class _CapturedGradient:
     """One loss+gradient evaluation captured as a CUDA graph and replayed.
 
@@ -532,19 +551,29 @@ class _CapturedGradient:
             stream = torch.cuda.Stream(self.device)
             stream.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(stream):  # warm-up outside the graph (lazy initialisations)
-                for _ in range(warmup):
+                for i in range(warmup):
                     for p in params:
                         p.grad = None
-                    loss, _ = residuals()
-                    loss.backward(inputs=params)
+                    # The last warm-up runs as the capture will, with torch refusing any op
+                    # that waits for the GPU (.item(), `if` on a tensor in a pde): a capture
+                    # that fails on one leaves torch's stream and allocator state behind.
+                    with _no_host_syncs(i == warmup - 1):
+                        loss, _ = residuals()
+                        loss.backward(inputs=params)
             torch.cuda.current_stream(self.device).wait_stream(stream)
             for p in params:
                 p.grad = None
             self.graph = torch.cuda.CUDAGraph()
-            # torch's default capture stream is made once per process, on the GPU current
-            # then: a capture on another GPU later in the process needs its own
-            with torch.cuda.graph(self.graph, stream=stream):
-                loss, terms = self.step(residuals, params)
+            before = torch.cuda.current_stream(self.device)
+            try:
+                # torch's default capture stream is made once per process, on the GPU current
+                # then: a capture on another GPU later in the process needs its own
+                with torch.cuda.graph(self.graph, stream=stream):
+                    loss, terms = self.step(residuals, params)
+            except BaseException:
+                # a capture_end that raises skips torch's own restoring of the stream
+                torch.cuda.set_stream(before)
+                raise
         self.loss, self.terms = loss, terms
         # The graph writes these tensors; a callback's zero_grad() (grads set to None) must not
         # leave replays writing where nobody reads.

@@ -213,13 +213,12 @@ def test_a_failed_automatic_capture_falls_back_to_plain_evaluations(monkeypatch)
         t.run()
 
 
-def test_a_capture_keeps_what_its_graph_reads_alive(monkeypatch):
-    # A CUDA graph holds no reference to the memory it reads: the throughput benchmark kept
-    # only .replay of a capture, and the points and the model's buffers (grid, basis tables)
-    # were freed under it. The CUDA calls are stubbed so that the capture runs on the CPU.
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """torch.cuda's stream, graph and sync-debug calls stubbed, so that a capture runs on the
+    CPU (the graph records nothing; a replay returns the captured tensors). Yields the log of
+    sync-debug modes set and streams restored."""
     import contextlib
-    import gc
-    import weakref
 
     class Stub:
         def __init__(self, *args, **kwargs) -> None:
@@ -231,14 +230,40 @@ def test_a_capture_keeps_what_its_graph_reads_alive(monkeypatch):
         def replay(self) -> None:
             pass
 
+    log: dict[str, list] = {"modes": [], "set_stream": []}
+    mode = ["default"]
+
+    def set_mode(m):
+        mode[0] = m
+        log["modes"].append(m)
+
     nothing = lambda *args, **kwargs: contextlib.nullcontext()  # noqa: E731
     for name, value in (("device", nothing), ("stream", nothing), ("graph", nothing),
                         ("Stream", Stub), ("CUDAGraph", Stub),
-                        ("current_stream", lambda *a, **k: Stub())):  # fmt: skip
+                        ("current_stream", lambda *a, **k: Stub()),
+                        ("get_sync_debug_mode", lambda: mode[0]),
+                        ("set_sync_debug_mode", set_mode),
+                        ("set_stream", log["set_stream"].append)):  # fmt: skip
         monkeypatch.setattr(torch.cuda, name, value)
+    log["mode"] = mode
+    return log
+
+
+def _poisson1d_residuals():
     problem = kanpde.load_problem(PROBLEMS / "poisson1d.py")
     model = build_model(problem, {"grid": 5}, DT)
     res = Residuals(problem, model, {"interior": 40, "boundary": 2}, problem.weights, DT, "cpu")
+    return model, res
+
+
+def test_a_capture_keeps_what_its_graph_reads_alive(fake_cuda):
+    # A CUDA graph holds no reference to the memory it reads: the throughput benchmark kept
+    # only .replay of a capture, and the points and the model's buffers (grid, basis tables)
+    # were freed under it.
+    import gc
+    import weakref
+
+    model, res = _poisson1d_residuals()
     replay = _CapturedGradient(res, list(model.parameters())).replay
     alive = [weakref.ref(res), weakref.ref(model), weakref.ref(res.terms[0].points.x)]
     del res, model
@@ -246,6 +271,27 @@ def test_a_capture_keeps_what_its_graph_reads_alive(monkeypatch):
     assert all(ref() is not None for ref in alive)
     loss, _ = replay()
     assert torch.isfinite(loss)
+    # the last warm-up ran with host syncs refused, and the mode was put back
+    assert fake_cuda["modes"] == ["error", "default"] and fake_cuda["mode"] == ["default"]
+
+
+def test_a_step_that_waits_for_the_gpu_is_refused_before_any_capture(fake_cuda, monkeypatch):
+    # A pde with .item() made the capture itself fail, leaving torch's capture stream current
+    # and its allocator mid-capture; now the last warm-up, run with torch raising on host
+    # syncs, refuses it first (torch's "called a synchronizing CUDA operation" simulated).
+    model, res = _poisson1d_residuals()
+    call = Residuals.__call__
+
+    def syncing(self, *args, **kwargs):
+        if fake_cuda["mode"][0] == "error":
+            raise RuntimeError("called a synchronizing CUDA operation")
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(Residuals, "__call__", syncing)
+    with pytest.raises(RuntimeError, match=r"^the evaluation waits for the GPU \(RuntimeError: "):
+        _CapturedGradient(res, list(model.parameters()))
+    assert fake_cuda["mode"] == ["default"]  # restored
+    assert fake_cuda["set_stream"] == []  # no capture was begun, so nothing to undo
 
 
 def _deferred_on_cpu(monkeypatch) -> None:
@@ -308,3 +354,20 @@ def test_deferred_checks_roll_back_nonfinite_steps_and_finish_finite(monkeypatch
     assert all(re.search(r"\(\d+ non-finite steps? skipped\)", a) for a in actions), actions
     assert run.metrics["steps"] == 200 and all(math.isfinite(v) for v in run.history["loss"])
     assert all(torch.isfinite(p).all() for p in run.model().parameters())
+
+
+def test_a_failed_capture_puts_the_stream_back(fake_cuda, monkeypatch):
+    # torch.cuda.graph's exit restores the stream only after capture_end, which raises when
+    # the capture failed: the rest of the run went on on the capture's side stream
+    import contextlib
+
+    @contextlib.contextmanager
+    def failing(graph, stream=None):
+        yield
+        raise RuntimeError("operation failed due to a previous error during capture")
+
+    monkeypatch.setattr(torch.cuda, "graph", failing)
+    model, res = _poisson1d_residuals()
+    with pytest.raises(RuntimeError, match="previous error during capture"):
+        _CapturedGradient(res, list(model.parameters()))
+    assert len(fake_cuda["set_stream"]) == 1  # the stream current before the capture

@@ -273,6 +273,14 @@ PROBLEM_CASES = {
         + "\nclass Dirichlet:\n    def __init__(self, v):\n        pass\n\nDirichlet(valu=0)\n",
         "TypeError: Dirichlet.__init__() got an unexpected keyword argument 'valu'",
     ),
+    # the call that failed is named, not an earlier one with the same keyword that never ran
+    "keyword_typo_in_the_failing_call": (
+        variant("Dirichlet(0.0)", "kanpde.Robin(1.0, 1.0, valu=0.0)").replace(
+            "import math, torch",
+            "import math, torch, kanpde\n\ndef unused():\n    return kanpde.Neumann(valu=1.0)\n",
+        ),
+        "TypeError: Robin() has no keyword 'valu'; did you mean 'value'?",
+    ),
     "problem_keyword_typo": (
         variant("conditions=CONDITIONS", "condition=CONDITIONS"),
         "TypeError: Problem() has no keyword 'condition'; did you mean 'conditions'?",

@@ -317,7 +317,8 @@ def cache_path(name: str, solver_version: str = "", **params: Any) -> Path:
     Returns
     -------
     Path
-        ``<cache_dir()>/<name>-<hash>.h5``.
+        ``<cache_dir()>/<name>-<hash>.h5``, the name with characters other than letters,
+        digits, ``_``, ``.`` and ``-`` made ``_``.
     """
     key = _dumps({"name": name, "params": params, "solver": solver_version, "format": CACHE_FORMAT})
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
