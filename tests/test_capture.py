@@ -293,6 +293,16 @@ def test_a_step_that_waits_for_the_gpu_is_refused_before_any_capture(fake_cuda, 
     assert fake_cuda["mode"] == ["default"]  # restored
     assert fake_cuda["set_stream"] == []  # no capture was begun, so nothing to undo
 
+    # another error of the warm-up (out of memory) is not taken for a sync
+    def out_of_memory(self, *args, **kwargs):
+        if fake_cuda["mode"][0] == "error":  # in the checked warm-up
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(Residuals, "__call__", out_of_memory)
+    with pytest.raises(torch.cuda.OutOfMemoryError, match="^CUDA out of memory$"):
+        _CapturedGradient(res, list(model.parameters()))
+
 
 def _deferred_on_cpu(monkeypatch) -> None:
     """Make every trainer check Adam's steps as it does on a GPU (fused Adam skips a flagged
