@@ -1043,19 +1043,23 @@ _COMMAND_LINE = contextvars.ContextVar("kanpde_study_from_command_line", default
 def _argument_names(function: str):
     """Re-raise a :class:`CLIError` of the shared checks in ``function``'s argument names
     (unless the command line, whose options they are, made the call)."""
-    import re
-
     try:
         yield
     except CLIError as e:
         if _COMMAND_LINE.get():
             raise
-        text = str(e)
-        # a command quoted in the message ("continue it with kanpde sweep ... --resume")
-        # keeps its options
-        own, quoted, rest = text.partition("kanpde ")
-        own = re.sub(r"--[a-z][a-z-]*", lambda m: _ARGUMENTS.get(m[0], m[0]), own)
-        raise CLIError(f"{function}: {own}{quoted}{rest}") from None
+        raise CLIError(_in_argument_names(function, str(e))) from None
+
+
+def _in_argument_names(function: str, text: str) -> str:
+    """A message naming command-line options, as ``function``'s Python call says it."""
+    import re
+
+    # a command quoted in the message ("continue it with kanpde sweep ... --resume") keeps
+    # its options
+    own, quoted, rest = text.partition("kanpde ")
+    own = re.sub(r"--[a-z][a-z-]*", lambda m: _ARGUMENTS.get(m[0], m[0]), own)
+    return f"{function}: {own}{quoted}{rest}"
 
 
 def _one_process(study: str) -> None:
@@ -1274,10 +1278,8 @@ def _study_lock(out: Path | None, study: str, running: bool = False):
         refusal = f"--out {out}: another process is running or resuming the study there"
     else:
         refusal = f"--resume {out}: another process is running or resuming this study"
-    if not _COMMAND_LINE.get():  # the arguments of the Python call, as _argument_names gives
-        refusal = f"{study}: " + refusal.replace("--out", "out", 1).replace(
-            "--resume", "resume=True, out", 1
-        )
+    if not _COMMAND_LINE.get():
+        refusal = _in_argument_names(study, refusal)
     return _directory_lock(out, refusal)
 
 
