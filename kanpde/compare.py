@@ -1055,11 +1055,20 @@ def _in_argument_names(function: str, text: str) -> str:
     """A message naming command-line options, as ``function``'s Python call says it."""
     import re
 
-    # a command quoted in the message ("continue it with kanpde sweep ... --resume") keeps
-    # its options
-    own, quoted, rest = text.partition("kanpde ")
-    own = re.sub(r"--[a-z][a-z-]*", lambda m: _ARGUMENTS.get(m[0], m[0]), own)
-    return f"{function}: {own}{quoted}{rest}"
+    # the command a message advises, as the Python call that does the same
+    for command, call in _CALLS.items():
+        text = text.replace(command, call)
+    # an option stands at the start, after a space or an opening bracket: "--out" inside
+    # a directory's name ("runs--out/x") is left as it is
+    option = re.compile(r"(?<![^\s(\[])--[a-z][a-z-]*")
+    return f"{function}: " + option.sub(lambda m: _ARGUMENTS.get(m[0], m[0]), text)
+
+
+_CALLS = {
+    "kanpde solve PROBLEM --resume": "kanpde.solve(problem, resume=out)",
+    "kanpde compare PROBLEM --resume": "kanpde.compare.compare(problem, resume=True, out=...)",
+    "kanpde sweep PROBLEM --resume": "kanpde.compare.sweep(problem, resume=True, out=...)",
+}
 
 
 def _one_process(study: str) -> None:

@@ -199,6 +199,12 @@ class Residuals:
         Of the points.
     seed : int
         Seed of the random samplers.
+    compile : bool
+        Compile the model's derivative evaluation with ``torch.compile`` (see
+        :func:`kanpde.solve`).
+    unknowns : dict, optional
+        Starting values of some of the problem's unknown coefficients, overriding the
+        problem's; they are trained with the model (``trainable`` holds both).
     """
 
     def __init__(

@@ -659,6 +659,9 @@ class Trainer:
     checkpoint, checkpoint_every : path, int
         Write the whole training state atomically to ``checkpoint`` every ``checkpoint_every``
         steps (see :meth:`load_state_dict` to resume).
+    max_failures : int
+        Non-finite losses/gradients tolerated (each rolls back to the last good state and
+        lowers the learning rate or leaves L-BFGS for Adam) before :class:`TrainingStopped`.
     max_seconds : float, optional
         Stop once this much training time is spent (the rest of the schedule is skipped).
     time_shares : sequence of float, optional
@@ -668,9 +671,6 @@ class Trainer:
         leaves unused passes on and overrun is taken from the later stages. Every stage runs
         at least one step (a KAN reaches its last grid); an Adam ``decay`` spreads over the
         stage's time instead of its steps.
-    max_failures : int
-        Non-finite losses/gradients tolerated (each rolls back to the last good state and
-        lowers the learning rate or leaves L-BFGS for Adam) before :class:`TrainingStopped`.
 
     Notes
     -----

@@ -189,3 +189,13 @@ def test_check_reads_grouped_starred_and_forwarded_entries():
     Sub.__doc__ = Sub.__doc__.replace("weight", "wieght")
     with pytest.raises(AssertionError, match="does not take"):
         check("Sub", Sub)
+
+
+# documented classes the engine's users reach for, outside kanpde.__all__
+ENGINE = ["training.Trainer", "losses.Residuals"]
+
+
+@pytest.mark.parametrize("name", ENGINE)
+def test_engine_parameters_sections_name_the_signature(name):
+    module, attr = name.rsplit(".", 1)
+    check(name, getattr(importlib.import_module(f"kanpde.{module}"), attr))

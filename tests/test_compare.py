@@ -660,6 +660,30 @@ def test_resuming_a_study_with_the_other_command_says_which_to_use(tmp_path, cap
         )
 
 
+def test_python_calls_get_the_advice_and_names_in_python_terms(tmp_path):
+    # From Python, a wrong kind of directory is named by the arguments given and the advice
+    # is the call to make (it quoted "kanpde solve PROBLEM --resume"); a directory whose name
+    # holds "--out" is kept as it is (it became "aout").
+    from kanpde import solve
+    from kanpde.compare import compare, sweep
+
+    run = tmp_path / "a--out"
+    solve(_poisson1d(), schedule=[{"optimizer": "adam", "steps": 2}], device="cpu", out=run,
+          progress=False)  # fmt: skip
+    with pytest.raises(ValueError) as e:
+        compare(_poisson1d(), kans=[[1, 3, 1]], mlps=[], seeds=1, steps=2, device="cpu",
+                out=run, resume=True)  # fmt: skip
+    assert str(e.value) == (
+        f"compare: resume=True, out {run}: a single run, not a study; continue it with "
+        "kanpde.solve(problem, resume=out)"
+    )
+    with pytest.raises(ValueError) as e:
+        sweep(_poisson1d(), grids=[3, 5], steps=2, device="cpu", out=run, resume=True)
+    assert str(e.value) == (
+        f"sweep: resume=True, out {run}: no sweep.json; not a sweep study directory"
+    )
+
+
 def _counting(method, calls):
     def counted(self, *args, **kwargs):
         calls.append(self)

@@ -100,8 +100,11 @@ def test_resuming_a_sweep_needs_its_directory(tmp_path):
     (tmp_path / "comparison.h5").write_bytes(b"")
     with pytest.raises(CLIError) as e:
         sweep(POISSON1D, grids=[3, 5], steps=1, device="cpu", out=tmp_path, resume=True)
-    assert str(e.value) == (f"sweep: resume=True, out {tmp_path}: a comparison study; continue "
-                            "it with kanpde compare PROBLEM --resume")  # fmt: skip
+    # the advice in Python terms too (it quoted the command line's "kanpde compare ... --resume")
+    assert str(e.value) == (
+        f"sweep: resume=True, out {tmp_path}: a comparison study; continue it with "
+        "kanpde.compare.compare(problem, resume=True, out=...)"
+    )
     (tmp_path / "comparison.h5").unlink()
     (tmp_path / "comparison.csv").write_text("")
     with pytest.raises(CLIError) as e:
