@@ -15,7 +15,9 @@ import csv
 import json
 import math
 import numbers
+import os
 import shlex
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -1139,11 +1141,14 @@ def sweep(
     out : str or Path, optional
         Directory: each run is saved as it finishes (``extension.h5``,
         ``separate/grid-G.h5``) beside ``sweep.json`` (the settings), then ``sweep.csv``,
-        ``sweep.md`` and ``sweep.png``.
+        ``sweep.md`` and ``sweep.png``. A run in progress keeps a checkpoint (every 100
+        steps and on a stop) in ``checkpoints/extension`` or
+        ``checkpoints/separate-grid-G``, which ``resume`` continues.
     progress : bool
         Show a progress bar per run.
     resume : bool
-        Continue the study saved in ``out``, keeping its finished runs.
+        Continue the study saved in ``out``, keeping its finished runs (and continuing an
+        unfinished one from its checkpoint).
     points : dict or str, optional
         Point counts laid over the problem's for every run (``{"interior": 4000}`` or
         ``"interior=4000"``).
@@ -1204,6 +1209,7 @@ def sweep(
             (out / "extension.h5").unlink(missing_ok=True)
             for old in (out / "separate").glob("grid-*.h5"):
                 old.unlink()
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
             (out / "sweep.json").write_text(json.dumps(setup) + "\n")
         return _sweep_runs(problem, grids, steps, device, dtype, seed, out, progress, resume,
                            points)  # fmt: skip
@@ -1212,21 +1218,47 @@ def sweep(
 def _sweep_runs(problem, grids, steps, device, dtype, seed, out, progress, resume,
                 points=None) -> Sweep:  # fmt: skip
     """The runs of :func:`sweep` (read back when a resumed study has them) and its result."""
-    from .results import load, save_run, write_atomic
+    from .results import load, write_atomic
     from .signals import signals_held
-    from .training import solve
+    from .training import Interrupted, solve
 
     def run(name: str, schedule: list[Stage]):
-        """A run of the study: read back when a resumed study has it, else trained (and
-        saved at once, so that an interrupted study keeps it)."""
-        path = out / name if out is not None else None
+        """A run of the study: read back when a resumed study has it, continued from its
+        checkpoint when it has one, else trained. It trains in a run directory of its own
+        under ``checkpoints/`` (checkpointed as :func:`solve` does by default, every 100
+        steps, and on a stop), and its result then takes its place in the study."""
+        if out is None:
+            return solve(problem, schedule=schedule, points=points, device=device, dtype=dtype,
+                         seed=seed, progress=progress, log_every=steps)  # fmt: skip
+        path, rundir = out / name, _sweep_run_directory(out, name)
         if resume and path.is_file():
             return load(path)
-        r = solve(problem, schedule=schedule, points=points, device=device, dtype=dtype,
-                  seed=seed, progress=progress, log_every=steps, checkpoint_every=0)  # fmt: skip
-        if path is not None:
-            with signals_held():  # a stop now would cancel the write of a finished run
-                save_run(r, path)
+        if resume and (rundir / "result.h5").is_file():  # finished, not yet moved
+            r = load(rundir)
+            if not any(e.get("event") == "stopped" for e in r.events):
+                return _settle(r, rundir, path)
+        try:
+            if resume and (rundir / "checkpoint.h5").is_file():
+                r = solve(problem, resume=rundir, out=rundir, device=device, progress=progress)
+            else:
+                r = solve(problem, schedule=schedule, points=points, device=device, dtype=dtype,
+                          seed=seed, progress=progress, log_every=steps, out=rundir,
+                          overwrite=True)  # fmt: skip
+        except Interrupted as e:
+            if e.finished and (rundir / "result.h5").is_file():  # stopped while it was written
+                _settle(None, rundir, path, deliver=False)  # (this stop is the news)
+            raise
+        return _settle(r, rundir, path)
+
+    def _settle(r, rundir: Path, path: Path, deliver: bool = True):
+        """Move a finished run's ``result.h5`` to its place in the study (one rename: a stop
+        finds it in one place or the other), then drop its run directory."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with signals_held(deliver=deliver):
+            os.replace(rundir / "result.h5", path)
+            shutil.rmtree(rundir, ignore_errors=True)
+        if r is not None:
+            r.path = path
         return r
 
     stages = [Stage("lbfgs", steps, grid=g) for g in grids]
@@ -1259,6 +1291,8 @@ def _sweep_runs(problem, grids, steps, device, dtype, seed, out, progress, resum
                    fitted_slope(*zip(*fit)), ext, stalled=stalled, theory=theory,
                    basis=basis, unknowns=unknowns)  # fmt: skip
     if out is not None:
+        with contextlib.suppress(OSError):  # every run settled: nothing left to resume
+            (out / "checkpoints").rmdir()
 
         def write_csv(tmp):
             with open(tmp, "w", newline="") as f:
@@ -1276,6 +1310,12 @@ def _sweep_runs(problem, grids, steps, device, dtype, seed, out, progress, resum
             write_atomic(out / "sweep.md", lambda tmp: Path(tmp).write_text(result.markdown()))
         result.figures = _figures(result, out)
     return result
+
+
+def _sweep_run_directory(out: Path, name: str) -> Path:
+    """Where the sweep's run saved as ``name`` trains: ``checkpoints/extension`` for
+    ``extension.h5``, ``checkpoints/separate-grid-G`` for ``separate/grid-G.h5``."""
+    return out / "checkpoints" / name.removesuffix(".h5").replace("/", "-")
 
 
 def _study_lock(out: Path | None, study: str, running: bool = False):
@@ -1564,13 +1604,19 @@ def cmd_sweep(args) -> int:
                        resume=args.resume is not None, points=args.points,
                        preset=args.preset)  # fmt: skip
     except BaseException as e:
-        finished = (out / "extension.h5").is_file()
-        if created and not finished:  # nothing worth keeping in a new directory
+        checkpoints = sorted((out / "checkpoints").glob("*/checkpoint.h5"))
+        stopped = isinstance(e, KeyboardInterrupt)
+        if created and not (out / "extension.h5").is_file() and not (stopped and checkpoints):
+            # nothing worth keeping in a new directory
             (out / "sweep.json").unlink(missing_ok=True)
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
             _discard(created)
-        elif isinstance(e, KeyboardInterrupt):
+        elif stopped:
             _said_interrupted(e)
-            print(f"finished runs are kept in {out}", file=sys.stderr)
+            for ck in checkpoints:
+                print(f"checkpoint of an unfinished run: {ck}", file=sys.stderr)
+            if (out / "extension.h5").is_file():
+                print(f"finished runs are kept in {out}", file=sys.stderr)
             print(f"continue with: {_continue_command(args, out)}", file=sys.stderr)
         raise
     finally:

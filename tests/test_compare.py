@@ -585,6 +585,70 @@ def test_an_interrupted_sweep_keeps_its_runs_and_resumes(tmp_path, monkeypatch, 
     assert (out / "sweep.csv").read_text() == (full / "sweep.csv").read_text()
 
 
+def test_a_killed_sweep_resumes_its_run_from_the_checkpoint(tmp_path, monkeypatch):
+    # a sweep's runs kept no checkpoint: a kill in the extension run (the longest) lost all
+    # of it, and a resume trained it again from the start
+    from stops import Killed, kill_after_checkpoint
+
+    from kanpde import training
+    from kanpde.compare import sweep
+
+    # a checkpoint every 4 steps (not 100): at 4, 8 and 12 of the 15 (none falls at a
+    # stage's end, where none is written); they leave the results as they are
+    monkeypatch.setattr(training, "CHECKPOINT_EVERY", 4)
+    kw = dict(grids=[3, 5, 8], steps=5, device="cpu")
+    whole = sweep(_poisson1d(), out=tmp_path / "whole", **kw)
+    with monkeypatch.context() as m:
+        kill_after_checkpoint(m, 8)  # at step 8, in grid 5's stage
+        with pytest.raises(Killed):
+            sweep(_poisson1d(), out=tmp_path / "cut", **kw)
+    cut = tmp_path / "cut"
+    assert (cut / "checkpoints" / "extension" / "checkpoint.h5").is_file()
+    assert not (cut / "extension.h5").exists()
+    resumed, trained = [], []
+    load_state = _counting(training.Trainer.load_state_dict, resumed)
+    monkeypatch.setattr(training.Trainer, "load_state_dict", load_state)
+    monkeypatch.setattr(training.Trainer, "run", _counting(training.Trainer.run, trained))
+    again = sweep(_poisson1d(), out=cut, resume=True, **kw)
+    assert len(resumed) == 1 and len(trained) == 4  # the extension run went on, 3 separate
+    assert kanpde.load(cut / "extension.h5").metrics["steps"] == 15
+    assert not (cut / "checkpoints").exists()
+    assert again.extension == whole.extension and again.separate == whole.separate
+    assert (cut / "sweep.csv").read_text() == (tmp_path / "whole" / "sweep.csv").read_text()
+
+
+def test_a_sweep_stopped_in_its_first_run_keeps_the_new_directory(
+    tmp_path, monkeypatch, capsys, terminal_sigint
+):
+    # its directory was removed with the run's checkpoint unless extension.h5 was there
+    import shlex
+    import signal
+
+    from kanpde import training
+    from kanpde.cli import main
+
+    original = training.Trainer._grad
+
+    def grad(self):  # Ctrl-C in the extension run's first stage
+        if self.evals == 3:
+            signal.raise_signal(signal.SIGINT)
+        return original(self)
+
+    monkeypatch.setattr(training.Trainer, "_grad", grad)
+    argv = ["sweep", POISSON1D, "--grids", "3,5", "--steps", "6", "--device", "cpu", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path)]) == 130
+    (out,) = tmp_path.iterdir()
+    err = capsys.readouterr().err.splitlines()
+    ck = out / "checkpoints" / "extension" / "checkpoint.h5"
+    assert err[:2] == ["kanpde: interrupted", f"checkpoint of an unfinished run: {ck}"]
+    assert ck.is_file() and not (out / "extension.h5").exists()
+    monkeypatch.setattr(training.Trainer, "_grad", original)
+    command = err[-1].split("continue with: ")[1]
+    assert main(shlex.split(command)[1:]) == 0
+    assert (out / "extension.h5").is_file() and (out / "sweep.csv").is_file()
+    assert not ck.exists()
+
+
 @pytest.mark.parametrize("writer", ["save_run", "write_atomic"])
 def test_a_stop_while_a_sweep_writes_waits_for_the_file(
     writer, tmp_path, monkeypatch, capsys, terminal_sigint
@@ -594,10 +658,12 @@ def test_a_stop_while_a_sweep_writes_waits_for_the_file(
     import signal
 
     import kanpde.results
+    import kanpde.training
     from kanpde.cli import main
 
     real, stops = getattr(kanpde.results, writer), []
-    target = {"save_run": "extension.h5", "write_atomic": "sweep.csv"}[writer]
+    # the extension run writes its result.h5 in its own directory, then moves it in place
+    target = {"save_run": "extension", "write_atomic": "sweep.csv"}[writer]
 
     def interrupted(*args, **kwargs):
         path = Path(args[1] if writer == "save_run" else args[0])
@@ -607,12 +673,15 @@ def test_a_stop_while_a_sweep_writes_waits_for_the_file(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(kanpde.results, writer, interrupted)
+    if writer == "save_run":  # solve writes it
+        monkeypatch.setattr(kanpde.training, writer, interrupted)
     argv = ["sweep", POISSON1D, "--grids", "3,5", "--steps", "4", "--device", "cpu", "--quiet"]
     assert main([*argv, "--out", str(tmp_path)]) == 130
     (out,) = tmp_path.iterdir()
-    if writer == "save_run":  # the first run's file, whole
-        assert stops == [out / "extension.h5"]
+    if writer == "save_run":  # the first run's file, whole and in its place
+        assert stops == [out / "checkpoints" / "extension"]
         assert kanpde.load(out / "extension.h5").config["model"]["grid"] == 5
+        assert not (out / "checkpoints" / "extension").exists()
     else:  # every row of the table, and its markdown twin
         assert stops == [out / "sweep.csv"]
         rows = list(csv.DictReader(open(out / "sweep.csv")))

@@ -188,8 +188,11 @@ def _fake_sweep(monkeypatch, grids, steps, stage, mse, separate, **kw):
             hist = {"stage": np.zeros(1), "mse": np.array([err])}
             metrics = {"mse": err, "steps": taken}
             events = [{"step": taken, "event": "lbfgs_converged"}] if converged else []
-        return Run({"model": {"basis": "bspline", "k": 3}, "seed": kwargs.get("seed")}, hist,
-                   {}, metrics, {}, events)  # fmt: skip
+        run = Run({"model": {"basis": "bspline", "k": 3}, "seed": kwargs.get("seed")}, hist,
+                  {}, metrics, {}, events)  # fmt: skip
+        if kwargs.get("out") is not None:  # as solve does: the sweep then moves it in place
+            save_run(run, kwargs["out"])
+        return run
 
     monkeypatch.setattr(kanpde.training, "solve", fake_solve)
     return sweep(POISSON1D, grids=grids, steps=steps, device="cpu", **kw)

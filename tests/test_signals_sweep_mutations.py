@@ -24,7 +24,7 @@ import kanpde.compare as C
 from kanpde import allocator
 from kanpde.cli import CLIError
 from kanpde.compare import _saved_sweep_options, fitted_slope, sweep
-from kanpde.results import Run
+from kanpde.results import Run, save_run
 
 ROOT = Path(__file__).resolve().parents[1]
 POISSON1D = str(ROOT / "problems" / "poisson1d.py")
@@ -54,7 +54,10 @@ def _fake_sweep(monkeypatch, grids, steps, separate, model=None, **kw):
             metrics = {"mse": err**2, "steps": taken}
             events = [{"step": taken, "event": "lbfgs_converged"}] if converged else []
         config = {"model": dict(model), "seed": kwargs.get("seed")}
-        return Run(config, hist, {}, metrics, {}, events)
+        run = Run(config, hist, {}, metrics, {}, events)
+        if kwargs.get("out") is not None:  # as solve does: the sweep then moves it in place
+            save_run(run, kwargs["out"])
+        return run
 
     monkeypatch.setattr(kanpde.training, "solve", fake_solve)
     monkeypatch.setattr(C, "_figures", lambda result, out: [])
