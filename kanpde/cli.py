@@ -140,7 +140,8 @@ RUN_OPTIONS = {
     "out": "--out",
     "unknowns": "--unknowns",
 }
-RESUME_OPTIONS = ("--device", "--log-every", "--checkpoint-every", "--compile", "--quiet")
+RESUME_OPTIONS = ("--device", "--log-every", "--checkpoint-every", "--compile", "--graphs",
+                  "--quiet")  # fmt: skip
 MODEL_OPTIONS = ("model", "width", "grid", "k", "basis", "activation")
 
 
@@ -306,9 +307,11 @@ def cmd_solve(args) -> int:
         model, schedule, points = _run_settings(args, problem)
         unknowns = None if args.unknowns is None else parse_unknowns(args.unknowns, problem)
     try:
-        resolve_device(args.device)  # before any run directory exists
+        device = resolve_device(args.device)  # before any run directory exists
     except ValueError as e:
         raise CLIError(f"--device {args.device}: {e}") from None
+    if args.graphs == "on" and device.type != "cuda":
+        raise CLIError(f"--graphs on: CUDA graphs need a CUDA device, and the run is on {device}")
     if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
         raise CLIError(f"--seed {args.seed}: must be an integer from 0 to {MAX_SEED}")
     if args.log_every is not None and args.log_every < 1:
@@ -448,6 +451,7 @@ def _solve(args, problem, model, schedule, points, out, unknowns=None):
             progress=not args.quiet,
             checkpoint_every=args.checkpoint_every,
             compile=args.compile,
+            graphs=_GRAPHS[args.graphs],
         )
     return solve(
         problem,
@@ -462,9 +466,13 @@ def _solve(args, problem, model, schedule, points, out, unknowns=None):
         progress=not args.quiet,
         preset=args.preset,
         compile=args.compile,
+        graphs=_GRAPHS[args.graphs],
         checkpoint_every=args.checkpoint_every,
         unknowns=unknowns,
     )
+
+
+_GRAPHS = {"auto": "auto", "on": True, "off": False}  # --graphs, as solve(graphs=...) takes it
 
 
 # kanpde functions that train: a module-level call of one makes a file a script, not a problem
@@ -664,6 +672,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--unknowns", help="starting values of an inverse problem's unknowns, e.g. kappa=0.3"
     )
     s.add_argument("--compile", action="store_true", help="torch.compile the derivative evaluation")
+    s.add_argument(
+        "--graphs",
+        choices=tuple(_GRAPHS),
+        default="auto",
+        help="replay each evaluation as a CUDA graph: auto (default: on a GPU when the pde "
+        "allows; else without), on (an error if it cannot), off",
+    )
     # Defaults of None: --resume must tell an option given from one left alone.
     s.add_argument("--seed", type=int, help="random seed (default 0)")
     s.add_argument("--out", help="parent directory of the run directory (default: runs)")

@@ -757,7 +757,7 @@ class Trainer:
         if graphs and not residuals.fully_fused:
             raise ValueError(
                 "CUDA graphs need every loss term to be served by the model's derivative jets "
-                "(no autograd fallback); use graphs=False"
+                "(no autograd fallback); train without them (graphs=False, --graphs off)"
             )
         self.graphs = bool(graphs)
         self._grid_net = _grid_network(self.model, stages)

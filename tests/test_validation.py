@@ -1686,3 +1686,36 @@ def test_a_problem_changed_after_construction_is_checked_again_by_solve():
     assert str(e.value) == (
         "problem 'later': unknowns must be a dict such as {'k': 1.0}, got list [('k', 1.0)]"
     )
+
+
+def test_graphs_option_reaches_solve_and_on_needs_a_gpu(tmp_path, monkeypatch, capsys):
+    # `kanpde solve --graphs on|off|auto` is solve(graphs=True|False|"auto"), with --resume too;
+    # "on" for a CPU run is refused in one line before a run directory exists (it named the
+    # Python argument, graphs=True)
+    from stops import Killed, kill_after_checkpoint
+
+    import kanpde.training
+    from kanpde.cli import main
+
+    argv = ["solve", POISSON1D, "--device", "cpu", "--schedule", "3:lbfgs=2", "--quiet"]
+    assert main([*argv, "--graphs", "on", "--out", str(tmp_path / "on")]) == 2
+    assert capsys.readouterr().err == (
+        "kanpde: error: --graphs on: CUDA graphs need a CUDA device, and the run is on cpu\n"
+    )
+    assert not (tmp_path / "on").exists()
+    real, given = kanpde.training.solve, []
+
+    def solve(*args, **kwargs):
+        given.append(kwargs["graphs"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kanpde.training, "solve", solve)
+    assert main([*argv, "--graphs", "off", "--out", str(tmp_path / "a")]) == 0
+    with monkeypatch.context() as m:
+        kill_after_checkpoint(m, 1)
+        with pytest.raises(Killed):
+            main([*argv, "--checkpoint-every", "1", "--out", str(tmp_path / "b")])
+    (run,) = (tmp_path / "b").iterdir()
+    resume = ["solve", POISSON1D, "--resume", str(run), "--quiet"]
+    assert main([*resume, "--graphs", "off"]) == 0
+    assert given == [False, "auto", False]
