@@ -1,10 +1,14 @@
 """Cost of the Poisson-2D PINN step against the number of points N and the grid size G.
 
     python benchmarks/scaling.py --device cpu --threads 1
-    python benchmarks/scaling.py --device cuda --n 1000,10000,100000,1000000
+    python benchmarks/scaling.py --device cuda
 
 Each row: seconds per loss+gradient evaluation of a [2, 10, 1] KAN (CUDA-graph replay on a
-GPU). Results: ``benchmarks/results/scaling-<device>.json``.
+GPU). Results: ``benchmarks/results/scaling-<device>.json``; settings other than the defaults
+add to the name (``-float32``, ``-<k>threads``, ``-n<N1>_<N2>...``, ``-g<G1>_<G2>...``,
+``-ng<N>`` for ``--n-for-grids``, ``-default-allocator``, ``-<tag>`` with ``--tag``), so
+that a trial leaves the file the README cites alone; ``-partial`` marks the results so far of
+a run still going.
 """
 
 from __future__ import annotations
@@ -51,17 +55,52 @@ def step_time(grid: int, n: int, device: str, dtype, seconds: float) -> float:
     return 1.0 / rate(fn, device, seconds)
 
 
+DEFAULT_N = {"cpu": "1000,3000,10000,30000,100000", "cuda": "1000,10000,100000,300000,1000000"}
+DEFAULT_GRIDS = "5,10,20,50,100"
+DEFAULT_N_FOR_GRIDS = 2601
+
+
+def _listed(text: str) -> list[int]:
+    return [int(v) for v in text.split(",")]
+
+
+def results_name(args) -> str:
+    """``scaling-<device>``, with the settings that differ from the defaults added."""
+    kind = args.device.split(":")[0]
+    name = f"scaling-{kind}"
+    if args.dtype != "float64":
+        name += f"-{args.dtype}"
+    if kind == "cpu" and args.threads != 1:
+        name += f"-{torch.get_num_threads()}threads"
+    if _listed(args.n) != _listed(DEFAULT_N.get(kind, DEFAULT_N["cpu"])):
+        name += "-n" + "_".join(map(str, _listed(args.n)))
+    if _listed(args.grids) != _listed(DEFAULT_GRIDS):
+        name += "-g" + "_".join(map(str, _listed(args.grids)))
+    if args.n_for_grids != DEFAULT_N_FOR_GRIDS:
+        name += f"-ng{args.n_for_grids}"
+    if args.allocator != "kanpde":
+        name += f"-{args.allocator}-allocator"
+    return name + (f"-{args.tag}" if args.tag else "")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     ap.add_argument("--threads", type=int)
-    ap.add_argument("--n", default="1000,3000,10000,30000,100000")
-    ap.add_argument("--grids", default="5,10,20,50,100")
-    ap.add_argument("--n-for-grids", type=int, default=2601)
+    ap.add_argument(
+        "--n",
+        help=f"interior point counts (default {DEFAULT_N['cpu']}; on CUDA {DEFAULT_N['cuda']})",
+    )
+    ap.add_argument("--grids", default=DEFAULT_GRIDS)
+    ap.add_argument("--n-for-grids", type=int, default=DEFAULT_N_FOR_GRIDS)
     ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--tag", help="appended to the results file's name (e.g. the machine's)")
     add_allocator_option(ap)
     args = ap.parse_args(argv)
+    kind = args.device.split(":")[0]
+    if args.n is None:
+        args.n = DEFAULT_N.get(kind, DEFAULT_N["cpu"])
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         ap.error(f"--device {args.device}: no CUDA device (torch.cuda.is_available() is False)")
     apply_allocator(args.allocator)
@@ -94,10 +133,9 @@ def main(argv=None) -> int:
             "G50_over_G5": g[50] / g[5] if 5 in g and 50 in g else None,
         }
         payload = {"machine": machine(dev), "dtype": args.dtype, "by_N": by_n, "by_G": by_g}
-        name = f"scaling-{dev.split(':')[0]}"
-        return save(name, {**payload, **summary}, partial=partial), summary
+        return save(results_name(args), {**payload, **summary}, partial=partial), summary
 
-    for n in [int(v) for v in args.n.split(",")]:
+    for n in _listed(args.n):
         # us_per_point: per interior point (boundary_points(N) come on top)
         row = {"N": n, "boundary": boundary_points(n), "grid": 10, **timed(10, n)}
         if "error" in row:
@@ -110,7 +148,7 @@ def main(argv=None) -> int:
             )
         by_n.append(row)
         write()
-    for g in [int(v) for v in args.grids.split(",")]:
+    for g in _listed(args.grids):
         m = args.n_for_grids
         row = {"N": m, "boundary": boundary_points(m), "grid": g, **timed(g, m)}
         if "error" in row:

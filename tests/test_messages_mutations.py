@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 import kanpde
 from kanpde.cli import CLIError
@@ -190,6 +191,43 @@ def test_a_partial_save_never_replaces_the_complete_file(common, tmp_path):
     assert (out / "tta.json").read_text() == path.read_text()
     assert sorted(p.name for p in results.iterdir()) == ["tta.json"]
     assert sorted(p.name for p in out.iterdir()) == ["tta.json"]
+
+
+def test_scaling_names_its_file_by_the_settings_that_differ_from_the_defaults(common):
+    # a trial with other points, grids or dtype overwrote scaling-cpu.json, which the README
+    # cites; the documented commands (the README's CPU one, gpu_all.sh's CUDA one) keep it
+    import sys
+
+    sys.modules["common"] = common  # scaling.py imports it by that name
+    spec = importlib.util.spec_from_file_location(
+        "kanpde_bench_scaling", ROOT / "benchmarks" / "scaling.py"
+    )
+    scaling = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(scaling)
+    finally:
+        del sys.modules["common"]
+
+    def name(**given):
+        args = SimpleNamespace(**{"device": "cpu", "dtype": "float64", "threads": 1, "n": None,
+                                  "grids": "5,10,20,50,100", "n_for_grids": 2601,
+                                  "allocator": "kanpde", "tag": None, **given})  # fmt: skip
+        args.n = args.n or scaling.DEFAULT_N[args.device.split(":")[0]]
+        return scaling.results_name(args)
+
+    assert name(n="1000,3000,10000,30000,100000") == "scaling-cpu"
+    assert name(device="cuda", n="1000,10000,100000,300000,1000000") == "scaling-cuda"
+    assert name(device="cuda:1") == "scaling-cuda"
+    assert name(n="1000,3000") == "scaling-cpu-n1000_3000"
+    assert name(grids="5,50") == "scaling-cpu-g5_50"
+    assert name(dtype="float32", n_for_grids=900) == "scaling-cpu-float32-ng900"
+    assert name(allocator="default", tag="xeon") == "scaling-cpu-default-allocator-xeon"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:  # the threads the run had: without --threads, torch's own count
+        assert name(threads=2) == name(threads=None) == "scaling-cpu-2threads"
+    finally:
+        torch.set_num_threads(threads)
 
 
 # ------------------------------------------------------------------ symbolic output names
