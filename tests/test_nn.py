@@ -1256,3 +1256,47 @@ def test_extend_grid_widens_a_uniform_grid_uniformly():
     knots = layer.grid_points[:, k : k + 2 * G + 1]
     want = _uniform_points(torch.tensor([[-1.02, 1.0]], dtype=DT), 2 * G)
     torch.testing.assert_close(knots, want, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_uniform_knots_of_any_size_are_located_by_arithmetic(dtype):
+    # linspace's knots are off by round-off of their own size: a test against the spacing
+    # alone took G >= 129 on (-1, 1) (G >= 56 in float32) for non-uniform, and located
+    # their points by a search that grows with G
+    for lo, hi in ((-1.0, 1.0), (0.0, 1.0), (-3.0, 7.0)):
+        for grid in (5, 56, 84, 129, 200, 1000):
+            layer = KANLayer(1, 1, grid=grid, grid_range=(lo, hi), dtype=dtype)
+            assert "t0" in layer._aux, (lo, hi, grid)
+    # a knot moved by a millionth of the spacing is not uniform, and its points are found
+    # by the search: the values are those of the knots as they are
+    layer = KANLayer(1, 2, grid=10, dtype=torch.float64)
+    with torch.no_grad():
+        layer.grid_points[0, 6] += 2e-7
+    layer._prepare()
+    assert "t0" not in layer._aux
+    knots = layer.grid_points[0].numpy()
+    x = torch.linspace(-1, 1, 401, dtype=torch.float64).unsqueeze(1)
+    values = layer.basis_values(x)[:, 0, 0].numpy()  # (N, nb)
+    for j in range(values.shape[1]):
+        ref = BSpline.basis_element(knots[j : j + layer.k + 2], extrapolate=False)(x[:, 0].numpy())
+        np.testing.assert_allclose(values[:, j], np.nan_to_num(ref), atol=1e-13)
+
+
+@pytest.mark.parametrize("basis", ["bspline", "rbf", "rswaf", "chebyshev"])
+def test_derivative_orders_past_what_is_computed_are_refused(basis):
+    # edges(x, 3) returned three tensors (or failed with an IndexError for B-splines), and
+    # basis_values(x, 3) of the global bases stopped at order 2 without saying so
+    layer = KANLayer(1, 2, grid=4, basis=basis, dtype=torch.float64)
+    x = torch.rand(5, 1, dtype=torch.float64)
+    assert len(layer.edges(x, 2)) == 3
+    with pytest.raises(ValueError, match=r"^edges: order must be 0, 1 or 2, got 3$"):
+        layer.edges(x, 3)
+    with pytest.raises(ValueError, match=r"^basis_values: order must be an integer >= 0, got -1$"):
+        layer.basis_values(x, -1)
+    if basis == "bspline":  # any order (the fourth derivative of a cubic is zero)
+        d = layer.basis_values(x, 4)
+        assert d.shape[2] == 5 and float(d[:, :, 4].abs().max()) == 0.0
+        return
+    assert layer.basis_values(x, 2).shape[2] == 3
+    with pytest.raises(ValueError, match=rf"^basis_values: order 3 is more than the {basis} basis"):
+        layer.basis_values(x, 3)

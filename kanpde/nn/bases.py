@@ -56,6 +56,8 @@ class Basis:
 
     name: str = ""
     local: bool = False
+    # the highest derivative ``features`` computes (None: any)
+    max_order: int | None = 2
 
     def size(self, grid: int, k: int) -> int:
         """Number of coefficients per edge."""
@@ -149,6 +151,7 @@ class BSpline(Basis):
 
     name = "bspline"
     local = True
+    max_order = None
 
     def size(self, grid: int, k: int) -> int:
         return grid + k
@@ -179,9 +182,12 @@ class BSpline(Basis):
         left = torch.cat([t[:, :1], t[:, :-1], t[:, -1:]], dim=1)
         inv_h = torch.cat([one, 1 / h, one], dim=1)
         dtype = grid_buffer.dtype
-        # Uniform knots (the usual case) are located by arithmetic instead of a search.
+        # Uniform knots (the usual case) are located by arithmetic instead of a search. Knots
+        # made by linspace are off by round-off of their own size, not of the spacing's (on
+        # (-1, 1) a spacing test alone took G >= 129 for non-uniform).
         tol = 64 * torch.finfo(dtype).eps
-        uniform = bool(((h - h[:, :1]).abs() <= tol * h[:, :1].abs()).all())
+        size = torch.maximum(h[:, :1].abs(), t.abs().amax(dim=1, keepdim=True))
+        uniform = bool(((h - h[:, :1]).abs() <= tol * size).all())
         powers = inv_h.unsqueeze(0) ** torch.arange(k + 1, dtype=t.dtype, device=t.device).view(
             -1, 1, 1
         )

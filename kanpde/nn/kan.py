@@ -359,6 +359,8 @@ class KANLayer(nn.Module):
         Returns ``order + 1`` tensors ``(N, n_in, n_out)``: ``φ_{oi}^{(q)}(x_i)``.
         """
         self._check(x)
+        if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= 2:
+            raise ValueError(f"edges: order must be 0, 1 or 2, got {order!r}")
         return tuple(p.permute(2, 1, 0) for p in self._edges(x.t(), order))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -367,8 +369,19 @@ class KANLayer(nn.Module):
         return self._forward(x.t()).t()
 
     def basis_values(self, x: Tensor, order: int = 0) -> Tensor:
-        """Dense basis functions ``(N, n_in, order + 1, nb)`` (for fitting, tests and plots)."""
+        """Dense basis functions ``(N, n_in, order + 1, nb)`` (for fitting, tests and plots).
+
+        B-splines give derivatives of any order, the other bases up to the second.
+        """
         self._check(x)
+        top = self.basis.max_order
+        if isinstance(order, bool) or not isinstance(order, int) or order < 0:
+            raise ValueError(f"basis_values: order must be an integer >= 0, got {order!r}")
+        if top is not None and order > top:
+            raise ValueError(
+                f"basis_values: order {order} is more than the {self.basis.name} basis gives "
+                f"(derivatives up to order {top})"
+            )
         feats = self.basis.features(x.t(), self.grid_points, self.k, self._aux, order)
         return feats.permute(2, 1, 0, 3)
 
