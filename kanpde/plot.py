@@ -84,6 +84,11 @@ def _problem_name(run) -> str:
     return str(run.config.get("problem") or run.attrs.get("problem") or "run")
 
 
+def _size_label(cfg: dict, grid) -> str:
+    """A KAN's ``grid`` as what it counts: intervals (G=10), or a Chebyshev basis's degree."""
+    return f"degree {grid}" if cfg.get("basis") == "chebyshev" else f"G={grid}"
+
+
 def _model_text(run) -> str:
     cfg = run.config.get("model", {})
     kind = str(cfg.get("type", "kan")).upper()
@@ -92,7 +97,8 @@ def _model_text(run) -> str:
     else:
         text = f"{kind} {list(cfg.get('width', []))}"
     if kind == "KAN" and "grid" in cfg:
-        text += f", G={cfg['grid']}"
+        basis = "Chebyshev, " if cfg.get("basis") == "chebyshev" else ""
+        text += f", {basis}{_size_label(cfg, cfg['grid'])}"
     params = run.config.get("parameters")
     if params is not None:
         text += f", {params} parameters"
@@ -604,10 +610,10 @@ def _solution_space_time(data, slices, figsize):
         sl.set_label(f"slices {o}")
         for k, c in zip(t_idx, colors):
             sl.plot(xs, P[:, k], color=c, lw=2, label=f"{tn} = {ts[k]:.3g}")
-            if R is not None:
-                sl.plot(xs, R[:, k], color="k", lw=1, ls="--")
+            if R is not None:  # in its slice's colour: black for all could not be told apart
+                sl.plot(xs, R[:, k], color=c, lw=1.2, ls="--")
         if R is not None:
-            sl.plot([], [], color="k", lw=1, ls="--", label=data["ref_label"])
+            sl.plot([], [], color="0.3", lw=1.2, ls="--", label=f"{data['ref_label']} (dashed)")
         sl.set_xlabel(xn)
         sl.set_ylabel(o)
         sl.set_title(f"{o} at fixed {tn}", fontsize=10)
@@ -798,11 +804,12 @@ def history(
     span = float(xs.max() - xs.min()) or 1.0
     char = 0.6 * 8 / 72 / (0.62 * fig.get_figwidth())  # one character, in axes widths
     row_ends: list[float] = []
+    cfg = run.config.get("model", {})
     for s, start, g, opt in _stage_starts(run):
         pos = float(np.interp(start, steps, xs)) if x == "time" else float(start)
         extension = previous is not None and g is not None and g != previous
         opt = {"lbfgs": "L-BFGS", "adam": "Adam"}.get(opt, opt)
-        label = ", ".join(p for p in (f"G={g}" if g else "", opt) if p)
+        label = ", ".join(p for p in (_size_label(cfg, g) if g else "", opt) if p)
         for a in axs:
             if s > 0:
                 a.axvline(
@@ -1356,7 +1363,8 @@ def _need(rows, columns, what):
 
 
 def _plain_log_ticks(axis) -> None:
-    """Log axis labels as plain numbers at 1, 2 and 5 times powers of ten (no overlaps)."""
+    """Log axis labels as plain numbers at 1, 2 and 5 times powers of ten (no overlaps); on a
+    range holding fewer than two of those, at a few rounded values across it instead."""
     import matplotlib.ticker as mticker
 
     def label(v, _pos):
@@ -1365,8 +1373,19 @@ def _plain_log_ticks(axis) -> None:
         mantissa = round(v / 10 ** math.floor(math.log10(v) + 1e-9), 6)
         return f"{v:g}" if mantissa in (1, 2, 5) else ""
 
-    axis.set_major_formatter(mticker.FuncFormatter(label))
-    axis.set_minor_formatter(mticker.FuncFormatter(label))
+    lo, hi = sorted(axis.get_view_interval())
+    decades = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+    shown = [m * 10.0**e for e in decades for m in (1, 2, 5) if lo <= m * 10.0**e <= hi]
+    if len(shown) >= 2:
+        axis.set_major_formatter(mticker.FuncFormatter(label))
+        axis.set_minor_formatter(mticker.FuncFormatter(label))
+        return
+    # a narrow range (times of 1.1 to 1.9 s): three values inside it, to two digits
+    inside = np.geomspace(lo, hi, 5)[1:-1]
+    ticks = sorted({float(f"{v:.2g}") for v in inside})
+    axis.set_major_locator(mticker.FixedLocator(ticks))
+    axis.set_major_formatter(mticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
+    axis.set_minor_formatter(mticker.NullFormatter())
 
 
 def _pareto(xs, ys) -> list[int]:
@@ -1421,14 +1440,22 @@ def compare(
     # train_time; studies written before it was named so call it wall_time
     time_key = next((k for k in ("train_time", "wall_time") if k in rows[0]), None)
     has_time = time_key is not None
-    stats = []
+    stats, left_out = [], []
     for label in models:
         rs = [r for r in rows if str(r["model"]) == label]
         e = np.array([float(r[metric]) for r in rs])
-        entry = {"model": label, "params": float(rs[0]["params"]), "n": len(rs),
+        t = np.array([float(r[time_key]) for r in rs]) if has_time else np.zeros(len(rs))
+        # a seed without a finite error (or time) has no place on a log axis: the others are
+        # drawn, and the legend says how many (a NaN made the median NaN and hid the model)
+        ok = np.isfinite(e) & (e > 0) & np.isfinite(t)
+        if not ok.any():
+            left_out.append(label)
+            continue
+        shown = label if ok.all() else f"{label} ({ok.sum()} of {len(rs)} seeds finite)"
+        e, t = e[ok], t[ok]
+        entry = {"model": shown, "params": float(rs[0]["params"]), "n": len(rs),
                  "err": (np.median(e), e.min(), e.max())}  # fmt: skip
         if has_time:
-            t = np.array([float(r[time_key]) for r in rs])
             entry["time"] = (np.median(t), t.min(), t.max())
         stats.append(entry)
     panels = [("params", "trainable parameters")] + (
@@ -1466,6 +1493,8 @@ def compare(
     seeds = max(s["n"] for s in stats)
     head = f"{problem}: " if problem else ""
     note = f" (median, bars min–max over {seeds} seeds)" if seeds > 1 else ""
+    if left_out:
+        note += f"; no finite {metric}: {', '.join(left_out)}"
     fig.suptitle(f"{head}{METRIC_LABELS.get(metric, metric)} vs cost{note}", fontsize=10)
     return fig
 
@@ -1723,8 +1752,10 @@ def figure_for(
         if not path.exists():
             raise ValueError(f"{path}: file not found{_near_match(path)}")
         if kind is not None and kind not in TABLE_KINDS:
+            what = "unknown" if kind not in RUN_KINDS else "for a run's results"
             raise ValueError(
-                f"--kind {kind!r}: a CSV table is plotted with --kind compare or sweep"
+                f"--kind {kind!r}: {what}; {path} is a table, plotted with --kind compare or "
+                "sweep (or no --kind)"
             )
         found = _table_kind(path)
         if kind is not None and kind != found:
@@ -1742,6 +1773,11 @@ def figure_for(
         raise ValueError(
             f"--kind {kind!r}: unknown; use one of {', '.join(RUN_KINDS)} for a results file "
             f"({' or '.join(TABLE_KINDS)} for a .csv table)"
+        )
+    if path.suffix.lower() == ".h5" and _is_comparison(path):
+        raise ValueError(
+            f"--kind {kind}: {path} is a comparison study, not a run; plot it with --kind "
+            "compare (or no --kind)"
         )
     run = _load_run(path, kind)
     if kind == "history":

@@ -48,6 +48,8 @@ MODEL_OPTIONS = {
     "mlp": {"width", "activation"},
 }
 DEFAULT_POINTS = {"interior": 2000, "boundary": 400, "initial": 400, "method": "sobol", "test": 101}
+# the default test grid's points per axis, by the number of coordinates (time included)
+TEST_PER_AXIS = {1: 101, 2: 101, 3: 31}
 
 
 class ProblemError(ValueError):
@@ -199,7 +201,10 @@ class Problem:
                 # check in validate() says how to add the time axis), not the count it drew
                 if not any(isinstance(c, Initial) for c in self.conditions):
                     raise ProblemError(f"problem {self.name!r}: {e}") from None
-        self.points = {**DEFAULT_POINTS, **self.points}
+        # test is per axis: 101 in 3-D (or 2-D and time) would be a million points,
+        # evaluated at every history row and saved with the run
+        test = {"test": TEST_PER_AXIS.get(self.domain_dim, 11)}
+        self.points = {**DEFAULT_POINTS, **test, **self.points}
         self.validate()
 
     def _check_models(self, fail: Callable[[str], None]) -> None:

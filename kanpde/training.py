@@ -406,7 +406,10 @@ def test_set(problem, n=None, dtype=torch.float64, device="cpu") -> tuple[Tensor
     """
     from .problem import ProblemError, user_code_error
 
-    n = n if n is not None else problem.points.get("test", 101)
+    if n is None:
+        from .problem import TEST_PER_AXIS
+
+        n = problem.points.get("test", TEST_PER_AXIS.get(problem.domain_dim, 11))
     where = problem.source or f"problem {problem.name!r}"
     # Built on the CPU and moved at the end: an exact(x) written with NumPy works on any
     # device, and the test values do not depend on the GPU's transcendental functions.

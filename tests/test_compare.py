@@ -375,6 +375,19 @@ def test_a_saved_study_loads_back_and_plots_from_its_directory(study, tmp_path):
         match=r"--kind sweep: .*comparison.csv is a comparison table; use --kind compare",
     ):
         plot.figure_for(out / "comparison.csv", "sweep")
+    # a run's kind for a study names the table it found, and an unknown kind as unknown (it
+    # said "a CSV table is plotted ..." of the directory given); the study's h5 for a run's
+    # kind gets command-line advice, not Comparison.load
+    table = out / "comparison.csv"
+    for kind, what in (("history", "for a run's results"), ("bogus", "unknown")):
+        with pytest.raises(ValueError) as e:
+            plot.figure_for(out, kind)
+        assert str(e.value) == (f"--kind {kind!r}: {what}; {table} is a table, plotted with "
+                                "--kind compare or sweep (or no --kind)")  # fmt: skip
+    with pytest.raises(ValueError) as e:
+        plot.figure_for(out / "comparison.h5", "history")
+    assert str(e.value) == (f"--kind history: {out / 'comparison.h5'} is a comparison study, "
+                            "not a run; plot it with --kind compare (or no --kind)")  # fmt: skip
     with pytest.raises(kanpde.ResultsError, match="not a kanpde comparison file"):
         Comparison.load(next(out.glob("runs/*/result.h5")))
     # the table alone: without the CSV, with a run deleted

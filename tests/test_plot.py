@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.collections import LineCollection, QuadMesh  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 import kanpde  # noqa: E402
@@ -214,6 +215,13 @@ def test_solution_space_time(runs):
     first = x[:, 1] == x[:, 1].min()
     order = np.argsort(x[first, 0])
     np.testing.assert_allclose(s.lines[0].get_ydata(), run.solution["pred"][first, 0][order])
+    # each time's reference dashed in its prediction's colour (all were black: four crossing
+    # black dashes could not be told apart)
+    for pred_line, ref_line in zip(s.lines[0:8:2], s.lines[1:8:2]):
+        assert ref_line.get_linestyle() == "--" and pred_line.get_linestyle() == "-"
+        assert to_hex(ref_line.get_color()) == to_hex(pred_line.get_color())
+    assert len({to_hex(ln.get_color()) for ln in s.lines[0:8:2]}) == 4
+    np.testing.assert_allclose(s.lines[1].get_ydata(), run.solution["ref"][first, 0][order])
     texts_inside(fig)
 
 
@@ -520,6 +528,46 @@ def test_compare_front_solution_lines_and_scales_of_hand_made_results():
     run = kanpde.Run({"problem": "p"}, {}, {"x": x2, "pred": flat, "ref": flat, "error": 0 * flat},
                      {}, {"names": ["x", "y"], "outputs": ["u"]})  # fmt: skip
     assert mesh(labelled(plot.solution(run), "pred")[0]).get_clim() == pytest.approx((1e-6, 3e-6))
+
+
+def _tick_labels(ax) -> list[str]:
+    FigureCanvasAgg(ax.figure).draw()
+    lo, hi = ax.get_xlim()
+    ticks = ax.get_xticklabels() + ax.get_xticklabels(minor=True)
+    return [t.get_text() for t in ticks if t.get_text() and lo <= t.get_position()[0] <= hi]
+
+
+def test_compare_axes_are_labelled_on_narrow_ranges_and_skip_non_finite_seeds():
+    # 260-400 parameters and 1.1-1.9 s hold no 1, 2 or 5 x 10^k: neither axis had a label;
+    # a NaN error of one seed made the model's median NaN and it vanished from both panels
+    cols = {"model": ["KAN [2,5,1]", "KAN [2,5,1]", "MLP [2,20,1]", "MLP [2,40,1]", "X [1]"],
+            "params": [260, 260, 300, 400, 500], "rel_l2": [1e-3, math.nan, 2e-3, 3e-3, math.nan],
+            "train_time": [1.1, 1.3, 1.5, 1.9, 1.0]}  # fmt: skip
+    fig = plot.compare(cols)
+    params, time = labelled(fig, "compare params")[0], labelled(fig, "compare time")[0]
+    assert _tick_labels(params) == ["290", "320", "360"]
+    assert _tick_labels(time) == ["1.2", "1.4", "1.7"]
+    (kan,) = [c for c in params.containers if c.get_label().startswith("KAN")]
+    assert kan.get_label() == "KAN [2,5,1] (1 of 2 seeds finite)"
+    np.testing.assert_allclose(kan.lines[0].get_xydata(), [[260, 1e-3]])
+    assert fig._suptitle.get_text().endswith("; no finite rel_l2: X [1]")
+    # a wide range keeps the 1-2-5 labels
+    cols["train_time"] = [0.1, 0.2, 3.0, 40.0, 1.0]
+    time = labelled(plot.compare(cols), "compare time")[0]
+    assert {"0.1", "0.2", "0.5", "1", "2", "5", "10", "20"} <= set(_tick_labels(time))
+
+
+def test_a_chebyshev_run_is_titled_by_its_degree(tmp_path):
+    # its titles said "G=3", the B-splines' interval count, for the polynomial degree
+    run = solve(str(PROBLEMS / "poisson1d.py"), model={"basis": "chebyshev", "width": [1, 2, 1]},
+                schedule=[{"grid": 3, "lbfgs": 2}, {"grid": 4, "lbfgs": 2}],
+                points={"interior": 20, "boundary": 2, "test": 11}, progress=False,
+                device="cpu")  # fmt: skip
+    assert ", Chebyshev, degree 4, " in plot.solution(run)._suptitle.get_text()
+    fig = plot.history(run)
+    assert "Chebyshev, degree 4" in fig._suptitle.get_text()
+    loss = fig.axes[0]
+    assert [t.get_text().strip() for t in loss.texts] == ["degree 3, L-BFGS", "degree 4, L-BFGS"]
 
 
 def test_compare_takes_train_time_before_an_older_wall_time_and_activations_span_the_data(runs):

@@ -1361,6 +1361,27 @@ def test_problem_refuses_path_names_odd_weights_and_preset_mistakes():
     assert kanpde.Problem(name="t", **kw).points == {
         "interior": 2000, "boundary": 400, "initial": 400, "method": "sobol", "test": 101,
     }  # fmt: skip
+    # with three coordinates (time included) 31 per axis: 101 were a million test points,
+    # evaluated at every history row and saved with the run (49 MB for a 10-step run)
+    from kanpde import Box, Dirichlet, Initial, Rectangle, Time
+    from kanpde.training import test_set
+
+    cube = dict(pde=lambda x, u: u, conditions=[Dirichlet(0.0)])
+    heat = kanpde.Problem(
+        name="h",
+        domain=Rectangle([0, 0], [1, 1]) * Time(0, 1),
+        conditions=[Dirichlet(0.0), Initial(0.0)],
+        pde=lambda x, u: u,
+    )
+    assert heat.points["test"] == 31
+    assert kanpde.Problem(name="c", domain=Box([0, 0, 0], [1, 1, 1]), **cube).points["test"] == 31
+    four = kanpde.Problem(name="f", domain=Box([0] * 4, [1] * 4), **cube)
+    assert four.points["test"] == 11
+    assert test_set(four) is None  # no exact solution: no test set
+    four.exact = lambda x: x[:, :1]
+    assert test_set(four)[0].shape == (11**4, 4)
+    given = kanpde.Problem(name="g", domain=Box([0, 0, 0], [1, 1, 1]), points={"test": 5}, **cube)
+    assert given.points["test"] == 5
 
 
 def test_file_hash_is_the_sha256_of_the_file_or_empty():
