@@ -60,6 +60,10 @@ DEFAULT_GRIDS = "5,10,20,50,100"
 DEFAULT_N_FOR_GRIDS = 2601
 
 
+def _default_n(device: str) -> str:
+    return DEFAULT_N.get(device.split(":")[0], DEFAULT_N["cpu"])
+
+
 def _listed(text: str) -> list[int]:
     return [int(v) for v in text.split(",")]
 
@@ -72,7 +76,7 @@ def results_name(args) -> str:
         name += f"-{args.dtype}"
     if kind == "cpu" and args.threads != 1:
         name += f"-{torch.get_num_threads()}threads"
-    if _listed(args.n) != _listed(DEFAULT_N.get(kind, DEFAULT_N["cpu"])):
+    if _listed(args.n) != _listed(_default_n(args.device)):
         name += "-n" + "_".join(map(str, _listed(args.n)))
     if _listed(args.grids) != _listed(DEFAULT_GRIDS):
         name += "-g" + "_".join(map(str, _listed(args.grids)))
@@ -98,9 +102,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tag", help="appended to the results file's name (e.g. the machine's)")
     add_allocator_option(ap)
     args = ap.parse_args(argv)
-    kind = args.device.split(":")[0]
     if args.n is None:
-        args.n = DEFAULT_N.get(kind, DEFAULT_N["cpu"])
+        args.n = _default_n(args.device)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         ap.error(f"--device {args.device}: no CUDA device (torch.cuda.is_available() is False)")
     apply_allocator(args.allocator)

@@ -84,9 +84,9 @@ def _problem_name(run) -> str:
     return str(run.config.get("problem") or run.attrs.get("problem") or "run")
 
 
-def _size_label(cfg: dict, grid) -> str:
+def _size_label(basis: str | None, grid) -> str:
     """A KAN's ``grid`` as what it counts: intervals (G=10), or a Chebyshev basis's degree."""
-    return f"degree {grid}" if cfg.get("basis") == "chebyshev" else f"G={grid}"
+    return f"degree {grid}" if basis == "chebyshev" else f"G={grid}"
 
 
 def _model_text(run) -> str:
@@ -98,7 +98,7 @@ def _model_text(run) -> str:
         text = f"{kind} {list(cfg.get('width', []))}"
     if kind == "KAN" and "grid" in cfg:
         basis = "Chebyshev, " if cfg.get("basis") == "chebyshev" else ""
-        text += f", {basis}{_size_label(cfg, cfg['grid'])}"
+        text += f", {basis}{_size_label(cfg.get('basis'), cfg['grid'])}"
     params = run.config.get("parameters")
     if params is not None:
         text += f", {params} parameters"
@@ -804,12 +804,12 @@ def history(
     span = float(xs.max() - xs.min()) or 1.0
     char = 0.6 * 8 / 72 / (0.62 * fig.get_figwidth())  # one character, in axes widths
     row_ends: list[float] = []
-    cfg = run.config.get("model", {})
+    basis = run.config.get("model", {}).get("basis")
     for s, start, g, opt in _stage_starts(run):
         pos = float(np.interp(start, steps, xs)) if x == "time" else float(start)
         extension = previous is not None and g is not None and g != previous
         opt = {"lbfgs": "L-BFGS", "adam": "Adam"}.get(opt, opt)
-        label = ", ".join(p for p in (_size_label(cfg, g) if g else "", opt) if p)
+        label = ", ".join(p for p in (_size_label(basis, g) if g else "", opt) if p)
         for a in axs:
             if s > 0:
                 a.axvline(
@@ -1255,7 +1255,7 @@ def activations(
 
 def _size_text(layer) -> str:
     """A layer's size: a Chebyshev layer's degree, else its number of intervals G."""
-    return f"degree {layer.grid}" if layer.basis.name == "chebyshev" else f"G={layer.grid}"
+    return _size_label(layer.basis.name, layer.grid)
 
 
 def _basis_text(layer) -> str:

@@ -52,6 +52,11 @@ DEFAULT_POINTS = {"interior": 2000, "boundary": 400, "initial": 400, "method": "
 TEST_PER_AXIS = {1: 101, 2: 101, 3: 31}
 
 
+def default_test(dim: int) -> int:
+    """Points per axis of the default test grid with ``dim`` coordinates (11 beyond three)."""
+    return TEST_PER_AXIS.get(dim, 11)
+
+
 class ProblemError(ValueError):
     """A problem file or specification is invalid (message: one line naming the problem)."""
 
@@ -203,7 +208,7 @@ class Problem:
                     raise ProblemError(f"problem {self.name!r}: {e}") from None
         # test is per axis: 101 in 3-D (or 2-D and time) would be a million points,
         # evaluated at every history row and saved with the run
-        test = {"test": TEST_PER_AXIS.get(self.domain_dim, 11)}
+        test = {"test": default_test(self.domain_dim)}
         self.points = {**DEFAULT_POINTS, **test, **self.points}
         self.validate()
 

@@ -404,12 +404,10 @@ def test_set(problem, n=None, dtype=torch.float64, device="cpu") -> tuple[Tensor
         One line naming the problem file when ``exact`` or ``reference`` raises (chained from
         the original exception) or returns values of the wrong shape or non-finite values.
     """
-    from .problem import ProblemError, user_code_error
+    from .problem import ProblemError, default_test, user_code_error
 
     if n is None:
-        from .problem import TEST_PER_AXIS
-
-        n = problem.points.get("test", TEST_PER_AXIS.get(problem.domain_dim, 11))
+        n = problem.points.get("test", default_test(problem.domain_dim))
     where = problem.source or f"problem {problem.name!r}"
     # Built on the CPU and moved at the end: an exact(x) written with NumPy works on any
     # device, and the test values do not depend on the GPU's transcendental functions.

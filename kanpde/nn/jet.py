@@ -44,10 +44,10 @@ class Jet:
     pairs: Pairs = ()
 
 
-def check_order(order) -> int:
-    """``order`` of a jet (0, 1 or 2), or a one-line error."""
+def check_order(order, what: str = "jet order") -> int:
+    """``order`` of a jet (0, 1 or 2), or a one-line error naming it as ``what``."""
     if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= 2:
-        raise ValueError(f"jet order must be 0, 1 or 2, got {order!r}")
+        raise ValueError(f"{what} must be 0, 1 or 2, got {order!r}")
     return order
 
 

@@ -359,8 +359,7 @@ class KANLayer(nn.Module):
         Returns ``order + 1`` tensors ``(N, n_in, n_out)``: ``φ_{oi}^{(q)}(x_i)``.
         """
         self._check(x)
-        if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= 2:
-            raise ValueError(f"edges: order must be 0, 1 or 2, got {order!r}")
+        check_order(order, "edges: order")
         return tuple(p.permute(2, 1, 0) for p in self._edges(x.t(), order))
 
     def forward(self, x: Tensor) -> Tensor:
